@@ -1,0 +1,176 @@
+//! The `sluice` command line: script mode (files, `-e`, piped stdin) and the REPL.
+//!
+//! This is the only module that prints. Results go to stdout (or `--output`),
+//! everything else to stderr; any failed statement makes the exit code 1.
+
+mod output;
+mod repl;
+mod report;
+mod runner;
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use output::{OutputError, OutputFormat, ResultWriter};
+pub use runner::{Runner, RunnerOptions};
+
+use crate::Engine;
+
+/// Sluice: one SQL over files (batch) and streams (continuous).
+///
+/// With no FILE and no -e, reads SQL from stdin when it is piped, or opens
+/// the interactive shell on a terminal.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, long_about = None)]
+pub struct Args {
+    /// SQL files to run, in order (after any -e).
+    pub files: Vec<PathBuf>,
+    /// SQL to run; may be given several times.
+    #[arg(short = 'e', long = "execute", value_name = "SQL")]
+    pub execute: Vec<String>,
+    /// Output format [default: table on a terminal, csv otherwise].
+    #[arg(short = 'f', long, value_enum)]
+    pub format: Option<OutputFormat>,
+    /// Write results to FILE instead of stdout.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Go on after a failing statement (the exit code is still 1).
+    #[arg(long)]
+    pub continue_on_error: bool,
+    /// Rows a table shows at most [default: 40 on a terminal, all otherwise].
+    #[arg(long, value_name = "N")]
+    pub max_rows: Option<usize>,
+    /// Show how long each statement took.
+    #[arg(long)]
+    pub timing: bool,
+}
+
+/// Run the command line; the process's exit code.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> ExitCode {
+    let interactive = args.files.is_empty() && args.execute.is_empty() && std::io::stdin().is_terminal();
+    let stdout_is_tty = args.output.is_none() && std::io::stdout().is_terminal();
+    let format = args
+        .format
+        .unwrap_or_else(|| default_format(args.output.as_deref(), stdout_is_tty));
+    let out: Box<dyn std::io::Write + Send> = match &args.output {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => Box::new(std::io::BufWriter::new(file)),
+            Err(e) => {
+                eprintln!("Error: cannot write '{}': {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Box::new(std::io::stdout()),
+    };
+    let options = RunnerOptions {
+        format,
+        max_rows: args
+            .max_rows
+            .unwrap_or(if stdout_is_tty { 40 } else { usize::MAX }),
+        timing: args.timing || interactive,
+        continue_on_error: args.continue_on_error,
+        unicode: stdout_is_tty,
+        detailed_errors: std::io::stderr().is_terminal(),
+    };
+    let mut runner = Runner::new(Engine::new(), out, options);
+
+    if interactive {
+        return repl::run(&mut runner).await;
+    }
+    let mut sources: Vec<(String, SqlSource)> = Vec::new();
+    for (i, sql) in args.execute.iter().enumerate() {
+        let name = match args.execute.len() {
+            1 => "<command line>".to_string(),
+            _ => format!("<command line #{}>", i + 1),
+        };
+        sources.push((name, SqlSource::Text(sql.clone())));
+    }
+    for path in &args.files {
+        sources.push((path.display().to_string(), SqlSource::File(path.clone())));
+    }
+    if sources.is_empty() {
+        sources.push(("<stdin>".to_string(), SqlSource::Stdin));
+    }
+
+    let mut ok = true;
+    for (name, source) in sources {
+        let outcome = match source.read() {
+            Ok(sql) => runner.run_text(&name, &sql).await,
+            Err(e) => {
+                eprintln!("Error: cannot read '{name}': {e}");
+                Outcome::Failed
+            }
+        };
+        match outcome {
+            Outcome::Ok => {}
+            Outcome::Failed => {
+                ok = false;
+                if !runner.options().continue_on_error {
+                    break;
+                }
+            }
+            // `| head` has what it wants: stop, without an error.
+            Outcome::OutputClosed => break,
+        }
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// Where a script comes from; files and stdin are read when their turn comes.
+enum SqlSource {
+    Text(String),
+    File(PathBuf),
+    Stdin,
+}
+
+impl SqlSource {
+    fn read(self) -> std::io::Result<String> {
+        match self {
+            SqlSource::Text(sql) => Ok(sql),
+            SqlSource::File(path) => std::fs::read_to_string(path),
+            SqlSource::Stdin => {
+                let mut sql = String::new();
+                std::io::stdin().read_to_string(&mut sql)?;
+                Ok(sql)
+            }
+        }
+    }
+}
+
+/// The format when none is given: by the output file's extension, else a
+/// table for a terminal and CSV for a pipe.
+fn default_format(output: Option<&std::path::Path>, stdout_is_tty: bool) -> OutputFormat {
+    match output.and_then(|p| p.extension()).and_then(|e| e.to_str()) {
+        Some("json" | "ndjson" | "jsonl") => OutputFormat::Json,
+        Some("txt") => OutputFormat::Table,
+        Some(_) => OutputFormat::Csv,
+        None if stdout_is_tty => OutputFormat::Table,
+        None => OutputFormat::Csv,
+    }
+}
+
+/// How a run of one source of SQL ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every statement succeeded.
+    Ok,
+    /// Some statement failed (already reported).
+    Failed,
+    /// The output was closed (`| head`): stop quietly, successfully.
+    OutputClosed,
+}

@@ -1,0 +1,266 @@
+//! Result output: a table for people, CSV and NDJSON for pipes.
+//!
+//! Rows are written as batches arrive, so `| head` and `| jq` see them early;
+//! a closed pipe is reported as [`OutputError::Closed`] so the caller can end
+//! quietly instead of failing.
+
+use std::io::{self, Write};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
+
+/// How results are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// A boxed table, with a row count.
+    Table,
+    /// Comma-separated values with a header line.
+    Csv,
+    /// Newline-delimited JSON: one object per row (NDJSON).
+    Json,
+}
+
+/// Why output stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// The reader went away (`| head`): not an error for the user.
+    #[error("output closed")]
+    Closed,
+    /// Anything else.
+    #[error("cannot write results: {0}")]
+    Failed(String),
+}
+
+impl From<io::Error> for OutputError {
+    fn from(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            OutputError::Closed
+        } else {
+            OutputError::Failed(e.to_string())
+        }
+    }
+}
+
+impl From<ArrowError> for OutputError {
+    fn from(e: ArrowError) -> Self {
+        match e {
+            ArrowError::IoError(_, io) => io.into(),
+            other => OutputError::Failed(other.to_string()),
+        }
+    }
+}
+
+/// Writes one statement's results in a format.
+pub struct ResultWriter<'a> {
+    format: OutputFormat,
+    out: &'a mut dyn Write,
+    schema: SchemaRef,
+    /// Table format: rows kept for display (a table needs all widths first).
+    table_rows: Vec<Vec<String>>,
+    /// Table format: how many rows to show at most.
+    max_rows: usize,
+    /// Rows seen so far.
+    rows: usize,
+    /// CSV: whether the header line is out.
+    header_written: bool,
+    /// Whether the terminal can show box-drawing characters.
+    unicode: bool,
+}
+
+impl<'a> ResultWriter<'a> {
+    /// A writer for results with `schema`. `max_rows` bounds the rows a table shows.
+    pub fn new(
+        format: OutputFormat,
+        out: &'a mut dyn Write,
+        schema: SchemaRef,
+        max_rows: usize,
+        unicode: bool,
+    ) -> Self {
+        Self {
+            format,
+            out,
+            schema,
+            table_rows: Vec::new(),
+            max_rows,
+            rows: 0,
+            header_written: false,
+            unicode,
+        }
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Write one batch (CSV and JSON go out at once and are flushed).
+    pub fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), OutputError> {
+        self.rows += batch.num_rows();
+        match self.format {
+            OutputFormat::Table => {
+                let room = self.max_rows.saturating_sub(self.table_rows.len());
+                if room > 0 {
+                    self.table_rows
+                        .extend(format_rows(&batch.slice(0, batch.num_rows().min(room)))?);
+                }
+                Ok(())
+            }
+            OutputFormat::Csv => {
+                arrow::csv::WriterBuilder::new()
+                    .with_header(!self.header_written)
+                    .with_timestamp_format("%Y-%m-%dT%H:%M:%S%.f".to_string())
+                    .build(&mut *self.out)
+                    .write(batch)?;
+                self.header_written = true;
+                self.out.flush()?;
+                Ok(())
+            }
+            OutputFormat::Json => {
+                {
+                    let mut writer = arrow::json::WriterBuilder::new()
+                        .with_explicit_nulls(true)
+                        .build::<_, arrow::json::writer::LineDelimited>(&mut *self.out);
+                    writer.write(batch)?;
+                    writer.finish()?;
+                }
+                self.out.flush()?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Finish: a table is drawn now; CSV of an empty result still gets its header.
+    /// `footer` is appended under a table (row count, time).
+    pub fn finish(self, footer: Option<&str>) -> Result<(), OutputError> {
+        match self.format {
+            OutputFormat::Table => {
+                let mut table = Table::new();
+                table
+                    .load_preset(if self.unicode {
+                        presets::UTF8_FULL_CONDENSED
+                    } else {
+                        presets::ASCII_FULL_CONDENSED
+                    })
+                    .set_content_arrangement(ContentArrangement::Disabled)
+                    .set_header(self.schema.fields().iter().map(|f| Cell::new(f.name())));
+                for (i, field) in self.schema.fields().iter().enumerate() {
+                    if field.data_type().is_numeric()
+                        && let Some(column) = table.column_mut(i)
+                    {
+                        column.set_cell_alignment(CellAlignment::Right);
+                    }
+                }
+                for row in &self.table_rows {
+                    table.add_row(row);
+                }
+                writeln!(self.out, "{table}")?;
+                if self.rows > self.table_rows.len() {
+                    writeln!(
+                        self.out,
+                        "({} more rows not shown; use --max-rows or another --format)",
+                        self.rows - self.table_rows.len()
+                    )?;
+                }
+                if let Some(footer) = footer {
+                    writeln!(self.out, "{footer}")?;
+                }
+            }
+            OutputFormat::Csv if !self.header_written => {
+                let names: Vec<&str> = self.schema.fields().iter().map(|f| f.name().as_str()).collect();
+                writeln!(self.out, "{}", names.join(","))?;
+            }
+            OutputFormat::Csv | OutputFormat::Json => {}
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// Every cell of a batch as display text (NULL for nulls).
+fn format_rows(batch: &RecordBatch) -> Result<Vec<Vec<String>>, ArrowError> {
+    let options = FormatOptions::default().with_null("NULL");
+    let formatters = batch
+        .columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((0..batch.num_rows())
+        .map(|row| formatters.iter().map(|f| f.value(row).to_string()).collect())
+        .collect())
+}
+
+/// `3 rows`, `1 row`: the row count under a table.
+pub fn row_count(rows: usize) -> String {
+    if rows == 1 {
+        "1 row".to_string()
+    } else {
+        format!("{rows} rows")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn batch() -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2])),
+                Arc::new(StringArray::from(vec![Some("a,b"), None])),
+            ],
+        )
+        .expect("valid batch")
+    }
+
+    fn render(format: OutputFormat, max_rows: usize) -> String {
+        let b = batch();
+        let mut out = Vec::new();
+        let mut w = ResultWriter::new(format, &mut out, b.schema(), max_rows, false);
+        w.write_batch(&b).expect("write");
+        w.write_batch(&b).expect("write");
+        w.finish(Some("4 rows")).expect("finish");
+        String::from_utf8(out).expect("utf8")
+    }
+
+    #[test]
+    fn csv_has_one_header_and_quotes() {
+        assert_eq!(
+            render(OutputFormat::Csv, 0),
+            "id,name\n1,\"a,b\"\n2,\n1,\"a,b\"\n2,\n"
+        );
+    }
+
+    #[test]
+    fn json_is_one_object_per_line_with_nulls() {
+        let text = render(OutputFormat::Json, 0);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[1], r#"{"id":2,"name":null}"#);
+    }
+
+    #[test]
+    fn table_shows_null_and_truncates() {
+        let text = render(OutputFormat::Table, 3);
+        assert!(text.contains("| NULL |"), "{text}");
+        assert!(text.contains("(1 more rows not shown"), "{text}");
+        assert!(text.trim_end().ends_with("4 rows"), "{text}");
+    }
+
+    #[test]
+    fn closed_pipe_is_not_a_failure() {
+        let e: OutputError = io::Error::from(io::ErrorKind::BrokenPipe).into();
+        assert!(matches!(e, OutputError::Closed));
+    }
+}

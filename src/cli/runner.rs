@@ -1,0 +1,131 @@
+//! Runs SQL text statement by statement and writes each result.
+
+use std::io::Write;
+use std::time::Instant;
+
+use futures::StreamExt;
+
+use super::Outcome;
+use super::output::{OutputError, OutputFormat, ResultWriter, row_count};
+use super::report::{Source, report};
+use crate::Engine;
+use crate::error::SluiceError;
+
+/// How results and errors are shown.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    /// Output format for rows.
+    pub format: OutputFormat,
+    /// Rows a table shows at most.
+    pub max_rows: usize,
+    /// Show elapsed time under tables.
+    pub timing: bool,
+    /// Go on after a failed statement.
+    pub continue_on_error: bool,
+    /// Draw tables with box characters (a terminal) or ASCII.
+    pub unicode: bool,
+    /// Quote the failing line with a caret under errors (a terminal).
+    pub detailed_errors: bool,
+}
+
+/// An engine plus where its results go.
+pub struct Runner {
+    engine: Engine,
+    out: Box<dyn Write + Send>,
+    options: RunnerOptions,
+}
+
+enum Failure {
+    Sql(SluiceError),
+    Output(OutputError),
+}
+
+impl Runner {
+    /// A runner writing results to `out`.
+    pub fn new(engine: Engine, out: Box<dyn Write + Send>, options: RunnerOptions) -> Self {
+        Self { engine, out, options }
+    }
+
+    /// The engine (for the REPL's table listing and completion).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The display options.
+    pub fn options(&self) -> &RunnerOptions {
+        &self.options
+    }
+
+    /// The display options, to change (`\timing`).
+    pub fn options_mut(&mut self) -> &mut RunnerOptions {
+        &mut self.options
+    }
+
+    /// Run every statement of `sql` in order; `name` says where it came from.
+    pub async fn run_text(&mut self, name: &str, sql: &str) -> Outcome {
+        let source = Source { name, text: sql };
+        let statements = match self.engine.split(sql) {
+            Ok(statements) => statements,
+            Err(e) => {
+                self.report(&source, &e);
+                return Outcome::Failed;
+            }
+        };
+        let mut outcome = Outcome::Ok;
+        for tokens in &statements {
+            match self.run_statement(tokens).await {
+                Ok(()) => {}
+                Err(Failure::Output(OutputError::Closed)) => return Outcome::OutputClosed,
+                Err(Failure::Output(e)) => {
+                    eprintln!("Error: {e}");
+                    return Outcome::Failed;
+                }
+                Err(Failure::Sql(e)) => {
+                    self.report(&source, &e);
+                    outcome = Outcome::Failed;
+                    if !self.options.continue_on_error {
+                        return outcome;
+                    }
+                }
+            }
+        }
+        outcome
+    }
+
+    async fn run_statement(&mut self, tokens: &crate::sql::StatementTokens) -> Result<(), Failure> {
+        let started = Instant::now();
+        let statement = self.engine.parse(tokens).map_err(Failure::Sql)?;
+        let mut output = self.engine.execute(&statement).await.map_err(Failure::Sql)?;
+        if !output.returns_rows {
+            return Ok(());
+        }
+        let schema = output.stream.schema();
+        let mut writer = ResultWriter::new(
+            self.options.format,
+            &mut *self.out,
+            schema,
+            self.options.max_rows,
+            self.options.unicode,
+        );
+        while let Some(batch) = output.stream.next().await {
+            let batch = batch.map_err(|e| Failure::Sql(SluiceError::from(e).or_at(statement.span)))?;
+            writer.write_batch(&batch).map_err(Failure::Output)?;
+        }
+        let footer = match (self.options.format, self.options.timing) {
+            (OutputFormat::Table, true) => Some(format!(
+                "{} in {:.3} s",
+                row_count(writer.rows()),
+                started.elapsed().as_secs_f64()
+            )),
+            (OutputFormat::Table, false) => Some(row_count(writer.rows())),
+            _ => None,
+        };
+        writer.finish(footer.as_deref()).map_err(Failure::Output)?;
+        Ok(())
+    }
+
+    fn report(&self, source: &Source<'_>, error: &SluiceError) {
+        let mut err = std::io::stderr().lock();
+        report(&mut err, source, error, self.options.detailed_errors);
+    }
+}

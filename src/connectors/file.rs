@@ -1,0 +1,346 @@
+//! The `file` connector: CSV, NDJSON, Parquet and Arrow files, directories and
+//! globs, local or remote through object_store.
+//!
+//! The reading itself is DataFusion's `ListingTable`, built by DataFusion's own
+//! `ListingTableFactory` from a `CreateExternalTable` command, so a connector
+//! table reads exactly as `CREATE EXTERNAL TABLE` would. What this module adds
+//! is Flink's option names, clear errors for missing files and bad options, and
+//! a check of the declared columns against the file.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
+use datafusion::common::{DFSchema, TableReference, plan_err};
+use datafusion::datasource::listing_table_factory::ListingTableFactory;
+use datafusion::error::Result;
+use datafusion::logical_expr::CreateExternalTable;
+
+use super::{Options, object_stores};
+
+/// The file formats the connector reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// Comma (or other) separated values, with a header line by default.
+    Csv,
+    /// Newline-delimited JSON, one object per line.
+    Json,
+    /// Apache Parquet.
+    Parquet,
+    /// Arrow IPC files.
+    Arrow,
+}
+
+impl FileFormat {
+    fn parse(name: &str) -> Result<Self> {
+        match name.to_lowercase().as_str() {
+            "csv" => Ok(Self::Csv),
+            "json" | "ndjson" => Ok(Self::Json),
+            "parquet" => Ok(Self::Parquet),
+            "arrow" | "ipc" => Ok(Self::Arrow),
+            other => plan_err!("unknown format '{other}'; use 'csv', 'json', 'parquet' or 'arrow'"),
+        }
+    }
+
+    /// The format a path's extension suggests (`x.csv.gz` is not guessed).
+    fn from_extension(path: &str) -> Option<Self> {
+        let ext = Path::new(path).extension()?.to_str()?;
+        Self::parse(ext).ok()
+    }
+
+    /// DataFusion's name for the format (`STORED AS ...`).
+    fn datafusion_name(self) -> &'static str {
+        match self {
+            Self::Csv => "CSV",
+            Self::Json => "JSON",
+            Self::Parquet => "PARQUET",
+            Self::Arrow => "ARROW",
+        }
+    }
+
+    /// Whether values are text that the reader parses into the declared types
+    /// (so a declared type is a parsing instruction, not a claim about the file).
+    fn is_text(self) -> bool {
+        matches!(self, Self::Csv | Self::Json)
+    }
+}
+
+impl std::fmt::Display for FileFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.datafusion_name().to_lowercase())
+    }
+}
+
+/// The options the file connector accepts, for error messages.
+pub const ACCEPTED_OPTIONS: &[&str] = &[
+    "connector",
+    "path",
+    "format",
+    "csv.header",
+    "csv.field-delimiter",
+    "csv.quote-character",
+    "csv.null-literal",
+    "s3.<key> (region, endpoint, access_key_id, secret_access_key, session_token, allow_http, ...)",
+];
+
+/// A file table ready to register.
+#[derive(Debug)]
+pub struct FileTable {
+    /// DataFusion's listing table over the files.
+    pub provider: Arc<dyn TableProvider>,
+    /// Where the data is.
+    pub path: String,
+    /// How it is encoded.
+    pub format: FileFormat,
+}
+
+/// Build a file table from its options. `declared` is the schema written in
+/// `CREATE TABLE`, or `None` to take it from the files.
+pub async fn create_table(
+    state: &dyn Session,
+    name: &TableReference,
+    declared: Option<SchemaRef>,
+    mut options: Options,
+) -> Result<FileTable> {
+    let path = options.take_required("path", "the file, directory or glob to read")?;
+    let format = match options.take("format") {
+        Some(f) => FileFormat::parse(&f)?,
+        None => match FileFormat::from_extension(&path) {
+            Some(f) => f,
+            None => {
+                return plan_err!(
+                    "cannot tell the format of '{path}' from its name: add 'format' = 'csv', 'json', 'parquet' or 'arrow'"
+                );
+            }
+        },
+    };
+    let mut format_options = HashMap::new();
+    let header = options.take_bool("csv.header")?;
+    let delimiter = options.take_char("csv.field-delimiter")?;
+    let quote = options.take_char("csv.quote-character")?;
+    let null_literal = options.take("csv.null-literal");
+    let csv_given = header.is_some() || delimiter.is_some() || quote.is_some() || null_literal.is_some();
+    if csv_given && format != FileFormat::Csv {
+        return plan_err!("'csv.*' options apply to 'format' = 'csv', not '{format}'");
+    }
+    if format == FileFormat::Csv {
+        format_options.insert("format.has_header".into(), header.unwrap_or(true).to_string());
+        if let Some(d) = delimiter {
+            format_options.insert("format.delimiter".into(), d.to_string());
+        }
+        if let Some(q) = quote {
+            format_options.insert("format.quote".into(), q.to_string());
+        }
+        if let Some(null) = null_literal {
+            format_options.insert("format.null_regex".into(), format!("^{}$", escape_regex(&null)));
+        }
+    }
+    let s3_options = options.take_prefixed("s3.");
+    options.take("connector");
+    options.finish("file", ACCEPTED_OPTIONS)?;
+
+    object_stores::register_for_location(state.runtime_env(), &path, &s3_options)?;
+    check_local_path_exists(&path)?;
+
+    let command = |schema: Arc<DFSchema>| {
+        CreateExternalTable::builder(name.clone(), path.clone(), format.datafusion_name(), schema)
+            .with_options(format_options.clone())
+            .build()
+    };
+    let factory = ListingTableFactory::new();
+    let from_files = factory
+        .create(state, &command(Arc::new(DFSchema::empty())))
+        .await?;
+    let provider = match declared {
+        None => from_files,
+        Some(declared) => {
+            check_declared_schema(&declared, &from_files.schema(), &path, format)?;
+            let schema = DFSchema::try_from(declared.as_ref().clone())?;
+            factory.create(state, &command(Arc::new(schema))).await?
+        }
+    };
+    Ok(FileTable {
+        provider,
+        path,
+        format,
+    })
+}
+
+/// A missing local file is the most common mistake: say so plainly, with the
+/// directory the path is relative to.
+fn check_local_path_exists(path: &str) -> Result<()> {
+    let is_url = url::Url::parse(path).is_ok_and(|u| u.scheme().len() > 1);
+    let is_glob = path.contains(['*', '?', '[']);
+    if is_url || is_glob || Path::new(path).exists() {
+        return Ok(());
+    }
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    plan_err!("file not found: '{path}' (relative paths start at {cwd})")
+}
+
+/// Compare the declared columns with what the files hold.
+///
+/// CSV columns are matched by position (the reader ignores header names), so
+/// a header naming other columns, or another column count, means the
+/// declaration does not describe the file. JSON is matched by name. Parquet
+/// and Arrow carry types, which must agree with the declaration up to width
+/// (Int32 read as Int64 is fine, Utf8 as Int64 is not).
+fn check_declared_schema(declared: &Schema, file: &Schema, path: &str, format: FileFormat) -> Result<()> {
+    if format == FileFormat::Csv {
+        if declared.fields().len() != file.fields().len() {
+            return plan_err!(
+                "file '{path}' has {} columns ({}) but the table declares {}: declare every column, in file order",
+                file.fields().len(),
+                names(file),
+                declared.fields().len()
+            );
+        }
+        for (i, (d, f)) in declared.fields().iter().zip(file.fields()).enumerate() {
+            // Without a header DataFusion names columns column_1, column_2, ...
+            let generated = f.name() == &format!("column_{}", i + 1);
+            if !generated && !d.name().eq_ignore_ascii_case(f.name()) {
+                return plan_err!(
+                    "column {} of file '{path}' is '{}' in its header but the table declares '{}' there: declare columns in file order, or set 'csv.header' = 'false'",
+                    i + 1,
+                    f.name(),
+                    d.name()
+                );
+            }
+        }
+        return Ok(());
+    }
+    for d in declared.fields() {
+        let Some(f) = file
+            .fields()
+            .iter()
+            .find(|f| f.name().eq_ignore_ascii_case(d.name()))
+        else {
+            return plan_err!(
+                "column '{}' is declared but file '{path}' has no such column; it has: {}",
+                d.name(),
+                names(file)
+            );
+        };
+        if !format.is_text() && !same_family(d.data_type(), f.data_type()) {
+            return plan_err!(
+                "column '{}' is declared {} but file '{path}' stores {}: declare it as the file stores it, or CAST in the query",
+                d.name(),
+                d.data_type(),
+                f.data_type()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn names(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Types that DataFusion's schema adapter converts between without loss of
+/// meaning: integers of any width, floats, strings, timestamps of any unit.
+fn same_family(a: &DataType, b: &DataType) -> bool {
+    use DataType::*;
+    let family = |t: &DataType| match t {
+        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 => 1,
+        Float16 | Float32 | Float64 => 2,
+        Utf8 | LargeUtf8 | Utf8View => 3,
+        Timestamp(_, _) => 4,
+        Binary | LargeBinary | BinaryView => 5,
+        Dictionary(_, v) => match v.as_ref() {
+            Utf8 | LargeUtf8 | Utf8View => 3,
+            _ => 0,
+        },
+        _ => 0,
+    };
+    a == b || (family(a) != 0 && family(a) == family(b))
+}
+
+fn escape_regex(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
+            special.then_some('\\').into_iter().chain(std::iter::once(c))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{Field, TimeUnit};
+
+    fn schema(fields: &[(&str, DataType)]) -> Schema {
+        Schema::new(
+            fields
+                .iter()
+                .map(|(n, t)| Field::new(*n, t.clone(), true))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn csv_columns_match_by_position() {
+        let file = schema(&[("id", DataType::Int64), ("name", DataType::Utf8)]);
+        let ok = schema(&[("ID", DataType::Int32), ("name", DataType::Utf8)]);
+        check_declared_schema(&ok, &file, "a.csv", FileFormat::Csv).expect("same names");
+        let swapped = schema(&[("name", DataType::Utf8), ("id", DataType::Int64)]);
+        let err = check_declared_schema(&swapped, &file, "a.csv", FileFormat::Csv).expect_err("order");
+        assert!(
+            err.to_string().contains("column 1 of file 'a.csv' is 'id'"),
+            "{err}"
+        );
+        let short = schema(&[("id", DataType::Int64)]);
+        let err = check_declared_schema(&short, &file, "a.csv", FileFormat::Csv).expect_err("count");
+        assert!(
+            err.to_string()
+                .contains("has 2 columns (id, name) but the table declares 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn parquet_types_must_agree_up_to_width() {
+        let file = schema(&[
+            ("n", DataType::Int32),
+            ("ts", DataType::Timestamp(TimeUnit::Microsecond, None)),
+            ("s", DataType::Utf8View),
+        ]);
+        let ok = schema(&[
+            ("n", DataType::Int64),
+            ("ts", DataType::Timestamp(TimeUnit::Millisecond, None)),
+        ]);
+        check_declared_schema(&ok, &file, "a.parquet", FileFormat::Parquet).expect("compatible");
+        let bad = schema(&[("s", DataType::Int64)]);
+        let err = check_declared_schema(&bad, &file, "a.parquet", FileFormat::Parquet).expect_err("type");
+        assert!(
+            err.to_string()
+                .contains("column 's' is declared Int64 but file 'a.parquet' stores Utf8View"),
+            "{err}"
+        );
+        let missing = schema(&[("x", DataType::Int64)]);
+        let err =
+            check_declared_schema(&missing, &file, "a.parquet", FileFormat::Parquet).expect_err("missing");
+        assert!(
+            err.to_string().contains("has no such column; it has: n, ts, s"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn formats_from_names_and_extensions() {
+        assert_eq!(FileFormat::from_extension("x/y.ndjson"), Some(FileFormat::Json));
+        assert_eq!(FileFormat::from_extension("x/y.txt"), None);
+        assert!(FileFormat::parse("xml").is_err());
+        assert_eq!(escape_regex("N/A."), "N/A\\.");
+    }
+}

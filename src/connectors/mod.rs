@@ -1,0 +1,27 @@
+//! Sources and sinks. Connectors know Arrow and DataFusion, nothing of SQL
+//! text or of the CLI: the planner hands them a schema and the `WITH` options.
+
+pub mod file;
+pub mod object_stores;
+mod options;
+
+pub use options::Options;
+
+/// Whether a source ends. Decides the executor: a query whose sources are all
+/// bounded runs in batch on DataFusion; any unbounded source makes it continuous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boundedness {
+    /// The source has an end (a file, a generator with an event count).
+    Bounded,
+    /// The source may go on forever (stdin, a followed file, Kafka).
+    Unbounded,
+}
+
+impl std::fmt::Display for Boundedness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Boundedness::Bounded => "bounded",
+            Boundedness::Unbounded => "unbounded",
+        })
+    }
+}

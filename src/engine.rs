@@ -1,0 +1,211 @@
+//! The engine: one session that takes SQL text through every layer.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::common::config::ConfigExtension;
+use datafusion::common::extensions_options;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::sql::parser::Statement as DFStatement;
+use futures::TryStreamExt;
+use sqlparser::dialect::{Dialect, dialect_from_str};
+
+use crate::connectors::object_stores;
+use crate::error::{Result, SluiceError};
+use crate::plan::{Executor, ExecutorChoice, SourceCatalog, choose_executor, create_connector_table};
+use crate::sql::{self, ParsedStatement, Statement, StatementTokens};
+use crate::{batch, stream};
+
+extensions_options! {
+    /// Sluice's own settings, set with `SET sluice.<name> = <value>`.
+    pub struct SluiceOptions {
+        /// EXPLAIN starts with a row naming the executor (batch or continuous) and why.
+        pub explain_executor: bool, default = true
+    }
+}
+
+impl ConfigExtension for SluiceOptions {
+    const PREFIX: &'static str = "sluice";
+}
+
+/// What a statement produced.
+pub struct StatementOutput {
+    /// Its rows (none for DDL and `SET`).
+    pub stream: SendableRecordBatchStream,
+    /// Whether the statement is one that returns rows (a query, EXPLAIN, SHOW,
+    /// DESCRIBE) rather than a command.
+    pub returns_rows: bool,
+    /// The executor that ran it, for queries.
+    pub executor: Option<ExecutorChoice>,
+}
+
+/// A Sluice session: DataFusion's context plus the catalog of connector tables.
+pub struct Engine {
+    ctx: SessionContext,
+    catalog: SourceCatalog,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Engine {
+    /// A session with the settings the CLI uses (information_schema on, so
+    /// `SHOW TABLES` works).
+    pub fn new() -> Self {
+        Self::with_config(SessionConfig::new().with_information_schema(true))
+    }
+
+    /// A session on a given DataFusion configuration.
+    pub fn with_config(config: SessionConfig) -> Self {
+        let config = if config.options().extensions.get::<SluiceOptions>().is_some() {
+            config
+        } else {
+            config.with_option_extension(SluiceOptions::default())
+        };
+        Self {
+            ctx: SessionContext::new_with_config(config),
+            catalog: SourceCatalog::default(),
+        }
+    }
+
+    /// The DataFusion context underneath (for registering UDFs, tables, ...).
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The SQL dialect configured in `datafusion.sql_parser.dialect`.
+    pub fn dialect(&self) -> Result<Box<dyn Dialect>> {
+        let name = self.ctx.state().config_options().sql_parser.dialect;
+        dialect_from_str(name)
+            .ok_or_else(|| DataFusionError::Plan(format!("unsupported SQL dialect: {name}")).into())
+    }
+
+    /// Cut a script into statements (tokenizing once, keeping positions).
+    pub fn split(&self, sql: &str) -> Result<Vec<StatementTokens>> {
+        sql::split_statements(sql, self.dialect()?.as_ref())
+    }
+
+    /// Parse one statement.
+    pub fn parse(&self, tokens: &StatementTokens) -> Result<ParsedStatement> {
+        let recursion_limit = self.ctx.state().config_options().sql_parser.recursion_limit;
+        sql::parse_statement(tokens, self.dialect()?.as_ref(), recursion_limit.get())
+    }
+
+    /// Run one parsed statement. Rows come back as a stream that the caller drives.
+    pub async fn execute(&self, statement: &ParsedStatement) -> Result<StatementOutput> {
+        let at = |e: DataFusionError| SluiceError::from(e).or_at(statement.span);
+        match &statement.statement {
+            Statement::CreateConnectorTable(create) => {
+                create_connector_table(&self.ctx, &self.catalog, create).await?;
+                Ok(empty_output())
+            }
+            Statement::DataFusion(df) => {
+                self.register_object_stores(df).map_err(at)?;
+                let state = self.ctx.state();
+                let plan = state.statement_to_plan(df.as_ref().clone()).await.map_err(at)?;
+                self.execute_plan(plan).await.map_err(|e| e.or_at(statement.span))
+            }
+        }
+    }
+
+    /// Run every statement of a script, collecting each one's rows. For tests
+    /// and tools; the CLI drives [`Engine::execute`] itself to stream output.
+    pub async fn run_script(&self, sql: &str) -> Result<Vec<Vec<RecordBatch>>> {
+        let mut results = Vec::new();
+        for tokens in self.split(sql)? {
+            let statement = self.parse(&tokens)?;
+            let output = self.execute(&statement).await?;
+            let batches: Vec<RecordBatch> = output.stream.try_collect().await?;
+            results.push(batches);
+        }
+        Ok(results)
+    }
+
+    async fn execute_plan(&self, plan: LogicalPlan) -> Result<StatementOutput> {
+        let returns_rows = !matches!(
+            plan,
+            LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
+        ) && !plan.schema().fields().is_empty();
+        let choice = choose_executor(&plan, &self.catalog)?;
+        let explain = matches!(plan, LogicalPlan::Explain(_));
+        if choice.executor == Executor::Continuous && !explain {
+            return Ok(StatementOutput {
+                stream: stream::execute(&choice)?,
+                returns_rows,
+                executor: Some(choice),
+            });
+        }
+        let stream = batch::execute(&self.ctx, plan).await?;
+        let stream = if explain && self.explain_executor() {
+            prepend_executor_row(stream, &choice).await?
+        } else {
+            stream
+        };
+        Ok(StatementOutput {
+            stream,
+            returns_rows,
+            executor: Some(choice),
+        })
+    }
+
+    fn explain_executor(&self) -> bool {
+        self.ctx
+            .state()
+            .config_options()
+            .extensions
+            .get::<SluiceOptions>()
+            .is_none_or(|o| o.explain_executor)
+    }
+
+    /// Remote locations in DataFusion's own statements need their object store
+    /// registered before planning, as connector tables do.
+    fn register_object_stores(&self, statement: &DFStatement) -> datafusion::error::Result<()> {
+        let runtime = self.ctx.runtime_env();
+        match statement {
+            DFStatement::CreateExternalTable(create) => create
+                .locations
+                .iter()
+                .try_for_each(|location| object_stores::register_for_location(&runtime, location, &[])),
+            DFStatement::CopyTo(copy) => object_stores::register_for_location(&runtime, &copy.target, &[]),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn empty_output() -> StatementOutput {
+    let schema = Arc::new(arrow::datatypes::Schema::empty());
+    StatementOutput {
+        stream: Box::pin(
+            MemoryStream::try_new(vec![], schema, None).expect("an empty memory stream always builds"),
+        ),
+        returns_rows: false,
+        executor: None,
+    }
+}
+
+/// EXPLAIN's rows are `(plan_type, plan)`; put `("executor", why)` first.
+async fn prepend_executor_row(
+    stream: SendableRecordBatchStream,
+    choice: &ExecutorChoice,
+) -> datafusion::error::Result<SendableRecordBatchStream> {
+    let schema = stream.schema();
+    let batches: Vec<RecordBatch> = stream.try_collect().await?;
+    if schema.fields().len() != 2 {
+        let stream = MemoryStream::try_new(batches, schema, None)?;
+        return Ok(Box::pin(stream));
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec!["executor"])),
+        Arc::new(StringArray::from(vec![choice.explanation()])),
+    ];
+    let first = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+    let all = std::iter::once(first).chain(batches).collect();
+    Ok(Box::pin(MemoryStream::try_new(all, schema, None)?))
+}

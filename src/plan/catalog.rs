@@ -1,0 +1,238 @@
+//! Connector tables: `CREATE TABLE ... WITH ('connector' = ...)` turned into a
+//! registered DataFusion table plus what the planner must know of its source
+//! (connector, boundedness, watermark).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::common::{DFSchema, TableReference, plan_datafusion_err, plan_err};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::planner::ContextProvider;
+use datafusion::logical_expr::{Expr, ExprSchemable};
+use datafusion::sql::planner::PlannerContext;
+
+use super::SessionFunctions;
+use crate::connectors::{Boundedness, Options, file};
+use crate::error::SluiceError;
+use crate::sql::{CreateConnectorTable, WatermarkDef};
+
+/// What the planner knows of one connector table.
+#[derive(Debug, Clone)]
+pub struct SourceInfo {
+    /// The connector's name (`file`, ...).
+    pub connector: String,
+    /// A short description for EXPLAIN (`csv testdata/orders.csv`).
+    pub description: String,
+    /// Whether the source ends.
+    pub boundedness: Boundedness,
+    /// The event-time column and the watermark expression over the table's row.
+    pub watermark: Option<(String, Expr)>,
+    /// The provider registered for it; a table replaced by other means is no
+    /// longer this source.
+    pub provider: Arc<dyn TableProvider>,
+}
+
+/// The connector tables of a session, by resolved name.
+#[derive(Debug, Default)]
+pub struct SourceCatalog {
+    sources: RwLock<HashMap<String, SourceInfo>>,
+}
+
+impl SourceCatalog {
+    /// The source behind a provider found in a plan, if it is one of ours.
+    pub fn source_of(&self, provider: &Arc<dyn TableProvider>) -> Option<SourceInfo> {
+        let sources = self.sources.read().ok()?;
+        sources
+            .values()
+            .find(|s| Arc::ptr_eq(&s.provider, provider))
+            .cloned()
+    }
+
+    fn insert(&self, name: String, info: SourceInfo) {
+        if let Ok(mut sources) = self.sources.write() {
+            sources.insert(name, info);
+        }
+    }
+}
+
+/// Create and register a connector table.
+pub async fn create_connector_table(
+    ctx: &SessionContext,
+    catalog: &SourceCatalog,
+    create: &CreateConnectorTable,
+) -> Result<(), SluiceError> {
+    let at_name = |e: DataFusionError| SluiceError::at(e, create.name_span);
+    let state = ctx.state();
+    let name = table_reference(
+        create,
+        state.config_options().sql_parser.enable_ident_normalization,
+    )
+    .map_err(at_name)?;
+
+    let exists = ctx.table_exist(name.clone()).map_err(at_name)?;
+    if exists && create.if_not_exists {
+        return Ok(());
+    }
+    if exists && !create.or_replace {
+        return Err(at_name(plan_datafusion_err!(
+            "table '{name}' already exists: use CREATE OR REPLACE TABLE, or DROP TABLE {name} first"
+        )));
+    }
+
+    let functions = SessionFunctions::new(&state);
+    let declared: Option<SchemaRef> = if create.columns.is_empty() {
+        None
+    } else {
+        let schema = functions
+            .sql_to_rel()
+            .build_schema(create.columns.clone())
+            .map_err(at_name)?;
+        Some(Arc::new(schema))
+    };
+
+    let option_span = |key: &str| {
+        create
+            .options
+            .iter()
+            .find(|o| o.key == key)
+            .map(|o| o.span)
+            .unwrap_or(create.name_span)
+    };
+    let Some(connector) = create
+        .options
+        .iter()
+        .find(|o| o.key == "connector")
+        .map(|o| o.value.clone())
+    else {
+        return Err(at_name(plan_datafusion_err!(
+            "missing option 'connector': add WITH ('connector' = 'file', 'path' = ..., 'format' = ...)"
+        )));
+    };
+    let options =
+        Options::try_new(create.options.iter().map(|o| (o.key.clone(), o.value.clone()))).map_err(at_name)?;
+
+    let (provider, description, boundedness) = match connector.to_lowercase().as_str() {
+        "file" | "filesystem" => {
+            let table = file::create_table(&state, &name, declared, options)
+                .await
+                .map_err(|e| locate_option_error(e, &option_span, create))?;
+            let description = format!("{} {}", table.format, table.path);
+            (table.provider, description, Boundedness::Bounded)
+        }
+        other => {
+            return Err(SluiceError::at(
+                plan_datafusion_err!("unknown connector '{other}'; available: 'file'"),
+                option_span("connector"),
+            ));
+        }
+    };
+
+    let watermark = match &create.watermark {
+        Some(wm) => Some(plan_watermark(&functions, &provider.schema(), wm)?),
+        None => None,
+    };
+
+    if exists {
+        ctx.deregister_table(name.clone()).map_err(at_name)?;
+    }
+    ctx.register_table(name.clone(), Arc::clone(&provider))
+        .map_err(at_name)?;
+    catalog.insert(
+        name.to_string(),
+        SourceInfo {
+            connector: connector.to_lowercase(),
+            description,
+            boundedness,
+            watermark,
+            provider,
+        },
+    );
+    Ok(())
+}
+
+/// Point an error from a connector at the option it is about, when the
+/// message names one (`option 'x'`, `'csv.*' options`), else at the table name.
+fn locate_option_error(
+    e: DataFusionError,
+    option_span: &impl Fn(&str) -> sqlparser::tokenizer::Span,
+    create: &CreateConnectorTable,
+) -> SluiceError {
+    let text = e.to_string();
+    let span = create
+        .options
+        .iter()
+        .find(|o| text.contains(&format!("'{}'", o.key)) || text.contains(&format!("'{}'", o.value)))
+        .map(|o| option_span(&o.key))
+        .unwrap_or(create.name_span);
+    SluiceError::at(e, span)
+}
+
+/// Check a `WATERMARK FOR col AS expr` against the table's columns and plan it.
+fn plan_watermark(
+    functions: &SessionFunctions<'_>,
+    schema: &SchemaRef,
+    wm: &WatermarkDef,
+) -> Result<(String, Expr), SluiceError> {
+    let at = |e: DataFusionError| SluiceError::at(e, wm.span);
+    let normalize = functions.options().sql_parser.enable_ident_normalization;
+    let column = datafusion::sql::planner::IdentNormalizer::new(normalize).normalize(wm.column.clone());
+    let Ok(field) = schema.field_with_name(&column) else {
+        return Err(at(plan_datafusion_err!(
+            "WATERMARK FOR '{column}': the table has no such column; its columns are {}",
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    if !matches!(field.data_type(), DataType::Timestamp(_, _)) {
+        return Err(at(plan_datafusion_err!(
+            "WATERMARK FOR '{column}': the column is {}, but event time must be a TIMESTAMP; declare it TIMESTAMP(3) or add a computed column",
+            field.data_type()
+        )));
+    }
+    let df_schema = DFSchema::try_from(schema.as_ref().clone()).map_err(at)?;
+    let expr = functions
+        .sql_to_rel()
+        .sql_to_expr(wm.expr.clone(), &df_schema, &mut PlannerContext::new())
+        .map_err(at)?;
+    let data_type = expr.get_type(&df_schema).map_err(at)?;
+    if !matches!(data_type, DataType::Timestamp(_, _)) {
+        return Err(at(plan_datafusion_err!(
+            "the WATERMARK expression '{}' is {data_type}, not a TIMESTAMP: write it as {column} - INTERVAL '5' SECOND",
+            wm.expr
+        )));
+    }
+    Ok((column, expr))
+}
+
+/// The table's name as DataFusion resolves it: `t`, `schema.t` or `catalog.schema.t`,
+/// each part normalized (lowercased unless quoted) as DataFusion does.
+fn table_reference(create: &CreateConnectorTable, normalize: bool) -> Result<TableReference> {
+    let normalizer = datafusion::sql::planner::IdentNormalizer::new(normalize);
+    let parts: Vec<String> = create
+        .name
+        .0
+        .iter()
+        .filter_map(|part| part.as_ident().cloned())
+        .map(|ident| normalizer.normalize(ident))
+        .collect();
+    match parts.as_slice() {
+        [table] => Ok(TableReference::bare(table.as_str())),
+        [schema, table] => Ok(TableReference::partial(schema.as_str(), table.as_str())),
+        [catalog, schema, table] => Ok(TableReference::full(
+            catalog.as_str(),
+            schema.as_str(),
+            table.as_str(),
+        )),
+        _ => plan_err!(
+            "'{}' is not a table name: write table, schema.table or catalog.schema.table",
+            create.name
+        ),
+    }
+}

@@ -1,0 +1,28 @@
+//! From statements to plans: the catalog of connector tables, DataFusion's
+//! logical planning, and the choice of executor by boundedness.
+
+mod boundedness;
+mod catalog;
+mod sql_context;
+
+pub use boundedness::{ExecutorChoice, SourceUse, choose_executor};
+pub use catalog::{SourceCatalog, SourceInfo, create_connector_table};
+pub use sql_context::SessionFunctions;
+
+/// Which executor runs a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Executor {
+    /// DataFusion's batch engine: every source is bounded.
+    Batch,
+    /// Sluice's incremental engine: some source is unbounded (or forced).
+    Continuous,
+}
+
+impl std::fmt::Display for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Executor::Batch => "batch",
+            Executor::Continuous => "continuous",
+        })
+    }
+}

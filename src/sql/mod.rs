@@ -1,0 +1,119 @@
+//! SQL text to statements: our dialect as a layer over DataFusion's parser.
+//!
+//! A script is tokenized once with sqlparser (so every token keeps its line
+//! and column in the whole script) and split at top-level `;`. Each statement's
+//! tokens then go either to our own parser, for the forms DataFusion does not
+//! know (`CREATE TABLE ... WITH ('connector' = ...)`), or unchanged to
+//! DataFusion's `DFParser`, so DataFusion's behaviour is never lost.
+
+mod create_table;
+mod split;
+
+pub use create_table::{ConnectorOption, CreateConnectorTable, WatermarkDef};
+pub use split::{StatementTokens, is_complete, split_statements};
+
+use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
+use sqlparser::dialect::Dialect;
+use sqlparser::tokenizer::Span;
+
+use crate::error::{Result, SluiceError};
+
+/// One parsed statement of a script.
+#[derive(Debug, Clone)]
+pub struct ParsedStatement {
+    /// What the statement says.
+    pub statement: Statement,
+    /// Where it stands in the script.
+    pub span: Span,
+    /// Its source text, without the closing `;`.
+    pub text: String,
+}
+
+/// The statements Sluice understands.
+#[derive(Debug, Clone)]
+pub enum Statement {
+    /// Anything DataFusion parses: standard SQL and DataFusion's extensions
+    /// (`CREATE EXTERNAL TABLE`, `COPY`, `EXPLAIN`, `SET`, ...).
+    DataFusion(Box<DFStatement>),
+    /// `CREATE TABLE name (columns, WATERMARK FOR ...) WITH ('connector' = ...)`.
+    CreateConnectorTable(Box<CreateConnectorTable>),
+}
+
+/// Parse one statement's tokens with `dialect`.
+pub fn parse_statement(
+    tokens: &StatementTokens,
+    dialect: &dyn Dialect,
+    recursion_limit: usize,
+) -> Result<ParsedStatement> {
+    let statement = if create_table::is_connector_table(&tokens.tokens) {
+        let create = create_table::parse(tokens.tokens.clone(), dialect)?;
+        Statement::CreateConnectorTable(Box::new(create))
+    } else {
+        let mut parser = DFParserBuilder::new(tokens.tokens.clone())
+            .with_dialect(dialect)
+            .with_recursion_limit(recursion_limit)
+            .build()
+            .map_err(SluiceError::from)?;
+        let mut statements = parser.parse_statements().map_err(SluiceError::from)?;
+        match (statements.pop_front(), statements.is_empty()) {
+            (Some(statement), true) => Statement::DataFusion(Box::new(statement)),
+            _ => {
+                return Err(SluiceError::at(
+                    datafusion::error::DataFusionError::Plan("expected exactly one statement".into()),
+                    tokens.span,
+                ));
+            }
+        }
+    };
+    Ok(ParsedStatement {
+        statement,
+        span: tokens.span,
+        text: tokens.text.clone(),
+    })
+}
+
+/// Split and parse a whole script. Used by tests and tools that want every
+/// statement up front; the CLI parses one statement at a time so that a
+/// syntax error late in a file does not stop the statements before it.
+pub fn parse_script(
+    sql: &str,
+    dialect: &dyn Dialect,
+    recursion_limit: usize,
+) -> Result<Vec<ParsedStatement>> {
+    split_statements(sql, dialect)?
+        .iter()
+        .map(|tokens| parse_statement(tokens, dialect, recursion_limit))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlparser::dialect::GenericDialect;
+
+    #[test]
+    fn datafusion_statements_pass_through() {
+        let stmts = parse_script(
+            "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION 'x.csv';\nSELECT 1; COPY t TO 'y.csv'",
+            &GenericDialect {},
+            50,
+        )
+        .expect("parses");
+        assert_eq!(stmts.len(), 3);
+        assert!(
+            stmts
+                .iter()
+                .all(|s| matches!(s.statement, Statement::DataFusion(_)))
+        );
+        assert_eq!(stmts[1].span.start.line, 2);
+        assert_eq!(stmts[1].text, "SELECT 1");
+    }
+
+    #[test]
+    fn syntax_errors_point_into_the_script() {
+        let err =
+            parse_script("SELECT 1;\n\nSELECT FROM WHERE", &GenericDialect {}, 50).expect_err("bad sql");
+        let loc = err.location.expect("has a location");
+        assert_eq!(loc.line, 3);
+    }
+}
