@@ -10,6 +10,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::parser::Statement as DFStatement;
 use futures::TryStreamExt;
 use sqlparser::dialect::{Dialect, dialect_from_str};
@@ -142,7 +143,7 @@ impl Engine {
                 executor: Some(choice),
             });
         }
-        let stream = batch::execute(&self.ctx, plan).await?;
+        let stream = with_source_context(batch::execute(&self.ctx, plan).await?, &choice);
         let stream = if explain && self.explain_executor() {
             prepend_executor_row(stream, &choice).await?
         } else {
@@ -188,6 +189,39 @@ fn empty_output() -> StatementOutput {
         returns_rows: false,
         executor: None,
     }
+}
+
+/// Errors met while reading (a value that does not parse, a file that went
+/// away) name the connector tables the query reads, so the user knows which
+/// file to look at.
+fn with_source_context(
+    stream: SendableRecordBatchStream,
+    choice: &ExecutorChoice,
+) -> SendableRecordBatchStream {
+    let tables: Vec<String> = choice
+        .sources
+        .iter()
+        .filter(|s| s.description != crate::plan::DATAFUSION_TABLE)
+        .map(|s| format!("'{}' ({})", s.table, s.description))
+        .collect();
+    if tables.is_empty() {
+        return stream;
+    }
+    let context = match tables.as_slice() {
+        [one] => format!("reading table {one}"),
+        many => format!("reading tables {}", many.join(", ")),
+    };
+    let schema = stream.schema();
+    let stream = stream.map_err(move |e| match e {
+        DataFusionError::ArrowError(..)
+        | DataFusionError::ObjectStore(_)
+        | DataFusionError::IoError(_)
+        | DataFusionError::External(_)
+        | DataFusionError::ParquetError(_)
+        | DataFusionError::Execution(_) => e.context(context.clone()),
+        other => other,
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, stream))
 }
 
 /// EXPLAIN's rows are `(plan_type, plan)`; put `("executor", why)` first.

@@ -97,7 +97,10 @@ impl Runner {
         let statement = self.engine.parse(tokens).map_err(Failure::Sql)?;
         let mut output = self.engine.execute(&statement).await.map_err(Failure::Sql)?;
         if !output.returns_rows {
-            return Ok(());
+            // COPY and INSERT do their work while their stream is driven.
+            return futures::TryStreamExt::try_for_each(&mut output.stream, |_| futures::future::ok(()))
+                .await
+                .map_err(|e| Failure::Sql(SluiceError::from(e).or_at(statement.span)));
         }
         let schema = output.stream.schema();
         let mut writer = ResultWriter::new(

@@ -76,6 +76,7 @@ fn store_root(url: &Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::execution::object_store::ObjectStoreUrl;
 
     #[test]
     fn local_paths_need_no_store() {
@@ -87,7 +88,7 @@ mod tests {
     fn http_and_s3_stores_are_registered_by_root() {
         let rt = RuntimeEnv::default();
         register_for_location(&rt, "http://127.0.0.1:8123/data/a.csv", &[]).expect("http");
-        let url = Url::parse("http://127.0.0.1:8123").expect("url");
+        let url = ObjectStoreUrl::parse("http://127.0.0.1:8123").expect("url");
         assert!(rt.object_store(&url).is_ok());
         register_for_location(
             &rt,
@@ -95,7 +96,10 @@ mod tests {
             &[("region".into(), "eu-west-1".into())],
         )
         .expect("s3");
-        assert!(rt.object_store(Url::parse("s3://bucket").expect("url")).is_ok());
+        assert!(
+            rt.object_store(ObjectStoreUrl::parse("s3://bucket").expect("url"))
+                .is_ok()
+        );
     }
 
     #[test]

@@ -9,6 +9,10 @@ use datafusion::logical_expr::LogicalPlan;
 use super::{Executor, SourceCatalog};
 use crate::connectors::Boundedness;
 
+/// How EXPLAIN describes a table DataFusion registered itself (memory tables,
+/// `CREATE EXTERNAL TABLE`, views' inputs): bounded, with no connector.
+pub const DATAFUSION_TABLE: &str = "datafusion table";
+
 /// One table a plan reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceUse {
@@ -70,7 +74,7 @@ pub fn choose_executor(plan: &LogicalPlan, catalog: &SourceCatalog) -> Result<Ex
                     format!("{} {}", info.connector, info.description),
                     info.boundedness,
                 ),
-                None => ("datafusion table".to_string(), Boundedness::Bounded),
+                None => (DATAFUSION_TABLE.to_string(), Boundedness::Bounded),
             };
             if !sources.iter().any(|s| s.table == table) {
                 sources.push(SourceUse {

@@ -5,7 +5,7 @@ mod boundedness;
 mod catalog;
 mod sql_context;
 
-pub use boundedness::{ExecutorChoice, SourceUse, choose_executor};
+pub use boundedness::{DATAFUSION_TABLE, ExecutorChoice, SourceUse, choose_executor};
 pub use catalog::{SourceCatalog, SourceInfo, create_connector_table};
 pub use sql_context::SessionFunctions;
 

@@ -82,9 +82,13 @@ pub(crate) fn is_connector_table(tokens: &[TokenWithSpan]) -> bool {
     if keyword(i, Keyword::IF) && keyword(i + 1, Keyword::NOT) && keyword(i + 2, Keyword::EXISTS) {
         i += 3;
     }
-    // The name: words separated by periods.
-    while matches!(words.get(i), Some(Token::Word(_) | Token::Period)) {
-        i += 1;
+    // The name: words separated by periods (`WITH` after it is not part of it).
+    if !matches!(words.get(i), Some(Token::Word(_))) {
+        return false;
+    }
+    i += 1;
+    while matches!(words.get(i), Some(Token::Period)) && matches!(words.get(i + 1), Some(Token::Word(_))) {
+        i += 2;
     }
     if matches!(words.get(i), Some(Token::LParen)) {
         let mut depth = 0;
@@ -307,6 +311,6 @@ mod tests {
             err.user_message()
         );
         let err = parse_one("CREATE TABLE t (a INT) WITH ('connector' 'file')").expect_err("no =");
-        assert_eq!(err.location.map(|l| (l.line, l.column)), Some((1, 39)));
+        assert_eq!(err.location.map(|l| (l.line, l.column)), Some((1, 42)));
     }
 }

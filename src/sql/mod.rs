@@ -45,16 +45,19 @@ pub fn parse_statement(
     dialect: &dyn Dialect,
     recursion_limit: usize,
 ) -> Result<ParsedStatement> {
+    // An error without a place is one at the end of input ("found: EOF"):
+    // point at the end of the statement.
+    let at_end = |e: SluiceError| e.or_at(Span::new(tokens.span.end, tokens.span.end));
     let statement = if create_table::is_connector_table(&tokens.tokens) {
-        let create = create_table::parse(tokens.tokens.clone(), dialect)?;
+        let create = create_table::parse(tokens.tokens.clone(), dialect).map_err(at_end)?;
         Statement::CreateConnectorTable(Box::new(create))
     } else {
         let mut parser = DFParserBuilder::new(tokens.tokens.clone())
             .with_dialect(dialect)
             .with_recursion_limit(recursion_limit)
             .build()
-            .map_err(SluiceError::from)?;
-        let mut statements = parser.parse_statements().map_err(SluiceError::from)?;
+            .map_err(|e| at_end(e.into()))?;
+        let mut statements = parser.parse_statements().map_err(|e| at_end(e.into()))?;
         match (statements.pop_front(), statements.is_empty()) {
             (Some(statement), true) => Statement::DataFusion(Box::new(statement)),
             _ => {
@@ -111,9 +114,8 @@ mod tests {
 
     #[test]
     fn syntax_errors_point_into_the_script() {
-        let err =
-            parse_script("SELECT 1;\n\nSELECT FROM WHERE", &GenericDialect {}, 50).expect_err("bad sql");
+        let err = parse_script("SELECT 1;\n\nSELECT 1 +", &GenericDialect {}, 50).expect_err("bad sql");
         let loc = err.location.expect("has a location");
-        assert_eq!(loc.line, 3);
+        assert_eq!((loc.line, loc.column), (3, 11));
     }
 }
