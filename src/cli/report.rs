@@ -16,8 +16,10 @@ pub struct Source<'a> {
 
 /// Print `error` to `err`. `detail` adds the quoted line and caret.
 pub fn report(err: &mut dyn Write, source: &Source<'_>, error: &SluiceError, detail: bool) {
-    let message = error.user_message();
-    let message = message.trim_end();
+    let full = error.user_message();
+    // One line names the place and the problem; anything longer (a server's
+    // HTML error page, a multi-line diagnostic) follows only on a terminal.
+    let (message, rest) = full.trim_end().split_once('\n').unwrap_or((full.trim_end(), ""));
     let _ = match error.location {
         Some(loc) => writeln!(
             err,
@@ -26,6 +28,9 @@ pub fn report(err: &mut dyn Write, source: &Source<'_>, error: &SluiceError, det
         ),
         None => writeln!(err, "Error: {}: {message}", source.name),
     };
+    if detail && !rest.is_empty() {
+        let _ = writeln!(err, "{rest}");
+    }
     if detail
         && let Some(loc) = error.location
         && let Some(line) = source.text.lines().nth(loc.line.saturating_sub(1) as usize)

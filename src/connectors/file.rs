@@ -14,9 +14,12 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
 use datafusion::common::{DFSchema, TableReference, plan_err};
+use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::datasource::listing_table_factory::ListingTableFactory;
 use datafusion::error::Result;
 use datafusion::logical_expr::CreateExternalTable;
+
+use object_store::ObjectStoreExt;
 
 use super::{Options, object_stores};
 
@@ -143,6 +146,7 @@ pub async fn create_table(
 
     object_stores::register_for_location(state.runtime_env(), &path, &s3_options)?;
     check_local_path_exists(&path)?;
+    check_http_file_exists(state, &path).await?;
 
     let command = |schema: Arc<DFSchema>| {
         CreateExternalTable::builder(name.clone(), path.clone(), format.datafusion_name(), schema)
@@ -180,6 +184,24 @@ fn check_local_path_exists(path: &str) -> Result<()> {
         .map(|d| d.display().to_string())
         .unwrap_or_default();
     plan_err!("file not found: '{path}' (relative paths start at {cwd})")
+}
+
+/// Over HTTP a missing file would otherwise be retried as a WebDAV directory
+/// listing, which plain web servers refuse after many retries: ask first.
+async fn check_http_file_exists(state: &dyn Session, path: &str) -> Result<()> {
+    let is_http = path.starts_with("http://") || path.starts_with("https://");
+    if !is_http || path.ends_with('/') || path.contains(['*', '?', '[']) {
+        return Ok(());
+    }
+    let url = ListingTableUrl::parse(path)?;
+    let store = state.runtime_env().object_store(url.object_store())?;
+    match store.head(url.prefix()).await {
+        Ok(_) => Ok(()),
+        Err(object_store::Error::NotFound { .. }) => {
+            plan_err!("file not found: '{path}' (the server answered 404)")
+        }
+        Err(e) => plan_err!("cannot read '{path}': {e}"),
+    }
 }
 
 /// Compare the declared columns with what the files hold.

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use datafusion::common::{exec_datafusion_err, plan_err};
 use datafusion::error::Result;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::http::HttpBuilder;
+use object_store::{ClientOptions, ObjectStore};
 use url::Url;
 
 /// Register the object store that serves `location`, if it is remote.
@@ -49,9 +49,12 @@ pub fn register_for_location(
             if !s3_options.is_empty() {
                 return plan_err!("'s3.' options are for s3:// paths, not '{location}'");
             }
+            // Plain http:// is what the user wrote: allow it for this store.
+            let client = ClientOptions::new().with_allow_http(url.scheme() == "http");
             Arc::new(
                 HttpBuilder::new()
                     .with_url(store_root(&url))
+                    .with_client_options(client)
                     .build()
                     .map_err(|e| exec_datafusion_err!("HTTP store for '{location}': {e}"))?,
             )
