@@ -129,6 +129,44 @@ impl Engine {
         Ok(results)
     }
 
+    /// Every table of the session (not information_schema), with what backs
+    /// it: `(schema, name, kind, source)`, sorted. For the REPL's `\d`.
+    pub async fn tables(&self) -> Result<Vec<[String; 4]>> {
+        let mut rows = Vec::new();
+        for catalog_name in self.ctx.catalog_names() {
+            let Some(catalog) = self.ctx.catalog(&catalog_name) else {
+                continue;
+            };
+            for schema_name in catalog.schema_names() {
+                let Some(schema) = catalog.schema(&schema_name) else {
+                    continue;
+                };
+                if schema_name == "information_schema" {
+                    continue;
+                }
+                for table_name in schema.table_names() {
+                    let Some(provider) = schema.table(&table_name).await? else {
+                        continue;
+                    };
+                    let kind = match provider.table_type() {
+                        datafusion::logical_expr::TableType::View => "view",
+                        _ => "table",
+                    };
+                    let source = match (self.catalog.source_of(&provider), provider.get_table_definition()) {
+                        (Some(info), _) => {
+                            format!("{} {} ({})", info.connector, info.description, info.boundedness)
+                        }
+                        (None, Some(definition)) => definition.to_string(),
+                        (None, None) => crate::plan::DATAFUSION_TABLE.to_string(),
+                    };
+                    rows.push([schema_name.clone(), table_name, kind.to_string(), source]);
+                }
+            }
+        }
+        rows.sort();
+        Ok(rows)
+    }
+
     async fn execute_plan(&self, plan: LogicalPlan) -> Result<StatementOutput> {
         let returns_rows = !matches!(
             plan,

@@ -101,16 +101,7 @@ async fn run_command(runner: &mut Runner, command: &str) -> Command {
             runner.options_mut().timing = timing;
             println!("Timing is {}.", if timing { "on" } else { "off" });
         }
-        ("d", "") => {
-            run_cancellable(
-                runner,
-                "\\d",
-                "SELECT table_schema AS schema, table_name AS name, table_type AS type \
-                 FROM information_schema.tables WHERE table_schema <> 'information_schema' \
-                 ORDER BY table_schema, table_name;",
-            )
-            .await;
-        }
+        ("d", "") => runner.list_tables().await,
         ("d", table) => {
             let sql = format!("DESCRIBE {table};");
             run_cancellable(runner, "\\d", &sql).await;
@@ -140,22 +131,10 @@ async fn run_cancellable(runner: &mut Runner, name: &str, sql: &str) {
 }
 
 async fn refresh_tables(runner: &Runner, tables: &Mutex<Vec<String>>) {
-    let ctx = runner.engine().context();
-    let mut names = Vec::new();
-    for catalog_name in ctx.catalog_names() {
-        let Some(catalog) = ctx.catalog(&catalog_name) else {
-            continue;
-        };
-        for schema_name in catalog.schema_names() {
-            if schema_name == "information_schema" {
-                continue;
-            }
-            if let Some(schema) = catalog.schema(&schema_name) {
-                names.extend(schema.table_names());
-            }
-        }
-    }
-    names.sort();
+    let names = match runner.engine().tables().await {
+        Ok(rows) => rows.into_iter().map(|[_, name, _, _]| name).collect(),
+        Err(_) => return,
+    };
     if let Ok(mut tables) = tables.lock() {
         *tables = names;
     }

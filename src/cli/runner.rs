@@ -1,7 +1,10 @@
 //! Runs SQL text statement by statement and writes each result.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Instant;
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
 
 use futures::StreamExt;
 
@@ -125,6 +128,50 @@ impl Runner {
         };
         writer.finish(footer.as_deref()).map_err(Failure::Output)?;
         Ok(())
+    }
+
+    /// `\d`: the session's tables and what backs each.
+    pub async fn list_tables(&mut self) {
+        let rows = match self.engine.tables().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.report(
+                    &Source {
+                        name: "\\d",
+                        text: "",
+                    },
+                    &e,
+                );
+                return;
+            }
+        };
+        let column = |i: usize| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r[i].as_str())))
+        };
+        let batch = RecordBatch::try_from_iter(
+            ["schema", "name", "kind", "source"]
+                .into_iter()
+                .enumerate()
+                .map(|(i, name)| (name, column(i))),
+        );
+        let result = match batch {
+            Ok(batch) => {
+                let mut writer = ResultWriter::new(
+                    self.options.format,
+                    &mut *self.out,
+                    batch.schema(),
+                    usize::MAX,
+                    self.options.unicode,
+                );
+                writer
+                    .write_batch(&batch)
+                    .and_then(|()| writer.finish(Some(&row_count(rows.len()))))
+            }
+            Err(e) => Err(OutputError::Failed(e.to_string())),
+        };
+        if let Err(e) = result {
+            eprintln!("Error: {e}");
+        }
     }
 
     fn report(&self, source: &Source<'_>, error: &SluiceError) {
