@@ -1,7 +1,8 @@
-//! Remote paths through object_store: a `file` connector table and DataFusion's
-//! own `CREATE EXTERNAL TABLE` read a CSV served over HTTP on loopback.
+//! Remote paths through object_store: `file` connector tables and DataFusion's
+//! own statements read (and `COPY` writes) files served on loopback, over HTTP
+//! by Python's `http.server` and over S3 by moto's S3 server.
 //!
-//! The server is Python's `http.server` (python3 is installed by `.ci/run`).
+//! `.ci/run` installs both (python3, and `pip install 'moto[server]'`).
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -19,23 +20,25 @@ impl Drop for Server {
     }
 }
 
-fn serve(dir: &std::path::Path) -> Server {
+/// Start a server that takes its port from `args`, on a free loopback port,
+/// and wait until it accepts connections.
+fn start(dir: &std::path::Path, program: &str, args: impl Fn(u16) -> Vec<String>) -> Server {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let child = Command::new("python3")
-        .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"])
+    let child = Command::new(program)
+        .args(args(port))
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("python3 runs");
+        .unwrap_or_else(|e| panic!("cannot run {program} ({e}); .ci/run installs it"));
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "http.server did not start"
+            started.elapsed() < Duration::from_secs(30),
+            "{program} did not start"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -43,8 +46,13 @@ fn serve(dir: &std::path::Path) -> Server {
 }
 
 fn sluice(sql: &str) -> (bool, String, String) {
+    sluice_with_env(sql, &[])
+}
+
+fn sluice_with_env(sql: &str, env: &[(&str, String)]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["-e", sql])
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("sluice runs");
     (
@@ -58,7 +66,11 @@ fn sluice(sql: &str) -> (bool, String, String) {
 fn tables_read_csv_over_http() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("sales.csv"), "region,amount\neu,10\nus,5\neu,7\n").expect("write");
-    let server = serve(dir.path());
+    let server = start(dir.path(), "python3", |port| {
+        ["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"]
+            .map(String::from)
+            .to_vec()
+    });
     let url = format!("http://127.0.0.1:{}/sales.csv", server.port);
 
     let (ok, out, err) = sluice(&format!(
@@ -81,4 +93,54 @@ fn tables_read_csv_over_http() {
     assert!(!ok);
     assert!(err.contains("file not found: 'http://127.0.0.1:"), "{err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn tables_read_and_copy_writes_s3() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(dir.path(), "moto_server", |port| {
+        vec!["-H".into(), "127.0.0.1".into(), "-p".into(), port.to_string()]
+    });
+    let endpoint = format!("http://127.0.0.1:{}", server.port);
+    // The bucket and a first object, made with the S3 API (boto3 comes with moto).
+    let made = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, boto3\n\
+             s3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='k', aws_secret_access_key='s', region_name='us-east-1')\n\
+             s3.create_bucket(Bucket='lake')\n\
+             s3.put_object(Bucket='lake', Key='sales/a.csv', Body=b'region,amount\\neu,10\\nus,5\\n')",
+            &endpoint,
+        ])
+        .status()
+        .expect("python3 runs");
+    assert!(made.success(), "could not create the bucket");
+
+    // Credentials and endpoint from the WITH options...
+    let (ok, out, err) = sluice(&format!(
+        "CREATE TABLE sales WITH ('connector' = 'file', 'path' = 's3://lake/sales/', 'format' = 'csv',
+            's3.endpoint' = '{endpoint}', 's3.allow_http' = 'true', 's3.region' = 'us-east-1',
+            's3.access_key_id' = 'k', 's3.secret_access_key' = 's');
+         SELECT region, amount FROM sales ORDER BY region;"
+    ));
+    assert!(ok, "{err}");
+    assert_eq!(out, "region,amount\neu,10\nus,5\n");
+
+    // ...or from the usual AWS environment, for DataFusion's COPY as well.
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "k".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "s".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ENDPOINT", endpoint.clone()),
+        ("AWS_ALLOW_HTTP", "true".to_string()),
+    ];
+    let (ok, out, err) = sluice_with_env(
+        "CREATE TABLE sales WITH ('connector' = 'file', 'path' = 's3://lake/sales/a.csv');
+         COPY (SELECT region, amount * 2 AS doubled FROM sales) TO 's3://lake/out/doubled.parquet';
+         CREATE TABLE doubled WITH ('connector' = 'file', 'path' = 's3://lake/out/', 'format' = 'parquet');
+         SELECT sum(doubled) AS total FROM doubled;",
+        &env,
+    );
+    assert!(ok, "{err}");
+    assert!(out.ends_with("total\n30\n"), "{out}");
 }
