@@ -1,0 +1,606 @@
+//! End-to-end tests of the `sluice` binary in script mode: files, `-e`, piped
+//! stdin, output formats and files, exit codes, error messages that name the
+//! place, a closed pipe, and every example in `queries/`.
+//!
+//! The interactive shell is tested in a pseudo-terminal in `tests/repl.rs`.
+
+use std::borrow::BorrowMut;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root: examples and `testdata/` paths are relative to it.
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// What a finished run left behind.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Assert success and return stdout.
+    fn ok(&self) -> &str {
+        assert_eq!(self.code, Some(0), "expected success: {self:#?}");
+        assert!(self.stderr.is_empty(), "unexpected stderr: {self:#?}");
+        &self.stdout
+    }
+
+    /// Assert exit code 1 and return stderr.
+    fn failed(&self) -> &str {
+        assert_eq!(self.code, Some(1), "expected exit code 1: {self:#?}");
+        assert!(self.stderr.starts_with("Error: "), "stderr: {self:#?}");
+        &self.stderr
+    }
+}
+
+/// The binary, run from `dir`.
+fn sluice_in(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command.current_dir(dir);
+    command
+}
+
+/// Run with `args` from the repository root, stdin empty.
+fn sluice(args: &[&str]) -> Run {
+    run(sluice_in(Path::new(ROOT)).args(args), "")
+}
+
+/// Run `command`, feeding `stdin`; never a panic, whatever the outcome.
+fn run(mut command: impl BorrowMut<Command>, stdin: &str) -> Run {
+    let mut child = command
+        .borrow_mut()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the sluice binary starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(stdin.as_bytes())
+        .expect("stdin takes the script");
+    let output = child.wait_with_output().expect("sluice finishes");
+    let run = Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    assert!(!run.stderr.contains("panicked"), "sluice panicked: {run:#?}");
+    run
+}
+
+/// A temporary directory holding `files` (name, contents).
+fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("write a test file");
+    }
+    dir
+}
+
+/// NDJSON text as JSON values, one per line.
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}")))
+        .collect()
+}
+
+const ORDERS_DDL: &str = "CREATE TABLE orders (order_id BIGINT, customer_id BIGINT, product_id BIGINT, \
+    quantity INT, amount DOUBLE, status VARCHAR, order_time TIMESTAMP(3)) \
+    WITH ('connector' = 'file', 'path' = 'testdata/orders.csv', 'format' = 'csv');";
+
+// ---------------------------------------------------------------- inputs
+
+#[test]
+fn script_file_runs_every_statement_in_order() {
+    let dir = dir_with(&[
+        ("people.csv", "id,name\n1,ada\n2,grace\n3,linus\n"),
+        (
+            "q.sql",
+            "-- a comment\n\
+             CREATE TABLE people (id BIGINT, name VARCHAR)\n\
+             WITH ('connector' = 'file', 'path' = 'people.csv', 'format' = 'csv');\n\
+             SELECT name FROM people WHERE id >= 2 ORDER BY id;\n\
+             SELECT count(*) AS n FROM people;\n",
+        ),
+    ]);
+    let out = run(sluice_in(dir.path()).arg("q.sql"), "");
+    assert_eq!(out.ok(), "name\ngrace\nlinus\nn\n3\n");
+}
+
+#[test]
+fn several_files_run_in_order_sharing_the_catalog() {
+    let dir = dir_with(&[
+        ("a.sql", "CREATE VIEW v AS SELECT 41 AS x;"),
+        ("b.sql", "SELECT x + 1 AS y FROM v;"),
+    ]);
+    let out = run(sluice_in(dir.path()).args(["a.sql", "b.sql"]), "");
+    assert_eq!(out.ok(), "y\n42\n");
+}
+
+#[test]
+fn execute_flag_runs_sql_and_prints_csv() {
+    let out = sluice(&["-e", "SELECT 1 AS a, 'x,y' AS b, NULL AS c"]);
+    assert_eq!(out.ok(), "a,b,c\n1,\"x,y\",\n");
+}
+
+#[test]
+fn execute_flag_may_be_repeated_and_runs_before_files() {
+    let dir = dir_with(&[("q.sql", "SELECT 'file' AS src;")]);
+    let out = run(
+        sluice_in(dir.path()).args([
+            "q.sql",
+            "-e",
+            "SELECT 'first' AS src",
+            "-e",
+            "SELECT 'second' AS src",
+        ]),
+        "",
+    );
+    assert_eq!(out.ok(), "src\nfirst\nsrc\nsecond\nsrc\nfile\n");
+}
+
+#[test]
+fn piped_stdin_is_a_script_with_csv_output() {
+    let out = run(
+        sluice_in(Path::new(ROOT)),
+        "SELECT 1 AS a;\nSELECT v FROM (VALUES (1), (2)) t(v)\nORDER BY v;\n",
+    );
+    assert_eq!(out.ok(), "a\n1\nv\n1\n2\n");
+}
+
+#[test]
+fn a_missing_script_file_is_an_error() {
+    let err = sluice(&["no/such/script.sql"]).failed().to_string();
+    assert!(err.contains("no/such/script.sql"), "{err}");
+}
+
+#[test]
+fn empty_input_succeeds_quietly() {
+    let out = run(sluice_in(Path::new(ROOT)), "");
+    assert_eq!(out.ok(), "");
+    let out = run(sluice_in(Path::new(ROOT)), "-- only a comment\n");
+    assert_eq!(out.ok(), "");
+}
+
+// ---------------------------------------------------------------- formats
+
+#[test]
+fn format_table_draws_a_table_with_a_row_count() {
+    let out = sluice(&["--format", "table", "-e", "SELECT 1 AS num, 'hello' AS word"]);
+    let text = out.ok();
+    assert!(text.contains("| num | word  |"), "{text}");
+    assert!(text.contains("|   1 | hello |"), "{text}");
+    assert_eq!(text.lines().last(), Some("1 row"), "{text}");
+    assert!(text.is_ascii(), "a pipe gets an ASCII table: {text}");
+}
+
+#[test]
+fn format_table_honours_max_rows() {
+    let out = sluice(&[
+        "--format",
+        "table",
+        "--max-rows",
+        "3",
+        "-e",
+        "SELECT value FROM generate_series(1, 10) ORDER BY value",
+    ]);
+    let text = out.ok();
+    assert!(text.contains("|     3 |"), "{text}");
+    assert!(!text.contains("|     4 |"), "{text}");
+    assert!(text.contains("7 more rows not shown"), "{text}");
+    assert_eq!(text.lines().last(), Some("10 rows"), "{text}");
+}
+
+#[test]
+fn format_csv_has_one_header_and_iso_timestamps() {
+    let out = sluice(&[
+        "--format",
+        "csv",
+        "-e",
+        "SELECT v, t FROM (VALUES (1, TIMESTAMP '2026-03-01T10:15:30.123'), \
+         (2, TIMESTAMP '2026-03-01 23:59:59')) AS x(v, t) ORDER BY v",
+    ]);
+    assert_eq!(
+        out.ok(),
+        "v,t\n1,2026-03-01T10:15:30.123\n2,2026-03-01T23:59:59\n"
+    );
+}
+
+#[test]
+fn format_csv_of_an_empty_result_is_just_the_header() {
+    let out = sluice(&["-f", "csv", "-e", "SELECT 1 AS a, 2 AS b WHERE false"]);
+    assert_eq!(out.ok(), "a,b\n");
+}
+
+#[test]
+fn format_json_is_one_object_per_row() {
+    let out = sluice(&[
+        "--format",
+        "json",
+        "-e",
+        "SELECT v AS id, 'n' || v AS name, CASE WHEN v = 2 THEN NULL ELSE v * 1.5 END AS score \
+         FROM (VALUES (1), (2), (3)) AS x(v) ORDER BY v",
+    ]);
+    let rows = json_lines(out.ok());
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["id"], 1);
+    assert_eq!(rows[0]["name"], "n1");
+    assert_eq!(rows[0]["score"], 1.5);
+    assert!(rows[1]["score"].is_null(), "nulls are explicit: {:?}", rows[1]);
+    assert_eq!(rows[2]["score"], 4.5);
+}
+
+#[test]
+fn format_json_over_the_sample_orders() {
+    let sql = format!(
+        "{ORDERS_DDL} SELECT status, count(*) AS n, min(order_time) AS first \
+         FROM orders GROUP BY status ORDER BY n DESC"
+    );
+    let rows = json_lines(sluice(&["--format", "json", "-e", &sql]).ok());
+    assert_eq!(rows.len(), 5);
+    assert_eq!(rows[0]["status"], "completed");
+    let total: i64 = rows.iter().map(|r| r["n"].as_i64().expect("a count")).sum();
+    assert_eq!(total, 5_000);
+    let first = rows[0]["first"].as_str().expect("a timestamp string");
+    assert!(first.starts_with("2026-03-01T00:"), "{first}");
+}
+
+#[test]
+fn an_unknown_format_is_rejected_by_the_flag_parser() {
+    let out = sluice(&["--format", "xml", "-e", "SELECT 1"]);
+    assert_eq!(out.code, Some(2), "{out:#?}");
+    assert!(out.stderr.contains("xml"), "{out:#?}");
+}
+
+// ---------------------------------------------------------------- --output
+
+#[test]
+fn output_file_takes_its_format_from_the_extension() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let sql = "SELECT v, 'r' || v AS label FROM (VALUES (1), (2)) AS x(v) ORDER BY v";
+    for (name, check) in [
+        ("out.json", "json"),
+        ("out.ndjson", "json"),
+        ("out.csv", "csv"),
+        ("out.txt", "table"),
+    ] {
+        let path = dir.path().join(name);
+        let out = sluice(&["--output", path.to_str().expect("utf-8 path"), "-e", sql]);
+        assert_eq!(out.ok(), "", "results go to the file, not stdout");
+        let text = std::fs::read_to_string(&path).expect("the output file exists");
+        match check {
+            "json" => {
+                let rows = json_lines(&text);
+                assert_eq!(rows[1]["label"], "r2", "{name}: {text}");
+            }
+            "csv" => assert_eq!(text, "v,label\n1,r1\n2,r2\n", "{name}"),
+            _ => assert!(text.contains("| 2 | r2    |"), "{name}: {text}"),
+        }
+    }
+}
+
+#[test]
+fn output_flag_format_beats_the_extension() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("out.json");
+    let out = sluice(&[
+        "-o",
+        path.to_str().expect("utf-8 path"),
+        "--format",
+        "csv",
+        "-e",
+        "SELECT 7 AS x",
+    ]);
+    out.ok();
+    assert_eq!(std::fs::read_to_string(&path).expect("written"), "x\n7\n");
+}
+
+#[test]
+fn output_into_a_missing_directory_fails_cleanly() {
+    let out = sluice(&["--output", "/nonexistent-dir/sub/out.csv", "-e", "SELECT 1"]);
+    let err = out.failed();
+    assert!(err.contains("/nonexistent-dir/sub/out.csv"), "{err}");
+}
+
+// ---------------------------------------------------------------- exit codes and errors
+
+#[test]
+fn an_error_stops_the_script_with_exit_code_1() {
+    let out = sluice(&["-e", "SELECT 1 AS ok; SELECT * FROM nope; SELECT 2 AS later"]);
+    let err = out.failed();
+    assert!(err.contains("nope"), "{err}");
+    assert_eq!(
+        out.stdout, "ok\n1\n",
+        "the statement before the error printed, none after"
+    );
+    assert!(!out.stdout.contains("nope"), "errors stay off stdout");
+}
+
+#[test]
+fn continue_on_error_runs_the_rest_but_still_fails() {
+    let out = sluice(&[
+        "--continue-on-error",
+        "-e",
+        "SELECT 1 AS a; SELECT * FROM nope; SELECT 2 AS b; SELEC 3; SELECT 4 AS c",
+    ]);
+    let err = out.failed();
+    assert_eq!(out.stdout, "a\n1\nb\n2\nc\n4\n");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("Error: ")).count(),
+        2,
+        "{err}"
+    );
+}
+
+#[test]
+fn continue_on_error_goes_on_to_the_next_file() {
+    let dir = dir_with(&[
+        ("bad.sql", "SELECT * FROM nope;"),
+        ("good.sql", "SELECT 5 AS five;"),
+    ]);
+    let out = run(
+        sluice_in(dir.path()).args(["--continue-on-error", "bad.sql", "good.sql"]),
+        "",
+    );
+    out.failed();
+    assert_eq!(out.stdout, "five\n5\n");
+    let out = run(sluice_in(dir.path()).args(["bad.sql", "good.sql"]), "");
+    out.failed();
+    assert_eq!(
+        out.stdout, "",
+        "without the flag the first failure stops everything"
+    );
+}
+
+#[test]
+fn unknown_table_on_the_command_line_names_line_and_column() {
+    let err = sluice(&["-e", "SELECT * FROM missing_table"])
+        .failed()
+        .to_string();
+    assert!(err.starts_with("Error: <command line>:1:15: "), "{err}");
+    assert!(err.contains("missing_table"), "{err}");
+}
+
+#[test]
+fn unknown_table_in_a_file_names_the_file_and_line() {
+    let dir = dir_with(&[("q.sql", "SELECT 1 AS x;\n\nSELECT * FROM\n  missing_table;\n")]);
+    let out = run(sluice_in(dir.path()).arg("q.sql"), "");
+    let err = out.failed();
+    assert!(err.starts_with("Error: q.sql:4:3: "), "{err}");
+    assert!(err.contains("missing_table"), "{err}");
+    assert_eq!(out.stdout, "x\n1\n");
+}
+
+#[test]
+fn syntax_errors_name_the_place() {
+    let err = sluice(&["-e", "SELEC 1"]).failed().to_string();
+    assert!(err.starts_with("Error: <command line>:1:1: "), "{err}");
+    assert!(err.contains("SELEC"), "{err}");
+
+    let dir = dir_with(&[("q.sql", "SELECT 1;\nSELECT 2;\nSELECT FROM WHERE;\n")]);
+    let err = run(sluice_in(dir.path()).arg("q.sql"), "").failed().to_string();
+    assert!(err.starts_with("Error: q.sql:3:"), "{err}");
+
+    let err = run(sluice_in(Path::new(ROOT)), "SELECT 1;\nSELECT (1;\n")
+        .failed()
+        .to_string();
+    assert!(err.starts_with("Error: <stdin>:"), "{err}");
+}
+
+#[test]
+fn a_missing_data_file_says_file_not_found() {
+    let err = sluice(&[
+        "-e",
+        "CREATE TABLE t (a INT) WITH ('connector' = 'file', 'path' = 'no/such/file.csv', 'format' = 'csv')",
+    ])
+    .failed()
+    .to_string();
+    assert!(err.starts_with("Error: <command line>:1:"), "{err}");
+    assert!(err.contains("file not found"), "{err}");
+    assert!(err.contains("no/such/file.csv"), "{err}");
+}
+
+#[test]
+fn csv_columns_that_do_not_match_the_header_are_an_error() {
+    let dir = dir_with(&[("h.csv", "a,b\n1,2\n")]);
+    let create = |columns: &str| {
+        format!("CREATE TABLE t ({columns}) WITH ('connector' = 'file', 'path' = 'h.csv', 'format' = 'csv')")
+    };
+    let out = run(sluice_in(dir.path()).args(["-e", &create("a INT, c INT")]), "");
+    let err = out.failed();
+    assert!(err.starts_with("Error: <command line>:1:"), "{err}");
+    assert!(err.contains("'b'") && err.contains("'c'"), "{err}");
+
+    let out = run(sluice_in(dir.path()).args(["-e", &create("a INT")]), "");
+    let err = out.failed();
+    assert!(err.contains("2 columns"), "{err}");
+}
+
+#[test]
+fn bad_with_options_are_errors_naming_the_option() {
+    let cases = [
+        ("'bogus' = '1'", "bogus"),
+        ("'format' = 'xml'", "xml"),
+        ("'csv.header' = 'maybe'", "csv.header"),
+        ("'csv.field-delimiter' = ';;'", "csv.field-delimiter"),
+        ("'format' = 'parquet', 'csv.header' = 'false'", "csv"),
+    ];
+    for (option, named) in cases {
+        let sql = format!(
+            "CREATE TABLE t (a BIGINT) WITH ('connector' = 'file', 'path' = 'testdata/orders.csv', {option})"
+        );
+        let err = sluice(&["-e", &sql]).failed().to_string();
+        assert!(err.starts_with("Error: <command line>:1:"), "{option}: {err}");
+        assert!(err.contains(named), "{option}: {err}");
+    }
+    let err = sluice(&[
+        "-e",
+        "CREATE TABLE t (a INT) WITH ('connector' = 'fil', 'path' = 'x.csv')",
+    ])
+    .failed()
+    .to_string();
+    assert!(err.contains("'fil'"), "{err}");
+}
+
+#[test]
+fn bad_data_is_an_error_naming_the_table_not_a_panic() {
+    let dir = dir_with(&[("bad.csv", "x,y\n1,2\n3,abc\n")]);
+    let out = run(
+        sluice_in(dir.path()).args([
+            "-e",
+            "CREATE TABLE t (x INT, y INT) WITH ('connector' = 'file', 'path' = 'bad.csv', 'format' = 'csv'); \
+             SELECT sum(y) FROM t",
+        ]),
+        "",
+    );
+    let err = out.failed();
+    assert!(err.contains("'t'") && err.contains("abc"), "{err}");
+}
+
+#[test]
+fn runtime_errors_fail_the_run() {
+    let err = sluice(&["-e", "SELECT 1 / 0"]).failed().to_string();
+    assert!(err.to_lowercase().contains("divide by zero"), "{err}");
+}
+
+// ---------------------------------------------------------------- statements
+
+#[test]
+fn a_connector_table_without_columns_takes_the_files_schema() {
+    let out = sluice(&[
+        "-e",
+        "CREATE TABLE products WITH ('connector' = 'file', 'path' = 'testdata/products.parquet'); \
+         SELECT count(*) AS n, count(DISTINCT category) AS categories FROM products",
+    ]);
+    assert_eq!(out.ok(), "n,categories\n200,8\n");
+}
+
+#[test]
+fn copy_writes_its_file_and_it_reads_back() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let target = dir.path().join("paid.parquet");
+    let target = target.to_str().expect("utf-8 path");
+    let sql = format!(
+        "{ORDERS_DDL}\n\
+         COPY (SELECT order_id, amount FROM orders WHERE status = 'completed') TO '{target}' STORED AS PARQUET;\n\
+         CREATE TABLE paid (order_id BIGINT, amount DOUBLE) \
+         WITH ('connector' = 'file', 'path' = '{target}', 'format' = 'parquet');\n\
+         SELECT (SELECT count(*) FROM paid) = (SELECT count(*) FROM orders WHERE status = 'completed') \
+                AND (SELECT count(*) FROM paid) > 0 AS same;"
+    );
+    let out = sluice(&["-e", &sql]);
+    assert_eq!(out.ok(), "same\ntrue\n");
+}
+
+#[test]
+fn insert_into_a_memory_table_takes_effect() {
+    let out = sluice(&[
+        "-e",
+        "CREATE TABLE m (a INT); INSERT INTO m VALUES (1), (2), (3); SELECT sum(a) AS s FROM m",
+    ]);
+    assert!(out.ok().ends_with("s\n6\n"), "{out:#?}");
+}
+
+// ---------------------------------------------------------------- sample data
+
+#[test]
+fn sample_tables_load_with_their_row_counts() {
+    let sql = format!(
+        "{ORDERS_DDL}\n\
+         CREATE TABLE customers (customer_id BIGINT, name VARCHAR, country VARCHAR, signup_date DATE) \
+         WITH ('connector' = 'file', 'path' = 'testdata/customers.csv', 'format' = 'csv');\n\
+         CREATE TABLE products (product_id BIGINT, name VARCHAR, category VARCHAR, price DOUBLE) \
+         WITH ('connector' = 'file', 'path' = 'testdata/products.parquet', 'format' = 'parquet');\n\
+         CREATE TABLE bids (auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR, \
+         date_time TIMESTAMP(3)) WITH ('connector' = 'file', 'path' = 'testdata/bids.ndjson', 'format' = 'json');\n\
+         SELECT (SELECT count(*) FROM customers) AS customers, (SELECT count(*) FROM products) AS products, \
+                (SELECT count(*) FROM orders) AS orders, (SELECT count(*) FROM bids) AS bids, \
+                (SELECT count(*) FROM orders o JOIN customers c USING (customer_id) \
+                 JOIN products p USING (product_id)) AS joined, \
+                (SELECT count(*) FROM bids WHERE date_time IS NULL) AS null_times;"
+    );
+    let out = sluice(&["--format", "json", "-e", &sql]);
+    let rows = json_lines(out.ok());
+    assert_eq!(
+        rows,
+        vec![serde_json::json!({
+            "customers": 500, "products": 200, "orders": 5000, "bids": 5000,
+            "joined": 5000, "null_times": 0
+        })]
+    );
+}
+
+#[test]
+fn every_example_query_runs() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(Path::new(ROOT).join("queries"))
+        .expect("queries/ exists")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    for file in files {
+        let relative = file.strip_prefix(ROOT).expect("under the root");
+        let out = sluice(&["--format", "table", relative.to_str().expect("utf-8 path")]);
+        assert_eq!(out.code, Some(0), "{}: {out:#?}", relative.display());
+        assert!(out.stderr.is_empty(), "{}: {out:#?}", relative.display());
+        assert!(out.stdout.lines().count() > 5, "{}: {out:#?}", relative.display());
+    }
+}
+
+// ---------------------------------------------------------------- pipes
+
+#[test]
+fn a_closed_pipe_ends_the_query_quietly_with_success() {
+    closed_pipe_succeeds("csv", "value\n");
+}
+
+#[test]
+fn a_closed_pipe_ends_a_json_query_quietly_with_success() {
+    closed_pipe_succeeds("json", "{\"value\":1}\n");
+}
+
+/// Read the first line of a long result, close the pipe like `| head -1`,
+/// and expect a quiet, successful exit.
+fn closed_pipe_succeeds(format: &str, first_line: &str) {
+    let mut child = sluice_in(Path::new(ROOT))
+        .args([
+            "--format",
+            format,
+            "-e",
+            "SELECT * FROM generate_series(1, 5000000)",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the sluice binary starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("a first line");
+    assert_eq!(first, first_line);
+    drop(stdout); // like `| head -1`
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for sluice") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("sluice kept running after its output closed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr is piped"), &mut stderr)
+        .expect("stderr reads");
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.is_empty(), "a closed pipe is not an error: {stderr}");
+}

@@ -1,0 +1,151 @@
+//! The interactive shell, driven through a pseudo-terminal with rexpect:
+//! prompt, multi-line statements, backslash commands, history, and Ctrl-C
+//! that cancels a running query but not the shell.
+
+use std::path::Path;
+use std::process::Command;
+
+use rexpect::error::Error;
+use rexpect::session::{PtySession, spawn_command};
+
+// rexpect reads the terminal byte by byte as chars, so the table's UTF-8 box
+// characters arrive mangled: patterns match cell text and `[^\n]*` between.
+
+/// Generous: a debug build plans and runs queries slowly on a busy machine.
+const TIMEOUT_MS: u64 = 30_000;
+const PROMPT: &str = "sluice> ";
+
+/// The shell, started with no arguments on a terminal, with its history in
+/// `data_home` and the banner read.
+fn shell(data_home: &Path) -> Result<PtySession, Error> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("XDG_DATA_HOME", data_home)
+        .env("HOME", data_home)
+        .env("TERM", "xterm")
+        .env_remove("RUST_LOG");
+    let mut session = spawn_command(command, Some(TIMEOUT_MS))?;
+    session.exp_string("type \\help for help")?;
+    session.exp_string(PROMPT)?;
+    Ok(session)
+}
+
+/// Send `\q` and wait for the shell to end.
+fn quit(mut session: PtySession) -> Result<String, Error> {
+    session.send_line("\\q")?;
+    session.exp_eof()
+}
+
+#[test]
+fn multi_line_query_commands_and_history() -> Result<(), Error> {
+    let home = tempfile::tempdir().expect("a temp dir");
+    let mut s = shell(home.path())?;
+
+    // A statement over two lines runs once it ends with ';'.
+    s.send_line("SELECT 41 + 1 AS answer,")?;
+    s.send_line("'two lines' AS how;")?;
+    s.exp_regex(r"answer [^\n]* how")?;
+    s.exp_regex(r"42 [^\n]* two lines")?;
+    s.exp_regex(r"1 row in \d+\.\d+ s")?;
+    s.exp_string(PROMPT)?;
+
+    // \d lists a table once it exists, \d NAME describes it.
+    s.send_line(
+        "CREATE TABLE products (product_id BIGINT, name VARCHAR, category VARCHAR, price DOUBLE) \
+         WITH ('connector' = 'file', 'path' = 'testdata/products.parquet', 'format' = 'parquet');",
+    )?;
+    s.exp_string(PROMPT)?;
+    s.send_line("\\d")?;
+    s.exp_regex(r"public [^\n]* products ")?;
+    s.exp_string(PROMPT)?;
+    s.send_line("\\d products")?;
+    s.exp_regex(r"category [^\n]* Utf8")?;
+    s.exp_string(PROMPT)?;
+
+    // \timing toggles the time under results.
+    s.send_line("\\timing")?;
+    s.exp_string("Timing is off.")?;
+    s.send_line("SELECT count(*) AS n FROM products;")?;
+    s.exp_regex(r" 200 ")?;
+    let (before, _) = s.exp_regex(r"\n1 row\r?\n")?;
+    assert!(!before.contains(" in "), "no time with timing off: {before:?}");
+    s.exp_string(PROMPT)?;
+    s.send_line("\\timing")?;
+    s.exp_string("Timing is on.")?;
+    s.exp_string(PROMPT)?;
+
+    // Help, an unknown command, and an error that keeps the shell alive.
+    s.send_line("\\help")?;
+    s.exp_string("\\q            quit")?;
+    s.exp_string(PROMPT)?;
+    s.send_line("\\nope")?;
+    s.exp_string("unknown command '\\nope'")?;
+    s.exp_string(PROMPT)?;
+    s.send_line("SELECT * FROM missing_table;")?;
+    s.exp_string("Error: <repl>:1:15:")?;
+    s.exp_string(PROMPT)?;
+    s.send_line("SELECT 'still here' AS alive;")?;
+    s.exp_string("still here")?;
+    s.exp_string(PROMPT)?;
+
+    quit(s)?;
+    let history = home.path().join("sluice").join("history.txt");
+    let text = std::fs::read_to_string(&history).expect("the history file was written");
+    assert!(text.contains("SELECT 'still here' AS alive;"), "{text}");
+    assert!(text.contains("\\timing"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn include_runs_a_file() -> Result<(), Error> {
+    let home = tempfile::tempdir().expect("a temp dir");
+    let script = home.path().join("inc.sql");
+    std::fs::write(&script, "SELECT 'from a file' AS origin;\n").expect("write the script");
+    let mut s = shell(home.path())?;
+    s.send_line(&format!("\\i {}", script.display()))?;
+    s.exp_string("from a file")?;
+    s.exp_string(PROMPT)?;
+    s.send_line("\\i no/such/file.sql")?;
+    s.exp_string("cannot read 'no/such/file.sql'")?;
+    s.exp_string(PROMPT)?;
+    quit(s)?;
+    Ok(())
+}
+
+#[test]
+fn ctrl_c_cancels_a_running_query_and_the_shell_goes_on() -> Result<(), Error> {
+    let home = tempfile::tempdir().expect("a temp dir");
+    let mut s = shell(home.path())?;
+    // A second cancellation works as well as the first.
+    for _ in 0..2 {
+        cancel_a_long_query(&mut s)?;
+        s.send_line("SELECT 'after cancel' AS next;")?;
+        s.exp_string("after cancel")?;
+        s.exp_string(PROMPT)?;
+    }
+
+    // Ctrl-C at the prompt clears the line; Ctrl-D leaves.
+    s.send("SELECT 'never run'")?;
+    s.send_control('c')?;
+    s.exp_string(PROMPT)?;
+    s.send_line("SELECT 'typed again' AS t;")?;
+    s.exp_string("typed again")?;
+    s.exp_string(PROMPT)?;
+    s.send_control('d')?;
+    let rest = s.exp_eof()?;
+    assert!(!rest.contains("panicked"), "{rest:?}");
+    Ok(())
+}
+
+/// Start a query that would run for hours, interrupt it with Ctrl-C, and
+/// expect the shell to say so and prompt again.
+fn cancel_a_long_query(s: &mut PtySession) -> Result<(), Error> {
+    s.send_line("SELECT count(*) FROM generate_series(1, 10000000000);")?;
+    // Let the query start before interrupting it.
+    std::thread::sleep(std::time::Duration::from_millis(1_000));
+    s.send_control('c')?;
+    s.exp_string("Query cancelled.")?;
+    s.exp_string(PROMPT)?;
+    Ok(())
+}
