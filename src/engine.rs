@@ -250,14 +250,16 @@ fn with_source_context(
         many => format!("reading tables {}", many.join(", ")),
     };
     let schema = stream.schema();
-    let stream = stream.map_err(move |e| match e {
-        DataFusionError::ArrowError(..)
-        | DataFusionError::ObjectStore(_)
-        | DataFusionError::IoError(_)
-        | DataFusionError::External(_)
-        | DataFusionError::ParquetError(_)
-        | DataFusionError::Execution(_) => e.context(context.clone()),
-        other => other,
+    // Errors reach us wrapped (a repartition shares them as `Shared`), so the
+    // kind is judged at the root: faults of the query or of Sluice are not
+    // about the data and get no reading context.
+    let stream = stream.map_err(move |e| match e.find_root() {
+        DataFusionError::Plan(_)
+        | DataFusionError::NotImplemented(_)
+        | DataFusionError::Internal(_)
+        | DataFusionError::Configuration(_)
+        | DataFusionError::SchemaError(..) => e,
+        _ => e.context(context.clone()),
     });
     Box::pin(RecordBatchStreamAdapter::new(schema, stream))
 }

@@ -109,11 +109,15 @@ impl<'a> ResultWriter<'a> {
                 Ok(())
             }
             OutputFormat::Csv => {
+                // Encode to memory first: arrow's CSV writer turns I/O errors
+                // into text, and a closed pipe must stay recognisable.
+                let mut buffer = Vec::new();
                 arrow::csv::WriterBuilder::new()
                     .with_header(!self.header_written)
                     .with_timestamp_format("%Y-%m-%dT%H:%M:%S%.f".to_string())
-                    .build(&mut *self.out)
+                    .build(&mut buffer)
                     .write(batch)?;
+                self.out.write_all(&buffer)?;
                 self.header_written = true;
                 self.out.flush()?;
                 Ok(())

@@ -7,9 +7,12 @@
 //! DataFusion's `DFParser`, so DataFusion's behaviour is never lost.
 
 mod create_table;
+mod emit;
 mod split;
+pub mod windows;
 
 pub use create_table::{ConnectorOption, CreateConnectorTable, WatermarkDef};
+pub use emit::Emit;
 pub use split::{StatementTokens, is_complete, split_statements};
 
 use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
@@ -27,6 +30,8 @@ pub struct ParsedStatement {
     pub span: Span,
     /// Its source text, without the closing `;`.
     pub text: String,
+    /// `EMIT ON WINDOW CLOSE` / `EMIT CHANGES`, if the query says when to emit.
+    pub emit: Option<Emit>,
 }
 
 /// The statements Sluice understands.
@@ -48,18 +53,25 @@ pub fn parse_statement(
     // An error without a place is one at the end of input ("found: EOF"):
     // point at the end of the statement.
     let at_end = |e: SluiceError| e.or_at(Span::new(tokens.span.end, tokens.span.end));
+    let mut emit = None;
     let statement = if create_table::is_connector_table(&tokens.tokens) {
         let create = create_table::parse(tokens.tokens.clone(), dialect).map_err(at_end)?;
         Statement::CreateConnectorTable(Box::new(create))
     } else {
-        let mut parser = DFParserBuilder::new(tokens.tokens.clone())
+        let mut dialect_tokens =
+            windows::rewrite_flink_tvfs(tokens.tokens.clone()).map_err(|e| at_end(e.into()))?;
+        emit = emit::take_emit(&mut dialect_tokens);
+        let mut parser = DFParserBuilder::new(dialect_tokens)
             .with_dialect(dialect)
             .with_recursion_limit(recursion_limit)
             .build()
             .map_err(|e| at_end(e.into()))?;
         let mut statements = parser.parse_statements().map_err(|e| at_end(e.into()))?;
         match (statements.pop_front(), statements.is_empty()) {
-            (Some(statement), true) => Statement::DataFusion(Box::new(statement)),
+            (Some(mut statement), true) => {
+                windows::wrap_table_arguments(&mut statement);
+                Statement::DataFusion(Box::new(statement))
+            }
             _ => {
                 return Err(SluiceError::at(
                     datafusion::error::DataFusionError::Plan("expected exactly one statement".into()),
@@ -72,6 +84,7 @@ pub fn parse_statement(
         statement,
         span: tokens.span,
         text: tokens.text.clone(),
+        emit,
     })
 }
 
