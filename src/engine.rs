@@ -17,6 +17,7 @@ use sqlparser::dialect::{Dialect, dialect_from_str};
 
 use crate::connectors::object_stores;
 use crate::error::{Result, SluiceError};
+use crate::plan::windows::WindowRelationPlanner;
 use crate::plan::{Executor, ExecutorChoice, SourceCatalog, choose_executor, create_connector_table};
 use crate::sql::{self, ParsedStatement, Statement, StatementTokens};
 use crate::{batch, stream};
@@ -70,8 +71,11 @@ impl Engine {
         } else {
             config.with_option_extension(SluiceOptions::default())
         };
+        let ctx = SessionContext::new_with_config(config);
+        ctx.register_relation_planner(Arc::new(WindowRelationPlanner))
+            .expect("registering a relation planner on a new session cannot fail");
         Self {
-            ctx: SessionContext::new_with_config(config),
+            ctx,
             catalog: SourceCatalog::default(),
         }
     }

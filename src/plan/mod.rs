@@ -4,6 +4,7 @@
 mod boundedness;
 mod catalog;
 mod sql_context;
+pub mod windows;
 
 pub use boundedness::{DATAFUSION_TABLE, ExecutorChoice, SourceUse, choose_executor};
 pub use catalog::{SourceCatalog, SourceInfo, create_connector_table};
