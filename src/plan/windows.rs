@@ -312,10 +312,12 @@ fn interval_nanos(
     expr: &sqlparser::ast::Expr,
     context: &mut dyn RelationPlannerContext,
 ) -> Result<Nanos> {
-    let planned = context.sql_to_expr(expr.clone(), &DFSchema::empty())?;
+    // A column or any non-constant fails to plan without a schema: that is
+    // the same mistake as a non-literal, so it gets the same message.
+    let planned = context.sql_to_expr(expr.clone(), &DFSchema::empty()).ok();
     let value = match &planned {
-        Expr::Literal(v, _) => Some(v.clone()),
-        Expr::Negative(inner) => match inner.as_ref() {
+        Some(Expr::Literal(v, _)) => Some(v.clone()),
+        Some(Expr::Negative(inner)) => match inner.as_ref() {
             Expr::Literal(v, _) => v.arithmetic_negate().ok(),
             _ => None,
         },
