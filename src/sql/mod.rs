@@ -8,6 +8,7 @@
 
 mod create_table;
 mod emit;
+mod group_windows;
 mod split;
 pub mod windows;
 
@@ -69,6 +70,7 @@ pub fn parse_statement(
         let mut statements = parser.parse_statements().map_err(|e| at_end(e.into()))?;
         match (statements.pop_front(), statements.is_empty()) {
             (Some(mut statement), true) => {
+                group_windows::rewrite(&mut statement);
                 windows::wrap_table_arguments(&mut statement);
                 Statement::DataFusion(Box::new(statement))
             }

@@ -244,15 +244,19 @@ fn error(message: &str, span: Span) -> ParserError {
 /// Turn the table argument of every window TVF into a subquery
 /// `(SELECT * FROM t)`, so DataFusion resolves `t` like any table.
 pub fn wrap_table_arguments(statement: &mut DFStatement) {
-    let mut visitor = TableArguments;
+    visit_statement(statement, &mut TableArguments);
+}
+
+/// Run a sqlparser visitor over the SQL inside DataFusion's statement wrappers.
+pub(crate) fn visit_statement<V: VisitorMut<Break = ()>>(statement: &mut DFStatement, visitor: &mut V) {
     let _ = match statement {
-        DFStatement::Statement(s) => s.visit(&mut visitor),
+        DFStatement::Statement(s) => s.visit(visitor),
         DFStatement::Explain(explain) => {
-            wrap_table_arguments(&mut explain.statement);
+            visit_statement(&mut explain.statement, visitor);
             ControlFlow::Continue(())
         }
         DFStatement::CopyTo(copy) => match &mut copy.source {
-            CopyToSource::Query(q) => q.visit(&mut visitor),
+            CopyToSource::Query(q) => q.visit(visitor),
             CopyToSource::Relation(_) => ControlFlow::Continue(()),
         },
         DFStatement::CreateExternalTable(_) | DFStatement::Reset(_) => ControlFlow::Continue(()),
