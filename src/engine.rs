@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
-use datafusion::common::config::ConfigExtension;
-use datafusion::common::extensions_options;
+use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::{SessionConfig, SessionContext};
@@ -22,16 +21,63 @@ use crate::plan::{Executor, ExecutorChoice, SourceCatalog, choose_executor, crea
 use crate::sql::{self, ParsedStatement, Statement, StatementTokens};
 use crate::{batch, stream};
 
-extensions_options! {
-    /// Sluice's own settings, set with `SET sluice.<name> = <value>`.
-    pub struct SluiceOptions {
-        /// EXPLAIN starts with a row naming the executor (batch or continuous) and why.
-        pub explain_executor: bool, default = true
+/// Sluice's own settings, set with `SET sluice.<name> = <value>` and listed by
+/// `SHOW ALL` / `information_schema.df_settings` under their full names.
+#[derive(Debug, Clone)]
+pub struct SluiceOptions {
+    /// EXPLAIN starts with a row naming the executor (batch or continuous) and why.
+    pub explain_executor: bool,
+}
+
+impl Default for SluiceOptions {
+    fn default() -> Self {
+        Self { explain_executor: true }
     }
 }
 
 impl ConfigExtension for SluiceOptions {
     const PREFIX: &'static str = "sluice";
+}
+
+// Written out rather than with DataFusion's `extensions_options!`, whose
+// entries lose the `sluice.` prefix, so `SHOW sluice.explain_executor` could
+// not find them.
+impl ExtensionOptions for SluiceOptions {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> datafusion::error::Result<()> {
+        match key {
+            "explain_executor" => {
+                self.explain_executor = value.parse().map_err(|_| {
+                    DataFusionError::Configuration(format!(
+                        "sluice.explain_executor takes true or false, not '{value}'"
+                    ))
+                })?;
+                Ok(())
+            }
+            other => Err(DataFusionError::Configuration(format!(
+                "unknown setting 'sluice.{other}'; Sluice's settings are: sluice.explain_executor"
+            ))),
+        }
+    }
+
+    fn entries(&self) -> Vec<ConfigEntry> {
+        vec![ConfigEntry {
+            key: format!("{}.explain_executor", Self::PREFIX),
+            value: Some(self.explain_executor.to_string()),
+            description: "EXPLAIN starts with a row naming the executor (batch or continuous) and why",
+        }]
+    }
 }
 
 /// What a statement produced.
@@ -177,7 +223,7 @@ impl Engine {
             LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
         ) && !plan.schema().fields().is_empty();
         let choice = choose_executor(&plan, &self.catalog)?;
-        let explain = matches!(plan, LogicalPlan::Explain(_));
+        let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
         if choice.executor == Executor::Continuous && !explain {
             return Ok(StatementOutput {
                 stream: stream::execute(&choice)?,

@@ -11,13 +11,14 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
-use datafusion::common::{DFSchema, TableReference, plan_err};
+use datafusion::common::{Column, DFSchema, TableReference, plan_err};
+use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::datasource::listing_table_factory::ListingTableFactory;
 use datafusion::error::Result;
-use datafusion::logical_expr::CreateExternalTable;
+use datafusion::logical_expr::{CreateExternalTable, LogicalPlanBuilder, cast, col, lit};
 
 use object_store::ObjectStoreExt;
 
@@ -91,8 +92,12 @@ pub const ACCEPTED_OPTIONS: &[&str] = &[
 /// A file table ready to register.
 #[derive(Debug)]
 pub struct FileTable {
-    /// DataFusion's listing table over the files.
+    /// What to register: DataFusion's listing table over the files, or a
+    /// view over it that turns the null literal into NULL.
     pub provider: Arc<dyn TableProvider>,
+    /// The listing table that plans scan (the provider itself, or the one
+    /// under the view).
+    pub scanned: Arc<dyn TableProvider>,
     /// Where the data is.
     pub path: String,
     /// How it is encoded.
@@ -136,8 +141,8 @@ pub async fn create_table(
         if let Some(q) = quote {
             format_options.insert("format.quote".into(), q.to_string());
         }
-        if let Some(null) = null_literal {
-            format_options.insert("format.null_regex".into(), format!("^{}$", escape_regex(&null)));
+        if let Some(null) = &null_literal {
+            format_options.insert("format.null_regex".into(), format!("^{}$", escape_regex(null)));
         }
     }
     let s3_options = options.take_prefixed("s3.");
@@ -154,9 +159,7 @@ pub async fn create_table(
             .build()
     };
     let factory = ListingTableFactory::new();
-    let from_files = factory
-        .create(state, &command(Arc::new(DFSchema::empty())))
-        .await?;
+    let from_files = factory.create(state, &command(Arc::new(DFSchema::empty()))).await?;
     let provider = match declared {
         None => from_files,
         Some(declared) => {
@@ -165,11 +168,26 @@ pub async fn create_table(
             factory.create(state, &command(Arc::new(schema))).await?
         }
     };
-    Ok(FileTable {
-        provider,
-        path,
-        format,
-    })
+    let Some(null) = null_literal else {
+        return Ok(FileTable { scanned: Arc::clone(&provider), provider, path, format });
+    };
+    // DataFusion's CSV reader uses the null pattern only to infer types, not
+    // when reading: read every column as text and turn the literal into NULL
+    // before casting to the table's types.
+    let schema = provider.schema();
+    let text_schema = Schema::new(
+        schema.fields().iter().map(|f| Field::new(f.name(), DataType::Utf8, true)).collect::<Vec<_>>(),
+    );
+    let text = factory.create(state, &command(Arc::new(DFSchema::try_from(text_schema)?))).await?;
+    let columns = schema.fields().iter().map(|f| {
+        let field = col(Column::new(Some(name.clone()), f.name()));
+        let value = datafusion::functions::core::nullif().call(vec![field, lit(null.clone())]);
+        cast(value, f.data_type().clone()).alias(f.name())
+    });
+    let plan = LogicalPlanBuilder::scan(name.clone(), provider_as_source(Arc::clone(&text)), None)?
+        .project(columns)?
+        .build()?;
+    Ok(FileTable { provider: Arc::new(ViewTable::new(plan, None)), scanned: text, path, format })
 }
 
 /// A missing local file is the most common mistake: say so plainly, with the

@@ -24,9 +24,10 @@ pub fn split_statements(sql: &str, dialect: &dyn Dialect) -> Result<Vec<Statemen
     let tokens = Tokenizer::new(dialect, sql)
         .tokenize_with_location()
         .map_err(|e| {
+            // As DataFusion reports it: the message ends in " at Line: l, Column: c".
             let location = e.location;
             let mut err = SluiceError::from(DataFusionError::SQL(
-                Box::new(sqlparser::parser::ParserError::TokenizerError(e.message)),
+                Box::new(sqlparser::parser::ParserError::TokenizerError(e.to_string())),
                 None,
             ));
             err.location = Some(location);
