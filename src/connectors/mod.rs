@@ -2,6 +2,7 @@
 //! text or of the CLI: the planner hands them a schema and the `WITH` options.
 
 pub mod file;
+pub mod generator;
 pub mod object_stores;
 mod options;
 

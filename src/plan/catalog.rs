@@ -15,7 +15,7 @@ use datafusion::logical_expr::{Expr, ExprSchemable};
 use datafusion::sql::planner::PlannerContext;
 
 use super::SessionFunctions;
-use crate::connectors::{Boundedness, Options, file};
+use crate::connectors::{Boundedness, Options, file, generator};
 use crate::error::SluiceError;
 use crate::sql::{CreateConnectorTable, WatermarkDef};
 
@@ -122,9 +122,15 @@ pub async fn create_connector_table(
             let description = format!("{} {}", table.format, table.path);
             (table.provider, description, Boundedness::Bounded)
         }
+        generator @ ("nexmark" | "datagen") => {
+            let table = generator::create_table(generator, name.table(), declared, options)
+                .map_err(|e| locate_option_error(e, &option_span, create))?;
+            let provider: Arc<dyn TableProvider> = table.provider;
+            (provider, table.description, table.boundedness)
+        }
         other => {
             return Err(SluiceError::at(
-                plan_datafusion_err!("unknown connector '{other}'; available: 'file'"),
+                plan_datafusion_err!("unknown connector '{other}'; available: 'file', 'nexmark', 'datagen'"),
                 option_span("connector"),
             ));
         }

@@ -30,7 +30,8 @@ use super::{Boundedness, Options};
 pub struct GeneratorTable {
     /// The provider whose scan generates the rows.
     pub provider: Arc<GeneratorProvider>,
-    /// What it generates, for EXPLAIN (`nexmark bid, 1000000 events, seed 7`).
+    /// What it generates, for EXPLAIN after the connector's name
+    /// (`bid, 1000000 events, seed 7`).
     pub description: String,
     /// Bounded with a row or event count, unbounded without.
     pub boundedness: Boundedness,
@@ -109,7 +110,9 @@ fn parse_timestamp_ms(s: &str) -> Option<i64> {
 /// `2 h`, `1 d`; `second(s)`, `minute(s)`, `hour(s)`, `day(s)` too), or a bare
 /// number of milliseconds.
 fn parse_duration_ms(s: &str) -> Option<u64> {
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '_').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '_')
+        .unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
     let number = parse_count(number)?;
     let scale: u64 = match unit.trim().to_lowercase().as_str() {
@@ -147,8 +150,14 @@ mod tests {
         assert_eq!(parse_count("-1"), None);
         assert_eq!(parse_int("-12"), Some(-12));
         assert_eq!(parse_timestamp_ms("2015-07-15 00:00:00"), Some(1_436_918_400_000));
-        assert_eq!(parse_timestamp_ms("2015-07-15T00:00:01.5Z"), Some(1_436_918_401_500));
-        assert_eq!(parse_timestamp_ms("2015-07-15 02:00:00+02:00"), Some(1_436_918_400_000));
+        assert_eq!(
+            parse_timestamp_ms("2015-07-15T00:00:01.5Z"),
+            Some(1_436_918_401_500)
+        );
+        assert_eq!(
+            parse_timestamp_ms("2015-07-15 02:00:00+02:00"),
+            Some(1_436_918_400_000)
+        );
         assert_eq!(parse_timestamp_ms("2015-07-15"), Some(1_436_918_400_000));
         assert_eq!(parse_timestamp_ms("1436918400000"), Some(1_436_918_400_000));
         assert_eq!(parse_timestamp_ms("yesterday"), None);

@@ -70,7 +70,10 @@ impl TextPool {
     /// `len` bytes, each from `next` (which must give ASCII).
     pub fn new(len: usize, mut next: impl FnMut() -> u8) -> Self {
         let bytes: Vec<u8> = (0..len).map(|_| next()).collect();
-        assert!(bytes.is_ascii(), "text pools are ASCII, so that any slice is UTF-8");
+        assert!(
+            bytes.is_ascii(),
+            "text pools are ASCII, so that any slice is UTF-8"
+        );
         Self {
             buffer: Buffer::from_vec(bytes),
         }

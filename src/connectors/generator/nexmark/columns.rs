@@ -192,7 +192,10 @@ impl Pools {
             channels.push(format!("channel-{n}"));
             let mut url = base_url(&mut rng);
             if rng.below(2) == 0 {
-                url.push_str(&format!("&channel_id={}", (n as i32).reverse_bits().unsigned_abs()));
+                url.push_str(&format!(
+                    "&channel_id={}",
+                    (n as i32).reverse_bits().unsigned_abs()
+                ));
             }
             urls.push(url);
         }
@@ -263,8 +266,8 @@ fn timestamps(values: impl Iterator<Item = i64>) -> ArrayRef {
 }
 
 /// A string column of views picked per event from `pool`.
-fn picks(pool: &StringPool, events: impl ExactSizeIterator<Item = u64>, pick: impl Fn(u64) -> usize) -> ArrayRef {
-    let mut column = ViewColumn::new(events.len(), Some(pool.buffer()));
+fn picks(pool: &StringPool, events: impl Iterator<Item = u64>, pick: impl Fn(u64) -> usize) -> ArrayRef {
+    let mut column = ViewColumn::new(events.size_hint().0, Some(pool.buffer()));
     for e in events {
         column.push_view(pool.view(pick(e)));
     }
@@ -273,10 +276,17 @@ fn picks(pool: &StringPool, events: impl ExactSizeIterator<Item = u64>, pick: im
 
 /// A string column of random slices of the text pool, `min..min + span`
 /// bytes long.
-fn slices(pools: &Pools, events: impl ExactSizeIterator<Item = u64>, seed: u64, salt: u64, lengths: (u64, u64), trim: bool) -> ArrayRef {
+fn slices(
+    pools: &Pools,
+    events: impl Iterator<Item = u64>,
+    seed: u64,
+    salt: u64,
+    lengths: (u64, u64),
+    trim: bool,
+) -> ArrayRef {
     let (min, span) = lengths;
     let room = (pools.text.len() as u64).saturating_sub(min + span);
-    let mut column = ViewColumn::new(events.len(), Some(pools.text.buffer()));
+    let mut column = ViewColumn::new(events.size_hint().0, Some(pools.text.buffer()));
     for e in events {
         let mut rng = Rng::for_row(seed, e, salt);
         let len = min + rng.below(span);
@@ -287,8 +297,13 @@ fn slices(pools: &Pools, events: impl ExactSizeIterator<Item = u64>, seed: u64, 
 }
 
 /// A string column made row by row with `write`.
-fn made(events: impl ExactSizeIterator<Item = u64>, seed: u64, salt: u64, write: impl Fn(&mut Rng, &mut String)) -> ArrayRef {
-    let mut column = ViewColumn::new(events.len(), None);
+fn made(
+    events: impl Iterator<Item = u64>,
+    seed: u64,
+    salt: u64,
+    write: impl Fn(&mut Rng, &mut String),
+) -> ArrayRef {
+    let mut column = ViewColumn::new(events.size_hint().0, None);
     let mut s = String::with_capacity(32);
     for e in events {
         s.clear();
@@ -310,7 +325,13 @@ fn channel_index(seed: u64, e: u64) -> usize {
 }
 
 /// Column `column` of the `kind` stream for its rows (ordinals) `rows`.
-pub fn generate(config: &NexmarkConfig, kind: EventKind, pools: &Pools, column: Column, rows: Range<u64>) -> ArrayRef {
+pub fn generate(
+    config: &NexmarkConfig,
+    kind: EventKind,
+    pools: &Pools,
+    column: Column,
+    rows: Range<u64>,
+) -> ArrayRef {
     let seed = config.seed;
     let salt = column.salt();
     let events = rows.map(move |k| kind.event_of(k));
@@ -360,9 +381,15 @@ pub fn generate(config: &NexmarkConfig, kind: EventKind, pools: &Pools, column: 
         })),
         Column::Channel => picks(&pools.channels, events, |e| channel_index(seed, e)),
         Column::Url => picks(&pools.urls, events, |e| channel_index(seed, e)),
-        Column::Name => picks(&pools.names, events, |e| rng(e).below(pools.names.len() as u64) as usize),
-        Column::City => picks(&pools.cities, events, |e| rng(e).below(pools.cities.len() as u64) as usize),
-        Column::State => picks(&pools.states, events, |e| rng(e).below(pools.states.len() as u64) as usize),
+        Column::Name => picks(&pools.names, events, |e| {
+            rng(e).below(pools.names.len() as u64) as usize
+        }),
+        Column::City => picks(&pools.cities, events, |e| {
+            rng(e).below(pools.cities.len() as u64) as usize
+        }),
+        Column::State => picks(&pools.states, events, |e| {
+            rng(e).below(pools.states.len() as u64) as usize
+        }),
         Column::Email => made(events, seed, salt, |r, s| {
             random_string(r, 7, b'a', s);
             s.push('@');

@@ -201,7 +201,8 @@ impl NexmarkConfig {
     #[inline(always)]
     fn timestamp(&self, event: u64) -> i64 {
         let offset = u128::from(event) * 1000 / u128::from(self.events_per_second);
-        self.base_time_ms.saturating_add(i64::try_from(offset).unwrap_or(i64::MAX))
+        self.base_time_ms
+            .saturating_add(i64::try_from(offset).unwrap_or(i64::MAX))
     }
 
     /// The time event `event` carries: in-order time minus its jitter.
@@ -218,6 +219,8 @@ impl NexmarkConfig {
 
 /// The base-0 id of the newest person at event `event`.
 #[inline(always)]
+// Written for any proportions; with one person per group the `min` is constant.
+#[allow(clippy::unnecessary_min_or_max)]
 fn last_base0_person_id(event: u64) -> i64 {
     let epoch = event / TOTAL_PROPORTION;
     let offset = (event % TOTAL_PROPORTION).min(PERSON_PROPORTION - 1);
@@ -301,7 +304,13 @@ impl RowSource for NexmarkSource {
         columns
             .iter()
             .map(|&i| match all.get(i) {
-                Some((_, column)) => Ok(columns::generate(&self.config, self.kind, &self.pools, *column, rows.clone())),
+                Some((_, column)) => Ok(columns::generate(
+                    &self.config,
+                    self.kind,
+                    &self.pools,
+                    *column,
+                    rows.clone(),
+                )),
                 None => datafusion::common::internal_err!("nexmark {} has no column {i}", self.kind.name()),
             })
             .collect()
@@ -402,7 +411,11 @@ fn match_declared(kind: EventKind, declared: &Schema) -> Result<Vec<usize>> {
 }
 
 /// Build a Nexmark table from its options (`'connector'` already taken).
-pub fn create_table(table_name: &str, declared: Option<SchemaRef>, mut options: Options) -> Result<GeneratorTable> {
+pub fn create_table(
+    table_name: &str,
+    declared: Option<SchemaRef>,
+    mut options: Options,
+) -> Result<GeneratorTable> {
     let (config, kind) = parse_options(table_name, &mut options)?;
     options.finish("nexmark", ACCEPTED_OPTIONS)?;
     let (schema, source_columns) = match declared {
@@ -417,8 +430,8 @@ pub fn create_table(table_name: &str, declared: Option<SchemaRef>, mut options: 
         }
     };
     let description = match config.events {
-        Some(events) => format!("nexmark {}, {events} events, seed {}", kind.name(), config.seed),
-        None => format!("nexmark {}, unbounded, seed {}", kind.name(), config.seed),
+        Some(events) => format!("{}, {events} events, seed {}", kind.name(), config.seed),
+        None => format!("{}, unbounded, seed {}", kind.name(), config.seed),
     };
     let source = NexmarkSource::new(config, kind);
     let rows = source.rows();
@@ -428,7 +441,12 @@ pub fn create_table(table_name: &str, declared: Option<SchemaRef>, mut options: 
         Boundedness::Unbounded
     };
     Ok(GeneratorTable {
-        provider: Arc::new(GeneratorProvider::new(Arc::new(source), schema, source_columns, rows)),
+        provider: Arc::new(GeneratorProvider::new(
+            Arc::new(source),
+            schema,
+            source_columns,
+            rows,
+        )),
         description,
         boundedness,
     })
