@@ -141,11 +141,6 @@ pub struct DatagenSource {
 }
 
 impl DatagenSource {
-    /// Wall-clock rows per second for unbounded runs, if limited.
-    pub fn rows_per_second(&self) -> Option<u64> {
-        self.rows_per_second
-    }
-
     /// One column's values for rows `rows`.
     fn column(&self, spec: &ColumnSpec, rows: Range<u64>) -> Result<ArrayRef> {
         let (seed, salt) = (self.seed, spec.salt);
@@ -279,6 +274,10 @@ impl RowSource for DatagenSource {
                 None => datafusion::common::internal_err!("datagen has no column {i}"),
             })
             .collect()
+    }
+
+    fn rate(&self) -> Option<u64> {
+        self.rows_per_second
     }
 }
 

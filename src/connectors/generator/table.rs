@@ -37,6 +37,12 @@ pub trait RowSource: Debug + Send + Sync + 'static {
     /// The arrays of `columns` (indices into [`RowSource::schema`]) for the
     /// row ordinals `rows`. A pure function of its arguments.
     fn generate(&self, columns: &[usize], rows: Range<u64>) -> Result<Vec<ArrayRef>>;
+
+    /// The wall-clock rows per second an unbounded run should keep to
+    /// (`'rate'`, `'rows-per-second'`); `None` for as fast as possible.
+    fn rate(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A generated table: bounded (`rows`) or not.
@@ -67,6 +73,11 @@ impl GeneratorProvider {
             source_columns,
             rows,
         }
+    }
+
+    /// The wall-clock rows per second an unbounded run should keep to, if limited.
+    pub fn rate(&self) -> Option<u64> {
+        self.source.rate()
     }
 
     /// The row count, `None` when unbounded.

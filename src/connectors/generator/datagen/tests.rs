@@ -77,6 +77,7 @@ fn random_values_respect_their_ranges() {
         &[
             ("rows", "10000"),
             ("seed", "3"),
+            ("rows-per-second", "500"),
             ("fields.small.min", "-5"),
             ("fields.small.max", "5"),
             ("fields.x.min", "1.5"),
@@ -92,6 +93,7 @@ fn random_values_respect_their_ranges() {
         10_000,
     );
     assert_eq!(table.provider.rows(), Some(10_000));
+    assert_eq!(table.provider.rate(), Some(500));
     assert_eq!(table.description, "10000 rows, seed 3");
     let small = arrays[0].as_primitive::<Int16Type>().values();
     assert!(small.iter().all(|v| (-5..=5).contains(v)));

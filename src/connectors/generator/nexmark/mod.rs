@@ -315,6 +315,13 @@ impl RowSource for NexmarkSource {
             })
             .collect()
     }
+
+    /// `'rate'` counts events of all kinds; this stream gets its share.
+    fn rate(&self) -> Option<u64> {
+        self.config
+            .rate
+            .map(|r| self.kind.count_in(r.saturating_mul(TOTAL_PROPORTION)) / TOTAL_PROPORTION)
+    }
 }
 
 /// The settings and stream named by a table's options. `table_name` stands in

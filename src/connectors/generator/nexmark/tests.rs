@@ -249,6 +249,11 @@ fn options_configure_the_stream() {
     assert_eq!(table.description, "auction, 1000 events, seed 7");
     assert_eq!(table.boundedness, Boundedness::Bounded);
     assert_eq!(table.provider.rows(), Some(60));
+    assert_eq!(
+        table.provider.rate(),
+        Some(300),
+        "auctions are 3 in 50 of 5000 events/s"
+    );
 
     let unbounded = create_table("bids", None, opts(&[])).expect("named after the stream");
     assert_eq!(unbounded.boundedness, Boundedness::Unbounded);
