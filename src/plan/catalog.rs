@@ -33,6 +33,9 @@ pub struct SourceInfo {
     /// The provider registered for it; a table replaced by other means is no
     /// longer this source.
     pub provider: Arc<dyn TableProvider>,
+    /// The provider that plans' table scans read (the registered one, or the
+    /// one under it when the registered table is a view over the files).
+    pub scanned: Arc<dyn TableProvider>,
 }
 
 /// The connector tables of a session, by resolved name.
@@ -42,12 +45,12 @@ pub struct SourceCatalog {
 }
 
 impl SourceCatalog {
-    /// The source behind a provider found in a plan, if it is one of ours.
+    /// The source behind a provider, registered or scanned, if it is one of ours.
     pub fn source_of(&self, provider: &Arc<dyn TableProvider>) -> Option<SourceInfo> {
         let sources = self.sources.read().ok()?;
         sources
             .values()
-            .find(|s| Arc::ptr_eq(&s.provider, provider))
+            .find(|s| Arc::ptr_eq(&s.provider, provider) || Arc::ptr_eq(&s.scanned, provider))
             .cloned()
     }
 
@@ -114,19 +117,19 @@ pub async fn create_connector_table(
     let options =
         Options::try_new(create.options.iter().map(|o| (o.key.clone(), o.value.clone()))).map_err(at_name)?;
 
-    let (provider, description, boundedness) = match connector.to_lowercase().as_str() {
+    let (provider, scanned, description, boundedness) = match connector.to_lowercase().as_str() {
         "file" | "filesystem" => {
             let table = file::create_table(&state, &name, declared, options)
                 .await
                 .map_err(|e| locate_option_error(e, &option_span, create))?;
             let description = format!("{} {}", table.format, table.path);
-            (table.provider, description, Boundedness::Bounded)
+            (table.provider, table.scanned, description, Boundedness::Bounded)
         }
         generator @ ("nexmark" | "datagen") => {
             let table = generator::create_table(generator, name.table(), declared, options)
                 .map_err(|e| locate_option_error(e, &option_span, create))?;
             let provider: Arc<dyn TableProvider> = table.provider;
-            (provider, table.description, table.boundedness)
+            (Arc::clone(&provider), provider, table.description, table.boundedness)
         }
         other => {
             return Err(SluiceError::at(
@@ -154,6 +157,7 @@ pub async fn create_connector_table(
             boundedness,
             watermark,
             provider,
+            scanned,
         },
     );
     Ok(())
