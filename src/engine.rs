@@ -31,7 +31,9 @@ pub struct SluiceOptions {
 
 impl Default for SluiceOptions {
     fn default() -> Self {
-        Self { explain_executor: true }
+        Self {
+            explain_executor: true,
+        }
     }
 }
 
@@ -161,7 +163,14 @@ impl Engine {
                 self.register_object_stores(df).map_err(at)?;
                 let state = self.ctx.state();
                 let plan = state.statement_to_plan(df.as_ref().clone()).await.map_err(at)?;
-                self.execute_plan(plan).await.map_err(|e| e.or_at(statement.span))
+                let output = self
+                    .execute_plan(plan)
+                    .await
+                    .map_err(|e| e.or_at(statement.span))?;
+                match described_table(df) {
+                    Some(table) => self.describe_watermark(table, output).await.map_err(at),
+                    None => Ok(output),
+                }
             }
         }
     }
@@ -177,6 +186,59 @@ impl Engine {
             results.push(batches);
         }
         Ok(results)
+    }
+
+    /// `DESCRIBE t` of a table with a watermark gets a `watermark` column
+    /// holding the expression on the event-time column's row (as Flink shows it).
+    async fn describe_watermark(
+        &self,
+        table: &sqlparser::ast::ObjectName,
+        output: StatementOutput,
+    ) -> datafusion::error::Result<StatementOutput> {
+        let normalize = self
+            .ctx
+            .state()
+            .config_options()
+            .sql_parser
+            .enable_ident_normalization;
+        let reference = datafusion::sql::planner::object_name_to_table_reference(table.clone(), normalize)?;
+        let Some(provider) = self.ctx.table_provider(reference).await.ok() else {
+            return Ok(output);
+        };
+        let Some(watermark) = self.catalog.source_of(&provider).and_then(|s| s.watermark) else {
+            return Ok(output);
+        };
+        let batches: Vec<RecordBatch> = output.stream.try_collect().await?;
+        let mut out = Vec::with_capacity(batches.len());
+        let mut schema = None;
+        for batch in batches {
+            let names = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)?;
+            let names = names
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| DataFusionError::Internal("DESCRIBE's first column is not text".into()))?;
+            let marks: StringArray = names
+                .iter()
+                .map(|name| (name == Some(watermark.column.as_str())).then_some(watermark.sql.as_str()))
+                .collect();
+            let mut columns = batch.columns().to_vec();
+            columns.push(Arc::new(marks));
+            let mut fields: Vec<_> = batch.schema().fields().iter().cloned().collect();
+            fields.push(Arc::new(arrow::datatypes::Field::new(
+                "watermark",
+                arrow::datatypes::DataType::Utf8,
+                true,
+            )));
+            let batch_schema = Arc::new(arrow::datatypes::Schema::new(fields));
+            out.push(RecordBatch::try_new(Arc::clone(&batch_schema), columns)?);
+            schema = Some(batch_schema);
+        }
+        let schema = schema.unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
+        Ok(StatementOutput {
+            stream: Box::pin(MemoryStream::try_new(out, schema, None)?),
+            returns_rows: output.returns_rows,
+            executor: output.executor,
+        })
     }
 
     /// Every table of the session (not information_schema), with what backs
@@ -265,6 +327,17 @@ impl Engine {
             DFStatement::CopyTo(copy) => object_stores::register_for_location(&runtime, &copy.target, &[]),
             _ => Ok(()),
         }
+    }
+}
+
+/// The table a `DESCRIBE t` statement names.
+fn described_table(statement: &DFStatement) -> Option<&sqlparser::ast::ObjectName> {
+    match statement {
+        DFStatement::Statement(s) => match s.as_ref() {
+            sqlparser::ast::Statement::ExplainTable { table_name, .. } => Some(table_name),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

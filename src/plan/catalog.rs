@@ -28,14 +28,25 @@ pub struct SourceInfo {
     pub description: String,
     /// Whether the source ends.
     pub boundedness: Boundedness,
-    /// The event-time column and the watermark expression over the table's row.
-    pub watermark: Option<(String, Expr)>,
+    /// The declared watermark, if any.
+    pub watermark: Option<Watermark>,
     /// The provider registered for it; a table replaced by other means is no
     /// longer this source.
     pub provider: Arc<dyn TableProvider>,
     /// The provider that plans' table scans read (the registered one, or the
     /// one under it when the registered table is a view over the files).
     pub scanned: Arc<dyn TableProvider>,
+}
+
+/// `WATERMARK FOR column AS expr`, checked and planned.
+#[derive(Debug, Clone)]
+pub struct Watermark {
+    /// The event-time column.
+    pub column: String,
+    /// The watermark of a row, planned over the table's columns.
+    pub expr: Expr,
+    /// The expression as written, for DESCRIBE and EXPLAIN.
+    pub sql: String,
 }
 
 /// The connector tables of a session, by resolved name.
@@ -129,7 +140,12 @@ pub async fn create_connector_table(
             let table = generator::create_table(generator, name.table(), declared, options)
                 .map_err(|e| locate_option_error(e, &option_span, create))?;
             let provider: Arc<dyn TableProvider> = table.provider;
-            (Arc::clone(&provider), provider, table.description, table.boundedness)
+            (
+                Arc::clone(&provider),
+                provider,
+                table.description,
+                table.boundedness,
+            )
         }
         other => {
             return Err(SluiceError::at(
@@ -185,7 +201,7 @@ fn plan_watermark(
     functions: &SessionFunctions<'_>,
     schema: &SchemaRef,
     wm: &WatermarkDef,
-) -> Result<(String, Expr), SluiceError> {
+) -> Result<Watermark, SluiceError> {
     let at = |e: DataFusionError| SluiceError::at(e, wm.span);
     let normalize = functions.options().sql_parser.enable_ident_normalization;
     let column = datafusion::sql::planner::IdentNormalizer::new(normalize).normalize(wm.column.clone());
@@ -218,7 +234,11 @@ fn plan_watermark(
             wm.expr
         )));
     }
-    Ok((column, expr))
+    Ok(Watermark {
+        column,
+        expr,
+        sql: wm.expr.to_string(),
+    })
 }
 
 /// The table's name as DataFusion resolves it: `t`, `schema.t` or `catalog.schema.t`,

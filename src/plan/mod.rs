@@ -7,7 +7,7 @@ mod sql_context;
 pub mod windows;
 
 pub use boundedness::{DATAFUSION_TABLE, ExecutorChoice, SourceUse, choose_executor};
-pub use catalog::{SourceCatalog, SourceInfo, create_connector_table};
+pub use catalog::{SourceCatalog, SourceInfo, Watermark, create_connector_table};
 pub use sql_context::SessionFunctions;
 
 /// Which executor runs a query.
