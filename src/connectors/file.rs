@@ -14,9 +14,9 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
 use datafusion::common::{Column, DFSchema, TableReference, plan_err};
-use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::datasource::listing_table_factory::ListingTableFactory;
+use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::error::Result;
 use datafusion::logical_expr::{CreateExternalTable, LogicalPlanBuilder, cast, col, lit};
 
@@ -159,7 +159,9 @@ pub async fn create_table(
             .build()
     };
     let factory = ListingTableFactory::new();
-    let from_files = factory.create(state, &command(Arc::new(DFSchema::empty()))).await?;
+    let from_files = factory
+        .create(state, &command(Arc::new(DFSchema::empty())))
+        .await?;
     let provider = match declared {
         None => from_files,
         Some(declared) => {
@@ -169,16 +171,27 @@ pub async fn create_table(
         }
     };
     let Some(null) = null_literal else {
-        return Ok(FileTable { scanned: Arc::clone(&provider), provider, path, format });
+        return Ok(FileTable {
+            scanned: Arc::clone(&provider),
+            provider,
+            path,
+            format,
+        });
     };
     // DataFusion's CSV reader uses the null pattern only to infer types, not
     // when reading: read every column as text and turn the literal into NULL
     // before casting to the table's types.
     let schema = provider.schema();
     let text_schema = Schema::new(
-        schema.fields().iter().map(|f| Field::new(f.name(), DataType::Utf8, true)).collect::<Vec<_>>(),
+        schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), DataType::Utf8, true))
+            .collect::<Vec<_>>(),
     );
-    let text = factory.create(state, &command(Arc::new(DFSchema::try_from(text_schema)?))).await?;
+    let text = factory
+        .create(state, &command(Arc::new(DFSchema::try_from(text_schema)?)))
+        .await?;
     let columns = schema.fields().iter().map(|f| {
         let field = col(Column::new(Some(name.clone()), f.name()));
         let value = datafusion::functions::core::nullif().call(vec![field, lit(null.clone())]);
@@ -187,7 +200,12 @@ pub async fn create_table(
     let plan = LogicalPlanBuilder::scan(name.clone(), provider_as_source(Arc::clone(&text)), None)?
         .project(columns)?
         .build()?;
-    Ok(FileTable { provider: Arc::new(ViewTable::new(plan, None)), scanned: text, path, format })
+    Ok(FileTable {
+        provider: Arc::new(ViewTable::new(plan, None)),
+        scanned: text,
+        path,
+        format,
+    })
 }
 
 /// A missing local file is the most common mistake: say so plainly, with the
