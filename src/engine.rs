@@ -97,6 +97,8 @@ pub struct StatementOutput {
 pub struct Engine {
     ctx: SessionContext,
     catalog: SourceCatalog,
+    /// Plans window TVFs, and says how it lowered them (for EXPLAIN).
+    windows: Arc<WindowRelationPlanner>,
 }
 
 impl Default for Engine {
@@ -120,11 +122,13 @@ impl Engine {
             config.with_option_extension(SluiceOptions::default())
         };
         let ctx = SessionContext::new_with_config(config);
-        ctx.register_relation_planner(Arc::new(WindowRelationPlanner))
+        let windows = Arc::new(WindowRelationPlanner::default());
+        ctx.register_relation_planner(Arc::clone(&windows) as _)
             .expect("registering a relation planner on a new session cannot fail");
         Self {
             ctx,
             catalog: SourceCatalog::default(),
+            windows,
         }
     }
 
@@ -162,6 +166,7 @@ impl Engine {
             Statement::DataFusion(df) => {
                 self.register_object_stores(df).map_err(at)?;
                 let state = self.ctx.state();
+                self.windows.take_lowered();
                 let plan = state.statement_to_plan(df.as_ref().clone()).await.map_err(at)?;
                 let output = self
                     .execute_plan(plan)
@@ -295,7 +300,9 @@ impl Engine {
         }
         let stream = with_source_context(batch::execute(&self.ctx, plan).await?, &choice);
         let stream = if explain && self.explain_executor() {
-            prepend_executor_row(stream, &choice).await?
+            let mut rows = vec![("executor".to_string(), choice.explanation())];
+            rows.extend(self.windows.take_lowered().into_iter().map(|w| ("window".to_string(), w)));
+            prepend_explain_rows(stream, rows).await?
         } else {
             stream
         };
@@ -387,10 +394,11 @@ fn with_source_context(
     Box::pin(RecordBatchStreamAdapter::new(schema, stream))
 }
 
-/// EXPLAIN's rows are `(plan_type, plan)`; put `("executor", why)` first.
-async fn prepend_executor_row(
+/// EXPLAIN's rows are `(plan_type, plan)`; put Sluice's own first: the
+/// executor and why, then how each window was lowered.
+async fn prepend_explain_rows(
     stream: SendableRecordBatchStream,
-    choice: &ExecutorChoice,
+    rows: Vec<(String, String)>,
 ) -> datafusion::error::Result<SendableRecordBatchStream> {
     let schema = stream.schema();
     let batches: Vec<RecordBatch> = stream.try_collect().await?;
@@ -399,8 +407,8 @@ async fn prepend_executor_row(
         return Ok(Box::pin(stream));
     }
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(vec!["executor"])),
-        Arc::new(StringArray::from(vec![choice.explanation()])),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|(kind, _)| kind.as_str()))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, text)| text.as_str()))),
     ];
     let first = RecordBatch::try_new(Arc::clone(&schema), columns)?;
     let all = std::iter::once(first).chain(batches).collect();

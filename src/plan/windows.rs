@@ -76,8 +76,51 @@ pub enum WindowKind {
 }
 
 /// Plans window table functions; registered on every Sluice session.
+///
+/// It keeps a line per window it lowered since [`WindowRelationPlanner::take_lowered`]
+/// was last called, which EXPLAIN shows.
 #[derive(Debug, Default)]
-pub struct WindowRelationPlanner;
+pub struct WindowRelationPlanner {
+    lowered: std::sync::Mutex<Vec<String>>,
+}
+
+impl WindowRelationPlanner {
+    /// How each window planned since the last call was lowered, in plan order.
+    pub fn take_lowered(&self) -> Vec<String> {
+        self.lowered.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default()
+    }
+}
+
+impl WindowKind {
+    /// One line for EXPLAIN: the window and the relational form it became.
+    fn lowering(&self, time: &Expr) -> String {
+        match *self {
+            WindowKind::Tumble { size, offset } => format!(
+                "TUMBLE({time}, size {}, offset {}): window_start = date_bin(size, {time}, epoch + offset)",
+                show(size),
+                show(offset)
+            ),
+            WindowKind::Hop { slide, size, offset } => format!(
+                "HOP({time}, slide {}, size {}, offset {}): input x {} window shifts, window_start = date_bin(slide, {time}) - shift",
+                show(slide),
+                show(size),
+                show(offset),
+                size / slide
+            ),
+            WindowKind::Cumulate { step, size, offset } => format!(
+                "CUMULATE({time}, step {}, size {}, offset {}): input x {} window lengths, kept where window_end > {time}",
+                show(step),
+                show(size),
+                show(offset),
+                size / step
+            ),
+            WindowKind::Session { gap } => format!(
+                "SESSION({time}, gap {}): lag({time}) starts a session when {time} >= previous + gap; sum() numbers sessions; min/max bound them",
+                show(gap)
+            ),
+        }
+    }
+}
 
 impl RelationPlanner for WindowRelationPlanner {
     fn plan_relation(
@@ -104,7 +147,10 @@ impl RelationPlanner for WindowRelationPlanner {
             _ => return Ok(RelationPlanning::Original(Box::new(relation))),
         };
         let args = Arguments::bind(&function, args.args.clone())?;
-        let plan = plan_window(&function, args, context)?;
+        let (plan, lowering) = plan_window(&function, args, context)?;
+        if let Ok(mut lowered) = self.lowered.lock() {
+            lowered.push(lowering);
+        }
         Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
             plan,
             alias.clone(),
@@ -212,7 +258,7 @@ fn plan_window(
     function: &str,
     mut args: Arguments,
     context: &mut dyn RelationPlannerContext,
-) -> Result<LogicalPlan> {
+) -> Result<(LogicalPlan, String)> {
     let data = args.require("data")?;
     let input = match data {
         sqlparser::ast::Expr::Subquery(query) => context.plan(TableFactor::Derived {
@@ -302,7 +348,8 @@ fn plan_window(
         .into_iter()
         .map(|k| context.sql_to_expr(k, input.schema()))
         .collect::<Result<Vec<_>>>()?;
-    lower(input, time, tz, &kind, keys)
+    let lowering = kind.lowering(&time);
+    Ok((lower(input, time, tz, &kind, keys)?, lowering))
 }
 
 /// A constant INTERVAL argument in nanoseconds (months have no fixed length).
