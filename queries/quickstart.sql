@@ -35,7 +35,8 @@ CREATE TABLE bids (
   price     BIGINT,
   channel   VARCHAR,
   url       VARCHAR,
-  date_time TIMESTAMP(3)
+  date_time TIMESTAMP(3),
+  WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND
 ) WITH ('connector' = 'file', 'path' = 'testdata/bids.ndjson', 'format' = 'json');
 
 -- Revenue per category: orders joined with the product catalog.
@@ -85,6 +86,17 @@ ORDER BY minute, channel
 LIMIT 12;
 
 -- How the revenue query is planned.
+-- Hot auctions: the most-bid auction of each 1-minute tumbling window (Flink's window TVF).
+SELECT window_start, window_end, auction, bids
+FROM (
+  SELECT window_start, window_end, auction, count(*) AS bids,
+         row_number() OVER (PARTITION BY window_start, window_end ORDER BY count(*) DESC, auction) AS place
+  FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '1' MINUTE))
+  GROUP BY window_start, window_end, auction
+)
+WHERE place = 1
+ORDER BY window_start;
+
 EXPLAIN
 SELECT p.category, sum(o.amount) AS revenue
 FROM orders o JOIN products p ON o.product_id = p.product_id
