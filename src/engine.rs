@@ -125,6 +125,7 @@ impl Engine {
         let windows = Arc::new(WindowRelationPlanner::default());
         ctx.register_relation_planner(Arc::clone(&windows) as _)
             .expect("registering a relation planner on a new session cannot fail");
+        crate::plan::flink_functions::register_flink_functions(&ctx);
         Self {
             ctx,
             catalog: SourceCatalog::default(),

@@ -1,6 +1,7 @@
 //! Sources and sinks. Connectors know Arrow and DataFusion, nothing of SQL
 //! text or of the CLI: the planner hands them a schema and the `WITH` options.
 
+pub mod blackhole;
 pub mod file;
 pub mod generator;
 pub mod object_stores;

@@ -15,7 +15,7 @@ use datafusion::logical_expr::{Expr, ExprSchemable};
 use datafusion::sql::planner::PlannerContext;
 
 use super::SessionFunctions;
-use crate::connectors::{Boundedness, Options, file, generator};
+use crate::connectors::{Boundedness, Options, blackhole, file, generator};
 use crate::error::SluiceError;
 use crate::sql::{CreateConnectorTable, WatermarkDef};
 
@@ -147,9 +147,17 @@ pub async fn create_connector_table(
                 table.boundedness,
             )
         }
+        "blackhole" => {
+            let table = blackhole::BlackholeTable::try_new(declared, options)
+                .map_err(|e| locate_option_error(e, &option_span, create))?;
+            let provider: Arc<dyn TableProvider> = Arc::new(table);
+            (Arc::clone(&provider), provider, "blackhole".to_string(), Boundedness::Bounded)
+        }
         other => {
             return Err(SluiceError::at(
-                plan_datafusion_err!("unknown connector '{other}'; available: 'file', 'nexmark', 'datagen'"),
+                plan_datafusion_err!(
+                    "unknown connector '{other}'; available: 'file', 'nexmark', 'datagen', 'blackhole'"
+                ),
                 option_span("connector"),
             ));
         }

@@ -3,6 +3,7 @@
 
 mod boundedness;
 mod catalog;
+pub mod flink_functions;
 mod sql_context;
 pub mod windows;
 
