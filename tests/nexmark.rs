@@ -1,0 +1,306 @@
+//! The Nexmark queries (Flink SQL, `../shared/conformance/nexmark/queries`)
+//! run in batch through `sluice::Engine`, over bounded `nexmark` generator
+//! tables behind views with Flink's column names.
+//!
+//! Each query's outcome must match its line in `tests/nexmark_status.txt`:
+//! `qN pass` (runs as is), `qN pass-with-edits: <edits>` (runs after the
+//! mechanical edits this runner applies, listed by [`edits`]), or
+//! `qN fail: <why>`. A query listed as failing that now passes fails the test
+//! too, so the file only ever improves. A few results are checked for sanity.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
+use sluice::Engine;
+
+const QUERIES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/conformance/nexmark/queries"
+);
+const STATUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/nexmark_status.txt");
+
+/// Bounded generator tables (100,000 events: 2,000 people, 6,000 auctions,
+/// 92,000 bids, over 100 s of event time) with Flink's watermark, and the views
+/// that give them the column names of Nexmark's Flink DDL (`ddl_views.sql`).
+/// `dateTime` is quoted in the queries, so its column is exactly that; the
+/// other camelCase names are unquoted, which DataFusion lowercases.
+const PRELUDE: &str = "
+CREATE TABLE nexmark_person (
+  id BIGINT, name VARCHAR, email_address VARCHAR, credit_card VARCHAR, city VARCHAR, state VARCHAR,
+  date_time TIMESTAMP(3), extra VARCHAR,
+  WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND
+) WITH ('connector' = 'nexmark', 'table' = 'person', 'events' = '100000', 'events.per.second' = '1000', 'seed' = '7');
+CREATE TABLE nexmark_auction (
+  id BIGINT, item_name VARCHAR, description VARCHAR, initial_bid BIGINT, reserve BIGINT,
+  date_time TIMESTAMP(3), expires TIMESTAMP(3), seller BIGINT, category BIGINT, extra VARCHAR,
+  WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND
+) WITH ('connector' = 'nexmark', 'table' = 'auction', 'events' = '100000', 'events.per.second' = '1000', 'seed' = '7');
+CREATE TABLE nexmark_bid (
+  auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
+  date_time TIMESTAMP(3), extra VARCHAR,
+  WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND
+) WITH ('connector' = 'nexmark', 'table' = 'bid', 'events' = '100000', 'events.per.second' = '1000', 'seed' = '7');
+CREATE VIEW person AS
+  SELECT id, name, email_address AS emailaddress, credit_card AS creditcard, city, state,
+         date_time AS \"dateTime\", extra
+  FROM nexmark_person;
+CREATE VIEW auction AS
+  SELECT id, item_name AS itemname, description, initial_bid AS initialbid, reserve,
+         date_time AS \"dateTime\", expires, seller, category, extra
+  FROM nexmark_auction;
+CREATE VIEW bid AS
+  SELECT auction, bidder, price, channel, url, date_time AS \"dateTime\", extra
+  FROM nexmark_bid;
+";
+
+/// Bids among the 100,000 events (46 of every 50).
+const BIDS: u64 = 92_000;
+
+/// The query files, by name (`q0` ... `q23`), in numeric order.
+fn query_files() -> Vec<(String, String)> {
+    let mut files: Vec<(u32, String, String)> = std::fs::read_dir(QUERIES)
+        .unwrap_or_else(|e| panic!("{QUERIES}: {e}"))
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let name = path.file_stem()?.to_str()?.to_string();
+            let number: u32 = name.strip_prefix('q')?.parse().ok()?;
+            let sql = std::fs::read_to_string(&path).ok()?;
+            Some((number, name, sql))
+        })
+        .collect();
+    files.sort();
+    files.into_iter().map(|(_, name, sql)| (name, sql)).collect()
+}
+
+/// The mechanical edits the runner makes to a query before running it, each
+/// with the description that its status line lists.
+fn edits(name: &str, sql: &str) -> (String, Vec<&'static str>) {
+    let mut sql = sql.to_string();
+    let mut applied = Vec::new();
+    // q14 declares Nexmark's Java UDF; Sluice has count_char built in.
+    if let Some(start) = sql.find("CREATE FUNCTION count_char") {
+        let end = sql[start..].find(';').map_or(sql.len(), |i| start + i + 1);
+        sql.replace_range(start..end, "");
+        applied.push("the CREATE FUNCTION count_char statement is dropped (count_char is built in)");
+    }
+    // q10 writes partitioned CSV files under ${NEXMARK_DIR}; a blackhole sink
+    // with the same columns keeps the query as it is.
+    if let Some(start) = sql.find("PARTITIONED BY") {
+        let end = sql[start..].find(';').map_or(sql.len(), |i| start + i);
+        sql.replace_range(start..end, "WITH ('connector' = 'blackhole')");
+        applied.push(
+            "the partitioned filesystem sink (PARTITIONED BY, a ${NEXMARK_DIR} path, sink.* options) becomes a blackhole table with the same columns",
+        );
+    }
+    // q23 alone writes dateTime unquoted, which DataFusion lowercases.
+    if name == "q23" && sql.contains("A.dateTime") {
+        sql = sql.replace("A.dateTime", "A.`dateTime`");
+        applied.push("A.dateTime is quoted, A.`dateTime`, as every other query writes it");
+    }
+    (sql, applied)
+}
+
+/// The rows an `INSERT` reported writing.
+fn inserted(results: &[Vec<RecordBatch>]) -> Option<u64> {
+    let batch = results.last()?.iter().find(|b| b.num_rows() > 0)?;
+    let counts = batch.column(0).as_primitive_opt::<UInt64Type>()?;
+    Some(counts.value(0))
+}
+
+/// Run one query after the prelude: the rows its INSERT wrote, or the error.
+async fn run(sql: &str) -> Result<u64, String> {
+    let engine = Engine::new();
+    engine
+        .run_script(PRELUDE)
+        .await
+        .map_err(|e| format!("prelude: {e}"))?;
+    let results = engine.run_script(sql).await.map_err(|e| e.to_string())?;
+    inserted(&results).ok_or_else(|| "the last statement is not an INSERT".to_string())
+}
+
+/// `tests/nexmark_status.txt`: query name to its status line.
+fn status_lines() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(STATUS).unwrap_or_else(|e| panic!("{STATUS}: {e}"));
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let name = l.split_whitespace().next().unwrap_or_default().to_string();
+            (name, l.to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nexmark_queries_match_their_status() {
+    let expected = status_lines();
+    let files = query_files();
+    assert!(
+        files.len() >= 24,
+        "found only {} queries in {QUERIES}",
+        files.len()
+    );
+    let mut problems = Vec::new();
+    let mut report = Vec::new();
+    let started = Instant::now();
+    for (name, sql) in &files {
+        let (edited, applied) = edits(name, sql);
+        let began = Instant::now();
+        let outcome = run(&edited).await;
+        let took = began.elapsed();
+        let actual = match (&outcome, applied.is_empty()) {
+            (Ok(_), true) => format!("{name} pass"),
+            (Ok(_), false) => format!("{name} pass-with-edits: {}", applied.join("; ")),
+            (Err(_), _) => format!("{name} fail"),
+        };
+        report.push(format!(
+            "{name:>4} {:>8.2?} {}",
+            took,
+            match &outcome {
+                Ok(rows) => format!("{rows} rows"),
+                Err(e) => format!("error: {e}"),
+            }
+        ));
+        let Some(line) = expected.get(name) else {
+            problems.push(format!(
+                "{name} has no line in tests/nexmark_status.txt; it is: {actual}"
+            ));
+            continue;
+        };
+        let listed_failing = line.starts_with(&format!("{name} fail"));
+        match (&outcome, listed_failing) {
+            (Ok(_), true) => problems.push(format!(
+                "{name} now passes: update tests/nexmark_status.txt to `{actual}`"
+            )),
+            (Ok(_), false) if *line != actual => problems.push(format!(
+                "{name}: the status file says `{line}`, but it is `{actual}`"
+            )),
+            (Err(e), false) => problems.push(format!("{name} is listed `{line}` but fails: {e}")),
+            _ => {}
+        }
+    }
+    for name in expected.keys() {
+        if !files.iter().any(|(n, _)| n == name) {
+            problems.push(format!(
+                "tests/nexmark_status.txt lists {name}, which has no query file"
+            ));
+        }
+    }
+    eprintln!(
+        "Nexmark in batch ({} total):\n{}",
+        fmt(started.elapsed()),
+        report.join("\n")
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+fn fmt(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+/// The SELECT of a query's `INSERT INTO sink SELECT ...`, to look at its rows.
+fn select_of(name: &str) -> String {
+    let (_, sql) = query_files()
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no {name}"));
+    let (sql, _) = edits(name, &sql);
+    let insert = sql
+        .find("INSERT INTO")
+        .unwrap_or_else(|| panic!("{name} has no INSERT"));
+    let select = sql[insert..]
+        .find("SELECT")
+        .map(|i| insert + i)
+        .expect("a SELECT");
+    let body = sql[select..].trim().trim_end_matches(';');
+    // Comments would swallow the closing parenthesis of a wrapping query.
+    body.lines()
+        .map(|l| l.split("--").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The first row of the last statement of `PRELUDE` + `sql`.
+async fn first_row(sql: &str) -> RecordBatch {
+    let engine = Engine::new();
+    let results = engine
+        .run_script(&format!("{PRELUDE}{sql}"))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    results
+        .into_iter()
+        .last()
+        .and_then(|b| b.into_iter().find(|b| b.num_rows() > 0))
+        .unwrap_or_else(|| panic!("{sql}: no rows"))
+}
+
+fn int(batch: &RecordBatch, column: usize) -> i64 {
+    batch.column(column).as_primitive::<Int64Type>().value(0)
+}
+
+#[tokio::test]
+async fn q0_writes_every_bid() {
+    let (_, sql) = query_files().into_iter().find(|(n, _)| n == "q0").expect("q0");
+    assert_eq!(run(&sql).await, Ok(BIDS));
+}
+
+#[tokio::test]
+async fn q1_converts_prices_to_euros() {
+    let sql = format!(
+        "SELECT sum(q.price) / (SELECT sum(price) FROM bid) AS ratio, count(*) AS n FROM ({}) AS q",
+        select_of("q1")
+    );
+    let row = first_row(&sql).await;
+    let ratio = row.column(0).as_primitive::<Float64Type>().value(0);
+    assert!((ratio - 0.908).abs() < 1e-9, "{ratio}");
+    assert_eq!(int(&row, 1), BIDS as i64);
+}
+
+#[tokio::test]
+async fn q2_keeps_auctions_divisible_by_123() {
+    let sql = format!(
+        "SELECT count(*) AS n, count(*) FILTER (WHERE auction % 123 <> 0) AS wrong FROM ({}) AS q",
+        select_of("q2")
+    );
+    let row = first_row(&sql).await;
+    assert!(int(&row, 0) > 0, "no bids on auctions divisible by 123");
+    assert_eq!(int(&row, 1), 0);
+}
+
+#[tokio::test]
+async fn q14_and_q22_use_the_flink_functions() {
+    // count_char counts what a plain length difference counts.
+    let sql = format!(
+        "SELECT count(*) AS n,
+                count(*) FILTER (WHERE c_counts <> length(extra) - length(replace(extra, 'c', ''))) AS wrong,
+                count(DISTINCT bidTimeType) AS kinds
+         FROM ({}) AS q",
+        select_of("q14")
+    );
+    let row = first_row(&sql).await;
+    assert!(int(&row, 0) > 0);
+    assert_eq!(int(&row, 1), 0);
+    // SPLIT_INDEX agrees with split_part (1-based, '' past the end) where
+    // no piece is empty (the one between the slashes of https:// is).
+    let sql = format!(
+        "SELECT count(*) AS n, count(*) FILTER (WHERE dir1 IS NULL OR dir2 IS NULL OR dir3 IS NULL) AS missing
+         FROM ({}) AS q;
+         SELECT count(*) FILTER (WHERE SPLIT_INDEX(url, '/', i) IS DISTINCT FROM nullif(split_part(url, '/', i + 1), '')) AS wrong
+         FROM bid CROSS JOIN (VALUES (0), (2), (3), (5), (6), (7), (9)) AS v(i)",
+        select_of("q22")
+    );
+    let engine = Engine::new();
+    let results = engine
+        .run_script(&format!("{PRELUDE}{sql}"))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let count = |batches: &Vec<RecordBatch>, column: usize| int(&batches[0], column);
+    let [.., pieces, wrong] = results.as_slice() else {
+        panic!("two queries")
+    };
+    assert_eq!(count(pieces, 0), BIDS as i64);
+    assert_eq!(count(pieces, 1), 0);
+    assert_eq!(count(wrong, 0), 0);
+}
