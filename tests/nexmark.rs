@@ -8,12 +8,14 @@
 //! `qN fail: <why>`. A query listed as failing that now passes fails the test
 //! too, so the file only ever improves. A few results are checked for sanity.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
 use sluice::Engine;
+use status::StatusFile;
+
+mod status;
 
 const QUERIES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -120,22 +122,9 @@ async fn run(sql: &str) -> Result<u64, String> {
     inserted(&results).ok_or_else(|| "the last statement is not an INSERT".to_string())
 }
 
-/// `tests/nexmark_status.txt`: query name to its status line.
-fn status_lines() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(STATUS).unwrap_or_else(|e| panic!("{STATUS}: {e}"));
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let name = l.split_whitespace().next().unwrap_or_default().to_string();
-            (name, l.to_string())
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nexmark_queries_match_their_status() {
-    let expected = status_lines();
+    let status = StatusFile::read(STATUS, "tests/nexmark_status.txt");
     let files = query_files();
     assert!(
         files.len() >= 24,
@@ -149,45 +138,18 @@ async fn nexmark_queries_match_their_status() {
         let (edited, applied) = edits(name, sql);
         let began = Instant::now();
         let outcome = run(&edited).await;
-        let took = began.elapsed();
-        let actual = match (&outcome, applied.is_empty()) {
-            (Ok(_), true) => format!("{name} pass"),
-            (Ok(_), false) => format!("{name} pass-with-edits: {}", applied.join("; ")),
-            (Err(_), _) => format!("{name} fail"),
-        };
         report.push(format!(
             "{name:>4} {:>8.2?} {}",
-            took,
+            began.elapsed(),
             match &outcome {
                 Ok(rows) => format!("{rows} rows"),
                 Err(e) => format!("error: {e}"),
             }
         ));
-        let Some(line) = expected.get(name) else {
-            problems.push(format!(
-                "{name} has no line in tests/nexmark_status.txt; it is: {actual}"
-            ));
-            continue;
-        };
-        let listed_failing = line.starts_with(&format!("{name} fail"));
-        match (&outcome, listed_failing) {
-            (Ok(_), true) => problems.push(format!(
-                "{name} now passes: update tests/nexmark_status.txt to `{actual}`"
-            )),
-            (Ok(_), false) if *line != actual => problems.push(format!(
-                "{name}: the status file says `{line}`, but it is `{actual}`"
-            )),
-            (Err(e), false) => problems.push(format!("{name} is listed `{line}` but fails: {e}")),
-            _ => {}
-        }
+        problems.extend(status.check(name, &outcome, &applied));
     }
-    for name in expected.keys() {
-        if !files.iter().any(|(n, _)| n == name) {
-            problems.push(format!(
-                "tests/nexmark_status.txt lists {name}, which has no query file"
-            ));
-        }
-    }
+    let names: Vec<String> = files.into_iter().map(|(name, _)| name).collect();
+    problems.extend(status.strays(&names));
     eprintln!(
         "Nexmark in batch ({} total):\n{}",
         fmt(started.elapsed()),
