@@ -22,7 +22,7 @@ use datafusion::logical_expr::{CreateExternalTable, LogicalPlanBuilder, cast, co
 
 use object_store::ObjectStoreExt;
 
-use super::{Options, object_stores};
+use super::{Options, column_names, object_stores};
 
 /// The file formats the connector reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,7 +253,7 @@ fn check_declared_schema(declared: &Schema, file: &Schema, path: &str, format: F
             return plan_err!(
                 "file '{path}' has {} columns ({}) but the table declares {}: declare every column, in file order",
                 file.fields().len(),
-                names(file),
+                column_names(file),
                 declared.fields().len()
             );
         }
@@ -280,7 +280,7 @@ fn check_declared_schema(declared: &Schema, file: &Schema, path: &str, format: F
             return plan_err!(
                 "column '{}' is declared but file '{path}' has no such column; it has: {}",
                 d.name(),
-                names(file)
+                column_names(file)
             );
         };
         if !format.is_text() && !same_family(d.data_type(), f.data_type()) {
@@ -293,15 +293,6 @@ fn check_declared_schema(declared: &Schema, file: &Schema, path: &str, format: F
         }
     }
     Ok(())
-}
-
-fn names(schema: &Schema) -> String {
-    schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Types that DataFusion's schema adapter converts between without loss of

@@ -216,12 +216,7 @@ fn plan_watermark(
     let Ok(field) = schema.field_with_name(&column) else {
         return Err(at(plan_datafusion_err!(
             "WATERMARK FOR '{column}': the table has no such column; its columns are {}",
-            schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::connectors::column_names(schema)
         )));
     };
     if !matches!(field.data_type(), DataType::Timestamp(_, _)) {

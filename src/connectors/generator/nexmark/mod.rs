@@ -377,14 +377,7 @@ fn parse_options(table_name: &str, options: &mut Options) -> Result<(NexmarkConf
 /// generated values cast to. Returns the stream column of each declared one.
 fn match_declared(kind: EventKind, declared: &Schema) -> Result<Vec<usize>> {
     let stream = kind.schema();
-    let names = || {
-        stream
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let names = || crate::connectors::column_names(&stream);
     declared
         .fields()
         .iter()
