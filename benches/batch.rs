@@ -28,7 +28,8 @@ const QUERIES: &[Query] = &[
         sluice: "SELECT window_start, auction, count(*) AS n, sum(price) AS total, max(price) AS top
                  FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
                  GROUP BY window_start, window_end, auction",
-        datafusion: "SELECT date_bin(INTERVAL '10 seconds', date_time, TIMESTAMP '1970-01-01') AS window_start,
+        datafusion:
+            "SELECT date_bin(INTERVAL '10 seconds', date_time, TIMESTAMP '1970-01-01') AS window_start,
                             auction, count(*) AS n, sum(price) AS total, max(price) AS top
                      FROM bids WHERE date_time IS NOT NULL GROUP BY 1, 2",
         duckdb: "SELECT time_bucket(INTERVAL '10 seconds', date_time) AS window_start, auction,
@@ -44,12 +45,18 @@ const QUERIES: &[Query] = &[
 ];
 
 fn main() {
-    let rows: usize = std::env::var("SLUICE_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000_000);
+    let rows: usize = std::env::var("SLUICE_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000_000);
     let path = std::env::temp_dir().join(format!("sluice-bench-bids-{rows}.csv"));
     if !path.exists() {
         write_csv(&path, rows).expect("write the bench file");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     println!("{rows} rows, {}", path.display());
     println!("| query | Sluice s | DataFusion s | DuckDB s | Sluice / DataFusion | Sluice / DuckDB |");
     println!("|---|---|---|---|---|---|");
@@ -113,10 +120,20 @@ async fn run_datafusion(path: &Path, sql: &str) -> (f64, usize) {
         ),
     ]);
     let path = path.display().to_string();
-    ctx.register_csv("bids", &path, CsvReadOptions::new().schema(&schema)).await.expect("register");
+    ctx.register_csv("bids", &path, CsvReadOptions::new().schema(&schema))
+        .await
+        .expect("register");
     let started = Instant::now();
-    let batches: Vec<_> =
-        ctx.sql(sql).await.expect("plan").execute_stream().await.expect("run").try_collect().await.expect("rows");
+    let batches: Vec<_> = ctx
+        .sql(sql)
+        .await
+        .expect("plan")
+        .execute_stream()
+        .await
+        .expect("run")
+        .try_collect()
+        .await
+        .expect("rows");
     let rows = batches.iter().map(|b| b.num_rows()).sum();
     (started.elapsed().as_secs_f64(), rows)
 }
@@ -139,7 +156,10 @@ fn run_duckdb(path: &Path, sql: &str) -> Option<f64> {
     );
     let out = Command::new("python3").args(["-c", &script]).output().ok()?;
     if !out.status.success() {
-        eprintln!("duckdb: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+        eprintln!(
+            "duckdb: {}",
+            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+        );
         return None;
     }
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
@@ -164,7 +184,11 @@ fn write_csv(path: &PathBuf, rows: usize) -> std::io::Result<()> {
         let channel = channels[((state >> 40) % 4) as usize];
         let millis = i as i64 * 10 + ((state >> 50) % 2000) as i64 - 1000;
         let ts = start + chrono::Duration::milliseconds(millis.max(0));
-        writeln!(out, "{auction},{bidder},{price},{channel},{}", ts.format("%Y-%m-%dT%H:%M:%S%.3f"))?;
+        writeln!(
+            out,
+            "{auction},{bidder},{price},{channel},{}",
+            ts.format("%Y-%m-%dT%H:%M:%S%.3f")
+        )?;
     }
     out.flush()
 }

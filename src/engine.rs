@@ -302,7 +302,12 @@ impl Engine {
         let stream = with_source_context(batch::execute(&self.ctx, plan).await?, &choice);
         let stream = if explain && self.explain_executor() {
             let mut rows = vec![("executor".to_string(), choice.explanation())];
-            rows.extend(self.windows.take_lowered().into_iter().map(|w| ("window".to_string(), w)));
+            rows.extend(
+                self.windows
+                    .take_lowered()
+                    .into_iter()
+                    .map(|w| ("window".to_string(), w)),
+            );
             prepend_explain_rows(stream, rows).await?
         } else {
             stream
@@ -408,8 +413,12 @@ async fn prepend_explain_rows(
         return Ok(Box::pin(stream));
     }
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|(kind, _)| kind.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, text)| text.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|(kind, _)| kind.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|(_, text)| text.as_str()),
+        )),
     ];
     let first = RecordBatch::try_new(Arc::clone(&schema), columns)?;
     let all = std::iter::once(first).chain(batches).collect();

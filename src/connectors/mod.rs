@@ -30,5 +30,10 @@ impl std::fmt::Display for Boundedness {
 
 /// A schema's column names, comma-separated, for errors that list them.
 pub fn column_names(schema: &arrow::datatypes::Schema) -> String {
-    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

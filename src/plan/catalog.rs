@@ -151,7 +151,12 @@ pub async fn create_connector_table(
             let table = blackhole::BlackholeTable::try_new(declared, options)
                 .map_err(|e| locate_option_error(e, &option_span, create))?;
             let provider: Arc<dyn TableProvider> = Arc::new(table);
-            (Arc::clone(&provider), provider, "blackhole".to_string(), Boundedness::Bounded)
+            (
+                Arc::clone(&provider),
+                provider,
+                "blackhole".to_string(),
+                Boundedness::Bounded,
+            )
         }
         other => {
             return Err(SluiceError::at(
