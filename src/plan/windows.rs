@@ -467,25 +467,14 @@ pub fn lower(
         }
         WindowKind::Hop { slide, size, offset } => {
             let shifts = (0..size / slide).map(|k| vec![interval(k * slide)]).collect();
-            let builder = builder
-                .cross_join(
-                    LogicalPlanBuilder::values(shifts)?
-                        .project(vec![col("column1").alias(HOP_SHIFT)])?
-                        .build()?,
-                )?
-                .project(with(vec![
-                    (date_bin(slide, offset) - col(HOP_SHIFT)).alias(WINDOW_START),
-                ]))?;
+            let builder = shifts_then(shifts, builder)?.project(with(vec![
+                (date_bin(slide, offset) - col(HOP_SHIFT)).alias(WINDOW_START),
+            ]))?;
             window_end_cols(builder, col(WINDOW_START) + interval(size))?
         }
         WindowKind::Cumulate { step, size, offset } => {
             let lengths = (1..=size / step).map(|j| vec![interval(j * step)]).collect();
-            let builder = builder
-                .cross_join(
-                    LogicalPlanBuilder::values(lengths)?
-                        .project(vec![col("column1").alias(HOP_SHIFT)])?
-                        .build()?,
-                )?
+            let builder = shifts_then(lengths, builder)?
                 .project(with(vec![
                     date_bin(size, offset).alias(WINDOW_START),
                     col(HOP_SHIFT),
@@ -532,6 +521,15 @@ pub fn lower(
         }
     };
     plan.build()
+}
+
+/// The few window shifts (or lengths) crossed with the input. The small side
+/// goes first: DataFusion's cross join buffers its left input, and buffering
+/// the whole input instead made HOP several times slower.
+fn shifts_then(shifts: Vec<Vec<Expr>>, input: LogicalPlanBuilder) -> Result<LogicalPlanBuilder> {
+    LogicalPlanBuilder::values(shifts)?
+        .project(vec![col("column1").alias(HOP_SHIFT)])?
+        .cross_join(input.build()?)
 }
 
 fn window_aggregate(udaf: Arc<datafusion::logical_expr::AggregateUDF>, arg: Expr) -> Expr {
