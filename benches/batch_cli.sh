@@ -55,7 +55,8 @@ print(f'{best:.3f}')" "$DUCK_TABLE" "$1"
 echo "$ROWS rows, $(nproc) cores, $(python3 -c 'import duckdb; print("duckdb", duckdb.__version__)' 2>/dev/null || echo 'no duckdb')"
 echo "| query | Sluice s | DataFusion s | DuckDB s | Sluice / DataFusion | Sluice / DuckDB |"
 echo "|---|---|---|---|---|---|"
-run() { # name, sluice query, datafusion query, duckdb query
+run() { # name, sluice query, datafusion query, duckdb query; SLUICE_BENCH_ONLY=text runs only matching names
+  case "$1" in *"${SLUICE_BENCH_ONLY:-}"*) ;; *) return 0 ;; esac
   local s d k
   s=$(best "$SLUICE" -e "$SLUICE_TABLE $2")
   d=$(best "$SLUICE" -e "SET sluice.explain_executor = true; $DF_TABLE $3")
