@@ -286,7 +286,7 @@ fn plan_window(
         );
     };
     let (unit, tz) = (*unit, tz.clone());
-    let mut interval = |name: &str, args: &mut Arguments| -> Result<Option<Nanos>> {
+    let mut argument = |name: &str, args: &mut Arguments| -> Result<Option<Nanos>> {
         match args.take(name) {
             None => Ok(None),
             Some(e) => Ok(Some(interval_nanos(function, name, &e, context)?)),
@@ -301,12 +301,12 @@ fn plan_window(
     };
     let kind = match function {
         "TUMBLE" => WindowKind::Tumble {
-            size: positive("size", interval("size", &mut args)?)?,
-            offset: interval("offset", &mut args)?.unwrap_or(0),
+            size: positive("size", argument("size", &mut args)?)?,
+            offset: argument("offset", &mut args)?.unwrap_or(0),
         },
         "HOP" => {
-            let slide = positive("slide", interval("slide", &mut args)?)?;
-            let size = positive("size", interval("size", &mut args)?)?;
+            let slide = positive("slide", argument("slide", &mut args)?)?;
+            let size = positive("size", argument("size", &mut args)?)?;
             if slide > size {
                 return plan_err!(
                     "HOP: the slide ({}) is larger than the size ({}); windows would leave gaps",
@@ -324,12 +324,12 @@ fn plan_window(
             WindowKind::Hop {
                 slide,
                 size,
-                offset: interval("offset", &mut args)?.unwrap_or(0),
+                offset: argument("offset", &mut args)?.unwrap_or(0),
             }
         }
         "CUMULATE" => {
-            let step = positive("step", interval("step", &mut args)?)?;
-            let size = positive("size", interval("size", &mut args)?)?;
+            let step = positive("step", argument("step", &mut args)?)?;
+            let size = positive("size", argument("size", &mut args)?)?;
             if step > size || size % step != 0 {
                 return plan_err!(
                     "CUMULATE: the size ({}) must be a whole multiple of the step ({})",
@@ -340,11 +340,11 @@ fn plan_window(
             WindowKind::Cumulate {
                 step,
                 size,
-                offset: interval("offset", &mut args)?.unwrap_or(0),
+                offset: argument("offset", &mut args)?.unwrap_or(0),
             }
         }
         _ => WindowKind::Session {
-            gap: positive("gap", interval("gap", &mut args)?)?,
+            gap: positive("gap", argument("gap", &mut args)?)?,
         },
     };
     let keys = std::mem::take(&mut args.partition_keys)
@@ -439,14 +439,10 @@ pub fn lower(
     // Window bounds move by durations in the time column's own unit: arrow adds
     // those to timestamps as plain integers, while an INTERVAL goes through
     // calendar arithmetic row by row (several times slower on big inputs).
-    let interval = |nanos: Nanos| duration(nanos, unit);
+    let shift = |nanos: Nanos| duration(nanos, unit);
     let origin = |offset: Nanos| lit(ScalarValue::TimestampNanosecond(Some(offset), tz.clone()));
     let date_bin = |stride: Nanos, offset: Nanos| {
-        datafusion::functions::datetime::date_bin().call(vec![
-            self::interval(stride),
-            time.clone(),
-            origin(offset),
-        ])
+        datafusion::functions::datetime::date_bin().call(vec![interval(stride), time.clone(), origin(offset)])
     };
     let input_columns: Vec<Expr> = input.schema().columns().into_iter().map(Expr::Column).collect();
     let with = |extra: Vec<Expr>| input_columns.iter().cloned().chain(extra).collect::<Vec<_>>();
@@ -457,23 +453,23 @@ pub fn lower(
             .project(with(vec![
                 col(WINDOW_START),
                 col(WINDOW_END),
-                (col(WINDOW_END) - interval(1_000_000)).alias(WINDOW_TIME),
+                (col(WINDOW_END) - shift(1_000_000)).alias(WINDOW_TIME),
             ]))
     };
     let plan = match *kind {
         WindowKind::Tumble { size, offset } => {
             let builder = builder.project(with(vec![date_bin(size, offset).alias(WINDOW_START)]))?;
-            window_end_cols(builder, col(WINDOW_START) + interval(size))?
+            window_end_cols(builder, col(WINDOW_START) + shift(size))?
         }
         WindowKind::Hop { slide, size, offset } => {
-            let shifts = (0..size / slide).map(|k| vec![interval(k * slide)]).collect();
+            let shifts = (0..size / slide).map(|k| vec![shift(k * slide)]).collect();
             let builder = shifts_then(shifts, builder)?.project(with(vec![
                 (date_bin(slide, offset) - col(HOP_SHIFT)).alias(WINDOW_START),
             ]))?;
-            window_end_cols(builder, col(WINDOW_START) + interval(size))?
+            window_end_cols(builder, col(WINDOW_START) + shift(size))?
         }
         WindowKind::Cumulate { step, size, offset } => {
-            let lengths = (1..=size / step).map(|j| vec![interval(j * step)]).collect();
+            let lengths = (1..=size / step).map(|j| vec![shift(j * step)]).collect();
             let builder = shifts_then(lengths, builder)?
                 .project(with(vec![
                     date_bin(size, offset).alias(WINDOW_START),
@@ -492,7 +488,7 @@ pub fn lower(
             let is_new = when(
                 col(SESSION_PREVIOUS)
                     .is_null()
-                    .or(time.clone().gt_eq(col(SESSION_PREVIOUS) + interval(gap))),
+                    .or(time.clone().gt_eq(col(SESSION_PREVIOUS) + shift(gap))),
                 lit(1i64),
             )
             .otherwise(lit(0i64))?;
@@ -517,7 +513,7 @@ pub fn lower(
                 .project(with(vec![is_new.alias(SESSION_NEW)]))?
                 .window(vec![session_number])?
                 .window(vec![first.alias(WINDOW_START), last.alias(SESSION_LAST)])?;
-            window_end_cols(builder, col(SESSION_LAST) + interval(gap))?
+            window_end_cols(builder, col(SESSION_LAST) + shift(gap))?
         }
     };
     plan.build()
