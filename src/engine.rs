@@ -6,8 +6,11 @@ use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::optimizer::{Analyzer, AnalyzerRule};
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::parser::Statement as DFStatement;
@@ -17,8 +20,11 @@ use sqlparser::dialect::{Dialect, dialect_from_str};
 use crate::connectors::object_stores;
 use crate::error::{Result, SluiceError};
 use crate::plan::windows::WindowRelationPlanner;
-use crate::plan::{Executor, ExecutorChoice, SourceCatalog, choose_executor, create_connector_table};
+use crate::plan::{
+    Executor, ExecutorChoice, LowerWindows, SourceCatalog, choose_executor, create_connector_table,
+};
 use crate::sql::{self, ParsedStatement, Statement, StatementTokens};
+use crate::stream::StreamMetrics;
 use crate::{batch, stream};
 
 /// Sluice's own settings, set with `SET sluice.<name> = <value>` and listed by
@@ -27,12 +33,53 @@ use crate::{batch, stream};
 pub struct SluiceOptions {
     /// EXPLAIN starts with a row naming the executor (batch or continuous) and why.
     pub explain_executor: bool,
+    /// Which executor runs queries over connector tables.
+    pub mode: Mode,
 }
 
 impl Default for SluiceOptions {
     fn default() -> Self {
         Self {
             explain_executor: true,
+            mode: Mode::Auto,
+        }
+    }
+}
+
+/// `sluice.mode` (the CLI's `--mode`): which executor runs a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Mode {
+    /// Batch when every source is bounded, continuous otherwise.
+    #[default]
+    Auto,
+    /// Batch only: a query over an unbounded source is an error.
+    Batch,
+    /// Continuous even over bounded connector tables (a replay, ending with a
+    /// watermark that closes every window).
+    Continuous,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Auto => "auto",
+            Mode::Batch => "batch",
+            Mode::Continuous => "continuous",
+        })
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = DataFusionError;
+
+    fn from_str(value: &str) -> datafusion::error::Result<Self> {
+        match value.to_lowercase().as_str() {
+            "auto" => Ok(Mode::Auto),
+            "batch" => Ok(Mode::Batch),
+            "continuous" => Ok(Mode::Continuous),
+            _ => Err(DataFusionError::Configuration(format!(
+                "sluice.mode takes auto, batch or continuous, not '{value}'"
+            ))),
         }
     }
 }
@@ -67,18 +114,29 @@ impl ExtensionOptions for SluiceOptions {
                 })?;
                 Ok(())
             }
+            "mode" => {
+                self.mode = value.parse()?;
+                Ok(())
+            }
             other => Err(DataFusionError::Configuration(format!(
-                "unknown setting 'sluice.{other}'; Sluice's settings are: sluice.explain_executor"
+                "unknown setting 'sluice.{other}'; Sluice's settings are: sluice.explain_executor, sluice.mode"
             ))),
         }
     }
 
     fn entries(&self) -> Vec<ConfigEntry> {
-        vec![ConfigEntry {
-            key: format!("{}.explain_executor", Self::PREFIX),
-            value: Some(self.explain_executor.to_string()),
-            description: "EXPLAIN starts with a row naming the executor (batch or continuous) and why",
-        }]
+        vec![
+            ConfigEntry {
+                key: format!("{}.explain_executor", Self::PREFIX),
+                value: Some(self.explain_executor.to_string()),
+                description: "EXPLAIN starts with a row naming the executor (batch or continuous) and why",
+            },
+            ConfigEntry {
+                key: format!("{}.mode", Self::PREFIX),
+                value: Some(self.mode.to_string()),
+                description: "auto: batch when every source is bounded, else continuous; batch; continuous (replays bounded connector tables as streams)",
+            },
+        ]
     }
 }
 
@@ -91,6 +149,8 @@ pub struct StatementOutput {
     pub returns_rows: bool,
     /// The executor that ran it, for queries.
     pub executor: Option<ExecutorChoice>,
+    /// A continuous query's counters (rows in, late rows, watermark).
+    pub metrics: Option<Arc<StreamMetrics>>,
 }
 
 /// A Sluice session: DataFusion's context plus the catalog of connector tables.
@@ -121,7 +181,17 @@ impl Engine {
         } else {
             config.with_option_extension(SluiceOptions::default())
         };
-        let ctx = SessionContext::new_with_config(config);
+        // Window nodes become relational plans before type coercion; the
+        // stream planner analyzes with the default rules only (see
+        // `Engine::continuous_state`).
+        let mut analyzer_rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> = vec![Arc::new(LowerWindows)];
+        analyzer_rules.extend(Analyzer::new().rules);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_analyzer_rules(analyzer_rules)
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         let windows = Arc::new(WindowRelationPlanner::default());
         ctx.register_relation_planner(Arc::clone(&windows) as _)
             .expect("registering a relation planner on a new session cannot fail");
@@ -244,6 +314,7 @@ impl Engine {
             stream: Box::pin(MemoryStream::try_new(out, schema, None)?),
             returns_rows: output.returns_rows,
             executor: output.executor,
+            metrics: None,
         })
     }
 
@@ -290,15 +361,39 @@ impl Engine {
             plan,
             LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
         ) && !plan.schema().fields().is_empty();
-        let choice = choose_executor(&plan, &self.catalog)?;
+        let choice = self.apply_mode(choose_executor(&plan, &self.catalog)?)?;
         let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
         if choice.executor == Executor::Continuous && !explain {
+            let metrics = Arc::new(StreamMetrics::default());
+            let stream = stream::execute(
+                &self.continuous_state(),
+                &plan,
+                &self.catalog,
+                Arc::clone(&metrics),
+            )
+            .await?;
             return Ok(StatementOutput {
-                stream: stream::execute(&choice)?,
+                stream,
                 returns_rows,
                 executor: Some(choice),
+                metrics: Some(metrics),
             });
         }
+        let operators = match (&plan, choice.executor) {
+            (LogicalPlan::Explain(explain), Executor::Continuous) => {
+                let pipeline = stream::plan(
+                    &self.continuous_state(),
+                    &explain.plan,
+                    &self.catalog,
+                    Arc::new(StreamMetrics::default()),
+                )
+                .await?;
+                let mut lines = vec![format!("Source: {}", pipeline.source.table)];
+                lines.extend(pipeline.operators.iter().map(|o| o.name()));
+                lines
+            }
+            _ => vec![],
+        };
         let stream = with_source_context(batch::execute(&self.ctx, plan).await?, &choice);
         let stream = if explain && self.explain_executor() {
             let mut rows = vec![("executor".to_string(), choice.explanation())];
@@ -308,6 +403,11 @@ impl Engine {
                     .into_iter()
                     .map(|w| ("window".to_string(), w)),
             );
+            rows.extend(
+                operators
+                    .into_iter()
+                    .map(|o| ("continuous operator".to_string(), o)),
+            );
             prepend_explain_rows(stream, rows).await?
         } else {
             stream
@@ -316,16 +416,67 @@ impl Engine {
             stream,
             returns_rows,
             executor: Some(choice),
+            metrics: None,
         })
     }
 
-    fn explain_executor(&self) -> bool {
+    /// `sluice.mode` over the choice by boundedness: `continuous` replays
+    /// bounded connector tables; `batch` refuses unbounded ones.
+    fn apply_mode(&self, mut choice: ExecutorChoice) -> Result<ExecutorChoice> {
+        match self.options().mode {
+            Mode::Auto => {}
+            Mode::Continuous => {
+                if choice
+                    .sources
+                    .iter()
+                    .any(|s| s.description != crate::plan::DATAFUSION_TABLE)
+                {
+                    choice.executor = Executor::Continuous;
+                }
+            }
+            Mode::Batch => {
+                if choice.executor == Executor::Continuous {
+                    return Err(DataFusionError::Plan(format!(
+                        "sluice.mode is batch, but this query needs the continuous executor ({}); give the source an end (an event count, 'bounded' = 'true') or SET sluice.mode = 'auto'",
+                        choice.explanation()
+                    ))
+                    .into());
+                }
+            }
+        }
+        Ok(choice)
+    }
+
+    /// The session as the continuous executor plans with: windows stay window
+    /// nodes (no batch lowering), and scans read one ordered partition.
+    fn continuous_state(&self) -> SessionState {
+        let state = self.ctx.state();
+        // The catalog is shared with the session: building must not create
+        // (and so replace) the default one.
+        let mut config = state
+            .config()
+            .clone()
+            .with_create_default_catalog_and_schema(false);
+        config.options_mut().execution.target_partitions = 1;
+        config.options_mut().optimizer.repartition_file_scans = false;
+        SessionStateBuilder::new_from_existing(state)
+            .with_config(config)
+            .with_analyzer_rules(Analyzer::new().rules)
+            .build()
+    }
+
+    fn options(&self) -> SluiceOptions {
         self.ctx
             .state()
             .config_options()
             .extensions
             .get::<SluiceOptions>()
-            .is_none_or(|o| o.explain_executor)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn explain_executor(&self) -> bool {
+        self.options().explain_executor
     }
 
     /// Remote locations in DataFusion's own statements need their object store
@@ -362,6 +513,7 @@ fn empty_output() -> StatementOutput {
         ),
         returns_rows: false,
         executor: None,
+        metrics: None,
     }
 }
 

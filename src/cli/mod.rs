@@ -46,6 +46,11 @@ pub struct Args {
     /// Show how long each statement took.
     #[arg(long)]
     pub timing: bool,
+    /// Which executor runs queries: auto (batch when every source is bounded,
+    /// continuous otherwise), batch, or continuous (replays bounded tables as
+    /// streams; at their end every window closes). Same as SET sluice.mode.
+    #[arg(long, value_enum, default_value_t = crate::Mode::Auto)]
+    pub mode: crate::Mode,
 }
 
 /// Run the command line; the process's exit code.
@@ -87,7 +92,13 @@ async fn run(args: Args) -> ExitCode {
         unicode: stdout_is_tty,
         detailed_errors: std::io::stderr().is_terminal(),
     };
-    let mut runner = Runner::new(Engine::new(), out, options);
+    let config = datafusion::execution::context::SessionConfig::new()
+        .with_information_schema(true)
+        .with_option_extension(crate::SluiceOptions {
+            mode: args.mode,
+            ..Default::default()
+        });
+    let mut runner = Runner::new(Engine::with_config(config), out, options);
 
     if interactive {
         return repl::run(&mut runner).await;

@@ -21,6 +21,10 @@ pub enum OutputFormat {
     Csv,
     /// Newline-delimited JSON: one object per row (NDJSON).
     Json,
+    /// NDJSON with each row's change first, Flink-style: `"op"` is `+I`
+    /// (insert), `-U`/`+U` (an update's old and new row) or `-D` (delete).
+    /// Rows of append-only results are all `+I`.
+    Changelog,
 }
 
 /// Why output stopped.
@@ -122,14 +126,22 @@ impl<'a> ResultWriter<'a> {
                 self.out.flush()?;
                 Ok(())
             }
-            OutputFormat::Json => {
+            OutputFormat::Json | OutputFormat::Changelog => {
+                let batch = match self.format {
+                    OutputFormat::Changelog => with_change_column(batch)?,
+                    _ => batch.clone(),
+                };
+                // One write per batch: stdout's line buffering would make a
+                // system call per row.
+                let mut buffer = Vec::new();
                 {
                     let mut writer = arrow::json::WriterBuilder::new()
                         .with_explicit_nulls(true)
-                        .build::<_, arrow::json::writer::LineDelimited>(&mut *self.out);
-                    writer.write(batch)?;
+                        .build::<_, arrow::json::writer::LineDelimited>(&mut buffer);
+                    writer.write(&batch)?;
                     writer.finish()?;
                 }
+                self.out.write_all(&buffer)?;
                 self.out.flush()?;
                 Ok(())
             }
@@ -176,11 +188,39 @@ impl<'a> ResultWriter<'a> {
                 let names: Vec<&str> = self.schema.fields().iter().map(|f| f.name().as_str()).collect();
                 writeln!(self.out, "{}", names.join(","))?;
             }
-            OutputFormat::Csv | OutputFormat::Json => {}
+            OutputFormat::Csv | OutputFormat::Json | OutputFormat::Changelog => {}
         }
         self.out.flush()?;
         Ok(())
     }
+}
+
+/// The column a changelog's rows carry their change in.
+pub const CHANGE_COLUMN: &str = "op";
+
+/// A batch with its change column first: kept if the result has one (an
+/// updating query), else every row is an insert (`+I`).
+fn with_change_column(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    let schema = batch.schema();
+    if schema.fields().first().is_some_and(|f| f.name() == CHANGE_COLUMN) {
+        return Ok(batch.clone());
+    }
+    let op: arrow::array::ArrayRef =
+        std::sync::Arc::new(arrow::array::StringArray::from(vec!["+I"; batch.num_rows()]));
+    let fields = std::iter::once(std::sync::Arc::new(arrow::datatypes::Field::new(
+        CHANGE_COLUMN,
+        arrow::datatypes::DataType::Utf8,
+        false,
+    )))
+    .chain(schema.fields().iter().cloned())
+    .collect::<Vec<_>>();
+    let columns = std::iter::once(op)
+        .chain(batch.columns().iter().cloned())
+        .collect();
+    RecordBatch::try_new(
+        std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+        columns,
+    )
 }
 
 /// Every cell of a batch as display text (NULL for nulls).
@@ -260,6 +300,14 @@ mod tests {
         assert!(text.contains("| NULL |"), "{text}");
         assert!(text.contains("(1 more rows not shown"), "{text}");
         assert!(text.trim_end().ends_with("4 rows"), "{text}");
+    }
+
+    #[test]
+    fn changelog_marks_appended_rows_as_inserts() {
+        let text = render(OutputFormat::Changelog, 0);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0], r#"{"op":"+I","id":1,"name":"a,b"}"#);
     }
 
     #[test]

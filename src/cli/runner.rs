@@ -14,6 +14,19 @@ use super::report::{Source, report};
 use crate::Engine;
 use crate::error::SluiceError;
 
+/// A continuous query's late rows, on stderr at its end: rows are never
+/// dropped without a word.
+fn report_late_rows(metrics: &crate::stream::StreamMetrics) {
+    let late = metrics.late_rows.load(std::sync::atomic::Ordering::Relaxed);
+    if late > 0 {
+        eprintln!(
+            "{late} late {} (behind the watermark when {} arrived) missed a closed window; set 'late.policy' = 'side-output' on the table to keep them",
+            if late == 1 { "row" } else { "rows" },
+            if late == 1 { "it" } else { "they" }
+        );
+    }
+}
+
 /// How results and errors are shown.
 #[derive(Debug, Clone)]
 pub struct RunnerOptions {
@@ -106,6 +119,11 @@ impl Runner {
                 .map_err(|e| Failure::Sql(SluiceError::from(e).or_at(statement.span)));
         }
         let schema = output.stream.schema();
+        if let Some(metrics) = output.metrics.clone() {
+            let result = self.write_continuous(&mut output, schema, &statement).await;
+            report_late_rows(&metrics);
+            return result;
+        }
         let mut writer = ResultWriter::new(
             self.options.format,
             &mut *self.out,
@@ -127,6 +145,44 @@ impl Runner {
             _ => None,
         };
         writer.finish(footer.as_deref()).map_err(Failure::Output)?;
+        Ok(())
+    }
+
+    /// A continuous query's rows as they come: CSV and JSON lines flushed at
+    /// once; a table drawn for each emission (each set of closed windows).
+    async fn write_continuous(
+        &mut self,
+        output: &mut crate::StatementOutput,
+        schema: arrow::datatypes::SchemaRef,
+        statement: &crate::sql::ParsedStatement,
+    ) -> Result<(), Failure> {
+        let failed = |e| Failure::Sql(SluiceError::from(e).or_at(statement.span));
+        if self.options.format != OutputFormat::Table {
+            let mut writer =
+                ResultWriter::new(self.options.format, &mut *self.out, schema, usize::MAX, false);
+            while let Some(batch) = output.stream.next().await {
+                writer
+                    .write_batch(&batch.map_err(failed)?)
+                    .map_err(Failure::Output)?;
+            }
+            return writer.finish(None).map_err(Failure::Output);
+        }
+        let mut rows = 0;
+        while let Some(batch) = output.stream.next().await {
+            let batch = batch.map_err(failed)?;
+            rows += batch.num_rows();
+            let mut writer = ResultWriter::new(
+                OutputFormat::Table,
+                &mut *self.out,
+                Arc::clone(&schema),
+                self.options.max_rows,
+                self.options.unicode,
+            );
+            writer.write_batch(&batch).map_err(Failure::Output)?;
+            writer.finish(None).map_err(Failure::Output)?;
+        }
+        writeln!(self.out, "{} (continuous query ended)", row_count(rows))
+            .map_err(|e| Failure::Output(e.into()))?;
         Ok(())
     }
 

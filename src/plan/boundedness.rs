@@ -47,6 +47,12 @@ impl ExecutorChoice {
         match self.executor {
             Executor::Batch if self.sources.is_empty() => "batch: the query reads no table".to_string(),
             Executor::Batch => format!("batch: every source is bounded: {}", list(&|_| true)),
+            Executor::Continuous if self.sources.iter().all(|s| s.boundedness == Boundedness::Bounded) => {
+                format!(
+                    "continuous (sluice.mode): replaying bounded sources {}",
+                    list(&|_| true)
+                )
+            }
             Executor::Continuous => format!(
                 "continuous: unbounded source {}",
                 list(&|s| s.boundedness == Boundedness::Unbounded)

@@ -5,11 +5,13 @@ mod boundedness;
 mod catalog;
 pub mod flink_functions;
 mod sql_context;
+pub mod window_node;
 pub mod windows;
 
 pub use boundedness::{DATAFUSION_TABLE, ExecutorChoice, SourceUse, choose_executor};
 pub use catalog::{SourceCatalog, SourceInfo, Watermark, create_connector_table};
 pub use sql_context::SessionFunctions;
+pub use window_node::{LowerWindows, WindowTvf};
 
 /// Which executor runs a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -41,7 +41,7 @@ use crate::sql::windows::{PARTITION_KEY_ARG, is_window_function};
 type Nanos = i64;
 
 /// Which window, with its sizes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WindowKind {
     /// Fixed, non-overlapping windows.
     Tumble {
@@ -280,12 +280,11 @@ fn plan_window(
     let timecol = args.require("timecol")?;
     let time = context.sql_to_expr(timecol.clone(), input.schema())?;
     let time_type = time.get_type(input.schema())?;
-    let DataType::Timestamp(unit, tz) = &time_type else {
+    let DataType::Timestamp(..) = &time_type else {
         return plan_err!(
             "{function} needs a time column, but '{timecol}' is {time_type}: use a TIMESTAMP column (or CAST it)"
         );
     };
-    let (unit, tz) = (*unit, tz.clone());
     let mut argument = |name: &str, args: &mut Arguments| -> Result<Option<Nanos>> {
         match args.take(name) {
             None => Ok(None),
@@ -352,7 +351,8 @@ fn plan_window(
         .map(|k| context.sql_to_expr(k, input.schema()))
         .collect::<Result<Vec<_>>>()?;
     let lowering = kind.lowering(&time);
-    Ok((lower(input, time, unit, tz, &kind, keys)?, lowering))
+    let node = super::window_node::WindowTvf::try_new(Arc::new(input), time, kind, keys)?;
+    Ok((node.into_plan(), lowering))
 }
 
 /// A constant INTERVAL argument in nanoseconds (months have no fixed length).

@@ -1,19 +1,170 @@
 //! The continuous executor: incremental operators over unbounded sources.
 //!
-//! Not built yet (see the continuous-executor issue). Until it is, a query
-//! over an unbounded source is refused with an error that names the source;
-//! it never silently falls back to batch.
+//! The plan is analyzed without batch's window lowering and optimized by
+//! DataFusion, then [`planner`] maps it to a source and a chain of
+//! [`operator::Operator`]s. One task drives the chain: it awaits the source,
+//! passes each event through every operator, and sends the rows that come out
+//! into a bounded channel, so a slow reader (a pipe, a terminal) slows the
+//! source down and memory stays flat. Rows are sent as soon as an operator
+//! emits them; dropping the result stream stops the task.
 
-use datafusion::common::not_impl_err;
-use datafusion::error::Result;
+pub mod late;
+pub mod operator;
+pub mod planner;
+pub mod sort;
+pub mod source;
+pub mod stateless;
+pub mod window_aggregate;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use arrow::array::RecordBatch;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 
-use crate::plan::ExecutorChoice;
+use crate::plan::SourceCatalog;
+use operator::{Event, NO_WATERMARK, Operator};
+use planner::{Pipeline, StreamPlanner};
+use source::Source;
 
-/// Run a query continuously. Always an error for now.
-pub fn execute(choice: &ExecutorChoice) -> Result<SendableRecordBatchStream> {
-    not_impl_err!(
-        "the continuous executor is not available yet, and this query needs it ({})",
-        choice.explanation()
-    )
+/// What a running continuous query reports (for stderr at the end, and the
+/// REPL's status line).
+#[derive(Debug)]
+pub struct StreamMetrics {
+    /// Rows read from the source.
+    pub rows_in: AtomicU64,
+    /// Rows that came after a window they belong to had closed.
+    pub late_rows: AtomicU64,
+    /// The source's watermark, nanoseconds since the epoch.
+    pub watermark: AtomicI64,
+}
+
+impl Default for StreamMetrics {
+    fn default() -> Self {
+        Self {
+            rows_in: AtomicU64::new(0),
+            late_rows: AtomicU64::new(0),
+            watermark: AtomicI64::new(NO_WATERMARK),
+        }
+    }
+}
+
+/// Batches in flight between the pipeline and its reader.
+const OUTPUT_CHANNEL_CAPACITY: usize = 2;
+
+/// Plan `plan` for continuous execution (for EXPLAIN and [`execute`]).
+pub async fn plan(
+    state: &SessionState,
+    plan: &LogicalPlan,
+    catalog: &SourceCatalog,
+    metrics: Arc<StreamMetrics>,
+) -> Result<Pipeline> {
+    let optimized = state.optimize(plan)?;
+    StreamPlanner::new(state, catalog, metrics).plan(&optimized).await
+}
+
+/// Run `plan` continuously; rows come out as windows close.
+pub async fn execute(
+    state: &SessionState,
+    plan: &LogicalPlan,
+    catalog: &SourceCatalog,
+    metrics: Arc<StreamMetrics>,
+) -> Result<SendableRecordBatchStream> {
+    let pipeline = self::plan(state, plan, catalog, Arc::clone(&metrics)).await?;
+    let schema = Arc::clone(&pipeline.schema);
+    let source = Source::try_new(pipeline.source, state).await?;
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(OUTPUT_CHANNEL_CAPACITY);
+    let task = tokio::spawn(run(source, pipeline.operators, sender.clone(), metrics));
+    let errors = sender;
+    // The task's own failure (a panic) reaches the reader as an error.
+    let watcher = tokio::spawn(async move {
+        if let Err(e) = task.await
+            && !e.is_cancelled()
+        {
+            let _ = errors
+                .send(Err(DataFusionError::Internal(format!(
+                    "the continuous query stopped: {e}"
+                ))))
+                .await;
+        }
+    });
+    let stream = futures::stream::unfold(
+        (receiver, AbortOnDrop(watcher)),
+        |(mut receiver, guard)| async move { receiver.recv().await.map(|item| (item, (receiver, guard))) },
+    );
+    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+}
+
+/// Stops the pipeline task when the result stream is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The pipeline task: source events through the operators to the channel.
+async fn run(
+    mut source: Source,
+    mut operators: Vec<Box<dyn Operator>>,
+    output: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
+    metrics: Arc<StreamMetrics>,
+) {
+    while let Some(events) = source.next().await {
+        let result = events.and_then(|events| {
+            for event in &events {
+                match event {
+                    Event::Data(batch) => {
+                        metrics
+                            .rows_in
+                            .fetch_add(batch.batch.num_rows() as u64, Ordering::Relaxed);
+                    }
+                    Event::Watermark(w) => metrics.watermark.store(*w, Ordering::Relaxed),
+                }
+            }
+            push_through(&mut operators, events)
+        });
+        let batches = match result {
+            Ok(batches) => batches,
+            Err(e) => {
+                let e = e.context(format!("reading table '{}'", source.table()));
+                let _ = output.send(Err(e)).await;
+                return;
+            }
+        };
+        for batch in batches {
+            if output.send(Ok(batch)).await.is_err() {
+                return; // the reader is gone
+            }
+        }
+        if operators.iter().any(|o| o.is_finished()) {
+            return;
+        }
+    }
+}
+
+/// Events through every operator in order; the rows that come out the end.
+fn push_through(operators: &mut [Box<dyn Operator>], mut events: Vec<Event>) -> Result<Vec<RecordBatch>> {
+    for operator in operators.iter_mut() {
+        let mut next = Vec::with_capacity(events.len());
+        for event in events {
+            match event {
+                Event::Data(batch) => operator.process(batch, &mut next)?,
+                Event::Watermark(w) => operator.on_watermark(w, &mut next)?,
+            }
+        }
+        events = next;
+    }
+    Ok(events
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Data(b) if b.batch.num_rows() > 0 => Some(b.batch),
+            _ => None,
+        })
+        .collect())
 }

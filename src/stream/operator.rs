@@ -1,0 +1,134 @@
+//! What flows between continuous operators, and the operator contract.
+//!
+//! A pipeline is a chain of operators driven by one task: every event from
+//! the source goes through the chain in order. Events are Arrow batches and
+//! watermarks; event time is carried as `i64` nanoseconds since the epoch
+//! (UTC) whatever the columns' own unit, so comparisons never convert twice.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch};
+use arrow::compute::filter;
+use arrow::datatypes::{DataType, TimeUnit, TimestampNanosecondType};
+use datafusion::common::{internal_err, plan_err};
+use datafusion::error::Result;
+
+/// Event time in nanoseconds since the epoch.
+pub type Nanos = i64;
+
+/// The watermark before any row: no event-time progress yet.
+pub const NO_WATERMARK: Nanos = Nanos::MIN;
+
+/// The watermark at the end of a bounded input: every window closes.
+pub const END_OF_INPUT: Nanos = Nanos::MAX;
+
+/// The watermark in force when each row arrived (`max` of the watermark
+/// expression over all earlier rows of the source). Windowed operators judge
+/// lateness by it, so results do not depend on how rows were cut into batches.
+#[derive(Debug, Clone)]
+pub enum RowWatermarks {
+    /// The same for every row (rows a window emitted; sources with no watermark).
+    Constant(Nanos),
+    /// One per row.
+    PerRow(Arc<Int64Array>),
+}
+
+impl RowWatermarks {
+    /// The watermark of row `i`.
+    pub fn get(&self, i: usize) -> Nanos {
+        match self {
+            RowWatermarks::Constant(w) => *w,
+            RowWatermarks::PerRow(a) => a.value(i),
+        }
+    }
+
+    /// The rows `mask` keeps, as a filter keeps them.
+    pub fn filter(&self, mask: &BooleanArray) -> Result<Self> {
+        Ok(match self {
+            RowWatermarks::Constant(w) => RowWatermarks::Constant(*w),
+            RowWatermarks::PerRow(a) => {
+                RowWatermarks::PerRow(Arc::new(filter(a.as_ref(), mask)?.as_primitive().clone()))
+            }
+        })
+    }
+
+    /// Rows `offset..offset + len`.
+    pub fn slice(&self, offset: usize, len: usize) -> Self {
+        match self {
+            RowWatermarks::Constant(w) => RowWatermarks::Constant(*w),
+            RowWatermarks::PerRow(a) => RowWatermarks::PerRow(Arc::new(a.slice(offset, len))),
+        }
+    }
+}
+
+/// Rows with the watermark each arrived under.
+#[derive(Debug, Clone)]
+pub struct StreamBatch {
+    /// The rows.
+    pub batch: RecordBatch,
+    /// The watermark in force at each row.
+    pub watermarks: RowWatermarks,
+}
+
+/// What travels down a pipeline.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Rows.
+    Data(StreamBatch),
+    /// Event time has reached this point: no later row will carry an earlier
+    /// watermark. [`END_OF_INPUT`] closes everything.
+    Watermark(Nanos),
+}
+
+/// One incremental operator. Operators are synchronous: the pipeline task
+/// awaits only its source and its output channel.
+pub trait Operator: Send {
+    /// What EXPLAIN and errors call it.
+    fn name(&self) -> String;
+
+    /// Take rows, push what they produce.
+    fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()>;
+
+    /// Take a watermark: emit what it closes, then pass it on.
+    fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
+        out.push(Event::Watermark(watermark));
+        Ok(())
+    }
+
+    /// Whether it needs no more input (a LIMIT that has its rows).
+    fn is_finished(&self) -> bool {
+        false
+    }
+}
+
+/// A timestamp column as nanoseconds since the epoch (UTC), nulls kept.
+pub fn to_nanos(array: &ArrayRef) -> Result<ArrayRef> {
+    match array.data_type() {
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => Ok(Arc::clone(array)),
+        // Keep the zone: casting it away would shift values to local time.
+        DataType::Timestamp(_, tz) => Ok(arrow::compute::cast(
+            array,
+            &DataType::Timestamp(TimeUnit::Nanosecond, tz.clone()),
+        )?),
+        other => plan_err!("event time must be a TIMESTAMP, not {other}"),
+    }
+}
+
+/// The values of a nanosecond timestamp array (after [`to_nanos`]).
+pub fn nanos_values(array: &ArrayRef) -> Result<&arrow::array::PrimitiveArray<TimestampNanosecondType>> {
+    match array.as_primitive_opt::<TimestampNanosecondType>() {
+        Some(a) => Ok(a),
+        None => internal_err!("expected nanosecond timestamps, got {}", array.data_type()),
+    }
+}
+
+/// `value` as a one-value-repeated array of timestamp type `data_type`.
+pub fn timestamps(values: Vec<Nanos>, data_type: &DataType) -> Result<ArrayRef> {
+    let tz = match data_type {
+        DataType::Timestamp(_, tz) => tz.clone(),
+        other => return internal_err!("window bounds must be timestamps, not {other}"),
+    };
+    let nanos: ArrayRef =
+        Arc::new(arrow::array::TimestampNanosecondArray::from(values).with_timezone_opt(tz));
+    Ok(arrow::compute::cast(&nanos, data_type)?)
+}

@@ -1,0 +1,572 @@
+//! The stream planner: an optimized DataFusion `LogicalPlan` mapped node by
+//! node to incremental operators.
+//!
+//! Plans are linear for now: one source, then a chain of operators. A node
+//! with no incremental operator gets an error naming it and why; nothing
+//! falls back to batch silently.
+//!
+//! Windows: a `Window` node (see [`crate::plan::WindowTvf`]) is planned
+//! through its relational lowering, so window bounds are computed by the very
+//! expressions batch uses. Under a windowed aggregate, HOP and CUMULATE are
+//! lowered as a TUMBLE of one slide (step) instead: rows get their *pane*, and
+//! the aggregate makes windows out of panes, never copying a row.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion::arrow::compute::SortOptions;
+use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::TreeNode;
+use datafusion::common::{DFSchema, not_impl_err, plan_err};
+use datafusion::datasource::source_as_provider;
+use datafusion::error::Result;
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::logical_plan::{FetchType, SkipType};
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::optimizer::AnalyzerRule;
+use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
+use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
+use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
+use futures::future::BoxFuture;
+
+use super::StreamMetrics;
+use super::late::LateRows;
+use super::operator::Operator;
+use super::sort::SortPerWatermarkOperator;
+use super::source::SourceSpec;
+use super::stateless::{
+    ConstantCrossJoinOperator, FilterOperator, LimitOperator, ProjectionOperator, RenameOperator,
+};
+use super::window_aggregate::{
+    GroupColumn, PaneColumns, Panes, WindowAggregateOperator, WindowAggregateSpec, WindowColumn,
+};
+use crate::connectors::Boundedness;
+use crate::plan::windows::{WINDOW_END, WINDOW_START, WINDOW_TIME, WindowKind};
+use crate::plan::{SourceCatalog, WindowTvf};
+
+/// A planned continuous query: its source and operator chain.
+pub struct Pipeline {
+    /// Where rows come from.
+    pub source: SourceSpec,
+    /// What they go through, in order.
+    pub operators: Vec<Box<dyn Operator>>,
+    /// The rows that come out.
+    pub schema: SchemaRef,
+}
+
+/// Where a window's bounds are in a node's output.
+#[derive(Debug, Clone, Copy)]
+struct WindowLineage {
+    kind: WindowKind,
+    /// The bound columns hold panes (one slide or step), not windows.
+    panes: bool,
+    start: Option<usize>,
+    end: Option<usize>,
+    time: Option<usize>,
+}
+
+impl WindowLineage {
+    fn role(&self, index: usize) -> Option<WindowColumn> {
+        if self.start == Some(index) {
+            Some(WindowColumn::Start)
+        } else if self.end == Some(index) {
+            Some(WindowColumn::End)
+        } else if self.time == Some(index) {
+            Some(WindowColumn::Time)
+        } else {
+            None
+        }
+    }
+
+    /// The bounds among `columns` (indices of this node's output), renumbered.
+    fn select(&self, columns: &[usize]) -> Option<WindowLineage> {
+        let find = |bound: Option<usize>| bound.and_then(|b| columns.iter().position(|&c| c == b));
+        let out = WindowLineage {
+            start: find(self.start),
+            end: find(self.end),
+            time: find(self.time),
+            ..*self
+        };
+        (out.start.is_some() || out.end.is_some() || out.time.is_some()).then_some(out)
+    }
+
+    /// Follow the bounds through a projection's expressions.
+    fn through(&self, exprs: &[Expr], input: &DFSchema) -> Option<WindowLineage> {
+        let mut out = WindowLineage {
+            start: None,
+            end: None,
+            time: None,
+            ..*self
+        };
+        for (i, expr) in exprs.iter().enumerate() {
+            let Expr::Column(column) = strip_alias(expr) else {
+                continue;
+            };
+            let Ok(index) = input.index_of_column(column) else {
+                continue;
+            };
+            match self.role(index) {
+                Some(WindowColumn::Start) => out.start = Some(i),
+                Some(WindowColumn::End) => out.end = Some(i),
+                Some(WindowColumn::Time) => out.time = Some(i),
+                None => {}
+            }
+        }
+        (out.start.is_some() || out.end.is_some() || out.time.is_some()).then_some(out)
+    }
+}
+
+fn strip_alias(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Alias(alias) => strip_alias(&alias.expr),
+        other => other,
+    }
+}
+
+/// Builds a [`Pipeline`].
+pub struct StreamPlanner<'a> {
+    state: &'a SessionState,
+    catalog: &'a SourceCatalog,
+    metrics: Arc<StreamMetrics>,
+    source: Option<SourceSpec>,
+    source_bounded: bool,
+    late_path: Option<std::path::PathBuf>,
+    operators: Vec<Box<dyn Operator>>,
+}
+
+impl<'a> StreamPlanner<'a> {
+    /// A planner over a session analyzed without batch's window lowering.
+    pub fn new(state: &'a SessionState, catalog: &'a SourceCatalog, metrics: Arc<StreamMetrics>) -> Self {
+        Self {
+            state,
+            catalog,
+            metrics,
+            source: None,
+            source_bounded: true,
+            late_path: None,
+            operators: Vec::new(),
+        }
+    }
+
+    /// Plan an optimized logical plan.
+    pub async fn plan(mut self, plan: &LogicalPlan) -> Result<Pipeline> {
+        self.node(plan, false).await?;
+        let Some(source) = self.source else {
+            return plan_err!("a continuous query needs a table to read; this one reads none");
+        };
+        Ok(Pipeline {
+            source,
+            operators: self.operators,
+            schema: Arc::new(plan.schema().as_arrow().clone()),
+        })
+    }
+
+    fn node<'b>(
+        &'b mut self,
+        node: &'b LogicalPlan,
+        panes: bool,
+    ) -> BoxFuture<'b, Result<Option<WindowLineage>>> {
+        Box::pin(async move {
+            match node {
+                LogicalPlan::TableScan(scan) => {
+                    let provider = source_as_provider(&scan.source)?;
+                    self.scan(scan.table_name.to_string(), provider, scan).await
+                }
+                LogicalPlan::Projection(projection) => {
+                    let lineage = self.node(&projection.input, panes).await?;
+                    let input = projection.input.schema();
+                    let exprs = projection
+                        .expr
+                        .iter()
+                        .map(|e| self.physical(e, input))
+                        .collect::<Result<Vec<_>>>()?;
+                    let schema = Arc::new(projection.schema.as_arrow().clone());
+                    self.operators
+                        .push(Box::new(ProjectionOperator::new(exprs, schema)));
+                    Ok(lineage.and_then(|l| l.through(&projection.expr, input)))
+                }
+                LogicalPlan::Filter(filter) => {
+                    let lineage = self.node(&filter.input, panes).await?;
+                    let predicate = self.physical(&filter.predicate, filter.input.schema())?;
+                    self.operators.push(Box::new(FilterOperator::new(predicate)));
+                    Ok(lineage)
+                }
+                LogicalPlan::SubqueryAlias(alias) => {
+                    let lineage = self.node(&alias.input, panes).await?;
+                    self.operators.push(Box::new(RenameOperator::new(Arc::new(
+                        alias.schema.as_arrow().clone(),
+                    ))));
+                    Ok(lineage)
+                }
+                LogicalPlan::Limit(limit) => {
+                    let lineage = self.node(&limit.input, panes).await?;
+                    let (SkipType::Literal(skip), FetchType::Literal(fetch)) =
+                        (limit.get_skip_type()?, limit.get_fetch_type()?)
+                    else {
+                        return plan_err!("LIMIT and OFFSET must be constants in a continuous query");
+                    };
+                    self.operators.push(Box::new(LimitOperator::new(skip, fetch)));
+                    Ok(lineage)
+                }
+                LogicalPlan::Extension(_) if WindowTvf::from_plan(node).is_some() => {
+                    let Some(window) = WindowTvf::from_plan(node) else {
+                        unreachable!("checked by the guard")
+                    };
+                    self.window(window, panes).await.map(Some)
+                }
+                LogicalPlan::Join(join) => self.constant_cross_join(join).await,
+                LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate).await,
+                LogicalPlan::Sort(sort) => self.sort(sort).await,
+                other => refuse(other),
+            }
+        })
+    }
+
+    fn physical(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+        self.state.create_physical_expr(expr.clone(), schema)
+    }
+
+    async fn scan(
+        &mut self,
+        table: String,
+        provider: Arc<dyn TableProvider>,
+        scan: &datafusion::logical_expr::TableScan,
+    ) -> Result<Option<WindowLineage>> {
+        if let Some(view) = provider.get_logical_plan() {
+            // A view: plan its query in place, then take the columns and
+            // filters the scan asked of it.
+            let view = self.state.optimize(&view)?;
+            let lineage = self.node(&view, false).await?;
+            let view_schema = view.schema();
+            for filter in &scan.filters {
+                let predicate = self.physical(filter, view_schema)?;
+                self.operators.push(Box::new(FilterOperator::new(predicate)));
+            }
+            let columns: Vec<usize> = scan
+                .projection
+                .clone()
+                .unwrap_or_else(|| (0..view_schema.fields().len()).collect());
+            let exprs = columns
+                .iter()
+                .map(|&i| {
+                    let (qualifier, field) = view_schema.qualified_field(i);
+                    self.physical(
+                        &Expr::Column(datafusion::common::Column::new(qualifier.cloned(), field.name())),
+                        view_schema,
+                    )
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let schema = Arc::new(scan.projected_schema.as_arrow().clone());
+            self.operators
+                .push(Box::new(ProjectionOperator::new(exprs, schema)));
+            return Ok(lineage.and_then(|l| l.select(&columns)));
+        }
+        if let Some(first) = &self.source {
+            return not_impl_err!(
+                "this continuous query reads two tables ('{}' and '{table}'); joins and unions of streams are not supported yet",
+                first.table
+            );
+        }
+        let info = self.catalog.source_of(&provider);
+        self.source_bounded = info
+            .as_ref()
+            .is_none_or(|i| i.boundedness == Boundedness::Bounded);
+        self.source = Some(SourceSpec {
+            table,
+            provider,
+            projection: scan.projection.clone(),
+            filters: scan.filters.clone(),
+            fetch: scan.fetch,
+            watermark: info.and_then(|i| i.watermark).map(|w| w.expr),
+        });
+        Ok(None)
+    }
+
+    /// A window TVF: its lowering (or, for panes, a TUMBLE of one pane).
+    async fn window(&mut self, window: &WindowTvf, panes: bool) -> Result<WindowLineage> {
+        let pane_kind = match window.kind {
+            WindowKind::Hop { slide, offset, .. } if panes => {
+                Some(WindowKind::Tumble { size: slide, offset })
+            }
+            WindowKind::Cumulate { step, offset, .. } if panes => {
+                Some(WindowKind::Tumble { size: step, offset })
+            }
+            WindowKind::Session { .. } => {
+                return not_impl_err!(
+                    "SESSION windows are not supported in continuous mode yet; TUMBLE, HOP and CUMULATE are"
+                );
+            }
+            _ => None,
+        };
+        let tvf = match pane_kind {
+            Some(kind) => WindowTvf::try_new(
+                Arc::clone(&window.input),
+                window.time.clone(),
+                kind,
+                window.partition_keys.clone(),
+            )?,
+            None => window.clone(),
+        };
+        let lowered = tvf.lower()?;
+        let lowered = TypeCoercion::new().analyze(lowered, self.state.config_options())?;
+        self.node(&lowered, false).await?;
+        let width = window.input_width();
+        Ok(WindowLineage {
+            kind: window.kind,
+            panes: pane_kind.is_some(),
+            start: Some(width),
+            end: Some(width + 1),
+            time: Some(width + 2),
+        })
+    }
+
+    /// A cross join with a constant side (HOP's shifts when rows are copied
+    /// into windows); any other join is refused.
+    async fn constant_cross_join(
+        &mut self,
+        join: &datafusion::logical_expr::Join,
+    ) -> Result<Option<WindowLineage>> {
+        let constant = |plan: &LogicalPlan| {
+            !plan
+                .exists(|n| Ok(matches!(n, LogicalPlan::TableScan(_))))
+                .unwrap_or(true)
+        };
+        let cross = join.on.is_empty()
+            && join.filter.is_none()
+            && join.join_type == datafusion::logical_expr::JoinType::Inner;
+        let (constant_side, stream_side, constant_first) = match (constant(&join.left), constant(&join.right))
+        {
+            (true, false) => (&join.left, &join.right, true),
+            (false, true) => (&join.right, &join.left, false),
+            _ => {
+                return not_impl_err!(
+                    "joins are not supported in continuous mode yet (a {} join of two tables)",
+                    join.join_type
+                );
+            }
+        };
+        if !cross {
+            return not_impl_err!(
+                "joins are not supported in continuous mode yet (a {} join)",
+                join.join_type
+            );
+        }
+        let physical = self.state.create_physical_plan(constant_side).await?;
+        let batches = datafusion::physical_plan::collect(physical, self.state.task_ctx()).await?;
+        let constant =
+            arrow::compute::concat_batches(&Arc::new(constant_side.schema().as_arrow().clone()), &batches)?;
+        self.node(stream_side, false).await?;
+        let schema = Arc::new(join.schema.as_arrow().clone());
+        self.operators.push(Box::new(ConstantCrossJoinOperator::new(
+            constant,
+            constant_first,
+            schema,
+        )));
+        Ok(None)
+    }
+
+    async fn aggregate(
+        &mut self,
+        aggregate: &datafusion::logical_expr::Aggregate,
+    ) -> Result<Option<WindowLineage>> {
+        let panes = matches!(
+            window_below(&aggregate.input),
+            Some(WindowKind::Hop { .. } | WindowKind::Cumulate { .. })
+        );
+        let lineage = self.node(&aggregate.input, panes).await?;
+        let input = aggregate.input.schema();
+        let grouped = |lineage: &WindowLineage| {
+            aggregate.group_expr.iter().any(|e| match e {
+                Expr::Column(c) => input
+                    .index_of_column(c)
+                    .ok()
+                    .and_then(|i| lineage.role(i))
+                    .is_some(),
+                _ => false,
+            })
+        };
+        let Some(lineage) = lineage.filter(grouped) else {
+            return not_impl_err!(
+                "GROUP BY without a window on an unbounded source would need an updating aggregate, which is not supported yet: aggregate over TUMBLE/HOP/CUMULATE and GROUP BY window_start, window_end"
+            );
+        };
+        if self.source.as_ref().is_some_and(|s| s.watermark.is_none()) && !self.source_bounded {
+            let table = self.source.as_ref().map_or("", |s| s.table.as_str());
+            return plan_err!(
+                "table '{table}' has no watermark, so its windows would never close: declare one, as in WATERMARK FOR ts AS ts - INTERVAL '5' SECOND"
+            );
+        }
+        let mut group_columns = Vec::new();
+        let mut keys = Vec::new();
+        for expr in &aggregate.group_expr {
+            let role = match expr {
+                Expr::Column(c) => input.index_of_column(c).ok().and_then(|i| lineage.role(i)),
+                _ => None,
+            };
+            match role {
+                Some(role) => group_columns.push(GroupColumn::Window(role)),
+                None => {
+                    group_columns.push(GroupColumn::Key(keys.len()));
+                    keys.push(self.physical(expr, input)?);
+                }
+            }
+        }
+        let arrow_input = input.as_arrow();
+        let aggregates = aggregate
+            .aggr_expr
+            .iter()
+            .map(|e| {
+                let lowered = LoweredAggregateBuilder::new(
+                    e,
+                    input,
+                    arrow_input,
+                    self.state.execution_props(),
+                    &PhysicalPlanningContext::default(),
+                )
+                .build()?;
+                Ok((lowered.aggregate, lowered.filter))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (panes_spec, length) = match (lineage.panes, lineage.kind) {
+            (true, WindowKind::Hop { slide, size, .. }) => (Panes::Hop { slide, size }, Some(slide)),
+            (true, WindowKind::Cumulate { step, size, offset }) => {
+                (Panes::Cumulate { step, size, offset }, Some(step))
+            }
+            (_, WindowKind::Tumble { size, .. } | WindowKind::Hop { size, .. }) => {
+                (Panes::Windows, Some(size))
+            }
+            (_, _) => (Panes::Windows, None),
+        };
+        if lineage.end.is_none() && lineage.time.is_none() && length.is_none() {
+            return plan_err!(
+                "a CUMULATE aggregate must GROUP BY window_end (window_start alone names several windows)"
+            );
+        }
+        let spec = WindowAggregateSpec {
+            panes: panes_spec,
+            pane_columns: PaneColumns {
+                start: lineage.start,
+                end: lineage.end,
+                time: lineage.time,
+                length,
+            },
+            group_columns: group_columns.clone(),
+            keys,
+            aggregates,
+            schema: Arc::new(aggregate.schema.as_arrow().clone()),
+        };
+        let late = LateRows::new(Arc::clone(&self.metrics), self.late_path.clone());
+        self.operators
+            .push(Box::new(WindowAggregateOperator::try_new(spec, late)?));
+        // The output's window columns are the group columns that are bounds.
+        let position = |role: WindowColumn| {
+            group_columns
+                .iter()
+                .position(|c| matches!(c, GroupColumn::Window(r) if *r == role))
+        };
+        Ok(Some(WindowLineage {
+            kind: lineage.kind,
+            panes: false,
+            start: position(WindowColumn::Start),
+            end: position(WindowColumn::End),
+            time: position(WindowColumn::Time),
+        }))
+    }
+
+    async fn sort(&mut self, sort: &datafusion::logical_expr::Sort) -> Result<Option<WindowLineage>> {
+        let lineage = self.node(&sort.input, false).await?;
+        let input = sort.input.schema();
+        let leads_with_window = sort.expr.first().is_some_and(|first| match &first.expr {
+            Expr::Column(c) => input
+                .index_of_column(c)
+                .ok()
+                .and_then(|i| lineage.and_then(|l| l.role(i)))
+                .is_some(),
+            _ => false,
+        });
+        if !leads_with_window {
+            return not_impl_err!(
+                "ORDER BY without a window on an unbounded source: results come window by window, so sort by window_start or window_end first (ORDER BY window_end, ...)"
+            );
+        }
+        let order = sort
+            .expr
+            .iter()
+            .map(|s| {
+                Ok(PhysicalSortExpr::new(
+                    self.physical(&s.expr, input)?,
+                    SortOptions {
+                        descending: !s.asc,
+                        nulls_first: s.nulls_first,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let schema = Arc::new(sort.input.schema().as_arrow().clone());
+        self.operators
+            .push(Box::new(SortPerWatermarkOperator::new(order, schema, sort.fetch)));
+        Ok(lineage)
+    }
+}
+
+/// The window kind under an aggregate, when only plain projections and
+/// filters that leave the window's bounds alone stand between them (then the
+/// aggregate may work on panes).
+fn window_below(plan: &LogicalPlan) -> Option<WindowKind> {
+    let is_bound = |name: &str| [WINDOW_START, WINDOW_END, WINDOW_TIME].contains(&name);
+    match plan {
+        LogicalPlan::Projection(p) => {
+            let computes_on_bounds = p.expr.iter().any(|e| {
+                !matches!(strip_alias(e), Expr::Column(_))
+                    && e.column_refs().iter().any(|c| is_bound(&c.name))
+            });
+            if computes_on_bounds {
+                return None;
+            }
+            window_below(&p.input)
+        }
+        LogicalPlan::Filter(f) => {
+            if f.predicate.column_refs().iter().any(|c| is_bound(&c.name)) {
+                return None;
+            }
+            window_below(&f.input)
+        }
+        LogicalPlan::SubqueryAlias(a) => window_below(&a.input),
+        other => WindowTvf::from_plan(other).map(|w| w.kind),
+    }
+}
+
+/// The error for a node with no incremental operator.
+fn refuse(node: &LogicalPlan) -> Result<Option<WindowLineage>> {
+    let why = match node {
+        LogicalPlan::Window(_) => {
+            "window functions (OVER ...) on an unbounded source are not supported in continuous mode yet"
+        }
+        LogicalPlan::Distinct(_) => {
+            "DISTINCT on an unbounded source needs an updating operator, not supported yet"
+        }
+        LogicalPlan::Union(_) => "UNION of streams is not supported in continuous mode yet",
+        LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
+            "a constant table cannot be a continuous query's source"
+        }
+        _ => "this operation has no incremental operator yet",
+    };
+    not_impl_err!(
+        "{} ({}) in a continuous query: {why}",
+        node.display(),
+        node_kind(node)
+    )
+}
+
+fn node_kind(node: &LogicalPlan) -> &'static str {
+    match node {
+        LogicalPlan::Window(_) => "Window",
+        LogicalPlan::Distinct(_) => "Distinct",
+        LogicalPlan::Union(_) => "Union",
+        LogicalPlan::Values(_) => "Values",
+        LogicalPlan::Unnest(_) => "Unnest",
+        LogicalPlan::RecursiveQuery(_) => "RecursiveQuery",
+        _ => "plan node",
+    }
+}

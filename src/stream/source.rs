@@ -1,0 +1,174 @@
+//! A continuous query's source: a table scanned as one ordered stream, with
+//! the watermark assigned row by row.
+//!
+//! Any table provider works (stdin, followed files, generators, and bounded
+//! files replayed with `--mode continuous`): the scan is planned by the
+//! provider itself on one partition, so a file reads front to back and a
+//! directory in path order. The watermark of `WATERMARK FOR ts AS expr` is
+//! `max(expr)` over all earlier rows, computed per batch as a prefix max.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, Int64Array, RecordBatch};
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
+use datafusion::common::DFSchema;
+use datafusion::error::Result;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::ExecutionPlan;
+use futures::StreamExt;
+
+use super::operator::{
+    END_OF_INPUT, Event, NO_WATERMARK, Nanos, RowWatermarks, StreamBatch, nanos_values, to_nanos,
+};
+
+/// What the planner hands the source: a table, the columns the query reads,
+/// and its declared watermark.
+pub struct SourceSpec {
+    /// The table's name, for messages.
+    pub table: String,
+    /// The provider to scan.
+    pub provider: Arc<dyn TableProvider>,
+    /// The provider's columns the query reads (`None`: all).
+    pub projection: Option<Vec<usize>>,
+    /// Filters the provider may apply itself (the plan re-checks inexact ones).
+    pub filters: Vec<Expr>,
+    /// At most this many rows.
+    pub fetch: Option<usize>,
+    /// `WATERMARK FOR ... AS expr`, over the provider's columns.
+    pub watermark: Option<Expr>,
+}
+
+/// A running source.
+pub struct Source {
+    table: String,
+    plan: Arc<dyn ExecutionPlan>,
+    state: SessionState,
+    partition: usize,
+    stream: Option<SendableRecordBatchStream>,
+    /// Evaluated on each scanned batch.
+    watermark: Option<Arc<dyn PhysicalExpr>>,
+    /// The scanned columns the query reads, in its order.
+    output: Vec<usize>,
+    schema: SchemaRef,
+    current: Nanos,
+    ended: bool,
+}
+
+impl Source {
+    /// Plan the scan (one partition, so rows keep their order).
+    pub async fn try_new(spec: SourceSpec, state: &SessionState) -> Result<Self> {
+        let table_schema = spec.provider.schema();
+        let wanted: Vec<usize> = spec
+            .projection
+            .clone()
+            .unwrap_or_else(|| (0..table_schema.fields().len()).collect());
+        // The watermark may read columns the query does not: scan those too.
+        let mut scanned = wanted.clone();
+        if let Some(expr) = &spec.watermark {
+            for column in expr.column_refs() {
+                let index = table_schema.index_of(&column.name)?;
+                if !scanned.contains(&index) {
+                    scanned.push(index);
+                }
+            }
+        }
+        let output: Vec<usize> = (0..wanted.len()).collect();
+        let plan = spec
+            .provider
+            .scan(state, Some(&scanned), &spec.filters, spec.fetch)
+            .await?;
+        let scanned_schema = plan.schema();
+        let watermark = match &spec.watermark {
+            Some(expr) => {
+                let df_schema = DFSchema::try_from(scanned_schema.as_ref().clone())?;
+                Some(state.create_physical_expr(expr.clone(), &df_schema)?)
+            }
+            None => None,
+        };
+        let schema = Arc::new(scanned_schema.project(&output)?);
+        Ok(Self {
+            table: spec.table,
+            plan,
+            state: state.clone(),
+            partition: 0,
+            stream: None,
+            watermark,
+            output,
+            schema,
+            current: NO_WATERMARK,
+            ended: false,
+        })
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The schema of the rows it produces.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    /// The next events: rows (with their watermarks) and the watermark after
+    /// them; at the end, the closing watermark, then `None`.
+    pub async fn next(&mut self) -> Option<Result<Vec<Event>>> {
+        loop {
+            if self.ended {
+                return None;
+            }
+            if self.stream.is_none() {
+                if self.partition >= self.plan.properties().partitioning.partition_count() {
+                    self.ended = true;
+                    return Some(Ok(vec![Event::Watermark(END_OF_INPUT)]));
+                }
+                match self.plan.execute(self.partition, self.state.task_ctx()) {
+                    Ok(stream) => self.stream = Some(stream),
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            let stream = self.stream.as_mut()?;
+            match stream.next().await {
+                Some(Ok(batch)) if batch.num_rows() == 0 => continue,
+                Some(Ok(batch)) => return Some(self.assign(batch)),
+                Some(Err(e)) => return Some(Err(e)),
+                None => {
+                    self.stream = None;
+                    self.partition += 1;
+                }
+            }
+        }
+    }
+
+    /// Each row gets the watermark before it; the source's moves past the batch.
+    fn assign(&mut self, batch: RecordBatch) -> Result<Vec<Event>> {
+        let watermarks = match &self.watermark {
+            None => RowWatermarks::Constant(self.current),
+            Some(expr) => {
+                let values = expr.evaluate(&batch)?.into_array(batch.num_rows())?;
+                let values = to_nanos(&values)?;
+                let values = nanos_values(&values)?;
+                let mut running = self.current;
+                let mut before = Vec::with_capacity(values.len());
+                for i in 0..values.len() {
+                    before.push(running);
+                    if values.is_valid(i) {
+                        running = running.max(values.value(i));
+                    }
+                }
+                self.current = running;
+                RowWatermarks::PerRow(Arc::new(Int64Array::from(before)))
+            }
+        };
+        let batch = batch.project(&self.output)?;
+        let mut events = vec![Event::Data(StreamBatch { batch, watermarks })];
+        if self.current != NO_WATERMARK {
+            events.push(Event::Watermark(self.current));
+        }
+        Ok(events)
+    }
+}

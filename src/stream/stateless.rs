@@ -1,0 +1,220 @@
+//! Operators that keep no state between batches: filter, projection,
+//! renaming, LIMIT, and the cross join with a constant table that HOP and
+//! CUMULATE use when they copy rows into windows. Expressions are DataFusion
+//! `PhysicalExpr`s, evaluated a batch at a time.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array};
+use arrow::compute::{filter_record_batch, take};
+use arrow::datatypes::SchemaRef;
+use datafusion::common::{internal_err, plan_err};
+use datafusion::error::Result;
+use datafusion::physical_expr::PhysicalExpr;
+
+use super::operator::{Event, Operator, RowWatermarks, StreamBatch};
+
+/// `WHERE` / `HAVING`.
+pub struct FilterOperator {
+    predicate: Arc<dyn PhysicalExpr>,
+}
+
+impl FilterOperator {
+    /// Keep the rows where `predicate` is true.
+    pub fn new(predicate: Arc<dyn PhysicalExpr>) -> Self {
+        Self { predicate }
+    }
+}
+
+impl Operator for FilterOperator {
+    fn name(&self) -> String {
+        format!("Filter: {}", self.predicate)
+    }
+
+    fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
+        let mask = self
+            .predicate
+            .evaluate(&input.batch)?
+            .into_array(input.batch.num_rows())?;
+        let Some(mask) = mask.as_boolean_opt() else {
+            return plan_err!("a filter must be a boolean expression, not {}", mask.data_type());
+        };
+        let batch = filter_record_batch(&input.batch, mask)?;
+        if batch.num_rows() > 0 {
+            let watermarks = input.watermarks.filter(mask)?;
+            out.push(Event::Data(StreamBatch { batch, watermarks }));
+        }
+        Ok(())
+    }
+}
+
+/// `SELECT` expressions.
+pub struct ProjectionOperator {
+    exprs: Vec<Arc<dyn PhysicalExpr>>,
+    schema: SchemaRef,
+}
+
+impl ProjectionOperator {
+    /// Compute `exprs` into batches of `schema`.
+    pub fn new(exprs: Vec<Arc<dyn PhysicalExpr>>, schema: SchemaRef) -> Self {
+        Self { exprs, schema }
+    }
+}
+
+impl Operator for ProjectionOperator {
+    fn name(&self) -> String {
+        let exprs: Vec<String> = self.exprs.iter().map(|e| e.to_string()).collect();
+        format!("Projection: {}", exprs.join(", "))
+    }
+
+    fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
+        let rows = input.batch.num_rows();
+        let columns = self
+            .exprs
+            .iter()
+            .map(|e| e.evaluate(&input.batch)?.into_array(rows))
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        let batch = RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;
+        out.push(Event::Data(StreamBatch {
+            batch,
+            watermarks: input.watermarks,
+        }));
+        Ok(())
+    }
+}
+
+/// A new name for the same columns (`AS alias`, a view's name).
+pub struct RenameOperator {
+    schema: SchemaRef,
+}
+
+impl RenameOperator {
+    /// Batches take `schema` (same types, in order).
+    pub fn new(schema: SchemaRef) -> Self {
+        Self { schema }
+    }
+}
+
+impl Operator for RenameOperator {
+    fn name(&self) -> String {
+        "Rename".to_string()
+    }
+
+    fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
+        let options = RecordBatchOptions::new().with_row_count(Some(input.batch.num_rows()));
+        let batch = RecordBatch::try_new_with_options(
+            Arc::clone(&self.schema),
+            input.batch.columns().to_vec(),
+            &options,
+        )?;
+        out.push(Event::Data(StreamBatch {
+            batch,
+            watermarks: input.watermarks,
+        }));
+        Ok(())
+    }
+}
+
+/// `LIMIT fetch OFFSET skip`: ends the query once it has its rows.
+pub struct LimitOperator {
+    skip: usize,
+    fetch: Option<usize>,
+}
+
+impl LimitOperator {
+    /// Skip `skip` rows, then pass `fetch` (all when `None`).
+    pub fn new(skip: usize, fetch: Option<usize>) -> Self {
+        Self { skip, fetch }
+    }
+}
+
+impl Operator for LimitOperator {
+    fn name(&self) -> String {
+        format!("Limit: skip {}, fetch {:?}", self.skip, self.fetch)
+    }
+
+    fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
+        let rows = input.batch.num_rows();
+        let skipped = self.skip.min(rows);
+        self.skip -= skipped;
+        let available = rows - skipped;
+        let taken = self.fetch.map_or(available, |f| f.min(available));
+        if let Some(fetch) = &mut self.fetch {
+            *fetch -= taken;
+        }
+        if taken > 0 {
+            out.push(Event::Data(StreamBatch {
+                batch: input.batch.slice(skipped, taken),
+                watermarks: input.watermarks.slice(skipped, taken),
+            }));
+        }
+        Ok(())
+    }
+
+    fn is_finished(&self) -> bool {
+        self.fetch == Some(0)
+    }
+}
+
+/// The stream crossed with a small constant table (HOP's window shifts):
+/// each input row once per constant row, constant columns first or last as
+/// the plan has them.
+pub struct ConstantCrossJoinOperator {
+    constant: RecordBatch,
+    constant_first: bool,
+    schema: SchemaRef,
+}
+
+impl ConstantCrossJoinOperator {
+    /// Cross every batch with `constant`.
+    pub fn new(constant: RecordBatch, constant_first: bool, schema: SchemaRef) -> Self {
+        Self {
+            constant,
+            constant_first,
+            schema,
+        }
+    }
+}
+
+impl Operator for ConstantCrossJoinOperator {
+    fn name(&self) -> String {
+        format!("CrossJoin: {} constant rows", self.constant.num_rows())
+    }
+
+    fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
+        let rows = input.batch.num_rows() as u32;
+        for k in 0..self.constant.num_rows() {
+            let repeat = UInt32Array::from(vec![k as u32; rows as usize]);
+            let constant = self
+                .constant
+                .columns()
+                .iter()
+                .map(|c| Ok(take(c, &repeat, None)?))
+                .collect::<Result<Vec<ArrayRef>>>()?;
+            let stream = input.batch.columns().iter().cloned();
+            let columns: Vec<ArrayRef> = if self.constant_first {
+                constant.into_iter().chain(stream).collect()
+            } else {
+                stream.chain(constant).collect()
+            };
+            if columns.len() != self.schema.fields().len() {
+                return internal_err!(
+                    "cross join: {} columns for a schema of {}",
+                    columns.len(),
+                    self.schema.fields().len()
+                );
+            }
+            let options = RecordBatchOptions::new().with_row_count(Some(rows as usize));
+            let batch = RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;
+            out.push(Event::Data(StreamBatch {
+                batch,
+                watermarks: match &input.watermarks {
+                    RowWatermarks::Constant(w) => RowWatermarks::Constant(*w),
+                    per_row => per_row.clone(),
+                },
+            }));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,600 @@
+//! The windowed aggregate: `GROUP BY window_start, window_end, keys...` over
+//! a window, incrementally.
+//!
+//! State is kept per *pane* and key, in DataFusion's own `GroupValues` and
+//! `GroupsAccumulator`s (an `Accumulator` adapted where an aggregate has no
+//! groups version). A pane is a window for TUMBLE; for HOP it is one slide,
+//! for CUMULATE one step, so each row is aggregated once whatever the number
+//! of windows it falls in. When the watermark reaches a window's end the
+//! window is emitted: its panes' partial states (`state()`) are merged
+//! (`merge_batch`) and evaluated. A pane is freed once the last window that
+//! covers it is emitted.
+//!
+//! Lateness follows the row's own watermark (the one in force when it
+//! arrived): a row is late if the first window it falls in had closed; it is
+//! still added to any of its windows that are open, and dropped when none is.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array};
+use arrow::compute::{concat_batches, filter_record_batch, take};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{internal_err, plan_err};
+use datafusion::error::Result;
+use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
+use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
+use datafusion::physical_plan::aggregates::order::GroupOrdering;
+
+use super::late::LateRows;
+use super::operator::{
+    Event, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values, timestamps, to_nanos,
+};
+
+/// One millisecond: `window_time` is `window_end` minus this (Flink's rowtime).
+const MILLISECOND: Nanos = 1_000_000;
+
+/// How rows' panes make windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panes {
+    /// Each pane is a window (TUMBLE, or rows a window already copied into
+    /// each of their windows).
+    Windows,
+    /// HOP: panes are slides; a window is `size / slide` consecutive panes.
+    Hop {
+        /// Pane length and distance between window ends.
+        slide: Nanos,
+        /// Window length.
+        size: Nanos,
+    },
+    /// CUMULATE: panes are steps; windows start at a `size`-aligned start and
+    /// end at each step up to `size`.
+    Cumulate {
+        /// Pane length.
+        step: Nanos,
+        /// Largest window.
+        size: Nanos,
+        /// Shift of window starts from the epoch.
+        offset: Nanos,
+    },
+}
+
+impl Panes {
+    /// Start of the window (made of several panes) that ends at `end`.
+    fn window_start(&self, end: Nanos) -> Nanos {
+        match *self {
+            Panes::Windows => end,
+            Panes::Hop { size, .. } => end - size,
+            Panes::Cumulate { step, size, offset } => cycle_start(end - step, size, offset),
+        }
+    }
+
+    /// Ends of every window covering `pane`, first to last.
+    fn window_ends(&self, pane: PaneId) -> Vec<Nanos> {
+        match *self {
+            Panes::Windows => vec![pane.end],
+            Panes::Hop { slide, size } => (0..size / slide).map(|k| pane.end + k * slide).collect(),
+            Panes::Cumulate { step, size, offset } => {
+                let last = cycle_start(pane.start, size, offset) + size;
+                (0..)
+                    .map(|k| pane.end + k * step)
+                    .take_while(|&e| e <= last)
+                    .collect()
+            }
+        }
+    }
+
+    /// End of the last window covering `pane`: the pane is freed then.
+    fn last_end(&self, pane: PaneId) -> Nanos {
+        match *self {
+            Panes::Windows => pane.end,
+            Panes::Hop { slide, size } => pane.end + size - slide,
+            Panes::Cumulate { size, offset, .. } => cycle_start(pane.start, size, offset) + size,
+        }
+    }
+}
+
+/// The `size`-aligned start of the CUMULATE cycle holding `t`.
+fn cycle_start(t: Nanos, size: Nanos, offset: Nanos) -> Nanos {
+    t - (t - offset).rem_euclid(size)
+}
+
+/// A pane by its bounds; ordered by end, so the map iterates in closing order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct PaneId {
+    end: Nanos,
+    start: Nanos,
+}
+
+/// Which window bound a group column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowColumn {
+    /// `window_start`.
+    Start,
+    /// `window_end`.
+    End,
+    /// `window_time` (`window_end` - 1 ms).
+    Time,
+}
+
+/// Where each row's pane comes from: input columns holding window (or pane)
+/// bounds, and the window length when a bound must be derived.
+#[derive(Debug, Clone)]
+pub struct PaneColumns {
+    /// `window_start` in the input, if the query kept it.
+    pub start: Option<usize>,
+    /// `window_end` in the input.
+    pub end: Option<usize>,
+    /// `window_time` in the input.
+    pub time: Option<usize>,
+    /// Length of a pane, to derive a missing bound.
+    pub length: Option<Nanos>,
+}
+
+/// One GROUP BY column of the output.
+#[derive(Debug, Clone)]
+pub enum GroupColumn {
+    /// A window bound, constant per window.
+    Window(WindowColumn),
+    /// A key, the `i`th of the grouping keys.
+    Key(usize),
+}
+
+/// Everything the planner decided for one windowed aggregate.
+pub struct WindowAggregateSpec {
+    /// The panes and how they make windows.
+    pub panes: Panes,
+    /// Where the pane bounds are in the input.
+    pub pane_columns: PaneColumns,
+    /// The output's group columns, in order.
+    pub group_columns: Vec<GroupColumn>,
+    /// The grouping keys (group columns that are not window bounds).
+    pub keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// The aggregates, with their FILTER clauses.
+    pub aggregates: Vec<(Arc<AggregateFunctionExpr>, Option<Arc<dyn PhysicalExpr>>)>,
+    /// The output schema (group columns, then aggregates).
+    pub schema: SchemaRef,
+}
+
+/// Groups of one pane (or of a window being evaluated).
+struct Groups {
+    /// `None` without keys: every row is group 0.
+    values: Option<Box<dyn GroupValues>>,
+    accumulators: Vec<Box<dyn GroupsAccumulator>>,
+    count: usize,
+    indices: Vec<usize>,
+}
+
+/// A pane's frozen partial state: keys and each aggregate's state columns.
+struct Partial {
+    keys: Vec<ArrayRef>,
+    states: Vec<Vec<ArrayRef>>,
+    groups: usize,
+}
+
+#[derive(Default)]
+struct Pane {
+    live: Option<Groups>,
+    frozen: Vec<Partial>,
+}
+
+/// The operator.
+pub struct WindowAggregateOperator {
+    spec: WindowAggregateSpec,
+    key_schema: SchemaRef,
+    panes: BTreeMap<PaneId, Pane>,
+    watermark: Nanos,
+    late: LateRows,
+}
+
+impl WindowAggregateOperator {
+    /// An operator with no state yet.
+    pub fn try_new(spec: WindowAggregateSpec, late: LateRows) -> Result<Self> {
+        let key_fields: Vec<Arc<Field>> = spec
+            .group_columns
+            .iter()
+            .zip(spec.schema.fields())
+            .filter(|(c, _)| matches!(c, GroupColumn::Key(_)))
+            .map(|(_, f)| Arc::clone(f))
+            .collect();
+        for (aggregate, _) in &spec.aggregates {
+            if !aggregate.order_bys().is_empty() {
+                return plan_err!(
+                    "{} has an ORDER BY inside the aggregate, which windowed aggregates do not support in continuous mode yet",
+                    aggregate.name()
+                );
+            }
+        }
+        Ok(Self {
+            key_schema: Arc::new(Schema::new(key_fields)),
+            spec,
+            panes: BTreeMap::new(),
+            watermark: super::operator::NO_WATERMARK,
+            late,
+        })
+    }
+
+    fn new_groups(&self) -> Result<Groups> {
+        let values = if self.spec.keys.is_empty() {
+            None
+        } else {
+            Some(new_group_values(
+                Arc::clone(&self.key_schema),
+                &GroupOrdering::None,
+            )?)
+        };
+        let accumulators = self
+            .spec
+            .aggregates
+            .iter()
+            .map(|(aggregate, _)| new_accumulator(aggregate))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Groups {
+            values,
+            accumulators,
+            count: 0,
+            indices: Vec::new(),
+        })
+    }
+
+    /// Each row's pane, from the window columns in the batch.
+    fn pane_ids(&self, batch: &RecordBatch) -> Result<Vec<PaneId>> {
+        let columns = &self.spec.pane_columns;
+        let column = |i: Option<usize>| -> Result<Option<ArrayRef>> {
+            i.map(|i| to_nanos(batch.column(i))).transpose()
+        };
+        let (start, end, time) = (
+            column(columns.start)?,
+            column(columns.end)?,
+            column(columns.time)?,
+        );
+        let value = |a: &Option<ArrayRef>, row: usize| -> Result<Option<Nanos>> {
+            match a {
+                Some(a) => Ok(Some(nanos_values(a)?.value(row))),
+                None => Ok(None),
+            }
+        };
+        (0..batch.num_rows())
+            .map(|row| {
+                let end = match (value(&end, row)?, value(&time, row)?) {
+                    (Some(end), _) => Some(end),
+                    (None, Some(time)) => Some(time + MILLISECOND),
+                    _ => None,
+                };
+                let start = value(&start, row)?;
+                match (start, end, columns.length) {
+                    (Some(start), Some(end), _) => Ok(PaneId { end, start }),
+                    (Some(start), None, Some(length)) => Ok(PaneId {
+                        end: start + length,
+                        start,
+                    }),
+                    (None, Some(end), Some(length)) => Ok(PaneId {
+                        end,
+                        start: end - length,
+                    }),
+                    _ => internal_err!("a windowed aggregate's input lacks the window's bounds"),
+                }
+            })
+            .collect()
+    }
+
+    /// Aggregate `rows` (indices into the evaluated columns) into `pane`.
+    fn update(
+        &mut self,
+        pane: PaneId,
+        keys: &[ArrayRef],
+        arguments: &[(Vec<ArrayRef>, Option<ArrayRef>)],
+        rows: Option<&UInt32Array>,
+    ) -> Result<()> {
+        let pick = |a: &ArrayRef| -> Result<ArrayRef> {
+            match rows {
+                Some(rows) => Ok(take(a, rows, None)?),
+                None => Ok(Arc::clone(a)),
+            }
+        };
+        let keys = keys.iter().map(pick).collect::<Result<Vec<_>>>()?;
+        let count = match rows {
+            Some(rows) => rows.len(),
+            None => arguments
+                .first()
+                .and_then(|(a, _)| a.first())
+                .map(|a| a.len())
+                .or_else(|| keys.first().map(|k| k.len()))
+                .unwrap_or(0),
+        };
+        let arguments = arguments
+            .iter()
+            .map(|(values, filter)| {
+                let values = values.iter().map(pick).collect::<Result<Vec<_>>>()?;
+                let filter = filter.as_ref().map(pick).transpose()?;
+                Ok((values, filter))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if self.panes.get(&pane).is_none_or(|p| p.live.is_none()) {
+            let groups = self.new_groups()?;
+            self.panes.entry(pane).or_default().live = Some(groups);
+        }
+        let Some(groups) = self.panes.get_mut(&pane).and_then(|p| p.live.as_mut()) else {
+            return internal_err!("a pane vanished while being updated");
+        };
+        groups.intern(&keys, count)?;
+        for (accumulator, (values, filter)) in groups.accumulators.iter_mut().zip(arguments) {
+            let filter = filter.as_ref().map(|f| as_boolean(f)).transpose()?;
+            accumulator.update_batch(&values, &groups.indices, filter, groups.count)?;
+        }
+        Ok(())
+    }
+
+    /// Emit every window that ends at or before `watermark`, in end order.
+    fn close_windows(&mut self, watermark: Nanos) -> Result<Option<RecordBatch>> {
+        let closing_panes = self.panes.keys().take_while(|p| p.end <= watermark).copied();
+        let windows: Vec<PaneId> = match self.spec.panes {
+            // Each pane is a window.
+            Panes::Windows => closing_panes.collect(),
+            panes => {
+                let ends: BTreeSet<Nanos> = closing_panes
+                    .flat_map(|pane| panes.window_ends(pane))
+                    .filter(|&end| end > self.watermark && end <= watermark)
+                    .collect();
+                ends.into_iter()
+                    .map(|end| PaneId {
+                        end,
+                        start: panes.window_start(end),
+                    })
+                    .collect()
+            }
+        };
+        let mut batches = Vec::with_capacity(windows.len());
+        for window in windows {
+            let groups = match self.spec.panes {
+                Panes::Windows => self.panes.remove(&window).and_then(|mut pane| pane.live.take()),
+                _ => self.merge_panes(window)?,
+            };
+            if let Some(groups) = groups.filter(|g| g.count > 0) {
+                batches.push(self.evaluate(groups, window.start, window.end)?);
+            }
+        }
+        let panes = self.spec.panes;
+        self.panes.retain(|id, _| panes.last_end(*id) > watermark);
+        self.watermark = watermark;
+        self.late.flush()?;
+        match batches.len() {
+            0 => Ok(None),
+            1 => Ok(batches.pop()),
+            _ => Ok(Some(concat_batches(&self.spec.schema, &batches)?)),
+        }
+    }
+
+    /// The merged state of the panes making `window`. Each pane's live groups
+    /// are frozen into a partial first, so later windows can merge it again.
+    fn merge_panes(&mut self, window: PaneId) -> Result<Option<Groups>> {
+        let mut merged = self.new_groups()?;
+        let first = PaneId {
+            end: window.start.saturating_add(1),
+            start: Nanos::MIN,
+        };
+        let last = PaneId {
+            end: window.end,
+            start: Nanos::MAX,
+        };
+        for (id, pane) in self.panes.range_mut(first..=last) {
+            if id.start < window.start {
+                continue;
+            }
+            if let Some(live) = pane.live.take() {
+                pane.frozen.push(live.freeze()?);
+            }
+            for partial in &pane.frozen {
+                merged.merge(partial)?;
+            }
+        }
+        Ok(Some(merged))
+    }
+
+    /// One window's output rows.
+    fn evaluate(&self, mut groups: Groups, start: Nanos, end: Nanos) -> Result<RecordBatch> {
+        let rows = groups.count;
+        let keys = match &mut groups.values {
+            Some(values) => values.emit(EmitTo::All)?,
+            None => vec![],
+        };
+        let values = groups
+            .accumulators
+            .iter_mut()
+            .map(|a| a.evaluate(EmitTo::All))
+            .collect::<Result<Vec<_>>>()?;
+        let fields = self.spec.schema.fields();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(fields.len());
+        for (column, field) in self.spec.group_columns.iter().zip(fields.iter()) {
+            columns.push(match column {
+                GroupColumn::Key(i) => Arc::clone(&keys[*i]),
+                GroupColumn::Window(bound) => {
+                    let value = match bound {
+                        WindowColumn::Start => start,
+                        WindowColumn::End => end,
+                        WindowColumn::Time => end - MILLISECOND,
+                    };
+                    timestamps(vec![value; rows], field.data_type())?
+                }
+            });
+        }
+        columns.extend(values);
+        // Aggregates may return a type that differs only in nullability or
+        // zone spelling from the planned one: cast to the plan's schema.
+        let columns = columns
+            .into_iter()
+            .zip(fields.iter())
+            .map(|(c, f)| {
+                if c.data_type() == f.data_type() {
+                    Ok(c)
+                } else {
+                    Ok(arrow::compute::cast(&c, f.data_type())?)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(&self.spec.schema),
+            columns,
+            &options,
+        )?)
+    }
+}
+
+impl Operator for WindowAggregateOperator {
+    fn name(&self) -> String {
+        let aggregates: Vec<&str> = self.spec.aggregates.iter().map(|(a, _)| a.name()).collect();
+        format!(
+            "WindowAggregate: {:?}, aggregates {}",
+            self.spec.panes,
+            aggregates.join(", ")
+        )
+    }
+
+    fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
+        let batch = &input.batch;
+        let rows = batch.num_rows();
+        let panes = self.pane_ids(batch)?;
+        // Late rows: the first window they fall in had closed when they came.
+        let late: Vec<bool> = (0..rows)
+            .map(|i| panes[i].end <= input.watermarks.get(i))
+            .collect();
+        if late.iter().any(|&l| l) {
+            let mask = BooleanArray::from(late.clone());
+            self.late.record(&filter_record_batch(batch, &mask)?)?;
+        }
+        let keys = self
+            .spec
+            .keys
+            .iter()
+            .map(|k| k.evaluate(batch)?.into_array(rows))
+            .collect::<Result<Vec<_>>>()?;
+        let arguments = self
+            .spec
+            .aggregates
+            .iter()
+            .map(|(aggregate, filter)| {
+                let values = aggregate
+                    .expressions()
+                    .iter()
+                    .map(|e| e.evaluate(batch)?.into_array(rows))
+                    .collect::<Result<Vec<_>>>()?;
+                let filter = filter
+                    .as_ref()
+                    .map(|f| f.evaluate(batch)?.into_array(rows))
+                    .transpose()?;
+                Ok((values, filter))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // Rows still wanted by some open window, by pane.
+        let wanted = |i: usize| self.spec.panes.last_end(panes[i]) > input.watermarks.get(i);
+        let all_wanted = (0..rows).all(wanted);
+        if all_wanted && panes.windows(2).all(|w| w[0] == w[1]) {
+            if let Some(&pane) = panes.first() {
+                return self.update(pane, &keys, &arguments, None);
+            }
+            return Ok(());
+        }
+        let mut by_pane: HashMap<PaneId, Vec<u32>> = HashMap::new();
+        for (i, pane) in panes.iter().enumerate() {
+            if wanted(i) {
+                by_pane.entry(*pane).or_default().push(i as u32);
+            }
+        }
+        let mut by_pane: Vec<_> = by_pane.into_iter().collect();
+        by_pane.sort_by_key(|(pane, _)| *pane);
+        for (pane, rows) in by_pane {
+            self.update(pane, &keys, &arguments, Some(&UInt32Array::from(rows)))?;
+        }
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
+        if watermark <= self.watermark {
+            return Ok(());
+        }
+        let before = self.watermark;
+        if let Some(batch) = self.close_windows(watermark)? {
+            // Emitted rows carry the watermark before the one that closed
+            // their window, so an aggregate downstream does not see them late.
+            out.push(Event::Data(StreamBatch {
+                batch,
+                watermarks: RowWatermarks::Constant(before),
+            }));
+        }
+        out.push(Event::Watermark(watermark));
+        Ok(())
+    }
+}
+
+impl Groups {
+    /// Group indices of `count` rows with `keys` into `self.indices`.
+    fn intern(&mut self, keys: &[ArrayRef], count: usize) -> Result<()> {
+        match &mut self.values {
+            Some(values) => {
+                values.intern(keys, &mut self.indices)?;
+                self.count = values.len();
+            }
+            None => {
+                self.indices.clear();
+                self.indices.resize(count, 0);
+                if count > 0 {
+                    self.count = 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The partial state of every group, leaving none.
+    fn freeze(mut self) -> Result<Partial> {
+        let keys = match &mut self.values {
+            Some(values) => values.emit(EmitTo::All)?,
+            None => vec![],
+        };
+        let states = self
+            .accumulators
+            .iter_mut()
+            .map(|a| a.state(EmitTo::All))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Partial {
+            keys,
+            states,
+            groups: self.count,
+        })
+    }
+
+    /// Fold a pane's partial state in.
+    fn merge(&mut self, partial: &Partial) -> Result<()> {
+        if partial.groups == 0 {
+            return Ok(());
+        }
+        self.intern(&partial.keys, partial.groups)?;
+        for (accumulator, state) in self.accumulators.iter_mut().zip(&partial.states) {
+            accumulator.merge_batch(state, &self.indices, self.count)?;
+        }
+        Ok(())
+    }
+}
+
+fn as_boolean(array: &ArrayRef) -> Result<&BooleanArray> {
+    match array.data_type() {
+        DataType::Boolean => Ok(arrow::array::AsArray::as_boolean(array.as_ref())),
+        other => plan_err!("an aggregate's FILTER must be boolean, not {other}"),
+    }
+}
+
+/// A groups accumulator for `aggregate`, adapting a plain one where the
+/// aggregate has no groups version (as DataFusion's hash aggregate does).
+fn new_accumulator(aggregate: &Arc<AggregateFunctionExpr>) -> Result<Box<dyn GroupsAccumulator>> {
+    if aggregate.groups_accumulator_supported() {
+        aggregate.create_groups_accumulator()
+    } else {
+        let aggregate = Arc::clone(aggregate);
+        Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
+            aggregate.create_accumulator()
+        })))
+    }
+}
