@@ -38,7 +38,8 @@ pub enum FileFormat {
 }
 
 impl FileFormat {
-    fn parse(name: &str) -> Result<Self> {
+    /// The format called `name` (`'format'` = ...).
+    pub fn parse(name: &str) -> Result<Self> {
         match name.to_lowercase().as_str() {
             "csv" => Ok(Self::Csv),
             "json" | "ndjson" => Ok(Self::Json),
@@ -54,6 +55,20 @@ impl FileFormat {
         Self::parse(ext).ok()
     }
 
+    /// The format named by option `'format'`, or else the one `path`'s
+    /// extension suggests.
+    pub fn take(options: &mut Options, path: &str) -> Result<Self> {
+        match options.take("format") {
+            Some(f) => Self::parse(&f),
+            None => match Self::from_extension(path) {
+                Some(f) => Ok(f),
+                None => plan_err!(
+                    "cannot tell the format of '{path}' from its name: add 'format' = 'csv', 'json', 'parquet' or 'arrow'"
+                ),
+            },
+        }
+    }
+
     /// DataFusion's name for the format (`STORED AS ...`).
     fn datafusion_name(self) -> &'static str {
         match self {
@@ -66,7 +81,7 @@ impl FileFormat {
 
     /// Whether values are text that the reader parses into the declared types
     /// (so a declared type is a parsing instruction, not a claim about the file).
-    fn is_text(self) -> bool {
+    pub fn is_text(self) -> bool {
         matches!(self, Self::Csv | Self::Json)
     }
 }
@@ -87,7 +102,42 @@ pub const ACCEPTED_OPTIONS: &[&str] = &[
     "csv.quote-character",
     "csv.null-literal",
     "s3.<key> (region, endpoint, access_key_id, secret_access_key, session_token, allow_http, ...)",
+    "follow ('true' for json and csv: read to the end, then follow appended lines and new files)",
 ];
+
+/// Flink's `csv.*` options, as the file and stdin connectors take them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CsvOptions {
+    /// `'csv.header'`: whether the first line names the columns (by default it does).
+    pub header: Option<bool>,
+    /// `'csv.field-delimiter'` (`,` by default).
+    pub delimiter: Option<char>,
+    /// `'csv.quote-character'` (`"` by default).
+    pub quote: Option<char>,
+    /// `'csv.null-literal'`: the text that reads as NULL.
+    pub null_literal: Option<String>,
+}
+
+impl CsvOptions {
+    /// Take the `csv.*` options, which only a `csv` format accepts.
+    pub fn take(options: &mut Options, format: FileFormat) -> Result<Self> {
+        let csv = Self {
+            header: options.take_bool("csv.header")?,
+            delimiter: options.take_char("csv.field-delimiter")?,
+            quote: options.take_char("csv.quote-character")?,
+            null_literal: options.take("csv.null-literal"),
+        };
+        if csv != Self::default() && format != FileFormat::Csv {
+            return plan_err!("'csv.*' options apply to 'format' = 'csv', not '{format}'");
+        }
+        Ok(csv)
+    }
+
+    /// Whether the first line of a file is a header (`'csv.header'`, true by default).
+    pub fn has_header(&self) -> bool {
+        self.header.unwrap_or(true)
+    }
+}
 
 /// A file table ready to register.
 #[derive(Debug)]
@@ -113,38 +163,22 @@ pub async fn create_table(
     mut options: Options,
 ) -> Result<FileTable> {
     let path = options.take_required("path", "the file, directory or glob to read")?;
-    let format = match options.take("format") {
-        Some(f) => FileFormat::parse(&f)?,
-        None => match FileFormat::from_extension(&path) {
-            Some(f) => f,
-            None => {
-                return plan_err!(
-                    "cannot tell the format of '{path}' from its name: add 'format' = 'csv', 'json', 'parquet' or 'arrow'"
-                );
-            }
-        },
-    };
+    let format = FileFormat::take(&mut options, &path)?;
+    let csv = CsvOptions::take(&mut options, format)?;
     let mut format_options = HashMap::new();
-    let header = options.take_bool("csv.header")?;
-    let delimiter = options.take_char("csv.field-delimiter")?;
-    let quote = options.take_char("csv.quote-character")?;
-    let null_literal = options.take("csv.null-literal");
-    let csv_given = header.is_some() || delimiter.is_some() || quote.is_some() || null_literal.is_some();
-    if csv_given && format != FileFormat::Csv {
-        return plan_err!("'csv.*' options apply to 'format' = 'csv', not '{format}'");
-    }
     if format == FileFormat::Csv {
-        format_options.insert("format.has_header".into(), header.unwrap_or(true).to_string());
-        if let Some(d) = delimiter {
+        format_options.insert("format.has_header".into(), csv.has_header().to_string());
+        if let Some(d) = csv.delimiter {
             format_options.insert("format.delimiter".into(), d.to_string());
         }
-        if let Some(q) = quote {
+        if let Some(q) = csv.quote {
             format_options.insert("format.quote".into(), q.to_string());
         }
-        if let Some(null) = &null_literal {
+        if let Some(null) = &csv.null_literal {
             format_options.insert("format.null_regex".into(), format!("^{}$", escape_regex(null)));
         }
     }
+    let null_literal = csv.null_literal;
     let s3_options = options.take_prefixed("s3.");
     options.take("connector");
     options.finish("file", ACCEPTED_OPTIONS)?;
@@ -210,7 +244,7 @@ pub async fn create_table(
 
 /// A missing local file is the most common mistake: say so plainly, with the
 /// directory the path is relative to.
-fn check_local_path_exists(path: &str) -> Result<()> {
+pub(super) fn check_local_path_exists(path: &str) -> Result<()> {
     let is_url = url::Url::parse(path).is_ok_and(|u| u.scheme().len() > 1);
     let is_glob = path.contains(['*', '?', '[']);
     if is_url || is_glob || Path::new(path).exists() {

@@ -3,9 +3,12 @@
 
 pub mod blackhole;
 pub mod file;
+pub mod follow;
 pub mod generator;
+pub mod line_decoder;
 pub mod object_stores;
 mod options;
+pub mod stdin;
 
 pub use options::Options;
 
