@@ -165,7 +165,10 @@ async fn datagen_fills_a_declared_schema() {
     .await;
     assert!(err.contains("must be 'random' or 'sequence', not 'seq'"), "{err}");
     let err = error(&engine, "CREATE TABLE bad WITH ('connector' = 'nosuch')").await;
-    assert!(err.contains("available: 'file', 'nexmark', 'datagen'"), "{err}");
+    assert!(
+        err.contains("available: 'file', 'stdin', 'nexmark', 'datagen'"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

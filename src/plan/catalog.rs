@@ -15,7 +15,7 @@ use datafusion::logical_expr::{Expr, ExprSchemable};
 use datafusion::sql::planner::PlannerContext;
 
 use super::SessionFunctions;
-use crate::connectors::{Boundedness, Options, blackhole, file, generator};
+use crate::connectors::{Boundedness, Options, blackhole, file, follow, generator, stdin};
 use crate::error::SluiceError;
 use crate::sql::{CreateConnectorTable, WatermarkDef};
 
@@ -130,11 +130,35 @@ pub async fn create_connector_table(
 
     let (provider, scanned, description, boundedness) = match connector.to_lowercase().as_str() {
         "file" | "filesystem" => {
-            let table = file::create_table(&state, &name, declared, options)
-                .await
+            let mut options = options;
+            let locate = |e| locate_option_error(e, &option_span, create);
+            if options.take_bool("follow").map_err(locate)? == Some(true) {
+                let table = follow::create_table(&state, &name, declared, options)
+                    .await
+                    .map_err(locate)?;
+                let description = table.description();
+                let provider: Arc<dyn TableProvider> = Arc::new(table);
+                (
+                    Arc::clone(&provider),
+                    provider,
+                    description,
+                    Boundedness::Unbounded,
+                )
+            } else {
+                let table = file::create_table(&state, &name, declared, options)
+                    .await
+                    .map_err(locate)?;
+                let description = format!("{} {}", table.format, table.path);
+                (table.provider, table.scanned, description, Boundedness::Bounded)
+            }
+        }
+        "stdin" => {
+            let table = stdin::StdinTable::try_new(declared, options)
                 .map_err(|e| locate_option_error(e, &option_span, create))?;
-            let description = format!("{} {}", table.format, table.path);
-            (table.provider, table.scanned, description, Boundedness::Bounded)
+            let description = table.description();
+            let boundedness = table.boundedness();
+            let provider: Arc<dyn TableProvider> = Arc::new(table);
+            (Arc::clone(&provider), provider, description, boundedness)
         }
         generator @ ("nexmark" | "datagen") => {
             let table = generator::create_table(generator, name.table(), declared, options)
@@ -161,7 +185,7 @@ pub async fn create_connector_table(
         other => {
             return Err(SluiceError::at(
                 plan_datafusion_err!(
-                    "unknown connector '{other}'; available: 'file', 'nexmark', 'datagen', 'blackhole'"
+                    "unknown connector '{other}'; available: 'file', 'stdin', 'nexmark', 'datagen', 'blackhole'"
                 ),
                 option_span("connector"),
             ));
