@@ -421,15 +421,16 @@ impl Engine {
     }
 
     /// `sluice.mode` over the choice by boundedness: `continuous` replays
-    /// bounded connector tables; `batch` refuses unbounded ones.
+    /// bounded tables as streams; `batch` refuses unbounded ones.
     fn apply_mode(&self, mut choice: ExecutorChoice) -> Result<ExecutorChoice> {
         match self.options().mode {
             Mode::Auto => {}
             Mode::Continuous => {
+                // Any table but the session's own catalog views.
                 if choice
                     .sources
                     .iter()
-                    .any(|s| s.description != crate::plan::DATAFUSION_TABLE)
+                    .any(|s| !s.table.starts_with("information_schema."))
                 {
                     choice.executor = Executor::Continuous;
                 }

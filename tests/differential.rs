@@ -1,0 +1,302 @@
+//! The invariant, tested: a continuous run over bounded data gives exactly
+//! the batch result.
+//!
+//! Cases, each run on a fresh engine in batch and then with
+//! `SET sluice.mode = 'continuous'` (a replay that ends with a watermark
+//! closing every window), results compared as multisets of rows with the
+//! same column names and types:
+//! * every windowed `query` of `sqllogictests/*.slt` (one that calls TUMBLE,
+//!   HOP, CUMULATE or SESSION and expects rows), after replaying the file's
+//!   `statement ok` records before it;
+//! * every statement that returns rows in `tests/differential/*.sql` (the
+//!   others are its set-up). To add a case, add a query there. `$BIDS_SHUFFLED`
+//!   names a copy of `testdata/bids.ndjson` whose rows are moved out of order,
+//!   each by less than the table's 4 s watermark delay, so no row is late and
+//!   the continuous result must still equal batch's.
+//!
+//! A query the continuous executor refuses (an operator it lacks) must be
+//! listed as `fail` in `tests/differential_status.txt` with the reason; a
+//! query that runs must give batch's result, always: a difference is never
+//! allowed by the status file.
+
+mod status;
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use futures::TryStreamExt;
+use sluice::Engine;
+use sqllogictest::{DefaultColumnType, QueryExpect, Record, StatementExpect};
+use status::StatusFile;
+
+const STATUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/differential_status.txt");
+
+/// One query with what must run before it.
+struct Case {
+    name: String,
+    setup: Vec<String>,
+    query: String,
+}
+
+/// A result as the comparison sees it: columns (name and type) and rows.
+#[derive(Debug, PartialEq)]
+struct Rows {
+    columns: Vec<String>,
+    rows: Vec<String>,
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn is_windowed(sql: &str) -> bool {
+    let upper = sql.to_uppercase();
+    ["TUMBLE", "HOP", "CUMULATE", "SESSION"].iter().any(|w| {
+        upper.match_indices(w).any(|(i, _)| {
+            let before = upper[..i].chars().next_back();
+            let after = upper[i + w.len()..].chars().next();
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+                && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+        })
+    })
+}
+
+/// The windowed queries of our sqllogictest files.
+fn slt_cases(scratch: &Path) -> Vec<Case> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("sqllogictests"))
+        .expect("sqllogictests/ is readable")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+        .collect();
+    files.sort();
+    let mut cases = Vec::new();
+    for file in files {
+        let stem = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let records = sqllogictest::parse_file::<DefaultColumnType>(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        std::fs::create_dir_all(scratch.join(&stem)).expect("scratch dir");
+        let substitute = |sql: &str| sql.replace("$SCRATCH", &scratch.join(&stem).display().to_string());
+        let mut setup = Vec::new();
+        for record in records {
+            match record {
+                Record::Statement {
+                    sql,
+                    expected: StatementExpect::Ok | StatementExpect::Count(_),
+                    ..
+                } => setup.push(substitute(&sql)),
+                Record::Query {
+                    sql,
+                    expected: QueryExpect::Results { .. },
+                    loc,
+                    ..
+                } if is_windowed(&sql) && !sql.trim_start().to_uppercase().starts_with("EXPLAIN") => {
+                    cases.push(Case {
+                        name: format!("{stem}:{}", loc.line()),
+                        setup: setup.clone(),
+                        query: substitute(&sql),
+                    });
+                }
+                // Queries that write data (COPY ... TO, INSERT) set up later ones.
+                Record::Query { sql, .. }
+                    if ["COPY", "INSERT"]
+                        .iter()
+                        .any(|w| sql.trim_start().to_uppercase().starts_with(w)) =>
+                {
+                    setup.push(substitute(&sql))
+                }
+                _ => {}
+            }
+        }
+    }
+    cases
+}
+
+/// The queries of `tests/differential/*.sql`.
+async fn sql_file_cases(bids_shuffled: &Path) -> Vec<Case> {
+    let dir = root().join("tests/differential");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/differential/ is readable")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
+    let engine = Engine::new();
+    let mut cases = Vec::new();
+    for file in files {
+        let stem = file
+            .file_stem()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let text = std::fs::read_to_string(&file)
+            .expect("readable")
+            .replace("$BIDS_SHUFFLED", &bids_shuffled.display().to_string());
+        let mut setup = Vec::new();
+        for (i, tokens) in engine.split(&text).expect("splits").iter().enumerate() {
+            let sql = tokens.text.clone();
+            let statement = engine.parse(tokens).unwrap_or_else(|e| panic!("{stem}: {e}"));
+            if is_query(&statement.statement) {
+                cases.push(Case {
+                    name: format!("{stem}.sql#{}", i + 1),
+                    setup: setup.clone(),
+                    query: sql,
+                });
+            } else {
+                setup.push(sql);
+            }
+        }
+    }
+    cases
+}
+
+fn is_query(statement: &sluice::sql::Statement) -> bool {
+    use datafusion::sql::parser::Statement as DFStatement;
+    match statement {
+        sluice::sql::Statement::DataFusion(df) => matches!(
+            df.as_ref(),
+            DFStatement::Statement(s) if matches!(s.as_ref(), sqlparser::ast::Statement::Query(_))
+        ),
+        _ => false,
+    }
+}
+
+/// `testdata/bids.ndjson` with rows moved later by less than 4 s of event
+/// time each (sorted by time plus a deterministic jitter in [0, 4 s)).
+fn shuffle_bids(to: &Path) {
+    let text = std::fs::read_to_string(root().join("testdata/bids.ndjson")).expect("bids data");
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut keyed: Vec<(i64, &str)> = text
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).expect("json line");
+            let time = value["date_time"].as_str().expect("date_time");
+            let time = chrono::NaiveDateTime::parse_from_str(time, "%Y-%m-%dT%H:%M:%S%.f")
+                .expect("timestamp")
+                .and_utc()
+                .timestamp_millis();
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (time + (state % 3_999) as i64, line)
+        })
+        .collect();
+    keyed.sort_by_key(|(k, _)| *k);
+    let shuffled: Vec<&str> = keyed.into_iter().map(|(_, l)| l).collect();
+    assert_ne!(
+        shuffled,
+        text.lines().collect::<Vec<_>>(),
+        "the shuffle moved rows"
+    );
+    std::fs::write(to, shuffled.join("\n") + "\n").expect("write shuffled bids");
+}
+
+fn render(batches: &[RecordBatch]) -> Rows {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut columns = Vec::new();
+    let mut rows = Vec::new();
+    for batch in batches {
+        if columns.is_empty() {
+            columns = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| format!("{} {}", f.name(), f.data_type()))
+                .collect();
+        }
+        let formatters: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formattable"))
+            .collect();
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = formatters.iter().map(|f| f.value(row).to_string()).collect();
+            rows.push(cells.join(" | "));
+        }
+    }
+    rows.sort();
+    Rows { columns, rows }
+}
+
+/// Run the set-up, then the query; its rows.
+async fn run(case: &Case, continuous: bool) -> Result<Rows, String> {
+    let engine = Engine::new();
+    for sql in &case.setup {
+        engine
+            .run_script(sql)
+            .await
+            .map_err(|e| format!("set-up failed: {e}"))?;
+    }
+    if continuous {
+        engine
+            .run_script("SET sluice.mode = 'continuous'")
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let tokens = engine.split(&case.query).map_err(|e| e.to_string())?;
+    let statement = engine.parse(&tokens[0]).map_err(|e| e.to_string())?;
+    let output = engine.execute(&statement).await.map_err(|e| e.to_string())?;
+    let executor = output.executor.as_ref().map(|c| c.executor);
+    let batches: Vec<RecordBatch> = output.stream.try_collect().await.map_err(|e| e.to_string())?;
+    let expected = if continuous {
+        sluice::plan::Executor::Continuous
+    } else {
+        sluice::plan::Executor::Batch
+    };
+    if executor != Some(expected) {
+        return Err(format!("ran on {executor:?}, not {expected}"));
+    }
+    Ok(render(&batches))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continuous_equals_batch() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let bids = scratch.path().join("bids_shuffled.ndjson");
+    shuffle_bids(&bids);
+    let mut cases = slt_cases(scratch.path());
+    cases.extend(sql_file_cases(&bids).await);
+    let status = StatusFile::read(STATUS, "tests/differential_status.txt");
+    let mut problems = Vec::new();
+    let mut passed = 0;
+    for case in &cases {
+        let batch = match run(case, false).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                problems.push(format!("{}: the batch run failed: {e}", case.name));
+                continue;
+            }
+        };
+        let outcome = match run(case, true).await {
+            Ok(rows) if rows == batch => Ok(()),
+            Ok(rows) => {
+                problems.push(format!(
+                    "{}: continuous differs from batch\n  query: {}\n  batch:      {:?}\n  continuous: {:?}",
+                    case.name, case.query, batch, rows
+                ));
+                continue;
+            }
+            Err(e) => Err(e),
+        };
+        if outcome.is_ok() {
+            passed += 1;
+        }
+        problems.extend(status.check(&case.name, &outcome, &[]));
+        if let Err(e) = &outcome
+            && status.check(&case.name, &outcome, &[]).is_some()
+        {
+            problems.push(format!("{}: continuous run failed: {e}", case.name));
+        }
+    }
+    let names: Vec<String> = cases.iter().map(|c| c.name.clone()).collect();
+    problems.extend(status.strays(&names));
+    println!(
+        "differential: {passed}/{} windowed queries give batch's result in continuous mode",
+        cases.len()
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
