@@ -152,7 +152,7 @@ impl UserDefinedLogicalNodeCore for WindowTvf {
         }
         let time = exprs.remove(0);
         let input = Arc::new(inputs.remove(0));
-        Self::try_new(input, time, self.kind.clone(), exprs)
+        Self::try_new(input, time, self.kind, exprs)
     }
 
     fn necessary_children_exprs(&self, output_columns: &[usize]) -> Option<Vec<Vec<usize>>> {

@@ -404,7 +404,7 @@ fn interval(nanos: Nanos) -> Expr {
 
 /// `nanos` as a duration literal in `unit`, or an INTERVAL when `unit` cannot
 /// hold it exactly (a sub-second step over a TIMESTAMP(0) column).
-fn duration(nanos: Nanos, unit: TimeUnit) -> Expr {
+pub(crate) fn duration(nanos: Nanos, unit: TimeUnit) -> Expr {
     let per_unit = match unit {
         TimeUnit::Second => 1_000_000_000,
         TimeUnit::Millisecond => 1_000_000,

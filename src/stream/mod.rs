@@ -8,9 +8,11 @@
 //! source down and memory stays flat. Rows are sent as soon as an operator
 //! emits them; dropping the result stream stops the task.
 
+pub mod groups;
 pub mod late;
 pub mod operator;
 pub mod planner;
+pub mod session_aggregate;
 pub mod sort;
 pub mod source;
 pub mod stateless;

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::compute::SortOptions;
 use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::TreeNode;
@@ -23,7 +23,7 @@ use datafusion::error::Result;
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::logical_plan::{FetchType, SkipType};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder};
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
@@ -31,18 +31,21 @@ use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 use futures::future::BoxFuture;
 
 use super::StreamMetrics;
+use super::groups::Aggregates;
 use super::late::LateRows;
 use super::operator::Operator;
+use super::session_aggregate::{SessionAggregateOperator, SessionAggregateSpec};
 use super::sort::SortPerWatermarkOperator;
 use super::source::SourceSpec;
 use super::stateless::{
     ConstantCrossJoinOperator, FilterOperator, LimitOperator, ProjectionOperator, RenameOperator,
 };
+use super::window_aggregate::MILLISECOND;
 use super::window_aggregate::{
     GroupColumn, PaneColumns, Panes, WindowAggregateOperator, WindowAggregateSpec, WindowColumn,
 };
 use crate::connectors::Boundedness;
-use crate::plan::windows::{WINDOW_END, WINDOW_START, WINDOW_TIME, WindowKind};
+use crate::plan::windows::{WINDOW_END, WINDOW_START, WINDOW_TIME, WindowKind, duration};
 use crate::plan::{SourceCatalog, WindowTvf};
 
 /// A planned continuous query: its source and operator chain.
@@ -285,36 +288,27 @@ impl<'a> StreamPlanner<'a> {
 
     /// A window TVF: its lowering (or, for panes, a TUMBLE of one pane).
     async fn window(&mut self, window: &WindowTvf, panes: bool) -> Result<WindowLineage> {
-        let pane_kind = match window.kind {
+        let lowered = match window.kind {
             WindowKind::Hop { slide, offset, .. } if panes => {
-                Some(WindowKind::Tumble { size: slide, offset })
+                retyped(window, WindowKind::Tumble { size: slide, offset })?.lower()?
             }
             WindowKind::Cumulate { step, offset, .. } if panes => {
-                Some(WindowKind::Tumble { size: step, offset })
+                retyped(window, WindowKind::Tumble { size: step, offset })?.lower()?
             }
+            WindowKind::Session { gap } if panes => session_intervals(window, gap)?,
             WindowKind::Session { .. } => {
                 return not_impl_err!(
-                    "SESSION windows are not supported in continuous mode yet; TUMBLE, HOP and CUMULATE are"
+                    "SESSION windows run in continuous mode only under an aggregate (GROUP BY window_start, window_end, ...): a row's session is not known until the session closes"
                 );
             }
-            _ => None,
+            _ => window.lower()?,
         };
-        let tvf = match pane_kind {
-            Some(kind) => WindowTvf::try_new(
-                Arc::clone(&window.input),
-                window.time.clone(),
-                kind,
-                window.partition_keys.clone(),
-            )?,
-            None => window.clone(),
-        };
-        let lowered = tvf.lower()?;
         let lowered = TypeCoercion::new().analyze(lowered, self.state.config_options())?;
         self.node(&lowered, false).await?;
         let width = window.input_width();
         Ok(WindowLineage {
             kind: window.kind,
-            panes: pane_kind.is_some(),
+            panes,
             start: Some(width),
             end: Some(width + 1),
             time: Some(width + 2),
@@ -370,10 +364,8 @@ impl<'a> StreamPlanner<'a> {
         &mut self,
         aggregate: &datafusion::logical_expr::Aggregate,
     ) -> Result<Option<WindowLineage>> {
-        let panes = matches!(
-            window_below(&aggregate.input),
-            Some(WindowKind::Hop { .. } | WindowKind::Cumulate { .. })
-        );
+        let window = window_below(&aggregate.input);
+        let panes = window.is_some_and(|w| !matches!(w.kind, WindowKind::Tumble { .. }));
         let lineage = self.node(&aggregate.input, panes).await?;
         let input = aggregate.input.schema();
         let grouped = |lineage: &WindowLineage| {
@@ -443,6 +435,24 @@ impl<'a> StreamPlanner<'a> {
                 "a CUMULATE aggregate must GROUP BY window_end (window_start alone names several windows)"
             );
         }
+        let key_fields = group_columns
+            .iter()
+            .zip(aggregate.schema.fields())
+            .filter(|(c, _)| matches!(c, GroupColumn::Key(_)))
+            .map(|(_, f)| Arc::clone(f))
+            .collect();
+        if let WindowKind::Session { gap } = lineage.kind {
+            return self.session_aggregate(
+                aggregate,
+                window,
+                lineage,
+                gap,
+                group_columns,
+                keys,
+                key_fields,
+                aggregates,
+            );
+        }
         let spec = WindowAggregateSpec {
             panes: panes_spec,
             pane_columns: PaneColumns {
@@ -452,26 +462,70 @@ impl<'a> StreamPlanner<'a> {
                 length,
             },
             group_columns: group_columns.clone(),
-            keys,
-            aggregates,
+            aggregates: Aggregates::try_new(keys, key_fields, aggregates)?,
             schema: Arc::new(aggregate.schema.as_arrow().clone()),
         };
         let late = LateRows::new(Arc::clone(&self.metrics), self.late_path.clone());
         self.operators
-            .push(Box::new(WindowAggregateOperator::try_new(spec, late)?));
-        // The output's window columns are the group columns that are bounds.
-        let position = |role: WindowColumn| {
-            group_columns
-                .iter()
-                .position(|c| matches!(c, GroupColumn::Window(r) if *r == role))
+            .push(Box::new(WindowAggregateOperator::new(spec, late)));
+        Ok(Some(output_lineage(lineage.kind, &group_columns)))
+    }
+
+    /// A session aggregate: sessions per PARTITION BY key, which must be
+    /// among the GROUP BY keys.
+    #[allow(clippy::too_many_arguments)]
+    fn session_aggregate(
+        &mut self,
+        aggregate: &datafusion::logical_expr::Aggregate,
+        window: Option<&WindowTvf>,
+        lineage: WindowLineage,
+        gap: i64,
+        group_columns: Vec<GroupColumn>,
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+        key_fields: Vec<arrow::datatypes::FieldRef>,
+        aggregates: Vec<super::groups::Aggregate>,
+    ) -> Result<Option<WindowLineage>> {
+        let Some(start) = lineage.start else {
+            return plan_err!("a SESSION aggregate must GROUP BY window_start and window_end");
         };
-        Ok(Some(WindowLineage {
-            kind: lineage.kind,
-            panes: false,
-            start: position(WindowColumn::Start),
-            end: position(WindowColumn::End),
-            time: position(WindowColumn::Time),
-        }))
+        let key_names: Vec<String> = aggregate
+            .group_expr
+            .iter()
+            .filter(|e| !is_bound_column(e, &lineage, aggregate.input.schema()))
+            .map(|e| match strip_alias(e) {
+                Expr::Column(c) => c.name.clone(),
+                other => other.schema_name().to_string(),
+            })
+            .collect();
+        let mut session_keys = Vec::new();
+        for key in window.map(|w| w.partition_keys.as_slice()).unwrap_or_default() {
+            let name = match strip_alias(key) {
+                Expr::Column(c) => c.name.clone(),
+                other => other.schema_name().to_string(),
+            };
+            match key_names.iter().position(|k| *k == name) {
+                Some(i) => session_keys.push(i),
+                None => {
+                    return not_impl_err!(
+                        "a SESSION aggregate must GROUP BY its PARTITION BY key '{name}' (as Flink requires) in continuous mode"
+                    );
+                }
+            }
+        }
+        let key_types: Vec<DataType> = key_fields.iter().map(|f| f.data_type().clone()).collect();
+        let spec = SessionAggregateSpec {
+            gap,
+            start,
+            group_columns: group_columns.clone(),
+            session_keys,
+            aggregates: Aggregates::try_new(keys, key_fields, aggregates)?,
+            schema: Arc::new(aggregate.schema.as_arrow().clone()),
+        };
+        let late = LateRows::new(Arc::clone(&self.metrics), self.late_path.clone());
+        self.operators.push(Box::new(SessionAggregateOperator::try_new(
+            spec, &key_types, late,
+        )?));
+        Ok(Some(output_lineage(lineage.kind, &group_columns)))
     }
 
     async fn sort(&mut self, sort: &datafusion::logical_expr::Sort) -> Result<Option<WindowLineage>> {
@@ -485,7 +539,7 @@ impl<'a> StreamPlanner<'a> {
                 .is_some(),
             _ => false,
         });
-        if !leads_with_window {
+        if !leads_with_window && !self.source_bounded {
             return not_impl_err!(
                 "ORDER BY without a window on an unbounded source: results come window by window, so sort by window_start or window_end first (ORDER BY window_end, ...)"
             );
@@ -504,16 +558,77 @@ impl<'a> StreamPlanner<'a> {
             })
             .collect::<Result<Vec<_>>>()?;
         let schema = Arc::new(sort.input.schema().as_arrow().clone());
-        self.operators
-            .push(Box::new(SortPerWatermarkOperator::new(order, schema, sort.fetch)));
+        self.operators.push(Box::new(SortPerWatermarkOperator::new(
+            order,
+            schema,
+            sort.fetch,
+            !leads_with_window,
+        )));
         Ok(lineage)
     }
 }
 
-/// The window kind under an aggregate, when only plain projections and
-/// filters that leave the window's bounds alone stand between them (then the
-/// aggregate may work on panes).
-fn window_below(plan: &LogicalPlan) -> Option<WindowKind> {
+/// The window bounds among an aggregate's output columns.
+fn output_lineage(kind: WindowKind, group_columns: &[GroupColumn]) -> WindowLineage {
+    let position = |role: WindowColumn| {
+        group_columns
+            .iter()
+            .position(|c| matches!(c, GroupColumn::Window(r) if *r == role))
+    };
+    WindowLineage {
+        kind,
+        panes: false,
+        start: position(WindowColumn::Start),
+        end: position(WindowColumn::End),
+        time: position(WindowColumn::Time),
+    }
+}
+
+/// Whether `expr` is a bare column holding one of the window's bounds.
+fn is_bound_column(expr: &Expr, lineage: &WindowLineage, schema: &DFSchema) -> bool {
+    match expr {
+        Expr::Column(c) => schema
+            .index_of_column(c)
+            .ok()
+            .and_then(|i| lineage.role(i))
+            .is_some(),
+        _ => false,
+    }
+}
+
+/// The same window with another kind (a HOP's panes are a TUMBLE of one slide).
+fn retyped(window: &WindowTvf, kind: WindowKind) -> Result<WindowTvf> {
+    WindowTvf::try_new(
+        Arc::clone(&window.input),
+        window.time.clone(),
+        kind,
+        window.partition_keys.clone(),
+    )
+}
+
+/// SESSION under an aggregate: each row as its own session `[ts, ts + gap)`
+/// in the window's columns; the session aggregate unites overlapping ones.
+fn session_intervals(window: &WindowTvf, gap: i64) -> Result<LogicalPlan> {
+    let DataType::Timestamp(unit, _) = window.time.get_type(window.input.schema())? else {
+        return plan_err!("SESSION needs a timestamp time column");
+    };
+    let end = window.time.clone() + duration(gap, unit);
+    let columns = window.input.schema().columns().into_iter().map(Expr::Column);
+    let extra = [
+        window.time.clone().alias(WINDOW_START),
+        end.clone().alias(WINDOW_END),
+        (end - duration(MILLISECOND, unit)).alias(WINDOW_TIME),
+    ];
+    LogicalPlanBuilder::from(window.input.as_ref().clone())
+        .filter(window.time.clone().is_not_null())?
+        .project(columns.chain(extra))?
+        .build()
+}
+
+/// The window under an aggregate, when only plain projections and filters
+/// that leave the window's bounds alone stand between them (then the
+/// aggregate may work on panes, or on rows' sessions).
+fn window_below(plan: &LogicalPlan) -> Option<&WindowTvf> {
     let is_bound = |name: &str| [WINDOW_START, WINDOW_END, WINDOW_TIME].contains(&name);
     match plan {
         LogicalPlan::Projection(p) => {
@@ -533,7 +648,7 @@ fn window_below(plan: &LogicalPlan) -> Option<WindowKind> {
             window_below(&f.input)
         }
         LogicalPlan::SubqueryAlias(a) => window_below(&a.input),
-        other => WindowTvf::from_plan(other).map(|w| w.kind),
+        other => WindowTvf::from_plan(other),
     }
 }
 

@@ -1,7 +1,9 @@
 //! `ORDER BY` over windowed results: the rows one watermark emits (every
 //! window it closes) are sorted among themselves. Windows close in end order,
 //! so when the sort starts with a window bound the output is globally sorted,
-//! as in batch; the planner refuses any other sort on an unbounded input.
+//! as in batch. Any other sort needs all rows: it is allowed over a bounded
+//! replay (`--mode continuous`), sorting once at the end of input, and
+//! refused over an unbounded source.
 
 use arrow::array::RecordBatch;
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
@@ -18,17 +20,20 @@ pub struct SortPerWatermarkOperator {
     pending: Vec<RecordBatch>,
     watermark: Nanos,
     fetch: Option<usize>,
+    /// Sort only at the end of input (a bounded replay).
+    at_end: bool,
 }
 
 impl SortPerWatermarkOperator {
     /// Sort by `order`; with `fetch`, keep the first rows of each emission.
-    pub fn new(order: Vec<PhysicalSortExpr>, schema: SchemaRef, fetch: Option<usize>) -> Self {
+    pub fn new(order: Vec<PhysicalSortExpr>, schema: SchemaRef, fetch: Option<usize>, at_end: bool) -> Self {
         Self {
             order,
             schema,
             pending: Vec::new(),
             watermark: super::operator::NO_WATERMARK,
             fetch,
+            at_end,
         }
     }
 }
@@ -36,7 +41,12 @@ impl SortPerWatermarkOperator {
 impl Operator for SortPerWatermarkOperator {
     fn name(&self) -> String {
         let order: Vec<String> = self.order.iter().map(|o| o.to_string()).collect();
-        format!("Sort per emission: {}", order.join(", "))
+        let when = if self.at_end {
+            "at end of input"
+        } else {
+            "per emission"
+        };
+        format!("Sort {when}: {}", order.join(", "))
     }
 
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
@@ -45,7 +55,8 @@ impl Operator for SortPerWatermarkOperator {
     }
 
     fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
-        if !self.pending.is_empty() {
+        let ready = !self.at_end || watermark == super::operator::END_OF_INPUT;
+        if ready && !self.pending.is_empty() {
             let batch = concat_batches(&self.schema, &std::mem::take(&mut self.pending))?;
             let columns = self
                 .order

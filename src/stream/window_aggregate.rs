@@ -15,26 +15,22 @@
 //! still added to any of its windows that are open, and dropped when none is.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array};
-use arrow::compute::{concat_batches, filter_record_batch, take};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::{internal_err, plan_err};
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::datatypes::SchemaRef;
+use datafusion::common::internal_err;
 use datafusion::error::Result;
-use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
-use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
-use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
-use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
-use datafusion::physical_plan::aggregates::order::GroupOrdering;
 
+use super::groups::{Aggregates, Arguments, Groups, Partial, assemble, take_rows};
+pub use super::groups::{GroupColumn, WindowColumn};
 use super::late::LateRows;
 use super::operator::{
     Event, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values, timestamps, to_nanos,
 };
 
 /// One millisecond: `window_time` is `window_end` minus this (Flink's rowtime).
-const MILLISECOND: Nanos = 1_000_000;
+pub const MILLISECOND: Nanos = 1_000_000;
 
 /// How rows' panes make windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,17 +104,6 @@ struct PaneId {
     start: Nanos,
 }
 
-/// Which window bound a group column holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WindowColumn {
-    /// `window_start`.
-    Start,
-    /// `window_end`.
-    End,
-    /// `window_time` (`window_end` - 1 ms).
-    Time,
-}
-
 /// Where each row's pane comes from: input columns holding window (or pane)
 /// bounds, and the window length when a bound must be derived.
 #[derive(Debug, Clone)]
@@ -133,15 +118,6 @@ pub struct PaneColumns {
     pub length: Option<Nanos>,
 }
 
-/// One GROUP BY column of the output.
-#[derive(Debug, Clone)]
-pub enum GroupColumn {
-    /// A window bound, constant per window.
-    Window(WindowColumn),
-    /// A key, the `i`th of the grouping keys.
-    Key(usize),
-}
-
 /// Everything the planner decided for one windowed aggregate.
 pub struct WindowAggregateSpec {
     /// The panes and how they make windows.
@@ -150,28 +126,11 @@ pub struct WindowAggregateSpec {
     pub pane_columns: PaneColumns,
     /// The output's group columns, in order.
     pub group_columns: Vec<GroupColumn>,
-    /// The grouping keys (group columns that are not window bounds).
-    pub keys: Vec<Arc<dyn PhysicalExpr>>,
-    /// The aggregates, with their FILTER clauses.
-    pub aggregates: Vec<(Arc<AggregateFunctionExpr>, Option<Arc<dyn PhysicalExpr>>)>,
+    /// The grouping keys (group columns that are not window bounds) and the
+    /// aggregates.
+    pub aggregates: Aggregates,
     /// The output schema (group columns, then aggregates).
     pub schema: SchemaRef,
-}
-
-/// Groups of one pane (or of a window being evaluated).
-struct Groups {
-    /// `None` without keys: every row is group 0.
-    values: Option<Box<dyn GroupValues>>,
-    accumulators: Vec<Box<dyn GroupsAccumulator>>,
-    count: usize,
-    indices: Vec<usize>,
-}
-
-/// A pane's frozen partial state: keys and each aggregate's state columns.
-struct Partial {
-    keys: Vec<ArrayRef>,
-    states: Vec<Vec<ArrayRef>>,
-    groups: usize,
 }
 
 #[derive(Default)]
@@ -183,7 +142,6 @@ struct Pane {
 /// The operator.
 pub struct WindowAggregateOperator {
     spec: WindowAggregateSpec,
-    key_schema: SchemaRef,
     panes: BTreeMap<PaneId, Pane>,
     watermark: Nanos,
     late: LateRows,
@@ -191,52 +149,13 @@ pub struct WindowAggregateOperator {
 
 impl WindowAggregateOperator {
     /// An operator with no state yet.
-    pub fn try_new(spec: WindowAggregateSpec, late: LateRows) -> Result<Self> {
-        let key_fields: Vec<Arc<Field>> = spec
-            .group_columns
-            .iter()
-            .zip(spec.schema.fields())
-            .filter(|(c, _)| matches!(c, GroupColumn::Key(_)))
-            .map(|(_, f)| Arc::clone(f))
-            .collect();
-        for (aggregate, _) in &spec.aggregates {
-            if !aggregate.order_bys().is_empty() {
-                return plan_err!(
-                    "{} has an ORDER BY inside the aggregate, which windowed aggregates do not support in continuous mode yet",
-                    aggregate.name()
-                );
-            }
-        }
-        Ok(Self {
-            key_schema: Arc::new(Schema::new(key_fields)),
+    pub fn new(spec: WindowAggregateSpec, late: LateRows) -> Self {
+        Self {
             spec,
             panes: BTreeMap::new(),
             watermark: super::operator::NO_WATERMARK,
             late,
-        })
-    }
-
-    fn new_groups(&self) -> Result<Groups> {
-        let values = if self.spec.keys.is_empty() {
-            None
-        } else {
-            Some(new_group_values(
-                Arc::clone(&self.key_schema),
-                &GroupOrdering::None,
-            )?)
-        };
-        let accumulators = self
-            .spec
-            .aggregates
-            .iter()
-            .map(|(aggregate, _)| new_accumulator(aggregate))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Groups {
-            values,
-            accumulators,
-            count: 0,
-            indices: Vec::new(),
-        })
+        }
     }
 
     /// Each row's pane, from the window columns in the batch.
@@ -280,51 +199,16 @@ impl WindowAggregateOperator {
             .collect()
     }
 
-    /// Aggregate `rows` (indices into the evaluated columns) into `pane`.
-    fn update(
-        &mut self,
-        pane: PaneId,
-        keys: &[ArrayRef],
-        arguments: &[(Vec<ArrayRef>, Option<ArrayRef>)],
-        rows: Option<&UInt32Array>,
-    ) -> Result<()> {
-        let pick = |a: &ArrayRef| -> Result<ArrayRef> {
-            match rows {
-                Some(rows) => Ok(take(a, rows, None)?),
-                None => Ok(Arc::clone(a)),
-            }
-        };
-        let keys = keys.iter().map(pick).collect::<Result<Vec<_>>>()?;
-        let count = match rows {
-            Some(rows) => rows.len(),
-            None => arguments
-                .first()
-                .and_then(|(a, _)| a.first())
-                .map(|a| a.len())
-                .or_else(|| keys.first().map(|k| k.len()))
-                .unwrap_or(0),
-        };
-        let arguments = arguments
-            .iter()
-            .map(|(values, filter)| {
-                let values = values.iter().map(pick).collect::<Result<Vec<_>>>()?;
-                let filter = filter.as_ref().map(pick).transpose()?;
-                Ok((values, filter))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        if self.panes.get(&pane).is_none_or(|p| p.live.is_none()) {
-            let groups = self.new_groups()?;
-            self.panes.entry(pane).or_default().live = Some(groups);
+    /// Aggregate `rows` rows of evaluated keys and arguments into `pane`.
+    fn update(&mut self, pane: PaneId, keys: &[ArrayRef], arguments: &Arguments, rows: usize) -> Result<()> {
+        let pane = self.panes.entry(pane).or_default();
+        if pane.live.is_none() {
+            pane.live = Some(self.spec.aggregates.new_groups()?);
         }
-        let Some(groups) = self.panes.get_mut(&pane).and_then(|p| p.live.as_mut()) else {
-            return internal_err!("a pane vanished while being updated");
-        };
-        groups.intern(&keys, count)?;
-        for (accumulator, (values, filter)) in groups.accumulators.iter_mut().zip(arguments) {
-            let filter = filter.as_ref().map(|f| as_boolean(f)).transpose()?;
-            accumulator.update_batch(&values, &groups.indices, filter, groups.count)?;
+        match &mut pane.live {
+            Some(groups) => groups.update(keys, arguments, rows),
+            None => internal_err!("a pane lost its state while being updated"),
         }
-        Ok(())
     }
 
     /// Emit every window that ends at or before `watermark`, in end order.
@@ -352,7 +236,7 @@ impl WindowAggregateOperator {
                 Panes::Windows => self.panes.remove(&window).and_then(|mut pane| pane.live.take()),
                 _ => self.merge_panes(window)?,
             };
-            if let Some(groups) = groups.filter(|g| g.count > 0) {
+            if let Some(groups) = groups.filter(|g| !g.is_empty()) {
                 batches.push(self.evaluate(groups, window.start, window.end)?);
             }
         }
@@ -370,7 +254,7 @@ impl WindowAggregateOperator {
     /// The merged state of the panes making `window`. Each pane's live groups
     /// are frozen into a partial first, so later windows can merge it again.
     fn merge_panes(&mut self, window: PaneId) -> Result<Option<Groups>> {
-        let mut merged = self.new_groups()?;
+        let mut merged = self.spec.aggregates.new_groups()?;
         let first = PaneId {
             end: window.start.saturating_add(1),
             start: Nanos::MIN,
@@ -394,58 +278,30 @@ impl WindowAggregateOperator {
     }
 
     /// One window's output rows.
-    fn evaluate(&self, mut groups: Groups, start: Nanos, end: Nanos) -> Result<RecordBatch> {
-        let rows = groups.count;
-        let keys = match &mut groups.values {
-            Some(values) => values.emit(EmitTo::All)?,
-            None => vec![],
-        };
-        let values = groups
-            .accumulators
-            .iter_mut()
-            .map(|a| a.evaluate(EmitTo::All))
-            .collect::<Result<Vec<_>>>()?;
-        let fields = self.spec.schema.fields();
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(fields.len());
-        for (column, field) in self.spec.group_columns.iter().zip(fields.iter()) {
-            columns.push(match column {
-                GroupColumn::Key(i) => Arc::clone(&keys[*i]),
-                GroupColumn::Window(bound) => {
-                    let value = match bound {
-                        WindowColumn::Start => start,
-                        WindowColumn::End => end,
-                        WindowColumn::Time => end - MILLISECOND,
-                    };
-                    timestamps(vec![value; rows], field.data_type())?
-                }
-            });
-        }
-        columns.extend(values);
-        // Aggregates may return a type that differs only in nullability or
-        // zone spelling from the planned one: cast to the plan's schema.
-        let columns = columns
-            .into_iter()
-            .zip(fields.iter())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c)
-                } else {
-                    Ok(arrow::compute::cast(&c, f.data_type())?)
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let options = RecordBatchOptions::new().with_row_count(Some(rows));
-        Ok(RecordBatch::try_new_with_options(
-            Arc::clone(&self.spec.schema),
-            columns,
-            &options,
-        )?)
+    fn evaluate(&self, groups: Groups, start: Nanos, end: Nanos) -> Result<RecordBatch> {
+        let rows = groups.len();
+        let (keys, values) = groups.finish()?;
+        assemble(
+            &self.spec.schema,
+            &self.spec.group_columns,
+            &keys,
+            values,
+            rows,
+            |bound, data_type| {
+                let value = match bound {
+                    WindowColumn::Start => start,
+                    WindowColumn::End => end,
+                    WindowColumn::Time => end - MILLISECOND,
+                };
+                timestamps(vec![value; rows], data_type)
+            },
+        )
     }
 }
 
 impl Operator for WindowAggregateOperator {
     fn name(&self) -> String {
-        let aggregates: Vec<&str> = self.spec.aggregates.iter().map(|(a, _)| a.name()).collect();
+        let aggregates = self.spec.aggregates.names();
         format!(
             "WindowAggregate: {:?}, aggregates {}",
             self.spec.panes,
@@ -465,35 +321,13 @@ impl Operator for WindowAggregateOperator {
             let mask = BooleanArray::from(late.clone());
             self.late.record(&filter_record_batch(batch, &mask)?)?;
         }
-        let keys = self
-            .spec
-            .keys
-            .iter()
-            .map(|k| k.evaluate(batch)?.into_array(rows))
-            .collect::<Result<Vec<_>>>()?;
-        let arguments = self
-            .spec
-            .aggregates
-            .iter()
-            .map(|(aggregate, filter)| {
-                let values = aggregate
-                    .expressions()
-                    .iter()
-                    .map(|e| e.evaluate(batch)?.into_array(rows))
-                    .collect::<Result<Vec<_>>>()?;
-                let filter = filter
-                    .as_ref()
-                    .map(|f| f.evaluate(batch)?.into_array(rows))
-                    .transpose()?;
-                Ok((values, filter))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let (keys, arguments) = self.spec.aggregates.evaluate(batch)?;
         // Rows still wanted by some open window, by pane.
         let wanted = |i: usize| self.spec.panes.last_end(panes[i]) > input.watermarks.get(i);
         let all_wanted = (0..rows).all(wanted);
         if all_wanted && panes.windows(2).all(|w| w[0] == w[1]) {
             if let Some(&pane) = panes.first() {
-                return self.update(pane, &keys, &arguments, None);
+                return self.update(pane, &keys, &arguments, rows);
             }
             return Ok(());
         }
@@ -506,7 +340,9 @@ impl Operator for WindowAggregateOperator {
         let mut by_pane: Vec<_> = by_pane.into_iter().collect();
         by_pane.sort_by_key(|(pane, _)| *pane);
         for (pane, rows) in by_pane {
-            self.update(pane, &keys, &arguments, Some(&UInt32Array::from(rows)))?;
+            let count = rows.len();
+            let (keys, arguments) = take_rows(&keys, &arguments, &UInt32Array::from(rows))?;
+            self.update(pane, &keys, &arguments, count)?;
         }
         Ok(())
     }
@@ -526,75 +362,5 @@ impl Operator for WindowAggregateOperator {
         }
         out.push(Event::Watermark(watermark));
         Ok(())
-    }
-}
-
-impl Groups {
-    /// Group indices of `count` rows with `keys` into `self.indices`.
-    fn intern(&mut self, keys: &[ArrayRef], count: usize) -> Result<()> {
-        match &mut self.values {
-            Some(values) => {
-                values.intern(keys, &mut self.indices)?;
-                self.count = values.len();
-            }
-            None => {
-                self.indices.clear();
-                self.indices.resize(count, 0);
-                if count > 0 {
-                    self.count = 1;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The partial state of every group, leaving none.
-    fn freeze(mut self) -> Result<Partial> {
-        let keys = match &mut self.values {
-            Some(values) => values.emit(EmitTo::All)?,
-            None => vec![],
-        };
-        let states = self
-            .accumulators
-            .iter_mut()
-            .map(|a| a.state(EmitTo::All))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Partial {
-            keys,
-            states,
-            groups: self.count,
-        })
-    }
-
-    /// Fold a pane's partial state in.
-    fn merge(&mut self, partial: &Partial) -> Result<()> {
-        if partial.groups == 0 {
-            return Ok(());
-        }
-        self.intern(&partial.keys, partial.groups)?;
-        for (accumulator, state) in self.accumulators.iter_mut().zip(&partial.states) {
-            accumulator.merge_batch(state, &self.indices, self.count)?;
-        }
-        Ok(())
-    }
-}
-
-fn as_boolean(array: &ArrayRef) -> Result<&BooleanArray> {
-    match array.data_type() {
-        DataType::Boolean => Ok(arrow::array::AsArray::as_boolean(array.as_ref())),
-        other => plan_err!("an aggregate's FILTER must be boolean, not {other}"),
-    }
-}
-
-/// A groups accumulator for `aggregate`, adapting a plain one where the
-/// aggregate has no groups version (as DataFusion's hash aggregate does).
-fn new_accumulator(aggregate: &Arc<AggregateFunctionExpr>) -> Result<Box<dyn GroupsAccumulator>> {
-    if aggregate.groups_accumulator_supported() {
-        aggregate.create_groups_accumulator()
-    } else {
-        let aggregate = Arc::clone(aggregate);
-        Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
-            aggregate.create_accumulator()
-        })))
     }
 }

@@ -47,3 +47,20 @@ FROM bids GROUP BY TUMBLE(date_time, INTERVAL '10' SECOND);
 SELECT window_start, sum(price) AS total
 FROM TUMBLE(bids, date_time, INTERVAL '15' SECOND)
 GROUP BY window_start, window_end;
+
+-- Sessions per bidder and over the whole stream: out-of-order rows merge
+-- sessions that looked separate when they came.
+SELECT bidder, window_start, window_end, count(*) AS n, max(price) AS top
+FROM TABLE(SESSION(TABLE bids PARTITION BY bidder, DESCRIPTOR(date_time), INTERVAL '2' SECOND))
+GROUP BY bidder, window_start, window_end;
+
+SELECT window_start, window_end, count(*) AS n
+FROM TABLE(SESSION(TABLE bids, DESCRIPTOR(date_time), INTERVAL '150' MILLISECOND))
+GROUP BY window_start, window_end;
+
+-- An ORDER BY that does not start with a window bound sorts at the end of a replay.
+SELECT auction, count(*) AS n
+FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '1' MINUTE))
+GROUP BY window_start, window_end, auction
+ORDER BY n DESC, auction
+LIMIT 5;

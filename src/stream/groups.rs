@@ -1,0 +1,321 @@
+//! Aggregation state shared by the windowed operators: DataFusion's own
+//! `GroupValues` (key to group index) and `GroupsAccumulator`s (an
+//! `Accumulator` adapted where an aggregate has no groups version, as
+//! DataFusion's hash aggregate does), and the assembly of output rows.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array};
+use arrow::compute::take;
+use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef};
+use datafusion::common::plan_err;
+use datafusion::error::Result;
+use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
+use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
+use datafusion::physical_plan::aggregates::order::GroupOrdering;
+
+/// Which window bound a group column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowColumn {
+    /// `window_start`.
+    Start,
+    /// `window_end`.
+    End,
+    /// `window_time` (`window_end` - 1 ms).
+    Time,
+}
+
+/// One GROUP BY column of the output.
+#[derive(Debug, Clone)]
+pub enum GroupColumn {
+    /// A window bound, set by the operator.
+    Window(WindowColumn),
+    /// A key, the `i`th of the grouping keys.
+    Key(usize),
+}
+
+/// An aggregate with its `FILTER (WHERE ...)`.
+pub type Aggregate = (Arc<AggregateFunctionExpr>, Option<Arc<dyn PhysicalExpr>>);
+
+/// Each aggregate's argument columns and filter column for some rows.
+pub type Arguments = Vec<(Vec<ArrayRef>, Option<ArrayRef>)>;
+
+/// The keys and aggregates of a GROUP BY, planned.
+pub struct Aggregates {
+    keys: Vec<Arc<dyn PhysicalExpr>>,
+    key_schema: SchemaRef,
+    aggregates: Vec<Aggregate>,
+}
+
+impl Aggregates {
+    /// Group by `keys` (of types `key_fields`) and compute `aggregates`.
+    pub fn try_new(
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+        key_fields: Vec<FieldRef>,
+        aggregates: Vec<Aggregate>,
+    ) -> Result<Self> {
+        for (aggregate, _) in &aggregates {
+            if !aggregate.order_bys().is_empty() {
+                return plan_err!(
+                    "{} has an ORDER BY inside the aggregate, which windowed aggregates do not support in continuous mode yet",
+                    aggregate.name()
+                );
+            }
+        }
+        Ok(Self {
+            keys,
+            key_schema: Arc::new(Schema::new(key_fields)),
+            aggregates,
+        })
+    }
+
+    /// The same aggregates grouped by `extra` key columns too, after the
+    /// keys (the operator supplies their values).
+    pub fn with_extra_keys(&self, extra: Vec<FieldRef>) -> Self {
+        let fields = self
+            .key_schema
+            .fields()
+            .iter()
+            .cloned()
+            .chain(extra)
+            .collect::<Vec<_>>();
+        Self {
+            keys: self.keys.clone(),
+            key_schema: Arc::new(Schema::new(fields)),
+            aggregates: self.aggregates.clone(),
+        }
+    }
+
+    /// The aggregates' names, for EXPLAIN.
+    pub fn names(&self) -> Vec<&str> {
+        self.aggregates.iter().map(|(a, _)| a.name()).collect()
+    }
+
+    /// Empty state.
+    pub fn new_groups(&self) -> Result<Groups> {
+        let values = if self.key_schema.fields().is_empty() {
+            None
+        } else {
+            Some(new_group_values(
+                Arc::clone(&self.key_schema),
+                &GroupOrdering::None,
+            )?)
+        };
+        let accumulators = self
+            .aggregates
+            .iter()
+            .map(|(aggregate, _)| new_accumulator(aggregate))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Groups {
+            values,
+            accumulators,
+            count: 0,
+            indices: Vec::new(),
+        })
+    }
+
+    /// The key columns and the aggregates' arguments over `batch`.
+    pub fn evaluate(&self, batch: &RecordBatch) -> Result<(Vec<ArrayRef>, Arguments)> {
+        let rows = batch.num_rows();
+        let keys = self
+            .keys
+            .iter()
+            .map(|k| k.evaluate(batch)?.into_array(rows))
+            .collect::<Result<Vec<_>>>()?;
+        let arguments = self
+            .aggregates
+            .iter()
+            .map(|(aggregate, filter)| {
+                let values = aggregate
+                    .expressions()
+                    .iter()
+                    .map(|e| e.evaluate(batch)?.into_array(rows))
+                    .collect::<Result<Vec<_>>>()?;
+                let filter = filter
+                    .as_ref()
+                    .map(|f| f.evaluate(batch)?.into_array(rows))
+                    .transpose()?;
+                Ok((values, filter))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((keys, arguments))
+    }
+}
+
+/// Rows `rows` of evaluated keys and arguments.
+pub fn take_rows(
+    keys: &[ArrayRef],
+    arguments: &Arguments,
+    rows: &UInt32Array,
+) -> Result<(Vec<ArrayRef>, Arguments)> {
+    let pick = |a: &ArrayRef| -> Result<ArrayRef> { Ok(take(a, rows, None)?) };
+    let keys = keys.iter().map(pick).collect::<Result<Vec<_>>>()?;
+    let arguments = arguments
+        .iter()
+        .map(|(values, filter)| {
+            let values = values.iter().map(pick).collect::<Result<Vec<_>>>()?;
+            Ok((values, filter.as_ref().map(pick).transpose()?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((keys, arguments))
+}
+
+/// Groups and their accumulators.
+pub struct Groups {
+    /// `None` without keys: every row is group 0.
+    values: Option<Box<dyn GroupValues>>,
+    accumulators: Vec<Box<dyn GroupsAccumulator>>,
+    count: usize,
+    indices: Vec<usize>,
+}
+
+/// Frozen partial state: keys and each aggregate's state columns.
+pub struct Partial {
+    keys: Vec<ArrayRef>,
+    states: Vec<Vec<ArrayRef>>,
+    groups: usize,
+}
+
+impl Groups {
+    /// How many groups there are.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether there is no group.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Aggregate `rows` rows.
+    pub fn update(&mut self, keys: &[ArrayRef], arguments: &Arguments, rows: usize) -> Result<()> {
+        self.intern(keys, rows)?;
+        for (accumulator, (values, filter)) in self.accumulators.iter_mut().zip(arguments) {
+            let filter = filter.as_ref().map(as_boolean).transpose()?;
+            accumulator.update_batch(values, &self.indices, filter, self.count)?;
+        }
+        Ok(())
+    }
+
+    /// Group indices of `rows` rows with `keys` into `self.indices`.
+    fn intern(&mut self, keys: &[ArrayRef], rows: usize) -> Result<()> {
+        match &mut self.values {
+            Some(values) => {
+                values.intern(keys, &mut self.indices)?;
+                self.count = values.len();
+            }
+            None => {
+                self.indices.clear();
+                self.indices.resize(rows, 0);
+                if rows > 0 {
+                    self.count = 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The partial state of every group.
+    pub fn freeze(mut self) -> Result<Partial> {
+        let keys = match &mut self.values {
+            Some(values) => values.emit(EmitTo::All)?,
+            None => vec![],
+        };
+        let states = self
+            .accumulators
+            .iter_mut()
+            .map(|a| a.state(EmitTo::All))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Partial {
+            keys,
+            states,
+            groups: self.count,
+        })
+    }
+
+    /// Fold a partial state in.
+    pub fn merge(&mut self, partial: &Partial) -> Result<()> {
+        if partial.groups == 0 {
+            return Ok(());
+        }
+        self.intern(&partial.keys, partial.groups)?;
+        for (accumulator, state) in self.accumulators.iter_mut().zip(&partial.states) {
+            accumulator.merge_batch(state, &self.indices, self.count)?;
+        }
+        Ok(())
+    }
+
+    /// Every group's keys and final values.
+    pub fn finish(mut self) -> Result<(Vec<ArrayRef>, Vec<ArrayRef>)> {
+        let keys = match &mut self.values {
+            Some(values) => values.emit(EmitTo::All)?,
+            None => vec![],
+        };
+        let values = self
+            .accumulators
+            .iter_mut()
+            .map(|a| a.evaluate(EmitTo::All))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((keys, values))
+    }
+}
+
+/// An aggregate's output rows: group columns (keys from `keys`, window bounds
+/// from `window`), then the aggregates' `values`, cast to `schema` where an
+/// aggregate's type differs only in spelling from the planned one.
+pub fn assemble(
+    schema: &SchemaRef,
+    group_columns: &[GroupColumn],
+    keys: &[ArrayRef],
+    values: Vec<ArrayRef>,
+    rows: usize,
+    window: impl Fn(WindowColumn, &DataType) -> Result<ArrayRef>,
+) -> Result<RecordBatch> {
+    let fields = schema.fields();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(fields.len());
+    for (column, field) in group_columns.iter().zip(fields.iter()) {
+        columns.push(match column {
+            GroupColumn::Key(i) => Arc::clone(&keys[*i]),
+            GroupColumn::Window(bound) => window(*bound, field.data_type())?,
+        });
+    }
+    columns.extend(values);
+    let columns = columns
+        .into_iter()
+        .zip(fields.iter())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c)
+            } else {
+                Ok(arrow::compute::cast(&c, f.data_type())?)
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::clone(schema),
+        columns,
+        &options,
+    )?)
+}
+
+fn as_boolean(array: &ArrayRef) -> Result<&BooleanArray> {
+    match array.data_type() {
+        DataType::Boolean => Ok(array.as_boolean()),
+        other => plan_err!("an aggregate's FILTER must be boolean, not {other}"),
+    }
+}
+
+/// A groups accumulator for `aggregate`.
+fn new_accumulator(aggregate: &Arc<AggregateFunctionExpr>) -> Result<Box<dyn GroupsAccumulator>> {
+    if aggregate.groups_accumulator_supported() {
+        aggregate.create_groups_accumulator()
+    } else {
+        let aggregate = Arc::clone(aggregate);
+        Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
+            aggregate.create_accumulator()
+        })))
+    }
+}

@@ -1,0 +1,343 @@
+//! The session aggregate: `GROUP BY window_start, window_end, keys...` over
+//! `SESSION(... PARTITION BY k, ts, gap)`, incrementally.
+//!
+//! Each row arrives as its own small session `[ts, ts + gap)` (the planner
+//! lowers the window that way); a session is the union of overlapping ones
+//! per partition key, exactly the batch definition (a new session starts when
+//! a row comes `gap` or more after the previous one). Rows wait, evaluated,
+//! until the watermark passes their session's end; then the session's rows
+//! are aggregated and emitted, and only rows of open sessions stay.
+//!
+//! Late rows: a row whose own session would already have closed
+//! (`ts + gap <= watermark`), or that falls before the end of a session
+//! already emitted for its key, is counted and left out.
+
+use std::collections::HashMap;
+
+use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt32Array};
+use arrow::compute::{SortColumn, concat, filter_record_batch, lexsort_to_indices};
+use arrow::datatypes::{DataType, Field, SchemaRef};
+use arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::error::Result;
+use std::sync::Arc;
+
+use super::groups::{Aggregates, Arguments, GroupColumn, WindowColumn, assemble, take_rows};
+use super::late::LateRows;
+use super::operator::{
+    Event, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values, timestamps, to_nanos,
+};
+use super::window_aggregate::MILLISECOND;
+
+/// Everything the planner decided for one session aggregate.
+pub struct SessionAggregateSpec {
+    /// The inactivity that ends a session.
+    pub gap: Nanos,
+    /// `window_start` (the row's time) in the input.
+    pub start: usize,
+    /// The output's group columns, in order.
+    pub group_columns: Vec<GroupColumn>,
+    /// Which keys (indices into the grouping keys) are the PARTITION BY keys.
+    pub session_keys: Vec<usize>,
+    /// Keys and aggregates.
+    pub aggregates: Aggregates,
+    /// The output schema.
+    pub schema: SchemaRef,
+}
+
+/// Rows waiting for their session to close, evaluated.
+struct Waiting {
+    keys: Vec<ArrayRef>,
+    arguments: Arguments,
+    times: Int64Array,
+}
+
+/// The operator.
+pub struct SessionAggregateOperator {
+    spec: SessionAggregateSpec,
+    /// Groups by the keys plus the session's bounds.
+    by_session: Aggregates,
+    waiting: Vec<Waiting>,
+    /// Per partition key, the end of its last emitted session.
+    emitted_until: HashMap<OwnedRow, Nanos>,
+    converter: Option<RowConverter>,
+    watermark: Nanos,
+    late: LateRows,
+}
+
+impl SessionAggregateOperator {
+    /// An operator with no state yet; `key_types` are the grouping keys' types.
+    pub fn try_new(spec: SessionAggregateSpec, key_types: &[DataType], late: LateRows) -> Result<Self> {
+        let bounds = vec![
+            Arc::new(Field::new("session_start", DataType::Int64, false)),
+            Arc::new(Field::new("session_end", DataType::Int64, false)),
+        ];
+        let converter = if spec.session_keys.is_empty() {
+            None
+        } else {
+            Some(RowConverter::new(
+                spec.session_keys
+                    .iter()
+                    .map(|&k| SortField::new(key_types[k].clone()))
+                    .collect(),
+            )?)
+        };
+        Ok(Self {
+            by_session: spec.aggregates.with_extra_keys(bounds),
+            spec,
+            waiting: Vec::new(),
+            emitted_until: HashMap::new(),
+            converter,
+            watermark: super::operator::NO_WATERMARK,
+            late,
+        })
+    }
+
+    /// The partition key of each row, comparable.
+    fn partition_rows(&self, keys: &[ArrayRef]) -> Result<Option<arrow::row::Rows>> {
+        match &self.converter {
+            None => Ok(None),
+            Some(converter) => {
+                let columns: Vec<ArrayRef> = self
+                    .spec
+                    .session_keys
+                    .iter()
+                    .map(|&k| Arc::clone(&keys[k]))
+                    .collect();
+                Ok(Some(converter.convert_columns(&columns)?))
+            }
+        }
+    }
+
+    /// Aggregate and emit every session that ends at or before `watermark`.
+    fn close_sessions(&mut self, watermark: Nanos) -> Result<Option<RecordBatch>> {
+        if self.waiting.is_empty() {
+            return Ok(None);
+        }
+        let waiting = std::mem::take(&mut self.waiting);
+        let concat_all = |arrays: Vec<&dyn arrow::array::Array>| -> Result<ArrayRef> { Ok(concat(&arrays)?) };
+        let key_count = waiting[0].keys.len();
+        let keys = (0..key_count)
+            .map(|k| concat_all(waiting.iter().map(|w| w.keys[k].as_ref()).collect()))
+            .collect::<Result<Vec<_>>>()?;
+        let arguments: Arguments = (0..waiting[0].arguments.len())
+            .map(|a| {
+                let values = (0..waiting[0].arguments[a].0.len())
+                    .map(|v| concat_all(waiting.iter().map(|w| w.arguments[a].0[v].as_ref()).collect()))
+                    .collect::<Result<Vec<_>>>()?;
+                let filter = match waiting[0].arguments[a].1 {
+                    Some(_) => Some(concat_all(
+                        waiting
+                            .iter()
+                            .filter_map(|w| w.arguments[a].1.as_ref().map(|f| f.as_ref()))
+                            .collect(),
+                    )?),
+                    None => None,
+                };
+                Ok((values, filter))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let times = concat_all(
+            waiting
+                .iter()
+                .map(|w| &w.times as &dyn arrow::array::Array)
+                .collect(),
+        )?;
+        let times =
+            arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(times.as_ref()).clone();
+
+        // Rows by partition key, then time: sessions are runs of overlap.
+        let mut order: Vec<SortColumn> = self
+            .spec
+            .session_keys
+            .iter()
+            .map(|&k| SortColumn {
+                values: Arc::clone(&keys[k]),
+                options: None,
+            })
+            .collect();
+        order.push(SortColumn {
+            values: Arc::new(times.clone()),
+            options: None,
+        });
+        let sorted = lexsort_to_indices(&order, None)?;
+        let partitions = self.partition_rows(&keys)?;
+        let same_partition = |a: usize, b: usize| partitions.as_ref().is_none_or(|p| p.row(a) == p.row(b));
+
+        let (mut closed, mut starts, mut ends, mut open) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut session: Vec<u32> = Vec::new();
+        let mut bounds = (0, 0);
+        let mut flush = |session: &mut Vec<u32>, (start, end): (Nanos, Nanos)| {
+            if end <= watermark {
+                for &row in session.iter() {
+                    closed.push(row);
+                    starts.push(start);
+                    ends.push(end);
+                }
+            } else {
+                open.extend(session.iter().copied());
+            }
+            session.clear();
+        };
+        let mut emitted: Vec<(usize, Nanos)> = Vec::new();
+        for &row in sorted.values() {
+            let row = row as usize;
+            let time = times.value(row);
+            let continues = session
+                .last()
+                .is_some_and(|&last| same_partition(last as usize, row) && time < bounds.1);
+            if !continues && !session.is_empty() {
+                if bounds.1 <= watermark {
+                    emitted.push((session[0] as usize, bounds.1));
+                }
+                flush(&mut session, bounds);
+            }
+            if continues {
+                bounds.1 = bounds.1.max(time + self.spec.gap);
+            } else {
+                bounds = (time, time + self.spec.gap);
+            }
+            session.push(row as u32);
+        }
+        if !session.is_empty() {
+            if bounds.1 <= watermark {
+                emitted.push((session[0] as usize, bounds.1));
+            }
+            flush(&mut session, bounds);
+        }
+        if let Some(partitions) = &partitions {
+            for (row, end) in emitted {
+                let until = self
+                    .emitted_until
+                    .entry(partitions.row(row).owned())
+                    .or_insert(end);
+                *until = (*until).max(end);
+            }
+        }
+        let gap = self.spec.gap;
+        self.emitted_until
+            .retain(|_, until| until.saturating_add(gap) > watermark);
+
+        if !open.is_empty() {
+            let (keys, arguments) = take_rows(&keys, &arguments, &UInt32Array::from(open.clone()))?;
+            let times = arrow::compute::take(&times, &UInt32Array::from(open), None)?;
+            self.waiting.push(Waiting {
+                keys,
+                arguments,
+                times: arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(times.as_ref())
+                    .clone(),
+            });
+        }
+        if closed.is_empty() {
+            return Ok(None);
+        }
+        let count = closed.len();
+        let (mut keys, arguments) = take_rows(&keys, &arguments, &UInt32Array::from(closed))?;
+        keys.push(Arc::new(Int64Array::from(starts)));
+        keys.push(Arc::new(Int64Array::from(ends)));
+        let mut groups = self.by_session.new_groups()?;
+        groups.update(&keys, &arguments, count)?;
+        let rows = groups.len();
+        let (keys, values) = groups.finish()?;
+        let nanos = |i: usize| -> Vec<Nanos> {
+            arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(keys[i].as_ref())
+                .values()
+                .to_vec()
+        };
+        let (starts, ends) = (nanos(keys.len() - 2), nanos(keys.len() - 1));
+        let batch = assemble(
+            &self.spec.schema,
+            &self.spec.group_columns,
+            &keys,
+            values,
+            rows,
+            |bound, data_type| {
+                let values = match bound {
+                    WindowColumn::Start => starts.clone(),
+                    WindowColumn::End => ends.clone(),
+                    WindowColumn::Time => ends.iter().map(|e| e - MILLISECOND).collect(),
+                };
+                timestamps(values, data_type)
+            },
+        )?;
+        // Sessions in the order they closed.
+        let order = lexsort_to_indices(
+            &[SortColumn {
+                values: Arc::new(Int64Array::from(ends)),
+                options: None,
+            }],
+            None,
+        )?;
+        Ok(Some(arrow::compute::take_record_batch(&batch, &order)?))
+    }
+}
+
+impl Operator for SessionAggregateOperator {
+    fn name(&self) -> String {
+        format!(
+            "SessionAggregate: gap {:?}, aggregates {}",
+            std::time::Duration::from_nanos(self.spec.gap.unsigned_abs()),
+            self.spec.aggregates.names().join(", ")
+        )
+    }
+
+    fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
+        let batch = &input.batch;
+        let rows = batch.num_rows();
+        let times = to_nanos(batch.column(self.spec.start))?;
+        let times = nanos_values(&times)?;
+        let (keys, arguments) = self.spec.aggregates.evaluate(batch)?;
+        let partitions = self.partition_rows(&keys)?;
+        let late: Vec<bool> = (0..rows)
+            .map(|i| {
+                let time = times.value(i);
+                let behind = time + self.spec.gap <= input.watermarks.get(i);
+                let in_emitted = partitions
+                    .as_ref()
+                    .and_then(|p| self.emitted_until.get(&p.row(i).owned()))
+                    .is_some_and(|&until| time < until);
+                behind || in_emitted
+            })
+            .collect();
+        let times = Int64Array::from(times.values().to_vec());
+        if !late.iter().any(|&l| l) {
+            self.waiting.push(Waiting {
+                keys,
+                arguments,
+                times,
+            });
+            return Ok(());
+        }
+        self.late
+            .record(&filter_record_batch(batch, &BooleanArray::from(late.clone()))?)?;
+        let keep: Vec<u32> = (0..rows as u32).filter(|&i| !late[i as usize]).collect();
+        if keep.is_empty() {
+            return Ok(());
+        }
+        let keep = UInt32Array::from(keep);
+        let (keys, arguments) = take_rows(&keys, &arguments, &keep)?;
+        let times = arrow::compute::take(&times, &keep, None)?;
+        self.waiting.push(Waiting {
+            keys,
+            arguments,
+            times: arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(times.as_ref()).clone(),
+        });
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
+        if watermark <= self.watermark {
+            return Ok(());
+        }
+        let before = self.watermark;
+        if let Some(batch) = self.close_sessions(watermark)? {
+            out.push(Event::Data(StreamBatch {
+                batch,
+                watermarks: RowWatermarks::Constant(before),
+            }));
+        }
+        self.watermark = watermark;
+        self.late.flush()?;
+        out.push(Event::Watermark(watermark));
+        Ok(())
+    }
+}
