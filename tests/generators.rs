@@ -122,21 +122,39 @@ async fn declared_columns_and_watermarks_work() {
 }
 
 #[tokio::test]
-async fn unbounded_generators_need_the_continuous_executor() {
+async fn unbounded_generators_run_continuously() {
     let engine = Engine::new();
-    let err = error(
-        &engine,
-        "CREATE TABLE bid WITH ('connector' = 'nexmark'); SELECT * FROM bid",
-    )
-    .await;
-    assert!(err.contains("continuous executor is not available yet"), "{err}");
-    assert!(err.contains("bid (nexmark bid, unbounded, seed 0)"), "{err}");
+    let results = engine
+        .run_script("CREATE TABLE bid WITH ('connector' = 'nexmark'); SELECT auction, price FROM bid LIMIT 5")
+        .await
+        .expect("an unbounded generator with LIMIT ends");
+    let rows: usize = results[1].iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 5);
+    // An aggregate without a window over a stream that never ends is refused, naming why.
     let err = error(
         &engine,
         "CREATE TABLE t (id BIGINT) WITH ('connector' = 'datagen'); SELECT count(*) FROM t",
     )
     .await;
-    assert!(err.contains("t (datagen unbounded, seed 0)"), "{err}");
+    assert!(err.contains("GROUP BY without a window on an unbounded source"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limits_an_unbounded_generator() {
+    let engine = Engine::new();
+    let started = std::time::Instant::now();
+    let results = engine
+        .run_script(
+            "CREATE TABLE t (id BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '2000', 'fields.id.kind' = 'sequence');
+             SELECT id FROM t LIMIT 3000",
+        )
+        .await
+        .expect("runs");
+    let rows: usize = results[1].iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 3000);
+    // 3000 rows at 2000 per second: the last batch is due after 1 s.
+    let elapsed = started.elapsed();
+    assert!(elapsed >= std::time::Duration::from_millis(900), "{elapsed:?}");
 }
 
 #[tokio::test]

@@ -18,12 +18,18 @@ use crate::error::SluiceError;
 /// dropped without a word.
 fn report_late_rows(metrics: &crate::stream::StreamMetrics) {
     let late = metrics.late_rows.load(std::sync::atomic::Ordering::Relaxed);
-    if late > 0 {
-        eprintln!(
-            "{late} late {} (behind the watermark when {} arrived) missed a closed window; set 'late.policy' = 'side-output' on the table to keep them",
-            if late == 1 { "row" } else { "rows" },
-            if late == 1 { "it" } else { "they" }
-        );
+    if late == 0 {
+        return;
+    }
+    let rows = if late == 1 { "row was" } else { "rows were" };
+    match metrics.late_output.get() {
+        Some(path) => eprintln!(
+            "{late} late {rows} behind the watermark for a closed window: written to {}",
+            path.display()
+        ),
+        None => eprintln!(
+            "{late} late {rows} behind the watermark for a closed window and left out; 'late.policy' = 'side-output' with 'late.path' on the table keeps them"
+        ),
     }
 }
 

@@ -36,6 +36,9 @@ pub struct SourceInfo {
     /// The provider that plans' table scans read (the registered one, or the
     /// one under it when the registered table is a view over the files).
     pub scanned: Arc<dyn TableProvider>,
+    /// Where a continuous query writes the rows it finds late
+    /// (`'late.policy' = 'side-output'`, `'late.path'`); `None`: count only.
+    pub late_path: Option<std::path::PathBuf>,
 }
 
 /// `WATERMARK FOR column AS expr`, checked and planned.
@@ -125,8 +128,9 @@ pub async fn create_connector_table(
             "missing option 'connector': add WITH ('connector' = 'file', 'path' = ..., 'format' = ...)"
         )));
     };
-    let options =
+    let mut options =
         Options::try_new(create.options.iter().map(|o| (o.key.clone(), o.value.clone()))).map_err(at_name)?;
+    let late_path = late_policy(&mut options).map_err(|e| locate_option_error(e, &option_span, create))?;
 
     let (provider, scanned, description, boundedness) = match connector.to_lowercase().as_str() {
         "file" | "filesystem" => {
@@ -211,9 +215,30 @@ pub async fn create_connector_table(
             watermark,
             provider,
             scanned,
+            late_path,
         },
     );
     Ok(())
+}
+
+/// `'late.policy'`: `'drop'` (the default: late rows are counted and left
+/// out) or `'side-output'` with `'late.path'`, a file late rows go to as NDJSON.
+fn late_policy(options: &mut Options) -> Result<Option<std::path::PathBuf>> {
+    let policy = options.take("late.policy");
+    let path = options.take("late.path");
+    match (policy.as_deref().map(str::to_lowercase).as_deref(), path) {
+        (None | Some("drop"), None) => Ok(None),
+        (Some("side-output"), Some(path)) => Ok(Some(std::path::PathBuf::from(path))),
+        (Some("side-output"), None) => {
+            plan_err!(
+                "option 'late.policy' = 'side-output' needs 'late.path', the file late rows are written to"
+            )
+        }
+        (None | Some("drop"), Some(_)) => {
+            plan_err!("option 'late.path' is only used with 'late.policy' = 'side-output'")
+        }
+        (Some(other), _) => plan_err!("option 'late.policy' is 'drop' or 'side-output', not '{other}'"),
+    }
 }
 
 /// Point an error from a connector at the option it is about, when the

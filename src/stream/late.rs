@@ -28,6 +28,9 @@ struct SideOutput {
 impl LateRows {
     /// Count late rows into `metrics`; also write them to `side_output` if given.
     pub fn new(metrics: Arc<StreamMetrics>, side_output: Option<PathBuf>) -> Self {
+        if let Some(path) = &side_output {
+            let _ = metrics.late_output.set(path.clone());
+        }
         Self {
             metrics,
             side_output: side_output.map(|path| SideOutput { path, writer: None }),

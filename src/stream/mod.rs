@@ -43,6 +43,8 @@ pub struct StreamMetrics {
     pub late_rows: AtomicU64,
     /// The source's watermark, nanoseconds since the epoch.
     pub watermark: AtomicI64,
+    /// Where late rows are written, if the table says so.
+    pub late_output: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 impl Default for StreamMetrics {
@@ -51,6 +53,7 @@ impl Default for StreamMetrics {
             rows_in: AtomicU64::new(0),
             late_rows: AtomicU64::new(0),
             watermark: AtomicI64::new(NO_WATERMARK),
+            late_output: std::sync::OnceLock::new(),
         }
     }
 }

@@ -275,6 +275,7 @@ impl<'a> StreamPlanner<'a> {
         self.source_bounded = info
             .as_ref()
             .is_none_or(|i| i.boundedness == Boundedness::Bounded);
+        self.late_path = info.as_ref().and_then(|i| i.late_path.clone());
         self.source = Some(SourceSpec {
             table,
             provider,

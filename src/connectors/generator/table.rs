@@ -22,6 +22,7 @@ use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use futures::StreamExt;
 
 /// Casts to declared types fail on overflow instead of giving nulls.
 const STRICT: CastOptions<'static> = CastOptions {
@@ -115,7 +116,7 @@ impl GeneratorProvider {
         } else {
             batches.clamp(1, target_partitions.max(1) as u64)
         };
-        let per_partition = batches.div_ceil(count) * batch_size;
+        let per_partition = batches.div_ceil(count).saturating_mul(batch_size);
         Ok((0..count)
             .map(|i| {
                 let start = (i * per_partition).min(total);
@@ -208,13 +209,36 @@ impl PartitionStream for GeneratorPartition {
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let this = self.clone();
-        let (start, end, step) = (self.rows.start, self.rows.end, self.batch_size);
+        let rate = self.source.rate().map(|r| r.max(1));
+        // A limited rate also limits the batch: a second's rows at most, so a
+        // slow stream does not wait long to fill one.
+        let step = rate.map_or(self.batch_size, |r| self.batch_size.min(r));
+        let (start, end) = (self.rows.start, self.rows.end);
         let starts = (start..end).step_by(step as usize);
-        let batches = starts.map(move |s| this.batch(s..s.saturating_add(step).min(end)));
-        Box::pin(RecordBatchStreamAdapter::new(
-            Arc::clone(&self.schema),
-            futures::stream::iter(batches),
-        ))
+        let schema = Arc::clone(&self.schema);
+        match rate {
+            None => {
+                let batches = starts.map(move |s| this.batch(s..s.saturating_add(step).min(end)));
+                Box::pin(RecordBatchStreamAdapter::new(
+                    schema,
+                    futures::stream::iter(batches),
+                ))
+            }
+            // At most `rate` rows per wall-clock second: each batch waits
+            // until the time its first row is due, counted from the start.
+            Some(rate) => {
+                let began = tokio::time::Instant::now();
+                let batches = futures::stream::iter(starts).then(move |s| {
+                    let this = this.clone();
+                    async move {
+                        let due = std::time::Duration::from_secs_f64((s - start) as f64 / rate as f64);
+                        tokio::time::sleep_until(began + due).await;
+                        this.batch(s..s.saturating_add(step).min(end))
+                    }
+                });
+                Box::pin(RecordBatchStreamAdapter::new(schema, batches))
+            }
+        }
     }
 }
 

@@ -1,0 +1,240 @@
+//! End-to-end tests of continuous queries through the `sluice` binary: rows
+//! come out while the input is still open, `| head` ends a query cleanly,
+//! late rows are counted (or written aside), and what the continuous executor
+//! cannot run is refused with an error naming it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A table over stdin with a 1 s watermark delay, then `query`.
+fn over_stdin(query: &str, options: &str) -> String {
+    format!(
+        "CREATE TABLE hits (path VARCHAR, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
+         WITH ('connector' = 'stdin', 'format' = 'json'{options}); {query}"
+    )
+}
+
+const PER_WINDOW: &str = "SELECT window_start, path, count(*) AS n \
+    FROM TABLE(TUMBLE(TABLE hits, DESCRIPTOR(ts), INTERVAL '10' SECOND)) \
+    GROUP BY window_start, window_end, path";
+
+fn hit(path: &str, second: u32) -> String {
+    format!(
+        "{{\"path\":\"{path}\",\"ts\":\"2024-01-01 00:{:02}:{:02}\"}}\n",
+        second / 60,
+        second % 60
+    )
+}
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .current_dir(ROOT)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the sluice binary starts")
+}
+
+/// Feed `input` to a run of `args` and close stdin; exit code, stdout, stderr.
+fn run(args: &[&str], input: &str) -> (Option<i32>, String, String) {
+    let mut child = spawn(args);
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("write input");
+    drop(stdin);
+    let output = child.wait_with_output().expect("sluice finishes");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_window_is_printed_while_the_input_is_still_open() {
+    let sql = over_stdin(PER_WINDOW, "");
+    let mut child = spawn(&["--format", "json", "-e", &sql]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Two rows in [0 s, 10 s), then one at 12 s: the watermark (11 s) passes
+    // the window's end, so its row must come out now, with the pipe open.
+    for row in [hit("/a", 1), hit("/a", 4), hit("/b", 12)] {
+        stdin.write_all(row.as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let line = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the closed window's row arrives before the input ends");
+    let row: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(row["path"], "/a");
+    assert_eq!(row["n"], 2);
+    assert_eq!(row["window_start"], "2024-01-01T00:00:00");
+    // Nothing else yet: [10 s, 20 s) is still open.
+    assert!(received.recv_timeout(Duration::from_millis(300)).is_err());
+    // End of input closes the last window.
+    drop(stdin);
+    let last = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the last window");
+    assert!(last.contains("\"path\":\"/b\""), "{last}");
+    assert!(child.wait().expect("exits").success());
+}
+
+#[test]
+fn head_ends_an_unbounded_query_cleanly() {
+    // The generator never ends; `head` closes the pipe after 3 lines.
+    let sql = "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR, \
+               date_time TIMESTAMP(3), extra VARCHAR) WITH ('connector' = 'nexmark'); \
+               SELECT auction, price FROM bid WHERE price > 100";
+    let started = Instant::now();
+    let output = Command::new("bash")
+        .current_dir(ROOT)
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; '{}' -e \"{sql}\" | head -3",
+            env!("CARGO_BIN_EXE_sluice")
+        ))
+        .output()
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    assert!(stdout.starts_with("auction,price"), "{stdout}");
+    assert!(
+        output.status.success(),
+        "sluice exits 0 when head closes the pipe: {:?} {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn late_rows_are_left_out_and_counted() {
+    // /late at 2 s comes after the watermark reached 14 s: [0 s, 10 s) is closed.
+    let input = [hit("/a", 1), hit("/a", 15), hit("/late", 2), hit("/a", 25)].concat();
+    let (code, stdout, stderr) = run(&["-e", &over_stdin(PER_WINDOW, "")], &input);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stdout.contains("/late"), "{stdout}");
+    assert_eq!(stdout.lines().count(), 4, "header and three windows: {stdout}");
+    assert!(stderr.contains("1 late row was behind the watermark"), "{stderr}");
+}
+
+#[test]
+fn late_rows_go_to_the_side_output() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("late.ndjson");
+    let options = format!(
+        ", 'late.policy' = 'side-output', 'late.path' = '{}'",
+        path.display()
+    );
+    let input = [hit("/a", 1), hit("/a", 15), hit("/late", 2), hit("/a", 25)].concat();
+    let (code, _, stderr) = run(&["-e", &over_stdin(PER_WINDOW, &options)], &input);
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut late = String::new();
+    std::fs::File::open(&path)
+        .expect("the side output exists")
+        .read_to_string(&mut late)
+        .expect("readable");
+    assert_eq!(late.lines().count(), 1, "{late}");
+    assert!(late.contains("\"path\":\"/late\""), "{late}");
+    assert!(stderr.contains("written to"), "{stderr}");
+}
+
+#[test]
+fn out_of_order_rows_within_the_delay_are_not_late() {
+    // 9.5 s arrives after 10.2 s, but the watermark (9.2 s) has not closed [0, 10).
+    let input = "{\"path\":\"/a\",\"ts\":\"2024-01-01 00:00:01\"}\n\
+                 {\"path\":\"/a\",\"ts\":\"2024-01-01 00:00:10.2\"}\n\
+                 {\"path\":\"/a\",\"ts\":\"2024-01-01 00:00:09.5\"}\n";
+    let (code, stdout, stderr) = run(&["--format", "json", "-e", &over_stdin(PER_WINDOW, "")], input);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(
+        stdout.contains("\"window_start\":\"2024-01-01T00:00:00\",\"path\":\"/a\",\"n\":2"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn changelog_format_marks_inserts() {
+    let (code, stdout, stderr) = run(
+        &["--format", "changelog", "-e", &over_stdin(PER_WINDOW, "")],
+        &[hit("/a", 1), hit("/a", 15)].concat(),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let first = stdout.lines().next().expect("a row");
+    assert!(first.starts_with("{\"op\":\"+I\",\"window_start\""), "{stdout}");
+}
+
+#[test]
+fn what_cannot_run_continuously_is_refused_with_the_reason() {
+    let cases = [
+        (
+            "SELECT path, count(*) FROM hits GROUP BY path",
+            "GROUP BY without a window on an unbounded source",
+        ),
+        (
+            "SELECT * FROM hits ORDER BY path",
+            "ORDER BY without a window on an unbounded source",
+        ),
+    ];
+    for (query, message) in cases {
+        let (code, _, stderr) = run(&["-e", &over_stdin(query, "")], "");
+        assert_eq!(code, Some(1), "{query}: {stderr}");
+        assert!(stderr.contains(message), "{query}: {stderr}");
+    }
+    // A window over a table with no watermark would never close.
+    let sql = "CREATE TABLE t (ts TIMESTAMP(3)) WITH ('connector' = 'stdin', 'format' = 'json'); \
+               SELECT window_start, count(*) FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' SECOND)) \
+               GROUP BY window_start, window_end";
+    let (code, _, stderr) = run(&["-e", sql], "");
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("has no watermark") && stderr.contains("WATERMARK FOR"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn explain_shows_the_continuous_operators() {
+    let (code, stdout, stderr) = run(&["-e", &over_stdin(&format!("EXPLAIN {PER_WINDOW}"), "")], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("continuous: unbounded source hits (stdin json)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("WindowAggregate"), "{stdout}");
+}
+
+#[test]
+fn mode_continuous_replays_a_file_with_the_batch_result() {
+    let query = "CREATE TABLE bids (auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR, \
+                 date_time TIMESTAMP(3), WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND) \
+                 WITH ('connector' = 'file', 'path' = 'testdata/bids.ndjson', 'format' = 'json'); \
+                 SELECT window_start, count(*) AS n, max(price) AS top \
+                 FROM TABLE(HOP(TABLE bids, DESCRIPTOR(date_time), INTERVAL '10' SECOND, INTERVAL '1' MINUTE)) \
+                 GROUP BY window_start, window_end ORDER BY window_start";
+    let (_, batch, _) = run(&["-e", query], "");
+    let (code, continuous, stderr) = run(&["--mode", "continuous", "-e", query], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(batch.lines().count() > 10, "{batch}");
+    assert_eq!(continuous, batch);
+    let (code, _, stderr) = run(&["--mode", "batch", "-e", &over_stdin(PER_WINDOW, "")], "");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("sluice.mode is batch"), "{stderr}");
+}
