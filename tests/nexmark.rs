@@ -7,12 +7,20 @@
 //! mechanical edits this runner applies, listed by [`edits`]), or
 //! `qN fail: <why>`. A query listed as failing that now passes fails the test
 //! too, so the file only ever improves. A few results are checked for sanity.
+//!
+//! Every query that passes in batch also runs its SELECT in continuous mode
+//! over the same data, and must give batch's rows exactly; the continuous
+//! executor's refusals are listed in `tests/nexmark_continuous_status.txt`
+//! (see [`nexmark_continuous_equals_batch`]).
 
 use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
+use arrow::datatypes::{Float64Type, Int64Type, Schema, UInt64Type};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use futures::TryStreamExt;
 use sluice::Engine;
+use sluice::plan::Executor;
 use status::StatusFile;
 
 mod status;
@@ -22,6 +30,7 @@ const QUERIES: &str = concat!(
     "/../shared/conformance/nexmark/queries"
 );
 const STATUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/nexmark_status.txt");
+const CONTINUOUS_STATUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/nexmark_continuous_status.txt");
 
 /// Bounded generator tables (100,000 events: 2,000 people, 6,000 auctions,
 /// 92,000 bids, over 100 s of event time) with Flink's watermark, and the views
@@ -158,6 +167,241 @@ async fn nexmark_queries_match_their_status() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// A result as the batch/continuous comparison sees it: the columns (name
+/// and type) and the rendered rows, sorted (a multiset).
+#[derive(Debug, PartialEq)]
+struct Rows {
+    columns: Vec<String>,
+    rows: Vec<String>,
+}
+
+/// Columns whose values are processing time, by query: q12's windows are
+/// TUMBLEs over `PROCTIME()`, which both executors evaluate once, as the
+/// query's start time, so every row lands in one window whose bounds depend
+/// on when the run started. Batch and continuous runs start at different
+/// times (and may fall either side of a 10 s boundary), so these columns are
+/// compared as a placeholder; the rest of each row (bidder, count) must match.
+const PROCESSING_TIME: &[(&str, &[&str])] = &[("q12", &["starttime", "endtime"])];
+
+/// A result rendered for comparison, the `masked` columns' values replaced.
+fn render(schema: &Schema, batches: &[RecordBatch], masked: &[&str]) -> Rows {
+    let options = FormatOptions::default().with_null("NULL");
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), f.data_type()))
+        .collect();
+    let masked: Vec<bool> = schema
+        .fields()
+        .iter()
+        .map(|f| masked.contains(&f.name().as_str()))
+        .collect();
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formattable"))
+            .collect();
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = formatters
+                .iter()
+                .zip(&masked)
+                .map(|(f, &masked)| match masked {
+                    true => "(processing time)".to_string(),
+                    false => f.value(row).to_string(),
+                })
+                .collect();
+            rows.push(cells.join(" | "));
+        }
+    }
+    rows.sort();
+    Rows { columns, rows }
+}
+
+/// How a run of a query's SELECT went.
+enum Run {
+    Rows(Rows),
+    /// Planning refused it (an operator the executor lacks): may be listed.
+    Refused(String),
+    /// Anything else (an error while running, the wrong executor): never listed.
+    Broken(String),
+}
+
+/// Run the set-up of a query (its DDL) after the prelude, then its SELECT,
+/// in batch or continuous mode.
+async fn run_select(setup: &str, select: &str, masked: &[&str], continuous: bool) -> Run {
+    let engine = Engine::new();
+    let mut script = format!("{PRELUDE}{setup}");
+    if continuous {
+        script.push_str("\nSET sluice.mode = 'continuous';");
+    }
+    if let Err(e) = engine.run_script(&script).await {
+        return Run::Broken(format!("set-up: {e}"));
+    }
+    let statement = match engine.split(select).and_then(|tokens| {
+        let [one] = tokens.as_slice() else {
+            panic!("not one statement: {select}")
+        };
+        engine.parse(one)
+    }) {
+        Ok(statement) => statement,
+        Err(e) => return Run::Broken(format!("parse: {e}")),
+    };
+    let output = match engine.execute(&statement).await {
+        Ok(output) => output,
+        Err(e) => return Run::Refused(e.to_string()),
+    };
+    let expected = if continuous {
+        Executor::Continuous
+    } else {
+        Executor::Batch
+    };
+    let executor = output.executor.as_ref().map(|c| c.executor);
+    if executor != Some(expected) {
+        return Run::Broken(format!("ran on {executor:?}, not {expected}"));
+    }
+    let schema = output.stream.schema();
+    match output.stream.try_collect::<Vec<RecordBatch>>().await {
+        Ok(batches) => Run::Rows(render(&schema, &batches, masked)),
+        Err(e) => Run::Broken(format!("error while running: {e}")),
+    }
+}
+
+/// What differs between two results: columns, then the first rows found in
+/// one multiset and not the other.
+fn difference(batch: &Rows, continuous: &Rows) -> String {
+    if batch.columns != continuous.columns {
+        return format!(
+            "columns differ\n  batch:      {:?}\n  continuous: {:?}",
+            batch.columns, continuous.columns
+        );
+    }
+    let (mut only_batch, mut only_continuous) = (Vec::new(), Vec::new());
+    let (mut b, mut c) = (batch.rows.iter().peekable(), continuous.rows.iter().peekable());
+    loop {
+        match (b.peek(), c.peek()) {
+            (Some(x), Some(y)) if x == y => {
+                b.next();
+                c.next();
+            }
+            (Some(x), Some(y)) if x < y => only_batch.extend(b.next()),
+            (Some(_), Some(_)) => only_continuous.extend(c.next()),
+            (Some(_), None) => only_batch.extend(b.next()),
+            (None, Some(_)) => only_continuous.extend(c.next()),
+            (None, None) => break,
+        }
+    }
+    let first = |rows: &[&String]| {
+        rows.iter()
+            .take(5)
+            .map(|r| format!("\n      {r}"))
+            .collect::<String>()
+    };
+    format!(
+        "{} rows in batch, {} in continuous; columns {:?}\n  {} rows only in batch, first:{}\n  {} rows only in continuous, first:{}",
+        batch.rows.len(),
+        continuous.rows.len(),
+        batch.columns,
+        only_batch.len(),
+        first(&only_batch),
+        only_continuous.len(),
+        first(&only_continuous),
+    )
+}
+
+/// Every query that passes in batch (its line in `tests/nexmark_status.txt`)
+/// runs its SELECT again with `SET sluice.mode = 'continuous'`, a replay of
+/// the same bounded generator tables that ends with a watermark closing every
+/// window, and must give batch's rows: the same columns (names and types) and
+/// the same multiset of rendered rows. The SELECT, not the INSERT, is what
+/// runs, as the continuous executor has no sinks; the sink's and views' DDL
+/// before it runs first in both modes.
+///
+/// Each query's outcome must match its line in
+/// `tests/nexmark_continuous_status.txt`: `qN pass`, or `qN fail: <why>` when
+/// the continuous executor refuses to plan it (an operator it lacks; a query
+/// failing in batch is not run and is listed as failing too). A difference in
+/// results, an error while running or the wrong executor fails the test
+/// whatever the file says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nexmark_continuous_equals_batch() {
+    let batch_status = StatusFile::read(STATUS, "tests/nexmark_status.txt");
+    let status = StatusFile::read(CONTINUOUS_STATUS, "tests/nexmark_continuous_status.txt");
+    let files = query_files();
+    let mut problems = Vec::new();
+    let mut report = Vec::new();
+    let (mut passed, mut run) = (0, 0);
+    let started = Instant::now();
+    for (name, sql) in &files {
+        let began = Instant::now();
+        let mut continuous_time = Duration::ZERO;
+        let outcome: Result<usize, String> = if !batch_status.listed_passing(name) {
+            Err("fails in batch".to_string())
+        } else {
+            run += 1;
+            let (edited, _) = edits(name, sql);
+            let Some((setup, select)) = split_insert(&edited) else {
+                problems.push(format!("{name}: no INSERT INTO ... SELECT to take the SELECT of"));
+                continue;
+            };
+            let masked = PROCESSING_TIME
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(&[][..], |(_, columns)| columns);
+            let continuous = run_select(setup, &select, masked, true).await;
+            continuous_time = began.elapsed();
+            match continuous {
+                Run::Refused(e) => Err(e),
+                Run::Broken(e) => {
+                    problems.push(format!("{name}: continuous: {e}\n  query: {select}"));
+                    continue;
+                }
+                Run::Rows(continuous) => match run_select(setup, &select, masked, false).await {
+                    Run::Rows(batch) if batch == continuous => Ok(batch.rows.len()),
+                    Run::Rows(batch) => {
+                        problems.push(format!(
+                            "{name}: continuous differs from batch: {}\n  query: {select}",
+                            difference(&batch, &continuous)
+                        ));
+                        continue;
+                    }
+                    Run::Refused(e) | Run::Broken(e) => {
+                        problems.push(format!("{name}: the batch run of its SELECT failed: {e}"));
+                        continue;
+                    }
+                },
+            }
+        };
+        report.push(format!(
+            "{name:>4} {:>8.2?} {}",
+            began.elapsed(),
+            match &outcome {
+                Ok(rows) => format!(
+                    "same {rows} rows as batch (continuous run {:.2?})",
+                    continuous_time
+                ),
+                Err(e) => format!("refused: {e}"),
+            }
+        ));
+        if outcome.is_ok() {
+            passed += 1;
+        }
+        problems.extend(status.check(name, &outcome, &[]));
+    }
+    let names: Vec<String> = files.into_iter().map(|(name, _)| name).collect();
+    problems.extend(status.strays(&names));
+    eprintln!(
+        "Nexmark in continuous mode ({} total):\n{}",
+        fmt(started.elapsed()),
+        report.join("\n")
+    );
+    println!(
+        "nexmark continuous: {passed}/{run} queries that pass in batch give batch's rows in continuous mode"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 fn fmt(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
@@ -169,19 +413,24 @@ fn select_of(name: &str) -> String {
         .find(|(n, _)| n == name)
         .unwrap_or_else(|| panic!("no {name}"));
     let (sql, _) = edits(name, &sql);
-    let insert = sql
-        .find("INSERT INTO")
-        .unwrap_or_else(|| panic!("{name} has no INSERT"));
-    let select = sql[insert..]
-        .find("SELECT")
-        .map(|i| insert + i)
-        .expect("a SELECT");
+    split_insert(&sql)
+        .unwrap_or_else(|| panic!("{name} has no INSERT ... SELECT"))
+        .1
+}
+
+/// An (edited) query script cut at its `INSERT INTO sink SELECT ...`: the
+/// statements before it (the sink's and views' DDL), and the SELECT.
+fn split_insert(sql: &str) -> Option<(&str, String)> {
+    let insert = sql.find("INSERT INTO")?;
+    let select = insert + sql[insert..].find("SELECT")?;
     let body = sql[select..].trim().trim_end_matches(';');
     // Comments would swallow the closing parenthesis of a wrapping query.
-    body.lines()
+    let body = body
+        .lines()
         .map(|l| l.split("--").next().unwrap_or_default())
         .collect::<Vec<_>>()
-        .join("\n")
+        .join("\n");
+    Some((&sql[..insert], body))
 }
 
 /// The first row of the last statement of `PRELUDE` + `sql`.

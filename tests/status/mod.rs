@@ -54,6 +54,14 @@ impl StatusFile {
         }
     }
 
+    /// Whether case `name` is listed as passing (`pass` or `pass-with-edits`).
+    #[allow(dead_code)] // not every test that shares this module asks
+    pub fn listed_passing(&self, name: &str) -> bool {
+        self.lines
+            .get(name)
+            .is_some_and(|line| !line.starts_with(&format!("{name} fail")))
+    }
+
     /// Lines naming a case that is not in `names`.
     pub fn strays(&self, names: &[String]) -> Vec<String> {
         self.lines
