@@ -240,7 +240,7 @@ impl Engine {
                 self.windows.take_lowered();
                 let plan = state.statement_to_plan(df.as_ref().clone()).await.map_err(at)?;
                 let output = self
-                    .execute_plan(plan)
+                    .execute_plan(plan, statement.emit)
                     .await
                     .map_err(|e| e.or_at(statement.span))?;
                 match described_table(df) {
@@ -356,7 +356,11 @@ impl Engine {
         Ok(rows)
     }
 
-    async fn execute_plan(&self, plan: LogicalPlan) -> Result<StatementOutput> {
+    async fn execute_plan(
+        &self,
+        plan: LogicalPlan,
+        emit: Option<crate::sql::Emit>,
+    ) -> Result<StatementOutput> {
         let returns_rows = !matches!(
             plan,
             LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
@@ -368,6 +372,7 @@ impl Engine {
             let stream = stream::execute(
                 &self.continuous_state(),
                 &plan,
+                emit,
                 &self.catalog,
                 Arc::clone(&metrics),
             )
@@ -384,6 +389,7 @@ impl Engine {
                 let pipeline = stream::plan(
                     &self.continuous_state(),
                     &explain.plan,
+                    emit,
                     &self.catalog,
                     Arc::new(StreamMetrics::default()),
                 )

@@ -300,3 +300,81 @@ async fn continuous_equals_batch() {
     );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Apply a changelog (first column `op`) to a multiset of rows.
+fn apply_changelog(batches: &[RecordBatch]) -> Result<Rows, String> {
+    let rendered = render(batches);
+    let mut rows: Vec<String> = Vec::new();
+    for line in &rendered.rows {
+        let (op, row) = line.split_once(" | ").ok_or("a changelog row has an op")?;
+        match op {
+            "+I" | "+U" => rows.push(row.to_string()),
+            "-U" | "-D" => {
+                let at = rows
+                    .iter()
+                    .position(|r| r == row)
+                    .ok_or_else(|| format!("{op} of a row never inserted: {row}"))?;
+                rows.remove(at);
+            }
+            other => return Err(format!("unknown change '{other}'")),
+        }
+    }
+    rows.sort();
+    Ok(Rows {
+        columns: rendered.columns[1..].to_vec(),
+        rows,
+    })
+}
+
+/// `EMIT CHANGES` sends early results and their updates; applied in order,
+/// the changelog ends at batch's result. Small batches make many updates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emit_changes_ends_at_the_batch_result() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let bids = scratch.path().join("bids_shuffled.ndjson");
+    shuffle_bids(&bids);
+    let table = format!(
+        "CREATE TABLE bids (auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
+           date_time TIMESTAMP(3), WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND)
+         WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json')",
+        bids.display()
+    );
+    let queries = [
+        "SELECT window_start, window_end, auction, count(*) AS n, max(price) AS top
+         FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
+         GROUP BY window_start, window_end, auction",
+        "SELECT window_start, window_end, channel, sum(price) AS total
+         FROM TABLE(HOP(TABLE bids, DESCRIPTOR(date_time), INTERVAL '5' SECOND, INTERVAL '20' SECOND))
+         GROUP BY window_start, window_end, channel HAVING count(*) > 10",
+    ];
+    for query in queries {
+        let case = Case {
+            name: "emit changes".into(),
+            setup: vec![table.clone()],
+            query: query.to_string(),
+        };
+        let batch = run(&case, false).await.expect("batch runs");
+        let engine = Engine::new();
+        engine.run_script(&table).await.expect("table");
+        engine
+            .run_script("SET sluice.mode = 'continuous'; SET datafusion.execution.batch_size = 50")
+            .await
+            .expect("settings");
+        let results = engine
+            .run_script(&format!("{query} EMIT CHANGES"))
+            .await
+            .expect("continuous runs");
+        let changes = &results[0];
+        let updates = render(changes)
+            .rows
+            .iter()
+            .filter(|r| r.starts_with("-U"))
+            .count();
+        assert!(updates > 0, "small batches update windows early: {query}");
+        assert_eq!(
+            apply_changelog(changes).expect("a valid changelog"),
+            batch,
+            "{query}"
+        );
+    }
+}

@@ -29,7 +29,8 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 
 use crate::plan::SourceCatalog;
-use operator::{Event, NO_WATERMARK, Operator};
+use crate::sql::Emit;
+use operator::{Event, NO_WATERMARK, Operator, StreamBatch};
 use planner::{Pipeline, StreamPlanner};
 use source::Source;
 
@@ -65,25 +66,34 @@ const OUTPUT_CHANNEL_CAPACITY: usize = 2;
 pub async fn plan(
     state: &SessionState,
     plan: &LogicalPlan,
+    emit: Option<Emit>,
     catalog: &SourceCatalog,
     metrics: Arc<StreamMetrics>,
 ) -> Result<Pipeline> {
     let optimized = state.optimize(plan)?;
-    StreamPlanner::new(state, catalog, metrics).plan(&optimized).await
+    StreamPlanner::new(state, catalog, metrics)
+        .with_emit(emit)
+        .plan(&optimized)
+        .await
 }
 
 /// Run `plan` continuously; rows come out as windows close.
 pub async fn execute(
     state: &SessionState,
     plan: &LogicalPlan,
+    emit: Option<Emit>,
     catalog: &SourceCatalog,
     metrics: Arc<StreamMetrics>,
 ) -> Result<SendableRecordBatchStream> {
-    let pipeline = self::plan(state, plan, catalog, Arc::clone(&metrics)).await?;
+    let pipeline = self::plan(state, plan, emit, catalog, Arc::clone(&metrics)).await?;
     let schema = Arc::clone(&pipeline.schema);
     let source = Source::try_new(pipeline.source, state).await?;
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(OUTPUT_CHANNEL_CAPACITY);
-    let task = tokio::spawn(run(source, pipeline.operators, sender.clone(), metrics));
+    let sink = Sink {
+        schema: Arc::clone(&schema),
+        changes: pipeline.changes,
+    };
+    let task = tokio::spawn(run(source, pipeline.operators, sink, sender.clone(), metrics));
     let errors = sender;
     // The task's own failure (a panic) reaches the reader as an error.
     let watcher = tokio::spawn(async move {
@@ -117,6 +127,7 @@ impl Drop for AbortOnDrop {
 async fn run(
     mut source: Source,
     mut operators: Vec<Box<dyn Operator>>,
+    sink: Sink,
     output: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
     metrics: Arc<StreamMetrics>,
 ) {
@@ -132,7 +143,10 @@ async fn run(
                     Event::Watermark(w) => metrics.watermark.store(*w, Ordering::Relaxed),
                 }
             }
-            push_through(&mut operators, events)
+            push_through(&mut operators, events)?
+                .into_iter()
+                .map(|batch| sink.batch(batch))
+                .collect::<Result<Vec<_>>>()
         });
         let batches = match result {
             Ok(batches) => batches,
@@ -153,8 +167,29 @@ async fn run(
     }
 }
 
+/// What leaves the pipeline: rows, with their change first for a changelog.
+struct Sink {
+    schema: arrow::datatypes::SchemaRef,
+    changes: bool,
+}
+
+impl Sink {
+    fn batch(&self, rows: StreamBatch) -> Result<RecordBatch> {
+        if !self.changes {
+            return Ok(rows.batch);
+        }
+        let change = rows
+            .changes
+            .unwrap_or_else(|| Arc::new(arrow::array::StringArray::from(vec!["+I"; rows.batch.num_rows()])));
+        let columns = std::iter::once(change)
+            .chain(rows.batch.columns().iter().cloned())
+            .collect();
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+}
+
 /// Events through every operator in order; the rows that come out the end.
-fn push_through(operators: &mut [Box<dyn Operator>], mut events: Vec<Event>) -> Result<Vec<RecordBatch>> {
+fn push_through(operators: &mut [Box<dyn Operator>], mut events: Vec<Event>) -> Result<Vec<StreamBatch>> {
     for operator in operators.iter_mut() {
         let mut next = Vec::with_capacity(events.len());
         for event in events {
@@ -168,7 +203,7 @@ fn push_through(operators: &mut [Box<dyn Operator>], mut events: Vec<Event>) -> 
     Ok(events
         .into_iter()
         .filter_map(|e| match e {
-            Event::Data(b) if b.batch.num_rows() > 0 => Some(b.batch),
+            Event::Data(b) if b.batch.num_rows() > 0 => Some(b),
             _ => None,
         })
         .collect())

@@ -68,6 +68,51 @@ pub struct StreamBatch {
     pub batch: RecordBatch,
     /// The watermark in force at each row.
     pub watermarks: RowWatermarks,
+    /// For an updating result (`EMIT CHANGES`), each row's change: `+I`,
+    /// `-U`, `+U` or `-D`; `None` for appended rows (all `+I`).
+    pub changes: Option<ArrayRef>,
+}
+
+impl StreamBatch {
+    /// Appended rows.
+    pub fn new(batch: RecordBatch, watermarks: RowWatermarks) -> Self {
+        Self {
+            batch,
+            watermarks,
+            changes: None,
+        }
+    }
+
+    /// The rows `mask` keeps, with their watermarks and changes.
+    pub fn filter(&self, mask: &BooleanArray) -> Result<Self> {
+        Ok(Self {
+            batch: arrow::compute::filter_record_batch(&self.batch, mask)?,
+            watermarks: self.watermarks.filter(mask)?,
+            changes: self
+                .changes
+                .as_ref()
+                .map(|c| filter(c.as_ref(), mask))
+                .transpose()?,
+        })
+    }
+
+    /// Rows `offset..offset + len`.
+    pub fn slice(&self, offset: usize, len: usize) -> Self {
+        Self {
+            batch: self.batch.slice(offset, len),
+            watermarks: self.watermarks.slice(offset, len),
+            changes: self.changes.as_ref().map(|c| c.slice(offset, len)),
+        }
+    }
+
+    /// The same rows (and changes) with other columns.
+    pub fn with_batch(&self, batch: RecordBatch) -> Self {
+        Self {
+            batch,
+            watermarks: self.watermarks.clone(),
+            changes: self.changes.clone(),
+        }
+    }
 }
 
 /// What travels down a pipeline.

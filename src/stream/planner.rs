@@ -44,9 +44,11 @@ use super::window_aggregate::MILLISECOND;
 use super::window_aggregate::{
     GroupColumn, PaneColumns, Panes, WindowAggregateOperator, WindowAggregateSpec, WindowColumn,
 };
+use crate::cli::CHANGE_COLUMN;
 use crate::connectors::Boundedness;
 use crate::plan::windows::{WINDOW_END, WINDOW_START, WINDOW_TIME, WindowKind, duration};
 use crate::plan::{SourceCatalog, WindowTvf};
+use crate::sql::Emit;
 
 /// A planned continuous query: its source and operator chain.
 pub struct Pipeline {
@@ -54,8 +56,10 @@ pub struct Pipeline {
     pub source: SourceSpec,
     /// What they go through, in order.
     pub operators: Vec<Box<dyn Operator>>,
-    /// The rows that come out.
+    /// The rows that come out (after the change column, with `EMIT CHANGES`).
     pub schema: SchemaRef,
+    /// Whether rows are a changelog (`EMIT CHANGES`).
+    pub changes: bool,
 }
 
 /// Where a window's bounds are in a node's output.
@@ -136,6 +140,8 @@ pub struct StreamPlanner<'a> {
     source_bounded: bool,
     late_path: Option<std::path::PathBuf>,
     operators: Vec<Box<dyn Operator>>,
+    /// `EMIT CHANGES`: windowed aggregates emit early results as a changelog.
+    changes: bool,
 }
 
 impl<'a> StreamPlanner<'a> {
@@ -149,7 +155,14 @@ impl<'a> StreamPlanner<'a> {
             source_bounded: true,
             late_path: None,
             operators: Vec::new(),
+            changes: false,
         }
+    }
+
+    /// Plan for `EMIT CHANGES` (or `EMIT ON WINDOW CLOSE`, the default).
+    pub fn with_emit(mut self, emit: Option<Emit>) -> Self {
+        self.changes = emit == Some(Emit::Changes);
+        self
     }
 
     /// Plan an optimized logical plan.
@@ -158,10 +171,21 @@ impl<'a> StreamPlanner<'a> {
         let Some(source) = self.source else {
             return plan_err!("a continuous query needs a table to read; this one reads none");
         };
+        let schema = plan.schema().as_arrow().clone();
+        let schema = if self.changes {
+            let change = Arc::new(arrow::datatypes::Field::new(CHANGE_COLUMN, DataType::Utf8, false));
+            let fields: Vec<_> = std::iter::once(change)
+                .chain(schema.fields().iter().cloned())
+                .collect();
+            arrow::datatypes::Schema::new(fields)
+        } else {
+            schema
+        };
         Ok(Pipeline {
             source,
             operators: self.operators,
-            schema: Arc::new(plan.schema().as_arrow().clone()),
+            schema: Arc::new(schema),
+            changes: self.changes,
         })
     }
 
@@ -366,7 +390,13 @@ impl<'a> StreamPlanner<'a> {
         aggregate: &datafusion::logical_expr::Aggregate,
     ) -> Result<Option<WindowLineage>> {
         let window = window_below(&aggregate.input);
-        let panes = window.is_some_and(|w| !matches!(w.kind, WindowKind::Tumble { .. }));
+        // EMIT CHANGES shows each window as it grows: rows are copied into
+        // their windows rather than aggregated per pane.
+        let panes = window.is_some_and(|w| match w.kind {
+            WindowKind::Tumble { .. } => false,
+            WindowKind::Session { .. } => true,
+            _ => !self.changes,
+        });
         let lineage = self.node(&aggregate.input, panes).await?;
         let input = aggregate.input.schema();
         let grouped = |lineage: &WindowLineage| {
@@ -443,6 +473,11 @@ impl<'a> StreamPlanner<'a> {
             .map(|(_, f)| Arc::clone(f))
             .collect();
         if let WindowKind::Session { gap } = lineage.kind {
+            if self.changes {
+                return not_impl_err!(
+                    "EMIT CHANGES over SESSION windows is not supported yet; TUMBLE, HOP and CUMULATE emit changes"
+                );
+            }
             return self.session_aggregate(
                 aggregate,
                 window,
@@ -467,8 +502,13 @@ impl<'a> StreamPlanner<'a> {
             schema: Arc::new(aggregate.schema.as_arrow().clone()),
         };
         let late = LateRows::new(Arc::clone(&self.metrics), self.late_path.clone());
-        self.operators
-            .push(Box::new(WindowAggregateOperator::new(spec, late)));
+        let operator = WindowAggregateOperator::new(spec, late);
+        let operator = if self.changes {
+            operator.emit_changes()?
+        } else {
+            operator
+        };
+        self.operators.push(Box::new(operator));
         Ok(Some(output_lineage(lineage.kind, &group_columns)))
     }
 
@@ -531,6 +571,11 @@ impl<'a> StreamPlanner<'a> {
 
     async fn sort(&mut self, sort: &datafusion::logical_expr::Sort) -> Result<Option<WindowLineage>> {
         let lineage = self.node(&sort.input, false).await?;
+        if self.changes {
+            return not_impl_err!(
+                "ORDER BY with EMIT CHANGES: a changelog has no order to keep; drop the ORDER BY"
+            );
+        }
         let input = sort.input.schema();
         let leads_with_window = sort.expr.first().is_some_and(|first| match &first.expr {
             Expr::Column(c) => input

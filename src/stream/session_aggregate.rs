@@ -330,10 +330,10 @@ impl Operator for SessionAggregateOperator {
         }
         let before = self.watermark;
         if let Some(batch) = self.close_sessions(watermark)? {
-            out.push(Event::Data(StreamBatch {
+            out.push(Event::Data(StreamBatch::new(
                 batch,
-                watermarks: RowWatermarks::Constant(before),
-            }));
+                RowWatermarks::Constant(before),
+            )));
         }
         self.watermark = watermark;
         self.late.flush()?;

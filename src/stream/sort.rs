@@ -70,10 +70,10 @@ impl Operator for SortPerWatermarkOperator {
                 .collect::<Result<Vec<_>>>()?;
             let indices = lexsort_to_indices(&columns, self.fetch)?;
             let sorted = take_record_batch(&batch, &indices)?;
-            out.push(Event::Data(StreamBatch {
-                batch: sorted,
-                watermarks: RowWatermarks::Constant(self.watermark),
-            }));
+            out.push(Event::Data(StreamBatch::new(
+                sorted,
+                RowWatermarks::Constant(self.watermark),
+            )));
         }
         self.watermark = watermark;
         out.push(Event::Watermark(watermark));

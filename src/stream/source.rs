@@ -165,7 +165,7 @@ impl Source {
             }
         };
         let batch = batch.project(&self.output)?;
-        let mut events = vec![Event::Data(StreamBatch { batch, watermarks })];
+        let mut events = vec![Event::Data(StreamBatch::new(batch, watermarks))];
         if self.current != NO_WATERMARK {
             events.push(Event::Watermark(self.current));
         }

@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array};
-use arrow::compute::{filter_record_batch, take};
+use arrow::compute::take;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::{internal_err, plan_err};
 use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::operator::{Event, Operator, RowWatermarks, StreamBatch};
+use super::operator::{Event, Operator, StreamBatch};
 
 /// `WHERE` / `HAVING`.
 pub struct FilterOperator {
@@ -39,10 +39,9 @@ impl Operator for FilterOperator {
         let Some(mask) = mask.as_boolean_opt() else {
             return plan_err!("a filter must be a boolean expression, not {}", mask.data_type());
         };
-        let batch = filter_record_batch(&input.batch, mask)?;
-        if batch.num_rows() > 0 {
-            let watermarks = input.watermarks.filter(mask)?;
-            out.push(Event::Data(StreamBatch { batch, watermarks }));
+        let kept = input.filter(mask)?;
+        if kept.batch.num_rows() > 0 {
+            out.push(Event::Data(kept));
         }
         Ok(())
     }
@@ -76,10 +75,7 @@ impl Operator for ProjectionOperator {
             .collect::<Result<Vec<ArrayRef>>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(rows));
         let batch = RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;
-        out.push(Event::Data(StreamBatch {
-            batch,
-            watermarks: input.watermarks,
-        }));
+        out.push(Event::Data(input.with_batch(batch)));
         Ok(())
     }
 }
@@ -108,10 +104,7 @@ impl Operator for RenameOperator {
             input.batch.columns().to_vec(),
             &options,
         )?;
-        out.push(Event::Data(StreamBatch {
-            batch,
-            watermarks: input.watermarks,
-        }));
+        out.push(Event::Data(input.with_batch(batch)));
         Ok(())
     }
 }
@@ -144,10 +137,7 @@ impl Operator for LimitOperator {
             *fetch -= taken;
         }
         if taken > 0 {
-            out.push(Event::Data(StreamBatch {
-                batch: input.batch.slice(skipped, taken),
-                watermarks: input.watermarks.slice(skipped, taken),
-            }));
+            out.push(Event::Data(input.slice(skipped, taken)));
         }
         Ok(())
     }
@@ -207,13 +197,7 @@ impl Operator for ConstantCrossJoinOperator {
             }
             let options = RecordBatchOptions::new().with_row_count(Some(rows as usize));
             let batch = RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;
-            out.push(Event::Data(StreamBatch {
-                batch,
-                watermarks: match &input.watermarks {
-                    RowWatermarks::Constant(w) => RowWatermarks::Constant(*w),
-                    per_row => per_row.clone(),
-                },
-            }));
+            out.push(Event::Data(input.with_batch(batch)));
         }
         Ok(())
     }

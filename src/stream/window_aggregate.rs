@@ -16,11 +16,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array};
+use arrow::compute::interleave_record_batch;
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::SchemaRef;
+use arrow::row::{OwnedRow, RowConverter, Rows, SortField};
 use datafusion::common::internal_err;
 use datafusion::error::Result;
+use std::sync::Arc;
 
 use super::groups::{Aggregates, Arguments, Groups, Partial, assemble, take_rows};
 pub use super::groups::{GroupColumn, WindowColumn};
@@ -145,6 +148,26 @@ pub struct WindowAggregateOperator {
     panes: BTreeMap<PaneId, Pane>,
     watermark: Nanos,
     late: LateRows,
+    /// `EMIT CHANGES`: what each open window last showed.
+    changes: Option<Changes>,
+}
+
+/// `EMIT CHANGES` state: the rows each open window last emitted, to send
+/// `+I` for a new group and `-U`/`+U` for a changed one after every batch.
+struct Changes {
+    /// Output columns that are grouping keys (a row's identity in its window).
+    keys: Vec<usize>,
+    key_rows: RowConverter,
+    all_rows: RowConverter,
+    last: HashMap<PaneId, Emitted>,
+}
+
+/// A window's last emitted rows.
+struct Emitted {
+    batch: RecordBatch,
+    all: Rows,
+    /// Row of each key (`None` without keys: one row).
+    by_key: HashMap<Option<OwnedRow>, usize>,
 }
 
 impl WindowAggregateOperator {
@@ -155,7 +178,102 @@ impl WindowAggregateOperator {
             panes: BTreeMap::new(),
             watermark: super::operator::NO_WATERMARK,
             late,
+            changes: None,
         }
+    }
+
+    /// Emit early results as a changelog after every batch (`EMIT CHANGES`);
+    /// only where each pane is a window.
+    pub fn emit_changes(mut self) -> Result<Self> {
+        if self.spec.panes != Panes::Windows {
+            return internal_err!("EMIT CHANGES needs rows copied into their windows, not panes");
+        }
+        let fields = self.spec.schema.fields();
+        let keys: Vec<usize> = self
+            .spec
+            .group_columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| matches!(c, GroupColumn::Key(_)))
+            .map(|(i, _)| i)
+            .collect();
+        let sort_field = |i: usize| SortField::new(fields[i].data_type().clone());
+        self.changes = Some(Changes {
+            key_rows: RowConverter::new(keys.iter().map(|&i| sort_field(i)).collect())?,
+            all_rows: RowConverter::new((0..fields.len()).map(sort_field).collect())?,
+            keys,
+            last: HashMap::new(),
+        });
+        Ok(self)
+    }
+
+    /// The current rows of `pane`'s window, leaving its state as it was.
+    fn peek(&mut self, pane: PaneId) -> Result<Option<RecordBatch>> {
+        let Some(live) = self.panes.get_mut(&pane).and_then(|p| p.live.take()) else {
+            return Ok(None);
+        };
+        let partial = live.freeze()?;
+        let mut restored = self.spec.aggregates.new_groups()?;
+        restored.merge(&partial)?;
+        let mut copy = self.spec.aggregates.new_groups()?;
+        copy.merge(&partial)?;
+        if let Some(p) = self.panes.get_mut(&pane) {
+            p.live = Some(restored);
+        }
+        self.evaluate(copy, pane.start, pane.end).map(Some)
+    }
+
+    /// The changelog rows that take `pane`'s window from what it last showed
+    /// to `now`: `+I` for new groups, `-U` then `+U` for changed ones.
+    fn diff(&mut self, pane: PaneId, now: RecordBatch) -> Result<Option<StreamBatch>> {
+        let Some(changes) = &mut self.changes else {
+            return Ok(None);
+        };
+        let key_columns: Vec<ArrayRef> = changes.keys.iter().map(|&i| Arc::clone(now.column(i))).collect();
+        let keys = if key_columns.is_empty() {
+            None
+        } else {
+            Some(changes.key_rows.convert_columns(&key_columns)?)
+        };
+        let all = changes.all_rows.convert_columns(now.columns())?;
+        let last = changes.last.remove(&pane);
+        let mut picks: Vec<(usize, usize)> = Vec::new();
+        let mut ops: Vec<&str> = Vec::new();
+        let mut by_key = HashMap::with_capacity(now.num_rows());
+        for row in 0..now.num_rows() {
+            let key = keys.as_ref().map(|k| k.row(row).owned());
+            let before = last.as_ref().and_then(|l| l.by_key.get(&key).copied());
+            match (before, &last) {
+                (Some(old), Some(l)) if l.all.row(old) != all.row(row) => {
+                    picks.extend([(0, old), (1, row)]);
+                    ops.extend(["-U", "+U"]);
+                }
+                (Some(_), _) => {}
+                (None, _) => {
+                    picks.push((1, row));
+                    ops.push("+I");
+                }
+            }
+            by_key.insert(key, row);
+        }
+        let previous = last
+            .as_ref()
+            .map_or_else(|| RecordBatch::new_empty(now.schema()), |l| l.batch.clone());
+        let out = interleave_record_batch(&[&previous, &now], &picks)?;
+        changes.last.insert(
+            pane,
+            Emitted {
+                batch: now,
+                all,
+                by_key,
+            },
+        );
+        if ops.is_empty() {
+            return Ok(None);
+        }
+        let mut batch = StreamBatch::new(out, RowWatermarks::Constant(self.watermark));
+        batch.changes = Some(Arc::new(StringArray::from(ops)));
+        Ok(Some(batch))
     }
 
     /// Each row's pane, from the window columns in the batch.
@@ -309,7 +427,45 @@ impl Operator for WindowAggregateOperator {
         )
     }
 
-    fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
+    fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
+        let touched = self.aggregate(&input)?;
+        if self.changes.is_some() {
+            for pane in touched {
+                if let Some(now) = self.peek(pane)?
+                    && let Some(changes) = self.diff(pane, now)?
+                {
+                    out.push(Event::Data(changes));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
+        if watermark <= self.watermark {
+            return Ok(());
+        }
+        let before = self.watermark;
+        let closed = self.close_windows(watermark)?;
+        if let Some(changes) = &mut self.changes {
+            // Every update is out already: closing a window ends its changes.
+            changes.last.retain(|pane, _| pane.end > watermark);
+        } else if let Some(batch) = closed {
+            // Emitted rows carry the watermark before the one that closed
+            // their window, so an aggregate downstream does not see them late.
+            out.push(Event::Data(StreamBatch::new(
+                batch,
+                RowWatermarks::Constant(before),
+            )));
+        }
+        out.push(Event::Watermark(watermark));
+        Ok(())
+    }
+}
+
+impl WindowAggregateOperator {
+    /// Aggregate a batch; the panes it touched.
+    fn aggregate(&mut self, input: &StreamBatch) -> Result<Vec<PaneId>> {
         let batch = &input.batch;
         let rows = batch.num_rows();
         let panes = self.pane_ids(batch)?;
@@ -327,9 +483,10 @@ impl Operator for WindowAggregateOperator {
         let all_wanted = (0..rows).all(wanted);
         if all_wanted && panes.windows(2).all(|w| w[0] == w[1]) {
             if let Some(&pane) = panes.first() {
-                return self.update(pane, &keys, &arguments, rows);
+                self.update(pane, &keys, &arguments, rows)?;
+                return Ok(vec![pane]);
             }
-            return Ok(());
+            return Ok(vec![]);
         }
         let mut by_pane: HashMap<PaneId, Vec<u32>> = HashMap::new();
         for (i, pane) in panes.iter().enumerate() {
@@ -339,28 +496,12 @@ impl Operator for WindowAggregateOperator {
         }
         let mut by_pane: Vec<_> = by_pane.into_iter().collect();
         by_pane.sort_by_key(|(pane, _)| *pane);
+        let touched = by_pane.iter().map(|(pane, _)| *pane).collect();
         for (pane, rows) in by_pane {
             let count = rows.len();
             let (keys, arguments) = take_rows(&keys, &arguments, &UInt32Array::from(rows))?;
             self.update(pane, &keys, &arguments, count)?;
         }
-        Ok(())
-    }
-
-    fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
-        if watermark <= self.watermark {
-            return Ok(());
-        }
-        let before = self.watermark;
-        if let Some(batch) = self.close_windows(watermark)? {
-            // Emitted rows carry the watermark before the one that closed
-            // their window, so an aggregate downstream does not see them late.
-            out.push(Event::Data(StreamBatch {
-                batch,
-                watermarks: RowWatermarks::Constant(before),
-            }));
-        }
-        out.push(Event::Watermark(watermark));
-        Ok(())
+        Ok(touched)
     }
 }
