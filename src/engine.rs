@@ -365,18 +365,23 @@ impl Engine {
             plan,
             LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
         ) && !plan.schema().fields().is_empty();
-        let choice = self.apply_mode(choose_executor(&plan, &self.catalog)?)?;
+        let mut choice = choose_executor(&plan, &self.catalog)?;
+        if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_)) {
+            // CREATE VIEW and friends read no rows: DataFusion records them.
+            choice.executor = Executor::Batch;
+        } else {
+            choice = self.apply_mode(choice)?;
+        }
         let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
         if choice.executor == Executor::Continuous && !explain {
             let metrics = Arc::new(StreamMetrics::default());
-            let stream = stream::execute(
-                &self.continuous_state(),
-                &plan,
-                emit,
-                &self.catalog,
-                Arc::clone(&metrics),
-            )
-            .await?;
+            let state = self.continuous_state();
+            let stream = match &plan {
+                LogicalPlan::Dml(insert) => {
+                    stream::execute_insert(&state, insert, emit, &self.catalog, Arc::clone(&metrics)).await?
+                }
+                _ => stream::execute(&state, &plan, emit, &self.catalog, Arc::clone(&metrics)).await?,
+            };
             return Ok(StatementOutput {
                 stream,
                 returns_rows,

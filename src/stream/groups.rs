@@ -199,6 +199,21 @@ impl Groups {
         Ok(())
     }
 
+    /// Make the one group of a GROUP BY without keys exist over no rows, so
+    /// it evaluates as SQL says (`count(*)` 0, `sum` NULL).
+    pub fn update_one_group(&mut self, keys: &[ArrayRef], arguments: &Arguments) -> Result<()> {
+        if self.values.is_some() || !keys.is_empty() {
+            return Ok(());
+        }
+        self.indices.clear();
+        self.count = 1;
+        for (accumulator, (values, filter)) in self.accumulators.iter_mut().zip(arguments) {
+            let filter = filter.as_ref().map(as_boolean).transpose()?;
+            accumulator.update_batch(values, &self.indices, filter, 1)?;
+        }
+        Ok(())
+    }
+
     /// Group indices of `rows` rows with `keys` into `self.indices`.
     fn intern(&mut self, keys: &[ArrayRef], rows: usize) -> Result<()> {
         match &mut self.values {

@@ -31,6 +31,7 @@ use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 use futures::future::BoxFuture;
 
 use super::StreamMetrics;
+use super::final_aggregate::FinalAggregateOperator;
 use super::groups::Aggregates;
 use super::late::LateRows;
 use super::operator::Operator;
@@ -392,11 +393,17 @@ impl<'a> StreamPlanner<'a> {
         let window = window_below(&aggregate.input);
         // EMIT CHANGES shows each window as it grows: rows are copied into
         // their windows rather than aggregated per pane.
-        let panes = window.is_some_and(|w| match w.kind {
-            WindowKind::Tumble { .. } => false,
-            WindowKind::Session { .. } => true,
-            _ => !self.changes,
+        // Panes and sessions only when the aggregate groups by the window's
+        // bounds: otherwise it needs every copy of a row (count(*) over HOP).
+        let by_window = aggregate.group_expr.iter().any(|e| {
+            matches!(e, Expr::Column(c) if [WINDOW_START, WINDOW_END, WINDOW_TIME].contains(&c.name.as_str()))
         });
+        let panes = by_window
+            && window.is_some_and(|w| match w.kind {
+                WindowKind::Tumble { .. } => false,
+                WindowKind::Session { .. } => true,
+                _ => !self.changes,
+            });
         let lineage = self.node(&aggregate.input, panes).await?;
         let input = aggregate.input.schema();
         let grouped = |lineage: &WindowLineage| {
@@ -410,9 +417,7 @@ impl<'a> StreamPlanner<'a> {
             })
         };
         let Some(lineage) = lineage.filter(grouped) else {
-            return not_impl_err!(
-                "GROUP BY without a window on an unbounded source would need an updating aggregate, which is not supported yet: aggregate over TUMBLE/HOP/CUMULATE and GROUP BY window_start, window_end"
-            );
+            return self.final_aggregate(aggregate);
         };
         if self.source.as_ref().is_some_and(|s| s.watermark.is_none()) && !self.source_bounded {
             let table = self.source.as_ref().map_or("", |s| s.table.as_str());
@@ -435,22 +440,7 @@ impl<'a> StreamPlanner<'a> {
                 }
             }
         }
-        let arrow_input = input.as_arrow();
-        let aggregates = aggregate
-            .aggr_expr
-            .iter()
-            .map(|e| {
-                let lowered = LoweredAggregateBuilder::new(
-                    e,
-                    input,
-                    arrow_input,
-                    self.state.execution_props(),
-                    &PhysicalPlanningContext::default(),
-                )
-                .build()?;
-                Ok((lowered.aggregate, lowered.filter))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let aggregates = self.aggregate_exprs(aggregate)?;
         let (panes_spec, length) = match (lineage.panes, lineage.kind) {
             (true, WindowKind::Hop { slide, size, .. }) => (Panes::Hop { slide, size }, Some(slide)),
             (true, WindowKind::Cumulate { step, size, offset }) => {
@@ -510,6 +500,71 @@ impl<'a> StreamPlanner<'a> {
         };
         self.operators.push(Box::new(operator));
         Ok(Some(output_lineage(lineage.kind, &group_columns)))
+    }
+
+    /// A GROUP BY without a window: over a bounded replay, aggregated to the
+    /// end of input; over an unbounded source, refused.
+    fn final_aggregate(
+        &mut self,
+        aggregate: &datafusion::logical_expr::Aggregate,
+    ) -> Result<Option<WindowLineage>> {
+        if !self.source_bounded || self.changes {
+            return not_impl_err!(
+                "GROUP BY without a window on an unbounded source would need an updating aggregate, which is not supported yet: aggregate over TUMBLE/HOP/CUMULATE/SESSION and GROUP BY window_start, window_end"
+            );
+        }
+        if aggregate
+            .group_expr
+            .iter()
+            .any(|e| matches!(e, Expr::GroupingSet(_)))
+        {
+            return not_impl_err!("GROUPING SETS, ROLLUP and CUBE are not supported in continuous mode yet");
+        }
+        let input = aggregate.input.schema();
+        let keys = aggregate
+            .group_expr
+            .iter()
+            .map(|e| self.physical(e, input))
+            .collect::<Result<Vec<_>>>()?;
+        let key_fields = aggregate
+            .schema
+            .fields()
+            .iter()
+            .take(keys.len())
+            .cloned()
+            .collect();
+        let group_columns = (0..keys.len()).map(GroupColumn::Key).collect();
+        let aggregates = Aggregates::try_new(keys, key_fields, self.aggregate_exprs(aggregate)?)?;
+        self.operators.push(Box::new(FinalAggregateOperator::try_new(
+            aggregates,
+            group_columns,
+            Arc::new(aggregate.schema.as_arrow().clone()),
+            Arc::new(input.as_arrow().clone()),
+        )?));
+        Ok(None)
+    }
+
+    /// The aggregate functions of an Aggregate node, physical.
+    fn aggregate_exprs(
+        &self,
+        aggregate: &datafusion::logical_expr::Aggregate,
+    ) -> Result<Vec<super::groups::Aggregate>> {
+        let input = aggregate.input.schema();
+        aggregate
+            .aggr_expr
+            .iter()
+            .map(|e| {
+                let lowered = LoweredAggregateBuilder::new(
+                    e,
+                    input,
+                    input.as_arrow(),
+                    self.state.execution_props(),
+                    &PhysicalPlanningContext::default(),
+                )
+                .build()?;
+                Ok((lowered.aggregate, lowered.filter))
+            })
+            .collect()
     }
 
     /// A session aggregate: sessions per PARTITION BY key, which must be
