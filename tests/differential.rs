@@ -8,8 +8,8 @@
 //! * every windowed `query` of `sqllogictests/*.slt` (one that calls TUMBLE,
 //!   HOP, CUMULATE or SESSION and expects rows), after replaying the file's
 //!   `statement ok` records before it;
-//! * every statement that returns rows in `tests/differential/*.sql` (the
-//!   others are its set-up). To add a case, add a query there. `$BIDS_SHUFFLED`
+//! * every statement that returns rows in `tests/differential/*.sql` and
+//!   `queries/windows.sql` (the others are its set-up). To add a case, add a query there. `$BIDS_SHUFFLED`
 //!   names a copy of `testdata/bids.ndjson` whose rows are moved out of order,
 //!   each by less than the table's 4 s watermark delay, so no row is late and
 //!   the continuous result must still equal batch's.
@@ -125,6 +125,8 @@ async fn sql_file_cases(bids_shuffled: &Path) -> Vec<Case> {
         .filter(|p| p.extension().is_some_and(|e| e == "sql"))
         .collect();
     files.sort();
+    // The example of windows in queries/ is held to the invariant too.
+    files.push(root().join("queries/windows.sql"));
     let engine = Engine::new();
     let mut cases = Vec::new();
     for file in files {
