@@ -267,3 +267,52 @@ fn insert_into_a_table_streams_a_continuous_query() {
         "every bid counted once in the windows written: {stdout}"
     );
 }
+
+#[test]
+fn a_stream_joins_a_bounded_table() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pages = dir.path().join("pages.csv");
+    std::fs::write(&pages, "path,title\n/a,Home\n/b,About\n").expect("write pages");
+    let sql = over_stdin(
+        &format!(
+            "CREATE TABLE pages (path VARCHAR, title VARCHAR) \
+               WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv'); \
+             SELECT window_start, p.title, count(*) AS n \
+             FROM TABLE(TUMBLE(TABLE hits, DESCRIPTOR(ts), INTERVAL '10' SECOND)) h \
+             LEFT JOIN pages p ON h.path = p.path \
+             GROUP BY window_start, window_end, p.title",
+            pages.display()
+        ),
+        "",
+    );
+    let input = [
+        hit("/a", 1),
+        hit("/b", 2),
+        hit("/a", 3),
+        hit("/zzz", 4),
+        hit("/a", 15),
+    ]
+    .concat();
+    let (code, stdout, stderr) = run(&["--format", "json", "-e", &sql], &input);
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut rows: Vec<&str> = stdout.lines().collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            r#"{"window_start":"2024-01-01T00:00:00","title":"About","n":1}"#,
+            r#"{"window_start":"2024-01-01T00:00:00","title":"Home","n":2}"#,
+            r#"{"window_start":"2024-01-01T00:00:00","title":null,"n":1}"#,
+            r#"{"window_start":"2024-01-01T00:00:10","title":"Home","n":1}"#,
+        ]
+    );
+    // Two unbounded sides would need a streaming join's state.
+    let sql = over_stdin(
+        "CREATE TABLE more (path VARCHAR) WITH ('connector' = 'stdin', 'format' = 'json'); \
+         SELECT * FROM hits JOIN more ON hits.path = more.path",
+        "",
+    );
+    let (code, _, stderr) = run(&["-e", &sql], "");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("join of two unbounded sources"), "{stderr}");
+}

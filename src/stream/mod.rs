@@ -11,6 +11,7 @@
 pub mod final_aggregate;
 pub mod groups;
 pub mod late;
+pub mod lookup_join;
 pub mod operator;
 pub mod planner;
 pub mod session_aggregate;

@@ -34,13 +34,12 @@ use super::StreamMetrics;
 use super::final_aggregate::FinalAggregateOperator;
 use super::groups::Aggregates;
 use super::late::LateRows;
+use super::lookup_join::LookupJoinOperator;
 use super::operator::Operator;
 use super::session_aggregate::{SessionAggregateOperator, SessionAggregateSpec};
 use super::sort::SortPerWatermarkOperator;
 use super::source::SourceSpec;
-use super::stateless::{
-    ConstantCrossJoinOperator, FilterOperator, LimitOperator, ProjectionOperator, RenameOperator,
-};
+use super::stateless::{FilterOperator, LimitOperator, ProjectionOperator, RenameOperator};
 use super::window_aggregate::MILLISECOND;
 use super::window_aggregate::{
     GroupColumn, PaneColumns, Panes, WindowAggregateOperator, WindowAggregateSpec, WindowColumn,
@@ -243,7 +242,7 @@ impl<'a> StreamPlanner<'a> {
                     };
                     self.window(window, panes).await.map(Some)
                 }
-                LogicalPlan::Join(join) => self.constant_cross_join(join).await,
+                LogicalPlan::Join(join) => self.lookup_join(join).await,
                 LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate).await,
                 LogicalPlan::Sort(sort) => self.sort(sort).await,
                 other => refuse(other),
@@ -341,49 +340,102 @@ impl<'a> StreamPlanner<'a> {
         })
     }
 
-    /// A cross join with a constant side (HOP's shifts when rows are copied
-    /// into windows); any other join is refused.
-    async fn constant_cross_join(
-        &mut self,
-        join: &datafusion::logical_expr::Join,
-    ) -> Result<Option<WindowLineage>> {
-        let constant = |plan: &LogicalPlan| {
-            !plan
-                .exists(|n| Ok(matches!(n, LogicalPlan::TableScan(_))))
-                .unwrap_or(true)
-        };
-        let cross = join.on.is_empty()
-            && join.filter.is_none()
-            && join.join_type == datafusion::logical_expr::JoinType::Inner;
-        let (constant_side, stream_side, constant_first) = match (constant(&join.left), constant(&join.right))
-        {
-            (true, false) => (&join.left, &join.right, true),
-            (false, true) => (&join.right, &join.left, false),
-            _ => {
+    /// A join of the stream with bounded tables: the side that holds the
+    /// unbounded source streams (in a bounded replay, the side whose rows the
+    /// join keeps: the left one for inner joins); the other side is read once,
+    /// in batch, and looked up. Two unbounded sides are refused.
+    async fn lookup_join(&mut self, join: &datafusion::logical_expr::Join) -> Result<Option<WindowLineage>> {
+        use datafusion::common::JoinType;
+        let (left, right) = (self.is_unbounded(&join.left), self.is_unbounded(&join.right));
+        let stream_is_left = match (left, right) {
+            (true, true) => {
                 return not_impl_err!(
-                    "joins are not supported in continuous mode yet (a {} join of two tables)",
+                    "a {} join of two unbounded sources is not supported yet; a stream joins bounded tables (a lookup)",
                     join.join_type
                 );
             }
+            (true, false) => true,
+            (false, true) => false,
+            // A bounded replay: never stream a constant side (HOP's shifts).
+            (false, false) => match (reads_table(&join.left), reads_table(&join.right)) {
+                (true, false) => true,
+                (false, true) => false,
+                _ => !matches!(
+                    join.join_type,
+                    JoinType::Right | JoinType::RightSemi | JoinType::RightAnti
+                ),
+            },
         };
-        if !cross {
-            return not_impl_err!(
-                "joins are not supported in continuous mode yet (a {} join)",
-                join.join_type
-            );
-        }
-        let physical = self.state.create_physical_plan(constant_side).await?;
+        let (stream_side, table_side) = if stream_is_left {
+            (&join.left, &join.right)
+        } else {
+            (&join.right, &join.left)
+        };
+        // The table side is plain batch: lower its windows as batch does.
+        let table_plan =
+            crate::plan::LowerWindows.analyze(table_side.as_ref().clone(), self.state.config_options())?;
+        let physical = self.state.create_physical_plan(&table_plan).await?;
         let batches = datafusion::physical_plan::collect(physical, self.state.task_ctx()).await?;
-        let constant =
-            arrow::compute::concat_batches(&Arc::new(constant_side.schema().as_arrow().clone()), &batches)?;
-        self.node(stream_side, false).await?;
-        let schema = Arc::new(join.schema.as_arrow().clone());
-        self.operators.push(Box::new(ConstantCrossJoinOperator::new(
-            constant,
-            constant_first,
-            schema,
-        )));
-        Ok(None)
+        let table =
+            arrow::compute::concat_batches(&Arc::new(table_side.schema().as_arrow().clone()), &batches)?;
+        let lineage = self.node(stream_side, false).await?;
+        let (stream_keys, table_keys): (Vec<&Expr>, Vec<&Expr>) = join
+            .on
+            .iter()
+            .map(|(l, r)| if stream_is_left { (l, r) } else { (r, l) })
+            .unzip();
+        let stream_keys = stream_keys
+            .into_iter()
+            .map(|k| self.physical(k, stream_side.schema()))
+            .collect::<Result<Vec<_>>>()?;
+        let table_keys = table_keys
+            .into_iter()
+            .map(|k| self.physical(k, table_side.schema()))
+            .collect::<Result<Vec<_>>>()?;
+        let pairs_schema = join.left.schema().join(join.right.schema())?;
+        let filter = join
+            .filter
+            .as_ref()
+            .map(|f| self.physical(f, &pairs_schema))
+            .transpose()?;
+        let operator = LookupJoinOperator::try_new(
+            join.join_type,
+            stream_is_left,
+            stream_keys,
+            table,
+            table_keys,
+            filter,
+            Arc::new(pairs_schema.as_arrow().clone()),
+            Arc::new(join.schema.as_arrow().clone()),
+        )?;
+        self.operators.push(Box::new(operator));
+        // The stream's window bounds move right by the table's width when the
+        // table's columns come first.
+        let offset = if stream_is_left {
+            0
+        } else {
+            table_side.schema().fields().len()
+        };
+        Ok(lineage.map(|l| WindowLineage {
+            start: l.start.map(|i| i + offset),
+            end: l.end.map(|i| i + offset),
+            time: l.time.map(|i| i + offset),
+            ..l
+        }))
+    }
+
+    /// Whether `plan` reads an unbounded source.
+    fn is_unbounded(&self, plan: &LogicalPlan) -> bool {
+        plan.exists(|node| {
+            Ok(match node {
+                LogicalPlan::TableScan(scan) => source_as_provider(&scan.source)
+                    .ok()
+                    .and_then(|p| self.catalog.source_of(&p))
+                    .is_some_and(|info| info.boundedness == Boundedness::Unbounded),
+                _ => false,
+            })
+        })
+        .unwrap_or(false)
     }
 
     async fn aggregate(
@@ -667,6 +719,12 @@ impl<'a> StreamPlanner<'a> {
         )));
         Ok(lineage)
     }
+}
+
+/// Whether `plan` reads a table (rather than only constants).
+fn reads_table(plan: &LogicalPlan) -> bool {
+    plan.exists(|n| Ok(matches!(n, LogicalPlan::TableScan(_))))
+        .unwrap_or(true)
 }
 
 /// The window bounds among an aggregate's output columns.

@@ -1,14 +1,12 @@
 //! Operators that keep no state between batches: filter, projection,
-//! renaming, LIMIT, and the cross join with a constant table that HOP and
-//! CUMULATE use when they copy rows into windows. Expressions are DataFusion
+//! renaming and LIMIT. Expressions are DataFusion
 //! `PhysicalExpr`s, evaluated a batch at a time.
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array};
-use arrow::compute::take;
+use arrow::array::{ArrayRef, AsArray, RecordBatch, RecordBatchOptions};
 use arrow::datatypes::SchemaRef;
-use datafusion::common::{internal_err, plan_err};
+use datafusion::common::plan_err;
 use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalExpr;
 
@@ -144,61 +142,5 @@ impl Operator for LimitOperator {
 
     fn is_finished(&self) -> bool {
         self.fetch == Some(0)
-    }
-}
-
-/// The stream crossed with a small constant table (HOP's window shifts):
-/// each input row once per constant row, constant columns first or last as
-/// the plan has them.
-pub struct ConstantCrossJoinOperator {
-    constant: RecordBatch,
-    constant_first: bool,
-    schema: SchemaRef,
-}
-
-impl ConstantCrossJoinOperator {
-    /// Cross every batch with `constant`.
-    pub fn new(constant: RecordBatch, constant_first: bool, schema: SchemaRef) -> Self {
-        Self {
-            constant,
-            constant_first,
-            schema,
-        }
-    }
-}
-
-impl Operator for ConstantCrossJoinOperator {
-    fn name(&self) -> String {
-        format!("CrossJoin: {} constant rows", self.constant.num_rows())
-    }
-
-    fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
-        let rows = input.batch.num_rows() as u32;
-        for k in 0..self.constant.num_rows() {
-            let repeat = UInt32Array::from(vec![k as u32; rows as usize]);
-            let constant = self
-                .constant
-                .columns()
-                .iter()
-                .map(|c| Ok(take(c, &repeat, None)?))
-                .collect::<Result<Vec<ArrayRef>>>()?;
-            let stream = input.batch.columns().iter().cloned();
-            let columns: Vec<ArrayRef> = if self.constant_first {
-                constant.into_iter().chain(stream).collect()
-            } else {
-                stream.chain(constant).collect()
-            };
-            if columns.len() != self.schema.fields().len() {
-                return internal_err!(
-                    "cross join: {} columns for a schema of {}",
-                    columns.len(),
-                    self.schema.fields().len()
-                );
-            }
-            let options = RecordBatchOptions::new().with_row_count(Some(rows as usize));
-            let batch = RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;
-            out.push(Event::Data(input.with_batch(batch)));
-        }
-        Ok(())
     }
 }

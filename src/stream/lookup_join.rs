@@ -1,0 +1,265 @@
+//! A stream joined with a bounded table (enrichment, a lookup): the table
+//! is read once when the query starts, by DataFusion, and indexed by its join
+//! keys (arrow's row format); each stream batch then probes the index and
+//! takes the matching rows of both sides. The stream's rows keep their
+//! watermarks, so windows after the join work as before it.
+//!
+//! Inner, outer on the stream's side, semi and anti joins; equality keys
+//! (NULL matches nothing) and any extra condition. A cross join (no keys)
+//! pairs every row with every table row: HOP uses it to copy rows into their
+//! windows when it cannot aggregate per pane.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array};
+use arrow::compute::take;
+use arrow::datatypes::SchemaRef;
+use arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::common::{JoinType, not_impl_err};
+use datafusion::error::Result;
+use datafusion::physical_expr::PhysicalExpr;
+
+use super::operator::{Event, Operator, RowWatermarks, StreamBatch};
+
+/// Which rows a join keeps, seen from the stream's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Matching pairs.
+    Pairs,
+    /// Matching pairs, and stream rows without a match (table columns NULL).
+    PairsAndUnmatched,
+    /// Stream rows with a match (their columns only).
+    Matched,
+    /// Stream rows without a match (their columns only).
+    Unmatched,
+}
+
+/// The operator.
+pub struct LookupJoinOperator {
+    stream_keys: Vec<Arc<dyn PhysicalExpr>>,
+    table: RecordBatch,
+    /// Table rows by key; `None` without keys (every row matches).
+    index: Option<HashMap<OwnedRow, Vec<u32>>>,
+    converter: Option<RowConverter>,
+    /// The table's key types: stream keys are cast to them.
+    key_types: Vec<arrow::datatypes::DataType>,
+    stream_is_left: bool,
+    keep: Keep,
+    /// The extra condition, over the left columns then the right ones.
+    filter: Option<Arc<dyn PhysicalExpr>>,
+    /// Left then right columns (what the filter sees).
+    pairs_schema: SchemaRef,
+    schema: SchemaRef,
+}
+
+impl LookupJoinOperator {
+    /// Join the stream (left or right) with `table` on `stream_keys = table_keys`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn try_new(
+        join_type: JoinType,
+        stream_is_left: bool,
+        stream_keys: Vec<Arc<dyn PhysicalExpr>>,
+        table: RecordBatch,
+        table_keys: Vec<Arc<dyn PhysicalExpr>>,
+        filter: Option<Arc<dyn PhysicalExpr>>,
+        pairs_schema: SchemaRef,
+        schema: SchemaRef,
+    ) -> Result<Self> {
+        let keep = match (join_type, stream_is_left) {
+            (JoinType::Inner, _) => Keep::Pairs,
+            (JoinType::Left, true) | (JoinType::Right, false) => Keep::PairsAndUnmatched,
+            (JoinType::LeftSemi, true) | (JoinType::RightSemi, false) => Keep::Matched,
+            (JoinType::LeftAnti, true) | (JoinType::RightAnti, false) => Keep::Unmatched,
+            (other, _) => {
+                return not_impl_err!(
+                    "a {other} join keeps rows of the bounded table that no stream row matched, which needs the end of the stream; joins of a stream and a table keep the stream's side"
+                );
+            }
+        };
+        let mut key_types = Vec::new();
+        let (index, converter) = if table_keys.is_empty() {
+            (None, None)
+        } else {
+            let keys = table_keys
+                .iter()
+                .map(|k| k.evaluate(&table)?.into_array(table.num_rows()))
+                .collect::<Result<Vec<ArrayRef>>>()?;
+            key_types = keys.iter().map(|k| k.data_type().clone()).collect();
+            let converter = RowConverter::new(key_types.iter().map(|t| SortField::new(t.clone())).collect())?;
+            let rows = converter.convert_columns(&keys)?;
+            let mut index: HashMap<OwnedRow, Vec<u32>> = HashMap::new();
+            for row in 0..table.num_rows() {
+                if keys.iter().all(|k| k.is_valid(row)) {
+                    index.entry(rows.row(row).owned()).or_default().push(row as u32);
+                }
+            }
+            (Some(index), Some(converter))
+        };
+        Ok(Self {
+            stream_keys,
+            table,
+            index,
+            converter,
+            key_types,
+            stream_is_left,
+            keep,
+            filter,
+            pairs_schema,
+            schema,
+        })
+    }
+
+    /// Matching (stream row, table row) pairs.
+    fn pairs(&self, batch: &RecordBatch) -> Result<(Vec<u32>, Vec<u32>)> {
+        let rows = batch.num_rows();
+        let (mut stream, mut table) = (Vec::new(), Vec::new());
+        match (&self.index, &self.converter) {
+            (Some(index), Some(converter)) => {
+                let keys = self
+                    .stream_keys
+                    .iter()
+                    .map(|k| k.evaluate(batch)?.into_array(rows))
+                    .collect::<Result<Vec<ArrayRef>>>()?;
+                // Keys of the stream's type, compared in the table's.
+                let keys = keys
+                    .iter()
+                    .zip(&self.key_types)
+                    .map(|(k, t)| {
+                        if k.data_type() == t {
+                            Ok(Arc::clone(k))
+                        } else {
+                            Ok(arrow::compute::cast(k, t)?)
+                        }
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let converted = converter.convert_columns(&keys)?;
+                for row in 0..rows {
+                    if !keys.iter().all(|k| k.is_valid(row)) {
+                        continue;
+                    }
+                    if let Some(matches) = index.get(&converted.row(row).owned()) {
+                        stream.extend(std::iter::repeat_n(row as u32, matches.len()));
+                        table.extend_from_slice(matches);
+                    }
+                }
+            }
+            _ => {
+                for row in 0..rows as u32 {
+                    for t in 0..self.table.num_rows() as u32 {
+                        stream.push(row);
+                        table.push(t);
+                    }
+                }
+            }
+        }
+        Ok((stream, table))
+    }
+
+    /// Left-then-right columns of the given pairs.
+    fn pair_columns(
+        &self,
+        batch: &RecordBatch,
+        stream: &UInt32Array,
+        table: &UInt32Array,
+    ) -> Result<Vec<ArrayRef>> {
+        let side = |b: &RecordBatch, idx: &UInt32Array| -> Result<Vec<ArrayRef>> {
+            b.columns().iter().map(|c| Ok(take(c, idx, None)?)).collect()
+        };
+        let (stream_columns, table_columns) = (side(batch, stream)?, side(&self.table, table)?);
+        Ok(if self.stream_is_left {
+            stream_columns.into_iter().chain(table_columns).collect()
+        } else {
+            table_columns.into_iter().chain(stream_columns).collect()
+        })
+    }
+}
+
+impl Operator for LookupJoinOperator {
+    fn name(&self) -> String {
+        format!(
+            "LookupJoin: stream {} a bounded table of {} rows, {:?}",
+            if self.stream_is_left {
+                "left of"
+            } else {
+                "right of"
+            },
+            self.table.num_rows(),
+            self.keep
+        )
+    }
+
+    fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
+        let batch = &input.batch;
+        let (mut stream_rows, mut table_rows) = self.pairs(batch)?;
+        if let Some(filter) = &self.filter {
+            let (s, t) = (
+                UInt32Array::from(stream_rows.clone()),
+                UInt32Array::from(table_rows.clone()),
+            );
+            let options = RecordBatchOptions::new().with_row_count(Some(s.len()));
+            let pairs = RecordBatch::try_new_with_options(
+                Arc::clone(&self.pairs_schema),
+                self.pair_columns(batch, &s, &t)?,
+                &options,
+            )?;
+            let mask = filter.evaluate(&pairs)?.into_array(pairs.num_rows())?;
+            let mask = mask.as_boolean();
+            let keep = |v: Vec<u32>| -> Vec<u32> {
+                v.into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask.is_valid(*i) && mask.value(*i))
+                    .map(|(_, x)| x)
+                    .collect()
+            };
+            stream_rows = keep(stream_rows);
+            table_rows = keep(table_rows);
+        }
+        let mut matched = vec![false; batch.num_rows()];
+        for &row in &stream_rows {
+            matched[row as usize] = true;
+        }
+        let output = match self.keep {
+            Keep::Matched | Keep::Unmatched => {
+                let wanted = self.keep == Keep::Matched;
+                let mask = BooleanArray::from(matched.iter().map(|&m| m == wanted).collect::<Vec<_>>());
+                input.filter(&mask)?
+            }
+            Keep::Pairs | Keep::PairsAndUnmatched => {
+                if self.keep == Keep::PairsAndUnmatched {
+                    for (row, _) in matched.iter().enumerate().filter(|(_, m)| !**m) {
+                        stream_rows.push(row as u32);
+                        table_rows.push(u32::MAX);
+                    }
+                }
+                let stream_idx = UInt32Array::from(stream_rows);
+                // Unmatched rows take NULL table columns: a null index takes NULL.
+                let table_idx: UInt32Array =
+                    table_rows.iter().map(|&t| (t != u32::MAX).then_some(t)).collect();
+                let columns = self.pair_columns(batch, &stream_idx, &table_idx)?;
+                let options = RecordBatchOptions::new().with_row_count(Some(stream_idx.len()));
+                let joined = RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;
+                let watermarks = match &input.watermarks {
+                    RowWatermarks::Constant(w) => RowWatermarks::Constant(*w),
+                    RowWatermarks::PerRow(w) => RowWatermarks::PerRow(Arc::new(
+                        take(w.as_ref(), &stream_idx, None)?.as_primitive().clone(),
+                    )),
+                };
+                let changes = input
+                    .changes
+                    .as_ref()
+                    .map(|c| take(c.as_ref(), &stream_idx, None))
+                    .transpose()?;
+                StreamBatch {
+                    batch: joined,
+                    watermarks,
+                    changes,
+                }
+            }
+        };
+        if output.batch.num_rows() > 0 {
+            out.push(Event::Data(output));
+        }
+        Ok(())
+    }
+}
