@@ -279,42 +279,44 @@ impl WindowAggregateOperator {
     /// Each row's pane, from the window columns in the batch.
     fn pane_ids(&self, batch: &RecordBatch) -> Result<Vec<PaneId>> {
         let columns = &self.spec.pane_columns;
-        let column = |i: Option<usize>| -> Result<Option<ArrayRef>> {
-            i.map(|i| to_nanos(batch.column(i))).transpose()
-        };
-        let (start, end, time) = (
-            column(columns.start)?,
-            column(columns.end)?,
-            column(columns.time)?,
-        );
-        let value = |a: &Option<ArrayRef>, row: usize| -> Result<Option<Nanos>> {
-            match a {
-                Some(a) => Ok(Some(nanos_values(a)?.value(row))),
+        // Each bound's values as nanoseconds, converted once per batch.
+        let values = |i: Option<usize>| -> Result<Option<Vec<Nanos>>> {
+            match i {
+                Some(i) => {
+                    let nanos = to_nanos(batch.column(i))?;
+                    Ok(Some(nanos_values(&nanos)?.values().to_vec()))
+                }
                 None => Ok(None),
             }
         };
-        (0..batch.num_rows())
-            .map(|row| {
-                let end = match (value(&end, row)?, value(&time, row)?) {
-                    (Some(end), _) => Some(end),
-                    (None, Some(time)) => Some(time + MILLISECOND),
-                    _ => None,
-                };
-                let start = value(&start, row)?;
-                match (start, end, columns.length) {
-                    (Some(start), Some(end), _) => Ok(PaneId { end, start }),
-                    (Some(start), None, Some(length)) => Ok(PaneId {
-                        end: start + length,
-                        start,
-                    }),
-                    (None, Some(end), Some(length)) => Ok(PaneId {
-                        end,
-                        start: end - length,
-                    }),
-                    _ => internal_err!("a windowed aggregate's input lacks the window's bounds"),
-                }
-            })
-            .collect()
+        let start = values(columns.start)?;
+        let end = match (values(columns.end)?, values(columns.time)?) {
+            (Some(end), _) => Some(end),
+            (None, Some(time)) => Some(time.into_iter().map(|t| t + MILLISECOND).collect()),
+            _ => None,
+        };
+        Ok(match (start, end, columns.length) {
+            (Some(start), Some(end), _) => start
+                .into_iter()
+                .zip(end)
+                .map(|(start, end)| PaneId { end, start })
+                .collect(),
+            (Some(start), None, Some(length)) => start
+                .into_iter()
+                .map(|start| PaneId {
+                    end: start + length,
+                    start,
+                })
+                .collect(),
+            (None, Some(end), Some(length)) => end
+                .into_iter()
+                .map(|end| PaneId {
+                    end,
+                    start: end - length,
+                })
+                .collect(),
+            _ => return internal_err!("a windowed aggregate's input lacks the window's bounds"),
+        })
     }
 
     /// Aggregate `rows` rows of evaluated keys and arguments into `pane`.
