@@ -19,6 +19,7 @@ pub mod sort;
 pub mod source;
 pub mod stateless;
 pub mod window_aggregate;
+pub mod window_functions;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

@@ -28,6 +28,7 @@ use datafusion::optimizer::AnalyzerRule;
 use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
+use datafusion::physical_planner::create_window_expr;
 use futures::future::BoxFuture;
 
 use super::StreamMetrics;
@@ -44,6 +45,7 @@ use super::window_aggregate::MILLISECOND;
 use super::window_aggregate::{
     GroupColumn, PaneColumns, Panes, WindowAggregateOperator, WindowAggregateSpec, WindowColumn,
 };
+use super::window_functions::WindowFunctionOperator;
 use crate::cli::CHANGE_COLUMN;
 use crate::connectors::Boundedness;
 use crate::plan::windows::{WINDOW_END, WINDOW_START, WINDOW_TIME, WindowKind, duration};
@@ -68,6 +70,9 @@ struct WindowLineage {
     kind: WindowKind,
     /// The bound columns hold panes (one slide or step), not windows.
     panes: bool,
+    /// A window's rows come together, when it closes (a windowed aggregate's
+    /// output), rather than as they arrive (a window TVF's rows).
+    complete: bool,
     start: Option<usize>,
     end: Option<usize>,
     time: Option<usize>,
@@ -245,6 +250,7 @@ impl<'a> StreamPlanner<'a> {
                 LogicalPlan::Join(join) => self.lookup_join(join).await,
                 LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate).await,
                 LogicalPlan::Sort(sort) => self.sort(sort).await,
+                LogicalPlan::Window(window) => self.window_functions(window).await,
                 other => refuse(other),
             }
         })
@@ -334,6 +340,7 @@ impl<'a> StreamPlanner<'a> {
         Ok(WindowLineage {
             kind: window.kind,
             panes,
+            complete: false,
             start: Some(width),
             end: Some(width + 1),
             time: Some(width + 2),
@@ -676,6 +683,64 @@ impl<'a> StreamPlanner<'a> {
         Ok(Some(output_lineage(lineage.kind, &group_columns)))
     }
 
+    /// Window functions: per emission when partitioned by a window bound of a
+    /// windowed aggregate's output, else at the end of a bounded replay.
+    async fn window_functions(
+        &mut self,
+        node: &datafusion::logical_expr::Window,
+    ) -> Result<Option<WindowLineage>> {
+        let lineage = self.node(&node.input, false).await?;
+        if self.changes {
+            return not_impl_err!("window functions (OVER) with EMIT CHANGES are not supported yet");
+        }
+        let input = node.input.schema();
+        let mut specs = Vec::new();
+        for expr in &node.window_expr {
+            match strip_alias(expr) {
+                Expr::WindowFunction(function) => specs.push((
+                    function.params.partition_by.clone(),
+                    function.params.order_by.clone(),
+                )),
+                other => return not_impl_err!("'{other}' is not a window function"),
+            }
+        }
+        if specs.windows(2).any(|w| w[0] != w[1]) {
+            return not_impl_err!(
+                "window functions with different PARTITION BY or ORDER BY in one query are not supported in continuous mode yet"
+            );
+        }
+        let per_window = lineage.is_some_and(|l| {
+            l.complete
+                && specs
+                    .iter()
+                    .all(|(partition_by, _)| partition_by.iter().any(|e| is_bound_column(e, &l, input)))
+        });
+        if !per_window && !self.source_bounded {
+            return not_impl_err!(
+                "window functions (OVER) on an unbounded source need PARTITION BY window_start or window_end of a windowed aggregate (Top-N per window)"
+            );
+        }
+        let functions = node
+            .window_expr
+            .iter()
+            .map(|e| {
+                create_window_expr(
+                    e,
+                    input,
+                    self.state.execution_props(),
+                    &PhysicalPlanningContext::default(),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.operators.push(Box::new(WindowFunctionOperator::new(
+            functions,
+            Arc::new(input.as_arrow().clone()),
+            Arc::new(node.schema.as_arrow().clone()),
+            !per_window,
+        )));
+        Ok(lineage)
+    }
+
     async fn sort(&mut self, sort: &datafusion::logical_expr::Sort) -> Result<Option<WindowLineage>> {
         let lineage = self.node(&sort.input, false).await?;
         if self.changes {
@@ -737,6 +802,7 @@ fn output_lineage(kind: WindowKind, group_columns: &[GroupColumn]) -> WindowLine
     WindowLineage {
         kind,
         panes: false,
+        complete: true,
         start: position(WindowColumn::Start),
         end: position(WindowColumn::End),
         time: position(WindowColumn::Time),
@@ -814,9 +880,6 @@ fn window_below(plan: &LogicalPlan) -> Option<&WindowTvf> {
 /// The error for a node with no incremental operator.
 fn refuse(node: &LogicalPlan) -> Result<Option<WindowLineage>> {
     let why = match node {
-        LogicalPlan::Window(_) => {
-            "window functions (OVER ...) on an unbounded source are not supported in continuous mode yet"
-        }
         LogicalPlan::Distinct(_) => {
             "DISTINCT on an unbounded source needs an updating operator, not supported yet"
         }
@@ -835,7 +898,6 @@ fn refuse(node: &LogicalPlan) -> Result<Option<WindowLineage>> {
 
 fn node_kind(node: &LogicalPlan) -> &'static str {
     match node {
-        LogicalPlan::Window(_) => "Window",
         LogicalPlan::Distinct(_) => "Distinct",
         LogicalPlan::Union(_) => "Union",
         LogicalPlan::Values(_) => "Values",

@@ -1,0 +1,134 @@
+//! Window functions (`ROW_NUMBER() OVER (...)`, `rank()`, `sum(x) OVER
+//! (...)`) evaluated by DataFusion's own window expressions on rows held
+//! until they are complete:
+//!
+//! - per emission, when every function is partitioned by a window bound of
+//!   a windowed aggregate above which it runs (Top-N per window): a watermark
+//!   emits whole windows, so each emission holds whole partitions;
+//! - at the end of input, over a bounded replay (Top-N or dedup over all
+//!   rows); over an unbounded source the planner refuses that.
+//!
+//! As DataFusion's `WindowAggExec` does, rows are sorted by the partition
+//! keys and the ORDER BY, cut into partitions, and each function evaluated
+//! per partition; its values are appended to the row.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::compute::{SortColumn, concat, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::datatypes::SchemaRef;
+use datafusion::common::utils::evaluate_partition_ranges;
+use datafusion::error::Result;
+use datafusion::physical_expr::window::WindowExpr;
+
+use super::operator::{END_OF_INPUT, Event, Nanos, Operator, RowWatermarks, StreamBatch};
+
+/// Holds rows, then appends the window functions' values.
+pub struct WindowFunctionOperator {
+    functions: Vec<Arc<dyn WindowExpr>>,
+    input_schema: SchemaRef,
+    schema: SchemaRef,
+    pending: Vec<RecordBatch>,
+    /// Evaluate only at the end of input (else at every watermark).
+    at_end: bool,
+    watermark: Nanos,
+}
+
+impl WindowFunctionOperator {
+    /// Functions sharing one PARTITION BY and ORDER BY (the planner checks).
+    pub fn new(
+        functions: Vec<Arc<dyn WindowExpr>>,
+        input_schema: SchemaRef,
+        schema: SchemaRef,
+        at_end: bool,
+    ) -> Self {
+        Self {
+            functions,
+            input_schema,
+            schema,
+            pending: Vec::new(),
+            at_end,
+            watermark: super::operator::NO_WATERMARK,
+        }
+    }
+
+    fn evaluate(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let Some(first) = self.functions.first() else {
+            return Ok(batch);
+        };
+        // Sort by partition keys, then by the ORDER BY.
+        let mut order: Vec<SortColumn> = first
+            .partition_by()
+            .iter()
+            .map(|e| {
+                Ok(SortColumn {
+                    values: e.evaluate(&batch)?.into_array(batch.num_rows())?,
+                    options: None,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let partition_keys = order.len();
+        order.extend(first.order_by_columns(&batch)?);
+        let batch = if order.is_empty() {
+            batch
+        } else {
+            take_record_batch(&batch, &lexsort_to_indices(&order, None)?)?
+        };
+        let keys = first
+            .partition_by()
+            .iter()
+            .map(|e| {
+                Ok(SortColumn {
+                    values: e.evaluate(&batch)?.into_array(batch.num_rows())?,
+                    options: None,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        debug_assert_eq!(keys.len(), partition_keys);
+        let mut per_function: Vec<Vec<ArrayRef>> = vec![Vec::new(); self.functions.len()];
+        for range in evaluate_partition_ranges(batch.num_rows(), &keys)? {
+            let partition = batch.slice(range.start, range.end - range.start);
+            for (values, function) in per_function.iter_mut().zip(&self.functions) {
+                values.push(function.evaluate(&partition)?);
+            }
+        }
+        let mut columns = batch.columns().to_vec();
+        for values in per_function {
+            let refs: Vec<&dyn arrow::array::Array> = values.iter().map(|v| v.as_ref()).collect();
+            columns.push(concat(&refs)?);
+        }
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+}
+
+impl Operator for WindowFunctionOperator {
+    fn name(&self) -> String {
+        let names: Vec<&str> = self.functions.iter().map(|f| f.name()).collect();
+        let when = if self.at_end {
+            "at end of input (bounded replay)"
+        } else {
+            "per emission"
+        };
+        format!("WindowFunctions {when}: {}", names.join(", "))
+    }
+
+    fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
+        self.pending.push(input.batch);
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
+        let ready = !self.at_end || watermark == END_OF_INPUT;
+        if ready && !self.pending.is_empty() {
+            let rows = concat_batches(&self.input_schema, &std::mem::take(&mut self.pending))?;
+            let batch = self.evaluate(rows)?;
+            out.push(Event::Data(StreamBatch::new(
+                batch,
+                RowWatermarks::Constant(self.watermark),
+            )));
+        }
+        self.watermark = watermark;
+        out.push(Event::Watermark(watermark));
+        Ok(())
+    }
+}
