@@ -149,3 +149,32 @@ fn cancel_a_long_query(s: &mut PtySession) -> Result<(), Error> {
     s.exp_string(PROMPT)?;
     Ok(())
 }
+
+#[test]
+fn a_continuous_query_shows_each_window_and_ctrl_c_stops_it() -> Result<(), Error> {
+    let home = tempfile::tempdir().expect("a temp dir");
+    let mut s = shell(home.path())?;
+    // An endless generator, slowed to 2,000 bids a second of wall clock and
+    // 1,000 of event time: a 1 s window closes about every half second.
+    s.send_line(
+        "CREATE TABLE bid (auction BIGINT, price BIGINT, date_time TIMESTAMP(3), \
+         WATERMARK FOR date_time AS date_time) \
+         WITH ('connector' = 'nexmark', 'rate' = '2000', 'events.per.second' = '1000');",
+    )?;
+    s.exp_string(PROMPT)?;
+    s.send_line(
+        "SELECT window_start, count(*) AS bids FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '1' SECOND)) \
+         GROUP BY window_start, window_end;",
+    )?;
+    // Two windows come out while the query runs, each as its own table.
+    s.exp_regex(r"2015-07-15T00:00:00 [^\n]*\d")?;
+    s.exp_regex(r"2015-07-15T00:00:01 [^\n]*\d")?;
+    s.send_control('c')?;
+    s.exp_string("Query cancelled.")?;
+    s.exp_string(PROMPT)?;
+    s.send_line("SELECT 'still here' AS after;")?;
+    s.exp_string("still here")?;
+    s.exp_string(PROMPT)?;
+    quit(s)?;
+    Ok(())
+}
