@@ -27,6 +27,17 @@ pub enum WindowColumn {
     Time,
 }
 
+impl WindowColumn {
+    /// This bound of the window `[start, end)`.
+    pub fn of(self, start: super::operator::Nanos, end: super::operator::Nanos) -> super::operator::Nanos {
+        match self {
+            WindowColumn::Start => start,
+            WindowColumn::End => end,
+            WindowColumn::Time => end - super::operator::MILLISECOND,
+        }
+    }
+}
+
 /// One GROUP BY column of the output.
 #[derive(Debug, Clone)]
 pub enum GroupColumn {

@@ -16,6 +16,9 @@ use datafusion::error::Result;
 /// Event time in nanoseconds since the epoch.
 pub type Nanos = i64;
 
+/// One millisecond: `window_time` is `window_end` minus this (Flink's rowtime).
+pub const MILLISECOND: Nanos = 1_000_000;
+
 /// The watermark before any row: no event-time progress yet.
 pub const NO_WATERMARK: Nanos = Nanos::MIN;
 

@@ -36,12 +36,12 @@ use super::final_aggregate::FinalAggregateOperator;
 use super::groups::Aggregates;
 use super::late::LateRows;
 use super::lookup_join::LookupJoinOperator;
+use super::operator::MILLISECOND;
 use super::operator::Operator;
 use super::session_aggregate::{SessionAggregateOperator, SessionAggregateSpec};
 use super::sort::SortPerWatermarkOperator;
 use super::source::SourceSpec;
 use super::stateless::{FilterOperator, LimitOperator, ProjectionOperator, RenameOperator};
-use super::window_aggregate::MILLISECOND;
 use super::window_aggregate::{
     GroupColumn, PaneColumns, Panes, WindowAggregateOperator, WindowAggregateSpec, WindowColumn,
 };

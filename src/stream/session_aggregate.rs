@@ -21,12 +21,11 @@ use arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::error::Result;
 use std::sync::Arc;
 
-use super::groups::{Aggregates, Arguments, GroupColumn, WindowColumn, assemble, take_rows};
+use super::groups::{Aggregates, Arguments, GroupColumn, assemble, take_rows};
 use super::late::LateRows;
 use super::operator::{
     Event, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values, timestamps, to_nanos,
 };
-use super::window_aggregate::MILLISECOND;
 
 /// Everything the planner decided for one session aggregate.
 pub struct SessionAggregateSpec {
@@ -251,11 +250,7 @@ impl SessionAggregateOperator {
             values,
             rows,
             |bound, data_type| {
-                let values = match bound {
-                    WindowColumn::Start => starts.clone(),
-                    WindowColumn::End => ends.clone(),
-                    WindowColumn::Time => ends.iter().map(|e| e - MILLISECOND).collect(),
-                };
+                let values = starts.iter().zip(&ends).map(|(s, e)| bound.of(*s, *e)).collect();
                 timestamps(values, data_type)
             },
         )?;

@@ -29,11 +29,8 @@ use super::groups::{Aggregates, Arguments, Groups, Partial, assemble, take_rows}
 pub use super::groups::{GroupColumn, WindowColumn};
 use super::late::LateRows;
 use super::operator::{
-    Event, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values, timestamps, to_nanos,
+    Event, MILLISECOND, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values, timestamps, to_nanos,
 };
-
-/// One millisecond: `window_time` is `window_end` minus this (Flink's rowtime).
-pub const MILLISECOND: Nanos = 1_000_000;
 
 /// How rows' panes make windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -407,14 +404,7 @@ impl WindowAggregateOperator {
             &keys,
             values,
             rows,
-            |bound, data_type| {
-                let value = match bound {
-                    WindowColumn::Start => start,
-                    WindowColumn::End => end,
-                    WindowColumn::Time => end - MILLISECOND,
-                };
-                timestamps(vec![value; rows], data_type)
-            },
+            |bound, data_type| timestamps(vec![bound.of(start, end); rows], data_type),
         )
     }
 }

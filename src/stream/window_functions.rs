@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch};
-use arrow::compute::{SortColumn, concat, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::compute::{SortColumn, concat, concat_batches, lexsort_to_indices, take, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use datafusion::common::utils::evaluate_partition_ranges;
 use datafusion::error::Result;
@@ -69,24 +69,28 @@ impl WindowFunctionOperator {
             .collect::<Result<_>>()?;
         let partition_keys = order.len();
         order.extend(first.order_by_columns(&batch)?);
-        let batch = if order.is_empty() {
-            batch
-        } else {
-            take_record_batch(&batch, &lexsort_to_indices(&order, None)?)?
-        };
-        let keys = first
-            .partition_by()
+        if order.is_empty() {
+            return self.append(&batch, std::iter::once(0..batch.num_rows()).collect());
+        }
+        let sorted = lexsort_to_indices(&order, None)?;
+        let batch = take_record_batch(&batch, &sorted)?;
+        let keys = order[..partition_keys]
             .iter()
-            .map(|e| {
+            .map(|key| {
                 Ok(SortColumn {
-                    values: e.evaluate(&batch)?.into_array(batch.num_rows())?,
+                    values: take(key.values.as_ref(), &sorted, None)?,
                     options: None,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        debug_assert_eq!(keys.len(), partition_keys);
+        let partitions = evaluate_partition_ranges(batch.num_rows(), &keys)?;
+        self.append(&batch, partitions)
+    }
+
+    /// `batch` with each function's values over each of its `partitions`.
+    fn append(&self, batch: &RecordBatch, partitions: Vec<std::ops::Range<usize>>) -> Result<RecordBatch> {
         let mut per_function: Vec<Vec<ArrayRef>> = vec![Vec::new(); self.functions.len()];
-        for range in evaluate_partition_ranges(batch.num_rows(), &keys)? {
+        for range in partitions {
             let partition = batch.slice(range.start, range.end - range.start);
             for (values, function) in per_function.iter_mut().zip(&self.functions) {
                 values.push(function.evaluate(&partition)?);
