@@ -99,6 +99,15 @@ impl Aggregates {
         }
     }
 
+    /// The grouping keys' types.
+    pub fn key_types(&self) -> Vec<DataType> {
+        self.key_schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect()
+    }
+
     /// The aggregates' names, for EXPLAIN.
     pub fn names(&self) -> Vec<&str> {
         self.aggregates.iter().map(|(a, _)| a.name()).collect()

@@ -241,17 +241,14 @@ impl<'a> StreamPlanner<'a> {
                     self.operators.push(Box::new(LimitOperator::new(skip, fetch)));
                     Ok(lineage)
                 }
-                LogicalPlan::Extension(_) if WindowTvf::from_plan(node).is_some() => {
-                    let Some(window) = WindowTvf::from_plan(node) else {
-                        unreachable!("checked by the guard")
-                    };
-                    self.window(window, panes).await.map(Some)
-                }
                 LogicalPlan::Join(join) => self.lookup_join(join).await,
                 LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate).await,
                 LogicalPlan::Sort(sort) => self.sort(sort).await,
                 LogicalPlan::Window(window) => self.window_functions(window).await,
-                other => refuse(other),
+                other => match WindowTvf::from_plan(other) {
+                    Some(window) => self.window(window, panes).await.map(Some),
+                    None => refuse(other),
+                },
             }
         })
     }
@@ -521,22 +518,14 @@ impl<'a> StreamPlanner<'a> {
             .filter(|(c, _)| matches!(c, GroupColumn::Key(_)))
             .map(|(_, f)| Arc::clone(f))
             .collect();
+        let aggregates = Aggregates::try_new(keys, key_fields, aggregates)?;
         if let WindowKind::Session { gap } = lineage.kind {
             if self.changes {
                 return not_impl_err!(
                     "EMIT CHANGES over SESSION windows is not supported yet; TUMBLE, HOP and CUMULATE emit changes"
                 );
             }
-            return self.session_aggregate(
-                aggregate,
-                window,
-                lineage,
-                gap,
-                group_columns,
-                keys,
-                key_fields,
-                aggregates,
-            );
+            return self.session_aggregate(aggregate, window, lineage, gap, group_columns, aggregates);
         }
         let spec = WindowAggregateSpec {
             panes: panes_spec,
@@ -547,7 +536,7 @@ impl<'a> StreamPlanner<'a> {
                 length,
             },
             group_columns: group_columns.clone(),
-            aggregates: Aggregates::try_new(keys, key_fields, aggregates)?,
+            aggregates,
             schema: Arc::new(aggregate.schema.as_arrow().clone()),
         };
         let late = LateRows::new(Arc::clone(&self.metrics), self.late_path.clone());
@@ -628,7 +617,6 @@ impl<'a> StreamPlanner<'a> {
 
     /// A session aggregate: sessions per PARTITION BY key, which must be
     /// among the GROUP BY keys.
-    #[allow(clippy::too_many_arguments)]
     fn session_aggregate(
         &mut self,
         aggregate: &datafusion::logical_expr::Aggregate,
@@ -636,9 +624,7 @@ impl<'a> StreamPlanner<'a> {
         lineage: WindowLineage,
         gap: i64,
         group_columns: Vec<GroupColumn>,
-        keys: Vec<Arc<dyn PhysicalExpr>>,
-        key_fields: Vec<arrow::datatypes::FieldRef>,
-        aggregates: Vec<super::groups::Aggregate>,
+        aggregates: Aggregates,
     ) -> Result<Option<WindowLineage>> {
         let Some(start) = lineage.start else {
             return plan_err!("a SESSION aggregate must GROUP BY window_start and window_end");
@@ -667,13 +653,13 @@ impl<'a> StreamPlanner<'a> {
                 }
             }
         }
-        let key_types: Vec<DataType> = key_fields.iter().map(|f| f.data_type().clone()).collect();
+        let key_types = aggregates.key_types();
         let spec = SessionAggregateSpec {
             gap,
             start,
             group_columns: group_columns.clone(),
             session_keys,
-            aggregates: Aggregates::try_new(keys, key_fields, aggregates)?,
+            aggregates,
             schema: Arc::new(aggregate.schema.as_arrow().clone()),
         };
         let late = LateRows::new(Arc::clone(&self.metrics), self.late_path.clone());
