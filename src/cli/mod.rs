@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use output::{CHANGE_COLUMN, OutputError, OutputFormat, ResultWriter};
+pub use output::{OutputError, OutputFormat, ResultWriter};
 pub use runner::{Runner, RunnerOptions};
 
 use crate::Engine;

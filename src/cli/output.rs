@@ -7,6 +7,8 @@
 use std::io::{self, Write};
 
 use arrow::array::RecordBatch;
+
+use crate::stream::CHANGE_COLUMN;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -194,9 +196,6 @@ impl<'a> ResultWriter<'a> {
         Ok(())
     }
 }
-
-/// The column a changelog's rows carry their change in.
-pub const CHANGE_COLUMN: &str = "op";
 
 /// A batch with its change column first: kept if the result has one (an
 /// updating query), else every row is an insert (`+I`).

@@ -42,7 +42,7 @@ impl FinalAggregateOperator {
 impl Operator for FinalAggregateOperator {
     fn name(&self) -> String {
         format!(
-            "Aggregate at end of input (bounded replay): {}",
+            "FinalAggregate at end of input (bounded replay): {}",
             self.aggregates.names().join(", ")
         )
     }

@@ -37,6 +37,14 @@ impl LateRows {
         }
     }
 
+    /// The policy, for EXPLAIN.
+    pub fn policy(&self) -> String {
+        match &self.side_output {
+            Some(side) => format!("late rows counted and written to {}", side.path.display()),
+            None => "late rows counted and dropped".to_string(),
+        }
+    }
+
     /// Take the late rows of one batch.
     pub fn record(&mut self, rows: &RecordBatch) -> Result<()> {
         if rows.num_rows() == 0 {

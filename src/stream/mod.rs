@@ -66,6 +66,10 @@ impl Default for StreamMetrics {
     }
 }
 
+/// The column a changelog's rows carry their change in (`+I`, `-U`, `+U`,
+/// `-D`), first in `EMIT CHANGES` results.
+pub const CHANGE_COLUMN: &str = "op";
+
 /// Batches in flight between the pipeline and its reader.
 const OUTPUT_CHANNEL_CAPACITY: usize = 2;
 

@@ -31,7 +31,6 @@ use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_planner::create_window_expr;
 use futures::future::BoxFuture;
 
-use super::StreamMetrics;
 use super::final_aggregate::FinalAggregateOperator;
 use super::groups::Aggregates;
 use super::late::LateRows;
@@ -46,7 +45,7 @@ use super::window_aggregate::{
     GroupColumn, PaneColumns, Panes, WindowAggregateOperator, WindowAggregateSpec, WindowColumn,
 };
 use super::window_functions::WindowFunctionOperator;
-use crate::cli::CHANGE_COLUMN;
+use super::{CHANGE_COLUMN, StreamMetrics};
 use crate::connectors::Boundedness;
 use crate::plan::windows::{WINDOW_END, WINDOW_START, WINDOW_TIME, WindowKind, duration};
 use crate::plan::{SourceCatalog, WindowTvf};

@@ -269,9 +269,10 @@ impl SessionAggregateOperator {
 impl Operator for SessionAggregateOperator {
     fn name(&self) -> String {
         format!(
-            "SessionAggregate: gap {:?}, aggregates {}",
+            "SessionAggregate: gap {:?}, aggregates {}; {}",
             std::time::Duration::from_nanos(self.spec.gap.unsigned_abs()),
-            self.spec.aggregates.names().join(", ")
+            self.spec.aggregates.names().join(", "),
+            self.late.policy()
         )
     }
 

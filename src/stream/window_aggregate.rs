@@ -413,9 +413,10 @@ impl Operator for WindowAggregateOperator {
     fn name(&self) -> String {
         let aggregates = self.spec.aggregates.names();
         format!(
-            "WindowAggregate: {:?}, aggregates {}",
+            "WindowAggregate: {:?}, aggregates {}; {}",
             self.spec.panes,
-            aggregates.join(", ")
+            aggregates.join(", "),
+            self.late.policy()
         )
     }
 
