@@ -316,3 +316,33 @@ fn a_stream_joins_a_bounded_table() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("join of two unbounded sources"), "{stderr}");
 }
+
+#[test]
+fn a_followed_directory_streams_appended_lines_and_new_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("a.ndjson"), hit("/first", 1)).expect("first file");
+    let sql = format!(
+        "CREATE TABLE hits (path VARCHAR, ts TIMESTAMP(3)) \
+           WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json', 'follow' = 'true'); \
+         SELECT path FROM hits LIMIT 3",
+        dir.path().display()
+    );
+    let child = spawn(&["-e", &sql]);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("a.ndjson"))
+        .expect("open to append");
+    file.write_all(hit("/appended", 2).as_bytes()).expect("append");
+    drop(file);
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(dir.path().join("b.ndjson"), hit("/new-file", 3)).expect("second file");
+    let output = child.wait_with_output().expect("the query ends at its LIMIT");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout, "path\n/first\n/appended\n/new-file\n");
+}
