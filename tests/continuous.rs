@@ -346,3 +346,24 @@ fn a_followed_directory_streams_appended_lines_and_new_files() {
     );
     assert_eq!(stdout, "path\n/first\n/appended\n/new-file\n");
 }
+
+#[test]
+fn a_hop_row_late_for_one_window_still_counts_in_the_open_ones() {
+    // Slide 5 s, size 10 s. After 12 s the watermark is 11 s: [-5, 5) and
+    // [0, 10) are closed. A row at 7 s missed [0, 10) but [5, 15) is open.
+    let query = "SELECT window_start, count(*) AS n \
+        FROM TABLE(HOP(TABLE hits, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '10' SECOND)) \
+        GROUP BY window_start, window_end";
+    let input = [hit("/a", 1), hit("/a", 12), hit("/late", 7)].concat();
+    let (code, stdout, stderr) = run(&["-e", &over_stdin(query, "")], &input);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        "window_start,n\n\
+         2023-12-31T23:59:55,1\n\
+         2024-01-01T00:00:00,1\n\
+         2024-01-01T00:00:05,2\n\
+         2024-01-01T00:00:10,1\n"
+    );
+    assert!(stderr.contains("1 late row was behind the watermark"), "{stderr}");
+}

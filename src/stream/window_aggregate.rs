@@ -135,6 +135,15 @@ pub struct WindowAggregateSpec {
 
 #[derive(Default)]
 struct Pane {
+    /// State by the first window its rows count in: rows on time count in
+    /// every window of the pane (the slot keyed by the pane's end); a row
+    /// late for the pane's first windows only in the later ones.
+    slots: BTreeMap<Nanos, Slot>,
+}
+
+/// Rows of a pane that count from one window on.
+#[derive(Default)]
+struct Slot {
     live: Option<Groups>,
     frozen: Vec<Partial>,
 }
@@ -206,7 +215,7 @@ impl WindowAggregateOperator {
 
     /// The current rows of `pane`'s window, leaving its state as it was.
     fn peek(&mut self, pane: PaneId) -> Result<Option<RecordBatch>> {
-        let Some(live) = self.panes.get_mut(&pane).and_then(|p| p.live.take()) else {
+        let Some(live) = slot_of(&mut self.panes, pane).and_then(|s| s.live.take()) else {
             return Ok(None);
         };
         let partial = live.freeze()?;
@@ -214,8 +223,8 @@ impl WindowAggregateOperator {
         restored.merge(&partial)?;
         let mut copy = self.spec.aggregates.new_groups()?;
         copy.merge(&partial)?;
-        if let Some(p) = self.panes.get_mut(&pane) {
-            p.live = Some(restored);
+        if let Some(s) = slot_of(&mut self.panes, pane) {
+            s.live = Some(restored);
         }
         self.evaluate(copy, pane.start, pane.end).map(Some)
     }
@@ -316,13 +325,27 @@ impl WindowAggregateOperator {
         })
     }
 
-    /// Aggregate `rows` rows of evaluated keys and arguments into `pane`.
-    fn update(&mut self, pane: PaneId, keys: &[ArrayRef], arguments: &Arguments, rows: usize) -> Result<()> {
-        let pane = self.panes.entry(pane).or_default();
-        if pane.live.is_none() {
-            pane.live = Some(self.spec.aggregates.new_groups()?);
+    /// Aggregate `rows` rows of evaluated keys and arguments into `pane`,
+    /// counting in its windows from the one ending at `first_end` on.
+    fn update(
+        &mut self,
+        pane: PaneId,
+        first_end: Nanos,
+        keys: &[ArrayRef],
+        arguments: &Arguments,
+        rows: usize,
+    ) -> Result<()> {
+        let slot = self
+            .panes
+            .entry(pane)
+            .or_default()
+            .slots
+            .entry(first_end)
+            .or_default();
+        if slot.live.is_none() {
+            slot.live = Some(self.spec.aggregates.new_groups()?);
         }
-        match &mut pane.live {
+        match &mut slot.live {
             Some(groups) => groups.update(keys, arguments, rows),
             None => internal_err!("a pane lost its state while being updated"),
         }
@@ -350,7 +373,11 @@ impl WindowAggregateOperator {
         let mut batches = Vec::with_capacity(windows.len());
         for window in windows {
             let groups = match self.spec.panes {
-                Panes::Windows => self.panes.remove(&window).and_then(|mut pane| pane.live.take()),
+                Panes::Windows => self
+                    .panes
+                    .remove(&window)
+                    .and_then(|mut pane| pane.slots.remove(&window.end))
+                    .and_then(|slot| slot.live),
                 _ => self.merge_panes(window)?,
             };
             if let Some(groups) = groups.filter(|g| !g.is_empty()) {
@@ -384,11 +411,13 @@ impl WindowAggregateOperator {
             if id.start < window.start {
                 continue;
             }
-            if let Some(live) = pane.live.take() {
-                pane.frozen.push(live.freeze()?);
-            }
-            for partial in &pane.frozen {
-                merged.merge(partial)?;
+            for (_, slot) in pane.slots.range_mut(..=window.end) {
+                if let Some(live) = slot.live.take() {
+                    slot.frozen.push(live.freeze()?);
+                }
+                for partial in &slot.frozen {
+                    merged.merge(partial)?;
+                }
             }
         }
         Ok(Some(merged))
@@ -471,30 +500,50 @@ impl WindowAggregateOperator {
             self.late.record(&filter_record_batch(batch, &mask)?)?;
         }
         let (keys, arguments) = self.spec.aggregates.evaluate(batch)?;
-        // Rows still wanted by some open window, by pane.
-        let wanted = |i: usize| self.spec.panes.last_end(panes[i]) > input.watermarks.get(i);
-        let all_wanted = (0..rows).all(wanted);
-        if all_wanted && panes.windows(2).all(|w| w[0] == w[1]) {
+        // Rows by pane and the first window still open when they came (rows
+        // no open window wants are left out).
+        let first_open = |i: usize| {
+            let watermark = input.watermarks.get(i);
+            let pane = panes[i];
+            if pane.end > watermark {
+                Some(pane.end)
+            } else {
+                self.spec
+                    .panes
+                    .window_ends(pane)
+                    .into_iter()
+                    .find(|&end| end > watermark)
+            }
+        };
+        let first_ends: Vec<Option<Nanos>> = (0..rows).map(first_open).collect();
+        let on_time = |i: usize| first_ends[i] == Some(panes[i].end);
+        if (0..rows).all(on_time) && panes.windows(2).all(|w| w[0] == w[1]) {
             if let Some(&pane) = panes.first() {
-                self.update(pane, &keys, &arguments, rows)?;
+                self.update(pane, pane.end, &keys, &arguments, rows)?;
                 return Ok(vec![pane]);
             }
             return Ok(vec![]);
         }
-        let mut by_pane: HashMap<PaneId, Vec<u32>> = HashMap::new();
-        for (i, pane) in panes.iter().enumerate() {
-            if wanted(i) {
-                by_pane.entry(*pane).or_default().push(i as u32);
+        let mut by_slot: HashMap<(PaneId, Nanos), Vec<u32>> = HashMap::new();
+        for (i, (pane, first_end)) in panes.iter().zip(&first_ends).enumerate() {
+            if let Some(first_end) = first_end {
+                by_slot.entry((*pane, *first_end)).or_default().push(i as u32);
             }
         }
-        let mut by_pane: Vec<_> = by_pane.into_iter().collect();
-        by_pane.sort_by_key(|(pane, _)| *pane);
-        let touched = by_pane.iter().map(|(pane, _)| *pane).collect();
-        for (pane, rows) in by_pane {
+        let mut by_slot: Vec<_> = by_slot.into_iter().collect();
+        by_slot.sort_by_key(|(slot, _)| *slot);
+        let mut touched: Vec<PaneId> = by_slot.iter().map(|((pane, _), _)| *pane).collect();
+        touched.dedup();
+        for ((pane, first_end), rows) in by_slot {
             let count = rows.len();
             let (keys, arguments) = take_rows(&keys, &arguments, &UInt32Array::from(rows))?;
-            self.update(pane, &keys, &arguments, count)?;
+            self.update(pane, first_end, &keys, &arguments, count)?;
         }
         Ok(touched)
     }
+}
+
+/// The on-time slot of `pane` (Windows mode has no other).
+fn slot_of(panes: &mut BTreeMap<PaneId, Pane>, pane: PaneId) -> Option<&mut Slot> {
+    panes.get_mut(&pane).and_then(|p| p.slots.get_mut(&pane.end))
 }
