@@ -49,8 +49,8 @@ pub struct Source {
     state: SessionState,
     partition: usize,
     stream: Option<SendableRecordBatchStream>,
-    /// Evaluated on each scanned batch.
-    watermark: Option<Arc<dyn PhysicalExpr>>,
+    /// How each row's watermark is computed.
+    watermark: Option<WatermarkFn>,
     /// The scanned columns the query reads, in its order.
     output: Vec<usize>,
     schema: SchemaRef,
@@ -83,10 +83,13 @@ impl Source {
             .await?;
         let scanned_schema = plan.schema();
         let watermark = match &spec.watermark {
-            Some(expr) => {
-                let df_schema = DFSchema::try_from(scanned_schema.as_ref().clone())?;
-                Some(state.create_physical_expr(expr.clone(), &df_schema)?)
-            }
+            Some(expr) => Some(match delayed_column(expr, &scanned_schema) {
+                Some((column, delay)) => WatermarkFn::Delayed { column, delay },
+                None => {
+                    let df_schema = DFSchema::try_from(scanned_schema.as_ref().clone())?;
+                    WatermarkFn::Expr(state.create_physical_expr(expr.clone(), &df_schema)?)
+                }
+            }),
             None => None,
         };
         let schema = Arc::new(scanned_schema.project(&output)?);
@@ -148,8 +151,11 @@ impl Source {
     fn assign(&mut self, batch: RecordBatch) -> Result<Vec<Event>> {
         let watermarks = match &self.watermark {
             None => RowWatermarks::Constant(self.current),
-            Some(expr) => {
-                let values = expr.evaluate(&batch)?.into_array(batch.num_rows())?;
+            Some(watermark) => {
+                let (values, delay) = match watermark {
+                    WatermarkFn::Delayed { column, delay } => (Arc::clone(batch.column(*column)), *delay),
+                    WatermarkFn::Expr(expr) => (expr.evaluate(&batch)?.into_array(batch.num_rows())?, 0),
+                };
                 let values = to_nanos(&values)?;
                 let values = nanos_values(&values)?;
                 let mut running = self.current;
@@ -157,7 +163,7 @@ impl Source {
                 for i in 0..values.len() {
                     before.push(running);
                     if values.is_valid(i) {
-                        running = running.max(values.value(i));
+                        running = running.max(values.value(i).saturating_sub(delay));
                     }
                 }
                 self.current = running;
@@ -170,5 +176,50 @@ impl Source {
             events.push(Event::Watermark(self.current));
         }
         Ok(events)
+    }
+}
+
+/// How a source computes its rows' watermarks.
+enum WatermarkFn {
+    /// `ts - INTERVAL '5' SECOND` (or `ts`): the column less a fixed delay, so
+    /// no expression is evaluated per row (the watermark is a running max of
+    /// `ts - delay`, integer arithmetic).
+    Delayed {
+        /// The event-time column in the scanned batch.
+        column: usize,
+        /// The delay, in nanoseconds.
+        delay: Nanos,
+    },
+    /// Any other expression, evaluated per batch.
+    Expr(Arc<dyn PhysicalExpr>),
+}
+
+/// `column` or `column - <fixed interval>`: the column's index and the delay.
+fn delayed_column(expr: &Expr, schema: &arrow::datatypes::Schema) -> Option<(usize, Nanos)> {
+    use datafusion::common::ScalarValue;
+    use datafusion::logical_expr::{BinaryExpr, Operator};
+    let column = |e: &Expr| match e {
+        Expr::Column(c) => schema.index_of(&c.name).ok(),
+        _ => None,
+    };
+    match expr {
+        Expr::Column(_) => column(expr).map(|i| (i, 0)),
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Minus,
+            right,
+        }) => {
+            let delay = match right.as_ref() {
+                Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) if v.months == 0 => {
+                    i64::from(v.days) * 86_400_000_000_000 + v.nanoseconds
+                }
+                Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => {
+                    i64::from(v.days) * 86_400_000_000_000 + i64::from(v.milliseconds) * 1_000_000
+                }
+                _ => return None,
+            };
+            column(left).map(|i| (i, delay))
+        }
+        _ => None,
     }
 }

@@ -524,13 +524,26 @@ impl WindowAggregateOperator {
             }
             return Ok(vec![]);
         }
-        let mut by_slot: HashMap<(PaneId, Nanos), Vec<u32>> = HashMap::new();
+        // Rows come mostly in pane order and a batch spans few panes: find
+        // each row's slot from the last one used before searching (no hashing).
+        let mut by_slot: Vec<((PaneId, Nanos), Vec<u32>)> = Vec::new();
+        let mut last = 0;
         for (i, (pane, first_end)) in panes.iter().zip(&first_ends).enumerate() {
-            if let Some(first_end) = first_end {
-                by_slot.entry((*pane, *first_end)).or_default().push(i as u32);
+            let Some(first_end) = first_end else { continue };
+            let key = (*pane, *first_end);
+            if by_slot.get(last).is_none_or(|(k, _)| *k != key) {
+                last = match by_slot.iter().position(|(k, _)| *k == key) {
+                    Some(at) => at,
+                    None => {
+                        by_slot.push((key, Vec::new()));
+                        by_slot.len() - 1
+                    }
+                };
+            }
+            if let Some((_, rows)) = by_slot.get_mut(last) {
+                rows.push(i as u32);
             }
         }
-        let mut by_slot: Vec<_> = by_slot.into_iter().collect();
         by_slot.sort_by_key(|(slot, _)| *slot);
         let mut touched: Vec<PaneId> = by_slot.iter().map(|((pane, _), _)| *pane).collect();
         touched.dedup();
