@@ -55,6 +55,9 @@ fn multi_line_query_commands_and_history() -> Result<(), Error> {
         "CREATE TABLE products (product_id BIGINT, name VARCHAR, category VARCHAR, price DOUBLE) \
          WITH ('connector' = 'file', 'path' = 'testdata/products.parquet', 'format' = 'parquet');",
     )?;
+    // The echo redraws the prompt while the line is typed: wait for the end
+    // of the statement's echo, then for the next prompt.
+    s.exp_string("'format' = 'parquet');")?;
     s.exp_string(PROMPT)?;
     s.send_line("\\d")?;
     s.exp_regex(r"public [^\n]* products ")?;

@@ -206,13 +206,15 @@ impl Drop for AbortOnDrop {
 
 /// The pipeline task: source events through the operators to the channel.
 async fn run(
-    mut source: Source,
+    source: Source,
     mut operators: Vec<Box<dyn Operator>>,
     sink: Sink,
     output: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
     metrics: Arc<StreamMetrics>,
 ) {
-    while let Some(events) = source.next().await {
+    let table = source.table().to_string();
+    let (mut events_in, _reader) = read_ahead(source);
+    while let Some(events) = events_in.recv().await {
         let result = events.and_then(|events| {
             for event in &events {
                 match event {
@@ -232,7 +234,7 @@ async fn run(
         let batches = match result {
             Ok(batches) => batches,
             Err(e) => {
-                let e = e.context(format!("reading table '{}'", source.table()));
+                let e = e.context(format!("reading table '{table}'"));
                 let _ = output.send(Err(e)).await;
                 return;
             }
@@ -246,6 +248,25 @@ async fn run(
             return;
         }
     }
+}
+
+/// Source events read ahead of the operators.
+const SOURCE_CHANNEL_CAPACITY: usize = 2;
+
+/// Read the source on its own task, a few events ahead of the operators, so
+/// that decoding (a CSV file, JSON, a generator) and the operators use two
+/// cores; the channel is bounded, so a slow pipeline slows the source. The
+/// reader stops when the returned guard is dropped.
+fn read_ahead(mut source: Source) -> (tokio::sync::mpsc::Receiver<Result<Vec<Event>>>, AbortOnDrop) {
+    let (sender, receiver) = tokio::sync::mpsc::channel(SOURCE_CHANNEL_CAPACITY);
+    let reader = tokio::spawn(async move {
+        while let Some(events) = source.next().await {
+            if sender.send(events).await.is_err() {
+                return; // the pipeline stopped
+            }
+        }
+    });
+    (receiver, AbortOnDrop(reader))
 }
 
 /// What leaves the pipeline: rows, with their change first for a changelog.
