@@ -263,3 +263,119 @@ impl Operator for LookupJoinOperator {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::physical_expr::expressions::col;
+
+    fn stream() -> RecordBatch {
+        RecordBatch::try_from_iter([
+            (
+                "k",
+                Arc::new(Int64Array::from(vec![Some(1), Some(2), None, Some(1)])) as ArrayRef,
+            ),
+            (
+                "v",
+                Arc::new(StringArray::from(vec!["a", "b", "c", "d"])) as ArrayRef,
+            ),
+        ])
+        .expect("a batch")
+    }
+
+    fn table() -> RecordBatch {
+        RecordBatch::try_from_iter([
+            ("id", Arc::new(Int64Array::from(vec![1, 3])) as ArrayRef),
+            (
+                "name",
+                Arc::new(StringArray::from(vec!["one", "three"])) as ArrayRef,
+            ),
+        ])
+        .expect("a batch")
+    }
+
+    fn join(join_type: JoinType) -> Vec<String> {
+        let (stream, table) = (stream(), table());
+        let pairs = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("v", DataType::Utf8, true),
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let schema = match join_type {
+            JoinType::LeftSemi | JoinType::LeftAnti => stream.schema(),
+            _ => Arc::clone(&pairs),
+        };
+        let mut operator = LookupJoinOperator::try_new(
+            join_type,
+            true,
+            vec![col("k", &stream.schema()).expect("k")],
+            table.clone(),
+            vec![col("id", &table.schema()).expect("id")],
+            None,
+            pairs,
+            schema,
+        )
+        .expect("plans");
+        let mut out = Vec::new();
+        operator
+            .process(StreamBatch::new(stream, RowWatermarks::Constant(0)), &mut out)
+            .expect("joins");
+        let mut rows = Vec::new();
+        for event in out {
+            if let Event::Data(b) = event {
+                let text = arrow::util::pretty::pretty_format_batches(&[b.batch])
+                    .expect("prints")
+                    .to_string();
+                rows.extend(
+                    text.lines()
+                        .filter(|l| l.starts_with("| "))
+                        .skip(1)
+                        .map(|l| l.to_string()),
+                );
+            }
+        }
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn inner_join_pairs_matches_and_null_keys_match_nothing() {
+        assert_eq!(
+            join(JoinType::Inner),
+            ["| 1 | a | 1  | one  |", "| 1 | d | 1  | one  |"]
+        );
+    }
+
+    #[test]
+    fn left_join_keeps_unmatched_stream_rows_with_nulls() {
+        let rows = join(JoinType::Left);
+        assert_eq!(rows.len(), 4, "{rows:?}");
+        assert!(rows.contains(&"| 2 | b |    |      |".to_string()), "{rows:?}");
+        assert!(rows.contains(&"|   | c |    |      |".to_string()), "{rows:?}");
+    }
+
+    #[test]
+    fn semi_and_anti_joins_keep_stream_columns() {
+        assert_eq!(join(JoinType::LeftSemi), ["| 1 | a |", "| 1 | d |"]);
+        assert_eq!(join(JoinType::LeftAnti), ["|   | c |", "| 2 | b |"]);
+    }
+
+    #[test]
+    fn a_full_join_is_refused() {
+        let table = table();
+        let refused = LookupJoinOperator::try_new(
+            JoinType::Full,
+            true,
+            vec![],
+            table.clone(),
+            vec![],
+            None,
+            table.schema(),
+            table.schema(),
+        );
+        assert!(refused.is_err());
+    }
+}

@@ -223,3 +223,41 @@ fn delayed_column(expr: &Expr, schema: &arrow::datatypes::Schema) -> Option<(usi
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use datafusion::logical_expr::{col, lit};
+
+    fn schema() -> Schema {
+        Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+        ])
+    }
+
+    fn interval(nanos: i64) -> Expr {
+        lit(datafusion::common::ScalarValue::IntervalMonthDayNano(Some(
+            arrow::datatypes::IntervalMonthDayNano::new(0, 0, nanos),
+        )))
+    }
+
+    #[test]
+    fn a_column_less_a_fixed_interval_is_a_delay() {
+        assert_eq!(delayed_column(&col("ts"), &schema()), Some((1, 0)));
+        assert_eq!(
+            delayed_column(&(col("ts") - interval(4_000_000_000)), &schema()),
+            Some((1, 4_000_000_000))
+        );
+    }
+
+    #[test]
+    fn other_watermarks_are_evaluated() {
+        assert_eq!(delayed_column(&(col("ts") + interval(1)), &schema()), None);
+        let months = lit(datafusion::common::ScalarValue::IntervalMonthDayNano(Some(
+            arrow::datatypes::IntervalMonthDayNano::new(1, 0, 0),
+        )));
+        assert_eq!(delayed_column(&(col("ts") - months), &schema()), None);
+    }
+}

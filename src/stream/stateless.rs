@@ -144,3 +144,45 @@ impl Operator for LimitOperator {
         self.fetch == Some(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::operator::RowWatermarks;
+    use arrow::array::Int64Array;
+
+    fn batch(values: Vec<i64>) -> StreamBatch {
+        let batch = RecordBatch::try_from_iter([("v", Arc::new(Int64Array::from(values)) as ArrayRef)])
+            .expect("a batch");
+        StreamBatch::new(batch, RowWatermarks::Constant(0))
+    }
+
+    fn values(events: &[Event]) -> Vec<i64> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Data(b) => Some(
+                    b.batch
+                        .column(0)
+                        .as_primitive::<arrow::datatypes::Int64Type>()
+                        .values()
+                        .to_vec(),
+                ),
+                Event::Watermark(_) => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    #[test]
+    fn limit_skips_then_takes_across_batches_and_finishes() {
+        let mut limit = LimitOperator::new(2, Some(3));
+        let mut out = Vec::new();
+        limit.process(batch(vec![1]), &mut out).expect("runs");
+        limit.process(batch(vec![2, 3, 4]), &mut out).expect("runs");
+        assert!(!limit.is_finished());
+        limit.process(batch(vec![5, 6, 7]), &mut out).expect("runs");
+        assert_eq!(values(&out), vec![3, 4, 5]);
+        assert!(limit.is_finished());
+    }
+}

@@ -560,3 +560,50 @@ impl WindowAggregateOperator {
 fn slot_of(panes: &mut BTreeMap<PaneId, Pane>, pane: PaneId) -> Option<&mut Slot> {
     panes.get_mut(&pane).and_then(|p| p.slots.get_mut(&pane.end))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Nanos = 1_000_000_000;
+
+    fn pane(start: Nanos, end: Nanos) -> PaneId {
+        PaneId { end, start }
+    }
+
+    #[test]
+    fn hop_panes_belong_to_size_over_slide_windows() {
+        let hop = Panes::Hop {
+            slide: 5 * S,
+            size: 15 * S,
+        };
+        let p = pane(10 * S, 15 * S);
+        assert_eq!(hop.window_ends(p), vec![15 * S, 20 * S, 25 * S]);
+        assert_eq!(hop.last_end(p), 25 * S);
+        assert_eq!(hop.window_start(25 * S), 10 * S);
+    }
+
+    #[test]
+    fn cumulate_panes_count_in_every_later_window_of_their_cycle() {
+        let cumulate = Panes::Cumulate {
+            step: 10 * S,
+            size: 30 * S,
+            offset: 0,
+        };
+        // The cycle [30 s, 60 s): the pane [40 s, 50 s) is in the windows ending at 50 s and 60 s.
+        let p = pane(40 * S, 50 * S);
+        assert_eq!(cumulate.window_ends(p), vec![50 * S, 60 * S]);
+        assert_eq!(cumulate.last_end(p), 60 * S);
+        assert_eq!(cumulate.window_start(50 * S), 30 * S);
+        assert_eq!(cumulate.window_start(60 * S), 30 * S);
+        // Before the epoch too.
+        assert_eq!(cycle_start(-S, 30 * S, 0), -30 * S);
+    }
+
+    #[test]
+    fn tumbling_panes_are_their_windows() {
+        let p = pane(0, 10 * S);
+        assert_eq!(Panes::Windows.window_ends(p), vec![10 * S]);
+        assert_eq!(Panes::Windows.last_end(p), 10 * S);
+    }
+}
