@@ -203,6 +203,12 @@ impl Engine {
         }
     }
 
+    /// Say that standard input is the SQL script being run, so a `stdin`
+    /// table is refused with a message instead of reading nothing.
+    pub fn set_stdin_is_script(&self, yes: bool) {
+        self.catalog.set_stdin_is_script(yes);
+    }
+
     /// The DataFusion context underneath (for registering UDFs, tables, ...).
     pub fn context(&self) -> &SessionContext {
         &self.ctx

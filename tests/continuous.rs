@@ -367,3 +367,16 @@ fn a_hop_row_late_for_one_window_still_counts_in_the_open_ones() {
     );
     assert!(stderr.contains("1 late row was behind the watermark"), "{stderr}");
 }
+
+#[test]
+fn a_stdin_table_is_refused_when_stdin_holds_the_script() {
+    let (code, _, stderr) = run(
+        &[],
+        "CREATE TABLE t (a INT) WITH ('connector' = 'stdin', 'format' = 'json');\nSELECT * FROM t;\n",
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("<stdin>:1:30: standard input holds this SQL script") && stderr.contains("-e"),
+        "{stderr}"
+    );
+}

@@ -116,6 +116,7 @@ async fn run(args: Args) -> ExitCode {
     }
     if sources.is_empty() {
         sources.push(("<stdin>".to_string(), SqlSource::Stdin));
+        runner.engine().set_stdin_is_script(true);
     }
 
     let mut ok = true;

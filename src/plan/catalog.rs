@@ -56,9 +56,17 @@ pub struct Watermark {
 #[derive(Debug, Default)]
 pub struct SourceCatalog {
     sources: RwLock<HashMap<String, SourceInfo>>,
+    /// Standard input carries the SQL script itself, so no table can read it.
+    stdin_is_script: std::sync::atomic::AtomicBool,
 }
 
 impl SourceCatalog {
+    /// Say that standard input is the script being run (`cat q.sql | sluice`).
+    pub fn set_stdin_is_script(&self, yes: bool) {
+        self.stdin_is_script
+            .store(yes, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The source behind a provider, registered or scanned, if it is one of ours.
     pub fn source_of(&self, provider: &Arc<dyn TableProvider>) -> Option<SourceInfo> {
         let sources = self.sources.read().ok()?;
@@ -155,6 +163,14 @@ pub async fn create_connector_table(
                 let description = format!("{} {}", table.format, table.path);
                 (table.provider, table.scanned, description, Boundedness::Bounded)
             }
+        }
+        "stdin" if catalog.stdin_is_script.load(std::sync::atomic::Ordering::Relaxed) => {
+            return Err(SluiceError::at(
+                plan_datafusion_err!(
+                    "standard input holds this SQL script, so table '{name}' cannot read it: give the SQL with -e or a file (sluice -e \"...\" < data, or sluice q.sql < data)"
+                ),
+                option_span("connector"),
+            ));
         }
         "stdin" => {
             let table = stdin::StdinTable::try_new(declared, options)
