@@ -395,6 +395,13 @@ impl Engine {
                 metrics: Some(metrics),
             });
         }
+        if matches!(plan, LogicalPlan::Analyze(_)) && choice.executor == Executor::Continuous {
+            return Err(DataFusionError::NotImplemented(format!(
+                "EXPLAIN ANALYZE runs the query to its end, and this one is continuous ({}); use EXPLAIN to see its operators",
+                choice.explanation()
+            ))
+            .into());
+        }
         let operators = match (&plan, choice.executor) {
             (LogicalPlan::Explain(explain), Executor::Continuous) => {
                 let pipeline = stream::plan(

@@ -219,6 +219,13 @@ fn explain_shows_the_continuous_operators() {
         "{stdout}"
     );
     assert!(stdout.contains("WindowAggregate"), "{stdout}");
+    // EXPLAIN ANALYZE would run an endless query: refused, pointing at EXPLAIN.
+    let (code, _, stderr) = run(
+        &["-e", &over_stdin(&format!("EXPLAIN ANALYZE {PER_WINDOW}"), "")],
+        "",
+    );
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("use EXPLAIN to see its operators"), "{stderr}");
 }
 
 #[test]
