@@ -136,7 +136,10 @@ async fn unbounded_generators_run_continuously() {
         "CREATE TABLE t (id BIGINT) WITH ('connector' = 'datagen'); SELECT count(*) FROM t",
     )
     .await;
-    assert!(err.contains("GROUP BY without a window on an unbounded source"), "{err}");
+    assert!(
+        err.contains("GROUP BY without a window on an unbounded source"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
