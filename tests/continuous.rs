@@ -387,3 +387,22 @@ fn a_stdin_table_is_refused_when_stdin_holds_the_script() {
         "{stderr}"
     );
 }
+
+#[test]
+fn session_rows_behind_a_closed_session_are_late() {
+    // Gap 5 s: /a at 1 s is a session [1 s, 6 s); at 20 s the watermark (19 s)
+    // closes it, so a row at 3 s comes too late to join it.
+    let query = "SELECT path, window_start, window_end, count(*) AS n \
+        FROM TABLE(SESSION(TABLE hits PARTITION BY path, DESCRIPTOR(ts), INTERVAL '5' SECOND)) \
+        GROUP BY path, window_start, window_end";
+    let input = [hit("/a", 1), hit("/a", 20), hit("/a", 3), hit("/a", 22)].concat();
+    let (code, stdout, stderr) = run(&["-e", &over_stdin(query, "")], &input);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        "path,window_start,window_end,n\n\
+         /a,2024-01-01T00:00:01,2024-01-01T00:00:06,1\n\
+         /a,2024-01-01T00:00:20,2024-01-01T00:00:27,2\n"
+    );
+    assert!(stderr.contains("1 late row was behind the watermark"), "{stderr}");
+}

@@ -136,14 +136,18 @@ impl Aggregates {
         })
     }
 
+    /// The key columns over `batch`.
+    pub fn evaluate_keys(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+        self.keys
+            .iter()
+            .map(|k| k.evaluate(batch)?.into_array(batch.num_rows()))
+            .collect()
+    }
+
     /// The key columns and the aggregates' arguments over `batch`.
     pub fn evaluate(&self, batch: &RecordBatch) -> Result<(Vec<ArrayRef>, Arguments)> {
         let rows = batch.num_rows();
-        let keys = self
-            .keys
-            .iter()
-            .map(|k| k.evaluate(batch)?.into_array(rows))
-            .collect::<Result<Vec<_>>>()?;
+        let keys = self.evaluate_keys(batch)?;
         let arguments = self
             .aggregates
             .iter()

@@ -652,7 +652,6 @@ impl<'a> StreamPlanner<'a> {
                 }
             }
         }
-        let key_types = aggregates.key_types();
         let spec = SessionAggregateSpec {
             gap,
             start,
@@ -662,9 +661,8 @@ impl<'a> StreamPlanner<'a> {
             schema: Arc::new(aggregate.schema.as_arrow().clone()),
         };
         let late = LateRows::new(Arc::clone(&self.metrics), self.late_path.clone());
-        self.operators.push(Box::new(SessionAggregateOperator::try_new(
-            spec, &key_types, late,
-        )?));
+        self.operators
+            .push(Box::new(SessionAggregateOperator::try_new(spec, late)?));
         Ok(Some(output_lineage(lineage.kind, &group_columns)))
     }
 

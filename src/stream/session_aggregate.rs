@@ -4,7 +4,7 @@
 //! Each row arrives as its own small session `[ts, ts + gap)` (the planner
 //! lowers the window that way); a session is the union of overlapping ones
 //! per partition key, exactly the batch definition (a new session starts when
-//! a row comes `gap` or more after the previous one). Rows wait, evaluated,
+//! a row comes `gap` or more after the previous one). Rows wait as they came
 //! until the watermark passes their session's end; then the session's rows
 //! are aggregated and emitted, and only rows of open sessions stay.
 //!
@@ -15,13 +15,15 @@
 use std::collections::HashMap;
 
 use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt32Array};
-use arrow::compute::{SortColumn, concat, filter_record_batch, lexsort_to_indices};
+use arrow::compute::{
+    SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch,
+};
 use arrow::datatypes::{DataType, Field, SchemaRef};
 use arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::error::Result;
 use std::sync::Arc;
 
-use super::groups::{Aggregates, Arguments, GroupColumn, assemble, take_rows};
+use super::groups::{Aggregates, GroupColumn, assemble, take_rows};
 use super::late::LateRows;
 use super::operator::{
     Event, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values, timestamps, to_nanos,
@@ -43,19 +45,13 @@ pub struct SessionAggregateSpec {
     pub schema: SchemaRef,
 }
 
-/// Rows waiting for their session to close, evaluated.
-struct Waiting {
-    keys: Vec<ArrayRef>,
-    arguments: Arguments,
-    times: Int64Array,
-}
-
 /// The operator.
 pub struct SessionAggregateOperator {
     spec: SessionAggregateSpec,
     /// Groups by the keys plus the session's bounds.
     by_session: Aggregates,
-    waiting: Vec<Waiting>,
+    /// Rows of sessions not closed yet, as they came.
+    waiting: Vec<RecordBatch>,
     /// Per partition key, the end of its last emitted session.
     emitted_until: HashMap<OwnedRow, Nanos>,
     converter: Option<RowConverter>,
@@ -64,8 +60,9 @@ pub struct SessionAggregateOperator {
 }
 
 impl SessionAggregateOperator {
-    /// An operator with no state yet; `key_types` are the grouping keys' types.
-    pub fn try_new(spec: SessionAggregateSpec, key_types: &[DataType], late: LateRows) -> Result<Self> {
+    /// An operator with no state yet.
+    pub fn try_new(spec: SessionAggregateSpec, late: LateRows) -> Result<Self> {
+        let key_types = spec.aggregates.key_types();
         let bounds = vec![
             Arc::new(Field::new("session_start", DataType::Int64, false)),
             Arc::new(Field::new("session_end", DataType::Int64, false)),
@@ -113,36 +110,9 @@ impl SessionAggregateOperator {
             return Ok(None);
         }
         let waiting = std::mem::take(&mut self.waiting);
-        let concat_all = |arrays: Vec<&dyn arrow::array::Array>| -> Result<ArrayRef> { Ok(concat(&arrays)?) };
-        let key_count = waiting[0].keys.len();
-        let keys = (0..key_count)
-            .map(|k| concat_all(waiting.iter().map(|w| w.keys[k].as_ref()).collect()))
-            .collect::<Result<Vec<_>>>()?;
-        let arguments: Arguments = (0..waiting[0].arguments.len())
-            .map(|a| {
-                let values = (0..waiting[0].arguments[a].0.len())
-                    .map(|v| concat_all(waiting.iter().map(|w| w.arguments[a].0[v].as_ref()).collect()))
-                    .collect::<Result<Vec<_>>>()?;
-                let filter = match waiting[0].arguments[a].1 {
-                    Some(_) => Some(concat_all(
-                        waiting
-                            .iter()
-                            .filter_map(|w| w.arguments[a].1.as_ref().map(|f| f.as_ref()))
-                            .collect(),
-                    )?),
-                    None => None,
-                };
-                Ok((values, filter))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let times = concat_all(
-            waiting
-                .iter()
-                .map(|w| &w.times as &dyn arrow::array::Array)
-                .collect(),
-        )?;
-        let times =
-            arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(times.as_ref()).clone();
+        let batch = concat_batches(&waiting[0].schema(), &waiting)?;
+        let (keys, arguments) = self.spec.aggregates.evaluate(&batch)?;
+        let times = to_nanos(batch.column(self.spec.start))?;
 
         // Rows by partition key, then time: sessions are runs of overlap.
         let mut order: Vec<SortColumn> = self
@@ -155,9 +125,10 @@ impl SessionAggregateOperator {
             })
             .collect();
         order.push(SortColumn {
-            values: Arc::new(times.clone()),
+            values: Arc::clone(&times),
             options: None,
         });
+        let times = nanos_values(&times)?;
         let sorted = lexsort_to_indices(&order, None)?;
         let partitions = self.partition_rows(&keys)?;
         let same_partition = |a: usize, b: usize| partitions.as_ref().is_none_or(|p| p.row(a) == p.row(b));
@@ -165,8 +136,12 @@ impl SessionAggregateOperator {
         let (mut closed, mut starts, mut ends, mut open) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut session: Vec<u32> = Vec::new();
         let mut bounds = (0, 0);
+        // Closed sessions' rows with their bounds, and the end of each closed
+        // session by its first row (for its partition's `emitted_until`).
+        let mut emitted: Vec<(usize, Nanos)> = Vec::new();
         let mut flush = |session: &mut Vec<u32>, (start, end): (Nanos, Nanos)| {
             if end <= watermark {
+                emitted.push((session[0] as usize, end));
                 for &row in session.iter() {
                     closed.push(row);
                     starts.push(start);
@@ -177,7 +152,6 @@ impl SessionAggregateOperator {
             }
             session.clear();
         };
-        let mut emitted: Vec<(usize, Nanos)> = Vec::new();
         for &row in sorted.values() {
             let row = row as usize;
             let time = times.value(row);
@@ -185,9 +159,6 @@ impl SessionAggregateOperator {
                 .last()
                 .is_some_and(|&last| same_partition(last as usize, row) && time < bounds.1);
             if !continues && !session.is_empty() {
-                if bounds.1 <= watermark {
-                    emitted.push((session[0] as usize, bounds.1));
-                }
                 flush(&mut session, bounds);
             }
             if continues {
@@ -198,9 +169,6 @@ impl SessionAggregateOperator {
             session.push(row as u32);
         }
         if !session.is_empty() {
-            if bounds.1 <= watermark {
-                emitted.push((session[0] as usize, bounds.1));
-            }
             flush(&mut session, bounds);
         }
         if let Some(partitions) = &partitions {
@@ -217,14 +185,8 @@ impl SessionAggregateOperator {
             .retain(|_, until| until.saturating_add(gap) > watermark);
 
         if !open.is_empty() {
-            let (keys, arguments) = take_rows(&keys, &arguments, &UInt32Array::from(open.clone()))?;
-            let times = arrow::compute::take(&times, &UInt32Array::from(open), None)?;
-            self.waiting.push(Waiting {
-                keys,
-                arguments,
-                times: arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(times.as_ref())
-                    .clone(),
-            });
+            self.waiting
+                .push(take_record_batch(&batch, &UInt32Array::from(open))?);
         }
         if closed.is_empty() {
             return Ok(None);
@@ -277,13 +239,11 @@ impl Operator for SessionAggregateOperator {
     }
 
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
-        let batch = &input.batch;
-        let rows = batch.num_rows();
+        let batch = input.batch;
         let times = to_nanos(batch.column(self.spec.start))?;
         let times = nanos_values(&times)?;
-        let (keys, arguments) = self.spec.aggregates.evaluate(batch)?;
-        let partitions = self.partition_rows(&keys)?;
-        let late: Vec<bool> = (0..rows)
+        let partitions = self.partition_rows(&self.spec.aggregates.evaluate_keys(&batch)?)?;
+        let late: Vec<bool> = (0..batch.num_rows())
             .map(|i| {
                 let time = times.value(i);
                 let behind = time + self.spec.gap <= input.watermarks.get(i);
@@ -294,29 +254,16 @@ impl Operator for SessionAggregateOperator {
                 behind || in_emitted
             })
             .collect();
-        let times = Int64Array::from(times.values().to_vec());
         if !late.iter().any(|&l| l) {
-            self.waiting.push(Waiting {
-                keys,
-                arguments,
-                times,
-            });
+            self.waiting.push(batch);
             return Ok(());
         }
         self.late
-            .record(&filter_record_batch(batch, &BooleanArray::from(late.clone()))?)?;
-        let keep: Vec<u32> = (0..rows as u32).filter(|&i| !late[i as usize]).collect();
-        if keep.is_empty() {
-            return Ok(());
+            .record(&filter_record_batch(&batch, &BooleanArray::from(late.clone()))?)?;
+        let on_time = filter_record_batch(&batch, &BooleanArray::from_iter(late.iter().map(|l| Some(!l))))?;
+        if on_time.num_rows() > 0 {
+            self.waiting.push(on_time);
         }
-        let keep = UInt32Array::from(keep);
-        let (keys, arguments) = take_rows(&keys, &arguments, &keep)?;
-        let times = arrow::compute::take(&times, &keep, None)?;
-        self.waiting.push(Waiting {
-            keys,
-            arguments,
-            times: arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(times.as_ref()).clone(),
-        });
         Ok(())
     }
 
