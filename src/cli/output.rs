@@ -200,26 +200,15 @@ impl<'a> ResultWriter<'a> {
 /// A batch with its change column first: kept if the result has one (an
 /// updating query), else every row is an insert (`+I`).
 fn with_change_column(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
-    let schema = batch.schema();
-    if schema.fields().first().is_some_and(|f| f.name() == CHANGE_COLUMN) {
+    if batch
+        .schema()
+        .fields()
+        .first()
+        .is_some_and(|f| f.name() == CHANGE_COLUMN)
+    {
         return Ok(batch.clone());
     }
-    let op: arrow::array::ArrayRef =
-        std::sync::Arc::new(arrow::array::StringArray::from(vec!["+I"; batch.num_rows()]));
-    let fields = std::iter::once(std::sync::Arc::new(arrow::datatypes::Field::new(
-        CHANGE_COLUMN,
-        arrow::datatypes::DataType::Utf8,
-        false,
-    )))
-    .chain(schema.fields().iter().cloned())
-    .collect::<Vec<_>>();
-    let columns = std::iter::once(op)
-        .chain(batch.columns().iter().cloned())
-        .collect();
-    RecordBatch::try_new(
-        std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
-        columns,
-    )
+    crate::stream::with_changes(batch, None)
 }
 
 /// Every cell of a batch as display text (NULL for nulls).

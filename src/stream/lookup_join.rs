@@ -20,7 +20,7 @@ use datafusion::common::{JoinType, not_impl_err};
 use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::operator::{Event, Operator, RowWatermarks, StreamBatch};
+use super::operator::{Event, Operator, StreamBatch};
 
 /// Which rows a join keeps, seen from the stream's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,12 +239,7 @@ impl Operator for LookupJoinOperator {
                 let columns = self.pair_columns(batch, &stream_idx, &table_idx)?;
                 let options = RecordBatchOptions::new().with_row_count(Some(stream_idx.len()));
                 let joined = RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;
-                let watermarks = match &input.watermarks {
-                    RowWatermarks::Constant(w) => RowWatermarks::Constant(*w),
-                    RowWatermarks::PerRow(w) => RowWatermarks::PerRow(Arc::new(
-                        take(w.as_ref(), &stream_idx, None)?.as_primitive().clone(),
-                    )),
-                };
+                let watermarks = input.watermarks.take(&stream_idx)?;
                 let changes = input
                     .changes
                     .as_ref()
@@ -267,6 +262,7 @@ impl Operator for LookupJoinOperator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::operator::RowWatermarks;
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
     use datafusion::physical_expr::expressions::col;

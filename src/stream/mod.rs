@@ -70,6 +70,34 @@ impl Default for StreamMetrics {
 /// `-D`), first in `EMIT CHANGES` results.
 pub const CHANGE_COLUMN: &str = "op";
 
+/// `schema` with the change column first.
+pub fn changelog_schema(schema: &arrow::datatypes::Schema) -> arrow::datatypes::Schema {
+    let change = Arc::new(arrow::datatypes::Field::new(
+        CHANGE_COLUMN,
+        arrow::datatypes::DataType::Utf8,
+        false,
+    ));
+    arrow::datatypes::Schema::new(
+        std::iter::once(change)
+            .chain(schema.fields().iter().cloned())
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// `batch` with its rows' changes first; `None` marks every row an insert
+/// (`+I`), as appended rows are.
+pub fn with_changes(
+    batch: &RecordBatch,
+    changes: Option<arrow::array::ArrayRef>,
+) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    let change =
+        changes.unwrap_or_else(|| Arc::new(arrow::array::StringArray::from(vec!["+I"; batch.num_rows()])));
+    let columns = std::iter::once(change)
+        .chain(batch.columns().iter().cloned())
+        .collect();
+    RecordBatch::try_new(Arc::new(changelog_schema(&batch.schema())), columns)
+}
+
 /// Batches in flight between the pipeline and its reader.
 const OUTPUT_CHANNEL_CAPACITY: usize = 2;
 
@@ -100,11 +128,13 @@ pub async fn execute(
     let schema = Arc::clone(&pipeline.schema);
     let source = Source::try_new(pipeline.source, state).await?;
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(OUTPUT_CHANNEL_CAPACITY);
-    let sink = Sink {
-        schema: Arc::clone(&schema),
-        changes: pipeline.changes,
-    };
-    let task = tokio::spawn(run(source, pipeline.operators, sink, sender.clone(), metrics));
+    let task = tokio::spawn(run(
+        source,
+        pipeline.operators,
+        pipeline.changes,
+        sender.clone(),
+        metrics,
+    ));
     let errors = sender;
     // The task's own failure (a panic) reaches the reader as an error.
     let watcher = tokio::spawn(async move {
@@ -208,7 +238,7 @@ impl Drop for AbortOnDrop {
 async fn run(
     source: Source,
     mut operators: Vec<Box<dyn Operator>>,
-    sink: Sink,
+    changes: bool,
     output: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
     metrics: Arc<StreamMetrics>,
 ) {
@@ -228,7 +258,10 @@ async fn run(
             }
             push_through(&mut operators, events)?
                 .into_iter()
-                .map(|batch| sink.batch(batch))
+                .map(|rows| match changes {
+                    true => Ok(with_changes(&rows.batch, rows.changes)?),
+                    false => Ok(rows.batch),
+                })
                 .collect::<Result<Vec<_>>>()
         });
         let batches = match result {
@@ -267,27 +300,6 @@ fn read_ahead(mut source: Source) -> (tokio::sync::mpsc::Receiver<Result<Vec<Eve
         }
     });
     (receiver, AbortOnDrop(reader))
-}
-
-/// What leaves the pipeline: rows, with their change first for a changelog.
-struct Sink {
-    schema: arrow::datatypes::SchemaRef,
-    changes: bool,
-}
-
-impl Sink {
-    fn batch(&self, rows: StreamBatch) -> Result<RecordBatch> {
-        if !self.changes {
-            return Ok(rows.batch);
-        }
-        let change = rows
-            .changes
-            .unwrap_or_else(|| Arc::new(arrow::array::StringArray::from(vec!["+I"; rows.batch.num_rows()])));
-        let columns = std::iter::once(change)
-            .chain(rows.batch.columns().iter().cloned())
-            .collect();
-        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
-    }
 }
 
 /// Events through every operator in order; the rows that come out the end.

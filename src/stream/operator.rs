@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch};
-use arrow::compute::filter;
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, UInt32Array};
+use arrow::compute::{filter, take};
 use arrow::datatypes::{DataType, TimeUnit, TimestampNanosecondType};
 use datafusion::common::{internal_err, plan_err};
 use datafusion::error::Result;
@@ -51,6 +51,16 @@ impl RowWatermarks {
             RowWatermarks::Constant(w) => RowWatermarks::Constant(*w),
             RowWatermarks::PerRow(a) => {
                 RowWatermarks::PerRow(Arc::new(filter(a.as_ref(), mask)?.as_primitive().clone()))
+            }
+        })
+    }
+
+    /// Rows `indices`, in that order (repeats allowed).
+    pub fn take(&self, indices: &UInt32Array) -> Result<Self> {
+        Ok(match self {
+            RowWatermarks::Constant(w) => RowWatermarks::Constant(*w),
+            RowWatermarks::PerRow(a) => {
+                RowWatermarks::PerRow(Arc::new(take(a.as_ref(), indices, None)?.as_primitive().clone()))
             }
         })
     }
@@ -170,7 +180,7 @@ pub fn nanos_values(array: &ArrayRef) -> Result<&arrow::array::PrimitiveArray<Ti
     }
 }
 
-/// `value` as a one-value-repeated array of timestamp type `data_type`.
+/// Nanosecond `values` as an array of timestamp type `data_type`.
 pub fn timestamps(values: Vec<Nanos>, data_type: &DataType) -> Result<ArrayRef> {
     let tz = match data_type {
         DataType::Timestamp(_, tz) => tz.clone(),

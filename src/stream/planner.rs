@@ -45,7 +45,7 @@ use super::window_aggregate::{
     GroupColumn, PaneColumns, Panes, WindowAggregateOperator, WindowAggregateSpec, WindowColumn,
 };
 use super::window_functions::WindowFunctionOperator;
-use super::{CHANGE_COLUMN, StreamMetrics};
+use super::{StreamMetrics, changelog_schema};
 use crate::connectors::Boundedness;
 use crate::plan::windows::{WINDOW_END, WINDOW_START, WINDOW_TIME, WindowKind, duration};
 use crate::plan::{SourceCatalog, WindowTvf};
@@ -177,11 +177,7 @@ impl<'a> StreamPlanner<'a> {
         };
         let schema = plan.schema().as_arrow().clone();
         let schema = if self.changes {
-            let change = Arc::new(arrow::datatypes::Field::new(CHANGE_COLUMN, DataType::Utf8, false));
-            let fields: Vec<_> = std::iter::once(change)
-                .chain(schema.fields().iter().cloned())
-                .collect();
-            arrow::datatypes::Schema::new(fields)
+            changelog_schema(&schema)
         } else {
             schema
         };
