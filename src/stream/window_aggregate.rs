@@ -58,7 +58,8 @@ pub enum Panes {
 }
 
 impl Panes {
-    /// Start of the window (made of several panes) that ends at `end`.
+    /// Start of the window (made of several panes) that ends at `end`; for
+    /// `Windows` the pane itself holds it.
     fn window_start(&self, end: Nanos) -> Nanos {
         match *self {
             Panes::Windows => end,
@@ -84,11 +85,7 @@ impl Panes {
 
     /// End of the last window covering `pane`: the pane is freed then.
     fn last_end(&self, pane: PaneId) -> Nanos {
-        match *self {
-            Panes::Windows => pane.end,
-            Panes::Hop { slide, size } => pane.end + size - slide,
-            Panes::Cumulate { size, offset, .. } => cycle_start(pane.start, size, offset) + size,
-        }
+        self.window_ends(pane).last().copied().unwrap_or(pane.end)
     }
 }
 
@@ -378,7 +375,7 @@ impl WindowAggregateOperator {
                     .remove(&window)
                     .and_then(|mut pane| pane.slots.remove(&window.end))
                     .and_then(|slot| slot.live),
-                _ => self.merge_panes(window)?,
+                _ => Some(self.merge_panes(window)?),
             };
             if let Some(groups) = groups.filter(|g| !g.is_empty()) {
                 batches.push(self.evaluate(groups, window.start, window.end)?);
@@ -397,7 +394,7 @@ impl WindowAggregateOperator {
 
     /// The merged state of the panes making `window`. Each pane's live groups
     /// are frozen into a partial first, so later windows can merge it again.
-    fn merge_panes(&mut self, window: PaneId) -> Result<Option<Groups>> {
+    fn merge_panes(&mut self, window: PaneId) -> Result<Groups> {
         let mut merged = self.spec.aggregates.new_groups()?;
         let first = PaneId {
             end: window.start.saturating_add(1),
@@ -420,7 +417,7 @@ impl WindowAggregateOperator {
                 }
             }
         }
-        Ok(Some(merged))
+        Ok(merged)
     }
 
     /// One window's output rows.
