@@ -377,7 +377,9 @@ impl WindowAggregateOperator {
                     .and_then(|slot| slot.live),
                 _ => Some(self.merge_panes(window)?),
             };
-            if let Some(groups) = groups.filter(|g| !g.is_empty()) {
+            // Under EMIT CHANGES every update is out already: the window's
+            // state is only dropped.
+            if let Some(groups) = groups.filter(|g| !g.is_empty() && self.changes.is_none()) {
                 batches.push(self.evaluate(groups, window.start, window.end)?);
             }
         }
@@ -467,7 +469,7 @@ impl Operator for WindowAggregateOperator {
         let before = self.watermark;
         let closed = self.close_windows(watermark)?;
         if let Some(changes) = &mut self.changes {
-            // Every update is out already: closing a window ends its changes.
+            // Closing a window ends its changes.
             changes.last.retain(|pane, _| pane.end > watermark);
         } else if let Some(batch) = closed {
             // Emitted rows carry the watermark before the one that closed
