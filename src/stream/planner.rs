@@ -90,41 +90,32 @@ impl WindowLineage {
         }
     }
 
-    /// The bounds among `columns` (indices of this node's output), renumbered.
-    fn select(&self, columns: &[usize]) -> Option<WindowLineage> {
-        let find = |bound: Option<usize>| bound.and_then(|b| columns.iter().position(|&c| c == b));
+    /// The bounds moved to where `position` says each column of this node
+    /// goes (`None`: dropped); `None` when no bound is left.
+    fn remap(&self, position: impl Fn(usize) -> Option<usize>) -> Option<WindowLineage> {
         let out = WindowLineage {
-            start: find(self.start),
-            end: find(self.end),
-            time: find(self.time),
+            start: self.start.and_then(&position),
+            end: self.end.and_then(&position),
+            time: self.time.and_then(&position),
             ..*self
         };
         (out.start.is_some() || out.end.is_some() || out.time.is_some()).then_some(out)
     }
 
-    /// Follow the bounds through a projection's expressions.
+    /// The bounds among `columns` (indices of this node's output), renumbered.
+    fn select(&self, columns: &[usize]) -> Option<WindowLineage> {
+        self.remap(|bound| columns.iter().position(|&c| c == bound))
+    }
+
+    /// Follow the bounds through a projection's expressions: a bound passes
+    /// where an expression is the bare column (or an alias of it).
     fn through(&self, exprs: &[Expr], input: &DFSchema) -> Option<WindowLineage> {
-        let mut out = WindowLineage {
-            start: None,
-            end: None,
-            time: None,
-            ..*self
-        };
-        for (i, expr) in exprs.iter().enumerate() {
-            let Expr::Column(column) = strip_alias(expr) else {
-                continue;
-            };
-            let Ok(index) = input.index_of_column(column) else {
-                continue;
-            };
-            match self.role(index) {
-                Some(WindowColumn::Start) => out.start = Some(i),
-                Some(WindowColumn::End) => out.end = Some(i),
-                Some(WindowColumn::Time) => out.time = Some(i),
-                None => {}
-            }
-        }
-        (out.start.is_some() || out.end.is_some() || out.time.is_some()).then_some(out)
+        self.remap(|bound| {
+            exprs.iter().position(|expr| match strip_alias(expr) {
+                Expr::Column(column) => input.index_of_column(column).ok() == Some(bound),
+                _ => false,
+            })
+        })
     }
 }
 
@@ -415,12 +406,7 @@ impl<'a> StreamPlanner<'a> {
         } else {
             table_side.schema().fields().len()
         };
-        Ok(lineage.map(|l| WindowLineage {
-            start: l.start.map(|i| i + offset),
-            end: l.end.map(|i| i + offset),
-            time: l.time.map(|i| i + offset),
-            ..l
-        }))
+        Ok(lineage.and_then(|l| l.remap(|i| Some(i + offset))))
     }
 
     /// Whether `plan` reads an unbounded source.
