@@ -428,8 +428,6 @@ impl<'a> StreamPlanner<'a> {
         aggregate: &datafusion::logical_expr::Aggregate,
     ) -> Result<Option<WindowLineage>> {
         let window = window_below(&aggregate.input);
-        // EMIT CHANGES shows each window as it grows: rows are copied into
-        // their windows rather than aggregated per pane.
         // Panes and sessions only when the aggregate groups by the window's
         // bounds: otherwise it needs every copy of a row (count(*) over HOP).
         let by_window = aggregate.group_expr.iter().any(|e| {
@@ -439,6 +437,8 @@ impl<'a> StreamPlanner<'a> {
             && window.is_some_and(|w| match w.kind {
                 WindowKind::Tumble { .. } => false,
                 WindowKind::Session { .. } => true,
+                // EMIT CHANGES shows each window as it grows: rows are copied
+                // into their windows rather than aggregated per pane.
                 _ => !self.changes,
             });
         let lineage = self.node(&aggregate.input, panes).await?;
