@@ -10,7 +10,6 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, Int64Array, RecordBatch};
-use arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::common::DFSchema;
 use datafusion::error::Result;
@@ -53,7 +52,6 @@ pub struct Source {
     watermark: Option<WatermarkFn>,
     /// The scanned columns the query reads, in its order.
     output: Vec<usize>,
-    schema: SchemaRef,
     current: Nanos,
     ended: bool,
 }
@@ -92,7 +90,6 @@ impl Source {
             }),
             None => None,
         };
-        let schema = Arc::new(scanned_schema.project(&output)?);
         Ok(Self {
             table: spec.table,
             plan,
@@ -101,7 +98,6 @@ impl Source {
             stream: None,
             watermark,
             output,
-            schema,
             current: NO_WATERMARK,
             ended: false,
         })
@@ -110,11 +106,6 @@ impl Source {
     /// The table's name.
     pub fn table(&self) -> &str {
         &self.table
-    }
-
-    /// The schema of the rows it produces.
-    pub fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
     }
 
     /// The next events: rows (with their watermarks) and the watermark after
