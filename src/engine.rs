@@ -33,7 +33,7 @@ use crate::{batch, stream};
 pub struct SluiceOptions {
     /// EXPLAIN starts with a row naming the executor (batch or continuous) and why.
     pub explain_executor: bool,
-    /// Which executor runs queries over connector tables.
+    /// Which executor runs queries.
     pub mode: Mode,
 }
 
@@ -54,18 +54,17 @@ pub enum Mode {
     Auto,
     /// Batch only: a query over an unbounded source is an error.
     Batch,
-    /// Continuous even over bounded connector tables (a replay, ending with a
+    /// Continuous even over bounded tables (a replay, ending with a
     /// watermark that closes every window).
     Continuous,
 }
 
+// The names are the ones `--mode` takes (clap's `ValueEnum`), so `SET
+// sluice.mode` and the flag accept and show the same words.
 impl std::fmt::Display for Mode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Mode::Auto => "auto",
-            Mode::Batch => "batch",
-            Mode::Continuous => "continuous",
-        })
+        let value = clap::ValueEnum::to_possible_value(self);
+        f.write_str(value.as_ref().map_or("", |v| v.get_name()))
     }
 }
 
@@ -73,14 +72,11 @@ impl std::str::FromStr for Mode {
     type Err = DataFusionError;
 
     fn from_str(value: &str) -> datafusion::error::Result<Self> {
-        match value.to_lowercase().as_str() {
-            "auto" => Ok(Mode::Auto),
-            "batch" => Ok(Mode::Batch),
-            "continuous" => Ok(Mode::Continuous),
-            _ => Err(DataFusionError::Configuration(format!(
+        <Mode as clap::ValueEnum>::from_str(value, true).map_err(|_| {
+            DataFusionError::Configuration(format!(
                 "sluice.mode takes auto, batch or continuous, not '{value}'"
-            ))),
-        }
+            ))
+        })
     }
 }
 
@@ -134,7 +130,7 @@ impl ExtensionOptions for SluiceOptions {
             ConfigEntry {
                 key: format!("{}.mode", Self::PREFIX),
                 value: Some(self.mode.to_string()),
-                description: "auto: batch when every source is bounded, else continuous; batch; continuous (replays bounded connector tables as streams)",
+                description: "auto: batch when every source is bounded, else continuous; batch; continuous (replays bounded tables as streams)",
             },
         ]
     }
