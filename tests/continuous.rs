@@ -406,3 +406,18 @@ fn session_rows_behind_a_closed_session_are_late() {
     );
     assert!(stderr.contains("1 late row was behind the watermark"), "{stderr}");
 }
+
+#[test]
+fn an_insert_reports_its_late_rows_too() {
+    let sql = over_stdin(
+        &format!(
+            "CREATE TABLE sink (window_start TIMESTAMP(3), path VARCHAR, n BIGINT) WITH ('connector' = 'blackhole'); \
+             INSERT INTO sink {PER_WINDOW}"
+        ),
+        "",
+    );
+    let input = [hit("/a", 1), hit("/a", 15), hit("/late", 2), hit("/a", 25)].concat();
+    let (code, _, stderr) = run(&["-e", &sql], &input);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("1 late row was behind the watermark"), "{stderr}");
+}

@@ -118,6 +118,20 @@ impl Runner {
         let started = Instant::now();
         let statement = self.engine.parse(tokens).map_err(Failure::Sql)?;
         let mut output = self.engine.execute(&statement).await.map_err(Failure::Sql)?;
+        let result = self.write_output(&mut output, &statement, started).await;
+        // A continuous query (a SELECT or an INSERT) says what it left out.
+        if let Some(metrics) = &output.metrics {
+            report_late_rows(metrics);
+        }
+        result
+    }
+
+    async fn write_output(
+        &mut self,
+        output: &mut crate::StatementOutput,
+        statement: &crate::sql::ParsedStatement,
+        started: Instant,
+    ) -> Result<(), Failure> {
         if !output.returns_rows {
             // COPY and INSERT do their work while their stream is driven.
             return futures::TryStreamExt::try_for_each(&mut output.stream, |_| futures::future::ok(()))
@@ -125,10 +139,8 @@ impl Runner {
                 .map_err(|e| Failure::Sql(SluiceError::from(e).or_at(statement.span)));
         }
         let schema = output.stream.schema();
-        if let Some(metrics) = output.metrics.clone() {
-            let result = self.write_continuous(&mut output, schema, &statement).await;
-            report_late_rows(&metrics);
-            return result;
+        if output.metrics.is_some() && self.options.format == OutputFormat::Table {
+            return self.write_emissions(output, schema, statement).await;
         }
         let mut writer = ResultWriter::new(
             self.options.format,
@@ -154,25 +166,16 @@ impl Runner {
         Ok(())
     }
 
-    /// A continuous query's rows as they come: CSV and JSON lines flushed at
-    /// once; a table drawn for each emission (each set of closed windows).
-    async fn write_continuous(
+    /// A continuous query as tables: one drawn for each emission (each set
+    /// of closed windows), since a table needs its rows before it is drawn.
+    /// (CSV and JSON lines go out, flushed, as any query's do.)
+    async fn write_emissions(
         &mut self,
         output: &mut crate::StatementOutput,
         schema: arrow::datatypes::SchemaRef,
         statement: &crate::sql::ParsedStatement,
     ) -> Result<(), Failure> {
         let failed = |e| Failure::Sql(SluiceError::from(e).or_at(statement.span));
-        if self.options.format != OutputFormat::Table {
-            let mut writer =
-                ResultWriter::new(self.options.format, &mut *self.out, schema, usize::MAX, false);
-            while let Some(batch) = output.stream.next().await {
-                writer
-                    .write_batch(&batch.map_err(failed)?)
-                    .map_err(Failure::Output)?;
-            }
-            return writer.finish(None).map_err(Failure::Output);
-        }
         let mut rows = 0;
         while let Some(batch) = output.stream.next().await {
             let batch = batch.map_err(failed)?;
