@@ -19,13 +19,14 @@
 //! query that runs must give batch's result, always: a difference is never
 //! allowed by the status file.
 
+mod rows;
 mod status;
 
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use futures::TryStreamExt;
+use rows::{Rows, render};
 use sluice::Engine;
 use sqllogictest::{DefaultColumnType, QueryExpect, Record, StatementExpect};
 use status::StatusFile;
@@ -37,13 +38,6 @@ struct Case {
     name: String,
     setup: Vec<String>,
     query: String,
-}
-
-/// A result as the comparison sees it: columns (name and type) and rows.
-#[derive(Debug, PartialEq)]
-struct Rows {
-    columns: Vec<String>,
-    rows: Vec<String>,
 }
 
 fn root() -> PathBuf {
@@ -197,33 +191,6 @@ fn shuffle_bids(to: &Path) {
     std::fs::write(to, shuffled.join("\n") + "\n").expect("write shuffled bids");
 }
 
-fn render(batches: &[RecordBatch]) -> Rows {
-    let options = FormatOptions::default().with_null("NULL");
-    let mut columns = Vec::new();
-    let mut rows = Vec::new();
-    for batch in batches {
-        if columns.is_empty() {
-            columns = batch
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| format!("{} {}", f.name(), f.data_type()))
-                .collect();
-        }
-        let formatters: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formattable"))
-            .collect();
-        for row in 0..batch.num_rows() {
-            let cells: Vec<String> = formatters.iter().map(|f| f.value(row).to_string()).collect();
-            rows.push(cells.join(" | "));
-        }
-    }
-    rows.sort();
-    Rows { columns, rows }
-}
-
 /// Run the set-up, then the query; its rows.
 async fn run(case: &Case, continuous: bool) -> Result<Rows, String> {
     let engine = Engine::new();
@@ -243,6 +210,7 @@ async fn run(case: &Case, continuous: bool) -> Result<Rows, String> {
     let statement = engine.parse(&tokens[0]).map_err(|e| e.to_string())?;
     let output = engine.execute(&statement).await.map_err(|e| e.to_string())?;
     let executor = output.executor.as_ref().map(|c| c.executor);
+    let schema = output.stream.schema();
     let batches: Vec<RecordBatch> = output.stream.try_collect().await.map_err(|e| e.to_string())?;
     let expected = if continuous {
         sluice::plan::Executor::Continuous
@@ -252,7 +220,7 @@ async fn run(case: &Case, continuous: bool) -> Result<Rows, String> {
     if executor != Some(expected) {
         return Err(format!("ran on {executor:?}, not {expected}"));
     }
-    Ok(render(&batches))
+    Ok(render(&schema, &batches, &[]).sorted())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,9 +271,13 @@ async fn continuous_equals_batch() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// Apply a changelog (first column `op`) to a multiset of rows.
+/// Apply a changelog (first column `op`), in the order it came, to a
+/// multiset of rows.
 fn apply_changelog(batches: &[RecordBatch]) -> Result<Rows, String> {
-    let rendered = render(batches);
+    let schema = batches
+        .first()
+        .map_or_else(arrow::datatypes::Schema::empty, |b| b.schema().as_ref().clone());
+    let rendered = render(&schema, batches, &[]);
     let mut rows: Vec<String> = Vec::new();
     for line in &rendered.rows {
         let (op, row) = line.split_once(" | ").ok_or("a changelog row has an op")?;
@@ -367,7 +339,10 @@ async fn emit_changes_ends_at_the_batch_result() {
             .await
             .expect("continuous runs");
         let changes = &results[0];
-        let updates = render(changes)
+        let schema = changes
+            .first()
+            .map_or_else(arrow::datatypes::Schema::empty, |b| b.schema().as_ref().clone());
+        let updates = render(&schema, changes, &[])
             .rows
             .iter()
             .filter(|r| r.starts_with("-U"))

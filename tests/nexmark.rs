@@ -16,13 +16,14 @@
 use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::{Float64Type, Int64Type, Schema, UInt64Type};
-use arrow::util::display::{ArrayFormatter, FormatOptions};
+use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
 use futures::TryStreamExt;
+use rows::{Rows, render};
 use sluice::Engine;
 use sluice::plan::Executor;
 use status::StatusFile;
 
+mod rows;
 mod status;
 
 const QUERIES: &str = concat!(
@@ -167,14 +168,6 @@ async fn nexmark_queries_match_their_status() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// A result as the batch/continuous comparison sees it: the columns (name
-/// and type) and the rendered rows, sorted (a multiset).
-#[derive(Debug, PartialEq)]
-struct Rows {
-    columns: Vec<String>,
-    rows: Vec<String>,
-}
-
 /// Columns compared as a placeholder, by query, because the query leaves
 /// their values open; the rest of each row must match.
 /// - q12's windows are TUMBLEs over `PROCTIME()`, which both executors
@@ -189,42 +182,6 @@ const MASKED: &[(&str, &[&str])] = &[
     ("q12", &["starttime", "endtime"]),
     ("q19", &["bidder", "channel", "url", "dateTime", "extra"]),
 ];
-
-/// A result rendered for comparison, the `masked` columns' values replaced.
-fn render(schema: &Schema, batches: &[RecordBatch], masked: &[&str]) -> Rows {
-    let options = FormatOptions::default().with_null("NULL");
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|f| format!("{} {}", f.name(), f.data_type()))
-        .collect();
-    let masked: Vec<bool> = schema
-        .fields()
-        .iter()
-        .map(|f| masked.contains(&f.name().as_str()))
-        .collect();
-    let mut rows = Vec::new();
-    for batch in batches {
-        let formatters: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formattable"))
-            .collect();
-        for row in 0..batch.num_rows() {
-            let cells: Vec<String> = formatters
-                .iter()
-                .zip(&masked)
-                .map(|(f, &masked)| match masked {
-                    true => "(masked)".to_string(),
-                    false => f.value(row).to_string(),
-                })
-                .collect();
-            rows.push(cells.join(" | "));
-        }
-    }
-    rows.sort();
-    Rows { columns, rows }
-}
 
 /// How a run of a query's SELECT went.
 enum Run {
@@ -270,7 +227,7 @@ async fn run_select(setup: &str, select: &str, masked: &[&str], continuous: bool
     }
     let schema = output.stream.schema();
     match output.stream.try_collect::<Vec<RecordBatch>>().await {
-        Ok(batches) => Run::Rows(render(&schema, &batches, masked)),
+        Ok(batches) => Run::Rows(render(&schema, &batches, masked).sorted()),
         Err(e) => Run::Broken(format!("error while running: {e}")),
     }
 }
