@@ -408,9 +408,7 @@ impl Engine {
                     Arc::new(StreamMetrics::default()),
                 )
                 .await?;
-                let mut lines = vec![format!("Source: {}", pipeline.source.table)];
-                lines.extend(pipeline.operators.iter().map(|o| o.name()));
-                lines
+                pipeline.graph.explain()
             }
             _ => vec![],
         };

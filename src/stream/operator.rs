@@ -1,9 +1,10 @@
-//! What flows between continuous operators, and the operator contract.
+//! What flows between continuous operators, and the operator contracts.
 //!
-//! A pipeline is a chain of operators driven by one task: every event from
-//! the source goes through the chain in order. Events are Arrow batches and
-//! watermarks; event time is carried as `i64` nanoseconds since the epoch
-//! (UTC) whatever the columns' own unit, so comparisons never convert twice.
+//! A continuous query is a graph of operators (see [`super::graph`]): sources
+//! at the leaves, one sink at the root. Events are Arrow batches, watermarks
+//! and the end of an input; event time is carried as `i64` nanoseconds since
+//! the epoch (UTC) whatever the columns' own unit, so comparisons never
+//! convert twice.
 
 use std::sync::Arc;
 
@@ -136,6 +137,10 @@ pub enum Event {
     /// Event time has reached this point: no later row will carry an earlier
     /// watermark. [`END_OF_INPUT`] closes everything.
     Watermark(Nanos),
+    /// The input has no more rows (a bounded source read to its end, a LIMIT
+    /// that has its rows). Distinct from the last watermark: a source with no
+    /// watermark ends too, and a merge waits for every input's end.
+    End,
 }
 
 /// One incremental operator. Operators are synchronous: the pipeline task
@@ -153,9 +158,54 @@ pub trait Operator: Send {
         Ok(())
     }
 
-    /// Whether it needs no more input (a LIMIT that has its rows).
+    /// Take the end of the input: flush what waits for it, then pass it on.
+    fn on_end(&mut self, out: &mut Vec<Event>) -> Result<()> {
+        out.push(Event::End);
+        Ok(())
+    }
+
+    /// Whether it needs no more input (a LIMIT that has its rows): the graph
+    /// then ends its input's path.
     fn is_finished(&self) -> bool {
         false
+    }
+}
+
+/// An operator with several inputs (a union, a join of two streams). The
+/// graph merges its inputs' time before calling it: a row comes with the
+/// minimum of its own watermark and the other inputs' current ones, and
+/// [`MultiInputOperator::on_watermark`] gets the minimum over the inputs, only
+/// when it advances. An input that ended counts as +infinity.
+pub trait MultiInputOperator: Send {
+    /// What EXPLAIN and errors call it.
+    fn name(&self) -> String;
+
+    /// How many inputs it takes (its ports are `0..inputs()`).
+    fn inputs(&self) -> usize;
+
+    /// Take rows from input `port`, push what they produce.
+    fn process(&mut self, port: usize, input: StreamBatch, out: &mut Vec<Event>) -> Result<()>;
+
+    /// The merged watermark advanced: emit what it closes, then pass it on.
+    fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
+        out.push(Event::Watermark(watermark));
+        Ok(())
+    }
+
+    /// Input `port` ended (its watermark is now +infinity for the merge).
+    fn on_input_end(&mut self, _port: usize, _out: &mut Vec<Event>) -> Result<()> {
+        Ok(())
+    }
+
+    /// Every input ended: flush, then pass the end on.
+    fn on_end(&mut self, out: &mut Vec<Event>) -> Result<()> {
+        out.push(Event::End);
+        Ok(())
+    }
+
+    /// Rows held in state (a metric; joins report their buffers).
+    fn state_rows(&self) -> usize {
+        0
     }
 }
 

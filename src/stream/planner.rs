@@ -31,32 +31,32 @@ use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_planner::create_window_expr;
 use futures::future::BoxFuture;
 
-use super::final_aggregate::FinalAggregateOperator;
+use super::graph::{Graph, GraphBuilder, Tail};
 use super::groups::Aggregates;
 use super::late::LateRows;
-use super::lookup_join::LookupJoinOperator;
 use super::operator::MILLISECOND;
 use super::operator::Operator;
-use super::session_aggregate::{SessionAggregateOperator, SessionAggregateSpec};
-use super::sort::SortPerWatermarkOperator;
-use super::source::SourceSpec;
-use super::stateless::{FilterOperator, LimitOperator, ProjectionOperator, RenameOperator};
-use super::window_aggregate::{
+use super::operators::final_aggregate::FinalAggregateOperator;
+use super::operators::lookup_join::LookupJoinOperator;
+use super::operators::session_aggregate::{SessionAggregateOperator, SessionAggregateSpec};
+use super::operators::sort::SortPerWatermarkOperator;
+use super::operators::stateless::{FilterOperator, LimitOperator, ProjectionOperator, RenameOperator};
+use super::operators::union::UnionOperator;
+use super::operators::window_aggregate::{
     GroupColumn, PaneColumns, Panes, WindowAggregateOperator, WindowAggregateSpec, WindowColumn,
 };
-use super::window_functions::WindowFunctionOperator;
+use super::operators::window_functions::WindowFunctionOperator;
+use super::source::SourceSpec;
 use super::{StreamMetrics, changelog_schema};
 use crate::connectors::Boundedness;
 use crate::plan::windows::{WINDOW_END, WINDOW_START, WINDOW_TIME, WindowKind, duration};
 use crate::plan::{SourceCatalog, WindowTvf};
 use crate::sql::Emit;
 
-/// A planned continuous query: its source and operator chain.
+/// A planned continuous query: its operator graph.
 pub struct Pipeline {
-    /// Where rows come from.
-    pub source: SourceSpec,
-    /// What they go through, in order.
-    pub operators: Vec<Box<dyn Operator>>,
+    /// Sources, operators and the sink.
+    pub graph: Graph,
     /// The rows that come out (after the change column, with `EMIT CHANGES`).
     pub schema: SchemaRef,
     /// Whether rows are a changelog (`EMIT CHANGES`).
@@ -64,7 +64,7 @@ pub struct Pipeline {
 }
 
 /// Where a window's bounds are in a node's output.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct WindowLineage {
     kind: WindowKind,
     /// The bound columns hold panes (one slide or step), not windows.
@@ -126,15 +126,58 @@ fn strip_alias(expr: &Expr) -> &Expr {
     }
 }
 
+/// A planned sub-query: where its rows come out, where its window bounds
+/// are, and what its sources are like.
+#[derive(Debug, Clone)]
+struct Planned {
+    tail: Tail,
+    lineage: Option<WindowLineage>,
+    sources: Sources,
+}
+
+impl Planned {
+    /// The same rows out of another tail, with other window bounds.
+    fn at(&self, tail: Tail, lineage: Option<WindowLineage>) -> Planned {
+        Planned {
+            tail,
+            lineage,
+            sources: self.sources.clone(),
+        }
+    }
+}
+
+/// What the sources under a sub-query are like.
+#[derive(Debug, Clone)]
+struct Sources {
+    /// Every one ends (a bounded replay).
+    bounded: bool,
+    /// An unbounded table among them with no watermark: its windows would
+    /// never close.
+    unwatermarked: Option<String>,
+    /// Every one declares a watermark.
+    watermarked: bool,
+    /// Where late rows go (the first table that says).
+    late_path: Option<std::path::PathBuf>,
+}
+
+impl Sources {
+    /// The sources of two sub-queries together.
+    fn and(&self, other: &Sources) -> Sources {
+        Sources {
+            bounded: self.bounded && other.bounded,
+            unwatermarked: self.unwatermarked.clone().or_else(|| other.unwatermarked.clone()),
+            watermarked: self.watermarked && other.watermarked,
+            late_path: self.late_path.clone().or_else(|| other.late_path.clone()),
+        }
+    }
+}
+
 /// Builds a [`Pipeline`].
 pub struct StreamPlanner<'a> {
     state: &'a SessionState,
     catalog: &'a SourceCatalog,
     metrics: Arc<StreamMetrics>,
-    source: Option<SourceSpec>,
-    source_bounded: bool,
-    late_path: Option<std::path::PathBuf>,
-    operators: Vec<Box<dyn Operator>>,
+    graph: GraphBuilder,
     /// `EMIT CHANGES`: windowed aggregates emit early results as a changelog.
     changes: bool,
 }
@@ -146,10 +189,7 @@ impl<'a> StreamPlanner<'a> {
             state,
             catalog,
             metrics,
-            source: None,
-            source_bounded: true,
-            late_path: None,
-            operators: Vec::new(),
+            graph: GraphBuilder::default(),
             changes: false,
         }
     }
@@ -162,10 +202,7 @@ impl<'a> StreamPlanner<'a> {
 
     /// Plan an optimized logical plan.
     pub async fn plan(mut self, plan: &LogicalPlan) -> Result<Pipeline> {
-        self.node(plan, false).await?;
-        let Some(source) = self.source else {
-            return plan_err!("a continuous query needs a table to read; this one reads none");
-        };
+        let planned = self.node(plan, false).await?;
         let schema = plan.schema().as_arrow().clone();
         let schema = if self.changes {
             changelog_schema(&schema)
@@ -173,18 +210,13 @@ impl<'a> StreamPlanner<'a> {
             schema
         };
         Ok(Pipeline {
-            source,
-            operators: self.operators,
+            graph: self.graph.finish(planned.tail)?,
             schema: Arc::new(schema),
             changes: self.changes,
         })
     }
 
-    fn node<'b>(
-        &'b mut self,
-        node: &'b LogicalPlan,
-        panes: bool,
-    ) -> BoxFuture<'b, Result<Option<WindowLineage>>> {
+    fn node<'b>(&'b mut self, node: &'b LogicalPlan, panes: bool) -> BoxFuture<'b, Result<Planned>> {
         Box::pin(async move {
             match node {
                 LogicalPlan::TableScan(scan) => {
@@ -192,7 +224,7 @@ impl<'a> StreamPlanner<'a> {
                     self.scan(scan.table_name.to_string(), provider, scan).await
                 }
                 LogicalPlan::Projection(projection) => {
-                    let lineage = self.node(&projection.input, panes).await?;
+                    let planned = self.node(&projection.input, panes).await?;
                     let input = projection.input.schema();
                     let exprs = projection
                         .expr
@@ -200,43 +232,62 @@ impl<'a> StreamPlanner<'a> {
                         .map(|e| self.physical(e, input))
                         .collect::<Result<Vec<_>>>()?;
                     let schema = Arc::new(projection.schema.as_arrow().clone());
-                    self.operators
-                        .push(Box::new(ProjectionOperator::new(exprs, schema)));
-                    Ok(lineage.and_then(|l| l.through(&projection.expr, input)))
+                    let lineage = planned.lineage.and_then(|l| l.through(&projection.expr, input));
+                    Ok(self.then(
+                        &planned,
+                        Box::new(ProjectionOperator::new(exprs, schema)),
+                        lineage,
+                    ))
                 }
                 LogicalPlan::Filter(filter) => {
-                    let lineage = self.node(&filter.input, panes).await?;
+                    let planned = self.node(&filter.input, panes).await?;
                     let predicate = self.physical(&filter.predicate, filter.input.schema())?;
-                    self.operators.push(Box::new(FilterOperator::new(predicate)));
-                    Ok(lineage)
+                    Ok(self.then(
+                        &planned,
+                        Box::new(FilterOperator::new(predicate)),
+                        planned.lineage,
+                    ))
                 }
                 LogicalPlan::SubqueryAlias(alias) => {
-                    let lineage = self.node(&alias.input, panes).await?;
-                    self.operators.push(Box::new(RenameOperator::new(Arc::new(
-                        alias.schema.as_arrow().clone(),
-                    ))));
-                    Ok(lineage)
+                    let planned = self.node(&alias.input, panes).await?;
+                    let rename = RenameOperator::new(Arc::new(alias.schema.as_arrow().clone()));
+                    Ok(self.then(&planned, Box::new(rename), planned.lineage))
                 }
                 LogicalPlan::Limit(limit) => {
-                    let lineage = self.node(&limit.input, panes).await?;
+                    let planned = self.node(&limit.input, panes).await?;
                     let (SkipType::Literal(skip), FetchType::Literal(fetch)) =
                         (limit.get_skip_type()?, limit.get_fetch_type()?)
                     else {
                         return plan_err!("LIMIT and OFFSET must be constants in a continuous query");
                     };
-                    self.operators.push(Box::new(LimitOperator::new(skip, fetch)));
-                    Ok(lineage)
+                    Ok(self.then(
+                        &planned,
+                        Box::new(LimitOperator::new(skip, fetch)),
+                        planned.lineage,
+                    ))
                 }
-                LogicalPlan::Join(join) => self.lookup_join(join).await,
+                LogicalPlan::Join(join) => self.join(join).await,
+                LogicalPlan::Union(union) => self.union(union).await,
                 LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate).await,
                 LogicalPlan::Sort(sort) => self.sort(sort).await,
                 LogicalPlan::Window(window) => self.window_functions(window).await,
                 other => match WindowTvf::from_plan(other) {
-                    Some(window) => self.window(window, panes).await.map(Some),
+                    Some(window) => self.window(window, panes).await,
                     None => refuse(other),
                 },
             }
         })
+    }
+
+    /// `operator` after `input`'s rows, with window bounds `lineage`.
+    fn then(
+        &mut self,
+        input: &Planned,
+        operator: Box<dyn Operator>,
+        lineage: Option<WindowLineage>,
+    ) -> Planned {
+        let tail = self.graph.chain(input.tail, operator);
+        input.at(tail, lineage)
     }
 
     fn physical(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
@@ -248,16 +299,20 @@ impl<'a> StreamPlanner<'a> {
         table: String,
         provider: Arc<dyn TableProvider>,
         scan: &datafusion::logical_expr::TableScan,
-    ) -> Result<Option<WindowLineage>> {
+    ) -> Result<Planned> {
         if let Some(view) = provider.get_logical_plan() {
             // A view: plan its query in place, then take the columns and
             // filters the scan asked of it.
             let view = self.state.optimize(&view)?;
-            let lineage = self.node(&view, false).await?;
+            let mut planned = self.node(&view, false).await?;
             let view_schema = view.schema();
             for filter in &scan.filters {
                 let predicate = self.physical(filter, view_schema)?;
-                self.operators.push(Box::new(FilterOperator::new(predicate)));
+                planned = self.then(
+                    &planned,
+                    Box::new(FilterOperator::new(predicate)),
+                    planned.lineage,
+                );
             }
             let columns: Vec<usize> = scan
                 .projection
@@ -274,34 +329,42 @@ impl<'a> StreamPlanner<'a> {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let schema = Arc::new(scan.projected_schema.as_arrow().clone());
-            self.operators
-                .push(Box::new(ProjectionOperator::new(exprs, schema)));
-            return Ok(lineage.and_then(|l| l.select(&columns)));
-        }
-        if let Some(first) = &self.source {
-            return not_impl_err!(
-                "this continuous query reads two tables ('{}' and '{table}'); joins and unions of streams are not supported yet",
-                first.table
-            );
+            let lineage = planned.lineage.and_then(|l| l.select(&columns));
+            return Ok(self.then(
+                &planned,
+                Box::new(ProjectionOperator::new(exprs, schema)),
+                lineage,
+            ));
         }
         let info = self.catalog.source_of(&provider);
-        self.source_bounded = info
+        let bounded = info
             .as_ref()
             .is_none_or(|i| i.boundedness == Boundedness::Bounded);
-        self.late_path = info.as_ref().and_then(|i| i.late_path.clone());
-        self.source = Some(SourceSpec {
+        let watermark = info.as_ref().and_then(|i| i.watermark.clone()).map(|w| w.expr);
+        let sources = Sources {
+            bounded,
+            unwatermarked: (!bounded && watermark.is_none()).then(|| table.clone()),
+            watermarked: watermark.is_some(),
+            late_path: info.as_ref().and_then(|i| i.late_path.clone()),
+        };
+        let tail = self.graph.source(SourceSpec {
             table,
             provider,
             projection: scan.projection.clone(),
             filters: scan.filters.clone(),
             fetch: scan.fetch,
-            watermark: info.and_then(|i| i.watermark).map(|w| w.expr),
+            watermark,
+            bounded,
         });
-        Ok(None)
+        Ok(Planned {
+            tail,
+            lineage: None,
+            sources,
+        })
     }
 
     /// A window TVF: its lowering (or, for panes, a TUMBLE of one pane).
-    async fn window(&mut self, window: &WindowTvf, panes: bool) -> Result<WindowLineage> {
+    async fn window(&mut self, window: &WindowTvf, panes: bool) -> Result<Planned> {
         let lowered = match window.kind {
             WindowKind::Hop { slide, offset, .. } if panes => {
                 retyped(window, WindowKind::Tumble { size: slide, offset })?.lower()?
@@ -318,44 +381,64 @@ impl<'a> StreamPlanner<'a> {
             _ => window.lower()?,
         };
         let lowered = TypeCoercion::new().analyze(lowered, self.state.config_options())?;
-        self.node(&lowered, false).await?;
+        let planned = self.node(&lowered, false).await?;
         let width = window.input_width();
-        Ok(WindowLineage {
+        let lineage = WindowLineage {
             kind: window.kind,
             panes,
             complete: false,
             start: Some(width),
             end: Some(width + 1),
             time: Some(width + 2),
-        })
+        };
+        Ok(planned.at(planned.tail, Some(lineage)))
     }
 
-    /// A join of the stream with bounded tables: the side that holds the
-    /// unbounded source streams (in a bounded replay, the side whose rows the
-    /// join keeps: the left one for inner joins); the other side is read once,
-    /// in batch, and looked up. Two unbounded sides are refused.
-    async fn lookup_join(&mut self, join: &datafusion::logical_expr::Join) -> Result<Option<WindowLineage>> {
+    /// A join: of two streams (both sides stream), or of a stream with a
+    /// bounded table (a lookup). A side is a lookup table when it is bounded
+    /// and the other is not; in a bounded replay, when it has no watermark
+    /// while the other has one, or reads no table at all (HOP's shifts).
+    async fn join(&mut self, join: &datafusion::logical_expr::Join) -> Result<Planned> {
         use datafusion::common::JoinType;
-        let (left, right) = (self.is_unbounded(&join.left), self.is_unbounded(&join.right));
-        let stream_is_left = match (left, right) {
-            (true, true) => {
-                return not_impl_err!(
-                    "a {} join of two unbounded sources is not supported yet; a stream joins bounded tables (a lookup)",
-                    join.join_type
-                );
-            }
-            (true, false) => true,
-            (false, true) => false,
-            // A bounded replay: never stream a constant side (HOP's shifts).
-            (false, false) => match (reads_table(&join.left), reads_table(&join.right)) {
-                (true, false) => true,
-                (false, true) => false,
-                _ => !matches!(
+        let (left, right) = (self.sources_of(&join.left), self.sources_of(&join.right));
+        let lookup_side = match (left.bounded, right.bounded) {
+            (false, false) => None,
+            (false, true) => Some(false),
+            (true, false) => Some(true),
+            // A bounded replay.
+            (true, true) => match (reads_table(&join.left), reads_table(&join.right)) {
+                (true, false) => Some(false),
+                (false, true) => Some(true),
+                // Until two streams can meet, a replay looks the side its
+                // join does not keep up.
+                _ => Some(matches!(
                     join.join_type,
                     JoinType::Right | JoinType::RightSemi | JoinType::RightAnti
-                ),
+                )),
             },
         };
+        match lookup_side {
+            // `Some(true)`: the left side is the table.
+            Some(table_is_left) => self.lookup_join(join, !table_is_left).await,
+            None => self.stream_join(join).await,
+        }
+    }
+
+    /// A join of two streams.
+    async fn stream_join(&mut self, join: &datafusion::logical_expr::Join) -> Result<Planned> {
+        not_impl_err!(
+            "a {} join of two unbounded sources is not supported yet; a stream joins bounded tables (a lookup)",
+            join.join_type
+        )
+    }
+
+    /// A join of the stream with a bounded table: the stream's side streams;
+    /// the other is read once, in batch, and looked up.
+    async fn lookup_join(
+        &mut self,
+        join: &datafusion::logical_expr::Join,
+        stream_is_left: bool,
+    ) -> Result<Planned> {
         let (stream_side, table_side) = if stream_is_left {
             (&join.left, &join.right)
         } else {
@@ -368,7 +451,7 @@ impl<'a> StreamPlanner<'a> {
         let batches = datafusion::physical_plan::collect(physical, self.state.task_ctx()).await?;
         let table =
             arrow::compute::concat_batches(&Arc::new(table_side.schema().as_arrow().clone()), &batches)?;
-        let lineage = self.node(stream_side, false).await?;
+        let stream = self.node(stream_side, false).await?;
         let (stream_keys, table_keys): (Vec<&Expr>, Vec<&Expr>) = join
             .on
             .iter()
@@ -398,7 +481,6 @@ impl<'a> StreamPlanner<'a> {
             Arc::new(pairs_schema.as_arrow().clone()),
             Arc::new(join.schema.as_arrow().clone()),
         )?;
-        self.operators.push(Box::new(operator));
         // The stream's window bounds move right by the table's width when the
         // table's columns come first.
         let offset = if stream_is_left {
@@ -406,27 +488,83 @@ impl<'a> StreamPlanner<'a> {
         } else {
             table_side.schema().fields().len()
         };
-        Ok(lineage.and_then(|l| l.remap(|i| Some(i + offset))))
+        let lineage = stream.lineage.and_then(|l| l.remap(|i| Some(i + offset)));
+        Ok(self.then(&stream, Box::new(operator), lineage))
     }
 
-    /// Whether `plan` reads an unbounded source.
-    fn is_unbounded(&self, plan: &LogicalPlan) -> bool {
-        plan.exists(|node| {
-            Ok(match node {
-                LogicalPlan::TableScan(scan) => source_as_provider(&scan.source)
-                    .ok()
-                    .and_then(|p| self.catalog.source_of(&p))
-                    .is_some_and(|info| info.boundedness == Boundedness::Unbounded),
-                _ => false,
+    /// `UNION ALL` of streams (or of streams and tables): every input streams.
+    async fn union(&mut self, union: &datafusion::logical_expr::Union) -> Result<Planned> {
+        let mut inputs = Vec::with_capacity(union.inputs.len());
+        for input in &union.inputs {
+            inputs.push(self.node(input, false).await?);
+        }
+        let Some(first) = inputs.first() else {
+            return plan_err!("a UNION with no inputs");
+        };
+        let sources = inputs
+            .iter()
+            .skip(1)
+            .fold(first.sources.clone(), |all, i| all.and(&i.sources));
+        let schema = Arc::new(union.schema.as_arrow().clone());
+        let operator = UnionOperator::new(inputs.len(), schema);
+        let tail = self
+            .graph
+            .merge(inputs.iter().map(|i| i.tail).collect(), Box::new(operator))?;
+        // Window bounds survive a union only where every input has them at
+        // the same place, of the same window.
+        let lineage = inputs
+            .iter()
+            .map(|i| i.lineage)
+            .reduce(|a, b| match (a, b) {
+                (Some(a), Some(b)) if a == b => Some(a),
+                _ => None,
             })
+            .flatten();
+        Ok(Planned {
+            tail,
+            lineage,
+            sources,
         })
-        .unwrap_or(false)
     }
 
-    async fn aggregate(
-        &mut self,
-        aggregate: &datafusion::logical_expr::Aggregate,
-    ) -> Result<Option<WindowLineage>> {
+    /// What the sources `plan` reads are like, views included (before
+    /// planning it: a join chooses its kind by them).
+    fn sources_of(&self, plan: &LogicalPlan) -> Sources {
+        let mut sources = Sources {
+            bounded: true,
+            unwatermarked: None,
+            watermarked: true,
+            late_path: None,
+        };
+        let _ = plan.apply(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && let Ok(provider) = source_as_provider(&scan.source)
+            {
+                let of_scan = match provider.get_logical_plan() {
+                    Some(view) => self.sources_of(&view),
+                    None => match self.catalog.source_of(&provider) {
+                        Some(info) => Sources {
+                            bounded: info.boundedness == Boundedness::Bounded,
+                            unwatermarked: None,
+                            watermarked: info.watermark.is_some(),
+                            late_path: None,
+                        },
+                        None => Sources {
+                            bounded: true,
+                            unwatermarked: None,
+                            watermarked: false,
+                            late_path: None,
+                        },
+                    },
+                };
+                sources = sources.and(&of_scan);
+            }
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        });
+        sources
+    }
+
+    async fn aggregate(&mut self, aggregate: &datafusion::logical_expr::Aggregate) -> Result<Planned> {
         let window = window_below(&aggregate.input);
         // Panes and sessions only when the aggregate groups by the window's
         // bounds: otherwise it needs every copy of a row (count(*) over HOP).
@@ -441,7 +579,7 @@ impl<'a> StreamPlanner<'a> {
                 // into their windows rather than aggregated per pane.
                 _ => !self.changes,
             });
-        let lineage = self.node(&aggregate.input, panes).await?;
+        let planned = self.node(&aggregate.input, panes).await?;
         let input = aggregate.input.schema();
         let grouped = |lineage: &WindowLineage| {
             aggregate.group_expr.iter().any(|e| match e {
@@ -453,11 +591,10 @@ impl<'a> StreamPlanner<'a> {
                 _ => false,
             })
         };
-        let Some(lineage) = lineage.filter(grouped) else {
-            return self.final_aggregate(aggregate);
+        let Some(lineage) = planned.lineage.filter(grouped) else {
+            return self.final_aggregate(aggregate, &planned);
         };
-        if self.source.as_ref().is_some_and(|s| s.watermark.is_none()) && !self.source_bounded {
-            let table = self.source.as_ref().map_or("", |s| s.table.as_str());
+        if let Some(table) = &planned.sources.unwatermarked {
             return plan_err!(
                 "table '{table}' has no watermark, so its windows would never close: declare one, as in WATERMARK FOR ts AS ts - INTERVAL '5' SECOND"
             );
@@ -506,7 +643,8 @@ impl<'a> StreamPlanner<'a> {
                     "EMIT CHANGES over SESSION windows is not supported yet; TUMBLE, HOP and CUMULATE emit changes"
                 );
             }
-            return self.session_aggregate(aggregate, window, lineage, gap, group_columns, aggregates);
+            let session = SessionPlan { window, lineage, gap };
+            return self.session_aggregate(aggregate, &planned, session, group_columns, aggregates);
         }
         let spec = WindowAggregateSpec {
             panes: panes_spec,
@@ -520,15 +658,15 @@ impl<'a> StreamPlanner<'a> {
             aggregates,
             schema: Arc::new(aggregate.schema.as_arrow().clone()),
         };
-        let late = LateRows::new(Arc::clone(&self.metrics), self.late_path.clone());
+        let late = LateRows::new(Arc::clone(&self.metrics), planned.sources.late_path.clone());
         let operator = WindowAggregateOperator::new(spec, late);
         let operator = if self.changes {
             operator.emit_changes()?
         } else {
             operator
         };
-        self.operators.push(Box::new(operator));
-        Ok(Some(output_lineage(lineage.kind, &group_columns)))
+        let lineage = output_lineage(lineage.kind, &group_columns);
+        Ok(self.then(&planned, Box::new(operator), Some(lineage)))
     }
 
     /// A GROUP BY without a window: over a bounded replay, aggregated to the
@@ -536,8 +674,9 @@ impl<'a> StreamPlanner<'a> {
     fn final_aggregate(
         &mut self,
         aggregate: &datafusion::logical_expr::Aggregate,
-    ) -> Result<Option<WindowLineage>> {
-        if !self.source_bounded || self.changes {
+        input_plan: &Planned,
+    ) -> Result<Planned> {
+        if !input_plan.sources.bounded || self.changes {
             return not_impl_err!(
                 "GROUP BY without a window on an unbounded source would need an updating aggregate, which is not supported yet: aggregate over TUMBLE/HOP/CUMULATE/SESSION and GROUP BY window_start, window_end"
             );
@@ -564,13 +703,13 @@ impl<'a> StreamPlanner<'a> {
             .collect();
         let group_columns = (0..keys.len()).map(GroupColumn::Key).collect();
         let aggregates = Aggregates::try_new(keys, key_fields, self.aggregate_exprs(aggregate)?)?;
-        self.operators.push(Box::new(FinalAggregateOperator::try_new(
+        let operator = FinalAggregateOperator::try_new(
             aggregates,
             group_columns,
             Arc::new(aggregate.schema.as_arrow().clone()),
             Arc::new(input.as_arrow().clone()),
-        )?));
-        Ok(None)
+        )?;
+        Ok(self.then(input_plan, Box::new(operator), None))
     }
 
     /// The aggregate functions of an Aggregate node, physical.
@@ -601,12 +740,12 @@ impl<'a> StreamPlanner<'a> {
     fn session_aggregate(
         &mut self,
         aggregate: &datafusion::logical_expr::Aggregate,
-        window: Option<&WindowTvf>,
-        lineage: WindowLineage,
-        gap: i64,
+        input_plan: &Planned,
+        session: SessionPlan<'_>,
         group_columns: Vec<GroupColumn>,
         aggregates: Aggregates,
-    ) -> Result<Option<WindowLineage>> {
+    ) -> Result<Planned> {
+        let SessionPlan { window, lineage, gap } = session;
         let Some(start) = lineage.start else {
             return plan_err!("a SESSION aggregate must GROUP BY window_start and window_end");
         };
@@ -642,19 +781,17 @@ impl<'a> StreamPlanner<'a> {
             aggregates,
             schema: Arc::new(aggregate.schema.as_arrow().clone()),
         };
-        let late = LateRows::new(Arc::clone(&self.metrics), self.late_path.clone());
-        self.operators
-            .push(Box::new(SessionAggregateOperator::try_new(spec, late)?));
-        Ok(Some(output_lineage(lineage.kind, &group_columns)))
+        let late = LateRows::new(Arc::clone(&self.metrics), input_plan.sources.late_path.clone());
+        let operator = SessionAggregateOperator::try_new(spec, late)?;
+        let lineage = output_lineage(lineage.kind, &group_columns);
+        Ok(self.then(input_plan, Box::new(operator), Some(lineage)))
     }
 
     /// Window functions: per emission when partitioned by a window bound of a
     /// windowed aggregate's output, else at the end of a bounded replay.
-    async fn window_functions(
-        &mut self,
-        node: &datafusion::logical_expr::Window,
-    ) -> Result<Option<WindowLineage>> {
-        let lineage = self.node(&node.input, false).await?;
+    async fn window_functions(&mut self, node: &datafusion::logical_expr::Window) -> Result<Planned> {
+        let planned = self.node(&node.input, false).await?;
+        let lineage = planned.lineage;
         if self.changes {
             return not_impl_err!("window functions (OVER) with EMIT CHANGES are not supported yet");
         }
@@ -680,7 +817,7 @@ impl<'a> StreamPlanner<'a> {
                     .iter()
                     .all(|(partition_by, _)| partition_by.iter().any(|e| is_bound_column(e, &l, input)))
         });
-        if !per_window && !self.source_bounded {
+        if !per_window && !planned.sources.bounded {
             return not_impl_err!(
                 "window functions (OVER) on an unbounded source need PARTITION BY window_start or window_end of a windowed aggregate (Top-N per window)"
             );
@@ -697,17 +834,18 @@ impl<'a> StreamPlanner<'a> {
                 )
             })
             .collect::<Result<Vec<_>>>()?;
-        self.operators.push(Box::new(WindowFunctionOperator::new(
+        let operator = WindowFunctionOperator::new(
             functions,
             Arc::new(input.as_arrow().clone()),
             Arc::new(node.schema.as_arrow().clone()),
             !per_window,
-        )));
-        Ok(lineage)
+        );
+        Ok(self.then(&planned, Box::new(operator), lineage))
     }
 
-    async fn sort(&mut self, sort: &datafusion::logical_expr::Sort) -> Result<Option<WindowLineage>> {
-        let lineage = self.node(&sort.input, false).await?;
+    async fn sort(&mut self, sort: &datafusion::logical_expr::Sort) -> Result<Planned> {
+        let planned = self.node(&sort.input, false).await?;
+        let lineage = planned.lineage;
         if self.changes {
             return not_impl_err!(
                 "ORDER BY with EMIT CHANGES: a changelog has no order to keep; drop the ORDER BY"
@@ -722,7 +860,7 @@ impl<'a> StreamPlanner<'a> {
                 .is_some(),
             _ => false,
         });
-        if !leads_with_window && !self.source_bounded {
+        if !leads_with_window && !planned.sources.bounded {
             return not_impl_err!(
                 "ORDER BY without a window on an unbounded source: results come window by window, so sort by window_start or window_end first (ORDER BY window_end, ...)"
             );
@@ -741,14 +879,16 @@ impl<'a> StreamPlanner<'a> {
             })
             .collect::<Result<Vec<_>>>()?;
         let schema = Arc::new(sort.input.schema().as_arrow().clone());
-        self.operators.push(Box::new(SortPerWatermarkOperator::new(
-            order,
-            schema,
-            sort.fetch,
-            !leads_with_window,
-        )));
-        Ok(lineage)
+        let operator = SortPerWatermarkOperator::new(order, schema, sort.fetch, !leads_with_window);
+        Ok(self.then(&planned, Box::new(operator), lineage))
     }
+}
+
+/// A SESSION window under an aggregate.
+struct SessionPlan<'a> {
+    window: Option<&'a WindowTvf>,
+    lineage: WindowLineage,
+    gap: i64,
 }
 
 /// Whether `plan` reads a table (rather than only constants).
@@ -843,12 +983,11 @@ fn window_below(plan: &LogicalPlan) -> Option<&WindowTvf> {
 }
 
 /// The error for a node with no incremental operator.
-fn refuse(node: &LogicalPlan) -> Result<Option<WindowLineage>> {
+fn refuse(node: &LogicalPlan) -> Result<Planned> {
     let why = match node {
         LogicalPlan::Distinct(_) => {
             "DISTINCT on an unbounded source needs an updating operator, not supported yet"
         }
-        LogicalPlan::Union(_) => "UNION of streams is not supported in continuous mode yet",
         LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
             "a constant table cannot be a continuous query's source"
         }

@@ -39,6 +39,8 @@ pub struct SourceSpec {
     pub fetch: Option<usize>,
     /// `WATERMARK FOR ... AS expr`, over the provider's columns.
     pub watermark: Option<Expr>,
+    /// Whether the source ends (a file, a bounded generator).
+    pub bounded: bool,
 }
 
 /// A running source.
@@ -109,7 +111,7 @@ impl Source {
     }
 
     /// The next events: rows (with their watermarks) and the watermark after
-    /// them; at the end, the closing watermark, then `None`.
+    /// them; at the end, the closing watermark and the end, then `None`.
     pub async fn next(&mut self) -> Option<Result<Vec<Event>>> {
         loop {
             if self.ended {
@@ -118,7 +120,7 @@ impl Source {
             if self.stream.is_none() {
                 if self.partition >= self.plan.properties().partitioning.partition_count() {
                     self.ended = true;
-                    return Some(Ok(vec![Event::Watermark(END_OF_INPUT)]));
+                    return Some(Ok(vec![Event::Watermark(END_OF_INPUT), Event::End]));
                 }
                 match self.plan.execute(self.partition, self.state.task_ctx()) {
                     Ok(stream) => self.stream = Some(stream),

@@ -8,8 +8,8 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::internal_err;
 use datafusion::error::Result;
 
-use super::groups::{Aggregates, GroupColumn, Groups, assemble};
-use super::operator::{END_OF_INPUT, Event, Nanos, Operator, RowWatermarks, StreamBatch};
+use crate::stream::groups::{Aggregates, GroupColumn, Groups, assemble};
+use crate::stream::operator::{END_OF_INPUT, Event, Nanos, Operator, RowWatermarks, StreamBatch};
 
 /// Aggregates everything, emits at the end of input.
 pub struct FinalAggregateOperator {

@@ -23,9 +23,9 @@ use arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::error::Result;
 use std::sync::Arc;
 
-use super::groups::{Aggregates, GroupColumn, assemble, take_rows};
-use super::late::LateRows;
-use super::operator::{
+use crate::stream::groups::{Aggregates, GroupColumn, assemble, take_rows};
+use crate::stream::late::LateRows;
+use crate::stream::operator::{
     Event, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values, timestamps, to_nanos,
 };
 
@@ -83,7 +83,7 @@ impl SessionAggregateOperator {
             waiting: Vec::new(),
             emitted_until: HashMap::new(),
             converter,
-            watermark: super::operator::NO_WATERMARK,
+            watermark: crate::stream::operator::NO_WATERMARK,
             late,
         })
     }

@@ -21,7 +21,7 @@ use datafusion::common::utils::evaluate_partition_ranges;
 use datafusion::error::Result;
 use datafusion::physical_expr::window::WindowExpr;
 
-use super::operator::{END_OF_INPUT, Event, Nanos, Operator, RowWatermarks, StreamBatch};
+use crate::stream::operator::{END_OF_INPUT, Event, Nanos, Operator, RowWatermarks, StreamBatch};
 
 /// Holds rows, then appends the window functions' values.
 pub struct WindowFunctionOperator {
@@ -48,7 +48,7 @@ impl WindowFunctionOperator {
             schema,
             pending: Vec::new(),
             at_end,
-            watermark: super::operator::NO_WATERMARK,
+            watermark: crate::stream::operator::NO_WATERMARK,
         }
     }
 

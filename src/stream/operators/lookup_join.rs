@@ -20,7 +20,7 @@ use datafusion::common::{JoinType, not_impl_err};
 use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::operator::{Event, Operator, StreamBatch};
+use crate::stream::operator::{Event, Operator, StreamBatch};
 
 /// Which rows a join keeps, seen from the stream's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use datafusion::common::plan_err;
 use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::operator::{Event, Operator, StreamBatch};
+use crate::stream::operator::{Event, Operator, StreamBatch};
 
 /// `WHERE` / `HAVING`.
 pub struct FilterOperator {
@@ -168,7 +168,7 @@ mod tests {
                         .values()
                         .to_vec(),
                 ),
-                Event::Watermark(_) => None,
+                Event::Watermark(_) | Event::End => None,
             })
             .flatten()
             .collect()

@@ -25,10 +25,10 @@ use datafusion::common::internal_err;
 use datafusion::error::Result;
 use std::sync::Arc;
 
-use super::groups::{Aggregates, Arguments, Groups, Partial, assemble, take_rows};
-pub use super::groups::{GroupColumn, WindowColumn};
-use super::late::LateRows;
-use super::operator::{
+use crate::stream::groups::{Aggregates, Arguments, Groups, Partial, assemble, take_rows};
+pub use crate::stream::groups::{GroupColumn, WindowColumn};
+use crate::stream::late::LateRows;
+use crate::stream::operator::{
     Event, MILLISECOND, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values, timestamps, to_nanos,
 };
 
@@ -179,7 +179,7 @@ impl WindowAggregateOperator {
         Self {
             spec,
             panes: BTreeMap::new(),
-            watermark: super::operator::NO_WATERMARK,
+            watermark: crate::stream::operator::NO_WATERMARK,
             late,
             changes: None,
         }

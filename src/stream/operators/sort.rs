@@ -11,7 +11,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalSortExpr;
 
-use super::operator::{Event, Nanos, Operator, RowWatermarks, StreamBatch};
+use crate::stream::operator::{Event, Nanos, Operator, RowWatermarks, StreamBatch};
 
 /// Buffers rows until the next watermark, then emits them sorted.
 pub struct SortPerWatermarkOperator {
@@ -31,7 +31,7 @@ impl SortPerWatermarkOperator {
             order,
             schema,
             pending: Vec::new(),
-            watermark: super::operator::NO_WATERMARK,
+            watermark: crate::stream::operator::NO_WATERMARK,
             fetch,
             at_end,
         }
@@ -55,7 +55,7 @@ impl Operator for SortPerWatermarkOperator {
     }
 
     fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
-        let ready = !self.at_end || watermark == super::operator::END_OF_INPUT;
+        let ready = !self.at_end || watermark == crate::stream::operator::END_OF_INPUT;
         if ready && !self.pending.is_empty() {
             let batch = concat_batches(&self.schema, &std::mem::take(&mut self.pending))?;
             let columns = self

@@ -1,0 +1,246 @@
+//! The graph driver: runs a planned continuous query.
+//!
+//! Each source is read on its own task, a few events ahead of the operators
+//! (bounded channels), so decoding and the operators use more than one core
+//! and a slow pipeline slows its sources. One task pushes the sources' events
+//! through the [`Graph`] and sends the rows that reach the sink into a bounded
+//! channel, so a slow reader (a pipe, a terminal) slows everything down and
+//! memory stays flat. Dropping the result stream stops every task.
+//!
+//! Which source goes next: in a bounded replay (every source ends), always the
+//! one with the lowest watermark (the first on a tie), so a replay's result
+//! never depends on timing; with a live source, whichever has events first,
+//! taken in turn so that no source starves another.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use arrow::array::RecordBatch;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::FutureExt;
+use tokio::sync::mpsc::{Receiver, Sender};
+
+use super::changelog::with_changes;
+use super::graph::Graph;
+use super::metrics::StreamMetrics;
+use super::operator::{Event, NO_WATERMARK, Nanos};
+use super::source::Source;
+use crate::plan::SourceCatalog;
+use crate::sql::Emit;
+
+/// Batches in flight between the pipeline and its reader.
+const OUTPUT_CHANNEL_CAPACITY: usize = 2;
+
+/// Source events read ahead of the operators, per source.
+const SOURCE_CHANNEL_CAPACITY: usize = 2;
+
+/// Run `plan` continuously; rows come out as windows close.
+pub async fn execute(
+    state: &SessionState,
+    plan: &LogicalPlan,
+    emit: Option<Emit>,
+    catalog: &SourceCatalog,
+    metrics: Arc<StreamMetrics>,
+) -> Result<SendableRecordBatchStream> {
+    let pipeline = super::plan(state, plan, emit, catalog, Arc::clone(&metrics)).await?;
+    let schema = Arc::clone(&pipeline.schema);
+    let mut graph = pipeline.graph;
+    let replay = graph.sources.iter().all(|s| s.bounded);
+    let mut sources = Vec::with_capacity(graph.sources.len());
+    for spec in std::mem::take(&mut graph.sources) {
+        sources.push(Source::try_new(spec, state).await?);
+    }
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(OUTPUT_CHANNEL_CAPACITY);
+    let task = tokio::spawn(run(
+        graph,
+        sources,
+        replay,
+        pipeline.changes,
+        sender.clone(),
+        metrics,
+    ));
+    let errors = sender;
+    // The task's own failure (a panic) reaches the reader as an error.
+    let watcher = tokio::spawn(async move {
+        if let Err(e) = task.await
+            && !e.is_cancelled()
+        {
+            let _ = errors
+                .send(Err(DataFusionError::Internal(format!(
+                    "the continuous query stopped: {e}"
+                ))))
+                .await;
+        }
+    });
+    let stream = futures::stream::unfold(
+        (receiver, AbortOnDrop(watcher)),
+        |(mut receiver, guard)| async move { receiver.recv().await.map(|item| (item, (receiver, guard))) },
+    );
+    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+}
+
+/// Stops a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One source as the driver sees it.
+struct Input {
+    table: String,
+    events: Receiver<Result<Vec<Event>>>,
+    _reader: AbortOnDrop,
+    /// Its latest watermark.
+    watermark: Nanos,
+    /// It sent its end (or its reader stopped).
+    ended: bool,
+}
+
+/// The pipeline task: source events through the graph to the channel.
+async fn run(
+    mut graph: Graph,
+    sources: Vec<Source>,
+    replay: bool,
+    changes: bool,
+    output: Sender<Result<RecordBatch>>,
+    metrics: Arc<StreamMetrics>,
+) {
+    let mut inputs: Vec<Input> = sources
+        .into_iter()
+        .map(|source| {
+            let table = source.table().to_string();
+            let (events, reader) = read_ahead(source);
+            Input {
+                table,
+                events,
+                _reader: reader,
+                watermark: NO_WATERMARK,
+                ended: false,
+            }
+        })
+        .collect();
+    let mut turn = 0;
+    loop {
+        let next = if replay {
+            next_by_watermark(&mut inputs).await
+        } else {
+            turn += 1;
+            next_as_they_come(&mut inputs, turn).await
+        };
+        let Some((i, events)) = next else {
+            return; // every source ended
+        };
+        let input = &mut inputs[i];
+        let result = events.and_then(|events| {
+            for event in &events {
+                match event {
+                    Event::Data(batch) => {
+                        metrics
+                            .rows_in
+                            .fetch_add(batch.batch.num_rows() as u64, Ordering::Relaxed);
+                    }
+                    Event::Watermark(w) => input.watermark = input.watermark.max(*w),
+                    Event::End => input.ended = true,
+                }
+            }
+            graph.push(i, events)
+        });
+        let table = input.table.clone();
+        let watermark = inputs.iter().map(|i| i.watermark).min().unwrap_or(NO_WATERMARK);
+        metrics.watermark.store(watermark, Ordering::Relaxed);
+        let batches = result.and_then(|events| sink_rows(events, changes));
+        let batches = match batches {
+            Ok(batches) => batches,
+            Err(e) => {
+                let e = e.context(format!("reading table '{table}'"));
+                let _ = output.send(Err(e)).await;
+                return;
+            }
+        };
+        for batch in batches {
+            if output.send(Ok(batch)).await.is_err() {
+                return; // the reader is gone
+            }
+        }
+        if graph.is_finished() {
+            return;
+        }
+    }
+}
+
+/// The rows among events that reached the sink, as the query's output.
+fn sink_rows(events: Vec<Event>, changes: bool) -> Result<Vec<RecordBatch>> {
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Data(b) if b.batch.num_rows() > 0 => Some(b),
+            _ => None,
+        })
+        .map(|rows| match changes {
+            true => Ok(with_changes(&rows.batch, rows.changes)?),
+            false => Ok(rows.batch),
+        })
+        .collect()
+}
+
+/// The next events of the open source with the lowest watermark (a replay).
+async fn next_by_watermark(inputs: &mut [Input]) -> Option<(usize, Result<Vec<Event>>)> {
+    let i = (0..inputs.len())
+        .filter(|&i| !inputs[i].ended)
+        .min_by_key(|&i| inputs[i].watermark)?;
+    Some((i, receive(&mut inputs[i]).await))
+}
+
+/// The next events of whichever open source has some first, starting the
+/// search at a different source each turn.
+async fn next_as_they_come(inputs: &mut [Input], turn: usize) -> Option<(usize, Result<Vec<Event>>)> {
+    let count = inputs.len();
+    // Each future borrows its own input; the losers are dropped, and a
+    // channel's receive can be dropped without losing what it would take.
+    let mut waiting: Vec<_> = inputs
+        .iter_mut()
+        .enumerate()
+        .filter(|(_, input)| !input.ended)
+        .map(|(i, input)| {
+            let rank = (i + count - turn % count) % count;
+            (rank, async move { (i, receive(input).await) }.boxed())
+        })
+        .collect();
+    if waiting.is_empty() {
+        return None;
+    }
+    waiting.sort_by_key(|(rank, _)| *rank);
+    let (result, _, _) = futures::future::select_all(waiting.into_iter().map(|(_, f)| f)).await;
+    Some(result)
+}
+
+/// The next events of one source; when its reader stops without an end (it
+/// failed, or was stopped), an end.
+async fn receive(input: &mut Input) -> Result<Vec<Event>> {
+    match input.events.recv().await {
+        Some(events) => events,
+        None => Ok(vec![Event::End]),
+    }
+}
+
+/// Read a source on its own task, a few events ahead of the operators; the
+/// channel is bounded, so a slow pipeline slows the source. The reader stops
+/// when the returned guard is dropped.
+fn read_ahead(mut source: Source) -> (Receiver<Result<Vec<Event>>>, AbortOnDrop) {
+    let (sender, receiver) = tokio::sync::mpsc::channel(SOURCE_CHANNEL_CAPACITY);
+    let reader = tokio::spawn(async move {
+        while let Some(events) = source.next().await {
+            if sender.send(events).await.is_err() {
+                return; // the pipeline stopped
+            }
+        }
+    });
+    (receiver, AbortOnDrop(reader))
+}

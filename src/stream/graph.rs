@@ -1,0 +1,338 @@
+//! The operator graph of a continuous query: sources at the leaves, operators
+//! with input ports, one sink at the root.
+//!
+//! Every node has one output, so the graph is a tree: a source or node feeds
+//! exactly one port of one node (or the sink). Single-input operators pass
+//! events through; a multi-input operator sits behind a [`WatermarkMerge`],
+//! which holds each input's watermark and gives the operator their minimum
+//! (an ended input counts as +infinity) and rows whose watermarks are capped
+//! by the other inputs' current ones, so lateness after a merge stays
+//! defined and results never depend on which input ran ahead.
+
+use datafusion::common::internal_err;
+use datafusion::error::Result;
+
+use super::operator::{
+    END_OF_INPUT, Event, MultiInputOperator, NO_WATERMARK, Nanos, Operator, RowWatermarks,
+};
+use super::source::SourceSpec;
+
+/// A node of the graph.
+pub type NodeId = usize;
+
+/// Where the rows of a planned sub-query come out: a source's own output, or
+/// a node's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    /// Source `i`, before any operator.
+    Source(usize),
+    /// A node's output.
+    Node(NodeId),
+}
+
+/// Where a source or node sends its events: a port of a node, or the sink.
+type Target = Option<(NodeId, usize)>;
+
+enum NodeKind {
+    Single(Box<dyn Operator>),
+    Multi {
+        operator: Box<dyn MultiInputOperator>,
+        merge: WatermarkMerge,
+    },
+}
+
+struct Node {
+    kind: NodeKind,
+    /// The node's inputs, in port order (for EXPLAIN).
+    inputs: Vec<Tail>,
+    output: Target,
+    /// It has sent its end: later events are dropped (a LIMIT that is done).
+    ended: bool,
+}
+
+/// Builds a [`Graph`] bottom-up, as the planner walks the plan.
+#[derive(Default)]
+pub struct GraphBuilder {
+    sources: Vec<(SourceSpec, Target)>,
+    nodes: Vec<Node>,
+}
+
+impl GraphBuilder {
+    /// A new source; its rows come out at the returned tail.
+    pub fn source(&mut self, spec: SourceSpec) -> Tail {
+        self.sources.push((spec, None));
+        Tail::Source(self.sources.len() - 1)
+    }
+
+    /// `operator` after `input`.
+    pub fn chain(&mut self, input: Tail, operator: Box<dyn Operator>) -> Tail {
+        self.add(NodeKind::Single(operator), vec![input])
+    }
+
+    /// `operator` over `inputs`, in port order.
+    pub fn merge(&mut self, inputs: Vec<Tail>, operator: Box<dyn MultiInputOperator>) -> Result<Tail> {
+        if inputs.len() != operator.inputs() {
+            return internal_err!(
+                "{} takes {} inputs, given {}",
+                operator.name(),
+                operator.inputs(),
+                inputs.len()
+            );
+        }
+        let merge = WatermarkMerge::new(inputs.len());
+        Ok(self.add(NodeKind::Multi { operator, merge }, inputs))
+    }
+
+    fn add(&mut self, kind: NodeKind, inputs: Vec<Tail>) -> Tail {
+        let id = self.nodes.len();
+        for (port, input) in inputs.iter().enumerate() {
+            let target = Some((id, port));
+            match *input {
+                Tail::Source(s) => self.sources[s].1 = target,
+                Tail::Node(n) => self.nodes[n].output = target,
+            }
+        }
+        self.nodes.push(Node {
+            kind,
+            inputs,
+            output: None,
+            ended: false,
+        });
+        Tail::Node(id)
+    }
+
+    /// The graph whose rows come out at `root`.
+    pub fn finish(self, root: Tail) -> Result<Graph> {
+        // Every source and node but the root must feed something.
+        let dangling = |target: &Target, tail: Tail| target.is_none() && tail != root;
+        if self.sources.is_empty() {
+            return internal_err!("a continuous query's graph has no source");
+        }
+        if self
+            .sources
+            .iter()
+            .enumerate()
+            .any(|(i, (_, t))| dangling(t, Tail::Source(i)))
+            || self
+                .nodes
+                .iter()
+                .enumerate()
+                .any(|(i, n)| dangling(&n.output, Tail::Node(i)))
+        {
+            return internal_err!("a continuous query's graph has an output that goes nowhere");
+        }
+        let (sources, targets) = self.sources.into_iter().unzip();
+        Ok(Graph {
+            sources,
+            source_targets: targets,
+            nodes: self.nodes,
+            root,
+        })
+    }
+}
+
+/// A built operator graph: push a source's events in, take the sink's out.
+pub struct Graph {
+    /// What each source reads (taken by the driver when it starts them).
+    pub sources: Vec<SourceSpec>,
+    source_targets: Vec<Target>,
+    nodes: Vec<Node>,
+    root: Tail,
+}
+
+impl Graph {
+    /// Push events of source `source` through the graph; what reaches the sink.
+    pub fn push(&mut self, source: usize, events: Vec<Event>) -> Result<Vec<Event>> {
+        let Some(&target) = self.source_targets.get(source) else {
+            return internal_err!("no source {source} in the graph");
+        };
+        let mut target = target;
+        let mut events = events;
+        while let Some((id, port)) = target {
+            let node = &mut self.nodes[id];
+            if node.ended {
+                return Ok(vec![]);
+            }
+            let mut out = Vec::with_capacity(events.len());
+            for event in events {
+                match &mut node.kind {
+                    NodeKind::Single(operator) => {
+                        match event {
+                            Event::Data(batch) => operator.process(batch, &mut out)?,
+                            Event::Watermark(w) => operator.on_watermark(w, &mut out)?,
+                            Event::End => operator.on_end(&mut out)?,
+                        }
+                        if operator.is_finished() && !out.iter().any(|e| matches!(e, Event::End)) {
+                            operator.on_end(&mut out)?;
+                        }
+                    }
+                    NodeKind::Multi { operator, merge } => {
+                        merge.push(port, event, operator.as_mut(), &mut out)?
+                    }
+                }
+                if out.iter().any(|e| matches!(e, Event::End)) {
+                    // Nothing follows an end.
+                    if let Some(end) = out.iter().position(|e| matches!(e, Event::End)) {
+                        out.truncate(end + 1);
+                    }
+                    node.ended = true;
+                    break;
+                }
+            }
+            events = out;
+            target = node.output;
+        }
+        Ok(events)
+    }
+
+    /// Whether the sink has had its end: the query is over.
+    pub fn is_finished(&self) -> bool {
+        match self.root {
+            Tail::Node(id) => self.nodes[id].ended,
+            Tail::Source(_) => false,
+        }
+    }
+
+    /// Rows held in state by every operator that reports it.
+    pub fn state_rows(&self) -> usize {
+        self.nodes
+            .iter()
+            .map(|n| match &n.kind {
+                NodeKind::Single(_) => 0,
+                NodeKind::Multi { operator, .. } => operator.state_rows(),
+            })
+            .sum()
+    }
+
+    /// The graph as text, in the order rows flow (EXPLAIN): a source, then
+    /// the operators after it; the inputs of a merge are indented above it.
+    pub fn explain(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        self.explain_tail(self.root, 0, &mut lines);
+        lines
+    }
+
+    fn explain_tail(&self, tail: Tail, depth: usize, lines: &mut Vec<String>) {
+        let indent = "  ".repeat(depth);
+        match tail {
+            Tail::Source(s) => lines.push(format!("{indent}Source: {}", self.sources[s].table)),
+            Tail::Node(id) => {
+                let node = &self.nodes[id];
+                let (name, inner) = match &node.kind {
+                    NodeKind::Single(o) => (o.name(), depth),
+                    NodeKind::Multi { operator, .. } => (operator.name(), depth + 1),
+                };
+                for input in &node.inputs {
+                    self.explain_tail(*input, inner, lines);
+                }
+                lines.push(format!("{indent}{name}"));
+            }
+        }
+    }
+}
+
+/// The time of a multi-input node: each input's watermark, merged by the
+/// minimum.
+pub struct WatermarkMerge {
+    /// Each input's latest watermark; [`END_OF_INPUT`] once it ended.
+    current: Vec<Nanos>,
+    ended: Vec<bool>,
+    /// The minimum last given to the operator.
+    merged: Nanos,
+}
+
+impl WatermarkMerge {
+    /// A merge of `inputs` inputs, none with a watermark yet.
+    pub fn new(inputs: usize) -> Self {
+        Self {
+            current: vec![NO_WATERMARK; inputs],
+            ended: vec![false; inputs],
+            merged: NO_WATERMARK,
+        }
+    }
+
+    /// The minimum over every input but `port`.
+    fn others(&self, port: usize) -> Nanos {
+        self.current
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != port)
+            .map(|(_, w)| *w)
+            .min()
+            .unwrap_or(END_OF_INPUT)
+    }
+
+    /// Take one event of input `port`.
+    pub fn push(
+        &mut self,
+        port: usize,
+        event: Event,
+        operator: &mut dyn MultiInputOperator,
+        out: &mut Vec<Event>,
+    ) -> Result<()> {
+        if port >= self.current.len() {
+            return internal_err!("{} has no input {port}", operator.name());
+        }
+        match event {
+            Event::Data(mut batch) => {
+                let cap = self.others(port);
+                batch.watermarks = cap_watermarks(&batch.watermarks, cap);
+                operator.process(port, batch, out)
+            }
+            Event::Watermark(w) => {
+                self.current[port] = self.current[port].max(w);
+                self.advance(operator, out)
+            }
+            Event::End => {
+                if self.ended[port] {
+                    return Ok(());
+                }
+                self.ended[port] = true;
+                self.current[port] = END_OF_INPUT;
+                operator.on_input_end(port, out)?;
+                if self.ended.iter().all(|e| *e) {
+                    self.advance(operator, out)?;
+                    operator.on_end(out)
+                } else {
+                    self.advance(operator, out)
+                }
+            }
+        }
+    }
+
+    fn advance(&mut self, operator: &mut dyn MultiInputOperator, out: &mut Vec<Event>) -> Result<()> {
+        let merged = self.current.iter().copied().min().unwrap_or(END_OF_INPUT);
+        if merged > self.merged {
+            self.merged = merged;
+            operator.on_watermark(merged, out)?;
+        }
+        Ok(())
+    }
+}
+
+/// Row watermarks no later than `cap`.
+fn cap_watermarks(watermarks: &RowWatermarks, cap: Nanos) -> RowWatermarks {
+    match watermarks {
+        RowWatermarks::Constant(w) => RowWatermarks::Constant((*w).min(cap)),
+        RowWatermarks::PerRow(values) => {
+            if cap == END_OF_INPUT || values.values().iter().all(|w| *w <= cap) {
+                return watermarks.clone();
+            }
+            let capped: arrow::array::Int64Array = values.values().iter().map(|w| (*w).min(cap)).collect();
+            RowWatermarks::PerRow(std::sync::Arc::new(capped))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_watermarks_keep_the_earlier_of_row_and_cap() {
+        let rows = RowWatermarks::PerRow(std::sync::Arc::new(arrow::array::Int64Array::from(vec![1, 5, 9])));
+        let capped = cap_watermarks(&rows, 6);
+        assert_eq!((0..3).map(|i| capped.get(i)).collect::<Vec<_>>(), vec![1, 5, 6]);
+        assert_eq!(cap_watermarks(&RowWatermarks::Constant(9), 6).get(0), 6);
+    }
+}

@@ -1,0 +1,31 @@
+//! What a running continuous query reports: for stderr at the end, and the
+//! REPL's status line.
+
+use std::sync::atomic::{AtomicI64, AtomicU64};
+
+use super::operator::NO_WATERMARK;
+
+/// What a running continuous query reports (for stderr at the end, and the
+/// REPL's status line).
+#[derive(Debug)]
+pub struct StreamMetrics {
+    /// Rows read from the source.
+    pub rows_in: AtomicU64,
+    /// Rows that came after a window they belong to had closed.
+    pub late_rows: AtomicU64,
+    /// The source's watermark, nanoseconds since the epoch.
+    pub watermark: AtomicI64,
+    /// Where late rows are written, if the table says so.
+    pub late_output: std::sync::OnceLock<std::path::PathBuf>,
+}
+
+impl Default for StreamMetrics {
+    fn default() -> Self {
+        Self {
+            rows_in: AtomicU64::new(0),
+            late_rows: AtomicU64::new(0),
+            watermark: AtomicI64::new(NO_WATERMARK),
+            late_output: std::sync::OnceLock::new(),
+        }
+    }
+}

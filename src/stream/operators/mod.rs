@@ -1,0 +1,14 @@
+//! The continuous executor's operators, one per file. Single-input operators
+//! implement [`crate::stream::operator::Operator`]; operators that merge
+//! streams (unions, joins) implement
+//! [`crate::stream::operator::MultiInputOperator`] and get their inputs'
+//! watermarks already merged by the graph.
+
+pub mod final_aggregate;
+pub mod lookup_join;
+pub mod session_aggregate;
+pub mod sort;
+pub mod stateless;
+pub mod union;
+pub mod window_aggregate;
+pub mod window_functions;
