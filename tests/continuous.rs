@@ -421,3 +421,127 @@ fn an_insert_reports_its_late_rows_too() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("1 late row was behind the watermark"), "{stderr}");
 }
+
+#[test]
+fn explain_reads_no_lookup_table() {
+    // The table's second row is not a number: reading it fails, so EXPLAIN
+    // succeeding shows that planning read nothing.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pages = dir.path().join("pages.csv");
+    std::fs::write(&pages, "id,title\n1,Home\nnot-a-number,About\n").expect("write pages");
+    let query = format!(
+        "CREATE TABLE pages (id BIGINT, title VARCHAR) \
+           WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv'); \
+         {{}} SELECT h.path, p.title FROM hits h JOIN pages p ON length(h.path) = p.id",
+        pages.display()
+    );
+    let explain = over_stdin(&query.replace("{}", "EXPLAIN"), "");
+    let (code, stdout, stderr) = run(&["-e", &explain], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("LookupJoin"), "{stdout}");
+    let select = over_stdin(&query.replace("{}", ""), "");
+    let (code, _, stderr) = run(&["-e", &select], &hit("/", 1));
+    assert_eq!(
+        code,
+        Some(1),
+        "reading the table fails when the query runs: {stderr}"
+    );
+}
+
+/// Lines of a child's stdout, as they come.
+fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    received
+}
+
+#[test]
+fn a_window_over_a_union_of_stdin_and_a_followed_file_closes_when_both_pass_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("more.ndjson");
+    std::fs::write(&file, hit("/file", 2)).expect("first line");
+    let sql = over_stdin(
+        &format!(
+            "CREATE TABLE more (path VARCHAR, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
+               WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json', 'follow' = 'true'); \
+             SELECT window_start, count(*) AS n \
+             FROM TABLE(TUMBLE(TABLE (SELECT * FROM hits UNION ALL SELECT * FROM more), DESCRIPTOR(ts), INTERVAL '10' SECOND)) \
+             GROUP BY window_start, window_end",
+            file.display()
+        ),
+        "",
+    );
+    let mut child = spawn(&["--format", "json", "-e", &sql]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let received = lines_of(&mut child);
+    // stdin passes the window's end (watermark 11 s); the file does not yet.
+    for row in [hit("/a", 1), hit("/a", 12)] {
+        stdin.write_all(row.as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+    }
+    assert!(
+        received.recv_timeout(Duration::from_millis(800)).is_err(),
+        "the window waits for the followed file's watermark"
+    );
+    let mut appending = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .expect("open to append");
+    appending.write_all(hit("/file", 13).as_bytes()).expect("append");
+    drop(appending);
+    let line = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the window closes once both inputs passed it, with both still open");
+    let row: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(row["window_start"], "2024-01-01T00:00:00");
+    assert_eq!(row["n"], 2, "one row of each input: {line}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_union_of_a_stream_and_a_table_backfills_then_streams() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let old = dir.path().join("old.csv");
+    std::fs::write(
+        &old,
+        "path,ts\n/old,2024-01-01 00:00:01\n/old,2024-01-01 00:00:02\n",
+    )
+    .expect("write");
+    let sql = over_stdin(
+        &format!(
+            "CREATE TABLE old (path VARCHAR, ts TIMESTAMP(3)) \
+               WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv'); \
+             SELECT window_start, path, count(*) AS n \
+             FROM TABLE(TUMBLE(TABLE (SELECT * FROM old UNION ALL SELECT * FROM hits), DESCRIPTOR(ts), INTERVAL '10' SECOND)) \
+             GROUP BY window_start, window_end, path",
+            old.display()
+        ),
+        "",
+    );
+    let (code, stdout, stderr) = run(&["-e", &sql], &[hit("/new", 3), hit("/new", 25)].concat());
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut rows: Vec<&str> = stdout.lines().skip(1).collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            "2024-01-01T00:00:00,/new,1",
+            "2024-01-01T00:00:00,/old,2",
+            "2024-01-01T00:00:20,/new,1"
+        ]
+    );
+    // Columns that differ in number are refused, naming the union.
+    let sql = over_stdin("SELECT path FROM hits UNION ALL SELECT path, ts FROM hits", "");
+    let (code, _, stderr) = run(&["-e", &sql], "");
+    assert_eq!(code, Some(1));
+    assert!(stderr.to_lowercase().contains("union"), "{stderr}");
+}

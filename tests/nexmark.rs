@@ -479,3 +479,97 @@ async fn q14_and_q22_use_the_flink_functions() {
     assert_eq!(count(pieces, 1), 0);
     assert_eq!(count(wrong, 0), 0);
 }
+
+const UNBOUNDED_STATUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/nexmark_unbounded_status.txt");
+
+/// How long a query on the unbounded generator may take to produce its
+/// first rows; longer is listed as producing nothing.
+const UNBOUNDED_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Non-empty batches a query must produce on the unbounded generator.
+const UNBOUNDED_BATCHES: usize = 3;
+
+/// Every query (after the runner's edits) runs its SELECT on the unbounded
+/// generator (the prelude without an `events` count): it must plan on the
+/// continuous executor and keep producing, [`UNBOUNDED_BATCHES`] non-empty
+/// batches within [`UNBOUNDED_PATIENCE`]; then the query is dropped, which
+/// stops it. Each outcome must match its line in
+/// `tests/nexmark_unbounded_status.txt`, which only improves. Unlike the
+/// replay test, nothing here can be read in batch: every source is a stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nexmark_runs_on_the_unbounded_generator() {
+    let status = StatusFile::read(UNBOUNDED_STATUS, "tests/nexmark_unbounded_status.txt");
+    let prelude = PRELUDE.replace("'events' = '100000', ", "");
+    assert!(!prelude.contains("'events'"), "the prelude's tables are bounded");
+    let files = query_files();
+    let mut problems = Vec::new();
+    let mut report = Vec::new();
+    let mut running = 0;
+    for (name, sql) in &files {
+        let (edited, _) = edits(name, sql);
+        let began = Instant::now();
+        let outcome = match split_insert(&edited) {
+            Some((setup, select)) => run_unbounded(&prelude, setup, &select).await,
+            None => Err("no INSERT INTO ... SELECT to take the SELECT of".to_string()),
+        };
+        report.push(format!(
+            "{name:>4} {:>8.2?} {}",
+            began.elapsed(),
+            match &outcome {
+                Ok(rows) => format!("{rows} rows in {UNBOUNDED_BATCHES} batches"),
+                Err(e) => format!("fails: {e}"),
+            }
+        ));
+        running += usize::from(outcome.is_ok());
+        problems.extend(status.check(name, &outcome, &[]));
+    }
+    let names: Vec<String> = files.into_iter().map(|(name, _)| name).collect();
+    problems.extend(status.strays(&names));
+    eprintln!(
+        "Nexmark on the unbounded generator: {running}/{} run\n{}",
+        names.len(),
+        report.join("\n")
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Run one SELECT over unbounded tables until it has produced
+/// [`UNBOUNDED_BATCHES`] non-empty batches: the rows it produced, or why not.
+async fn run_unbounded(prelude: &str, setup: &str, select: &str) -> Result<usize, String> {
+    use futures::StreamExt;
+    let engine = Engine::new();
+    engine
+        .run_script(&format!("{prelude}{setup}"))
+        .await
+        .map_err(|e| format!("set-up: {e}"))?;
+    let tokens = engine.split(select).map_err(|e| e.to_string())?;
+    let [one] = tokens.as_slice() else {
+        return Err(format!("not one statement: {select}"));
+    };
+    let statement = engine.parse(one).map_err(|e| e.to_string())?;
+    let output = engine.execute(&statement).await.map_err(|e| e.to_string())?;
+    let executor = output.executor.as_ref().map(|c| c.executor);
+    if executor != Some(Executor::Continuous) {
+        return Err(format!("ran on {executor:?}, not continuous"));
+    }
+    let mut stream = output.stream;
+    let (mut batches, mut rows) = (0, 0);
+    let deadline = tokio::time::Instant::now() + UNBOUNDED_PATIENCE;
+    while batches < UNBOUNDED_BATCHES {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) => {
+                return Err(format!(
+                    "produced {batches} non-empty batches in {UNBOUNDED_PATIENCE:?}"
+                ));
+            }
+            Ok(None) => return Err(format!("ended after {batches} batches; a stream never ends")),
+            Ok(Some(Err(e))) => return Err(format!("error while running: {e}")),
+            Ok(Some(Ok(batch))) if batch.num_rows() > 0 => {
+                batches += 1;
+                rows += batch.num_rows();
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+    Ok(rows)
+}

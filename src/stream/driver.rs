@@ -49,6 +49,7 @@ pub async fn execute(
     let pipeline = super::plan(state, plan, emit, catalog, Arc::clone(&metrics)).await?;
     let schema = Arc::clone(&pipeline.schema);
     let mut graph = pipeline.graph;
+    graph.open(state.task_ctx()).await?;
     let replay = graph.sources.iter().all(|s| s.bounded);
     let mut sources = Vec::with_capacity(graph.sources.len());
     for spec in std::mem::take(&mut graph.sources) {

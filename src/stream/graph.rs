@@ -9,8 +9,11 @@
 //! by the other inputs' current ones, so lateness after a merge stays
 //! defined and results never depend on which input ran ahead.
 
+use std::sync::Arc;
+
 use datafusion::common::internal_err;
 use datafusion::error::Result;
+use datafusion::execution::TaskContext;
 
 use super::operator::{
     END_OF_INPUT, Event, MultiInputOperator, NO_WATERMARK, Nanos, Operator, RowWatermarks,
@@ -185,6 +188,16 @@ impl Graph {
         Ok(events)
     }
 
+    /// Open every operator (load lookup tables), before the first event.
+    pub async fn open(&mut self, task: Arc<TaskContext>) -> Result<()> {
+        for node in &mut self.nodes {
+            if let NodeKind::Single(operator) = &mut node.kind {
+                operator.open(Arc::clone(&task)).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the sink has had its end: the query is over.
     pub fn is_finished(&self) -> bool {
         match self.root {
@@ -319,7 +332,7 @@ fn cap_watermarks(watermarks: &RowWatermarks, cap: Nanos) -> RowWatermarks {
                 return watermarks.clone();
             }
             let capped: arrow::array::Int64Array = values.values().iter().map(|w| (*w).min(cap)).collect();
-            RowWatermarks::PerRow(std::sync::Arc::new(capped))
+            RowWatermarks::PerRow(Arc::new(capped))
         }
     }
 }
@@ -330,7 +343,7 @@ mod tests {
 
     #[test]
     fn capped_watermarks_keep_the_earlier_of_row_and_cap() {
-        let rows = RowWatermarks::PerRow(std::sync::Arc::new(arrow::array::Int64Array::from(vec![1, 5, 9])));
+        let rows = RowWatermarks::PerRow(Arc::new(arrow::array::Int64Array::from(vec![1, 5, 9])));
         let capped = cap_watermarks(&rows, 6);
         assert_eq!((0..3).map(|i| capped.get(i)).collect::<Vec<_>>(), vec![1, 5, 6]);
         assert_eq!(cap_watermarks(&RowWatermarks::Constant(9), 6).get(0), 6);

@@ -13,6 +13,8 @@ use arrow::compute::{filter, take};
 use arrow::datatypes::{DataType, TimeUnit, TimestampNanosecondType};
 use datafusion::common::{internal_err, plan_err};
 use datafusion::error::Result;
+use datafusion::execution::TaskContext;
+use futures::future::BoxFuture;
 
 /// Event time in nanoseconds since the epoch.
 pub type Nanos = i64;
@@ -119,6 +121,15 @@ impl StreamBatch {
         }
     }
 
+    /// The same rows under `schema`, which has the same types (a rename, a
+    /// union's columns).
+    pub fn renamed(&self, schema: &arrow::datatypes::SchemaRef) -> Result<Self> {
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(self.batch.num_rows()));
+        let batch =
+            RecordBatch::try_new_with_options(Arc::clone(schema), self.batch.columns().to_vec(), &options)?;
+        Ok(self.with_batch(batch))
+    }
+
     /// The same rows (and changes) with other columns.
     pub fn with_batch(&self, batch: RecordBatch) -> Self {
         Self {
@@ -148,6 +159,12 @@ pub enum Event {
 pub trait Operator: Send {
     /// What EXPLAIN and errors call it.
     fn name(&self) -> String;
+
+    /// Load what it needs before the first event (a lookup table), so that
+    /// planning reads nothing.
+    fn open(&mut self, _task: Arc<TaskContext>) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
 
     /// Take rows, push what they produce.
     fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()>;

@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::compute::SortOptions;
 use datafusion::catalog::TableProvider;
@@ -36,6 +37,7 @@ use super::groups::Aggregates;
 use super::late::LateRows;
 use super::operator::MILLISECOND;
 use super::operator::Operator;
+use super::operators::deferred::{Build, DeferredOperator};
 use super::operators::final_aggregate::FinalAggregateOperator;
 use super::operators::lookup_join::LookupJoinOperator;
 use super::operators::session_aggregate::{SessionAggregateOperator, SessionAggregateSpec};
@@ -448,9 +450,6 @@ impl<'a> StreamPlanner<'a> {
         let table_plan =
             crate::plan::LowerWindows.analyze(table_side.as_ref().clone(), self.state.config_options())?;
         let physical = self.state.create_physical_plan(&table_plan).await?;
-        let batches = datafusion::physical_plan::collect(physical, self.state.task_ctx()).await?;
-        let table =
-            arrow::compute::concat_batches(&Arc::new(table_side.schema().as_arrow().clone()), &batches)?;
         let stream = self.node(stream_side, false).await?;
         let (stream_keys, table_keys): (Vec<&Expr>, Vec<&Expr>) = join
             .on
@@ -471,16 +470,29 @@ impl<'a> StreamPlanner<'a> {
             .as_ref()
             .map(|f| self.physical(f, &pairs_schema))
             .transpose()?;
-        let operator = LookupJoinOperator::try_new(
-            join.join_type,
-            stream_is_left,
-            stream_keys,
-            table,
-            table_keys,
-            filter,
-            Arc::new(pairs_schema.as_arrow().clone()),
-            Arc::new(join.schema.as_arrow().clone()),
-        )?;
+        let join_type = join.join_type;
+        let pairs_schema = Arc::new(pairs_schema.as_arrow().clone());
+        let schema = Arc::new(join.schema.as_arrow().clone());
+        let lookup = move |table: RecordBatch| {
+            LookupJoinOperator::try_new(
+                join_type,
+                stream_is_left,
+                stream_keys.clone(),
+                table,
+                table_keys.clone(),
+                filter.clone(),
+                Arc::clone(&pairs_schema),
+                Arc::clone(&schema),
+            )
+        };
+        // Refused kinds are refused now; the table is read when the query starts.
+        lookup(RecordBatch::new_empty(physical.schema()))?;
+        let build: Build = Box::new(move |table| Ok(Box::new(lookup(table)?) as Box<dyn Operator>));
+        let name = format!(
+            "LookupJoin: {join_type} join, the stream {} a bounded table read when the query starts",
+            if stream_is_left { "left of" } else { "right of" }
+        );
+        let operator = DeferredOperator::new(name, physical, build);
         // The stream's window bounds move right by the table's width when the
         // table's columns come first.
         let offset = if stream_is_left {

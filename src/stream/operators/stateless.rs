@@ -96,13 +96,7 @@ impl Operator for RenameOperator {
     }
 
     fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
-        let options = RecordBatchOptions::new().with_row_count(Some(input.batch.num_rows()));
-        let batch = RecordBatch::try_new_with_options(
-            Arc::clone(&self.schema),
-            input.batch.columns().to_vec(),
-            &options,
-        )?;
-        out.push(Event::Data(input.with_batch(batch)));
+        out.push(Event::Data(input.renamed(&self.schema)?));
         Ok(())
     }
 }

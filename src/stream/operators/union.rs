@@ -4,9 +4,6 @@
 //! watermark on as the minimum over its inputs, so a window after the union
 //! closes only when every input has passed its end.
 
-use std::sync::Arc;
-
-use arrow::array::{RecordBatch, RecordBatchOptions};
 use arrow::datatypes::SchemaRef;
 use datafusion::common::plan_err;
 use datafusion::error::Result;
@@ -65,13 +62,7 @@ impl MultiInputOperator for UnionOperator {
                     .join(", ")
             );
         }
-        let options = RecordBatchOptions::new().with_row_count(Some(input.batch.num_rows()));
-        let batch = RecordBatch::try_new_with_options(
-            Arc::clone(&self.schema),
-            input.batch.columns().to_vec(),
-            &options,
-        )?;
-        out.push(Event::Data(input.with_batch(batch)));
+        out.push(Event::Data(input.renamed(&self.schema)?));
         Ok(())
     }
 }

@@ -1,0 +1,86 @@
+//! An operator built when the query starts from rows a batch plan reads then
+//! (a lookup join's table), so that planning, and so `EXPLAIN`, reads
+//! nothing: the plan is only planned until the operator opens.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use datafusion::common::internal_err;
+use datafusion::error::Result;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::ExecutionPlan;
+use futures::future::BoxFuture;
+
+use crate::stream::operator::{Event, Nanos, Operator, StreamBatch};
+
+/// Makes the operator from the rows the plan read.
+pub type Build = Box<dyn FnOnce(RecordBatch) -> Result<Box<dyn Operator>> + Send>;
+
+/// The operator, before and after it opens.
+pub struct DeferredOperator {
+    /// What EXPLAIN calls it before it is built.
+    name: String,
+    /// The rows to read when it opens.
+    plan: Arc<dyn ExecutionPlan>,
+    /// `Some` until it opens.
+    build: Option<Build>,
+    /// `Some` once it opened.
+    operator: Option<Box<dyn Operator>>,
+}
+
+impl DeferredOperator {
+    /// An operator `name` that `build` makes out of what `plan` reads.
+    pub fn new(name: String, plan: Arc<dyn ExecutionPlan>, build: Build) -> Self {
+        Self {
+            name,
+            plan,
+            build: Some(build),
+            operator: None,
+        }
+    }
+
+    fn operator(&mut self) -> Result<&mut Box<dyn Operator>> {
+        match self.operator.as_mut() {
+            Some(operator) => Ok(operator),
+            None => internal_err!("{} was given rows before it opened", self.name),
+        }
+    }
+}
+
+impl Operator for DeferredOperator {
+    fn name(&self) -> String {
+        match &self.operator {
+            Some(operator) => operator.name(),
+            None => self.name.clone(),
+        }
+    }
+
+    fn open(&mut self, task: Arc<TaskContext>) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let Some(build) = self.build.take() else {
+                return Ok(()); // opened already
+            };
+            let schema = self.plan.schema();
+            let batches = datafusion::physical_plan::collect(Arc::clone(&self.plan), task).await?;
+            let rows = arrow::compute::concat_batches(&schema, &batches)?;
+            self.operator = Some(build(rows)?);
+            Ok(())
+        })
+    }
+
+    fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
+        self.operator()?.process(input, out)
+    }
+
+    fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
+        self.operator()?.on_watermark(watermark, out)
+    }
+
+    fn on_end(&mut self, out: &mut Vec<Event>) -> Result<()> {
+        self.operator()?.on_end(out)
+    }
+
+    fn is_finished(&self) -> bool {
+        self.operator.as_ref().is_some_and(|o| o.is_finished())
+    }
+}
