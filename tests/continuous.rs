@@ -60,16 +60,7 @@ fn a_window_is_printed_while_the_input_is_still_open() {
     let sql = over_stdin(PER_WINDOW, "");
     let mut child = spawn(&["--format", "json", "-e", &sql]);
     let mut stdin = child.stdin.take().expect("stdin");
-    let stdout = child.stdout.take().expect("stdout");
-    let (lines, received) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let received = lines_of(&mut child);
     // Two rows in [0 s, 10 s), then one at 12 s: the watermark (11 s) passes
     // the window's end, so its row must come out now, with the pipe open.
     for row in [hit("/a", 1), hit("/a", 4), hit("/b", 12)] {
