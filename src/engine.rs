@@ -25,6 +25,7 @@ use crate::plan::{
 };
 use crate::sql::{self, ParsedStatement, Statement, StatementTokens};
 use crate::stream::StreamMetrics;
+use crate::stream::state_options::StateOptions;
 use crate::{batch, stream};
 
 /// Sluice's own settings, set with `SET sluice.<name> = <value>` and listed by
@@ -176,6 +177,11 @@ impl Engine {
             config
         } else {
             config.with_option_extension(SluiceOptions::default())
+        };
+        let config = if config.options().extensions.get::<StateOptions>().is_some() {
+            config
+        } else {
+            config.with_option_extension(StateOptions::default())
         };
         // Window nodes become relational plans before type coercion; the
         // stream planner analyzes with the default rules only (see

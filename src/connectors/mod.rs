@@ -7,7 +7,7 @@ pub mod follow;
 pub mod generator;
 pub mod line_decoder;
 pub mod object_stores;
-mod options;
+pub mod options;
 pub mod stdin;
 
 pub use options::Options;

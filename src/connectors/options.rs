@@ -97,6 +97,34 @@ impl Options {
     }
 }
 
+/// A count: digits, optionally grouped with `_` (`1_000_000`).
+pub fn parse_count(s: &str) -> Option<u64> {
+    if s.is_empty() || s.starts_with('_') {
+        return None;
+    }
+    s.replace('_', "").parse().ok()
+}
+
+/// A duration in milliseconds: a number with a unit (`250 ms`, `4s`, `1 min`,
+/// `2 h`, `1 d`; `second(s)`, `minute(s)`, `hour(s)`, `day(s)` too), or a bare
+/// number of milliseconds.
+pub fn parse_duration_ms(s: &str) -> Option<u64> {
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '_')
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number = parse_count(number)?;
+    let scale: u64 = match unit.trim().to_lowercase().as_str() {
+        "" | "ms" | "millisecond" | "milliseconds" => 1,
+        "s" | "sec" | "second" | "seconds" => 1_000,
+        "m" | "min" | "minute" | "minutes" => 60_000,
+        "h" | "hour" | "hours" => 3_600_000,
+        "d" | "day" | "days" => 86_400_000,
+        _ => return None,
+    };
+    number.checked_mul(scale)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,7 @@ pub mod operator;
 pub mod operators;
 pub mod planner;
 pub mod source;
+pub mod state_options;
 
 use std::sync::Arc;
 

@@ -14,6 +14,7 @@ mod rng;
 mod table;
 mod views;
 
+pub(crate) use crate::connectors::options::{parse_count, parse_duration_ms};
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, SchemaRef};
@@ -70,14 +71,6 @@ fn take_parsed<T>(
     }
 }
 
-/// A count: digits, optionally grouped with `_` (`1_000_000`).
-fn parse_count(s: &str) -> Option<u64> {
-    if s.is_empty() || s.starts_with('_') {
-        return None;
-    }
-    s.replace('_', "").parse().ok()
-}
-
 /// A signed integer (`-5`, `1_000`).
 fn parse_int(s: &str) -> Option<i128> {
     let (sign, digits) = match s.strip_prefix('-') {
@@ -104,26 +97,6 @@ fn parse_timestamp_ms(s: &str) -> Option<i64> {
     }
     let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
     Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
-}
-
-/// A duration in milliseconds: a number with a unit (`250 ms`, `4s`, `1 min`,
-/// `2 h`, `1 d`; `second(s)`, `minute(s)`, `hour(s)`, `day(s)` too), or a bare
-/// number of milliseconds.
-fn parse_duration_ms(s: &str) -> Option<u64> {
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '_')
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let number = parse_count(number)?;
-    let scale: u64 = match unit.trim().to_lowercase().as_str() {
-        "" | "ms" | "millisecond" | "milliseconds" => 1,
-        "s" | "sec" | "second" | "seconds" => 1_000,
-        "m" | "min" | "minute" | "minutes" => 60_000,
-        "h" | "hour" | "hours" => 3_600_000,
-        "d" | "day" | "days" => 86_400_000,
-        _ => return None,
-    };
-    number.checked_mul(scale)
 }
 
 /// Whether a column declared `declared` can be read from one generated as
