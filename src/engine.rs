@@ -414,7 +414,9 @@ impl Engine {
                     Arc::new(StreamMetrics::default()),
                 )
                 .await?;
-                pipeline.graph.explain()
+                let mut lines = pipeline.graph.explain();
+                lines.extend(pipeline.warnings.iter().map(|w| format!("Warning: {w}")));
+                lines
             }
             _ => vec![],
         };

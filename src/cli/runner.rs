@@ -118,6 +118,13 @@ impl Runner {
         let started = Instant::now();
         let statement = self.engine.parse(tokens).map_err(Failure::Sql)?;
         let mut output = self.engine.execute(&statement).await.map_err(Failure::Sql)?;
+        if let Some(metrics) = &output.metrics
+            && let Ok(warnings) = metrics.warnings.lock()
+        {
+            for warning in warnings.iter() {
+                eprintln!("Warning: {warning}");
+            }
+        }
         let result = self.write_output(&mut output, &statement, started).await;
         // A continuous query (a SELECT or an INSERT) says what it left out.
         if let Some(metrics) = &output.metrics {

@@ -231,9 +231,13 @@ impl Graph {
             Tail::Source(s) => lines.push(format!("{indent}Source: {}", self.sources[s].table)),
             Tail::Node(id) => {
                 let node = &self.nodes[id];
-                let (name, inner) = match &node.kind {
-                    NodeKind::Single(o) => (o.name(), depth),
-                    NodeKind::Multi { operator, .. } => (operator.name(), depth + 1),
+                let (name, state, inner) = match &node.kind {
+                    NodeKind::Single(o) => (o.name(), o.state(), depth),
+                    NodeKind::Multi { operator, .. } => (operator.name(), operator.state(), depth + 1),
+                };
+                let name = match state {
+                    Some(state) => format!("{name}; state: {state}"),
+                    None => name,
                 };
                 for input in &node.inputs {
                     self.explain_tail(*input, inner, lines);

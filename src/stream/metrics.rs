@@ -17,6 +17,9 @@ pub struct StreamMetrics {
     pub watermark: AtomicI64,
     /// Where late rows are written, if the table says so.
     pub late_output: std::sync::OnceLock<std::path::PathBuf>,
+    /// What planning warned of (state that grows without bound), for stderr
+    /// when the query starts.
+    pub warnings: std::sync::Mutex<Vec<String>>,
 }
 
 impl Default for StreamMetrics {
@@ -26,6 +29,7 @@ impl Default for StreamMetrics {
             late_rows: AtomicU64::new(0),
             watermark: AtomicI64::new(NO_WATERMARK),
             late_output: std::sync::OnceLock::new(),
+            warnings: std::sync::Mutex::new(Vec::new()),
         }
     }
 }

@@ -160,6 +160,11 @@ pub trait Operator: Send {
     /// What EXPLAIN and errors call it.
     fn name(&self) -> String;
 
+    /// The state it keeps and what bounds it, for EXPLAIN; `None`: none.
+    fn state(&self) -> Option<String> {
+        None
+    }
+
     /// Load what it needs before the first event (a lookup table), so that
     /// planning reads nothing.
     fn open(&mut self, _task: Arc<TaskContext>) -> BoxFuture<'_, Result<()>> {
@@ -218,6 +223,11 @@ pub trait MultiInputOperator: Send {
     fn on_end(&mut self, out: &mut Vec<Event>) -> Result<()> {
         out.push(Event::End);
         Ok(())
+    }
+
+    /// The state it keeps and what bounds it, for EXPLAIN; `None`: none.
+    fn state(&self) -> Option<String> {
+        None
     }
 
     /// Rows held in state (a metric; joins report their buffers).

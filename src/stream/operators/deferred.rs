@@ -68,6 +68,13 @@ impl Operator for DeferredOperator {
         })
     }
 
+    fn state(&self) -> Option<String> {
+        match &self.operator {
+            Some(operator) => operator.state(),
+            None => Some("the table's rows, read once when the query starts (bounded)".into()),
+        }
+    }
+
     fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
         self.operator()?.process(input, out)
     }

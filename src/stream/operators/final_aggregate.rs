@@ -47,6 +47,10 @@ impl Operator for FinalAggregateOperator {
         )
     }
 
+    fn state(&self) -> Option<String> {
+        Some("groups per key, until the end of input (bounded replays only)".into())
+    }
+
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
         let (keys, arguments) = self.aggregates.evaluate(&input.batch)?;
         match &mut self.groups {

@@ -189,6 +189,13 @@ impl Operator for LookupJoinOperator {
         )
     }
 
+    fn state(&self) -> Option<String> {
+        Some(format!(
+            "the table's {} rows, indexed by key (bounded)",
+            self.table.num_rows()
+        ))
+    }
+
     fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
         let batch = &input.batch;
         let (mut stream_rows, mut table_rows) = self.pairs(batch)?;

@@ -238,6 +238,10 @@ impl Operator for SessionAggregateOperator {
         )
     }
 
+    fn state(&self) -> Option<String> {
+        Some("session_rows per key, freed once the watermark passes a session's end (its last row plus the gap)".into())
+    }
+
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
         let batch = input.batch;
         let times = to_nanos(batch.column(self.spec.start))?;

@@ -49,6 +49,14 @@ impl Operator for SortPerWatermarkOperator {
         format!("Sort {when}: {}", order.join(", "))
     }
 
+    fn state(&self) -> Option<String> {
+        Some(if self.at_end {
+            "every row, until the end of input (bounded replays only)".into()
+        } else {
+            "the rows of one emission, sorted when the watermark moves".into()
+        })
+    }
+
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
         self.pending.push(input.batch);
         Ok(())

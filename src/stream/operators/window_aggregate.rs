@@ -448,6 +448,10 @@ impl Operator for WindowAggregateOperator {
         )
     }
 
+    fn state(&self) -> Option<String> {
+        Some("window_partials per pane and key, each freed once the watermark passes the end of the last window over its pane".into())
+    }
+
     fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
         let touched = self.aggregate(&input)?;
         if self.changes.is_some() {

@@ -116,6 +116,14 @@ impl Operator for WindowFunctionOperator {
         format!("WindowFunctions {when}: {}", names.join(", "))
     }
 
+    fn state(&self) -> Option<String> {
+        Some(if self.at_end {
+            "every row, until the end of input (bounded replays only)".into()
+        } else {
+            "the rows of one emission, evaluated when the watermark moves".into()
+        })
+    }
+
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
         self.pending.push(input.batch);
         Ok(())

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Nexmark throughput of the continuous executor, one query at a time, against DESIGN.md's per-core anchors.
+
+Builds nothing: build the release binary first,
+
+    CARGO_TARGET_DIR=$HOME/.cache/sluice-release cargo build --release --bin sluice
+    python3 benches/nexmark.py
+
+Each query of ../shared/conformance/nexmark/queries (after the mechanical edits tests/nexmark.rs makes: q14's
+CREATE FUNCTION dropped, q10's partitioned sink a blackhole, q23's dateTime quoted) runs as written, its INSERT
+into a blackhole sink, over a bounded nexmark generator of SLUICE_NEXMARK_EVENTS events (default 10,000,000;
+SLUICE_NEXMARK_JOIN_EVENTS, default 2,000,000, for queries that join two streams), with --mode continuous, so
+the streaming path runs it: every join of two streams streams both sides (EXPLAIN is checked for a LookupJoin,
+and a query that has one is reported, not timed), and nothing is read in batch. One run per query, pinned to one
+core (taskset -c 0), wall clock of the whole process (start-up and planning included, about 0.05 s).
+
+Events/s are counted as Nexmark counts them: every event of the span (persons, auctions and bids), whatever the
+query reads. Beside it: the rows the query's tables actually generate per second (bids are 46 of every 50
+events, auctions 3, persons 1), and the generator's own cost: the rate of a stateless scan of the same tables
+(`SELECT count(*)`-free: a filter no row passes), so a query that reads only persons is not flattered.
+
+Environment: SLUICE (the binary; default $HOME/.cache/sluice-release/release/sluice), SLUICE_BENCH_ONLY=q5,q7
+(a comma-separated list of queries).
+"""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUERIES = os.path.join(ROOT, "..", "shared", "conformance", "nexmark", "queries")
+SLUICE = os.environ.get("SLUICE", os.path.expanduser("~/.cache/sluice-release/release/sluice"))
+EVENTS = int(os.environ.get("SLUICE_NEXMARK_EVENTS", "10000000"))
+JOIN_EVENTS = int(os.environ.get("SLUICE_NEXMARK_JOIN_EVENTS", "2000000"))
+ONLY = [q for q in os.environ.get("SLUICE_BENCH_ONLY", "").split(",") if q]
+
+# DESIGN.md "Bars": the best published per-core figure (Feldera, 16 workers), events/s.
+ANCHORS = {"q0": 436e3, "q4": 265e3, "q5": 412e3, "q7": 196e3, "q9": 57e3, "q16": 51e3, "q18": 85e3,
+           "q19": 75e3, "q20": 85e3}
+# Rows of each table among 50 events.
+SHARE = {"person": 1, "auction": 3, "bid": 46}
+
+
+def prelude(events):
+    """Generator tables with Flink's watermark, and views with the Flink DDL's column names."""
+    table = lambda name, columns: (
+        f"CREATE TABLE nexmark_{name} ({columns}, WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND) "
+        f"WITH ('connector' = 'nexmark', 'table' = '{name}', 'events' = '{events}');\n")
+    return (
+        table("person", "id BIGINT, name VARCHAR, email_address VARCHAR, credit_card VARCHAR, city VARCHAR, "
+                        "state VARCHAR, date_time TIMESTAMP(3), extra VARCHAR")
+        + table("auction", "id BIGINT, item_name VARCHAR, description VARCHAR, initial_bid BIGINT, reserve BIGINT, "
+                           "date_time TIMESTAMP(3), expires TIMESTAMP(3), seller BIGINT, category BIGINT, extra VARCHAR")
+        + table("bid", "auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR, "
+                       "date_time TIMESTAMP(3), extra VARCHAR")
+        + "CREATE VIEW person AS SELECT id, name, email_address AS emailaddress, credit_card AS creditcard, city, "
+          "state, date_time AS \"dateTime\", extra FROM nexmark_person;\n"
+        + "CREATE VIEW auction AS SELECT id, item_name AS itemname, description, initial_bid AS initialbid, reserve, "
+          "date_time AS \"dateTime\", expires, seller, category, extra FROM nexmark_auction;\n"
+        + "CREATE VIEW bid AS SELECT auction, bidder, price, channel, url, date_time AS \"dateTime\", extra "
+          "FROM nexmark_bid;\n")
+
+
+def edited(name, sql):
+    """The mechanical edits of tests/nexmark.rs (`edits`)."""
+    sql = re.sub(r"CREATE FUNCTION count_char[^;]*;", "", sql)
+    sql = re.sub(r"PARTITIONED BY[^;]*", "WITH ('connector' = 'blackhole')", sql, flags=re.S)
+    if name == "q23":
+        sql = sql.replace("A.dateTime", "A.`dateTime`")
+    return sql
+
+
+def tables_read(sql):
+    """Which of person, auction and bid the query reads."""
+    body = sql[sql.find("INSERT INTO"):]
+    return sorted(t for t in SHARE if re.search(rf"\b{t}\b", body, re.I) or re.search(rf"TABLE {t}\b", body))
+
+
+def run(args, script):
+    """Seconds of one run of sluice on a script file, or the error."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(script)
+    try:
+        started = time.monotonic()
+        done = subprocess.run(["taskset", "-c", "0", SLUICE, *args, f.name], capture_output=True, text=True)
+        seconds = time.monotonic() - started
+    finally:
+        os.unlink(f.name)
+    if done.returncode != 0:
+        return None, (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1]
+    return seconds, done.stdout
+
+
+def main():
+    if not os.access(SLUICE, os.X_OK):
+        sys.exit(f"no sluice binary at {SLUICE} (build it, or set SLUICE)")
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    print(f"machine: {os.cpu_count()} cores ({cpu}); binary: {SLUICE} "
+          f"({time.strftime('%F %T', time.localtime(os.path.getmtime(SLUICE)))}); one core per run (taskset -c 0)")
+    print("| query | events | seconds | events/s | x anchor | rows generated/s | generator alone, rows/s | path |")
+    print("|---|---|---|---|---|---|---|---|")
+    names = sorted((f[:-4] for f in os.listdir(QUERIES) if re.fullmatch(r"q\d+\.sql", f)), key=lambda n: int(n[1:]))
+    generator_rate = {}
+    for name in names:
+        if ONLY and name not in ONLY:
+            continue
+        sql = edited(name, open(os.path.join(QUERIES, name + ".sql")).read())
+        joins = bool(re.search(r"\bJOIN\b|\bIN\s*\(\s*SELECT", sql, re.I))
+        events = JOIN_EVENTS if joins else EVENTS
+        script = prelude(events) + sql
+        insert = sql.find("INSERT INTO")
+        explain = prelude(events) + sql[:insert] + "EXPLAIN " + sql[insert:]
+        seconds, plan = run(["--mode", "continuous"], explain)
+        if seconds is None:
+            print(f"| {name} | | | | | | | does not run: {plan} |")
+            continue
+        if "LookupJoin" in plan and joins:
+            print(f"| {name} | | | | | | | not timed: a join reads a side in batch (LookupJoin) |")
+            continue
+        seconds, out = run(["--mode", "continuous"], script)
+        if seconds is None:
+            print(f"| {name} | | | | | | | failed: {out} |")
+            continue
+        tables = tables_read(sql)
+        rows = sum(events * SHARE[t] // 50 for t in tables)
+        key = (events, tuple(tables))
+        if key not in generator_rate:
+            scans = " UNION ALL ".join(f"SELECT 1 AS x FROM nexmark_{t} WHERE date_time IS NULL" for t in tables)
+            gen_seconds, _ = run(["--mode", "continuous"], prelude(events) + f"SELECT x FROM ({scans});")
+            generator_rate[key] = rows / gen_seconds if gen_seconds else float("nan")
+        rate = events / seconds
+        anchor = f"{rate / ANCHORS[name]:.1f}" if name in ANCHORS else ""
+        print(f"| {name} | {events / 1e6:.0f} M | {seconds:.2f} | {rate / 1e6:.2f} M | {anchor} | "
+              f"{rows / seconds / 1e6:.2f} M ({'+'.join(tables)}) | {generator_rate[key] / 1e6:.2f} M | "
+              f"{'streams joined' if joins else 'one stream'} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+//! Planning aggregates: windowed, per session, or at the end of a bounded
+//! replay.
+
+use super::*;
+
+impl StreamPlanner<'_> {
+    pub(super) async fn aggregate(
+        &mut self,
+        aggregate: &datafusion::logical_expr::Aggregate,
+    ) -> Result<Planned> {
+        let window = window_below(&aggregate.input);
+        // Panes and sessions only when the aggregate groups by the window's
+        // bounds: otherwise it needs every copy of a row (count(*) over HOP).
+        let by_window = aggregate.group_expr.iter().any(|e| {
+            matches!(e, Expr::Column(c) if [WINDOW_START, WINDOW_END, WINDOW_TIME].contains(&c.name.as_str()))
+        });
+        let panes = by_window
+            && window.is_some_and(|w| match w.kind {
+                WindowKind::Tumble { .. } => false,
+                WindowKind::Session { .. } => true,
+                // EMIT CHANGES shows each window as it grows: rows are copied
+                // into their windows rather than aggregated per pane.
+                _ => !self.changes,
+            });
+        let planned = self.node(&aggregate.input, panes).await?;
+        planned.appended_only("an aggregate")?;
+        let input = aggregate.input.schema();
+        let grouped = |lineage: &WindowLineage| {
+            aggregate.group_expr.iter().any(|e| match e {
+                Expr::Column(c) => input
+                    .index_of_column(c)
+                    .ok()
+                    .and_then(|i| lineage.role(i))
+                    .is_some(),
+                _ => false,
+            })
+        };
+        let Some(lineage) = planned.lineage.filter(grouped) else {
+            return self.final_aggregate(aggregate, &planned);
+        };
+        if let Some(table) = &planned.sources.unwatermarked {
+            return plan_err!(
+                "table '{table}' has no watermark, so its windows would never close: declare one, as in WATERMARK FOR ts AS ts - INTERVAL '5' SECOND"
+            );
+        }
+        let mut group_columns = Vec::new();
+        let mut keys = Vec::new();
+        for expr in &aggregate.group_expr {
+            let role = match expr {
+                Expr::Column(c) => input.index_of_column(c).ok().and_then(|i| lineage.role(i)),
+                _ => None,
+            };
+            match role {
+                Some(role) => group_columns.push(GroupColumn::Window(role)),
+                None => {
+                    group_columns.push(GroupColumn::Key(keys.len()));
+                    keys.push(self.physical(expr, input)?);
+                }
+            }
+        }
+        let aggregates = self.aggregate_exprs(aggregate)?;
+        let (panes_spec, length) = match (lineage.panes, lineage.kind) {
+            (true, WindowKind::Hop { slide, size, .. }) => (Panes::Hop { slide, size }, Some(slide)),
+            (true, WindowKind::Cumulate { step, size, offset }) => {
+                (Panes::Cumulate { step, size, offset }, Some(step))
+            }
+            (_, WindowKind::Tumble { size, .. } | WindowKind::Hop { size, .. }) => {
+                (Panes::Windows, Some(size))
+            }
+            (_, _) => (Panes::Windows, None),
+        };
+        if lineage.end.is_none() && lineage.time.is_none() && length.is_none() {
+            return plan_err!(
+                "a CUMULATE aggregate must GROUP BY window_end (window_start alone names several windows)"
+            );
+        }
+        let key_fields = group_columns
+            .iter()
+            .zip(aggregate.schema.fields())
+            .filter(|(c, _)| matches!(c, GroupColumn::Key(_)))
+            .map(|(_, f)| Arc::clone(f))
+            .collect();
+        let aggregates = Aggregates::try_new(keys, key_fields, aggregates)?;
+        if let WindowKind::Session { gap } = lineage.kind {
+            if self.changes {
+                return not_impl_err!(
+                    "EMIT CHANGES over SESSION windows is not supported yet; TUMBLE, HOP and CUMULATE emit changes"
+                );
+            }
+            let session = SessionPlan { window, lineage, gap };
+            return self.session_aggregate(aggregate, &planned, session, group_columns, aggregates);
+        }
+        let spec = WindowAggregateSpec {
+            panes: panes_spec,
+            pane_columns: PaneColumns {
+                start: lineage.start,
+                end: lineage.end,
+                time: lineage.time,
+                length,
+            },
+            group_columns: group_columns.clone(),
+            aggregates,
+            schema: Arc::new(aggregate.schema.as_arrow().clone()),
+        };
+        let late = LateRows::new(Arc::clone(&self.metrics), planned.sources.late_path.clone());
+        let operator = WindowAggregateOperator::new(spec, late);
+        let operator = if self.changes {
+            operator.emit_changes()?
+        } else {
+            operator
+        };
+        let lineage = output_lineage(lineage.kind, &group_columns);
+        Ok(self.then(&planned, Box::new(operator), Some(lineage)))
+    }
+}
+
+impl StreamPlanner<'_> {
+    /// A GROUP BY without a window: over a bounded replay, aggregated to the
+    /// end of input; over an unbounded source, refused.
+    pub(super) fn final_aggregate(
+        &mut self,
+        aggregate: &datafusion::logical_expr::Aggregate,
+        input_plan: &Planned,
+    ) -> Result<Planned> {
+        if !input_plan.sources.bounded || self.changes {
+            return not_impl_err!(
+                "GROUP BY without a window on an unbounded source would need an updating aggregate, which is not supported yet: aggregate over TUMBLE/HOP/CUMULATE/SESSION and GROUP BY window_start, window_end"
+            );
+        }
+        if aggregate
+            .group_expr
+            .iter()
+            .any(|e| matches!(e, Expr::GroupingSet(_)))
+        {
+            return not_impl_err!("GROUPING SETS, ROLLUP and CUBE are not supported in continuous mode yet");
+        }
+        let input = aggregate.input.schema();
+        let keys = aggregate
+            .group_expr
+            .iter()
+            .map(|e| self.physical(e, input))
+            .collect::<Result<Vec<_>>>()?;
+        let key_fields = aggregate
+            .schema
+            .fields()
+            .iter()
+            .take(keys.len())
+            .cloned()
+            .collect();
+        let group_columns = (0..keys.len()).map(GroupColumn::Key).collect();
+        let aggregates = Aggregates::try_new(keys, key_fields, self.aggregate_exprs(aggregate)?)?;
+        let operator = FinalAggregateOperator::try_new(
+            aggregates,
+            group_columns,
+            Arc::new(aggregate.schema.as_arrow().clone()),
+            Arc::new(input.as_arrow().clone()),
+        )?;
+        Ok(self.then(input_plan, Box::new(operator), None))
+    }
+}
+
+impl StreamPlanner<'_> {
+    /// The aggregate functions of an Aggregate node, physical.
+    pub(super) fn aggregate_exprs(
+        &self,
+        aggregate: &datafusion::logical_expr::Aggregate,
+    ) -> Result<Vec<crate::stream::groups::Aggregate>> {
+        let input = aggregate.input.schema();
+        aggregate
+            .aggr_expr
+            .iter()
+            .map(|e| {
+                let lowered = LoweredAggregateBuilder::new(
+                    e,
+                    input,
+                    input.as_arrow(),
+                    self.state.execution_props(),
+                    &PhysicalPlanningContext::default(),
+                )
+                .build()?;
+                Ok((lowered.aggregate, lowered.filter))
+            })
+            .collect()
+    }
+}
+
+impl StreamPlanner<'_> {
+    /// A session aggregate: sessions per PARTITION BY key, which must be
+    /// among the GROUP BY keys.
+    pub(super) fn session_aggregate(
+        &mut self,
+        aggregate: &datafusion::logical_expr::Aggregate,
+        input_plan: &Planned,
+        session: SessionPlan<'_>,
+        group_columns: Vec<GroupColumn>,
+        aggregates: Aggregates,
+    ) -> Result<Planned> {
+        let SessionPlan { window, lineage, gap } = session;
+        let Some(start) = lineage.start else {
+            return plan_err!("a SESSION aggregate must GROUP BY window_start and window_end");
+        };
+        let key_names: Vec<String> = aggregate
+            .group_expr
+            .iter()
+            .filter(|e| !is_bound_column(e, &lineage, aggregate.input.schema()))
+            .map(|e| match strip_alias(e) {
+                Expr::Column(c) => c.name.clone(),
+                other => other.schema_name().to_string(),
+            })
+            .collect();
+        let mut session_keys = Vec::new();
+        for key in window.map(|w| w.partition_keys.as_slice()).unwrap_or_default() {
+            let name = match strip_alias(key) {
+                Expr::Column(c) => c.name.clone(),
+                other => other.schema_name().to_string(),
+            };
+            match key_names.iter().position(|k| *k == name) {
+                Some(i) => session_keys.push(i),
+                None => {
+                    return not_impl_err!(
+                        "a SESSION aggregate must GROUP BY its PARTITION BY key '{name}' (as Flink requires) in continuous mode"
+                    );
+                }
+            }
+        }
+        let spec = SessionAggregateSpec {
+            gap,
+            start,
+            group_columns: group_columns.clone(),
+            session_keys,
+            aggregates,
+            schema: Arc::new(aggregate.schema.as_arrow().clone()),
+        };
+        let late = LateRows::new(Arc::clone(&self.metrics), input_plan.sources.late_path.clone());
+        let operator = SessionAggregateOperator::try_new(spec, late)?;
+        let lineage = output_lineage(lineage.kind, &group_columns);
+        Ok(self.then(input_plan, Box::new(operator), Some(lineage)))
+    }
+}
+
+/// A SESSION window under an aggregate.
+pub(super) struct SessionPlan<'a> {
+    window: Option<&'a WindowTvf>,
+    lineage: WindowLineage,
+    gap: i64,
+}

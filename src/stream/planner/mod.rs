@@ -1,0 +1,377 @@
+//! The stream planner: an optimized DataFusion `LogicalPlan` mapped node by
+//! node to incremental operators, built bottom-up into a [`Graph`]: each
+//! table scan a source, each node an operator after its inputs' (a union or a
+//! join of two streams merges them). What flows up is a [`Planned`]: where the
+//! rows come out, where their window bounds are (`lineage`), what their
+//! sources are like, and whether they are changes. A node with no
+//! incremental operator gets an error naming it and why; nothing falls back
+//! to batch silently.
+//!
+//! Files: `windows` (window TVFs), `aggregates`, `joins` (joins and unions),
+//! `ordering` (ORDER BY, window functions), `lineage` (window bounds).
+//!
+//! Windows: a `Window` node (see [`crate::plan::WindowTvf`]) is planned
+//! through its relational lowering, so window bounds are computed by the very
+//! expressions batch uses. Under a windowed aggregate, HOP and CUMULATE are
+//! lowered as a TUMBLE of one slide (step) instead: rows get their *pane*, and
+//! the aggregate makes windows out of panes, never copying a row.
+
+mod aggregates;
+mod joins;
+mod lineage;
+mod ordering;
+mod windows;
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::compute::SortOptions;
+use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::TreeNode;
+use datafusion::common::{DFSchema, not_impl_err, plan_err};
+use datafusion::datasource::source_as_provider;
+use datafusion::error::Result;
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::logical_plan::{FetchType, SkipType};
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder};
+use datafusion::optimizer::AnalyzerRule;
+use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
+use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
+use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
+use datafusion::physical_planner::create_window_expr;
+use futures::future::BoxFuture;
+
+use super::graph::{Graph, GraphBuilder, Tail};
+use super::groups::Aggregates;
+use super::late::LateRows;
+use super::operator::MILLISECOND;
+use super::operator::Operator;
+use super::operators::deferred::{Build, DeferredOperator};
+use super::operators::final_aggregate::FinalAggregateOperator;
+use super::operators::lookup_join::LookupJoinOperator;
+use super::operators::session_aggregate::{SessionAggregateOperator, SessionAggregateSpec};
+use super::operators::sort::SortPerWatermarkOperator;
+use super::operators::stateless::{FilterOperator, LimitOperator, ProjectionOperator, RenameOperator};
+use super::operators::union::UnionOperator;
+use super::operators::window_aggregate::{
+    GroupColumn, PaneColumns, Panes, WindowAggregateOperator, WindowAggregateSpec, WindowColumn,
+};
+use super::operators::window_functions::WindowFunctionOperator;
+use super::source::SourceSpec;
+use super::{StreamMetrics, changelog_schema};
+use crate::connectors::Boundedness;
+use crate::plan::windows::{WINDOW_END, WINDOW_START, WINDOW_TIME, WindowKind, duration};
+use crate::plan::{SourceCatalog, WindowTvf};
+use crate::sql::Emit;
+use lineage::{WindowLineage, is_bound_column, output_lineage, strip_alias};
+use windows::window_below;
+
+/// A planned continuous query: its operator graph.
+pub struct Pipeline {
+    /// Sources, operators and the sink.
+    pub graph: Graph,
+    /// The rows that come out (after the change column, with `EMIT CHANGES`).
+    pub schema: SchemaRef,
+    /// Whether rows are a changelog (`EMIT CHANGES`).
+    pub changes: bool,
+    /// What planning warned of (state that grows without bound).
+    pub warnings: Vec<String>,
+}
+
+/// A planned sub-query: where its rows come out, where its window bounds
+/// are, and what its sources are like.
+#[derive(Debug, Clone)]
+struct Planned {
+    tail: Tail,
+    lineage: Option<WindowLineage>,
+    sources: Sources,
+    /// Its rows are changes (`+I`, `-D`, ...), not only appended rows: an
+    /// outer join of two streams retracts a padded row when its match comes.
+    updating: bool,
+}
+
+impl Planned {
+    /// The same rows out of another tail, with other window bounds.
+    fn at(&self, tail: Tail, lineage: Option<WindowLineage>) -> Planned {
+        Planned {
+            tail,
+            lineage,
+            sources: self.sources.clone(),
+            updating: self.updating,
+        }
+    }
+
+    /// Refuse an operator that takes appended rows only over updating ones.
+    fn appended_only(&self, operator: &str) -> Result<()> {
+        if self.updating {
+            return not_impl_err!(
+                "{operator} over an updating input (an outer join of two streams, which retracts its NULL-padded rows) is not supported yet: make the join inner, or bound it by time or window"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What the sources under a sub-query are like.
+#[derive(Debug, Clone)]
+struct Sources {
+    /// Every one ends (a bounded replay).
+    bounded: bool,
+    /// An unbounded table among them with no watermark: its windows would
+    /// never close.
+    unwatermarked: Option<String>,
+    /// Every one declares a watermark.
+    watermarked: bool,
+    /// Where late rows go (the first table that says).
+    late_path: Option<std::path::PathBuf>,
+}
+
+impl Sources {
+    /// The sources of two sub-queries together.
+    fn and(&self, other: &Sources) -> Sources {
+        Sources {
+            bounded: self.bounded && other.bounded,
+            unwatermarked: self.unwatermarked.clone().or_else(|| other.unwatermarked.clone()),
+            watermarked: self.watermarked && other.watermarked,
+            late_path: self.late_path.clone().or_else(|| other.late_path.clone()),
+        }
+    }
+}
+
+/// Builds a [`Pipeline`].
+pub struct StreamPlanner<'a> {
+    state: &'a SessionState,
+    catalog: &'a SourceCatalog,
+    metrics: Arc<StreamMetrics>,
+    graph: GraphBuilder,
+    /// What planning warned of.
+    warnings: Vec<String>,
+    /// `EMIT CHANGES`: windowed aggregates emit early results as a changelog.
+    changes: bool,
+}
+
+impl<'a> StreamPlanner<'a> {
+    /// A planner over a session analyzed without batch's window lowering.
+    pub fn new(state: &'a SessionState, catalog: &'a SourceCatalog, metrics: Arc<StreamMetrics>) -> Self {
+        Self {
+            state,
+            catalog,
+            metrics,
+            graph: GraphBuilder::default(),
+            warnings: Vec::new(),
+            changes: false,
+        }
+    }
+
+    /// Plan for `EMIT CHANGES` (or `EMIT ON WINDOW CLOSE`, the default).
+    pub fn with_emit(mut self, emit: Option<Emit>) -> Self {
+        self.changes = emit == Some(Emit::Changes);
+        self
+    }
+
+    /// Plan an optimized logical plan.
+    pub async fn plan(mut self, plan: &LogicalPlan) -> Result<Pipeline> {
+        let planned = self.node(plan, false).await?;
+        // An updating result goes out as a changelog.
+        self.changes |= planned.updating;
+        let schema = plan.schema().as_arrow().clone();
+        let schema = if self.changes {
+            changelog_schema(&schema)
+        } else {
+            schema
+        };
+        Ok(Pipeline {
+            graph: self.graph.finish(planned.tail)?,
+            warnings: self.warnings,
+            schema: Arc::new(schema),
+            changes: self.changes,
+        })
+    }
+
+    fn node<'b>(&'b mut self, node: &'b LogicalPlan, panes: bool) -> BoxFuture<'b, Result<Planned>> {
+        Box::pin(async move {
+            match node {
+                LogicalPlan::TableScan(scan) => {
+                    let provider = source_as_provider(&scan.source)?;
+                    self.scan(scan.table_name.to_string(), provider, scan).await
+                }
+                LogicalPlan::Projection(projection) => {
+                    let planned = self.node(&projection.input, panes).await?;
+                    let input = projection.input.schema();
+                    let exprs = projection
+                        .expr
+                        .iter()
+                        .map(|e| self.physical(e, input))
+                        .collect::<Result<Vec<_>>>()?;
+                    let schema = Arc::new(projection.schema.as_arrow().clone());
+                    let lineage = planned.lineage.and_then(|l| l.through(&projection.expr, input));
+                    Ok(self.then(
+                        &planned,
+                        Box::new(ProjectionOperator::new(exprs, schema)),
+                        lineage,
+                    ))
+                }
+                LogicalPlan::Filter(filter) => {
+                    let planned = self.node(&filter.input, panes).await?;
+                    let predicate = self.physical(&filter.predicate, filter.input.schema())?;
+                    Ok(self.then(
+                        &planned,
+                        Box::new(FilterOperator::new(predicate)),
+                        planned.lineage,
+                    ))
+                }
+                LogicalPlan::SubqueryAlias(alias) => {
+                    let planned = self.node(&alias.input, panes).await?;
+                    let rename = RenameOperator::new(Arc::new(alias.schema.as_arrow().clone()));
+                    Ok(self.then(&planned, Box::new(rename), planned.lineage))
+                }
+                LogicalPlan::Limit(limit) => {
+                    let planned = self.node(&limit.input, panes).await?;
+                    let (SkipType::Literal(skip), FetchType::Literal(fetch)) =
+                        (limit.get_skip_type()?, limit.get_fetch_type()?)
+                    else {
+                        return plan_err!("LIMIT and OFFSET must be constants in a continuous query");
+                    };
+                    Ok(self.then(
+                        &planned,
+                        Box::new(LimitOperator::new(skip, fetch)),
+                        planned.lineage,
+                    ))
+                }
+                LogicalPlan::Join(join) => self.join(join).await,
+                LogicalPlan::Union(union) => self.union(union).await,
+                LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate).await,
+                LogicalPlan::Sort(sort) => self.sort(sort).await,
+                LogicalPlan::Window(window) => self.window_functions(window).await,
+                other => match WindowTvf::from_plan(other) {
+                    Some(window) => self.window(window, panes).await,
+                    None => refuse(other),
+                },
+            }
+        })
+    }
+
+    /// Say `warning` on stderr when the query starts, and in EXPLAIN.
+    fn warn(&mut self, warning: String) {
+        if let Ok(mut warnings) = self.metrics.warnings.lock() {
+            warnings.push(warning.clone());
+        }
+        self.warnings.push(warning);
+    }
+
+    /// `operator` after `input`'s rows, with window bounds `lineage`.
+    fn then(
+        &mut self,
+        input: &Planned,
+        operator: Box<dyn Operator>,
+        lineage: Option<WindowLineage>,
+    ) -> Planned {
+        let tail = self.graph.chain(input.tail, operator);
+        input.at(tail, lineage)
+    }
+
+    fn physical(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+        self.state.create_physical_expr(expr.clone(), schema)
+    }
+
+    async fn scan(
+        &mut self,
+        table: String,
+        provider: Arc<dyn TableProvider>,
+        scan: &datafusion::logical_expr::TableScan,
+    ) -> Result<Planned> {
+        if let Some(view) = provider.get_logical_plan() {
+            // A view: plan its query in place, then take the columns and
+            // filters the scan asked of it.
+            let view = self.state.optimize(&view)?;
+            let mut planned = self.node(&view, false).await?;
+            let view_schema = view.schema();
+            for filter in &scan.filters {
+                let predicate = self.physical(filter, view_schema)?;
+                planned = self.then(
+                    &planned,
+                    Box::new(FilterOperator::new(predicate)),
+                    planned.lineage,
+                );
+            }
+            let columns: Vec<usize> = scan
+                .projection
+                .clone()
+                .unwrap_or_else(|| (0..view_schema.fields().len()).collect());
+            let exprs = columns
+                .iter()
+                .map(|&i| {
+                    let (qualifier, field) = view_schema.qualified_field(i);
+                    self.physical(
+                        &Expr::Column(datafusion::common::Column::new(qualifier.cloned(), field.name())),
+                        view_schema,
+                    )
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let schema = Arc::new(scan.projected_schema.as_arrow().clone());
+            let lineage = planned.lineage.and_then(|l| l.select(&columns));
+            return Ok(self.then(
+                &planned,
+                Box::new(ProjectionOperator::new(exprs, schema)),
+                lineage,
+            ));
+        }
+        let info = self.catalog.source_of(&provider);
+        let bounded = info
+            .as_ref()
+            .is_none_or(|i| i.boundedness == Boundedness::Bounded);
+        let watermark = info.as_ref().and_then(|i| i.watermark.clone()).map(|w| w.expr);
+        let sources = Sources {
+            bounded,
+            unwatermarked: (!bounded && watermark.is_none()).then(|| table.clone()),
+            watermarked: watermark.is_some(),
+            late_path: info.as_ref().and_then(|i| i.late_path.clone()),
+        };
+        let tail = self.graph.source(SourceSpec {
+            table,
+            provider,
+            projection: scan.projection.clone(),
+            filters: scan.filters.clone(),
+            fetch: scan.fetch,
+            watermark,
+            bounded,
+        });
+        Ok(Planned {
+            tail,
+            lineage: None,
+            sources,
+            updating: false,
+        })
+    }
+}
+
+/// The error for a node with no incremental operator.
+fn refuse(node: &LogicalPlan) -> Result<Planned> {
+    let why = match node {
+        LogicalPlan::Distinct(_) => {
+            "DISTINCT on an unbounded source needs an updating operator, not supported yet"
+        }
+        LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
+            "a constant table cannot be a continuous query's source"
+        }
+        _ => "this operation has no incremental operator yet",
+    };
+    not_impl_err!(
+        "{} ({}) in a continuous query: {why}",
+        node.display(),
+        node_kind(node)
+    )
+}
+
+fn node_kind(node: &LogicalPlan) -> &'static str {
+    match node {
+        LogicalPlan::Distinct(_) => "Distinct",
+        LogicalPlan::Union(_) => "Union",
+        LogicalPlan::Values(_) => "Values",
+        LogicalPlan::Unnest(_) => "Unnest",
+        LogicalPlan::RecursiveQuery(_) => "RecursiveQuery",
+        _ => "plan node",
+    }
+}
