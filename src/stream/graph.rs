@@ -239,7 +239,11 @@ impl Graph {
                     Some(state) => format!("{name}; state: {state}"),
                     None => name,
                 };
-                for input in &node.inputs {
+                let merges = node.inputs.len() > 1;
+                for (port, input) in node.inputs.iter().enumerate() {
+                    if merges {
+                        lines.push(format!("{indent}  [input {}]", port + 1));
+                    }
                     self.explain_tail(*input, inner, lines);
                 }
                 lines.push(format!("{indent}{name}"));
