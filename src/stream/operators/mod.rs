@@ -5,10 +5,15 @@
 //! watermarks already merged by the graph.
 
 pub mod final_aggregate;
+pub mod interval_join;
+pub mod join;
+pub mod join_state;
 pub mod lookup_join;
 pub mod session_aggregate;
 pub mod sort;
 pub mod stateless;
+#[cfg(test)]
+pub mod testing;
 pub mod union;
 pub mod window_aggregate;
 pub mod window_functions;
