@@ -530,12 +530,13 @@ impl Output {
         let batch = arrow::compute::concat_batches(schema, &self.batches)?;
         let watermarks = concat_watermarks(&self.watermarks, &self.counts);
         let changes: Option<ArrayRef> = updating.then(|| {
-            Arc::new(StringArray::from_iter_values(
-                self.changes
-                    .iter()
-                    .zip(&self.counts)
-                    .flat_map(|(c, n)| std::iter::repeat_n(*c, *n)),
-            )) as ArrayRef
+            let ops: Vec<&str> = self
+                .changes
+                .iter()
+                .zip(&self.counts)
+                .flat_map(|(c, n)| std::iter::repeat_n(*c, *n))
+                .collect();
+            Arc::new(StringArray::from(ops)) as ArrayRef
         });
         Ok(Some(StreamBatch {
             batch,

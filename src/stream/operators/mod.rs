@@ -17,3 +17,4 @@ pub mod testing;
 pub mod union;
 pub mod window_aggregate;
 pub mod window_functions;
+pub mod window_join;

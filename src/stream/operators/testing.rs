@@ -311,15 +311,29 @@ pub fn join_inputs() -> (SchemaRef, SchemaRef) {
 }
 
 /// A join of [`join_inputs`] on `lk = rk` (no keys when `keyed` is false)
-/// with `filter`, its output schema as DataFusion's `Join::schema` gives it.
+/// with `filter`.
 pub fn join_spec(
     join_type: datafusion::common::JoinType,
     keyed: bool,
     filter: Option<Arc<dyn datafusion::physical_expr::PhysicalExpr>>,
 ) -> super::join::JoinSpec {
-    use datafusion::common::JoinType;
-    use datafusion::physical_expr::expressions::Column;
     let (left, right) = join_inputs();
+    let keys: &[(usize, usize)] = if keyed { &[(0, 0)] } else { &[] };
+    spec(join_type, left, right, keys, filter)
+}
+
+/// A join of `left` and `right` on columns `keys` (left index, right index)
+/// with `filter`, its output schema as DataFusion's `Join::schema` gives it.
+pub fn spec(
+    join_type: datafusion::common::JoinType,
+    left: SchemaRef,
+    right: SchemaRef,
+    keys: &[(usize, usize)],
+    filter: Option<Arc<dyn datafusion::physical_expr::PhysicalExpr>>,
+) -> super::join::JoinSpec {
+    use datafusion::common::JoinType;
+    use datafusion::physical_expr::PhysicalExpr;
+    use datafusion::physical_expr::expressions::Column;
     let both = Arc::new(arrow::datatypes::Schema::new(
         left.fields()
             .iter()
@@ -332,17 +346,13 @@ pub fn join_spec(
         JoinType::RightSemi | JoinType::RightAnti => Arc::clone(&right),
         _ => both,
     };
-    let key = |name: &str| -> Vec<Arc<dyn datafusion::physical_expr::PhysicalExpr>> {
-        if keyed {
-            vec![Arc::new(Column::new(name, 0))]
-        } else {
-            vec![]
-        }
+    let key = |schema: &SchemaRef, i: usize| -> Arc<dyn PhysicalExpr> {
+        Arc::new(Column::new(schema.field(i).name(), i))
     };
     super::join::JoinSpec {
         join_type,
-        left_keys: key("lk"),
-        right_keys: key("rk"),
+        left_keys: keys.iter().map(|(l, _)| key(&left, *l)).collect(),
+        right_keys: keys.iter().map(|(_, r)| key(&right, *r)).collect(),
         filter,
         left_schema: left,
         right_schema: right,
