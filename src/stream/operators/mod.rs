@@ -12,6 +12,7 @@ pub mod lookup_join;
 pub mod session_aggregate;
 pub mod sort;
 pub mod stateless;
+pub mod stream_join;
 #[cfg(test)]
 pub mod testing;
 pub mod union;
