@@ -356,8 +356,8 @@ impl JoinCore {
 
     /// Of the candidate pairs `(a, b)` (`a` rows of `side`, `b` rows of the
     /// other side, taken already: one row per pair), those the filter keeps:
-    /// their indices into the candidates, and the pairs' left-then-right
-    /// columns.
+    /// the mask over the candidates (`None`: all), and the kept pairs'
+    /// left-then-right columns.
     pub fn filter_pairs(
         &self,
         side: Side,
@@ -365,27 +365,12 @@ impl JoinCore {
         b: &RecordBatch,
     ) -> Result<(Option<BooleanArray>, Vec<ArrayRef>)> {
         let columns = left_then_right(side, a.columns().to_vec(), b.columns().to_vec());
-        let Some(condition) = &self.spec.filter else {
-            return Ok((None, columns));
-        };
-        let options = RecordBatchOptions::new().with_row_count(Some(a.num_rows()));
-        let pairs = RecordBatch::try_new_with_options(Arc::clone(&self.pairs_schema), columns, &options)?;
-        let mask = condition.evaluate(&pairs)?.into_array(pairs.num_rows())?;
-        let Some(mask) = mask.as_any().downcast_ref::<BooleanArray>() else {
-            return internal_err!("a join condition gave {}, not booleans", mask.data_type());
-        };
-        // NULL is not true.
-        let mask = if mask.null_count() > 0 {
-            prep_null_mask_filter(mask)
-        } else {
-            mask.clone()
-        };
-        let columns = pairs
-            .columns()
-            .iter()
-            .map(|c| Ok(filter(c.as_ref(), &mask)?))
-            .collect::<Result<Vec<_>>>()?;
-        Ok((Some(mask), columns))
+        filter_pairs(
+            self.spec.filter.as_ref(),
+            &self.pairs_schema,
+            columns,
+            a.num_rows(),
+        )
     }
 
     /// Output rows for pairs given as left-then-right columns.
@@ -420,6 +405,38 @@ impl JoinCore {
     }
 }
 
+/// Of `rows` candidate pairs given as left-then-right `columns` (of
+/// `pairs_schema`), those `condition` keeps: the mask over the candidates
+/// (`None` without a condition: all), and the kept pairs' columns.
+pub fn filter_pairs(
+    condition: Option<&Arc<dyn PhysicalExpr>>,
+    pairs_schema: &SchemaRef,
+    columns: Vec<ArrayRef>,
+    rows: usize,
+) -> Result<(Option<BooleanArray>, Vec<ArrayRef>)> {
+    let Some(condition) = condition else {
+        return Ok((None, columns));
+    };
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    let pairs = RecordBatch::try_new_with_options(Arc::clone(pairs_schema), columns, &options)?;
+    let mask = condition.evaluate(&pairs)?.into_array(rows)?;
+    let Some(mask) = mask.as_any().downcast_ref::<BooleanArray>() else {
+        return internal_err!("a join condition gave {}, not booleans", mask.data_type());
+    };
+    // NULL is not true.
+    let mask = if mask.null_count() > 0 {
+        prep_null_mask_filter(mask)
+    } else {
+        mask.clone()
+    };
+    let columns = pairs
+        .columns()
+        .iter()
+        .map(|c| Ok(filter(c.as_ref(), &mask)?))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((Some(mask), columns))
+}
+
 /// `a` (of `side`) and `b` (of the other side) as left then right.
 pub fn left_then_right<T>(side: Side, a: Vec<T>, b: Vec<T>) -> Vec<T> {
     match side {
@@ -428,13 +445,18 @@ pub fn left_then_right<T>(side: Side, a: Vec<T>, b: Vec<T>) -> Vec<T> {
     }
 }
 
-/// Rows `indices` of `batch` (a NULL index takes a NULL row).
-pub fn take_rows(batch: &RecordBatch, indices: &UInt32Array) -> Result<RecordBatch> {
-    let columns = batch
+/// The columns of rows `indices` of `batch` (a NULL index takes NULLs).
+pub fn take_columns(batch: &RecordBatch, indices: &UInt32Array) -> Result<Vec<ArrayRef>> {
+    batch
         .columns()
         .iter()
         .map(|c| Ok(take(c.as_ref(), indices, None)?))
-        .collect::<Result<Vec<_>>>()?;
+        .collect()
+}
+
+/// Rows `indices` of `batch`.
+pub fn take_rows(batch: &RecordBatch, indices: &UInt32Array) -> Result<RecordBatch> {
+    let columns = take_columns(batch, indices)?;
     let options = RecordBatchOptions::new().with_row_count(Some(indices.len()));
     Ok(RecordBatch::try_new_with_options(
         batch.schema(),
