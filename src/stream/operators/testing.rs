@@ -383,3 +383,33 @@ pub fn time_between(lower: Nanos, upper: Nanos) -> Arc<dyn datafusion::physical_
         op(difference, Operator::LtEq, lit(upper * S)),
     )
 }
+
+/// `count(*)` grouped by the Int64 column `key` of `input`.
+pub fn count_by(input: &SchemaRef, key: &str) -> crate::stream::groups::Aggregates {
+    use arrow::datatypes::Field;
+    use datafusion::functions_aggregate::count::count_udaf;
+    use datafusion::physical_expr::aggregate::AggregateExprBuilder;
+    use datafusion::physical_expr::expressions::{col, lit};
+    let count = AggregateExprBuilder::new(count_udaf(), vec![lit(1i64)])
+        .schema(Arc::clone(input))
+        .alias("n")
+        .build()
+        .expect("count(*)");
+    crate::stream::groups::Aggregates::try_new(
+        vec![col(key, input).expect("the key column")],
+        vec![Arc::new(Field::new(key, DataType::Int64, true))],
+        vec![(Arc::new(count), None)],
+    )
+    .expect("aggregates")
+}
+
+/// `(window_start, window_end, k, n)`, bounds in `unit`.
+pub fn window_counts(unit: arrow::datatypes::TimeUnit) -> SchemaRef {
+    use arrow::datatypes::{Field, Schema};
+    Arc::new(Schema::new(vec![
+        Field::new("window_start", DataType::Timestamp(unit, None), false),
+        Field::new("window_end", DataType::Timestamp(unit, None), false),
+        Field::new("k", DataType::Int64, true),
+        Field::new("n", DataType::Int64, false),
+    ]))
+}
