@@ -7,6 +7,8 @@
 pub mod final_aggregate;
 pub mod interval_join;
 pub mod join;
+#[cfg(test)]
+mod join_differential;
 pub mod join_state;
 pub mod lookup_join;
 pub mod session_aggregate;

@@ -248,7 +248,12 @@ fn column(data_type: &DataType, values: Vec<Option<String>>) -> ArrayRef {
     }
 }
 
-/// Row `row` of `batch` as `(v, v)`, times in seconds.
+/// Rows `0..rows` of `columns` as `(v, v)`, times in seconds.
+pub fn rows_text(columns: &[ArrayRef], rows: usize) -> Vec<String> {
+    (0..rows).map(|row| row_text(columns, row)).collect()
+}
+
+/// Row `row` of `columns` as `(v, v)`, times in seconds.
 fn row_text(columns: &[ArrayRef], row: usize) -> String {
     let values: Vec<String> = columns
         .iter()
