@@ -25,7 +25,7 @@ use datafusion::error::Result;
 
 use super::join::{
     JoinCore, JoinSpec, Output, Side, check_append_only, check_timestamp, hits, late_policy, rows_where,
-    take_rows,
+    show_nanos, take_rows,
 };
 use super::join_state::{JoinState, Probe};
 use crate::stream::late::LateRows;
@@ -113,11 +113,10 @@ impl IntervalJoinOperator {
 
 impl MultiInputOperator for IntervalJoinOperator {
     fn name(&self) -> String {
+        let (lower, upper) = (show_nanos(self.bounds.lower), show_nanos(self.bounds.upper));
         format!(
-            "IntervalJoin: {}, left time - right time in [{} ns, {} ns]; {}",
+            "IntervalJoin: {}, left time - right time in [{lower}, {upper}]; state join_left kept until the watermark passes left time - {lower}, join_right until right time + {upper}; {}",
             self.core.spec.join_type,
-            self.bounds.lower,
-            self.bounds.upper,
             late_policy(&self.late)
         )
     }
@@ -483,6 +482,29 @@ mod tests {
             (1, 8, a, 1, 9, x) @3
             state 2
             ",
+        );
+    }
+
+    #[test]
+    fn explain_names_the_bound_and_the_state() {
+        let metrics = metrics();
+        let bounds = IntervalBounds {
+            left_time: 1,
+            right_time: 1,
+            lower: -5 * S,
+            upper: S / 2,
+        };
+        let spec = join_spec(JoinType::Left, true, None);
+        let operator =
+            IntervalJoinOperator::try_new(spec, bounds, [late(&metrics), late(&metrics)]).expect("plans");
+        let name = operator.name();
+        assert!(
+            name.starts_with("IntervalJoin: Left, left time - right time in [-5s, 500ms]"),
+            "{name}"
+        );
+        assert!(
+            name.contains("join_left") && name.contains("late rows counted and dropped"),
+            "{name}"
         );
     }
 

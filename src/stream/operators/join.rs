@@ -23,7 +23,7 @@ use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalExpr;
 
 use crate::stream::late::LateRows;
-use crate::stream::operator::{Event, RowWatermarks, StreamBatch};
+use crate::stream::operator::{Event, Nanos, RowWatermarks, StreamBatch};
 
 /// A join key in arrow's row format (empty when the join has no keys).
 pub type Key = Box<[u8]>;
@@ -597,6 +597,15 @@ pub fn check_timestamp(schema: &Schema, index: usize, why: &str) -> Result<()> {
         DataType::Timestamp(_, _) => Ok(()),
         other => plan_err!("{why}, and {} is {other}", field.name()),
     }
+}
+
+/// A signed length of event time, for EXPLAIN (`-5s`, `1.5s`).
+pub fn show_nanos(nanos: Nanos) -> String {
+    let sign = if nanos < 0 { "-" } else { "" };
+    format!(
+        "{sign}{:?}",
+        std::time::Duration::from_nanos(nanos.unsigned_abs())
+    )
 }
 
 /// The late-row policy of a join's inputs, for EXPLAIN.

@@ -79,6 +79,11 @@ impl JoinState {
         self.rows
     }
 
+    /// Whether no row is kept.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
     /// Keep `batch`'s rows, with their keys, the watermark after which each
     /// is dropped, and whether each has matched already.
     pub fn insert(

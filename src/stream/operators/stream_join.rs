@@ -24,7 +24,7 @@ use arrow::array::{BooleanArray, UInt32Array};
 use datafusion::common::plan_err;
 use datafusion::error::Result;
 
-use super::join::{JoinCore, JoinSpec, Output, Side, check_append_only, hits};
+use super::join::{JoinCore, JoinSpec, Output, Side, check_append_only, hits, show_nanos};
 use super::join_state::{JoinState, Probe};
 use crate::stream::operator::{Event, MultiInputOperator, NO_WATERMARK, Nanos, StreamBatch};
 
@@ -73,10 +73,10 @@ impl MultiInputOperator for StreamJoinOperator {
     fn name(&self) -> String {
         let retention = match self.ttl {
             Some(ttl) => format!(
-                "state kept {:?} past each row's watermark",
-                std::time::Duration::from_nanos(ttl.unsigned_abs())
+                "state join_left and join_right kept until the watermark passes each row's own plus {}",
+                show_nanos(ttl)
             ),
-            None => "state kept without bound (no state.ttl)".to_string(),
+            None => "state join_left and join_right kept without bound (no state.ttl)".to_string(),
         };
         format!(
             "StreamJoin: {}{}; {retention}",

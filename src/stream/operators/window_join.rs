@@ -113,7 +113,8 @@ impl WindowJoinOperator {
         let mut output = Output::default();
         for end in closing {
             if let Some(window) = self.windows.remove(&end) {
-                self.rows -= window.iter().flatten().map(RecordBatch::num_rows).sum::<usize>();
+                let rows: usize = window.iter().flatten().map(RecordBatch::num_rows).sum();
+                self.rows = self.rows.saturating_sub(rows);
                 self.join(window, &mut output, self.watermark)?;
             }
         }
@@ -124,7 +125,7 @@ impl WindowJoinOperator {
 impl MultiInputOperator for WindowJoinOperator {
     fn name(&self) -> String {
         format!(
-            "WindowJoin: {}, per window; {}",
+            "WindowJoin: {}; state join_left and join_right per window, freed when the watermark reaches its end; {}",
             self.core.spec.join_type,
             late_policy(&self.late)
         )
