@@ -13,6 +13,7 @@ pub mod driver;
 pub mod graph;
 pub mod groups;
 pub mod insert;
+pub mod interval_bounds;
 pub mod late;
 pub mod metrics;
 pub mod operator;

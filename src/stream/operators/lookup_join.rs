@@ -9,17 +9,16 @@
 //! pairs every row with every table row: HOP uses it to copy rows into their
 //! windows when it cannot aggregate per pane.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array};
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array};
 use arrow::compute::take;
 use arrow::datatypes::SchemaRef;
-use arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::{JoinType, not_impl_err};
 use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalExpr;
 
+use super::join::{JoinKeys, KeyIndex, Side, filter_pairs, hits, keep, left_then_right, take_columns};
 use crate::stream::operator::{Event, Operator, StreamBatch};
 
 /// Which rows a join keeps, seen from the stream's side.
@@ -37,14 +36,14 @@ enum Keep {
 
 /// The operator.
 pub struct LookupJoinOperator {
-    stream_keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// The stream's keys, compared in the table's key types.
+    stream_keys: JoinKeys,
     table: RecordBatch,
-    /// Table rows by key; `None` without keys (every row matches).
-    index: Option<HashMap<OwnedRow, Vec<u32>>>,
-    converter: Option<RowConverter>,
-    /// The table's key types: stream keys are cast to them.
-    key_types: Vec<arrow::datatypes::DataType>,
-    stream_is_left: bool,
+    /// Table rows by key (without keys, every row under the one empty key:
+    /// every row matches).
+    index: KeyIndex<u32>,
+    /// The stream's side of the join.
+    side: Side,
     keep: Keep,
     /// The extra condition, over the left columns then the right ones.
     filter: Option<Arc<dyn PhysicalExpr>>,
@@ -77,83 +76,23 @@ impl LookupJoinOperator {
                 );
             }
         };
-        let mut key_types = Vec::new();
-        let (index, converter) = if table_keys.is_empty() {
-            (None, None)
-        } else {
-            let keys = table_keys
-                .iter()
-                .map(|k| k.evaluate(&table)?.into_array(table.num_rows()))
-                .collect::<Result<Vec<ArrayRef>>>()?;
-            key_types = keys.iter().map(|k| k.data_type().clone()).collect();
-            let converter = RowConverter::new(key_types.iter().map(|t| SortField::new(t.clone())).collect())?;
-            let rows = converter.convert_columns(&keys)?;
-            let mut index: HashMap<OwnedRow, Vec<u32>> = HashMap::new();
-            for row in 0..table.num_rows() {
-                if keys.iter().all(|k| k.is_valid(row)) {
-                    index.entry(rows.row(row).owned()).or_default().push(row as u32);
-                }
-            }
-            (Some(index), Some(converter))
-        };
+        // Stream keys are cast to the table's key types.
+        let key_types = table_keys
+            .iter()
+            .map(|k| k.data_type(&table.schema()))
+            .collect::<Result<Vec<_>>>()?;
+        let table_keys = JoinKeys::try_new(table_keys, key_types.clone())?;
+        let index = KeyIndex::build(&table_keys.of(&table)?);
         Ok(Self {
-            stream_keys,
+            stream_keys: JoinKeys::try_new(stream_keys, key_types)?,
             table,
             index,
-            converter,
-            key_types,
-            stream_is_left,
+            side: if stream_is_left { Side::Left } else { Side::Right },
             keep,
             filter,
             pairs_schema,
             schema,
         })
-    }
-
-    /// Matching (stream row, table row) pairs.
-    fn pairs(&self, batch: &RecordBatch) -> Result<(Vec<u32>, Vec<u32>)> {
-        let rows = batch.num_rows();
-        let (mut stream, mut table) = (Vec::new(), Vec::new());
-        match (&self.index, &self.converter) {
-            (Some(index), Some(converter)) => {
-                let keys = self
-                    .stream_keys
-                    .iter()
-                    .map(|k| k.evaluate(batch)?.into_array(rows))
-                    .collect::<Result<Vec<ArrayRef>>>()?;
-                // Keys of the stream's type, compared in the table's.
-                let keys = keys
-                    .iter()
-                    .zip(&self.key_types)
-                    .map(|(k, t)| {
-                        if k.data_type() == t {
-                            Ok(Arc::clone(k))
-                        } else {
-                            Ok(arrow::compute::cast(k, t)?)
-                        }
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                let converted = converter.convert_columns(&keys)?;
-                for row in 0..rows {
-                    if !keys.iter().all(|k| k.is_valid(row)) {
-                        continue;
-                    }
-                    if let Some(matches) = index.get(&converted.row(row).owned()) {
-                        stream.extend(std::iter::repeat_n(row as u32, matches.len()));
-                        table.extend_from_slice(matches);
-                    }
-                }
-            }
-            _ => {
-                for row in 0..rows as u32 {
-                    for t in 0..self.table.num_rows() as u32 {
-                        stream.push(row);
-                        table.push(t);
-                    }
-                }
-            }
-        }
-        Ok((stream, table))
     }
 
     /// Left-then-right columns of the given pairs.
@@ -163,15 +102,11 @@ impl LookupJoinOperator {
         stream: &UInt32Array,
         table: &UInt32Array,
     ) -> Result<Vec<ArrayRef>> {
-        let side = |b: &RecordBatch, idx: &UInt32Array| -> Result<Vec<ArrayRef>> {
-            b.columns().iter().map(|c| Ok(take(c, idx, None)?)).collect()
-        };
-        let (stream_columns, table_columns) = (side(batch, stream)?, side(&self.table, table)?);
-        Ok(if self.stream_is_left {
-            stream_columns.into_iter().chain(table_columns).collect()
-        } else {
-            table_columns.into_iter().chain(stream_columns).collect()
-        })
+        Ok(left_then_right(
+            self.side,
+            take_columns(batch, stream)?,
+            take_columns(&self.table, table)?,
+        ))
     }
 }
 
@@ -179,10 +114,9 @@ impl Operator for LookupJoinOperator {
     fn name(&self) -> String {
         format!(
             "LookupJoin: stream {} a bounded table of {} rows, {:?}",
-            if self.stream_is_left {
-                "left of"
-            } else {
-                "right of"
+            match self.side {
+                Side::Left => "left of",
+                Side::Right => "right of",
             },
             self.table.num_rows(),
             self.keep
@@ -198,34 +132,18 @@ impl Operator for LookupJoinOperator {
 
     fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
         let batch = &input.batch;
-        let (mut stream_rows, mut table_rows) = self.pairs(batch)?;
-        if let Some(filter) = &self.filter {
+        let (mut stream_rows, mut table_rows) = self.index.probe(&self.stream_keys.of(batch)?);
+        if self.filter.is_some() {
             let (s, t) = (
                 UInt32Array::from(stream_rows.clone()),
                 UInt32Array::from(table_rows.clone()),
             );
-            let options = RecordBatchOptions::new().with_row_count(Some(s.len()));
-            let pairs = RecordBatch::try_new_with_options(
-                Arc::clone(&self.pairs_schema),
-                self.pair_columns(batch, &s, &t)?,
-                &options,
-            )?;
-            let mask = filter.evaluate(&pairs)?.into_array(pairs.num_rows())?;
-            let mask = mask.as_boolean();
-            let keep = |v: Vec<u32>| -> Vec<u32> {
-                v.into_iter()
-                    .enumerate()
-                    .filter(|(i, _)| mask.is_valid(*i) && mask.value(*i))
-                    .map(|(_, x)| x)
-                    .collect()
-            };
-            stream_rows = keep(stream_rows);
-            table_rows = keep(table_rows);
+            let columns = self.pair_columns(batch, &s, &t)?;
+            let (mask, _) = filter_pairs(self.filter.as_ref(), &self.pairs_schema, columns, s.len())?;
+            stream_rows = keep(&stream_rows, mask.as_ref());
+            table_rows = keep(&table_rows, mask.as_ref());
         }
-        let mut matched = vec![false; batch.num_rows()];
-        for &row in &stream_rows {
-            matched[row as usize] = true;
-        }
+        let matched = hits(batch.num_rows(), &stream_rows);
         let output = match self.keep {
             Keep::Matched | Keep::Unmatched => {
                 let wanted = self.keep == Keep::Matched;

@@ -6,10 +6,19 @@
 
 pub mod deferred;
 pub mod final_aggregate;
+pub mod interval_join;
+pub mod join;
+#[cfg(test)]
+mod join_differential;
+pub mod join_state;
 pub mod lookup_join;
 pub mod session_aggregate;
 pub mod sort;
 pub mod stateless;
+pub mod stream_join;
+#[cfg(test)]
+pub mod testing;
 pub mod union;
 pub mod window_aggregate;
 pub mod window_functions;
+pub mod window_join;

@@ -288,3 +288,64 @@ impl Operator for SessionAggregateOperator {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::groups::WindowColumn;
+    use crate::stream::operators::testing::{Harness, S, check, count_by, late, metrics, window_counts};
+    use arrow::datatypes::{Schema, TimeUnit};
+
+    /// `count(*)` per SESSION of 5 s gap, PARTITION BY k, over `(k, ts)`.
+    fn session_count() -> Harness {
+        let input = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), false),
+        ]));
+        let metrics = metrics();
+        let spec = SessionAggregateSpec {
+            gap: 5 * S,
+            start: 1,
+            group_columns: vec![
+                GroupColumn::Window(WindowColumn::Start),
+                GroupColumn::Window(WindowColumn::End),
+                GroupColumn::Key(0),
+            ],
+            session_keys: vec![0],
+            aggregates: count_by(&input, "k"),
+            schema: window_counts(TimeUnit::Second),
+        };
+        let operator = SessionAggregateOperator::try_new(spec, late(&metrics)).expect("plans");
+        Harness::single(Box::new(operator), input, &metrics)
+    }
+
+    #[test]
+    fn a_row_exactly_a_gap_after_another_starts_a_session_and_a_row_behind_its_gap_is_late() {
+        // As batch plans it (sqllogictests/windows.slt): sessions are
+        // end-exclusive, so 0 s and 5 s with a 5 s gap are two sessions.
+        check(
+            &mut session_count(),
+            "
+            rows (1, 0) (1, 5) (2, 3)
+            wm 8
+            # Its own session [3 s, 8 s) had closed: late.
+            rows (1, 3)
+            # After the end of k = 2's emitted session [3 s, 8 s): on time.
+            rows (2, 9)
+            late
+            wm +inf
+            end
+            ",
+            "
+            (0, 5, 1, 1) @-inf
+            (3, 8, 2, 1) @-inf
+            wm 8
+            late 1
+            (5, 10, 1, 1) @8
+            (9, 14, 2, 1) @8
+            wm +inf
+            end
+            ",
+        );
+    }
+}

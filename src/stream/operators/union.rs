@@ -66,3 +66,63 @@ impl MultiInputOperator for UnionOperator {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::operators::testing::{Harness, check, metrics};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    fn input() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+        ]))
+    }
+
+    #[test]
+    fn rows_pass_with_watermarks_capped_by_the_other_inputs_and_the_end_waits_for_all() {
+        let operator = UnionOperator::new(3, input());
+        let mut harness = Harness::multi(Box::new(operator), vec![input(), input(), input()], &metrics());
+        check(
+            &mut harness,
+            "
+            0 wm 10
+            1 wm 4
+            0 rows (1, 11)
+            2 wm 6
+            1 rows@9 (2, 9) (null, 12)
+            0 end
+            1 wm 20
+            1 end
+            2 rows (3, 7)
+            2 end
+            ",
+            "
+            (1, 11) @-inf
+            wm 4
+            (2, 9) @6
+            (null, 12) @6
+            wm 6
+            (3, 7) @6
+            wm +inf
+            end
+            ",
+        );
+    }
+
+    #[test]
+    fn an_input_of_other_types_is_refused() {
+        let operator = UnionOperator::new(2, input());
+        let other = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+        ]));
+        let mut harness = Harness::multi(Box::new(operator), vec![input(), other], &metrics());
+        let out = harness.run("1 rows ('a', 1)");
+        assert!(
+            out.starts_with("error") && out.contains("input 2 of a UNION ALL"),
+            "{out}"
+        );
+    }
+}

@@ -609,4 +609,65 @@ mod tests {
         assert_eq!(Panes::Windows.window_ends(p), vec![10 * S]);
         assert_eq!(Panes::Windows.last_end(p), 10 * S);
     }
+
+    /// `count(*) GROUP BY window_start, window_end, k` over TUMBLE rows
+    /// `(k, window_start, window_end)` of 10 s windows.
+    fn tumble_count() -> crate::stream::operators::testing::Harness {
+        use crate::stream::groups::GroupColumn;
+        use crate::stream::operators::testing::{Harness, count_by, late, metrics, window_counts};
+        use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+        let input = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("window_start", ts.clone(), false),
+            Field::new("window_end", ts, false),
+        ]));
+        let metrics = metrics();
+        let spec = WindowAggregateSpec {
+            panes: Panes::Windows,
+            pane_columns: PaneColumns {
+                start: Some(1),
+                end: Some(2),
+                time: None,
+                length: Some(10 * S),
+            },
+            group_columns: vec![
+                GroupColumn::Window(WindowColumn::Start),
+                GroupColumn::Window(WindowColumn::End),
+                GroupColumn::Key(0),
+            ],
+            aggregates: count_by(&input, "k"),
+            schema: window_counts(TimeUnit::Millisecond),
+        };
+        let operator = WindowAggregateOperator::new(spec, late(&metrics));
+        Harness::single(Box::new(operator), input, &metrics)
+    }
+
+    #[test]
+    fn a_window_closes_when_the_watermark_reaches_its_end_and_a_row_for_it_then_is_late() {
+        crate::stream::operators::testing::check(
+            &mut tumble_count(),
+            "
+            wm 5
+            # A row at 10 s is in [10 s, 20 s), not in [0 s, 10 s).
+            rows (1, 0, 10) (2, 0, 10) (1, 10, 20)
+            wm 10
+            rows (1, 0, 10)
+            late
+            rows (1, 10, 20)
+            wm +inf
+            end
+            ",
+            "
+            wm 5
+            (0, 10, 1, 1) @5
+            (0, 10, 2, 1) @5
+            wm 10
+            late 1
+            (10, 20, 1, 2) @10
+            wm +inf
+            end
+            ",
+        );
+    }
 }

@@ -1,0 +1,250 @@
+//! The rows one side of a stream-stream join keeps: batches as they came,
+//! indexed by join key, each row with the watermark past which it is dropped
+//! and whether it has matched yet (outer joins emit the rows that never did).
+//!
+//! Rows are kept in the batches they came in (no copy per row); a batch is
+//! freed once all of its rows expired. Expired rows leave the key index at
+//! once, so a probe never sees them.
+
+use std::collections::{BTreeMap, HashSet};
+
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::compute::{concat_batches, interleave_record_batch};
+use arrow::datatypes::SchemaRef;
+use datafusion::common::internal_err;
+use datafusion::error::Result;
+
+use super::join::{JoinCore, Key, KeyIndex, Side, keep, take_rows};
+use crate::stream::operator::Nanos;
+
+/// Where a kept row is: its batch and its row in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RowRef {
+    chunk: u64,
+    row: u32,
+}
+
+/// Rows that came in one batch.
+struct Chunk {
+    batch: RecordBatch,
+    keys: Vec<Key>,
+    /// The row is dropped once the watermark passes this.
+    expire_at: Vec<Nanos>,
+    matched: Vec<bool>,
+    alive: Vec<bool>,
+    live: usize,
+    /// The earliest `expire_at` of a live row (a chunk is skipped until then).
+    first_expiry: Nanos,
+}
+
+/// The rows one side of a join keeps.
+pub struct JoinState {
+    schema: SchemaRef,
+    chunks: BTreeMap<u64, Chunk>,
+    next: u64,
+    index: KeyIndex<RowRef>,
+    rows: usize,
+}
+
+/// The pairs of a batch with a side's kept rows that match.
+pub struct Probe {
+    /// The batch's row of each pair.
+    pub rows: Vec<u32>,
+    /// The kept row of each pair.
+    pub found: Vec<RowRef>,
+    /// The pairs' left-then-right columns.
+    pub columns: Vec<ArrayRef>,
+}
+
+/// Rows a watermark expired.
+pub struct Expired {
+    /// The rows that never matched, in the order they came.
+    pub unmatched: RecordBatch,
+}
+
+impl JoinState {
+    /// No rows yet, of `schema`.
+    pub fn new(schema: SchemaRef) -> Self {
+        Self {
+            schema,
+            chunks: BTreeMap::new(),
+            next: 0,
+            index: KeyIndex::default(),
+            rows: 0,
+        }
+    }
+
+    /// How many rows are kept.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether no row is kept.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Keep `batch`'s rows, with their keys, the watermark after which each
+    /// is dropped, and whether each has matched already.
+    pub fn insert(
+        &mut self,
+        batch: RecordBatch,
+        keys: Vec<Key>,
+        expire_at: Vec<Nanos>,
+        matched: Vec<bool>,
+    ) -> Result<()> {
+        let rows = batch.num_rows();
+        if keys.len() != rows || expire_at.len() != rows || matched.len() != rows {
+            return internal_err!("a join kept {rows} rows with other counts of keys, expiries and matches");
+        }
+        if rows == 0 {
+            return Ok(());
+        }
+        let chunk = self.next;
+        self.next += 1;
+        for (row, key) in keys.iter().enumerate() {
+            self.index.insert(
+                key.clone(),
+                RowRef {
+                    chunk,
+                    row: row as u32,
+                },
+            );
+        }
+        let first_expiry = expire_at.iter().copied().min().unwrap_or(Nanos::MAX);
+        self.chunks.insert(
+            chunk,
+            Chunk {
+                batch,
+                keys,
+                expire_at,
+                matched,
+                alive: vec![true; rows],
+                live: rows,
+                first_expiry,
+            },
+        );
+        self.rows += rows;
+        Ok(())
+    }
+
+    /// Each (probe row, kept row) pair with equal keys, probe rows in order.
+    pub fn candidates(&self, keys: &[Option<Key>]) -> (Vec<u32>, Vec<RowRef>) {
+        self.index.probe(keys)
+    }
+
+    /// The pairs of `batch` (rows of `side`, keys `keys`) with the kept rows
+    /// (of the other side) that match: equal keys and the join condition.
+    pub fn probe(
+        &self,
+        core: &JoinCore,
+        side: Side,
+        batch: &RecordBatch,
+        keys: &[Option<Key>],
+    ) -> Result<Probe> {
+        let (rows, found) = self.candidates(keys);
+        let candidates = take_rows(batch, &UInt32Array::from(rows.clone()))?;
+        let partners = self.rows(&found)?;
+        let (mask, columns) = core.filter_pairs(side, &candidates, &partners)?;
+        Ok(Probe {
+            rows: keep(&rows, mask.as_ref()),
+            found: keep(&found, mask.as_ref()),
+            columns,
+        })
+    }
+
+    /// The kept rows `refs`, in that order (repeats allowed).
+    pub fn rows(&self, refs: &[RowRef]) -> Result<RecordBatch> {
+        let mut order: Vec<u64> = refs.iter().map(|r| r.chunk).collect();
+        order.sort_unstable();
+        order.dedup();
+        let mut batches = Vec::with_capacity(order.len());
+        for chunk in &order {
+            match self.chunks.get(chunk) {
+                Some(c) => batches.push(&c.batch),
+                None => return internal_err!("a join's key index names rows it no longer keeps"),
+            }
+        }
+        if batches.is_empty() {
+            return Ok(RecordBatch::new_empty(std::sync::Arc::clone(&self.schema)));
+        }
+        let indices: Vec<(usize, usize)> = refs
+            .iter()
+            .map(|r| (order.partition_point(|c| *c < r.chunk), r.row as usize))
+            .collect();
+        Ok(interleave_record_batch(&batches, &indices)?)
+    }
+
+    /// Mark `refs` matched; those that had not matched before, once each, in
+    /// order, with their first position in `refs`.
+    pub fn first_matches(&mut self, refs: &[RowRef]) -> Vec<(RowRef, usize)> {
+        let mut first = Vec::new();
+        for (at, r) in refs.iter().enumerate() {
+            if let Some(matched) = self
+                .chunks
+                .get_mut(&r.chunk)
+                .and_then(|c| c.matched.get_mut(r.row as usize))
+                && !*matched
+            {
+                *matched = true;
+                first.push((*r, at));
+            }
+        }
+        first
+    }
+
+    /// Drop the rows whose time ran out at `watermark` (`expire_at <
+    /// watermark`), or every row when `all`.
+    pub fn expire(&mut self, watermark: Nanos, all: bool) -> Result<Expired> {
+        let mut unmatched: Vec<RecordBatch> = Vec::new();
+        let mut keys: HashSet<Key> = HashSet::new();
+        let mut emptied = Vec::new();
+        for (id, chunk) in self.chunks.iter_mut() {
+            if !all && chunk.first_expiry >= watermark {
+                continue;
+            }
+            let mut lonely = Vec::new();
+            let mut first_expiry = Nanos::MAX;
+            for row in 0..chunk.alive.len() {
+                if !chunk.alive[row] {
+                    continue;
+                }
+                if all || chunk.expire_at[row] < watermark {
+                    chunk.alive[row] = false;
+                    chunk.live -= 1;
+                    self.rows -= 1;
+                    keys.insert(chunk.keys[row].clone());
+                    if !chunk.matched[row] {
+                        lonely.push(row as u32);
+                    }
+                } else {
+                    first_expiry = first_expiry.min(chunk.expire_at[row]);
+                }
+            }
+            chunk.first_expiry = first_expiry;
+            if !lonely.is_empty() {
+                unmatched.push(take_rows(&chunk.batch, &UInt32Array::from(lonely))?);
+            }
+            if chunk.live == 0 {
+                emptied.push(*id);
+            }
+        }
+        for id in emptied {
+            self.chunks.remove(&id);
+        }
+        let chunks = &self.chunks;
+        for key in &keys {
+            self.index.retain(key, |r| {
+                chunks
+                    .get(&r.chunk)
+                    .is_some_and(|c| c.alive.get(r.row as usize).copied().unwrap_or(false))
+            });
+        }
+        let unmatched = match unmatched.len() {
+            0 => RecordBatch::new_empty(std::sync::Arc::clone(&self.schema)),
+            1 => unmatched.remove(0),
+            _ => concat_batches(&unmatched[0].schema(), &unmatched)?,
+        };
+        Ok(Expired { unmatched })
+    }
+}

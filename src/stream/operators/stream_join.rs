@@ -1,0 +1,384 @@
+//! The regular join of two streams, with no time bound: each side keeps its
+//! rows by join key, and a row arriving on one side is matched against the
+//! other side's kept rows (equal keys AND the join condition), then kept.
+//!
+//! Inner and semi joins are append-only: a pair is emitted when its second
+//! row arrives, a semi row at its first match. Outer and anti joins are
+//! *updating* (every output batch has its `changes` column): a row with no
+//! match yet is emitted at once (`+I`, padded with NULLs for an outer join);
+//! when its first match arrives, that row is taken back (`-D`) before the
+//! pair is emitted (`+I`). Inputs must be append-only.
+//!
+//! State is bounded by a TTL in event time, if given: a row is kept until the
+//! merged watermark passes the watermark it arrived under plus the TTL. The
+//! arrival watermark rather than the row's own time is used because a
+//! regular join need not have a time column at all, and it ties retention to
+//! what the source had seen, as Flink's processing-time TTL ties it to the
+//! clock, but reproducibly. An expired row is forgotten without output (an
+//! outer row it padded stays as emitted): later rows no longer match it.
+//! Without a TTL every row is kept for the life of the query.
+
+use std::sync::Arc;
+
+use arrow::array::{BooleanArray, UInt32Array};
+use datafusion::common::plan_err;
+use datafusion::error::Result;
+
+use super::join::{JoinCore, JoinSpec, Output, Side, check_append_only, hits, show_nanos};
+use super::join_state::{JoinState, Probe};
+use crate::stream::operator::{Event, MultiInputOperator, NO_WATERMARK, Nanos, StreamBatch};
+
+/// The operator.
+pub struct StreamJoinOperator {
+    core: JoinCore,
+    /// How long (event time) a row is kept after the watermark it arrived
+    /// under; `None`: for ever.
+    ttl: Option<Nanos>,
+    /// Rows kept per side (left, right).
+    state: [JoinState; 2],
+    /// The merged watermark last seen.
+    watermark: Nanos,
+}
+
+impl StreamJoinOperator {
+    /// Join per `spec`, keeping each row `ttl` past the watermark it
+    /// arrived under (`None`: keep every row).
+    pub fn try_new(spec: JoinSpec, ttl: Option<Nanos>) -> Result<Self> {
+        if let Some(ttl) = ttl
+            && ttl < 0
+        {
+            return plan_err!(
+                "a stream join's state TTL is negative ({ttl} ns): give 'state.ttl' a positive interval"
+            );
+        }
+        let state = [
+            JoinState::new(Arc::clone(&spec.left_schema)),
+            JoinState::new(Arc::clone(&spec.right_schema)),
+        ];
+        Ok(Self {
+            core: JoinCore::try_new(spec, "a stream join")?,
+            ttl,
+            state,
+            watermark: NO_WATERMARK,
+        })
+    }
+
+    /// Whether its output is a changelog (outer and anti joins take rows back).
+    pub fn is_updating(&self) -> bool {
+        self.core.emits.unmatched.iter().any(|u| *u)
+    }
+}
+
+impl MultiInputOperator for StreamJoinOperator {
+    fn name(&self) -> String {
+        let retention = match self.ttl {
+            Some(ttl) => format!(
+                "state join_left and join_right kept until the watermark passes each row's own plus {}",
+                show_nanos(ttl)
+            ),
+            None => "state join_left and join_right kept without bound (no state.ttl)".to_string(),
+        };
+        format!(
+            "StreamJoin: {}{}; {retention}",
+            self.core.spec.join_type,
+            if self.is_updating() { ", updating" } else { "" }
+        )
+    }
+
+    fn inputs(&self) -> usize {
+        2
+    }
+
+    fn process(&mut self, port: usize, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
+        let side = Side::of_port(port, "a stream join")?;
+        check_append_only(&input, "a stream join")?;
+        let other = side.other();
+        let batch = &input.batch;
+        let keys = self.core.keys(side, batch)?;
+        let Probe { rows, found, columns } =
+            self.state[other.index()].probe(&self.core, side, batch, &keys)?;
+        let emits = self.core.emits;
+        let mut output = Output::default();
+
+        // Kept rows matched for the first time: an outer or anti row shown
+        // alone is taken back; a semi row is shown.
+        let first = self.state[other.index()].first_matches(&found);
+        if emits.unmatched(other) || emits.matched(other) {
+            let refs: Vec<_> = first.iter().map(|(r, _)| *r).collect();
+            let by: UInt32Array = first.iter().map(|(_, at)| rows.get(*at).copied()).collect();
+            let alone = self.core.alone(other, &self.state[other.index()].rows(&refs)?)?;
+            let change = if emits.unmatched(other) { "-D" } else { "+I" };
+            output.push(alone, input.watermarks.take(&by)?, change);
+        }
+        if emits.pairs {
+            let by = UInt32Array::from(rows.clone());
+            output.push(
+                self.core.pairs(columns, rows.len())?,
+                input.watermarks.take(&by)?,
+                "+I",
+            );
+        }
+        let matched = hits(batch.num_rows(), &rows);
+        for (show, wanted) in [(emits.matched(side), true), (emits.unmatched(side), false)] {
+            if show {
+                let mask = BooleanArray::from(matched.iter().map(|m| *m == wanted).collect::<Vec<_>>());
+                let picked = input.filter(&mask)?;
+                output.push(self.core.alone(side, &picked.batch)?, picked.watermarks, "+I");
+            }
+        }
+
+        // Keep the rows that can match later (a NULL key never does).
+        let has_key: Vec<bool> = keys.iter().map(Option::is_some).collect();
+        let kept = input.filter(&BooleanArray::from(has_key.clone()))?;
+        let expire_at = (0..kept.batch.num_rows())
+            .map(|i| match self.ttl {
+                Some(ttl) => kept.watermarks.get(i).saturating_add(ttl),
+                None => Nanos::MAX,
+            })
+            .collect();
+        let kept_matched = matched
+            .iter()
+            .zip(&has_key)
+            .filter(|(_, k)| **k)
+            .map(|(m, _)| *m)
+            .collect();
+        self.state[side.index()].insert(
+            kept.batch,
+            keys.into_iter().flatten().collect(),
+            expire_at,
+            kept_matched,
+        )?;
+        output.emit(&self.core.spec.schema, self.is_updating(), out)
+    }
+
+    fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
+        if watermark > self.watermark {
+            self.watermark = watermark;
+            if self.ttl.is_some() {
+                for state in &mut self.state {
+                    state.expire(watermark, false)?;
+                }
+            }
+        }
+        out.push(Event::Watermark(watermark));
+        Ok(())
+    }
+
+    fn on_end(&mut self, out: &mut Vec<Event>) -> Result<()> {
+        // Every row was emitted as it came: nothing waits for the end.
+        for state in &mut self.state {
+            state.expire(Nanos::MAX, true)?;
+        }
+        out.push(Event::End);
+        Ok(())
+    }
+
+    fn state_rows(&self) -> usize {
+        self.state.iter().map(JoinState::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::operators::testing::{
+        Harness, S, check, join_inputs, join_spec, metrics, time_between,
+    };
+    use datafusion::common::JoinType;
+
+    fn harness(join_type: JoinType, ttl: Option<Nanos>) -> Harness {
+        harness_with(join_type, ttl, None)
+    }
+
+    fn harness_with(
+        join_type: JoinType,
+        ttl: Option<Nanos>,
+        filter: Option<Arc<dyn datafusion::physical_expr::PhysicalExpr>>,
+    ) -> Harness {
+        let operator = StreamJoinOperator::try_new(join_spec(join_type, true, filter), ttl).expect("plans");
+        let (left, right) = join_inputs();
+        Harness::multi(Box::new(operator), vec![left, right], &metrics())
+    }
+
+    #[test]
+    fn inner_pairs_come_as_they_are_found_and_null_keys_match_nothing() {
+        check(
+            &mut harness(JoinType::Inner, None),
+            "
+            L rows (1, 10, 'a') (null, 10, 'n')
+            R rows (1, 50, 'x') (null, 50, 'm') (2, 50, 'y')
+            L rows (2, 99, 'b') (1, 0, 'c')
+            state
+            L end
+            R end
+            state
+            ",
+            "
+            (1, 10, a, 1, 50, x) @-inf
+            (2, 99, b, 2, 50, y) @-inf
+            (1, 0, c, 1, 50, x) @-inf
+            state 5
+            wm +inf
+            end
+            state 0
+            ",
+        );
+    }
+
+    #[test]
+    fn a_left_join_takes_back_its_padded_row_at_the_first_match() {
+        check(
+            &mut harness(JoinType::Left, None),
+            "
+            L wm 1
+            R wm 1
+            L rows (1, 10, 'a') (2, 10, 'b') (null, 10, 'n')
+            R rows (1, 50, 'x')
+            R rows (1, 60, 'y') (3, 60, 'z')
+            ",
+            "
+            wm 1
+            +I (1, 10, a, null, null, null) @1
+            +I (2, 10, b, null, null, null) @1
+            +I (null, 10, n, null, null, null) @1
+            -D (1, 10, a, null, null, null) @1
+            +I (1, 10, a, 1, 50, x) @1
+            +I (1, 10, a, 1, 60, y) @1
+            ",
+        );
+    }
+
+    #[test]
+    fn a_full_join_pads_and_takes_back_on_both_sides() {
+        check(
+            &mut harness(JoinType::Full, None),
+            "
+            R rows (1, 50, 'x')
+            L rows (1, 10, 'a') (2, 10, 'b')
+            R rows (2, 60, 'y')
+            ",
+            "
+            +I (null, null, null, 1, 50, x) @-inf
+            -D (null, null, null, 1, 50, x) @-inf
+            +I (1, 10, a, 1, 50, x) @-inf
+            +I (2, 10, b, null, null, null) @-inf
+            -D (2, 10, b, null, null, null) @-inf
+            +I (2, 10, b, 2, 60, y) @-inf
+            ",
+        );
+    }
+
+    #[test]
+    fn semi_rows_come_once_and_anti_rows_are_taken_back() {
+        let script = "
+            L rows (1, 10, 'a') (2, 10, 'b')
+            R rows (1, 50, 'x') (1, 51, 'y')
+            L rows (1, 11, 'c')
+            ";
+        check(
+            &mut harness(JoinType::LeftSemi, None),
+            script,
+            "
+            (1, 10, a) @-inf
+            (1, 11, c) @-inf
+            ",
+        );
+        check(
+            &mut harness(JoinType::LeftAnti, None),
+            script,
+            "
+            +I (1, 10, a) @-inf
+            +I (2, 10, b) @-inf
+            -D (1, 10, a) @-inf
+            ",
+        );
+        // The right rows above match as they come: none is shown.
+        check(&mut harness(JoinType::RightAnti, None), script, "");
+        check(
+            &mut harness(JoinType::RightAnti, None),
+            "
+            R rows (1, 50, 'x') (3, 50, 'z')
+            L rows (1, 10, 'a')
+            ",
+            "
+            +I (1, 50, x) @-inf
+            +I (3, 50, z) @-inf
+            -D (1, 50, x) @-inf
+            ",
+        );
+    }
+
+    #[test]
+    fn the_filter_holds_back_pairs_of_equal_keys() {
+        // lt - rt within [-5 s, 1 s].
+        check(
+            &mut harness_with(JoinType::Left, None, Some(time_between(-5, 1))),
+            "
+            L rows (1, 10, 'a')
+            R rows (1, 20, 'x') (1, 12, 'y')
+            ",
+            "
+            +I (1, 10, a, null, null, null) @-inf
+            -D (1, 10, a, null, null, null) @-inf
+            +I (1, 10, a, 1, 12, y) @-inf
+            ",
+        );
+    }
+
+    #[test]
+    fn the_ttl_forgets_rows_once_the_watermark_passes_their_own_plus_the_ttl() {
+        check(
+            &mut harness(JoinType::Left, Some(10 * S)),
+            "
+            L wm 0
+            R wm 0
+            L rows (1, 10, 'a')
+            R wm 5
+            L wm 5
+            L rows (1, 11, 'b')
+            state
+            L wm 11
+            R wm 11
+            state
+            R rows (1, 12, 'x')
+            L wm 16
+            R wm 16
+            state
+            L wm 22
+            R wm 22
+            state
+            ",
+            "
+            wm 0
+            +I (1, 10, a, null, null, null) @0
+            wm 5
+            +I (1, 11, b, null, null, null) @5
+            state 2
+            wm 11
+            state 1
+            -D (1, 11, b, null, null, null) @11
+            +I (1, 11, b, 1, 12, x) @11
+            wm 16
+            state 1
+            wm 22
+            state 0
+            ",
+        );
+    }
+
+    #[test]
+    fn updating_inputs_and_mark_joins_are_refused() {
+        assert!(StreamJoinOperator::try_new(join_spec(JoinType::LeftMark, true, None), None).is_err());
+        assert!(StreamJoinOperator::try_new(join_spec(JoinType::Inner, true, None), Some(-S)).is_err());
+        let mut operator =
+            StreamJoinOperator::try_new(join_spec(JoinType::Inner, true, None), None).expect("plans");
+        let (left, _) = join_inputs();
+        let mut rows = StreamBatch::new(
+            crate::stream::operators::testing::batch(&left, "(1, 10, 'a')"),
+            crate::stream::operator::RowWatermarks::Constant(0),
+        );
+        rows.changes = Some(Arc::new(arrow::array::StringArray::from(vec!["-D"])));
+        let refused = operator.process(0, rows, &mut Vec::new());
+        assert!(refused.is_err_and(|e| e.to_string().contains("updating stream")));
+    }
+}
