@@ -142,18 +142,19 @@ fn spec_of(ctx: &SessionContext, join: &Join) -> JoinSpec {
 /// Both tables as two streams through `operator`, in time order (`times`
 /// of each side's rows: the side whose next rows are earlier goes first), a
 /// watermark after each batch at its last time; what it emitted, with
-/// changes applied, sorted.
+/// changes applied, sorted, and the most rows it held at once.
 fn stream(
     operator: &mut dyn MultiInputOperator,
     inputs: [&RecordBatch; 2],
     times: [&[Nanos]; 2],
     chunk: usize,
-) -> Vec<String> {
+) -> (Vec<String>, usize) {
     let mut merge = WatermarkMerge::new(2);
     let mut at = [0usize; 2];
     let mut watermark = [NO_WATERMARK; 2];
     let time = |port: usize, row: usize| -> Nanos { times[port][row] };
     let mut out = Vec::new();
+    let mut most = 0;
     loop {
         let next = (0..2)
             .filter(|&p| at[p] < inputs[p].num_rows())
@@ -171,6 +172,7 @@ fn stream(
             .push(port, Event::Watermark(last), operator, &mut out)
             .expect("advances");
         at[port] += len;
+        most = most.max(operator.state_rows());
     }
     for port in 0..2 {
         merge.push(port, Event::End, operator, &mut out).expect("ends");
@@ -200,7 +202,7 @@ fn stream(
         }
     }
     rows.sort();
-    rows
+    (rows, most)
 }
 
 fn context() -> (SessionContext, [RecordBatch; 2]) {
@@ -231,6 +233,7 @@ const JOIN_TYPES: [(&str, JoinType); 8] = [
 /// in batches of 1, 4 and 16 rows, against DataFusion's batch join.
 async fn differential(
     condition: &str,
+    bounded: bool,
     build: impl Fn(&SessionContext, &Join) -> Box<dyn MultiInputOperator>,
 ) {
     let (ctx, [a, b]) = context();
@@ -258,8 +261,13 @@ async fn differential(
         });
         for chunk in [1, 4, 16] {
             let mut operator = build(&ctx, &join);
-            let got = stream(operator.as_mut(), [&left, &right], [&times[0], &times[1]], chunk);
+            let (got, most) = stream(operator.as_mut(), [&left, &right], [&times[0], &times[1]], chunk);
             assert_eq!(got, expected, "{sql} in batches of {chunk}");
+            // State falls behind the watermark: never every row at once.
+            assert!(
+                !bounded || most < (left.num_rows() + right.num_rows()) / 2,
+                "{sql} in batches of {chunk} held {most} rows"
+            );
         }
     }
 }
@@ -274,17 +282,19 @@ async fn interval_joins_give_the_batch_result() {
     };
     differential(
         "a.k = b.k AND a.ts BETWEEN b.ts - INTERVAL '5' SECOND AND b.ts + INTERVAL '2' SECOND AND a.n <= b.n + 4",
+        true,
         build,
     )
     .await;
     // No keys: every pair within the bound is a candidate.
-    differential("b.ts >= a.ts AND b.ts - INTERVAL '1' SECOND <= a.ts", build).await;
+    differential("b.ts >= a.ts AND b.ts - INTERVAL '1' SECOND <= a.ts", true, build).await;
 }
 
 #[tokio::test]
 async fn window_joins_give_the_batch_result() {
     differential(
         "a.k = b.k AND a.window_start = b.window_start AND a.window_end = b.window_end AND a.n < b.n + 3",
+        true,
         |ctx, join| {
             let metrics = metrics();
             let late = [late(&metrics), late(&metrics)];
@@ -302,7 +312,7 @@ async fn window_joins_give_the_batch_result() {
 
 #[tokio::test]
 async fn stream_joins_give_the_batch_result() {
-    differential("a.k = b.k AND a.n < b.n", |ctx, join| {
+    differential("a.k = b.k AND a.n < b.n", false, |ctx, join| {
         Box::new(StreamJoinOperator::try_new(spec_of(ctx, join), None).expect("plans"))
     })
     .await;
