@@ -304,15 +304,6 @@ fn a_stream_joins_a_bounded_table() {
             r#"{"window_start":"2024-01-01T00:00:10","title":"Home","n":1}"#,
         ]
     );
-    // Two unbounded sides would need a streaming join's state.
-    let sql = over_stdin(
-        "CREATE TABLE more (path VARCHAR) WITH ('connector' = 'stdin', 'format' = 'json'); \
-         SELECT * FROM hits JOIN more ON hits.path = more.path",
-        "",
-    );
-    let (code, _, stderr) = run(&["-e", &sql], "");
-    assert_eq!(code, Some(1));
-    assert!(stderr.contains("join of two unbounded sources"), "{stderr}");
 }
 
 #[test]
@@ -535,4 +526,147 @@ fn a_union_of_a_stream_and_a_table_backfills_then_streams() {
     let (code, _, stderr) = run(&["-e", &sql], "");
     assert_eq!(code, Some(1));
     assert!(stderr.to_lowercase().contains("union"), "{stderr}");
+}
+
+#[test]
+fn stdin_joined_with_a_followed_file_emits_each_pair_while_both_are_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("titles.ndjson");
+    std::fs::write(
+        &file,
+        "{\"path\":\"/a\",\"title\":\"Home\",\"ts\":\"2024-01-01 00:00:00\"}\n",
+    )
+    .expect("first line");
+    let sql = over_stdin(
+        &format!(
+            "CREATE TABLE titles (path VARCHAR, title VARCHAR, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
+               WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json', 'follow' = 'true'); \
+             SET 'state.ttl' = '1 h'; \
+             SELECT h.path, t.title FROM hits h JOIN titles t ON h.path = t.path",
+            file.display()
+        ),
+        "",
+    );
+    let mut child = spawn(&["--format", "json", "-e", &sql]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let received = lines_of(&mut child);
+    stdin.write_all(hit("/a", 1).as_bytes()).expect("write");
+    stdin.flush().expect("flush");
+    let line = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the pair of a stdin row and the file's row, with both open");
+    assert_eq!(line, r#"{"path":"/a","title":"Home"}"#);
+    // A row on stdin first, its match appended to the followed file later.
+    stdin.write_all(hit("/b", 2).as_bytes()).expect("write");
+    stdin.flush().expect("flush");
+    assert!(
+        received.recv_timeout(Duration::from_millis(500)).is_err(),
+        "no match for /b yet"
+    );
+    let mut appending = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .expect("open to append");
+    appending
+        .write_all(b"{\"path\":\"/b\",\"title\":\"About\",\"ts\":\"2024-01-01 00:00:03\"}\n")
+        .expect("append");
+    drop(appending);
+    let line = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the pair once the file's row comes");
+    assert_eq!(line, r#"{"path":"/b","title":"About"}"#);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_join_of_two_streams_with_no_bound_warns_and_an_outer_one_is_a_changelog() {
+    let sql = over_stdin(
+        "CREATE TABLE more (path VARCHAR, n BIGINT) WITH ('connector' = 'stdin', 'format' = 'json'); \
+         EXPLAIN SELECT h.path, m.n FROM hits h LEFT JOIN more m ON h.path = m.path",
+        "",
+    );
+    let (code, stdout, stderr) = run(&["-e", &sql], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("StreamJoin"), "{stdout}");
+    assert!(stdout.contains("grows without bound"), "EXPLAIN warns: {stdout}");
+    // Two streams, outer: a padded row, then its retraction and the pair.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("titles.ndjson");
+    std::fs::write(&file, "{\"path\":\"/b\",\"title\":\"About\"}\n").expect("write");
+    let sql = over_stdin(
+        &format!(
+            "CREATE TABLE later (path VARCHAR, title VARCHAR) \
+               WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json', 'follow' = 'true'); \
+             SELECT h.path, l.title FROM hits h LEFT JOIN later l ON h.path = l.path",
+            file.display()
+        ),
+        "",
+    );
+    let mut child = spawn(&["--format", "changelog", "-e", &sql]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stderr = child.stderr.take().expect("stderr");
+    let received = lines_of(&mut child);
+    stdin.write_all(hit("/a", 1).as_bytes()).expect("write");
+    stdin.flush().expect("flush");
+    let padded = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a padded row");
+    assert!(padded.contains("+I") && padded.contains("/a"), "{padded}");
+    let mut appending = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .expect("open to append");
+    appending
+        .write_all(b"{\"path\":\"/a\",\"title\":\"Home\"}\n")
+        .expect("append");
+    drop(appending);
+    let mut changes = Vec::new();
+    while changes.len() < 2 {
+        changes.push(
+            received
+                .recv_timeout(Duration::from_secs(20))
+                .expect("the retraction and the pair"),
+        );
+    }
+    assert!(
+        changes[0].contains("-D") && changes[0].contains("/a"),
+        "{changes:?}"
+    );
+    assert!(
+        changes[1].contains("+I") && changes[1].contains("Home"),
+        "{changes:?}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut warning = String::new();
+    let _ = BufReader::new(stderr).read_line(&mut warning);
+    assert!(warning.contains("grows without bound"), "stderr warns: {warning}");
+}
+
+#[test]
+fn joins_of_two_streams_refuse_bad_input_with_the_reason() {
+    // An interval join needs both sides' watermarks to free its state.
+    let sql = over_stdin(
+        "CREATE TABLE clicks (path VARCHAR, ts TIMESTAMP(3)) WITH ('connector' = 'stdin', 'format' = 'json'); \
+         SELECT h.path FROM hits h JOIN clicks c ON h.path = c.path \
+           AND h.ts BETWEEN c.ts - INTERVAL '1' MINUTE AND c.ts",
+        "",
+    );
+    let (code, _, stderr) = run(&["-e", &sql], "");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("'clicks' has no watermark") && stderr.contains("WATERMARK FOR"),
+        "{stderr}"
+    );
+    // Keys of types that cannot be compared.
+    let sql = over_stdin(
+        "CREATE TABLE clicks (flag BOOLEAN, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) \
+           WITH ('connector' = 'stdin', 'format' = 'json'); \
+         SELECT h.path FROM hits h JOIN clicks c ON length(h.path) = c.flag",
+        "",
+    );
+    let (code, _, stderr) = run(&["-e", &sql], "");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("= Boolean"), "names both types: {stderr}");
 }

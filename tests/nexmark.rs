@@ -212,6 +212,19 @@ async fn run_select(setup: &str, select: &str, masked: &[&str], continuous: bool
         Ok(statement) => statement,
         Err(e) => return Run::Broken(format!("parse: {e}")),
     };
+    if continuous {
+        // Every join of two streams streams both sides in the replay: none is
+        // read in batch and looked up (a lookup of constant rows is fine).
+        if let Ok(explain) = engine.run_script(&format!("EXPLAIN {select}")).await {
+            let plan = explain
+                .last()
+                .map(|batches| render(&batches[0].schema(), batches, &[]).rows.join("\n"))
+                .unwrap_or_default();
+            if plan.contains("LookupJoin") && plan.contains("bounded table") {
+                return Run::Broken(format!("a join of two streams looks one side up:\n{plan}"));
+            }
+        }
+    }
     let output = match engine.execute(&statement).await {
         Ok(output) => output,
         Err(e) => return Run::Refused(e.to_string()),

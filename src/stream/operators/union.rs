@@ -70,6 +70,7 @@ impl MultiInputOperator for UnionOperator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use crate::stream::operators::testing::{Harness, check, metrics};
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 

@@ -2,6 +2,13 @@
 //! table read when the query starts (a lookup).
 
 use super::*;
+use crate::stream::interval_bounds::join_interval_bounds;
+use crate::stream::operator::MultiInputOperator;
+use crate::stream::operators::interval_join::IntervalJoinOperator;
+use crate::stream::operators::join::JoinSpec;
+use crate::stream::operators::stream_join::StreamJoinOperator;
+use crate::stream::operators::window_join::WindowJoinOperator;
+use crate::stream::state_options::StateOptions;
 
 impl StreamPlanner<'_> {
     /// A join: of two streams (both sides stream), or of a stream with a
@@ -19,12 +26,15 @@ impl StreamPlanner<'_> {
             (true, true) => match (reads_table(&join.left), reads_table(&join.right)) {
                 (true, false) => Some(false),
                 (false, true) => Some(true),
-                // Until two streams can meet, a replay looks the side its
-                // join does not keep up.
-                _ => Some(matches!(
-                    join.join_type,
-                    JoinType::Right | JoinType::RightSemi | JoinType::RightAnti
-                )),
+                _ => match (left.watermarked, right.watermarked) {
+                    (true, true) => None,
+                    (true, false) => Some(false),
+                    (false, true) => Some(true),
+                    (false, false) => Some(matches!(
+                        join.join_type,
+                        JoinType::Right | JoinType::RightSemi | JoinType::RightAnti
+                    )),
+                },
             },
         };
         match lookup_side {
@@ -36,12 +46,98 @@ impl StreamPlanner<'_> {
 }
 
 impl StreamPlanner<'_> {
-    /// A join of two streams.
-    pub(super) async fn stream_join(&mut self, join: &datafusion::logical_expr::Join) -> Result<Planned> {
-        not_impl_err!(
-            "a {} join of two unbounded sources is not supported yet; a stream joins bounded tables (a lookup)",
-            join.join_type
-        )
+    /// A join of two streams: both sides stream. A window join when both
+    /// sides are windowed by the same window and joined on its bounds; an
+    /// interval join when the condition bounds one side's time by the
+    /// other's; otherwise a regular join that keeps every row (for
+    /// `state.ttl`, or for ever, with a warning).
+    async fn stream_join(&mut self, join: &datafusion::logical_expr::Join) -> Result<Planned> {
+        if join.null_equality == datafusion::common::NullEquality::NullEqualsNull {
+            return not_impl_err!(
+                "a join of two streams where NULL keys match (IS NOT DISTINCT FROM) is not supported yet; compare with ="
+            );
+        }
+        let left = self.node(&join.left, false).await?;
+        let right = self.node(&join.right, false).await?;
+        left.appended_only("a join of two streams")?;
+        right.appended_only("a join of two streams")?;
+        let (left_schema, right_schema) = (join.left.schema(), join.right.schema());
+        let (left_keys, right_keys): (Vec<_>, Vec<_>) = join.on.iter().cloned().unzip();
+        let pairs_schema = left_schema.join(right_schema)?;
+        let spec = JoinSpec {
+            join_type: join.join_type,
+            left_keys: left_keys
+                .iter()
+                .map(|k| self.physical(k, left_schema))
+                .collect::<Result<_>>()?,
+            right_keys: right_keys
+                .iter()
+                .map(|k| self.physical(k, right_schema))
+                .collect::<Result<_>>()?,
+            filter: join
+                .filter
+                .as_ref()
+                .map(|f| self.physical(f, &pairs_schema))
+                .transpose()?,
+            left_schema: Arc::new(left_schema.as_arrow().clone()),
+            right_schema: Arc::new(right_schema.as_arrow().clone()),
+            schema: Arc::new(join.schema.as_arrow().clone()),
+        };
+        let sources = left.sources.and(&right.sources);
+        let late = || {
+            [&left, &right]
+                .map(|side| LateRows::new(Arc::clone(&self.metrics), side.sources.late_path.clone()))
+        };
+        let needs_watermark = |kind: &str| match &sources.unwatermarked {
+            Some(table) => plan_err!(
+                "table '{table}' has no watermark, so {kind} over it would never free its state: declare one, as in WATERMARK FOR ts AS ts - INTERVAL '5' SECOND"
+            ),
+            None => Ok(()),
+        };
+        let mut updating = false;
+        let (operator, lineage): (Box<dyn MultiInputOperator>, Option<WindowLineage>) = if let Some((
+            left_end,
+            right_end,
+            lineage,
+        )) =
+            window_join_bounds(join, &left, &right)
+        {
+            needs_watermark("a window join")?;
+            let operator = WindowJoinOperator::try_new(spec, left_end, right_end, late())?;
+            (Box::new(operator), lineage)
+        } else if let Some((bounds, _)) = join_interval_bounds(join) {
+            needs_watermark("an interval join")?;
+            (
+                Box::new(IntervalJoinOperator::try_new(spec, bounds, late())?),
+                None,
+            )
+        } else {
+            let ttl = self
+                .state
+                .config_options()
+                .extensions
+                .get::<StateOptions>()
+                .and_then(|o| o.ttl);
+            if ttl.is_none() || sources.unwatermarked.is_some() {
+                self.warn(format!(
+                        "the {} join of two streams has no time bound{}, so its state grows without bound: bound it by time (a.ts BETWEEN b.ts - INTERVAL .. AND b.ts + ..), join on the same window, or SET 'state.ttl' = '1 h'",
+                        join.join_type,
+                        if ttl.is_some() { " and a side has no watermark to expire state.ttl by" } else { " and no state.ttl" }
+                    ));
+            }
+            let operator = StreamJoinOperator::try_new(spec, ttl)?;
+            // An outer (anti) row is sent padded (alone) at once, and
+            // retracted when its match comes.
+            updating = operator.is_updating();
+            (Box::new(operator), None)
+        };
+        let tail = self.graph.merge(vec![left.tail, right.tail], operator)?;
+        Ok(Planned {
+            tail,
+            lineage,
+            sources,
+            updating,
+        })
     }
 }
 
@@ -101,9 +197,14 @@ impl StreamPlanner<'_> {
         // Refused kinds are refused now; the table is read when the query starts.
         lookup(RecordBatch::new_empty(physical.schema()))?;
         let build: Build = Box::new(move |table| Ok(Box::new(lookup(table)?) as Box<dyn Operator>));
+        let tables = tables_of(table_side);
         let name = format!(
-            "LookupJoin: {join_type} join, the stream {} a bounded table read when the query starts",
-            if stream_is_left { "left of" } else { "right of" }
+            "LookupJoin: {join_type} join, the stream {} {}, read when the query starts",
+            if stream_is_left { "left of" } else { "right of" },
+            match tables.is_empty() {
+                true => "constant rows".to_string(),
+                false => format!("bounded table {}", tables.join(", ")),
+            }
         );
         let operator = DeferredOperator::new(name, physical, build);
         // The stream's window bounds move right by the table's width when the
@@ -236,8 +337,19 @@ pub(super) fn window_join_bounds(
     Some((left_end, right_end, output))
 }
 
+/// The tables `plan` scans, by name.
+fn tables_of(plan: &LogicalPlan) -> Vec<String> {
+    let mut tables = Vec::new();
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            tables.push(scan.table_name.to_string());
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    tables
+}
+
 /// Whether `plan` reads a table (rather than only constants).
 pub(super) fn reads_table(plan: &LogicalPlan) -> bool {
-    plan.exists(|n| Ok(matches!(n, LogicalPlan::TableScan(_))))
-        .unwrap_or(true)
+    !tables_of(plan).is_empty()
 }
