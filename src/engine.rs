@@ -21,7 +21,8 @@ use crate::connectors::object_stores;
 use crate::error::{Result, SluiceError};
 use crate::plan::windows::WindowRelationPlanner;
 use crate::plan::{
-    Executor, ExecutorChoice, LowerWindows, SourceCatalog, choose_executor, create_connector_table,
+    Executor, ExecutorChoice, LowerWindows, SessionWhereIntoAggregate, SourceCatalog, choose_executor,
+    create_connector_table,
 };
 use crate::sql::{self, ParsedStatement, Statement, StatementTokens};
 use crate::stream::StreamMetrics;
@@ -467,7 +468,9 @@ impl Engine {
     }
 
     /// The session as the continuous executor plans with: windows stay window
-    /// nodes (no batch lowering), and scans read one ordered partition.
+    /// nodes (no batch lowering), a `WHERE` over a SESSION window moves into
+    /// its aggregate (see [`SessionWhereIntoAggregate`]), and scans read one
+    /// ordered partition.
     fn continuous_state(&self) -> SessionState {
         let state = self.ctx.state();
         // The catalog is shared with the session: building must not create
@@ -478,9 +481,11 @@ impl Engine {
             .with_create_default_catalog_and_schema(false);
         config.options_mut().execution.target_partitions = 1;
         config.options_mut().optimizer.repartition_file_scans = false;
+        let mut analyzer_rules = Analyzer::new().rules;
+        analyzer_rules.push(Arc::new(SessionWhereIntoAggregate));
         SessionStateBuilder::new_from_existing(state)
             .with_config(config)
-            .with_analyzer_rules(Analyzer::new().rules)
+            .with_analyzer_rules(analyzer_rules)
             .build()
     }
 
