@@ -483,9 +483,20 @@ impl Engine {
         config.options_mut().optimizer.repartition_file_scans = false;
         let mut analyzer_rules = Analyzer::new().rules;
         analyzer_rules.push(Arc::new(SessionWhereIntoAggregate));
+        // The single-distinct rewrite splits `count(DISTINCT v)` into two
+        // chained aggregates; over a SESSION window that makes two session
+        // operators, the outer one sessionizing the inner one's output
+        // (wrong bounds). The continuous aggregates keep DISTINCT themselves.
+        let optimizer_rules = state
+            .optimizers()
+            .iter()
+            .filter(|rule| rule.name() != SINGLE_DISTINCT_RULE)
+            .cloned()
+            .collect();
         SessionStateBuilder::new_from_existing(state)
             .with_config(config)
             .with_analyzer_rules(analyzer_rules)
+            .with_optimizer_rules(optimizer_rules)
             .build()
     }
 
@@ -517,6 +528,9 @@ impl Engine {
         }
     }
 }
+
+/// DataFusion's `SingleDistinctToGroupBy`, left out of continuous planning.
+const SINGLE_DISTINCT_RULE: &str = "single_distinct_aggregation_to_group_by";
 
 /// The table a `DESCRIBE t` statement names.
 fn described_table(statement: &DFStatement) -> Option<&sqlparser::ast::ObjectName> {
