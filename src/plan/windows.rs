@@ -5,7 +5,8 @@
 //! Each window function keeps its input's columns and adds `window_start`,
 //! `window_end` (exclusive) and `window_time` (`window_end` - 1 ms, Flink's
 //! rowtime of the window). Rows whose time column is NULL belong to no window
-//! and are not in the output (as in Flink).
+//! and are not in the output (as in Flink); a time that nanoseconds cannot
+//! hold (year 1, year 9999) is an error (see [`super::event_time`]).
 //!
 //! - `TUMBLE(t, ts, size[, offset])`: `window_start = date_bin(size, ts, epoch + offset)`.
 //! - `HOP(t, ts, slide, size[, offset])`: each row once per window it falls in,
@@ -35,6 +36,7 @@ use datafusion::logical_expr::{
 };
 use sqlparser::ast::{FunctionArg, FunctionArgExpr, TableFactor};
 
+use super::event_time::event_time_check;
 use crate::sql::windows::{PARTITION_KEY_ARG, is_window_function};
 
 /// One nanosecond-precision duration, as written in an INTERVAL.
@@ -446,7 +448,7 @@ pub fn lower(
     };
     let input_columns: Vec<Expr> = input.schema().columns().into_iter().map(Expr::Column).collect();
     let with = |extra: Vec<Expr>| input_columns.iter().cloned().chain(extra).collect::<Vec<_>>();
-    let builder = LogicalPlanBuilder::from(input.clone()).filter(time.clone().is_not_null())?;
+    let builder = LogicalPlanBuilder::from(input.clone()).filter(event_time_check(time.clone(), unit))?;
     let window_end_cols = |builder: LogicalPlanBuilder, end: Expr| -> Result<LogicalPlanBuilder> {
         builder
             .project(with(vec![col(WINDOW_START), end.alias(WINDOW_END)]))?
