@@ -322,6 +322,7 @@ fn plan_window(
                     show(slide)
                 );
             }
+            check_windows_per_row(function, "slide", slide, size)?;
             WindowKind::Hop {
                 slide,
                 size,
@@ -338,6 +339,7 @@ fn plan_window(
                     show(step)
                 );
             }
+            check_windows_per_row(function, "step", step, size)?;
             WindowKind::Cumulate {
                 step,
                 size,
@@ -396,6 +398,29 @@ fn interval_nanos(
             name.to_uppercase()
         )
     })
+}
+
+/// The most windows a HOP or CUMULATE row may be in (size / slide, size /
+/// step): each row is copied (batch) or its panes combined (continuous) once
+/// per window, so a 1 ms slide of a 1 day HOP (86.4 M windows a row) would
+/// grow memory without bound from a few rows.
+pub const MAX_WINDOWS_PER_ROW: i64 = 10_000;
+
+/// Refuse a HOP or CUMULATE whose rows would each be in more than
+/// [`MAX_WINDOWS_PER_ROW`] windows.
+fn check_windows_per_row(function: &str, stride_name: &str, stride: Nanos, size: Nanos) -> Result<()> {
+    let windows = size / stride;
+    if windows <= MAX_WINDOWS_PER_ROW {
+        return Ok(());
+    }
+    let smallest = size / MAX_WINDOWS_PER_ROW + i64::from(size % MAX_WINDOWS_PER_ROW != 0);
+    plan_err!(
+        "{function}: a size of {} with a {stride_name} of {} puts every row in {windows} windows, more than the \
+         limit of {MAX_WINDOWS_PER_ROW} windows per row; use a {stride_name} of at least {} (that divides the size) or a smaller size",
+        show(size),
+        show(stride),
+        show(smallest)
+    )
 }
 
 fn interval(nanos: Nanos) -> Expr {
