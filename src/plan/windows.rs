@@ -282,10 +282,14 @@ fn plan_window(
     let timecol = args.require("timecol")?;
     let time = context.sql_to_expr(timecol.clone(), input.schema())?;
     let time_type = time.get_type(input.schema())?;
-    let DataType::Timestamp(..) = &time_type else {
+    let DataType::Timestamp(unit, _) = time_type else {
         return plan_err!(
             "{function} needs a time column, but '{timecol}' is {time_type}: use a TIMESTAMP column (or CAST it)"
         );
+    };
+    let timecol_name = match &time {
+        Expr::Column(c) => c.name.clone(),
+        other => other.to_string(),
     };
     let mut argument = |name: &str, args: &mut Arguments| -> Result<Option<Nanos>> {
         match args.take(name) {
@@ -301,10 +305,14 @@ fn plan_window(
         }
     };
     let kind = match function {
-        "TUMBLE" => WindowKind::Tumble {
-            size: positive("size", argument("size", &mut args)?)?,
-            offset: argument("offset", &mut args)?.unwrap_or(0),
-        },
+        "TUMBLE" => {
+            let size = positive("size", argument("size", &mut args)?)?;
+            check_precision(function, "size", size, &timecol_name, unit)?;
+            WindowKind::Tumble {
+                size,
+                offset: argument("offset", &mut args)?.unwrap_or(0),
+            }
+        }
         "HOP" => {
             let slide = positive("slide", argument("slide", &mut args)?)?;
             let size = positive("size", argument("size", &mut args)?)?;
@@ -322,6 +330,7 @@ fn plan_window(
                     show(slide)
                 );
             }
+            check_precision(function, "slide", slide, &timecol_name, unit)?;
             check_windows_per_row(function, "slide", slide, size)?;
             WindowKind::Hop {
                 slide,
@@ -339,6 +348,7 @@ fn plan_window(
                     show(step)
                 );
             }
+            check_precision(function, "step", step, &timecol_name, unit)?;
             check_windows_per_row(function, "step", step, size)?;
             WindowKind::Cumulate {
                 step,
@@ -346,9 +356,11 @@ fn plan_window(
                 offset: argument("offset", &mut args)?.unwrap_or(0),
             }
         }
-        _ => WindowKind::Session {
-            gap: positive("gap", argument("gap", &mut args)?)?,
-        },
+        _ => {
+            let gap = positive("gap", argument("gap", &mut args)?)?;
+            check_precision(function, "gap", gap, &timecol_name, unit)?;
+            WindowKind::Session { gap }
+        }
     };
     let keys = std::mem::take(&mut args.partition_keys)
         .into_iter()
@@ -379,11 +391,12 @@ fn interval_nanos(
     };
     let nanos = match value {
         Some(ScalarValue::IntervalMonthDayNano(Some(v))) if v.months == 0 => {
-            Some(i64::from(v.days) * 86_400_000_000_000 + v.nanoseconds)
+            Some(days_and_nanos(v.days, Some(v.nanoseconds)).ok_or_else(|| too_long(function, name, expr))?)
         }
-        Some(ScalarValue::IntervalDayTime(Some(v))) => {
-            Some(i64::from(v.days) * 86_400_000_000_000 + i64::from(v.milliseconds) * 1_000_000)
-        }
+        Some(ScalarValue::IntervalDayTime(Some(v))) => Some(
+            days_and_nanos(v.days, i64::from(v.milliseconds).checked_mul(1_000_000))
+                .ok_or_else(|| too_long(function, name, expr))?,
+        ),
         Some(ScalarValue::IntervalMonthDayNano(Some(_)) | ScalarValue::IntervalYearMonth(Some(_))) => {
             return plan_err!(
                 "{function}: {} '{expr}' counts months, which have no fixed length; use days",
@@ -398,6 +411,21 @@ fn interval_nanos(
             name.to_uppercase()
         )
     })
+}
+
+/// `days` plus `nanos` in nanoseconds, if 64 bits hold it.
+fn days_and_nanos(days: i32, nanos: Option<i64>) -> Option<Nanos> {
+    i64::from(days)
+        .checked_mul(86_400_000_000_000)?
+        .checked_add(nanos?)
+}
+
+fn too_long(function: &str, name: &str, expr: &sqlparser::ast::Expr) -> datafusion::error::DataFusionError {
+    plan_datafusion_err!(
+        "{function}: {} '{expr}' is longer than the longest window Sluice computes, about 106751 days \
+         (nanoseconds in 64 bits); use a shorter interval",
+        name.to_uppercase()
+    )
 }
 
 /// The most windows a HOP or CUMULATE row may be in (size / slide, size /
@@ -420,6 +448,27 @@ fn check_windows_per_row(function: &str, stride_name: &str, stride: Nanos, size:
         show(size),
         show(stride),
         show(smallest)
+    )
+}
+
+/// Refuse a window length under one unit of the time column (a microsecond
+/// over TIMESTAMP(3)): its windows would all be empty (`window_end =
+/// window_start` once rounded to the column).
+fn check_precision(function: &str, name: &str, nanos: Nanos, timecol: &str, unit: TimeUnit) -> Result<()> {
+    let (per_unit, precision, word) = match unit {
+        TimeUnit::Second => (1_000_000_000, 0, "SECOND"),
+        TimeUnit::Millisecond => (1_000_000, 3, "MILLISECOND"),
+        TimeUnit::Microsecond => (1_000, 6, "MICROSECOND"),
+        TimeUnit::Nanosecond => return Ok(()),
+    };
+    if nanos >= per_unit {
+        return Ok(());
+    }
+    plan_err!(
+        "{function}: {} ({}) is shorter than the precision of '{timecol}', a TIMESTAMP({precision}) column, so \
+         every window would be empty; use at least INTERVAL '1' {word} (or CAST the column to a finer TIMESTAMP)",
+        name.to_uppercase(),
+        show(nanos)
     )
 }
 
