@@ -21,7 +21,8 @@ use crate::connectors::object_stores;
 use crate::error::{Result, SluiceError};
 use crate::plan::windows::WindowRelationPlanner;
 use crate::plan::{
-    Executor, ExecutorChoice, LowerWindows, SourceCatalog, choose_executor, create_connector_table,
+    Executor, ExecutorChoice, LowerWindows, SessionWhereIntoAggregate, SourceCatalog, choose_executor,
+    create_connector_table,
 };
 use crate::sql::{self, ParsedStatement, Statement, StatementTokens};
 use crate::stream::StreamMetrics;
@@ -475,7 +476,9 @@ impl Engine {
     }
 
     /// The session as the continuous executor plans with: windows stay window
-    /// nodes (no batch lowering), and scans read one ordered partition.
+    /// nodes (no batch lowering), a `WHERE` over a SESSION window moves into
+    /// its aggregate (see [`SessionWhereIntoAggregate`]), and scans read one
+    /// ordered partition.
     fn continuous_state(&self) -> SessionState {
         let state = self.ctx.state();
         // The catalog is shared with the session: building must not create
@@ -486,9 +489,22 @@ impl Engine {
             .with_create_default_catalog_and_schema(false);
         config.options_mut().execution.target_partitions = 1;
         config.options_mut().optimizer.repartition_file_scans = false;
+        let mut analyzer_rules = Analyzer::new().rules;
+        analyzer_rules.push(Arc::new(SessionWhereIntoAggregate));
+        // The single-distinct rewrite splits `count(DISTINCT v)` into two
+        // chained aggregates; over a SESSION window that makes two session
+        // operators, the outer one sessionizing the inner one's output
+        // (wrong bounds). The continuous aggregates keep DISTINCT themselves.
+        let optimizer_rules = state
+            .optimizers()
+            .iter()
+            .filter(|rule| rule.name() != SINGLE_DISTINCT_RULE)
+            .cloned()
+            .collect();
         SessionStateBuilder::new_from_existing(state)
             .with_config(config)
-            .with_analyzer_rules(Analyzer::new().rules)
+            .with_analyzer_rules(analyzer_rules)
+            .with_optimizer_rules(optimizer_rules)
             .build()
     }
 
@@ -520,6 +536,9 @@ impl Engine {
         }
     }
 }
+
+/// DataFusion's `SingleDistinctToGroupBy`, left out of continuous planning.
+const SINGLE_DISTINCT_RULE: &str = "single_distinct_aggregation_to_group_by";
 
 /// The table a `DESCRIBE t` statement names.
 fn described_table(statement: &DFStatement) -> Option<&sqlparser::ast::ObjectName> {

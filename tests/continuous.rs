@@ -670,3 +670,29 @@ fn joins_of_two_streams_refuse_bad_input_with_the_reason() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("= Boolean"), "names both types: {stderr}");
 }
+
+#[test]
+fn event_times_outside_the_nanosecond_range_are_refused_in_both_modes() {
+    // Window bounds are nanoseconds since 1970: year 9999 cannot be one. Both
+    // executors refuse the row by value and column rather than putting it in a
+    // NULL or 1970 window, or calling it late.
+    let input = "{\"path\":\"/a\",\"ts\":\"2024-01-01T00:00:01\"}\n{\"path\":\"/a\",\"ts\":\"9999-12-31T23:59:59.999\"}\n";
+    let windows = [
+        "TUMBLE(TABLE hits, DESCRIPTOR(ts), INTERVAL '5' SECOND)",
+        "CUMULATE(TABLE hits, DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '5' SECOND)",
+        "SESSION(TABLE hits PARTITION BY path, DESCRIPTOR(ts), INTERVAL '5' SECOND)",
+    ];
+    for window in windows {
+        let query = format!(
+            "SELECT path, window_start, window_end, count(*) AS n FROM TABLE({window}) GROUP BY path, window_start, window_end"
+        );
+        for options in ["", ", 'bounded' = 'true'"] {
+            let (code, stdout, stderr) = run(&["-e", &over_stdin(&query, options)], input);
+            assert_ne!(code, Some(0), "{window}{options}: {stdout}");
+            assert!(
+                stderr.contains("event time 9999-12-31T23:59:59.999 in column 'ts' is outside the range"),
+                "{window}{options}: {stderr}"
+            );
+        }
+    }
+}

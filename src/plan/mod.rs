@@ -3,13 +3,17 @@
 
 mod boundedness;
 mod catalog;
+mod event_time;
 pub mod flink_functions;
+mod session_where;
 mod sql_context;
 pub mod window_node;
 pub mod windows;
 
 pub use boundedness::{DATAFUSION_TABLE, ExecutorChoice, SourceUse, choose_executor};
 pub use catalog::{SourceCatalog, SourceInfo, Watermark, create_connector_table};
+pub use event_time::{check_nanos_range, event_time_check};
+pub use session_where::SessionWhereIntoAggregate;
 pub use sql_context::SessionFunctions;
 pub use window_node::{LowerWindows, WindowTvf};
 

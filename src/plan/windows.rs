@@ -5,7 +5,8 @@
 //! Each window function keeps its input's columns and adds `window_start`,
 //! `window_end` (exclusive) and `window_time` (`window_end` - 1 ms, Flink's
 //! rowtime of the window). Rows whose time column is NULL belong to no window
-//! and are not in the output (as in Flink).
+//! and are not in the output (as in Flink); a time that nanoseconds cannot
+//! hold (year 1, year 9999) is an error (see [`super::event_time`]).
 //!
 //! - `TUMBLE(t, ts, size[, offset])`: `window_start = date_bin(size, ts, epoch + offset)`.
 //! - `HOP(t, ts, slide, size[, offset])`: each row once per window it falls in,
@@ -35,6 +36,7 @@ use datafusion::logical_expr::{
 };
 use sqlparser::ast::{FunctionArg, FunctionArgExpr, TableFactor};
 
+use super::event_time::event_time_check;
 use crate::sql::windows::{PARTITION_KEY_ARG, is_window_function};
 
 /// One nanosecond-precision duration, as written in an INTERVAL.
@@ -280,10 +282,14 @@ fn plan_window(
     let timecol = args.require("timecol")?;
     let time = context.sql_to_expr(timecol.clone(), input.schema())?;
     let time_type = time.get_type(input.schema())?;
-    let DataType::Timestamp(..) = &time_type else {
+    let DataType::Timestamp(unit, _) = time_type else {
         return plan_err!(
             "{function} needs a time column, but '{timecol}' is {time_type}: use a TIMESTAMP column (or CAST it)"
         );
+    };
+    let timecol_name = match &time {
+        Expr::Column(c) => c.name.clone(),
+        other => other.to_string(),
     };
     let mut argument = |name: &str, args: &mut Arguments| -> Result<Option<Nanos>> {
         match args.take(name) {
@@ -299,10 +305,14 @@ fn plan_window(
         }
     };
     let kind = match function {
-        "TUMBLE" => WindowKind::Tumble {
-            size: positive("size", argument("size", &mut args)?)?,
-            offset: argument("offset", &mut args)?.unwrap_or(0),
-        },
+        "TUMBLE" => {
+            let size = positive("size", argument("size", &mut args)?)?;
+            check_precision(function, "size", size, &timecol_name, unit)?;
+            WindowKind::Tumble {
+                size,
+                offset: argument("offset", &mut args)?.unwrap_or(0),
+            }
+        }
         "HOP" => {
             let slide = positive("slide", argument("slide", &mut args)?)?;
             let size = positive("size", argument("size", &mut args)?)?;
@@ -320,6 +330,8 @@ fn plan_window(
                     show(slide)
                 );
             }
+            check_precision(function, "slide", slide, &timecol_name, unit)?;
+            check_windows_per_row(function, "slide", slide, size)?;
             WindowKind::Hop {
                 slide,
                 size,
@@ -336,15 +348,19 @@ fn plan_window(
                     show(step)
                 );
             }
+            check_precision(function, "step", step, &timecol_name, unit)?;
+            check_windows_per_row(function, "step", step, size)?;
             WindowKind::Cumulate {
                 step,
                 size,
                 offset: argument("offset", &mut args)?.unwrap_or(0),
             }
         }
-        _ => WindowKind::Session {
-            gap: positive("gap", argument("gap", &mut args)?)?,
-        },
+        _ => {
+            let gap = positive("gap", argument("gap", &mut args)?)?;
+            check_precision(function, "gap", gap, &timecol_name, unit)?;
+            WindowKind::Session { gap }
+        }
     };
     let keys = std::mem::take(&mut args.partition_keys)
         .into_iter()
@@ -375,11 +391,12 @@ fn interval_nanos(
     };
     let nanos = match value {
         Some(ScalarValue::IntervalMonthDayNano(Some(v))) if v.months == 0 => {
-            Some(i64::from(v.days) * 86_400_000_000_000 + v.nanoseconds)
+            Some(days_and_nanos(v.days, Some(v.nanoseconds)).ok_or_else(|| too_long(function, name, expr))?)
         }
-        Some(ScalarValue::IntervalDayTime(Some(v))) => {
-            Some(i64::from(v.days) * 86_400_000_000_000 + i64::from(v.milliseconds) * 1_000_000)
-        }
+        Some(ScalarValue::IntervalDayTime(Some(v))) => Some(
+            days_and_nanos(v.days, i64::from(v.milliseconds).checked_mul(1_000_000))
+                .ok_or_else(|| too_long(function, name, expr))?,
+        ),
         Some(ScalarValue::IntervalMonthDayNano(Some(_)) | ScalarValue::IntervalYearMonth(Some(_))) => {
             return plan_err!(
                 "{function}: {} '{expr}' counts months, which have no fixed length; use days",
@@ -394,6 +411,65 @@ fn interval_nanos(
             name.to_uppercase()
         )
     })
+}
+
+/// `days` plus `nanos` in nanoseconds, if 64 bits hold it.
+fn days_and_nanos(days: i32, nanos: Option<i64>) -> Option<Nanos> {
+    i64::from(days)
+        .checked_mul(86_400_000_000_000)?
+        .checked_add(nanos?)
+}
+
+fn too_long(function: &str, name: &str, expr: &sqlparser::ast::Expr) -> datafusion::error::DataFusionError {
+    plan_datafusion_err!(
+        "{function}: {} '{expr}' is longer than the longest window Sluice computes, about 106751 days \
+         (nanoseconds in 64 bits); use a shorter interval",
+        name.to_uppercase()
+    )
+}
+
+/// The most windows a HOP or CUMULATE row may be in (size / slide, size /
+/// step): each row is copied (batch) or its panes combined (continuous) once
+/// per window, so a 1 ms slide of a 1 day HOP (86.4 M windows a row) would
+/// grow memory without bound from a few rows.
+pub const MAX_WINDOWS_PER_ROW: i64 = 10_000;
+
+/// Refuse a HOP or CUMULATE whose rows would each be in more than
+/// [`MAX_WINDOWS_PER_ROW`] windows.
+fn check_windows_per_row(function: &str, stride_name: &str, stride: Nanos, size: Nanos) -> Result<()> {
+    let windows = size / stride;
+    if windows <= MAX_WINDOWS_PER_ROW {
+        return Ok(());
+    }
+    let smallest = size / MAX_WINDOWS_PER_ROW + i64::from(size % MAX_WINDOWS_PER_ROW != 0);
+    plan_err!(
+        "{function}: a size of {} with a {stride_name} of {} puts every row in {windows} windows, more than the \
+         limit of {MAX_WINDOWS_PER_ROW} windows per row; use a {stride_name} of at least {} (that divides the size) or a smaller size",
+        show(size),
+        show(stride),
+        show(smallest)
+    )
+}
+
+/// Refuse a window length under one unit of the time column (a microsecond
+/// over TIMESTAMP(3)): its windows would all be empty (`window_end =
+/// window_start` once rounded to the column).
+fn check_precision(function: &str, name: &str, nanos: Nanos, timecol: &str, unit: TimeUnit) -> Result<()> {
+    let (per_unit, precision, word) = match unit {
+        TimeUnit::Second => (1_000_000_000, 0, "SECOND"),
+        TimeUnit::Millisecond => (1_000_000, 3, "MILLISECOND"),
+        TimeUnit::Microsecond => (1_000, 6, "MICROSECOND"),
+        TimeUnit::Nanosecond => return Ok(()),
+    };
+    if nanos >= per_unit {
+        return Ok(());
+    }
+    plan_err!(
+        "{function}: {} ({}) is shorter than the precision of '{timecol}', a TIMESTAMP({precision}) column, so \
+         every window would be empty; use at least INTERVAL '1' {word} (or CAST the column to a finer TIMESTAMP)",
+        name.to_uppercase(),
+        show(nanos)
+    )
 }
 
 fn interval(nanos: Nanos) -> Expr {
@@ -446,7 +522,7 @@ pub fn lower(
     };
     let input_columns: Vec<Expr> = input.schema().columns().into_iter().map(Expr::Column).collect();
     let with = |extra: Vec<Expr>| input_columns.iter().cloned().chain(extra).collect::<Vec<_>>();
-    let builder = LogicalPlanBuilder::from(input.clone()).filter(time.clone().is_not_null())?;
+    let builder = LogicalPlanBuilder::from(input.clone()).filter(event_time_check(time.clone(), unit))?;
     let window_end_cols = |builder: LogicalPlanBuilder, end: Expr| -> Result<LogicalPlanBuilder> {
         builder
             .project(with(vec![col(WINDOW_START), end.alias(WINDOW_END)]))?

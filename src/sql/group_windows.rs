@@ -14,6 +14,8 @@
 //! table's name or alias, so qualified columns still resolve); `*_START`,
 //! `*_END` and `*_ROWTIME` become `window_start`, `window_end`, `window_time`.
 //! A session window is per group: the other GROUP BY keys partition it.
+//! A helper must name the GROUP BY window, as Flink requires: `TUMBLE_START(v, 1)`
+//! under `GROUP BY TUMBLE(ts, INTERVAL '5' SECOND)` is an error, not that window's start.
 
 use std::ops::ControlFlow;
 
@@ -24,21 +26,30 @@ use sqlparser::ast::{
 
 use datafusion::sql::parser::Statement as DFStatement;
 
-use super::windows::PARTITION_KEY_ARG;
+use datafusion::error::DataFusionError;
 
-/// Rewrite every SELECT of `statement` that groups by a legacy window.
-pub fn rewrite(statement: &mut DFStatement) {
-    super::windows::visit_statement(statement, &mut GroupWindows);
+use super::windows::PARTITION_KEY_ARG;
+use crate::error::{Result, SluiceError};
+
+/// Rewrite every SELECT of `statement` that groups by a legacy window; a
+/// window helper (`TUMBLE_START(...)`) that names another window is an error.
+pub fn rewrite(statement: &mut DFStatement) -> Result<()> {
+    match super::windows::visit_statement(statement, &mut GroupWindows) {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
 }
 
 struct GroupWindows;
 
 impl VisitorMut for GroupWindows {
-    type Break = ();
+    type Break = SluiceError;
 
-    fn pre_visit_query(&mut self, query: &mut sqlparser::ast::Query) -> ControlFlow<()> {
-        if let SetExpr::Select(select) = query.body.as_mut() {
-            rewrite_select(select);
+    fn pre_visit_query(&mut self, query: &mut sqlparser::ast::Query) -> ControlFlow<SluiceError> {
+        if let SetExpr::Select(select) = query.body.as_mut()
+            && let Err(e) = rewrite_select(select)
+        {
+            return ControlFlow::Break(e);
         }
         ControlFlow::Continue(())
     }
@@ -71,21 +82,21 @@ fn group_window(expr: &Expr) -> Option<(String, Vec<Expr>)> {
     .then_some((name, args))
 }
 
-fn rewrite_select(select: &mut Select) {
+fn rewrite_select(select: &mut Select) -> Result<()> {
     let GroupByExpr::Expressions(group_by, _) = &mut select.group_by else {
-        return;
+        return Ok(());
     };
     let Some(position) = group_by.iter().position(|e| group_window(e).is_some()) else {
-        return;
+        return Ok(());
     };
     let Some((function, args)) = group_window(&group_by[position]) else {
-        return;
+        return Ok(());
     };
     let [from] = select.from.as_mut_slice() else {
-        return;
+        return Ok(());
     };
     if !from.joins.is_empty() {
-        return; // a join: left for DataFusion, which reports the unknown function
+        return Ok(()); // a join: left for DataFusion, which reports the unknown function
     }
     let TableFactor::Table {
         name,
@@ -94,7 +105,7 @@ fn rewrite_select(select: &mut Select) {
         ..
     } = &mut from.relation
     else {
-        return;
+        return Ok(());
     };
 
     let keys: Vec<Expr> = group_by
@@ -116,14 +127,15 @@ fn rewrite_select(select: &mut Select) {
     // FROM t [AS a]  →  FROM <fn>(t, ts, sizes... [, partition_key => k]) AS a
     // The window's arguments are planned against the table itself, before the
     // alias applies: `B.date_time` is written `date_time` there.
-    let unqualify = |e: Expr| match e {
-        Expr::CompoundIdentifier(parts) if parts.len() == 2 && parts[0].value == visible_name.value => {
-            Expr::Identifier(parts[1].clone())
-        }
-        other => other,
+    let unqualify = |e: Expr| unqualified(e, &visible_name);
+    let window_args: Vec<Expr> = args.into_iter().map(unqualify).collect();
+    let bounds = WindowBounds {
+        function: function.clone(),
+        args: window_args.clone(),
+        table: visible_name.clone(),
     };
     let mut tvf_args: Vec<FunctionArg> = vec![unnamed(object_expr(&table_name))];
-    tvf_args.extend(args.into_iter().map(|a| unnamed(unqualify(a))));
+    tvf_args.extend(window_args.into_iter().map(unnamed));
     if function == "session" {
         tvf_args.extend(keys.into_iter().map(|k| FunctionArg::Named {
             name: Ident::new(PARTITION_KEY_ARG),
@@ -152,7 +164,21 @@ fn rewrite_select(select: &mut Select) {
             Expr::Identifier(Ident::new("window_end")),
         ],
     );
-    let _ = select.visit(&mut WindowBounds);
+    match select.visit(&mut { bounds }) {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// `table.column` as `column` (the window's arguments are planned against
+/// the table itself, before its alias applies).
+fn unqualified(e: Expr, table: &Ident) -> Expr {
+    match e {
+        Expr::CompoundIdentifier(parts) if parts.len() == 2 && parts[0].value == table.value => {
+            Expr::Identifier(parts[1].clone())
+        }
+        other => other,
+    }
 }
 
 fn unnamed(e: Expr) -> FunctionArg {
@@ -167,32 +193,79 @@ fn object_expr(name: &ObjectName) -> Expr {
     }
 }
 
-/// `TUMBLE_START(...)` → `window_start`, and the like.
-struct WindowBounds;
+/// `TUMBLE_START(...)` → `window_start`, and the like, when the helper names
+/// the GROUP BY window (same function, same arguments).
+struct WindowBounds {
+    /// The GROUP BY window: `tumble`, `hop` or `session`.
+    function: String,
+    /// Its arguments, unqualified.
+    args: Vec<Expr>,
+    /// The FROM table's visible name, which qualified arguments may use.
+    table: Ident,
+}
 
 impl VisitorMut for WindowBounds {
-    type Break = ();
+    type Break = SluiceError;
 
-    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<SluiceError> {
+        let written = expr.to_string();
         if let Expr::Function(f) = expr
             && let [part] = f.name.0.as_slice()
             && let Some(ident) = part.as_ident()
         {
             let name = ident.value.to_lowercase();
-            let column = ["tumble_", "hop_", "session_"].iter().find_map(|prefix| {
-                match name.strip_prefix(prefix)? {
-                    "start" => Some("window_start"),
-                    "end" => Some("window_end"),
-                    "rowtime" => Some("window_time"),
-                    _ => None,
-                }
+            let helper = ["tumble", "hop", "session"].iter().find_map(|family| {
+                let column = match name.strip_prefix(family)?.strip_prefix('_')? {
+                    "start" => "window_start",
+                    "end" => "window_end",
+                    "rowtime" => "window_time",
+                    _ => return None,
+                };
+                Some((*family, column))
             });
-            if let Some(column) = column {
+            if let Some((family, column)) = helper {
+                let args: Option<Vec<Expr>> = match &f.args {
+                    FunctionArguments::List(list) => list
+                        .args
+                        .iter()
+                        .map(|a| match a {
+                            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => {
+                                Some(unqualified(e.clone(), &self.table))
+                            }
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => None,
+                };
+                let names_the_window = family == self.function
+                    && args.is_some_and(|args| {
+                        args.len() == self.args.len()
+                            && args
+                                .iter()
+                                .zip(&self.args)
+                                .all(|(a, b)| a.to_string() == b.to_string())
+                    });
+                if !names_the_window {
+                    let window = format!("{}({})", self.function.to_uppercase(), join(&self.args));
+                    let suffix = name.rsplit('_').next().unwrap_or_default().to_uppercase();
+                    return ControlFlow::Break(SluiceError::at(
+                        DataFusionError::Plan(format!(
+                            "{written} does not name the GROUP BY window {window}: a window helper takes the window's own arguments, as in {}_{suffix}({})",
+                            self.function.to_uppercase(),
+                            join(&self.args)
+                        )),
+                        ident.span,
+                    ));
+                }
                 *expr = Expr::Identifier(Ident::with_span(ident.span, column));
             }
         }
         ControlFlow::Continue(())
     }
+}
+
+fn join(args: &[Expr]) -> String {
+    args.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]

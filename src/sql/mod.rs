@@ -70,7 +70,7 @@ pub fn parse_statement(
         let mut statements = parser.parse_statements().map_err(|e| at_end(e.into()))?;
         match (statements.pop_front(), statements.is_empty()) {
             (Some(mut statement), true) => {
-                group_windows::rewrite(&mut statement);
+                group_windows::rewrite(&mut statement).map_err(|e| e.or_at(tokens.span))?;
                 windows::wrap_table_arguments(&mut statement);
                 Statement::DataFusion(Box::new(statement))
             }

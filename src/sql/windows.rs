@@ -244,23 +244,23 @@ fn error(message: &str, span: Span) -> ParserError {
 /// Turn the table argument of every window TVF into a subquery
 /// `(SELECT * FROM t)`, so DataFusion resolves `t` like any table.
 pub fn wrap_table_arguments(statement: &mut DFStatement) {
-    visit_statement(statement, &mut TableArguments);
+    let _ = visit_statement(statement, &mut TableArguments);
 }
 
 /// Run a sqlparser visitor over the SQL inside DataFusion's statement wrappers.
-pub(crate) fn visit_statement<V: VisitorMut<Break = ()>>(statement: &mut DFStatement, visitor: &mut V) {
-    let _ = match statement {
+pub(crate) fn visit_statement<V: VisitorMut>(
+    statement: &mut DFStatement,
+    visitor: &mut V,
+) -> ControlFlow<V::Break> {
+    match statement {
         DFStatement::Statement(s) => s.visit(visitor),
-        DFStatement::Explain(explain) => {
-            visit_statement(&mut explain.statement, visitor);
-            ControlFlow::Continue(())
-        }
+        DFStatement::Explain(explain) => visit_statement(&mut explain.statement, visitor),
         DFStatement::CopyTo(copy) => match &mut copy.source {
             CopyToSource::Query(q) => q.visit(visitor),
             CopyToSource::Relation(_) => ControlFlow::Continue(()),
         },
         DFStatement::CreateExternalTable(_) | DFStatement::Reset(_) => ControlFlow::Continue(()),
-    };
+    }
 }
 
 struct TableArguments;

@@ -236,8 +236,11 @@ pub trait MultiInputOperator: Send {
     }
 }
 
-/// A timestamp column as nanoseconds since the epoch (UTC), nulls kept.
-pub fn to_nanos(array: &ArrayRef) -> Result<ArrayRef> {
+/// A timestamp column as nanoseconds since the epoch (UTC), nulls kept; a
+/// value nanoseconds cannot hold is an error naming it and `column` (a cast
+/// would make it NULL, and its row would land in no window or a wrong one).
+pub fn to_nanos(array: &ArrayRef, column: &str) -> Result<ArrayRef> {
+    crate::plan::check_nanos_range(array.as_ref(), column)?;
     match array.data_type() {
         DataType::Timestamp(TimeUnit::Nanosecond, _) => Ok(Arc::clone(array)),
         // Keep the zone: casting it away would shift values to local time.

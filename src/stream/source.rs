@@ -145,11 +145,19 @@ impl Source {
         let watermarks = match &self.watermark {
             None => RowWatermarks::Constant(self.current),
             Some(watermark) => {
-                let (values, delay) = match watermark {
-                    WatermarkFn::Delayed { column, delay } => (Arc::clone(batch.column(*column)), *delay),
-                    WatermarkFn::Expr(expr) => (expr.evaluate(&batch)?.into_array(batch.num_rows())?, 0),
+                let (values, delay, name) = match watermark {
+                    WatermarkFn::Delayed { column, delay } => (
+                        Arc::clone(batch.column(*column)),
+                        *delay,
+                        batch.schema_ref().field(*column).name().clone(),
+                    ),
+                    WatermarkFn::Expr(expr) => (
+                        expr.evaluate(&batch)?.into_array(batch.num_rows())?,
+                        0,
+                        expr.to_string(),
+                    ),
                 };
-                let values = to_nanos(&values)?;
+                let values = to_nanos(&values, &name)?;
                 let values = nanos_values(&values)?;
                 let mut running = self.current;
                 let mut before = Vec::with_capacity(values.len());

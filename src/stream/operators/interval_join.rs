@@ -138,7 +138,8 @@ impl MultiInputOperator for IntervalJoinOperator {
                 side.index() + 1
             );
         };
-        let times = to_nanos(times)?;
+        let name = input.batch.schema().field(time_column).name().clone();
+        let times = to_nanos(times, &name)?;
         let times = nanos_values(&times)?;
         let rows = input.batch.num_rows();
         let late: Vec<bool> = (0..rows)
@@ -152,7 +153,7 @@ impl MultiInputOperator for IntervalJoinOperator {
             input
         };
         let (batch, rows) = (&input.batch, input.batch.num_rows());
-        let times = to_nanos(batch.column(time_column))?;
+        let times = to_nanos(batch.column(time_column), &name)?;
         let times = nanos_values(&times)?;
         // A row with a NULL time matches nothing: the bound is NULL.
         let keys: Vec<_> = self

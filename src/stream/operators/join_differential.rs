@@ -254,7 +254,7 @@ async fn differential(
         };
         let (left, right) = (project(&a, &join.left), project(&b, &join.right));
         let times = [&a, &b].map(|t| {
-            let ts = crate::stream::operator::to_nanos(t.column(1)).expect("nanos");
+            let ts = crate::stream::operator::to_nanos(t.column(1), "ts").expect("nanos");
             ts.as_primitive::<arrow::datatypes::TimestampNanosecondType>()
                 .values()
                 .to_vec()

@@ -60,6 +60,15 @@ pub struct SessionAggregateOperator {
 }
 
 impl SessionAggregateOperator {
+    /// The name of the session start column, for errors about its values.
+    fn start_name<'b>(&self, batch: &'b RecordBatch) -> &'b str {
+        batch
+            .schema_ref()
+            .fields()
+            .get(self.spec.start)
+            .map_or("window_start", |f| f.name().as_str())
+    }
+
     /// An operator with no state yet.
     pub fn try_new(spec: SessionAggregateSpec, late: LateRows) -> Result<Self> {
         let key_types = spec.aggregates.key_types();
@@ -112,7 +121,7 @@ impl SessionAggregateOperator {
         let waiting = std::mem::take(&mut self.waiting);
         let batch = concat_batches(&waiting[0].schema(), &waiting)?;
         let (keys, arguments) = self.spec.aggregates.evaluate(&batch)?;
-        let times = to_nanos(batch.column(self.spec.start))?;
+        let times = to_nanos(batch.column(self.spec.start), self.start_name(&batch))?;
 
         // Rows by partition key, then time: sessions are runs of overlap.
         let mut order: Vec<SortColumn> = self
@@ -244,7 +253,7 @@ impl Operator for SessionAggregateOperator {
 
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
         let batch = input.batch;
-        let times = to_nanos(batch.column(self.spec.start))?;
+        let times = to_nanos(batch.column(self.spec.start), self.start_name(&batch))?;
         let times = nanos_values(&times)?;
         let partitions = self.partition_rows(&self.spec.aggregates.evaluate_keys(&batch)?)?;
         let late: Vec<bool> = (0..batch.num_rows())

@@ -261,7 +261,7 @@ fn row_text(columns: &[ArrayRef], row: usize) -> String {
             if c.is_null(row) {
                 "null".to_string()
             } else if matches!(c.data_type(), DataType::Timestamp(_, _)) {
-                let nanos = to_nanos(c).expect("a timestamp");
+                let nanos = to_nanos(c, "time").expect("a timestamp");
                 show_time(nanos_values(&nanos).expect("nanoseconds").value(row))
             } else {
                 array_value_to_string(c, row).expect("printable")

@@ -70,9 +70,9 @@ impl MultiInputOperator for UnionOperator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use crate::stream::operators::testing::{Harness, check, metrics};
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use std::sync::Arc;
 
     fn input() -> SchemaRef {
         Arc::new(Schema::new(vec![

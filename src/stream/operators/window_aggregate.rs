@@ -286,7 +286,7 @@ impl WindowAggregateOperator {
         let values = |i: Option<usize>| -> Result<Option<Vec<Nanos>>> {
             match i {
                 Some(i) => {
-                    let nanos = to_nanos(batch.column(i))?;
+                    let nanos = to_nanos(batch.column(i), batch.schema_ref().field(i).name())?;
                     Ok(Some(nanos_values(&nanos)?.values().to_vec()))
                 }
                 None => Ok(None),

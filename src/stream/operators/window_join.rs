@@ -145,7 +145,7 @@ impl MultiInputOperator for WindowJoinOperator {
                 side.index() + 1
             );
         };
-        let ends = to_nanos(ends)?;
+        let ends = to_nanos(ends, "window_end")?;
         let ends = nanos_values(&ends)?;
         if ends.null_count() > 0 {
             return exec_err!(

@@ -1,0 +1,144 @@
+//! Event times that windows can compute with.
+//!
+//! Window bounds and watermarks are nanoseconds since the epoch (an `i64`),
+//! so a `TIMESTAMP(3)` column can hold times no window can: before
+//! 1677-09-21T00:12:43.145224192 or after 2262-04-11T23:47:16.854775807
+//! (year 1, year 9999). Such a row must not land in a NULL or 1970 window,
+//! nor vanish: both executors refuse it with one error that names the value
+//! and the column. Batch checks in the window's lowering (the first filter,
+//! [`event_time_check`]); continuous checks there too, and where a source
+//! turns event times into watermarks ([`check_nanos_range`]).
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use datafusion::common::{ScalarValue, exec_datafusion_err, exec_err};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, lit,
+};
+
+/// Fails on the first value of timestamp `array` that nanoseconds since the
+/// epoch cannot hold, naming it and `column`; NULLs pass.
+pub fn check_nanos_range(array: &dyn Array, column: &str) -> Result<()> {
+    let per_unit: i64 = match array.data_type() {
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => return Ok(()),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => 1_000,
+        DataType::Timestamp(TimeUnit::Millisecond, _) => 1_000_000,
+        DataType::Timestamp(TimeUnit::Second, _) => 1_000_000_000,
+        other => return exec_err!("event time column '{column}' must be a TIMESTAMP, not {other}"),
+    };
+    let (low, high) = (i64::MIN / per_unit, i64::MAX / per_unit);
+    let values = arrow::compute::cast(array, &DataType::Int64)?;
+    let values = values.as_primitive::<Int64Type>();
+    let in_range = match (arrow::compute::min(values), arrow::compute::max(values)) {
+        (Some(min), Some(max)) => min >= low && max <= high,
+        _ => true,
+    };
+    if in_range {
+        return Ok(());
+    }
+    let outside = (0..values.len()).find(|&i| values.is_valid(i) && !(low..=high).contains(&values.value(i)));
+    match outside {
+        Some(i) => Err(out_of_range(array, i, column)),
+        None => Ok(()),
+    }
+}
+
+fn out_of_range(array: &dyn Array, row: usize, column: &str) -> DataFusionError {
+    let value = arrow::util::display::array_value_to_string(array, row).unwrap_or_else(|_| "?".to_string());
+    exec_datafusion_err!(
+        "event time {value} in column '{column}' is outside the range windows and watermarks compute in \
+         (1677-09-21T00:12:43.145224192 to 2262-04-11T23:47:16.854775807, nanoseconds since 1970): \
+         leave such rows out of the window's input, e.g. TABLE (SELECT * FROM t WHERE {column} >= TIMESTAMP '1678-01-01')"
+    )
+}
+
+/// `time IS NOT NULL`, failing on a time that windows cannot compute with:
+/// the first filter of every window's lowering. A nanosecond column holds
+/// only times that fit, so it gets the plain `IS NOT NULL`.
+pub fn event_time_check(time: Expr, unit: TimeUnit) -> Expr {
+    if unit == TimeUnit::Nanosecond {
+        return time.is_not_null();
+    }
+    let column = match &time {
+        Expr::Column(c) => c.name.clone(),
+        other => other.to_string(),
+    };
+    ScalarUDF::from(EventTimeCheck::new()).call(vec![time, lit(column)])
+}
+
+/// `sluice_event_time(ts, 'ts')`: whether `ts` is not NULL; an error for a
+/// value out of the nanosecond range.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct EventTimeCheck {
+    signature: Signature,
+}
+
+impl EventTimeCheck {
+    fn new() -> Self {
+        Self {
+            signature: Signature::any(2, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for EventTimeCheck {
+    fn name(&self) -> &str {
+        "sluice_event_time"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [time, column] = args.args.as_slice() else {
+            return exec_err!("sluice_event_time takes 2 arguments, not {}", args.args.len());
+        };
+        let column = match column {
+            ColumnarValue::Scalar(ScalarValue::Utf8(Some(c))) => c.as_str(),
+            _ => "?",
+        };
+        match time {
+            ColumnarValue::Array(array) => {
+                check_nanos_range(array.as_ref(), column)?;
+                let valid = arrow::compute::is_not_null(array.as_ref())?;
+                Ok(ColumnarValue::Array(Arc::new(valid) as ArrayRef))
+            }
+            ColumnarValue::Scalar(value) => {
+                check_nanos_range(value.to_array()?.as_ref(), column)?;
+                Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(
+                    !value.is_null(),
+                ))))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::TimestampMillisecondArray;
+
+    #[test]
+    fn times_nanoseconds_cannot_hold_are_named() {
+        let year_one = -62_135_596_800_000;
+        let array = TimestampMillisecondArray::from(vec![Some(0), None, Some(year_one)]);
+        let error = check_nanos_range(&array, "ts").map_err(|e| e.to_string());
+        let message = error.err().unwrap_or_default();
+        assert!(
+            message.contains("event time 0001-01-01T00:00:00 in column 'ts'"),
+            "{message}"
+        );
+        let fine = TimestampMillisecondArray::from(vec![Some(0), None, Some(9_223_372_036_854)]);
+        assert!(check_nanos_range(&fine, "ts").is_ok());
+        let over = TimestampMillisecondArray::from(vec![Some(9_223_372_036_855)]);
+        assert!(check_nanos_range(&over, "ts").is_err());
+    }
+}
