@@ -15,8 +15,9 @@
 //! - `CUMULATE(t, ts, step, size[, offset])`: windows `[start, start + j*step)`
 //!   of the `size`-aligned start, each row in those whose end is past it.
 //! - `SESSION(t, ts, gap[, PARTITION BY keys])`: per key, rows sorted by time
-//!   start a new session when they come `gap` or more after the previous row;
-//!   a session spans `[first ts, last ts + gap)`. Planned with window functions.
+//!   start a new session when they come more than `gap` after the previous
+//!   row (Flink's: each row opens `[ts, ts + gap)`, and intervals that overlap
+//!   or touch merge); a session spans `[first ts, last ts + gap)`. Planned with window functions.
 
 use std::sync::Arc;
 
@@ -120,7 +121,7 @@ impl WindowKind {
                 size / step
             ),
             WindowKind::Session { gap } => format!(
-                "SESSION({time}, gap {}): lag({time}) starts a session when {time} >= previous + gap; sum() numbers sessions; min/max bound them",
+                "SESSION({time}, gap {}): lag({time}) starts a session when {time} > previous + gap; sum() numbers sessions; min/max bound them",
                 show(gap)
             ),
         }
@@ -564,7 +565,7 @@ pub fn lower(
             let is_new = when(
                 col(SESSION_PREVIOUS)
                     .is_null()
-                    .or(time.clone().gt_eq(col(SESSION_PREVIOUS) + shift(gap))),
+                    .or(time.clone().gt(col(SESSION_PREVIOUS) + shift(gap))),
                 lit(1i64),
             )
             .otherwise(lit(0i64))?;

@@ -2,14 +2,16 @@
 //! `SESSION(... PARTITION BY k, ts, gap)`, incrementally.
 //!
 //! Each row arrives as its own small session `[ts, ts + gap)` (the planner
-//! lowers the window that way); a session is the union of overlapping ones
-//! per partition key, exactly the batch definition (a new session starts when
-//! a row comes `gap` or more after the previous one). Rows wait as they came
-//! until the watermark passes their session's end; then the session's rows
-//! are aggregated and emitted, and only rows of open sessions stay.
+//! lowers the window that way); a session is the union of the ones that
+//! overlap or touch per partition key (Flink's sessions), exactly the batch
+//! definition (a new session starts when a row comes more than `gap` after
+//! the previous one). Rows wait as they came until the watermark is past
+//! their session's end (a row at exactly the end would still join it); then
+//! the session's rows are aggregated and emitted, and only rows of open
+//! sessions stay.
 //!
 //! Late rows: a row whose own session would already have closed
-//! (`ts + gap <= watermark`), or that falls before the end of a session
+//! (`ts + gap < watermark`), or that falls in or at the end of a session
 //! already emitted for its key, is counted and left out.
 
 use std::collections::HashMap;
@@ -149,7 +151,9 @@ impl SessionAggregateOperator {
         // session by its first row (for its partition's `emitted_until`).
         let mut emitted: Vec<(usize, Nanos)> = Vec::new();
         let mut flush = |session: &mut Vec<u32>, (start, end): (Nanos, Nanos)| {
-            if end <= watermark {
+            // A row at exactly `end` would still touch, and so join, the
+            // session: it closes once the watermark is past its end.
+            if end < watermark {
                 emitted.push((session[0] as usize, end));
                 for &row in session.iter() {
                     closed.push(row);
@@ -166,7 +170,7 @@ impl SessionAggregateOperator {
             let time = times.value(row);
             let continues = session
                 .last()
-                .is_some_and(|&last| same_partition(last as usize, row) && time < bounds.1);
+                .is_some_and(|&last| same_partition(last as usize, row) && time <= bounds.1);
             if !continues && !session.is_empty() {
                 flush(&mut session, bounds);
             }
@@ -191,7 +195,7 @@ impl SessionAggregateOperator {
         }
         let gap = self.spec.gap;
         self.emitted_until
-            .retain(|_, until| until.saturating_add(gap) > watermark);
+            .retain(|_, until| until.saturating_add(gap) >= watermark);
 
         if !open.is_empty() {
             self.waiting
@@ -259,11 +263,11 @@ impl Operator for SessionAggregateOperator {
         let late: Vec<bool> = (0..batch.num_rows())
             .map(|i| {
                 let time = times.value(i);
-                let behind = time + self.spec.gap <= input.watermarks.get(i);
+                let behind = time + self.spec.gap < input.watermarks.get(i);
                 let in_emitted = partitions
                     .as_ref()
                     .and_then(|p| self.emitted_until.get(&p.row(i).owned()))
-                    .is_some_and(|&until| time < until);
+                    .is_some_and(|&until| time <= until);
                 behind || in_emitted
             })
             .collect();
@@ -329,29 +333,30 @@ mod tests {
     }
 
     #[test]
-    fn a_row_exactly_a_gap_after_another_starts_a_session_and_a_row_behind_its_gap_is_late() {
-        // As batch plans it (sqllogictests/windows.slt): sessions are
-        // end-exclusive, so 0 s and 5 s with a 5 s gap are two sessions.
+    fn rows_a_gap_apart_touch_and_share_a_session_and_rows_behind_a_closed_one_are_late() {
+        // Flink's sessions (and batch's, sqllogictests/windows.slt): 0 s and
+        // 5 s with a 5 s gap touch, so they are one session [0 s, 10 s).
         check(
             &mut session_count(),
             "
             rows (1, 0) (1, 5) (2, 3)
-            wm 8
-            # Its own session [3 s, 8 s) had closed: late.
-            rows (1, 3)
-            # After the end of k = 2's emitted session [3 s, 8 s): on time.
-            rows (2, 9)
+            # k = 2's [3 s, 8 s) is past; k = 1's [0 s, 10 s) is open.
+            wm 9
+            # Its own session [3 s, 8 s) had closed (8 s < 9 s): late.
+            rows (2, 3)
+            # At the end of k = 2's emitted session: it would have joined it, late.
+            rows (2, 8)
+            # Touches k = 1's open session: joins it, which now ends at 15 s.
+            rows (1, 10)
             late
             wm +inf
             end
             ",
             "
-            (0, 5, 1, 1) @-inf
             (3, 8, 2, 1) @-inf
-            wm 8
-            late 1
-            (5, 10, 1, 1) @8
-            (9, 14, 2, 1) @8
+            wm 9
+            late 2
+            (0, 15, 1, 3) @9
             wm +inf
             end
             ",
