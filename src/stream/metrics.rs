@@ -9,12 +9,15 @@ use super::operator::NO_WATERMARK;
 /// REPL's status line).
 #[derive(Debug)]
 pub struct StreamMetrics {
-    /// Rows read from the source.
+    /// Rows read from the sources.
     pub rows_in: AtomicU64,
     /// Rows that came after a window they belong to had closed.
     pub late_rows: AtomicU64,
-    /// The source's watermark, nanoseconds since the epoch.
+    /// The query's watermark (the minimum over its sources), nanoseconds
+    /// since the epoch.
     pub watermark: AtomicI64,
+    /// Rows the operators that report it hold in state (joins' buffers).
+    pub state_rows: AtomicU64,
     /// Where late rows are written, if the table says so.
     pub late_output: std::sync::OnceLock<std::path::PathBuf>,
     /// What planning warned of (state that grows without bound), for stderr
@@ -28,6 +31,7 @@ impl Default for StreamMetrics {
             rows_in: AtomicU64::new(0),
             late_rows: AtomicU64::new(0),
             watermark: AtomicI64::new(NO_WATERMARK),
+            state_rows: AtomicU64::new(0),
             late_output: std::sync::OnceLock::new(),
             warnings: std::sync::Mutex::new(Vec::new()),
         }
