@@ -156,7 +156,9 @@ async fn run(
         let table = input.table.clone();
         let watermark = inputs.iter().map(|i| i.watermark).min().unwrap_or(NO_WATERMARK);
         metrics.watermark.store(watermark, Ordering::Relaxed);
-        metrics.state_rows.store(graph.state_rows() as u64, Ordering::Relaxed);
+        metrics
+            .state_rows
+            .store(graph.state_rows() as u64, Ordering::Relaxed);
         let batches = result.and_then(|events| sink_rows(events, changes));
         let batches = match batches {
             Ok(batches) => batches,

@@ -114,8 +114,18 @@ impl IntervalJoinOperator {
 impl MultiInputOperator for IntervalJoinOperator {
     fn name(&self) -> String {
         let (lower, upper) = (show_nanos(self.bounds.lower), show_nanos(self.bounds.upper));
+        // `time + offset`, with the offset's sign as an operator.
+        let plus = |time: &str, offset: Nanos| match offset {
+            0 => time.to_string(),
+            o if o < 0 => format!("{time} - {}", show_nanos(-o)),
+            o => format!("{time} + {}", show_nanos(o)),
+        };
+        let (left_until, right_until) = (
+            plus("left time", -self.bounds.lower),
+            plus("right time", self.bounds.upper),
+        );
         format!(
-            "IntervalJoin: {}, left time - right time in [{lower}, {upper}]; state join_left kept until the watermark passes left time - {lower}, join_right until right time + {upper}; {}",
+            "IntervalJoin: {}, left time - right time in [{lower}, {upper}]; state join_left kept until the watermark passes {left_until}, join_right until it passes {right_until}; {}",
             self.core.spec.join_type,
             late_policy(&self.late)
         )
