@@ -604,3 +604,37 @@ fn closed_pipe_succeeds(format: &str, first_line: &str) {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.is_empty(), "a closed pipe is not an error: {stderr}");
 }
+
+#[test]
+fn long_chains_of_union_all_and_or_are_planned_or_refused_never_aborted() {
+    // Each of these overflowed the 8 MiB main stack (SIGABRT); planning now
+    // runs on a larger one, and a chain past the nesting limit is refused.
+    let unions = format!(
+        "SELECT count(*) FROM (SELECT 1 AS x{}) t\n",
+        " UNION ALL SELECT 1".repeat(1000)
+    );
+    let ors: Vec<String> = (0..2000).map(|i| format!("v = {i}")).collect();
+    let ors = format!(
+        "SELECT count(*) FROM (VALUES (1), (2)) t(v) WHERE {}\n",
+        ors.join(" OR ")
+    );
+    let too_many: Vec<String> = (0..20_000).map(|i| format!("v = {i}")).collect();
+    let too_many = format!(
+        "SELECT count(*) FROM (VALUES (1)) t(v) WHERE {}\n",
+        too_many.join(" OR ")
+    );
+    let dir = dir_with(&[
+        ("unions.sql", &unions),
+        ("ors.sql", &ors),
+        ("too_many.sql", &too_many),
+    ]);
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    assert_eq!(sluice(&[&file("unions.sql")]).ok(), "count(*)\n1001\n");
+    assert_eq!(sluice(&[&file("ors.sql")]).ok(), "count(*)\n2\n");
+    let run = sluice(&[&file("too_many.sql")]);
+    assert!(
+        run.failed()
+            .contains("this statement nests 20001 operators deep, more than the 10000 Sluice plans"),
+        "{run:#?}"
+    );
+}

@@ -9,11 +9,13 @@
 mod create_table;
 mod emit;
 mod group_windows;
+mod nesting;
 mod split;
 pub mod windows;
 
 pub use create_table::{ConnectorOption, CreateConnectorTable, WatermarkDef};
 pub use emit::Emit;
+pub use nesting::MAX_NESTING;
 pub use split::{StatementTokens, is_complete, split_statements};
 
 use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
@@ -70,6 +72,7 @@ pub fn parse_statement(
         let mut statements = parser.parse_statements().map_err(|e| at_end(e.into()))?;
         match (statements.pop_front(), statements.is_empty()) {
             (Some(mut statement), true) => {
+                nesting::check_nesting(&mut statement).map_err(|e| SluiceError::at(e, tokens.span))?;
                 group_windows::rewrite(&mut statement).map_err(|e| e.or_at(tokens.span))?;
                 windows::wrap_table_arguments(&mut statement);
                 Statement::DataFusion(Box::new(statement))
