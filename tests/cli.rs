@@ -638,3 +638,13 @@ fn long_chains_of_union_all_and_or_are_planned_or_refused_never_aborted() {
         "{run:#?}"
     );
 }
+
+#[test]
+fn json_output_gives_columns_of_one_name_unique_keys() {
+    let sql =
+        "CREATE TABLE x (a INT) AS VALUES (1); CREATE TABLE y (a INT) AS VALUES (2); SELECT * FROM x, y";
+    assert_eq!(
+        sluice(&["--format", "json", "-e", sql]).ok(),
+        "{\"a\":1,\"a_1\":2}\n"
+    );
+}
