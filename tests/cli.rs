@@ -648,3 +648,16 @@ fn json_output_gives_columns_of_one_name_unique_keys() {
         "{\"a\":1,\"a_1\":2}\n"
     );
 }
+
+#[test]
+fn an_aggregate_over_the_wrong_type_names_the_function_and_types() {
+    // DataFusion calls this an internal error; it is the query's.
+    let sql = "CREATE TABLE words (s VARCHAR) AS VALUES ('a'); SELECT sum(s) FROM words";
+    let err = sluice(&["-e", sql]).failed().to_string();
+    assert!(
+        err.contains(
+            "sum() cannot take an argument of type Utf8View; it takes Decimal, UInt64, Int64, Float64, Duration or Interval: CAST the argument"
+        ) && !err.contains("Internal"),
+        "{err}"
+    );
+}
