@@ -173,11 +173,16 @@ impl Engine {
 
     /// A session on a given DataFusion configuration.
     pub fn with_config(config: SessionConfig) -> Self {
-        let config = if config.options().extensions.get::<SluiceOptions>().is_some() {
+        let mut config = if config.options().extensions.get::<SluiceOptions>().is_some() {
             config
         } else {
             config.with_option_extension(SluiceOptions::default())
         };
+        // DataFusion's planner attaches the place of an unknown column or a
+        // mistyped expression to its error only when it collects spans; the
+        // CLI prints that place (`LINE n:` and a caret) instead of the
+        // statement's start.
+        config.options_mut().sql_parser.collect_spans = true;
         // Window nodes become relational plans before type coercion; the
         // stream planner analyzes with the default rules only (see
         // `Engine::continuous_state`).

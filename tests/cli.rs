@@ -378,6 +378,24 @@ fn unknown_table_in_a_file_names_the_file_and_line() {
 }
 
 #[test]
+fn planning_errors_point_at_the_offending_expression() {
+    // An unknown column and a type mismatch, each past the statement's start
+    // (which is where every planning error pointed before).
+    let dir = dir_with(&[(
+        "q.sql",
+        "CREATE TABLE t (a INT, s VARCHAR) AS VALUES (1, 'x');\nSELECT a,\n  nope FROM t;\n",
+    )]);
+    let err = run(sluice_in(dir.path()).arg("q.sql"), "").failed().to_string();
+    assert!(err.starts_with("Error: q.sql:3:3: No field named nope"), "{err}");
+    let sql = "CREATE TABLE t (a INT, s VARCHAR) AS VALUES (1, 'x'); SELECT 1, a + s FROM t";
+    let err = sluice(&["-e", sql]).failed().to_string();
+    assert!(
+        err.starts_with("Error: <command line>:1:65: Cannot coerce arithmetic expression Int32 + Utf8View"),
+        "{err}"
+    );
+}
+
+#[test]
 fn syntax_errors_name_the_place() {
     let err = sluice(&["-e", "SELEC 1"]).failed().to_string();
     assert!(err.starts_with("Error: <command line>:1:1: "), "{err}");
