@@ -179,11 +179,16 @@ impl Engine {
         } else {
             config.with_option_extension(SluiceOptions::default())
         };
-        let config = if config.options().extensions.get::<StateOptions>().is_some() {
+        let mut config = if config.options().extensions.get::<StateOptions>().is_some() {
             config
         } else {
             config.with_option_extension(StateOptions::default())
         };
+        // DataFusion's planner attaches the place of an unknown column or a
+        // mistyped expression to its error only when it collects spans; the
+        // CLI prints that place (`LINE n:` and a caret) instead of the
+        // statement's start.
+        config.options_mut().sql_parser.collect_spans = true;
         // Window nodes become relational plans before type coercion; the
         // stream planner analyzes with the default rules only (see
         // `Engine::continuous_state`).

@@ -51,6 +51,46 @@ impl From<DataFusionError> for SluiceError {
     }
 }
 
+/// DataFusion reports a function called with a type none of its signatures
+/// takes (`sum(text)`) as "Internal error: Function 'f' failed to match any
+/// signature, errors: ... requires T, but received U (DataType: D) ..." (a
+/// plan error from its SQL planner, an internal one elsewhere). It is the
+/// query's fault, and users read it as ours: the message people see names
+/// the function, the type and the types it takes. (The error itself keeps
+/// DataFusion's text, which DataFusion's own tests match.)
+fn signature_mismatch(message: &str) -> Option<String> {
+    let message = message.strip_prefix("Internal error: ").unwrap_or(message);
+    let rest = message.strip_prefix("Function '")?;
+    let (function, rest) = rest.split_once("' failed to match any signature")?;
+    let mut takes: Vec<&str> = Vec::new();
+    let mut received = None;
+    for part in rest.split(" requires ").skip(1) {
+        let Some((wanted, after)) = part.split_once(", but received ") else {
+            continue;
+        };
+        if !takes.contains(&wanted) {
+            takes.push(wanted);
+        }
+        if received.is_none() {
+            received = after
+                .split_once("(DataType: ")
+                .and_then(|(_, t)| t.split_once(')'))
+                .map(|(t, _)| t);
+        }
+    }
+    // Without a received type (a wrong number of arguments), DataFusion's
+    // own list of what failed says more.
+    let received = received?;
+    let takes = match takes.as_slice() {
+        [] => return None,
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    };
+    Some(format!(
+        "{function}() cannot take an argument of type {received}; it takes {takes}: CAST the argument, as in {function}(CAST(x AS BIGINT))"
+    ))
+}
+
 impl From<sqlparser::parser::ParserError> for SluiceError {
     fn from(e: sqlparser::parser::ParserError) -> Self {
         DataFusionError::SQL(Box::new(e), None).into()
@@ -73,6 +113,11 @@ fn location_of(e: &DataFusionError) -> Option<Location> {
 
 fn user_message(e: &DataFusionError) -> String {
     match e {
+        DataFusionError::Plan(message) | DataFusionError::Internal(message)
+            if let Some(mismatch) = signature_mismatch(message) =>
+        {
+            mismatch
+        }
         DataFusionError::Diagnostic(_, inner) => user_message(inner),
         DataFusionError::Context(ctx, inner) => format!("{ctx}: {}", user_message(inner)),
         DataFusionError::SQL(parser_error, _) => {
@@ -107,6 +152,21 @@ mod tests {
         .into();
         assert_eq!(e.location, Some(Location::new(3, 8)));
         assert_eq!(e.user_message(), "Expected: an expression, found: FROM");
+    }
+
+    #[test]
+    fn a_signature_mismatch_is_the_query_s_fault() {
+        let e: SluiceError = DataFusionError::Plan(
+            "Internal error: Function 'sum' failed to match any signature, errors: Error during planning: Function 'sum' requires Decimal, \
+             but received String (DataType: Utf8View).,Error during planning: Function 'sum' requires Int64, but received \
+             String (DataType: Utf8View).."
+                .into(),
+        )
+        .into();
+        assert_eq!(
+            e.user_message(),
+            "sum() cannot take an argument of type Utf8View; it takes Decimal or Int64: CAST the argument, as in sum(CAST(x AS BIGINT))"
+        );
     }
 
     #[test]

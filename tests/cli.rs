@@ -378,6 +378,24 @@ fn unknown_table_in_a_file_names_the_file_and_line() {
 }
 
 #[test]
+fn planning_errors_point_at_the_offending_expression() {
+    // An unknown column and a type mismatch, each past the statement's start
+    // (which is where every planning error pointed before).
+    let dir = dir_with(&[(
+        "q.sql",
+        "CREATE TABLE t (a INT, s VARCHAR) AS VALUES (1, 'x');\nSELECT a,\n  nope FROM t;\n",
+    )]);
+    let err = run(sluice_in(dir.path()).arg("q.sql"), "").failed().to_string();
+    assert!(err.starts_with("Error: q.sql:3:3: No field named nope"), "{err}");
+    let sql = "CREATE TABLE t (a INT, s VARCHAR) AS VALUES (1, 'x'); SELECT 1, a + s FROM t";
+    let err = sluice(&["-e", sql]).failed().to_string();
+    assert!(
+        err.starts_with("Error: <command line>:1:65: Cannot coerce arithmetic expression Int32 + Utf8View"),
+        "{err}"
+    );
+}
+
+#[test]
 fn syntax_errors_name_the_place() {
     let err = sluice(&["-e", "SELEC 1"]).failed().to_string();
     assert!(err.starts_with("Error: <command line>:1:1: "), "{err}");
@@ -603,4 +621,61 @@ fn closed_pipe_succeeds(format: &str, first_line: &str) {
     assert_eq!(status.code(), Some(0), "stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.is_empty(), "a closed pipe is not an error: {stderr}");
+}
+
+#[test]
+fn long_chains_of_union_all_and_or_are_planned_or_refused_never_aborted() {
+    // Each of these overflowed the 8 MiB main stack (SIGABRT); planning now
+    // runs on a larger one, and a chain past the nesting limit is refused.
+    let unions = format!(
+        "SELECT count(*) FROM (SELECT 1 AS x{}) t\n",
+        " UNION ALL SELECT 1".repeat(1000)
+    );
+    let ors: Vec<String> = (0..2000).map(|i| format!("v = {i}")).collect();
+    let ors = format!(
+        "SELECT count(*) FROM (VALUES (1), (2)) t(v) WHERE {}\n",
+        ors.join(" OR ")
+    );
+    let too_many: Vec<String> = (0..20_000).map(|i| format!("v = {i}")).collect();
+    let too_many = format!(
+        "SELECT count(*) FROM (VALUES (1)) t(v) WHERE {}\n",
+        too_many.join(" OR ")
+    );
+    let dir = dir_with(&[
+        ("unions.sql", &unions),
+        ("ors.sql", &ors),
+        ("too_many.sql", &too_many),
+    ]);
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    assert_eq!(sluice(&[&file("unions.sql")]).ok(), "count(*)\n1001\n");
+    assert_eq!(sluice(&[&file("ors.sql")]).ok(), "count(*)\n2\n");
+    let run = sluice(&[&file("too_many.sql")]);
+    assert!(
+        run.failed()
+            .contains("this statement nests 20001 operators deep, more than the 10000 Sluice plans"),
+        "{run:#?}"
+    );
+}
+
+#[test]
+fn json_output_gives_columns_of_one_name_unique_keys() {
+    let sql =
+        "CREATE TABLE x (a INT) AS VALUES (1); CREATE TABLE y (a INT) AS VALUES (2); SELECT * FROM x, y";
+    assert_eq!(
+        sluice(&["--format", "json", "-e", sql]).ok(),
+        "{\"a\":1,\"a_1\":2}\n"
+    );
+}
+
+#[test]
+fn an_aggregate_over_the_wrong_type_names_the_function_and_types() {
+    // DataFusion calls this an internal error; it is the query's.
+    let sql = "CREATE TABLE words (s VARCHAR) AS VALUES ('a'); SELECT sum(s) FROM words";
+    let err = sluice(&["-e", sql]).failed().to_string();
+    assert!(
+        err.contains(
+            "sum() cannot take an argument of type Utf8View; it takes Decimal, UInt64, Int64, Float64, Duration or Interval: CAST the argument"
+        ) && !err.contains("Internal"),
+        "{err}"
+    );
 }

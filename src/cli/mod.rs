@@ -53,17 +53,45 @@ pub struct Args {
     pub mode: crate::Mode,
 }
 
+/// The stack of the thread that parses, plans and drives statements: SQL
+/// trees are walked recursively (by sqlparser, DataFusion's planner and
+/// optimizer), so 3,000 chained `UNION ALL`s or 8,000 `OR`s overflowed the
+/// main thread's 8 MiB and aborted the process. Only touched pages are
+/// memory, so a large reserve costs nothing for small queries.
+const PLANNING_STACK: usize = 256 * 1024 * 1024;
+
+/// The stack of the runtime's worker threads, which evaluate (deep)
+/// expressions of running queries.
+const WORKER_STACK: usize = 64 * 1024 * 1024;
+
 /// Run the command line; the process's exit code.
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
+    let planning = std::thread::Builder::new()
+        .name("sluice-main".into())
+        .stack_size(PLANNING_STACK)
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_stack_size(WORKER_STACK)
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("Error: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(run(args))
+        });
+    match planning.map(|thread| thread.join()) {
+        Ok(Ok(code)) => code,
+        Ok(Err(_)) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("Error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            eprintln!("Error: cannot start the main thread: {e}");
+            ExitCode::FAILURE
         }
-    };
-    runtime.block_on(run(args))
+    }
 }
 
 async fn run(args: Args) -> ExitCode {

@@ -133,6 +133,7 @@ impl<'a> ResultWriter<'a> {
                     OutputFormat::Changelog => with_change_column(batch)?,
                     _ => batch.clone(),
                 };
+                let batch = with_unique_names(batch)?;
                 // One write per batch: stdout's line buffering would make a
                 // system call per row.
                 let mut buffer = Vec::new();
@@ -209,6 +210,37 @@ fn with_change_column(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
         return Ok(batch.clone());
     }
     crate::stream::with_changes(batch, None)
+}
+
+/// The batch with its column names made unique as DuckDB does (`a`, `a_1`,
+/// `a_2`, skipping names taken): a JSON object with a key twice (`SELECT *`
+/// over a join) loses one of them in most readers.
+fn with_unique_names(batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
+    let schema = batch.schema();
+    let names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
+    let distinct: std::collections::HashSet<&String> = names.iter().copied().collect();
+    if distinct.len() == names.len() {
+        return Ok(batch);
+    }
+    let mut taken: std::collections::HashSet<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut seen = std::collections::HashSet::new();
+    let fields: Vec<arrow::datatypes::FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            if seen.insert(field.name().clone()) {
+                return std::sync::Arc::clone(field);
+            }
+            let name = (1..)
+                .map(|i| format!("{}_{i}", field.name()))
+                .find(|candidate| !taken.contains(candidate))
+                .unwrap_or_else(|| field.name().clone());
+            taken.insert(name.clone());
+            std::sync::Arc::new(field.as_ref().clone().with_name(name))
+        })
+        .collect();
+    let schema = arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone());
+    RecordBatch::try_new(std::sync::Arc::new(schema), batch.columns().to_vec())
 }
 
 /// Every cell of a batch as display text (NULL for nulls).
@@ -296,6 +328,28 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4);
         assert_eq!(lines[0], r#"{"op":"+I","id":1,"name":"a,b"}"#);
+    }
+
+    #[test]
+    fn json_keys_are_unique() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, false),
+            Field::new("a_1", DataType::Int64, false),
+            Field::new("a", DataType::Int64, false),
+            Field::new("a", DataType::Int64, false),
+        ]));
+        let columns = (1..=4)
+            .map(|v| Arc::new(Int64Array::from(vec![v])) as arrow::array::ArrayRef)
+            .collect();
+        let b = RecordBatch::try_new(schema, columns).expect("valid batch");
+        let mut out = Vec::new();
+        let mut w = ResultWriter::new(OutputFormat::Json, &mut out, b.schema(), 0, false);
+        w.write_batch(&b).expect("write");
+        w.finish(None).expect("finish");
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "{\"a\":1,\"a_1\":2,\"a_2\":3,\"a_3\":4}\n"
+        );
     }
 
     #[test]

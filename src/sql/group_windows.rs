@@ -21,7 +21,8 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArgOperator, FunctionArguments, GroupByExpr, Ident,
-    ObjectName, Select, SetExpr, TableAlias, TableFactor, TableFunctionArgs, VisitMut, VisitorMut,
+    ObjectName, Select, SelectItem, SetExpr, TableAlias, TableFactor, TableFunctionArgs, Value,
+    ValueWithSpan, VisitMut, VisitorMut,
 };
 
 use datafusion::sql::parser::Statement as DFStatement;
@@ -112,8 +113,8 @@ fn rewrite_select(select: &mut Select) -> Result<()> {
         .iter()
         .enumerate()
         .filter(|(i, _)| *i != position)
-        .map(|(_, e)| e.clone())
-        .collect();
+        .map(|(_, e)| select_item_of(e, &select.projection))
+        .collect::<Result<_>>()?;
     let table_name = name.clone();
     let visible_name = match alias {
         Some(a) => a.name.clone(),
@@ -167,6 +168,55 @@ fn rewrite_select(select: &mut Select) -> Result<()> {
     match select.visit(&mut { bounds }) {
         ControlFlow::Break(e) => Err(e),
         ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// A GROUP BY key as the table sees it: a position (`GROUP BY 1`) or a
+/// select alias names a select item, whose expression partitions a session
+/// (the window is planned over the table, which has no such column).
+/// DataFusion resolves the GROUP BY key itself the same way.
+fn select_item_of(key: &Expr, projection: &[SelectItem]) -> Result<Expr> {
+    let item_expr = |item: &SelectItem| match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e.clone()),
+        _ => None,
+    };
+    match key {
+        Expr::Value(ValueWithSpan {
+            value: Value::Number(n, _),
+            span,
+        }) => {
+            let item = n
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| i.checked_sub(1))
+                .and_then(|i| projection.get(i));
+            match item.and_then(item_expr) {
+                Some(e) => Ok(e),
+                None => Err(SluiceError::at(
+                    DataFusionError::Plan(format!(
+                        "GROUP BY {n} names no expression of the select list (it has {} items); name the key instead",
+                        projection.len()
+                    )),
+                    *span,
+                )),
+            }
+        }
+        Expr::Identifier(name) => {
+            let aliased = projection.iter().find_map(|item| match item {
+                SelectItem::ExprWithAlias { expr, alias } if same_name(alias, name) => Some(expr.clone()),
+                _ => None,
+            });
+            Ok(aliased.unwrap_or_else(|| key.clone()))
+        }
+        other => Ok(other.clone()),
+    }
+}
+
+/// Whether two identifiers name the same thing (unquoted ones ignore case).
+fn same_name(a: &Ident, b: &Ident) -> bool {
+    match (a.quote_style, b.quote_style) {
+        (None, None) => a.value.eq_ignore_ascii_case(&b.value),
+        _ => a.value == b.value,
     }
 }
 

@@ -9,11 +9,13 @@
 mod create_table;
 mod emit;
 mod group_windows;
+mod nesting;
 mod split;
 pub mod windows;
 
 pub use create_table::{ConnectorOption, CreateConnectorTable, WatermarkDef};
 pub use emit::Emit;
+pub use nesting::MAX_NESTING;
 pub use split::{StatementTokens, is_complete, split_statements};
 
 use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
@@ -70,6 +72,17 @@ pub fn parse_statement(
         let mut statements = parser.parse_statements().map_err(|e| at_end(e.into()))?;
         match (statements.pop_front(), statements.is_empty()) {
             (Some(mut statement), true) => {
+                if let Some(emit) = emit
+                    && is_create_view(&statement)
+                {
+                    return Err(SluiceError::at(
+                        datafusion::error::DataFusionError::Plan(format!(
+                            "{emit} in CREATE VIEW would not be kept with the view; write it on the query that reads the view, as in SELECT ... FROM view {emit}"
+                        )),
+                        tokens.span,
+                    ));
+                }
+                nesting::check_nesting(&mut statement).map_err(|e| SluiceError::at(e, tokens.span))?;
                 group_windows::rewrite(&mut statement).map_err(|e| e.or_at(tokens.span))?;
                 windows::wrap_table_arguments(&mut statement);
                 Statement::DataFusion(Box::new(statement))
@@ -88,6 +101,12 @@ pub fn parse_statement(
         text: tokens.text.clone(),
         emit,
     })
+}
+
+/// Whether `statement` creates a view: a view keeps its query, not how a
+/// continuous run of it emits.
+fn is_create_view(statement: &DFStatement) -> bool {
+    matches!(statement, DFStatement::Statement(s) if matches!(s.as_ref(), sqlparser::ast::Statement::CreateView(_)))
 }
 
 /// Split and parse a whole script. Used by tests and tools that want every
