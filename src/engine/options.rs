@@ -1,0 +1,113 @@
+//! Sluice's own settings (`SET sluice.<name>`), listed by `SHOW ALL` under
+//! their full names.
+
+use super::*;
+
+/// Sluice's own settings, set with `SET sluice.<name> = <value>` and listed by
+/// `SHOW ALL` / `information_schema.df_settings` under their full names.
+#[derive(Debug, Clone)]
+pub struct SluiceOptions {
+    /// EXPLAIN starts with a row naming the executor (batch or continuous) and why.
+    pub explain_executor: bool,
+    /// Which executor runs queries.
+    pub mode: Mode,
+}
+
+impl Default for SluiceOptions {
+    fn default() -> Self {
+        Self {
+            explain_executor: true,
+            mode: Mode::Auto,
+        }
+    }
+}
+
+/// `sluice.mode` (the CLI's `--mode`): which executor runs a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Mode {
+    /// Batch when every source is bounded, continuous otherwise.
+    #[default]
+    Auto,
+    /// Batch only: a query over an unbounded source is an error.
+    Batch,
+    /// Continuous even over bounded tables (a replay, ending with a
+    /// watermark that closes every window).
+    Continuous,
+}
+
+// The names are the ones `--mode` takes (clap's `ValueEnum`), so `SET
+// sluice.mode` and the flag accept and show the same words.
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = clap::ValueEnum::to_possible_value(self);
+        f.write_str(value.as_ref().map_or("", |v| v.get_name()))
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = DataFusionError;
+
+    fn from_str(value: &str) -> datafusion::error::Result<Self> {
+        <Mode as clap::ValueEnum>::from_str(value, true).map_err(|_| {
+            DataFusionError::Configuration(format!(
+                "sluice.mode takes auto, batch or continuous, not '{value}'"
+            ))
+        })
+    }
+}
+
+impl ConfigExtension for SluiceOptions {
+    const PREFIX: &'static str = "sluice";
+}
+
+// Written out rather than with DataFusion's `extensions_options!`, whose
+// entries lose the `sluice.` prefix, so `SHOW sluice.explain_executor` could
+// not find them.
+impl ExtensionOptions for SluiceOptions {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> datafusion::error::Result<()> {
+        match key {
+            "explain_executor" => {
+                self.explain_executor = value.parse().map_err(|_| {
+                    DataFusionError::Configuration(format!(
+                        "sluice.explain_executor takes true or false, not '{value}'"
+                    ))
+                })?;
+                Ok(())
+            }
+            "mode" => {
+                self.mode = value.parse()?;
+                Ok(())
+            }
+            other => Err(DataFusionError::Configuration(format!(
+                "unknown setting 'sluice.{other}'; Sluice's settings are: sluice.explain_executor, sluice.mode"
+            ))),
+        }
+    }
+
+    fn entries(&self) -> Vec<ConfigEntry> {
+        vec![
+            ConfigEntry {
+                key: format!("{}.explain_executor", Self::PREFIX),
+                value: Some(self.explain_executor.to_string()),
+                description: "EXPLAIN starts with a row naming the executor (batch or continuous) and why",
+            },
+            ConfigEntry {
+                key: format!("{}.mode", Self::PREFIX),
+                value: Some(self.mode.to_string()),
+                description: "auto: batch when every source is bounded, else continuous; batch; continuous (replays bounded tables as streams)",
+            },
+        ]
+    }
+}
