@@ -695,4 +695,20 @@ fn event_times_outside_the_nanosecond_range_are_refused_in_both_modes() {
             );
         }
     }
+    // In range, but its 5 s window would end past 2262-04-11T23:47:16.854775807:
+    // batch computed that window, continuous could not.
+    let input = "{\"path\":\"/a\",\"ts\":\"2262-04-11T23:47:16\"}\n";
+    let query = format!(
+        "SELECT window_start, count(*) AS n FROM TABLE({}) GROUP BY window_start, window_end",
+        windows[0]
+    );
+    for options in ["", ", 'bounded' = 'true'"] {
+        let (code, stdout, stderr) = run(&["-e", &over_stdin(&query, options)], input);
+        assert_ne!(code, Some(0), "{options}: {stdout}");
+        assert!(
+            stderr.contains("event time 2262-04-11T23:47:16 in column 'ts' is outside the range")
+                && stderr.contains("less the window's 5s at either end"),
+            "{options}: {stderr}"
+        );
+    }
 }

@@ -20,8 +20,10 @@ use datafusion::logical_expr::{
 };
 
 /// Fails on the first value of timestamp `array` that nanoseconds since the
-/// epoch cannot hold, naming it and `column`; NULLs pass.
-pub fn check_nanos_range(array: &dyn Array, column: &str) -> Result<()> {
+/// epoch cannot hold, or that is within `margin` nanoseconds of their limits
+/// (a window that long around it would not fit), naming it and `column`;
+/// NULLs pass.
+pub fn check_nanos_range(array: &dyn Array, column: &str, margin: i64) -> Result<()> {
     let per_unit: i64 = match array.data_type() {
         DataType::Timestamp(TimeUnit::Nanosecond, _) => return Ok(()),
         DataType::Timestamp(TimeUnit::Microsecond, _) => 1_000,
@@ -29,7 +31,10 @@ pub fn check_nanos_range(array: &dyn Array, column: &str) -> Result<()> {
         DataType::Timestamp(TimeUnit::Second, _) => 1_000_000_000,
         other => return exec_err!("event time column '{column}' must be a TIMESTAMP, not {other}"),
     };
-    let (low, high) = (i64::MIN / per_unit, i64::MAX / per_unit);
+    let (low, high) = (
+        i64::MIN.saturating_add(margin) / per_unit,
+        i64::MAX.saturating_sub(margin) / per_unit,
+    );
     let values = arrow::compute::cast(array, &DataType::Int64)?;
     let values = values.as_primitive::<Int64Type>();
     let in_range = match (arrow::compute::min(values), arrow::compute::max(values)) {
@@ -41,24 +46,31 @@ pub fn check_nanos_range(array: &dyn Array, column: &str) -> Result<()> {
     }
     let outside = (0..values.len()).find(|&i| values.is_valid(i) && !(low..=high).contains(&values.value(i)));
     match outside {
-        Some(i) => Err(out_of_range(array, i, column)),
+        Some(i) => Err(out_of_range(array, i, column, margin)),
         None => Ok(()),
     }
 }
 
-fn out_of_range(array: &dyn Array, row: usize, column: &str) -> DataFusionError {
+fn out_of_range(array: &dyn Array, row: usize, column: &str, margin: i64) -> DataFusionError {
     let value = arrow::util::display::array_value_to_string(array, row).unwrap_or_else(|_| "?".to_string());
+    let less = match margin {
+        0 => String::new(),
+        m => format!(
+            ", less the window's {:?} at either end",
+            std::time::Duration::from_nanos(m.unsigned_abs())
+        ),
+    };
     exec_datafusion_err!(
         "event time {value} in column '{column}' is outside the range windows and watermarks compute in \
-         (1677-09-21T00:12:43.145224192 to 2262-04-11T23:47:16.854775807, nanoseconds since 1970): \
+         (1677-09-21T00:12:43.145224192 to 2262-04-11T23:47:16.854775807, nanoseconds since 1970{less}): \
          leave such rows out of the window's input, e.g. TABLE (SELECT * FROM t WHERE {column} >= TIMESTAMP '1678-01-01')"
     )
 }
 
-/// `time IS NOT NULL`, failing on a time that windows cannot compute with:
-/// the first filter of every window's lowering. A nanosecond column holds
-/// only times that fit, so it gets the plain `IS NOT NULL`.
-pub fn event_time_check(time: Expr, unit: TimeUnit) -> Expr {
+/// `time IS NOT NULL`, failing on a time that windows `length` long cannot
+/// compute with: the first filter of every window's lowering. A nanosecond
+/// column holds only times that fit, so it gets the plain `IS NOT NULL`.
+pub fn event_time_check(time: Expr, unit: TimeUnit, length: i64) -> Expr {
     if unit == TimeUnit::Nanosecond {
         return time.is_not_null();
     }
@@ -66,7 +78,7 @@ pub fn event_time_check(time: Expr, unit: TimeUnit) -> Expr {
         Expr::Column(c) => c.name.clone(),
         other => other.to_string(),
     };
-    ScalarUDF::from(EventTimeCheck::new()).call(vec![time, lit(column)])
+    ScalarUDF::from(EventTimeCheck::new()).call(vec![time, lit(column), lit(length)])
 }
 
 /// `sluice_event_time(ts, 'ts')`: whether `ts` is not NULL; an error for a
@@ -79,7 +91,7 @@ struct EventTimeCheck {
 impl EventTimeCheck {
     fn new() -> Self {
         Self {
-            signature: Signature::any(2, Volatility::Immutable),
+            signature: Signature::any(3, Volatility::Immutable),
         }
     }
 }
@@ -98,8 +110,12 @@ impl ScalarUDFImpl for EventTimeCheck {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let [time, column] = args.args.as_slice() else {
-            return exec_err!("sluice_event_time takes 2 arguments, not {}", args.args.len());
+        let [time, column, length] = args.args.as_slice() else {
+            return exec_err!("sluice_event_time takes 3 arguments, not {}", args.args.len());
+        };
+        let length = match length {
+            ColumnarValue::Scalar(ScalarValue::Int64(Some(l))) => *l,
+            _ => 0,
         };
         let column = match column {
             ColumnarValue::Scalar(ScalarValue::Utf8(Some(c))) => c.as_str(),
@@ -107,12 +123,12 @@ impl ScalarUDFImpl for EventTimeCheck {
         };
         match time {
             ColumnarValue::Array(array) => {
-                check_nanos_range(array.as_ref(), column)?;
+                check_nanos_range(array.as_ref(), column, length)?;
                 let valid = arrow::compute::is_not_null(array.as_ref())?;
                 Ok(ColumnarValue::Array(Arc::new(valid) as ArrayRef))
             }
             ColumnarValue::Scalar(value) => {
-                check_nanos_range(value.to_array()?.as_ref(), column)?;
+                check_nanos_range(value.to_array()?.as_ref(), column, length)?;
                 Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(
                     !value.is_null(),
                 ))))
@@ -130,15 +146,19 @@ mod tests {
     fn times_nanoseconds_cannot_hold_are_named() {
         let year_one = -62_135_596_800_000;
         let array = TimestampMillisecondArray::from(vec![Some(0), None, Some(year_one)]);
-        let error = check_nanos_range(&array, "ts").map_err(|e| e.to_string());
+        let error = check_nanos_range(&array, "ts", 0).map_err(|e| e.to_string());
         let message = error.err().unwrap_or_default();
         assert!(
             message.contains("event time 0001-01-01T00:00:00 in column 'ts'"),
             "{message}"
         );
         let fine = TimestampMillisecondArray::from(vec![Some(0), None, Some(9_223_372_036_854)]);
-        assert!(check_nanos_range(&fine, "ts").is_ok());
+        assert!(check_nanos_range(&fine, "ts", 0).is_ok());
         let over = TimestampMillisecondArray::from(vec![Some(9_223_372_036_855)]);
-        assert!(check_nanos_range(&over, "ts").is_err());
+        assert!(check_nanos_range(&over, "ts", 0).is_err());
+        // A 5 s window ending past 2262-04-11T23:47:16.854775807.
+        let close = TimestampMillisecondArray::from(vec![Some(9_223_372_033_000)]);
+        assert!(check_nanos_range(&close, "ts", 0).is_ok());
+        assert!(check_nanos_range(&close, "ts", 5_000_000_000).is_err());
     }
 }

@@ -523,7 +523,16 @@ pub fn lower(
     };
     let input_columns: Vec<Expr> = input.schema().columns().into_iter().map(Expr::Column).collect();
     let with = |extra: Vec<Expr>| input_columns.iter().cloned().chain(extra).collect::<Vec<_>>();
-    let builder = LogicalPlanBuilder::from(input.clone()).filter(event_time_check(time.clone(), unit))?;
+    // A window as long as the longest one around each time must fit in
+    // nanoseconds, where continuous mode computes bounds.
+    let length = match *kind {
+        WindowKind::Tumble { size, .. }
+        | WindowKind::Hop { size, .. }
+        | WindowKind::Cumulate { size, .. } => size,
+        WindowKind::Session { gap } => gap,
+    };
+    let builder =
+        LogicalPlanBuilder::from(input.clone()).filter(event_time_check(time.clone(), unit, length))?;
     let window_end_cols = |builder: LogicalPlanBuilder, end: Expr| -> Result<LogicalPlanBuilder> {
         builder
             .project(with(vec![col(WINDOW_START), end.alias(WINDOW_END)]))?

@@ -240,7 +240,7 @@ pub trait MultiInputOperator: Send {
 /// value nanoseconds cannot hold is an error naming it and `column` (a cast
 /// would make it NULL, and its row would land in no window or a wrong one).
 pub fn to_nanos(array: &ArrayRef, column: &str) -> Result<ArrayRef> {
-    crate::plan::check_nanos_range(array.as_ref(), column)?;
+    crate::plan::check_nanos_range(array.as_ref(), column, 0)?;
     match array.data_type() {
         DataType::Timestamp(TimeUnit::Nanosecond, _) => Ok(Arc::clone(array)),
         // Keep the zone: casting it away would shift values to local time.

@@ -60,7 +60,7 @@ pub(super) fn session_intervals(window: &WindowTvf, gap: i64) -> Result<LogicalP
         (end - duration(MILLISECOND, unit)).alias(WINDOW_TIME),
     ];
     LogicalPlanBuilder::from(window.input.as_ref().clone())
-        .filter(crate::plan::event_time_check(window.time.clone(), unit))?
+        .filter(crate::plan::event_time_check(window.time.clone(), unit, gap))?
         .project(columns.chain(extra))?
         .build()
 }
