@@ -223,9 +223,15 @@ impl Engine {
         }
         let operators = match (&plan, choice.executor) {
             (LogicalPlan::Explain(explain), Executor::Continuous) => {
+                // An INSERT streams its query into the table's writer: the
+                // query is what runs continuously.
+                let query = match explain.plan.as_ref() {
+                    LogicalPlan::Dml(insert) => insert.input.as_ref(),
+                    other => other,
+                };
                 let pipeline = stream::plan(
                     &self.continuous_state(),
-                    &explain.plan,
+                    query,
                     emit,
                     &self.catalog,
                     Arc::new(StreamMetrics::default()),
