@@ -268,14 +268,12 @@ impl<V: Copy> KeyIndex<V> {
         (probe, found)
     }
 
-    /// Keep only the rows of `key` that `keep` says.
-    pub fn retain(&mut self, key: &Key, keep: impl FnMut(&V) -> bool) {
-        if let Some(rows) = self.map.get_mut(key) {
-            rows.retain(keep);
-            if rows.is_empty() {
-                self.map.remove(key);
-            }
-        }
+    /// Keep the rows of every key that `keep` says; drop keys left empty.
+    pub fn retain_all(&mut self, mut keep: impl FnMut(&V) -> bool) {
+        self.map.retain(|_, rows| {
+            rows.retain(&mut keep);
+            !rows.is_empty()
+        });
     }
 }
 

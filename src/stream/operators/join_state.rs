@@ -6,7 +6,7 @@
 //! freed once all of its rows expired. Expired rows leave the key index at
 //! once, so a probe never sees them.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::{concat_batches, interleave_record_batch};
@@ -27,7 +27,6 @@ pub struct RowRef {
 /// Rows that came in one batch.
 struct Chunk {
     batch: RecordBatch,
-    keys: Vec<Key>,
     /// The row is dropped once the watermark passes this.
     expire_at: Vec<Nanos>,
     matched: Vec<bool>,
@@ -42,8 +41,11 @@ pub struct JoinState {
     schema: SchemaRef,
     chunks: BTreeMap<u64, Chunk>,
     next: u64,
+    /// Live rows by key, and dead ones not yet swept (see [`JoinState::expire`]).
     index: KeyIndex<RowRef>,
     rows: usize,
+    /// Rows expired since the index was last swept of them.
+    unswept: usize,
 }
 
 /// The pairs of a batch with a side's kept rows that match.
@@ -71,6 +73,7 @@ impl JoinState {
             next: 0,
             index: KeyIndex::default(),
             rows: 0,
+            unswept: 0,
         }
     }
 
@@ -102,9 +105,9 @@ impl JoinState {
         }
         let chunk = self.next;
         self.next += 1;
-        for (row, key) in keys.iter().enumerate() {
+        for (row, key) in keys.into_iter().enumerate() {
             self.index.insert(
-                key.clone(),
+                key,
                 RowRef {
                     chunk,
                     row: row as u32,
@@ -116,7 +119,6 @@ impl JoinState {
             chunk,
             Chunk {
                 batch,
-                keys,
                 expire_at,
                 matched,
                 alive: vec![true; rows],
@@ -130,7 +132,22 @@ impl JoinState {
 
     /// Each (probe row, kept row) pair with equal keys, probe rows in order.
     pub fn candidates(&self, keys: &[Option<Key>]) -> (Vec<u32>, Vec<RowRef>) {
-        self.index.probe(keys)
+        let (probe, found) = self.index.probe(keys);
+        if self.unswept == 0 {
+            return (probe, found);
+        }
+        // The index may still name expired rows: leave them out.
+        probe
+            .into_iter()
+            .zip(found)
+            .filter(|(_, r)| self.is_alive(r))
+            .unzip()
+    }
+
+    fn is_alive(&self, r: &RowRef) -> bool {
+        self.chunks
+            .get(&r.chunk)
+            .is_some_and(|c| c.alive.get(r.row as usize).copied().unwrap_or(false))
     }
 
     /// The pairs of `batch` (rows of `side`, keys `keys`) with the kept rows
@@ -197,7 +214,6 @@ impl JoinState {
     /// watermark`), or every row when `all`.
     pub fn expire(&mut self, watermark: Nanos, all: bool) -> Result<Expired> {
         let mut unmatched: Vec<RecordBatch> = Vec::new();
-        let mut keys: HashSet<Key> = HashSet::new();
         let mut emptied = Vec::new();
         for (id, chunk) in self.chunks.iter_mut() {
             if !all && chunk.first_expiry >= watermark {
@@ -213,7 +229,7 @@ impl JoinState {
                     chunk.alive[row] = false;
                     chunk.live -= 1;
                     self.rows -= 1;
-                    keys.insert(chunk.keys[row].clone());
+                    self.unswept += 1;
                     if !chunk.matched[row] {
                         lonely.push(row as u32);
                     }
@@ -232,13 +248,17 @@ impl JoinState {
         for id in emptied {
             self.chunks.remove(&id);
         }
-        let chunks = &self.chunks;
-        for key in &keys {
-            self.index.retain(key, |r| {
+        // Expired rows leave the index lazily: probes skip them, and once
+        // they outnumber the live rows one sweep drops them all, so each row
+        // costs the index O(1) however often the watermark moves.
+        if self.unswept > self.rows.max(1024) || self.rows == 0 {
+            let chunks = &self.chunks;
+            self.index.retain_all(|r| {
                 chunks
                     .get(&r.chunk)
                     .is_some_and(|c| c.alive.get(r.row as usize).copied().unwrap_or(false))
             });
+            self.unswept = 0;
         }
         let unmatched = match unmatched.len() {
             0 => RecordBatch::new_empty(std::sync::Arc::clone(&self.schema)),
