@@ -72,3 +72,14 @@ GROUP BY a.bidder;
 -- IN over a stream: a semi join.
 SELECT auction, price, date_time FROM bids
 WHERE auction IN (SELECT auction FROM more_bids WHERE price > 14000);
+
+-- A window over an interval join's pairs, by the time of the side that may
+-- come first: pairs must not look late to the window.
+SELECT window_start, count(*) AS pairs
+FROM TABLE(TUMBLE(TABLE (
+  SELECT b.date_time AS t, a.price
+  FROM bids a JOIN more_bids b
+    ON a.bidder = b.bidder
+   AND a.date_time BETWEEN b.date_time - INTERVAL '3' SECOND AND b.date_time + INTERVAL '2' SECOND
+), DESCRIPTOR(t), INTERVAL '10' SECOND))
+GROUP BY window_start, window_end;
