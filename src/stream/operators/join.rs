@@ -9,7 +9,6 @@
 //! definition gives DataFusion's batch result; they differ only in what
 //! state they keep and when they emit.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -223,12 +222,16 @@ pub fn key_types(
 /// Rows by key. `V` says where a row is (its index in a batch, or in a
 /// buffer of batches).
 pub struct KeyIndex<V> {
-    map: HashMap<Key, Vec<V>>,
+    /// DataFusion's hash map (hashbrown with foldhash): keys are hashed per
+    /// row, and the standard library's SipHash was most of a probe's time.
+    map: datafusion::common::HashMap<Key, Vec<V>>,
 }
 
 impl<V> Default for KeyIndex<V> {
     fn default() -> Self {
-        Self { map: HashMap::new() }
+        Self {
+            map: datafusion::common::HashMap::default(),
+        }
     }
 }
 
