@@ -68,6 +68,16 @@ impl RowWatermarks {
         })
     }
 
+    /// Each row's watermark through `f` (a join holding time back).
+    pub fn map(&self, f: impl Fn(Nanos) -> Nanos) -> Self {
+        match self {
+            RowWatermarks::Constant(w) => RowWatermarks::Constant(f(*w)),
+            RowWatermarks::PerRow(a) => {
+                RowWatermarks::PerRow(Arc::new(a.values().iter().map(|w| f(*w)).collect::<Int64Array>()))
+            }
+        }
+    }
+
     /// Rows `offset..offset + len`.
     pub fn slice(&self, offset: usize, len: usize) -> Self {
         match self {

@@ -60,6 +60,12 @@ pub struct IntervalJoinOperator {
     watermark: Nanos,
     /// The one before it: rows its advance expired carry it.
     before: Nanos,
+    /// How far what it emits holds time back: a pair or a padded row can
+    /// be this much older than the watermark it is emitted under (a row
+    /// matches rows up to `max(upper, -lower)` away), so its row watermark and
+    /// the watermark passed on are this much earlier, and a window after the
+    /// join does not find its rows late.
+    hold: Nanos,
 }
 
 impl IntervalJoinOperator {
@@ -87,7 +93,29 @@ impl IntervalJoinOperator {
             late,
             watermark: NO_WATERMARK,
             before: NO_WATERMARK,
+            hold: bounds.upper.max(bounds.lower.saturating_neg()).max(0),
         })
+    }
+
+    /// Hold back the time of what was just emitted (`events`) by `hold`.
+    fn hold_back(&self, events: &mut [Event]) {
+        if self.hold == 0 {
+            return;
+        }
+        let earlier = |w: Nanos| {
+            if w == END_OF_INPUT {
+                w
+            } else {
+                w.saturating_sub(self.hold)
+            }
+        };
+        for event in events {
+            match event {
+                Event::Data(batch) => batch.watermarks = batch.watermarks.map(earlier),
+                Event::Watermark(w) => *w = earlier(*w),
+                Event::End => {}
+            }
+        }
     }
 
     /// The watermark after which a row of `side` at `time` can match nothing.
@@ -136,6 +164,34 @@ impl MultiInputOperator for IntervalJoinOperator {
     }
 
     fn process(&mut self, port: usize, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
+        let start = out.len();
+        self.join_rows(port, input, out)?;
+        self.hold_back(&mut out[start..]);
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
+        let start = out.len();
+        self.advance(watermark, out)?;
+        self.hold_back(&mut out[start..]);
+        Ok(())
+    }
+
+    fn on_end(&mut self, out: &mut Vec<Event>) -> Result<()> {
+        let start = out.len();
+        self.finish(out)?;
+        self.hold_back(&mut out[start..]);
+        Ok(())
+    }
+
+    fn state_rows(&self) -> usize {
+        self.state.iter().map(JoinState::len).sum()
+    }
+}
+
+impl IntervalJoinOperator {
+    /// Rows of input `port`: pair them, keep what can still match.
+    fn join_rows(&mut self, port: usize, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
         let side = Side::of_port(port, "an interval join")?;
         check_append_only(&input, "an interval join")?;
         let time_column = match side {
@@ -241,7 +297,8 @@ impl MultiInputOperator for IntervalJoinOperator {
         output.emit(&self.core.spec.schema, false, out)
     }
 
-    fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
+    /// The merged watermark moved: expire what it passed.
+    fn advance(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
         if watermark > self.watermark {
             let before = self.watermark;
             let mut output = Output::default();
@@ -260,7 +317,8 @@ impl MultiInputOperator for IntervalJoinOperator {
         Ok(())
     }
 
-    fn on_end(&mut self, out: &mut Vec<Event>) -> Result<()> {
+    /// Every input ended: what is left expires.
+    fn finish(&mut self, out: &mut Vec<Event>) -> Result<()> {
         let mut output = Output::default();
         // What is left expires with the last watermark's advance.
         let at = if self.watermark == END_OF_INPUT {
@@ -275,10 +333,6 @@ impl MultiInputOperator for IntervalJoinOperator {
         output.emit(&self.core.spec.schema, false, out)?;
         out.push(Event::End);
         Ok(())
-    }
-
-    fn state_rows(&self) -> usize {
-        self.state.iter().map(JoinState::len).sum()
     }
 }
 
@@ -329,14 +383,14 @@ mod tests {
             R end
             ",
             "
-            wm 0
-            (1, 10, a, 1, 12, x) @0
+            wm -5
+            (1, 10, a, 1, 12, x) @-5
             state 5
-            wm 14
+            wm 9
             state 3
             late 1
-            (1, 19, c, 1, 20, y) @14
-            wm 30
+            (1, 19, c, 1, 20, y) @9
+            wm 25
             state 0
             wm +inf
             end
@@ -361,14 +415,14 @@ mod tests {
             R end
             ",
             "
-            wm 0
-            (null, 10, n, null, null, null) @0
-            (3, null, t, null, null, null) @0
-            (1, 10, a, 1, 12, x) @0
-            (2, 10, b, null, null, null) @0
-            wm 16
+            wm -5
+            (null, 10, n, null, null, null) @-5
+            (3, null, t, null, null, null) @-5
+            (1, 10, a, 1, 12, x) @-5
+            (2, 10, b, null, null, null) @-5
+            wm 11
             state 0
-            (5, 30, e, null, null, null) @16
+            (5, 30, e, null, null, null) @11
             wm +inf
             end
             ",
@@ -389,10 +443,10 @@ mod tests {
             &mut harness(JoinType::Right),
             script,
             "
-            wm 0
-            (1, 10, a, 1, 12, x) @0
-            (null, null, null, null, 12, n) @0
-            (null, null, null, 4, 12, w) @0
+            wm -5
+            (1, 10, a, 1, 12, x) @-5
+            (null, null, null, null, 12, n) @-5
+            (null, null, null, 4, 12, w) @-5
             wm +inf
             end
             ",
@@ -401,11 +455,11 @@ mod tests {
             &mut harness(JoinType::Full),
             script,
             "
-            wm 0
-            (1, 10, a, 1, 12, x) @0
-            (null, null, null, null, 12, n) @0
-            (2, 10, b, null, null, null) @0
-            (null, null, null, 4, 12, w) @0
+            wm -5
+            (1, 10, a, 1, 12, x) @-5
+            (null, null, null, null, 12, n) @-5
+            (2, 10, b, null, null, null) @-5
+            (null, null, null, 4, 12, w) @-5
             wm +inf
             end
             ",
@@ -427,9 +481,9 @@ mod tests {
             &mut harness(JoinType::LeftSemi),
             script,
             "
-            wm 0
-            (1, 10, a) @0
-            (2, 10, b) @0
+            wm -5
+            (1, 10, a) @-5
+            (2, 10, b) @-5
             wm +inf
             end
             ",
@@ -438,7 +492,7 @@ mod tests {
             &mut harness(JoinType::LeftAnti),
             script,
             "
-            wm 0
+            wm -5
             wm +inf
             end
             ",
@@ -447,10 +501,10 @@ mod tests {
             &mut harness(JoinType::RightSemi),
             script,
             "
-            wm 0
-            (1, 12, x) @0
-            (1, 11, y) @0
-            (2, 9, z) @0
+            wm -5
+            (1, 12, x) @-5
+            (1, 11, y) @-5
+            (2, 9, z) @-5
             wm +inf
             end
             ",
@@ -466,9 +520,9 @@ mod tests {
             L wm 20
             ",
             "
-            wm 0
-            (3, 12, q) @0
-            wm 20
+            wm -5
+            (3, 12, q) @-5
+            wm 15
             ",
         );
     }
@@ -489,8 +543,8 @@ mod tests {
             ",
             "
             late 1
-            wm 3
-            (1, 8, a, 1, 9, x) @3
+            wm -2
+            (1, 8, a, 1, 9, x) @-2
             state 2
             ",
         );
