@@ -24,8 +24,69 @@ use datafusion::physical_expr::PhysicalExpr;
 use crate::stream::late::LateRows;
 use crate::stream::operator::{Event, Nanos, RowWatermarks, StreamBatch};
 
-/// A join key in arrow's row format (empty when the join has no keys).
-pub type Key = Box<[u8]>;
+/// A join key in arrow's row format (empty when the join has no keys). Keys
+/// of up to [`INLINE_KEY`] bytes (one or two integers, a short string) are
+/// held inline, so keying a row costs no allocation; longer ones are boxed.
+#[derive(Debug, Clone)]
+pub enum Key {
+    /// The bytes in place.
+    Inline {
+        /// How many of `bytes` are the key.
+        len: u8,
+        /// The key, then zeros.
+        bytes: [u8; INLINE_KEY],
+    },
+    /// The bytes on the heap.
+    Boxed(Box<[u8]>),
+}
+
+/// The longest key held inline.
+pub const INLINE_KEY: usize = 22;
+
+impl Key {
+    /// The key of these row-format bytes.
+    pub fn new(row: &[u8]) -> Self {
+        if row.len() <= INLINE_KEY {
+            let mut bytes = [0; INLINE_KEY];
+            bytes[..row.len()].copy_from_slice(row);
+            Key::Inline {
+                len: row.len() as u8,
+                bytes,
+            }
+        } else {
+            Key::Boxed(Box::from(row))
+        }
+    }
+
+    /// Its row-format bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Key::Boxed(bytes) => bytes,
+        }
+    }
+}
+
+impl Default for Key {
+    fn default() -> Self {
+        Key::new(&[])
+    }
+}
+
+// Equality and hashing by the bytes alone: a key's form follows from its length.
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
 
 /// One side of a join.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +244,7 @@ impl JoinKeys {
             .map(|row| {
                 keys.iter()
                     .all(|k| k.is_valid(row))
-                    .then(|| Box::from(converted.row(row).as_ref()))
+                    .then(|| Key::new(converted.row(row).as_ref()))
             })
             .collect())
     }
@@ -617,5 +678,29 @@ pub fn late_policy(late: &[LateRows; 2]) -> String {
         left
     } else {
         format!("left {left}, right {right}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::{BuildHasher, RandomState};
+
+    #[test]
+    fn keys_compare_and_hash_by_their_bytes_inline_or_boxed() {
+        let short = Key::new(&[1, 2, 3]);
+        let long = Key::new(&[7; INLINE_KEY + 1]);
+        assert!(matches!(short, Key::Inline { .. }) && matches!(long, Key::Boxed(_)));
+        assert_eq!(short, Key::new(&[1, 2, 3]));
+        assert_ne!(
+            short,
+            Key::new(&[1, 2, 3, 0]),
+            "trailing zeros are not the same key"
+        );
+        assert_eq!(long, Key::new(&[7; INLINE_KEY + 1]));
+        assert_eq!(long.as_bytes().len(), INLINE_KEY + 1);
+        let hasher = RandomState::new();
+        assert_eq!(hasher.hash_one(&short), hasher.hash_one(Key::new(&[1, 2, 3])));
+        assert_eq!(Key::default().as_bytes(), &[] as &[u8]);
     }
 }
