@@ -283,17 +283,19 @@ impl IntervalJoinOperator {
             .iter()
             .map(|&i| self.expiry(side, times.value(i as usize)))
             .collect();
+        let mut keys = keys;
         let kept_keys = kept
             .iter()
-            .filter_map(|&i| keys.get(i as usize).cloned().flatten())
+            .filter_map(|&i| keys.get_mut(i as usize).and_then(Option::take))
             .collect();
         let kept_matched = kept.iter().map(|&i| matched[i as usize]).collect();
-        self.state[side.index()].insert(
-            take_rows(batch, &UInt32Array::from(kept))?,
-            kept_keys,
-            expire_at,
-            kept_matched,
-        )?;
+        // Usually every row can still match: keep the batch as it is.
+        let kept_rows = if kept.len() == rows {
+            batch.clone()
+        } else {
+            take_rows(batch, &UInt32Array::from(kept))?
+        };
+        self.state[side.index()].insert(kept_rows, kept_keys, expire_at, kept_matched)?;
         output.emit(&self.core.spec.schema, false, out)
     }
 
