@@ -157,7 +157,10 @@ impl Graph {
                 return Ok(vec![]);
             }
             let mut out = Vec::with_capacity(events.len());
+            let is_end = |e: &Event| matches!(e, Event::End);
             for event in events {
+                // What this event produces; nothing before it is an end.
+                let start = out.len();
                 match &mut node.kind {
                     NodeKind::Single(operator) => {
                         match event {
@@ -165,7 +168,7 @@ impl Graph {
                             Event::Watermark(w) => operator.on_watermark(w, &mut out)?,
                             Event::End => operator.on_end(&mut out)?,
                         }
-                        if operator.is_finished() && !out.iter().any(|e| matches!(e, Event::End)) {
+                        if operator.is_finished() && !out[start..].iter().any(is_end) {
                             operator.on_end(&mut out)?;
                         }
                     }
@@ -173,11 +176,9 @@ impl Graph {
                         merge.push(port, event, operator.as_mut(), &mut out)?
                     }
                 }
-                if out.iter().any(|e| matches!(e, Event::End)) {
+                if let Some(end) = out[start..].iter().position(is_end) {
                     // Nothing follows an end.
-                    if let Some(end) = out.iter().position(|e| matches!(e, Event::End)) {
-                        out.truncate(end + 1);
-                    }
+                    out.truncate(start + end + 1);
                     node.ended = true;
                     break;
                 }
