@@ -229,16 +229,19 @@ impl Engine {
                     LogicalPlan::Dml(insert) => insert.input.as_ref(),
                     other => other,
                 };
+                let metrics = Arc::new(StreamMetrics::default());
                 let pipeline = stream::plan(
                     &self.continuous_state(),
                     query,
                     emit,
                     &self.catalog,
-                    Arc::new(StreamMetrics::default()),
+                    Arc::clone(&metrics),
                 )
                 .await?;
                 let mut lines = pipeline.graph.explain();
-                lines.extend(pipeline.warnings.iter().map(|w| format!("Warning: {w}")));
+                if let Ok(warnings) = metrics.warnings.lock() {
+                    lines.extend(warnings.iter().map(|w| format!("Warning: {w}")));
+                }
                 lines
             }
             _ => vec![],

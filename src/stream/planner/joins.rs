@@ -226,13 +226,10 @@ impl StreamPlanner<'_> {
         for input in &union.inputs {
             inputs.push(self.node(input, false).await?);
         }
-        let Some(first) = inputs.first() else {
+        if inputs.is_empty() {
             return plan_err!("a UNION with no inputs");
-        };
-        let sources = inputs
-            .iter()
-            .skip(1)
-            .fold(first.sources.clone(), |all, i| all.and(&i.sources));
+        }
+        let sources = inputs.iter().fold(Sources::none(), |all, i| all.and(&i.sources));
         let schema = Arc::new(union.schema.as_arrow().clone());
         let operator = UnionOperator::new(inputs.len(), schema);
         let tail = self
@@ -261,32 +258,17 @@ impl StreamPlanner<'_> {
     /// What the sources `plan` reads are like, views included (before
     /// planning it: a join chooses its kind by them).
     pub(super) fn sources_of(&self, plan: &LogicalPlan) -> Sources {
-        let mut sources = Sources {
-            bounded: true,
-            unwatermarked: None,
-            watermarked: true,
-            late_path: None,
-        };
+        let mut sources = Sources::none();
         let _ = plan.apply(|node| {
             if let LogicalPlan::TableScan(scan) = node
                 && let Ok(provider) = source_as_provider(&scan.source)
             {
                 let of_scan = match provider.get_logical_plan() {
                     Some(view) => self.sources_of(&view),
-                    None => match self.catalog.source_of(&provider) {
-                        Some(info) => Sources {
-                            bounded: info.boundedness == Boundedness::Bounded,
-                            unwatermarked: None,
-                            watermarked: info.watermark.is_some(),
-                            late_path: None,
-                        },
-                        None => Sources {
-                            bounded: true,
-                            unwatermarked: None,
-                            watermarked: false,
-                            late_path: None,
-                        },
-                    },
+                    None => Sources::of_table(
+                        &scan.table_name.to_string(),
+                        self.catalog.source_of(&provider).as_ref(),
+                    ),
                 };
                 sources = sources.and(&of_scan);
             }

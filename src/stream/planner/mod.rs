@@ -63,7 +63,7 @@ use super::source::SourceSpec;
 use super::{StreamMetrics, changelog_schema};
 use crate::connectors::Boundedness;
 use crate::plan::windows::{WINDOW_END, WINDOW_START, WINDOW_TIME, WindowKind, duration};
-use crate::plan::{SourceCatalog, WindowTvf};
+use crate::plan::{SourceCatalog, SourceInfo, WindowTvf};
 use crate::sql::Emit;
 use lineage::{WindowLineage, is_bound_column, output_lineage, strip_alias};
 use windows::window_below;
@@ -76,8 +76,6 @@ pub struct Pipeline {
     pub schema: SchemaRef,
     /// Whether rows are a changelog (`EMIT CHANGES`).
     pub changes: bool,
-    /// What planning warned of (state that grows without bound).
-    pub warnings: Vec<String>,
 }
 
 /// A planned sub-query: where its rows come out, where its window bounds
@@ -129,6 +127,29 @@ struct Sources {
 }
 
 impl Sources {
+    /// No source yet: what [`Sources::and`] starts from.
+    fn none() -> Sources {
+        Sources {
+            bounded: true,
+            unwatermarked: None,
+            watermarked: true,
+            late_path: None,
+        }
+    }
+
+    /// Table `table`, as the catalog knows it (`None`: a plain DataFusion
+    /// table, bounded and with no watermark).
+    fn of_table(table: &str, info: Option<&SourceInfo>) -> Sources {
+        let bounded = info.is_none_or(|i| i.boundedness == Boundedness::Bounded);
+        let watermarked = info.is_some_and(|i| i.watermark.is_some());
+        Sources {
+            bounded,
+            unwatermarked: (!bounded && !watermarked).then(|| table.to_string()),
+            watermarked,
+            late_path: info.and_then(|i| i.late_path.clone()),
+        }
+    }
+
     /// The sources of two sub-queries together.
     fn and(&self, other: &Sources) -> Sources {
         Sources {
@@ -146,8 +167,6 @@ pub struct StreamPlanner<'a> {
     catalog: &'a SourceCatalog,
     metrics: Arc<StreamMetrics>,
     graph: GraphBuilder,
-    /// What planning warned of.
-    warnings: Vec<String>,
     /// `EMIT CHANGES`: windowed aggregates emit early results as a changelog.
     changes: bool,
 }
@@ -160,7 +179,6 @@ impl<'a> StreamPlanner<'a> {
             catalog,
             metrics,
             graph: GraphBuilder::default(),
-            warnings: Vec::new(),
             changes: false,
         }
     }
@@ -184,7 +202,6 @@ impl<'a> StreamPlanner<'a> {
         };
         Ok(Pipeline {
             graph: self.graph.finish(planned.tail)?,
-            warnings: self.warnings,
             schema: Arc::new(schema),
             changes: self.changes,
         })
@@ -253,12 +270,12 @@ impl<'a> StreamPlanner<'a> {
         })
     }
 
-    /// Say `warning` on stderr when the query starts, and in EXPLAIN.
-    fn warn(&mut self, warning: String) {
+    /// Say `warning` on stderr when the query starts, and in EXPLAIN: both
+    /// read the query's metrics.
+    fn warn(&self, warning: String) {
         if let Ok(mut warnings) = self.metrics.warnings.lock() {
-            warnings.push(warning.clone());
+            warnings.push(warning);
         }
-        self.warnings.push(warning);
     }
 
     /// `operator` after `input`'s rows, with window bounds `lineage`.
@@ -319,16 +336,9 @@ impl<'a> StreamPlanner<'a> {
             ));
         }
         let info = self.catalog.source_of(&provider);
-        let bounded = info
-            .as_ref()
-            .is_none_or(|i| i.boundedness == Boundedness::Bounded);
-        let watermark = info.as_ref().and_then(|i| i.watermark.clone()).map(|w| w.expr);
-        let sources = Sources {
-            bounded,
-            unwatermarked: (!bounded && watermark.is_none()).then(|| table.clone()),
-            watermarked: watermark.is_some(),
-            late_path: info.as_ref().and_then(|i| i.late_path.clone()),
-        };
+        let sources = Sources::of_table(&table, info.as_ref());
+        let bounded = sources.bounded;
+        let watermark = info.and_then(|i| i.watermark).map(|w| w.expr);
         let tail = self.graph.source(SourceSpec {
             table,
             provider,
