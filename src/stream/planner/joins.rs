@@ -94,23 +94,21 @@ impl StreamPlanner<'_> {
             ),
             None => Ok(()),
         };
-        let mut updating = false;
-        let (operator, lineage): (Box<dyn MultiInputOperator>, Option<WindowLineage>) = if let Some((
+        let window = window_join_bounds(join, &left, &right);
+        // (operator, window bounds of its output, whether it is updating)
+        let (operator, lineage, updating): (Box<dyn MultiInputOperator>, _, _) = if let Some((
             left_end,
             right_end,
             lineage,
-        )) =
-            window_join_bounds(join, &left, &right)
+        )) = window
         {
             needs_watermark("a window join")?;
             let operator = WindowJoinOperator::try_new(spec, left_end, right_end, late())?;
-            (Box::new(operator), lineage)
+            (Box::new(operator), lineage, false)
         } else if let Some((bounds, _)) = join_interval_bounds(join) {
             needs_watermark("an interval join")?;
-            (
-                Box::new(IntervalJoinOperator::try_new(spec, bounds, late())?),
-                None,
-            )
+            let operator = IntervalJoinOperator::try_new(spec, bounds, late())?;
+            (Box::new(operator), None, false)
         } else {
             let ttl = self
                 .state
@@ -119,17 +117,20 @@ impl StreamPlanner<'_> {
                 .get::<StateOptions>()
                 .and_then(|o| o.ttl);
             if ttl.is_none() || sources.unwatermarked.is_some() {
+                let why = match ttl {
+                    Some(_) => " and a side has no watermark to expire state.ttl by",
+                    None => " and no state.ttl",
+                };
                 self.warn(format!(
-                        "the {} join of two streams has no time bound{}, so its state grows without bound: bound it by time (a.ts BETWEEN b.ts - INTERVAL .. AND b.ts + ..), join on the same window, or SET 'state.ttl' = '1 h'",
-                        join.join_type,
-                        if ttl.is_some() { " and a side has no watermark to expire state.ttl by" } else { " and no state.ttl" }
+                        "the {} join of two streams has no time bound{why}, so its state grows without bound: bound it by time (a.ts BETWEEN b.ts - INTERVAL .. AND b.ts + ..), join on the same window, or SET 'state.ttl' = '1 h'",
+                        join.join_type
                     ));
             }
             let operator = StreamJoinOperator::try_new(spec, ttl)?;
             // An outer (anti) row is sent padded (alone) at once, and
             // retracted when its match comes.
-            updating = operator.is_updating();
-            (Box::new(operator), None)
+            let updating = operator.is_updating();
+            (Box::new(operator), None, updating)
         };
         let tail = self.graph.merge(vec![left.tail, right.tail], operator)?;
         Ok(Planned {
