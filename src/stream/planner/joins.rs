@@ -8,7 +8,6 @@ use crate::stream::operators::interval_join::IntervalJoinOperator;
 use crate::stream::operators::join::JoinSpec;
 use crate::stream::operators::stream_join::StreamJoinOperator;
 use crate::stream::operators::window_join::WindowJoinOperator;
-use crate::stream::state_options::StateOptions;
 
 impl StreamPlanner<'_> {
     /// A join: of two streams (both sides stream), or of a stream with a
@@ -104,18 +103,13 @@ impl StreamPlanner<'_> {
         {
             needs_watermark("a window join")?;
             let operator = WindowJoinOperator::try_new(spec, left_end, right_end, late())?;
-            (Box::new(operator), lineage, false)
+            (Box::new(operator), lineage, None)
         } else if let Some((bounds, _)) = join_interval_bounds(join) {
             needs_watermark("an interval join")?;
             let operator = IntervalJoinOperator::try_new(spec, bounds, late())?;
-            (Box::new(operator), None, false)
+            (Box::new(operator), None, None)
         } else {
-            let ttl = self
-                .state
-                .config_options()
-                .extensions
-                .get::<StateOptions>()
-                .and_then(|o| o.ttl);
+            let ttl = self.state_ttl();
             if ttl.is_none() || sources.unwatermarked.is_some() {
                 let why = match ttl {
                     Some(_) => " and a side has no watermark to expire state.ttl by",
@@ -129,7 +123,12 @@ impl StreamPlanner<'_> {
             let operator = StreamJoinOperator::try_new(spec, ttl)?;
             // An outer (anti) row is sent padded (alone) at once, and
             // retracted when its match comes.
-            let updating = operator.is_updating();
+            let updating = operator.is_updating().then(|| {
+                format!(
+                    "the {} join of two streams, which retracts its NULL-padded rows",
+                    join.join_type
+                )
+            });
             (Box::new(operator), None, updating)
         };
         let tail = self.graph.merge(vec![left.tail, right.tail], operator)?;
@@ -250,7 +249,7 @@ impl StreamPlanner<'_> {
             tail,
             lineage,
             sources,
-            updating: inputs.iter().any(|i| i.updating),
+            updating: inputs.iter().find_map(|i| i.updating.clone()),
         })
     }
 }
