@@ -722,3 +722,85 @@ fn event_times_outside_the_nanosecond_range_are_refused_in_both_modes() {
         );
     }
 }
+
+/// The changelog lines of `--format changelog` applied in order: the rows
+/// (without `op`) left at the end; a `-U`/`-D` of a row not there fails.
+fn fold_changelog(lines: &[String]) -> Vec<String> {
+    let mut rows: Vec<String> = Vec::new();
+    for line in lines {
+        let mut row: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(line).expect("a JSON line");
+        let op = row.remove("op").expect("an op");
+        let text = serde_json::Value::Object(row).to_string();
+        match op.as_str() {
+            Some("+I" | "+U") => rows.push(text),
+            Some("-U" | "-D") => {
+                let at = rows.iter().position(|r| *r == text);
+                rows.swap_remove(at.unwrap_or_else(|| panic!("{op} of a row never inserted: {text}")));
+            }
+            other => panic!("unknown op {other:?}"),
+        }
+    }
+    rows.sort();
+    rows
+}
+
+#[test]
+fn the_ecommerce_pipeline_updates_totals_while_stdin_is_open_and_ends_at_the_batch_result() {
+    let orders = std::fs::read_to_string(format!("{ROOT}/testdata/orders.csv")).expect("orders");
+    let mut lines = orders.lines();
+    let header = lines.next().expect("a header");
+    let mut child = spawn(&["--format", "changelog", "queries/ecommerce.sql"]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let received = lines_of(&mut child);
+    // A first order: its country's total comes out with the pipe open.
+    let first = lines.next().expect("an order");
+    stdin
+        .write_all(format!("{header}\n{first}\n").as_bytes())
+        .expect("write");
+    stdin.flush().expect("flush");
+    let line = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a total arrives before the input ends");
+    assert!(line.starts_with("{\"op\":\"+I\",\"country\":"), "{line}");
+    // The same country again: its total moves (-U then +U), still open.
+    let again: Vec<&str> = orders
+        .lines()
+        .skip(2)
+        .filter(|l| l.split(',').nth(1) == first.split(',').nth(1))
+        .take(1)
+        .collect();
+    if let [order] = again.as_slice() {
+        stdin.write_all(format!("{order}\n").as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+        let before = received.recv_timeout(Duration::from_secs(20)).expect("-U");
+        let after = received.recv_timeout(Duration::from_secs(20)).expect("+U");
+        assert!(before.starts_with("{\"op\":\"-U\""), "{before}");
+        assert!(after.starts_with("{\"op\":\"+U\""), "{after}");
+    }
+    drop(stdin);
+    assert!(child.wait().expect("exits").success());
+
+    // The whole file through the pipeline, folded, is batch's answer over it.
+    let (code, stdout, stderr) = run(&["--format", "changelog", "queries/ecommerce.sql"], &orders);
+    assert_eq!(code, Some(0), "{stderr}");
+    let changes: Vec<String> = stdout.lines().map(str::to_string).collect();
+    assert!(
+        changes.iter().any(|l| l.contains("\"op\":\"-U\"")),
+        "totals were updated"
+    );
+    let pipeline = std::fs::read_to_string(format!("{ROOT}/queries/ecommerce.sql")).expect("pipeline");
+    let batch_sql = pipeline.replace(
+        "WITH ('connector' = 'stdin', 'format' = 'csv')",
+        "WITH ('connector' = 'file', 'path' = 'testdata/orders.csv', 'format' = 'csv')",
+    );
+    assert_ne!(batch_sql, pipeline, "the orders table reads stdin");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let batch_file = dir.path().join("ecommerce_batch.sql");
+    std::fs::write(&batch_file, batch_sql).expect("write the batch query");
+    let (code, batch, stderr) = run(&["--format", "json", &batch_file.display().to_string()], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut expected: Vec<String> = batch.lines().map(str::to_string).collect();
+    expected.sort();
+    assert_eq!(fold_changelog(&changes), expected);
+}
