@@ -189,15 +189,28 @@ fn what_cannot_run_continuously_is_refused_with_the_reason() {
         assert_eq!(code, Some(1), "{query}: {stderr}");
         assert!(stderr.contains(message), "{query}: {stderr}");
     }
-    // A window over a table with no watermark would never close.
+    // A window over a table with no watermark never closes: asked to emit
+    // on close, it is refused; otherwise it updates, its bounds plain keys.
     let sql = "CREATE TABLE t (ts TIMESTAMP(3)) WITH ('connector' = 'stdin', 'format' = 'json'); \
-               SELECT window_start, count(*) FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' SECOND)) \
+               SELECT window_start, count(*) AS n FROM TABLE(HOP(TABLE t, DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '2' SECOND)) \
                GROUP BY window_start, window_end";
-    let (code, _, stderr) = run(&["-e", sql], "");
+    let (code, _, stderr) = run(&["-e", &format!("{sql} EMIT ON WINDOW CLOSE")], "");
     assert_eq!(code, Some(1));
     assert!(
         stderr.contains("has no watermark") && stderr.contains("WATERMARK FOR"),
         "{stderr}"
+    );
+    let input = "{\"ts\":\"2024-01-01 00:00:01\"}\n";
+    let (code, stdout, stderr) = run(&["--format", "changelog", "-e", sql], input);
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut rows: Vec<&str> = stdout.lines().collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            r#"{"op":"+I","window_start":"2024-01-01T00:00:00","n":1}"#,
+            r#"{"op":"+I","window_start":"2024-01-01T00:00:01","n":1}"#,
+        ]
     );
 }
 
