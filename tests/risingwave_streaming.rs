@@ -1,5 +1,8 @@
 //! RisingWave's streaming cases (`../shared/conformance/risingwave/e2e_test/streaming`:
-//! `time_window*.slt`, `watermark.slt`, `eowc/*.slt`) against their expected rows.
+//! `time_window*.slt`, `watermark.slt`, `eowc/*.slt`, and `nexmark_snapshot.slt`,
+//! the Nexmark views of `tests/nexmark_rw.rs` run as streams) against their
+//! expected rows. (`nexmark_upstream.slt` inserts after creating the views;
+//! as each view is computed at its query here, it would be the same run.)
 //!
 //! RisingWave keeps each materialized view up to date as rows are inserted;
 //! its `query` records read the views between inserts. The runner maps that
@@ -62,6 +65,7 @@ const FILES: &[&str] = &[
     "eowc/eowc_group_agg.slt",
     "eowc/eowc_group_top_n.slt",
     "eowc/eowc_over_window.slt",
+    "nexmark_snapshot.slt",
 ];
 
 /// How long an `EMIT ON WINDOW CLOSE` view over followed files may stay
@@ -79,6 +83,8 @@ struct Table {
     columns: Vec<String>,
     /// `WATERMARK FOR ...`, if it declares one.
     watermark: Option<String>,
+    /// The columns of its `PRIMARY KEY`, if it declares one.
+    primary_key: Option<String>,
     /// Each `INSERT INTO` it had, in order.
     inserts: Vec<String>,
     /// The mechanical edits its statements had.
@@ -124,10 +130,12 @@ fn top_level_split(text: &str) -> Vec<String> {
     parts
 }
 
-/// The first mechanical edit: RisingWave's `APPEND ONLY` after a table's
+/// The mechanical edits to a table: RisingWave's `APPEND ONLY` after the
 /// columns is dropped (a replayed table only appends; Sluice has no such
-/// keyword). Returns the table, and the edit's description if it applied.
-fn edit_table(sql: &str) -> Result<(Table, Option<&'static str>), String> {
+/// keyword), and so is a `PRIMARY KEY` (Sluice's tables have none; RisingWave
+/// upserts on it, so [`write_tables`] checks that no key repeats). Returns the
+/// table, with the edits' descriptions in its `edits`.
+fn edit_table(sql: &str) -> Result<Table, String> {
     let open = sql.find('(').ok_or("no column list")?;
     let close = sql.rfind(')').ok_or("no column list")?;
     let name = sql[..open]
@@ -135,25 +143,41 @@ fn edit_table(sql: &str) -> Result<(Table, Option<&'static str>), String> {
         .last()
         .ok_or("no table name")?
         .to_lowercase();
+    let mut edits = Vec::new();
     let rest = sql[close + 1..].trim().trim_end_matches(';').trim();
-    let edit = match rest.to_lowercase().as_str() {
-        "" => None,
-        "append only" => Some("APPEND ONLY after the columns is dropped"),
+    match rest.to_lowercase().as_str() {
+        "" => {}
+        "append only" => edits.push("APPEND ONLY after the columns is dropped"),
         other => return Err(format!("a table clause the runner does not know: {other}")),
-    };
-    let (watermark, columns): (Vec<String>, Vec<String>) = top_level_split(&sql[open + 1..close])
-        .into_iter()
-        .partition(|c| c.to_lowercase().starts_with("watermark"));
-    Ok((
-        Table {
-            name,
-            columns,
-            watermark: watermark.into_iter().next(),
-            inserts: Vec::new(),
-            edits: Vec::new(),
-        },
-        edit,
-    ))
+    }
+    let (mut columns, mut watermark, mut primary_key) = (Vec::new(), None, None);
+    for item in top_level_split(&sql[open + 1..close]) {
+        let lower = item.to_lowercase();
+        if lower.starts_with("watermark") {
+            watermark = Some(item);
+        } else if lower.starts_with("primary key") {
+            let keys = item[item.find('(').ok_or("PRIMARY KEY without columns")? + 1..]
+                .trim_end_matches(')')
+                .to_string();
+            primary_key = Some(keys);
+        } else if let Some(column) = lower.strip_suffix(" primary key") {
+            primary_key = item.split_whitespace().next().map(str::to_string);
+            columns.push(item[..column.len()].to_string());
+        } else {
+            columns.push(item);
+        }
+    }
+    if primary_key.is_some() {
+        edits.push("PRIMARY KEY is dropped (no inserted key repeats, checked)");
+    }
+    Ok(Table {
+        name,
+        columns,
+        watermark,
+        primary_key,
+        inserts: Vec::new(),
+        edits,
+    })
 }
 
 /// The second mechanical edit: a time literal without seconds in an
@@ -191,14 +215,21 @@ fn name_after(sql: &str, words: usize) -> String {
 
 /// A view's SELECT and whether it ends with `EMIT ON WINDOW CLOSE`.
 fn view_of(sql: &str) -> Result<View, String> {
-    let lower = sql.to_lowercase();
-    let at = lower.find(" as").ok_or("no AS")? + " as".len();
-    let mut select = sql[at..].trim().trim_end_matches(';').trim().to_string();
-    let on_window_close = select.to_lowercase().ends_with("emit on window close");
+    // `create materialized view NAME as SELECT ...`: the SELECT is what
+    // follows the fifth word.
+    let mut rest = sql.trim_start();
+    for word in 0..5 {
+        let end = rest.find(char::is_whitespace).ok_or("no SELECT")?;
+        if word == 4 && !rest[..end].eq_ignore_ascii_case("as") {
+            return Err("no AS after the view's name".to_string());
+        }
+        rest = rest[end..].trim_start();
+    }
+    let select = rest.trim_end().trim_end_matches(';').trim_end().to_string();
     Ok(View {
         name: name_after(sql, 3),
-        select: std::mem::take(&mut select),
-        on_window_close,
+        on_window_close: select.to_lowercase().ends_with("emit on window close"),
+        select,
     })
 }
 
@@ -218,6 +249,22 @@ async fn write_tables(tables: &[Table], dir: &Path) -> Result<(), String> {
                 .run_script(insert)
                 .await
                 .map_err(|e| format!("{insert}: {e}"))?;
+        }
+        if let Some(key) = &table.primary_key {
+            let repeats = format!(
+                "SELECT count(*) FROM (SELECT {key} FROM {} GROUP BY {key} HAVING count(*) > 1)",
+                table.name
+            );
+            let results = engine
+                .run_script(&repeats)
+                .await
+                .map_err(|e| format!("{repeats}: {e}"))?;
+            if format_rows(results.last().map_or(&[][..], Vec::as_slice)) != ["0"] {
+                return Err(format!(
+                    "{}: a PRIMARY KEY ({key}) repeats, which RisingWave would upsert",
+                    table.name
+                ));
+            }
         }
         if table.inserts.is_empty() {
             std::fs::write(&path, "").map_err(|e| e.to_string())?;
@@ -356,7 +403,7 @@ fn fold(all: &RecordBatch) -> Result<RecordBatch, String> {
 /// A `CREATE TABLE` RisingWave refuses (the files have one: its watermark)
 /// must be refused for its watermark, over a file of one row of nulls.
 async fn check_table_refused(sql: &str, dir: &Path) -> Result<Passed, String> {
-    let (mut table, _) = edit_table(sql)?;
+    let mut table = edit_table(sql)?;
     table.name = format!("refused_{}", table.name);
     let nulls: Vec<String> = table
         .columns
@@ -442,7 +489,38 @@ struct Outcome {
     applied: Vec<&'static str>,
 }
 
-/// Run the records of one file, each `query` and `statement error` a case.
+/// The records of `path` with its `include`s in their place, each with the
+/// stem of the file it is in (`q5` of `nexmark/q5.slt.part`).
+fn expanded(path: &Path) -> Vec<(String, Record)> {
+    let stem = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .trim_end_matches(".part")
+        .trim_end_matches(".slt")
+        .to_string();
+    let mut out = Vec::new();
+    for record in records(path) {
+        match record {
+            Record::Include(included) => {
+                out.extend(expanded(&path.parent().unwrap_or(Path::new(".")).join(included)));
+            }
+            record => out.push((stem.clone(), record)),
+        }
+    }
+    out
+}
+
+/// SQL functions a file declares, dropped because Sluice has them built in.
+const BUILT_IN_FUNCTIONS: &[&str] = &["count_char"];
+
+/// The edit of dropping a function's declaration.
+const FUNCTION_DROPPED: &str =
+    "the CREATE FUNCTION count_char statement (a SQL UDF) is dropped (count_char is built in)";
+
+/// Run the records of one file, each `query` and `statement error` a case:
+/// `file#n` for the n-th of the file, `file/part#n` for the n-th of a file
+/// it includes.
 async fn run_file(file: &str, scratch: &Path) -> Vec<Outcome> {
     let stem = file.trim_end_matches(".slt");
     let dir: PathBuf = scratch.join(stem.replace('/', "_"));
@@ -450,18 +528,39 @@ async fn run_file(file: &str, scratch: &Path) -> Vec<Outcome> {
     let mut tables: Vec<Table> = Vec::new();
     let mut views: Vec<View> = Vec::new();
     let mut outcomes = Vec::new();
-    let mut case = 0;
+    let base = stem.rsplit('/').next().unwrap_or(stem);
+    let mut cases: Vec<(String, usize)> = Vec::new();
+    let mut case_name = |origin: &str| {
+        let n = match cases.iter_mut().find(|(o, _)| o == origin) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                cases.push((origin.to_string(), 1));
+                1
+            }
+        };
+        match origin == base {
+            true => format!("{stem}#{n}"),
+            false => format!("{stem}/{origin}#{n}"),
+        }
+    };
+    let mut dropped_functions: Vec<&str> = Vec::new();
     let mut broken: Option<String> = None;
-    for record in records(&Path::new(STREAMING).join(file)) {
+    for (origin, record) in expanded(&Path::new(STREAMING).join(file)) {
         match record {
+            Record::Include(_) => {}
             Record::Statement(sql) => {
                 let lower = sql.trim().to_lowercase();
-                if lower.starts_with("create table") {
+                let function = BUILT_IN_FUNCTIONS
+                    .iter()
+                    .find(|f| lower.starts_with(&format!("create function {f}(")));
+                if let Some(function) = function {
+                    dropped_functions.push(function);
+                } else if lower.starts_with("create table") {
                     match edit_table(&sql) {
-                        Ok((mut table, edit)) => {
-                            table.edits.extend(edit);
-                            tables.push(table);
-                        }
+                        Ok(table) => tables.push(table),
                         Err(e) => broken = Some(format!("{e}: {sql}")),
                     }
                 } else if lower.starts_with("insert into") {
@@ -490,7 +589,7 @@ async fn run_file(file: &str, scratch: &Path) -> Vec<Outcome> {
                 }
             }
             Record::StatementError(sql) => {
-                case += 1;
+                let name = case_name(&origin);
                 let result = match view_of(&sql) {
                     Ok(view) if sql.trim().to_lowercase().starts_with("create materialized view") => {
                         match write_tables(&tables, &dir).await {
@@ -512,23 +611,31 @@ async fn run_file(file: &str, scratch: &Path) -> Vec<Outcome> {
                     _ => Err(format!("a statement error the runner does not check: {sql}")),
                 };
                 outcomes.push(Outcome {
-                    name: format!("{stem}#{case}"),
+                    name,
                     result,
                     applied: edits_of(&tables),
                 });
             }
             Record::Query { sql, rowsort, rows } => {
-                case += 1;
+                let name = case_name(&origin);
                 let result = match &broken {
                     Some(e) => Err(e.clone()),
                     None => run_query(&sql, rowsort, &rows, &tables, &views, &dir)
                         .await
                         .map(Checked),
                 };
+                let mut applied = edits_of(&tables);
+                let reads_a_dropped_function = views
+                    .iter()
+                    .filter(|v| mentions(&sql, &v.name))
+                    .any(|v| dropped_functions.iter().any(|f| mentions(&v.select, f)));
+                if reads_a_dropped_function {
+                    applied.push(FUNCTION_DROPPED);
+                }
                 outcomes.push(Outcome {
-                    name: format!("{stem}#{case}"),
+                    name,
                     result,
-                    applied: edits_of(&tables),
+                    applied,
                 });
             }
         }

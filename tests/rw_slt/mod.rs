@@ -17,6 +17,9 @@ pub enum Record {
     /// `statement error ...` and its SQL.
     #[allow(dead_code)] // not every runner that shares this module checks them
     StatementError(String),
+    /// `include <path>`, the path as written (relative to the file).
+    #[allow(dead_code)] // not every runner that shares this module follows them
+    Include(String),
     /// `query <types> [rowsort]`, its SQL and the expected rows.
     Query {
         sql: String,
@@ -26,7 +29,7 @@ pub enum Record {
 }
 
 /// The records of an `.slt` or `.slt.part` file (`statement ok`,
-/// `statement error`, `query`; comments, `include`s and other records are
+/// `statement error`, `query`, `include`; comments and other records are
 /// skipped).
 pub fn records(path: &Path) -> Vec<Record> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -41,6 +44,8 @@ pub fn records(path: &Path) -> Vec<Record> {
         let line = line.trim_end();
         if line.starts_with("statement ok") {
             records.push(Record::Statement(body(&mut lines)));
+        } else if let Some(path) = line.strip_prefix("include ") {
+            records.push(Record::Include(path.trim().to_string()));
         } else if line.starts_with("statement error") {
             records.push(Record::StatementError(body(&mut lines)));
         } else if let Some(header) = line.strip_prefix("query ") {
