@@ -817,3 +817,33 @@ fn the_ecommerce_pipeline_updates_totals_while_stdin_is_open_and_ends_at_the_bat
     expected.sort();
     assert_eq!(fold_changelog(&changes), expected);
 }
+
+#[test]
+fn an_updating_query_into_a_table_is_refused_and_into_a_blackhole_counted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let table = "CREATE TABLE s (k VARCHAR, v BIGINT) WITH ('connector' = 'stdin', 'format' = 'json');";
+    let input = "{\"k\":\"a\",\"v\":1}\n{\"k\":\"b\",\"v\":2}\n";
+    let sql = format!(
+        "{table} CREATE EXTERNAL TABLE out (k VARCHAR, n BIGINT) STORED AS CSV LOCATION '{}/'; \
+         INSERT INTO out SELECT k, count(*) FROM s GROUP BY k;",
+        dir.path().display()
+    );
+    let (code, _, stderr) = run(&["-e", &sql], input);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("INSERT INTO out: the query's result is updating")
+            && stderr.contains("GROUP BY without a window"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("the dir").count(),
+        0,
+        "nothing written"
+    );
+    let sql = format!(
+        "{table} CREATE TABLE bh (k VARCHAR, n BIGINT) WITH ('connector' = 'blackhole'); \
+         INSERT INTO bh SELECT k, count(*) FROM s GROUP BY k;"
+    );
+    let (code, _, stderr) = run(&["-e", &sql], input);
+    assert_eq!(code, Some(0), "{stderr}");
+}
