@@ -847,3 +847,60 @@ fn an_updating_query_into_a_table_is_refused_and_into_a_blackhole_counted() {
     let (code, _, stderr) = run(&["-e", &sql], input);
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+#[test]
+fn a_debezium_changelog_on_stdin_is_an_updating_table() {
+    let table = "CREATE TABLE orders (id INT, product VARCHAR, quantity INT) \
+                 WITH ('connector' = 'stdin', 'format' = 'debezium-json');";
+    let sql =
+        format!("{table} SELECT product, count(*) AS n, sum(quantity) AS items FROM orders GROUP BY product");
+    let messages = [
+        r#"{"before":null,"after":{"id":1,"product":"mouse","quantity":2},"op":"c","source":{"db":"shop"}}"#,
+        r#"{"before":null,"after":{"id":2,"product":"mouse","quantity":1},"op":"r"}"#,
+        r#"{"before":{"id":1,"product":"mouse","quantity":2},"after":{"id":1,"product":"mouse","quantity":5},"op":"u"}"#,
+        r#"{"before":{"id":2,"product":"mouse","quantity":1},"after":null,"op":"d"}"#,
+        r#"{"before":null,"after":{"id":3,"product":"pad","quantity":1},"op":"c"}"#,
+        r#"{"before":{"id":3,"product":"pad","quantity":1},"after":null,"op":"d"}"#,
+    ];
+    // One message a batch, so every change shows.
+    let mut child = spawn(&["--format", "changelog", "-e", &sql]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let received = lines_of(&mut child);
+    let mut lines = Vec::new();
+    for message in messages {
+        stdin.write_all(format!("{message}\n").as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+        lines.push(received.recv_timeout(Duration::from_secs(20)).expect("a change"));
+        while let Ok(line) = received.recv_timeout(Duration::from_millis(200)) {
+            lines.push(line);
+        }
+    }
+    drop(stdin);
+    assert!(child.wait().expect("exits").success());
+    assert_eq!(
+        lines,
+        [
+            r#"{"op":"+I","product":"mouse","n":1,"items":2}"#,
+            r#"{"op":"-U","product":"mouse","n":1,"items":2}"#,
+            r#"{"op":"+U","product":"mouse","n":2,"items":3}"#,
+            r#"{"op":"-U","product":"mouse","n":2,"items":3}"#,
+            r#"{"op":"+U","product":"mouse","n":2,"items":6}"#,
+            r#"{"op":"-U","product":"mouse","n":2,"items":6}"#,
+            r#"{"op":"+U","product":"mouse","n":1,"items":5}"#,
+            r#"{"op":"+I","product":"pad","n":1,"items":1}"#,
+            r#"{"op":"-D","product":"pad","n":1,"items":1}"#,
+        ]
+    );
+    // A message without its op names its line; a file read once is refused.
+    let input = format!("{}\n{{\"after\":{{\"id\":9}}}}\n", messages[0]);
+    let (code, _, stderr) = run(&["-e", &sql], &input);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("stdin line 2") && stderr.contains("no 'op'"),
+        "{stderr}"
+    );
+    let file = "CREATE TABLE f (id INT) WITH ('connector' = 'file', 'path' = 'testdata/bids.ndjson', 'format' = 'debezium-json')";
+    let (code, _, stderr) = run(&["-e", file], "");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("followed file ('follow' = 'true')"), "{stderr}");
+}
