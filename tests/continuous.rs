@@ -817,3 +817,90 @@ fn the_ecommerce_pipeline_updates_totals_while_stdin_is_open_and_ends_at_the_bat
     expected.sort();
     assert_eq!(fold_changelog(&changes), expected);
 }
+
+#[test]
+fn an_updating_query_into_a_table_is_refused_and_into_a_blackhole_counted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let table = "CREATE TABLE s (k VARCHAR, v BIGINT) WITH ('connector' = 'stdin', 'format' = 'json');";
+    let input = "{\"k\":\"a\",\"v\":1}\n{\"k\":\"b\",\"v\":2}\n";
+    let sql = format!(
+        "{table} CREATE EXTERNAL TABLE out (k VARCHAR, n BIGINT) STORED AS CSV LOCATION '{}/'; \
+         INSERT INTO out SELECT k, count(*) FROM s GROUP BY k;",
+        dir.path().display()
+    );
+    let (code, _, stderr) = run(&["-e", &sql], input);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("INSERT INTO out: the query's result is updating")
+            && stderr.contains("GROUP BY without a window"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("the dir").count(),
+        0,
+        "nothing written"
+    );
+    let sql = format!(
+        "{table} CREATE TABLE bh (k VARCHAR, n BIGINT) WITH ('connector' = 'blackhole'); \
+         INSERT INTO bh SELECT k, count(*) FROM s GROUP BY k;"
+    );
+    let (code, _, stderr) = run(&["-e", &sql], input);
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
+fn a_debezium_changelog_on_stdin_is_an_updating_table() {
+    let table = "CREATE TABLE orders (id INT, product VARCHAR, quantity INT) \
+                 WITH ('connector' = 'stdin', 'format' = 'debezium-json');";
+    let sql =
+        format!("{table} SELECT product, count(*) AS n, sum(quantity) AS items FROM orders GROUP BY product");
+    let messages = [
+        r#"{"before":null,"after":{"id":1,"product":"mouse","quantity":2},"op":"c","source":{"db":"shop"}}"#,
+        r#"{"before":null,"after":{"id":2,"product":"mouse","quantity":1},"op":"r"}"#,
+        r#"{"before":{"id":1,"product":"mouse","quantity":2},"after":{"id":1,"product":"mouse","quantity":5},"op":"u"}"#,
+        r#"{"before":{"id":2,"product":"mouse","quantity":1},"after":null,"op":"d"}"#,
+        r#"{"before":null,"after":{"id":3,"product":"pad","quantity":1},"op":"c"}"#,
+        r#"{"before":{"id":3,"product":"pad","quantity":1},"after":null,"op":"d"}"#,
+    ];
+    // One message a batch, so every change shows.
+    let mut child = spawn(&["--format", "changelog", "-e", &sql]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let received = lines_of(&mut child);
+    let mut lines = Vec::new();
+    for message in messages {
+        stdin.write_all(format!("{message}\n").as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+        lines.push(received.recv_timeout(Duration::from_secs(20)).expect("a change"));
+        while let Ok(line) = received.recv_timeout(Duration::from_millis(200)) {
+            lines.push(line);
+        }
+    }
+    drop(stdin);
+    assert!(child.wait().expect("exits").success());
+    assert_eq!(
+        lines,
+        [
+            r#"{"op":"+I","product":"mouse","n":1,"items":2}"#,
+            r#"{"op":"-U","product":"mouse","n":1,"items":2}"#,
+            r#"{"op":"+U","product":"mouse","n":2,"items":3}"#,
+            r#"{"op":"-U","product":"mouse","n":2,"items":3}"#,
+            r#"{"op":"+U","product":"mouse","n":2,"items":6}"#,
+            r#"{"op":"-U","product":"mouse","n":2,"items":6}"#,
+            r#"{"op":"+U","product":"mouse","n":1,"items":5}"#,
+            r#"{"op":"+I","product":"pad","n":1,"items":1}"#,
+            r#"{"op":"-D","product":"pad","n":1,"items":1}"#,
+        ]
+    );
+    // A message without its op names its line; a file read once is refused.
+    let input = format!("{}\n{{\"after\":{{\"id\":9}}}}\n", messages[0]);
+    let (code, _, stderr) = run(&["-e", &sql], &input);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("stdin line 2") && stderr.contains("no 'op'"),
+        "{stderr}"
+    );
+    let file = "CREATE TABLE f (id INT) WITH ('connector' = 'file', 'path' = 'testdata/bids.ndjson', 'format' = 'debezium-json')";
+    let (code, _, stderr) = run(&["-e", file], "");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("followed file ('follow' = 'true')"), "{stderr}");
+}

@@ -412,6 +412,10 @@ impl<'a> StreamPlanner<'a> {
         let info = self.catalog.source_of(&provider);
         let sources = Sources::of_table(&table, info.as_ref());
         let bounded = sources.bounded;
+        let updating = info
+            .as_ref()
+            .filter(|i| i.changelog)
+            .map(|i| format!("table '{table}', a changelog ({})", i.description));
         let watermark = info.and_then(|i| i.watermark).map(|w| w.expr);
         let tail = self.graph.source(SourceSpec {
             table,
@@ -426,7 +430,7 @@ impl<'a> StreamPlanner<'a> {
             tail,
             lineage: None,
             sources,
-            updating: None,
+            updating,
         })
     }
 }
