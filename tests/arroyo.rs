@@ -16,12 +16,14 @@
 //! values are normalized: numbers to 15 significant digits (a float
 //! tolerance; the queries round their float aggregates to 4 decimals), timestamps to `YYYY-MM-DDTHH:MM:SS[.fff]` with no zone.
 
+mod conformance_streaming;
 mod status;
 
 use std::path::Path;
 
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use conformance_streaming::read_until_quiet;
 use futures::TryStreamExt;
 use serde_json::Value;
 use sluice::Engine;
@@ -55,6 +57,8 @@ struct Translated {
     sink_columns: Vec<String>,
     /// Whether the sink writes Debezium JSON (golden rows are changes).
     debezium_sink: bool,
+    /// Whether a source is a followed file (unbounded: read until quiet).
+    follows: bool,
     /// The descriptions of the edits made.
     applied: Vec<&'static str>,
 }
@@ -98,6 +102,7 @@ fn translate(sql: &str) -> Result<Translated, String> {
     let mut select = None;
     let mut sink_columns = Vec::new();
     let mut debezium_sink = false;
+    let mut follows = false;
     let mut applied = Vec::new();
     let mut event_time = None;
     let note = |applied: &mut Vec<&'static str>, description: &'static str| {
@@ -134,8 +139,12 @@ fn translate(sql: &str) -> Result<Translated, String> {
             let format = match option("format") {
                 Some("json") => "json",
                 Some("debezium_json") => {
-                    note(&mut applied, "format = 'debezium_json' becomes 'debezium-json'");
-                    "debezium-json"
+                    note(
+                        &mut applied,
+                        "format = 'debezium_json' becomes 'format' = 'debezium-json', 'follow' = 'true' (Sluice reads a changelog from stdin or a followed file; the run is read until quiet)",
+                    );
+                    follows = true;
+                    "debezium-json', 'follow' = 'true"
                 }
                 other => return Err(format!("a source of format {other:?}")),
             };
@@ -194,6 +203,7 @@ fn translate(sql: &str) -> Result<Translated, String> {
         select: select.ok_or("no INSERT INTO ... SELECT")?,
         sink_columns,
         debezium_sink,
+        follows,
         applied,
     })
 }
@@ -464,11 +474,14 @@ async fn check(name: &str, translated: &Translated) -> Result<usize, String> {
         return Err(format!("ran on {executor:?}, not continuous"));
     }
     let schema = output.stream.schema();
-    let batches: Vec<RecordBatch> = output
-        .stream
-        .try_collect()
-        .await
-        .map_err(|e| format!("error while running: {e}"))?;
+    let batches: Vec<RecordBatch> = match translated.follows {
+        true => read_until_quiet(output.stream).await?,
+        false => output
+            .stream
+            .try_collect()
+            .await
+            .map_err(|e| format!("error while running: {e}"))?,
+    };
     let changelog = schema.fields().first().is_some_and(|f| f.name() == "op");
     let names: Vec<String> = schema
         .fields()

@@ -20,8 +20,8 @@
 //!   watermark, or its windowed aggregates updated as rows come, hold the same
 //!   rows. A view with `EMIT ON WINDOW CLOSE` holds only what the watermark
 //!   has closed so far: its tables are followed files (`'follow' = 'true'`,
-//!   unbounded, so no closing watermark), read until no output has come for
-//!   [`IDLE`] after its first rows (or for [`FIRST_ROWS`] before any). The folded rows become a table under the view's name, and the
+//!   unbounded, so no closing watermark), read until it is quiet
+//!   ([`read_until_quiet`]). The folded rows become a table under the view's name, and the
 //!   `query` runs over it in batch.
 //! * `statement error` on a `CREATE MATERIALIZED VIEW`: its SELECT must fail
 //!   to plan or run in continuous mode.
@@ -32,16 +32,17 @@
 //! [`edit_table`]'s and [`edit_insert`]'s. Values are compared as RisingWave prints them, after
 //! normalizing formatting (whitespace, `6221.50` = `6221.5`, `t`/`f`, `NULL`).
 
+mod conformance_streaming;
 mod rw_slt;
 mod status;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::{concat_batches, take_record_batch};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use futures::{StreamExt, TryStreamExt};
+use conformance_streaming::read_until_quiet;
+use futures::TryStreamExt;
 use rw_slt::{Record, format_rows, records};
 use sluice::Engine;
 use sluice::plan::Executor;
@@ -67,14 +68,6 @@ const FILES: &[&str] = &[
     "eowc/eowc_over_window.slt",
     "nexmark_snapshot.slt",
 ];
-
-/// How long an `EMIT ON WINDOW CLOSE` view over followed files may stay
-/// quiet before its output so far is taken as complete.
-const IDLE: Duration = Duration::from_millis(1500);
-
-/// How long such a view may take to emit its first rows (a view that
-/// emits none waits this long).
-const FIRST_ROWS: Duration = Duration::from_secs(8);
 
 /// A table as RisingWave declared it, with the rows inserted so far.
 struct Table {
@@ -305,7 +298,7 @@ async fn create_tables(engine: &Engine, tables: &[Table], dir: &Path, follow: bo
 
 /// Run `select` in continuous mode over the tables so far; its changelog
 /// folded to what it ends at. Over followed files (`follow`), the output is
-/// read until it has been quiet for [`IDLE`].
+/// read until it is quiet ([`read_until_quiet`]).
 async fn run_continuous(
     select: &str,
     tables: &[Table],
@@ -341,19 +334,7 @@ async fn run_continuous(
     }
     let schema = output.stream.schema();
     let batches: Vec<RecordBatch> = if follow {
-        // The first rows may take a while on a busy machine; after them,
-        // IDLE of quiet ends the read.
-        let mut stream = output.stream;
-        let mut batches: Vec<RecordBatch> = Vec::new();
-        loop {
-            let rows_yet = batches.iter().any(|b| b.num_rows() > 0);
-            let patience = if rows_yet { IDLE } else { FIRST_ROWS };
-            match tokio::time::timeout(patience, stream.next()).await {
-                Err(_) | Ok(None) => break,
-                Ok(Some(batch)) => batches.push(batch.map_err(|e| format!("error while running: {e}"))?),
-            }
-        }
-        batches
+        read_until_quiet(output.stream).await?
     } else {
         output
             .stream
