@@ -1,12 +1,15 @@
 //! What the streaming-suite runners (`tests/arroyo.rs`,
 //! `tests/risingwave_streaming.rs`) share: reading a continuous query over
-//! an unbounded source (a followed file), which never ends, until it is quiet.
+//! an unbounded source (a followed file), which never ends, until it is
+//! quiet; and asking whether a replay's plan waits for the end of its input.
 
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
+use sluice::Engine;
 
 /// How long a query over a followed file may take to emit its first rows
 /// (a busy machine is slow to plan and read; a query that emits none waits
@@ -29,4 +32,27 @@ pub async fn read_until_quiet(mut stream: SendableRecordBatchStream) -> Result<V
             Ok(Some(batch)) => batches.push(batch.map_err(|e| format!("error while running: {e}"))?),
         }
     }
+}
+
+/// Whether the continuous plan of `select` (on `engine`, in continuous mode)
+/// has a step that waits for the end of its input (`... at end of input` in
+/// `EXPLAIN`): a bounded replay allows it, the same query over an unbounded
+/// source would be refused.
+pub async fn waits_for_the_end(engine: &Engine, select: &str) -> Result<bool, String> {
+    let explain = engine
+        .run_script(&format!("EXPLAIN {select}"))
+        .await
+        .map_err(|e| format!("EXPLAIN: {e}"))?;
+    let options = FormatOptions::default();
+    let text = |column: &arrow::array::ArrayRef| -> Vec<String> {
+        match ArrayFormatter::try_new(column.as_ref(), &options) {
+            Ok(f) => (0..column.len()).map(|i| f.value(i).to_string()).collect(),
+            Err(_) => Vec::new(),
+        }
+    };
+    Ok(explain
+        .iter()
+        .flatten()
+        .flat_map(|b| b.columns().iter().flat_map(text).collect::<Vec<_>>())
+        .any(|line| line.contains("at end of input")))
 }
