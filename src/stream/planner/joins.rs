@@ -7,6 +7,7 @@ use crate::stream::operator::MultiInputOperator;
 use crate::stream::operators::interval_join::IntervalJoinOperator;
 use crate::stream::operators::join::JoinSpec;
 use crate::stream::operators::stream_join::StreamJoinOperator;
+use crate::stream::operators::window_join::WindowBound;
 use crate::stream::operators::window_join::WindowJoinOperator;
 
 impl StreamPlanner<'_> {
@@ -287,7 +288,7 @@ pub(super) fn window_join_bounds(
     join: &datafusion::logical_expr::Join,
     left: &Planned,
     right: &Planned,
-) -> Option<(usize, usize, Option<WindowLineage>)> {
+) -> Option<(WindowBound, WindowBound, Option<WindowLineage>)> {
     use datafusion::common::JoinType;
     let (l, r) = (left.lineage?, right.lineage?);
     if l.kind != r.kind || l.panes || r.panes {
@@ -297,14 +298,43 @@ pub(super) fn window_join_bounds(
         Expr::Column(c) => schema.index_of_column(c).ok().and_then(|i| lineage.role(i)),
         _ => None,
     };
+    // A fixed-size window is named by its start too.
+    let size = match l.kind {
+        WindowKind::Tumble { size, .. } | WindowKind::Hop { size, .. } => Some(size),
+        _ => None,
+    };
     let on_window = join.on.iter().any(|(a, b)| {
         let (ra, rb) = (role(a, join.left.schema(), &l), role(b, join.right.schema(), &r));
-        ra == rb && matches!(ra, Some(WindowColumn::End | WindowColumn::Time))
+        ra == rb
+            && match ra {
+                Some(WindowColumn::End | WindowColumn::Time) => true,
+                Some(WindowColumn::Start) => size.is_some(),
+                None => false,
+            }
     });
-    let (left_end, right_end) = (l.end?, r.end?);
     if !on_window {
         return None;
     }
+    // Where each side's window ends: its window_end, window_time + 1 ms, or
+    // window_start + the size.
+    let bound = |lineage: &WindowLineage| {
+        lineage
+            .end
+            .map(WindowBound::end)
+            .or_else(|| {
+                lineage.time.map(|column| WindowBound {
+                    column,
+                    to_end: MILLISECOND,
+                })
+            })
+            .or_else(|| {
+                Some(WindowBound {
+                    column: lineage.start?,
+                    to_end: size?,
+                })
+            })
+    };
+    let (left_end, right_end) = (bound(&l)?, bound(&r)?);
     let width = join.left.schema().fields().len();
     let output = match join.join_type {
         JoinType::RightSemi | JoinType::RightAnti => Some(r),
