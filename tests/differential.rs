@@ -239,7 +239,7 @@ async fn run(case: &Case, continuous: bool) -> Result<Rows, String> {
     }
     if continuous && rows::is_changelog(&schema) {
         // An updating result: applied in order, it must end at batch's rows.
-        return rows::apply_changelog(&batches, &[]);
+        return rows::apply_changelog(&schema, &batches, &[]);
     }
     Ok(render(&schema, &batches, &[]).sorted())
 }
@@ -341,7 +341,7 @@ async fn emit_changes_ends_at_the_batch_result() {
             .count();
         assert!(updates > 0, "small batches update windows early: {query}");
         assert_eq!(
-            rows::apply_changelog(changes, &[]).expect("a valid changelog"),
+            rows::apply_changelog(&schema, changes, &[]).expect("a valid changelog"),
             batch,
             "{query}"
         );

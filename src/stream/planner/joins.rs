@@ -59,8 +59,7 @@ impl StreamPlanner<'_> {
         }
         let left = self.node(&join.left, false).await?;
         let right = self.node(&join.right, false).await?;
-        left.appended_only("a join of two streams")?;
-        right.appended_only("a join of two streams")?;
+        let updating_input = left.updating.clone().or_else(|| right.updating.clone());
         let (left_schema, right_schema) = (join.left.schema(), join.right.schema());
         let (left_keys, right_keys): (Vec<_>, Vec<_>) = join.on.iter().cloned().unzip();
         let pairs_schema = left_schema.join(right_schema)?;
@@ -103,10 +102,14 @@ impl StreamPlanner<'_> {
         )) = window
         {
             needs_watermark("a window join")?;
+            left.appended_only("a window join")?;
+            right.appended_only("a window join")?;
             let operator = WindowJoinOperator::try_new(spec, left_end, right_end, late())?;
             (Box::new(operator), lineage, None)
         } else if let Some((bounds, _)) = join_interval_bounds(join) {
             needs_watermark("an interval join")?;
+            left.appended_only("an interval join")?;
+            right.appended_only("an interval join")?;
             let operator = IntervalJoinOperator::try_new(spec, bounds, late())?;
             (Box::new(operator), None, None)
         } else {
@@ -121,15 +124,22 @@ impl StreamPlanner<'_> {
                         join.join_type
                     ));
             }
-            let operator = StreamJoinOperator::try_new(spec, ttl)?;
+            let mut operator = StreamJoinOperator::try_new(spec, ttl)?;
+            if updating_input.is_some() {
+                operator = operator.with_updating_inputs(Arc::clone(&self.metrics));
+            }
             // An outer (anti) row is sent padded (alone) at once, and
-            // retracted when its match comes.
-            let updating = operator.is_updating().then(|| {
-                format!(
-                    "the {} join of two streams, which retracts its NULL-padded rows",
-                    join.join_type
-                )
-            });
+            // retracted when its match comes; a join of an updating input
+            // takes back what its retracted rows made.
+            let updating = match updating_input {
+                Some(input) => Some(format!("a join of two streams over {input}")),
+                None => operator.is_updating().then(|| {
+                    format!(
+                        "the {} join of two streams, which retracts its NULL-padded rows",
+                        join.join_type
+                    )
+                }),
+            };
             (Box::new(operator), None, updating)
         };
         let tail = self.graph.merge(vec![left.tail, right.tail], operator)?;
