@@ -605,7 +605,8 @@ fn stdin_joined_with_a_followed_file_emits_each_pair_while_both_are_open() {
 #[test]
 fn a_join_of_two_streams_with_no_bound_warns_and_an_outer_one_is_a_changelog() {
     let sql = over_stdin(
-        "CREATE TABLE more (path VARCHAR, n BIGINT) WITH ('connector' = 'stdin', 'format' = 'json'); \
+        "CREATE TABLE more (path VARCHAR, n BIGINT) \
+           WITH ('connector' = 'file', 'path' = 'testdata/bids.ndjson', 'format' = 'json', 'follow' = 'true'); \
          EXPLAIN SELECT h.path, m.n FROM hits h LEFT JOIN more m ON h.path = m.path",
         "",
     );
@@ -671,7 +672,8 @@ fn a_join_of_two_streams_with_no_bound_warns_and_an_outer_one_is_a_changelog() {
 fn joins_of_two_streams_refuse_bad_input_with_the_reason() {
     // An interval join needs both sides' watermarks to free its state.
     let sql = over_stdin(
-        "CREATE TABLE clicks (path VARCHAR, ts TIMESTAMP(3)) WITH ('connector' = 'stdin', 'format' = 'json'); \
+        "CREATE TABLE clicks (path VARCHAR, ts TIMESTAMP(3)) \
+           WITH ('connector' = 'file', 'path' = 'testdata/bids.ndjson', 'format' = 'json', 'follow' = 'true'); \
          SELECT h.path FROM hits h JOIN clicks c ON h.path = c.path \
            AND h.ts BETWEEN c.ts - INTERVAL '1' MINUTE AND c.ts",
         "",
@@ -939,6 +941,18 @@ fn one_querys_changelog_feeds_another_as_changelog_json() {
     assert_eq!(code, Some(1));
     assert!(
         stderr.contains("stdin line 1") && stderr.contains("no 'op'"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_query_reading_stdin_twice_is_refused_rather_than_splitting_its_lines() {
+    let sql = "CREATE TABLE s (k VARCHAR, v BIGINT) WITH ('connector' = 'stdin', 'format' = 'json'); \
+               SELECT a.k, b.v FROM s a JOIN s b ON a.k = b.k";
+    let (code, stdout, stderr) = run(&["-e", sql], "{\"k\":\"a\",\"v\":1}\n");
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stderr.contains("reads table 's' twice") && stderr.contains("follow"),
         "{stderr}"
     );
 }
