@@ -29,6 +29,14 @@ impl Run {
         &self.stdout
     }
 
+    /// Assert success with only `notes` on stderr (an INSERT's count) and
+    /// return stdout.
+    fn ok_noting(&self, notes: &str) -> &str {
+        assert_eq!(self.code, Some(0), "expected success: {self:#?}");
+        assert_eq!(self.stderr, notes, "stderr: {self:#?}");
+        &self.stdout
+    }
+
     /// Assert exit code 1 and return stderr.
     fn failed(&self) -> &str {
         assert_eq!(self.code, Some(1), "expected exit code 1: {self:#?}");
@@ -513,7 +521,17 @@ fn copy_writes_its_file_and_it_reads_back() {
                 AND (SELECT count(*) FROM paid) > 0 AS same;"
     );
     let out = sluice(&["-e", &sql]);
-    assert_eq!(out.ok(), "same\ntrue\n");
+    // COPY says how many rows it wrote, on stderr: stdout stays the results.
+    let completed = std::fs::read_to_string(Path::new(ROOT).join("testdata/orders.csv"))
+        .expect("orders.csv")
+        .lines()
+        .filter(|l| l.contains(",completed"))
+        .count();
+    assert!(completed > 0);
+    assert_eq!(
+        out.ok_noting(&format!("{completed} rows written\n")),
+        "same\ntrue\n"
+    );
 }
 
 #[test]
@@ -522,7 +540,7 @@ fn insert_into_a_memory_table_takes_effect() {
         "-e",
         "CREATE TABLE m (a INT); INSERT INTO m VALUES (1), (2), (3); SELECT sum(a) AS s FROM m",
     ]);
-    assert!(out.ok().ends_with("s\n6\n"), "{out:#?}");
+    assert!(out.ok_noting("3 rows written\n").ends_with("s\n6\n"), "{out:#?}");
 }
 
 // ---------------------------------------------------------------- sample data
@@ -567,7 +585,14 @@ fn every_example_query_runs() {
         let relative = file.strip_prefix(ROOT).expect("under the root");
         let out = sluice(&["--format", "table", relative.to_str().expect("utf-8 path")]);
         assert_eq!(out.code, Some(0), "{}: {out:#?}", relative.display());
-        assert!(out.stderr.is_empty(), "{}: {out:#?}", relative.display());
+        // Only the counts of rows that COPY and INSERT wrote.
+        assert!(
+            out.stderr
+                .lines()
+                .all(|l| l.ends_with(" rows written") || l == "1 row written"),
+            "{}: {out:#?}",
+            relative.display()
+        );
         assert!(out.stdout.lines().count() > 5, "{}: {out:#?}", relative.display());
     }
 }
@@ -678,4 +703,129 @@ fn an_aggregate_over_the_wrong_type_names_the_function_and_types() {
         ) && !err.contains("Internal"),
         "{err}"
     );
+}
+
+// ---------------------------------------------------------------- metrics and progress
+
+/// 5,000 generated rows a second apart, replayed as a stream: a filter and
+/// a 1 min window per minute.
+const GENERATED_WINDOWS: &str = "CREATE TABLE g (k BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) \
+    WITH ('connector' = 'datagen', 'rows' = '5000', 'fields.k.min' = '1', 'fields.k.max' = '10', \
+          'fields.ts.kind' = 'sequence');
+    SELECT window_start, count(*) AS n FROM TABLE(TUMBLE(TABLE g, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) \
+    WHERE k > 5 GROUP BY window_start, window_end;";
+
+#[test]
+fn metrics_are_one_json_object_a_second_with_the_source_rows() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let metrics = dir.path().join("metrics.ndjson");
+    let out = sluice(&[
+        "--mode",
+        "continuous",
+        "--metrics",
+        metrics.to_str().expect("utf-8 path"),
+        "-e",
+        GENERATED_WINDOWS,
+    ]);
+    let windows = out.ok().lines().count() - 1;
+    assert_eq!(windows, 84, "5,000 s make 84 minutes: {out:#?}");
+    let text = std::fs::read_to_string(&metrics).expect("the metrics file");
+    let objects: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
+        .collect();
+    let last = objects.last().expect("at least the final object");
+    for field in [
+        "ts",
+        "rows_in",
+        "rows_out",
+        "rows_per_s",
+        "watermark",
+        "lag_ms",
+        "late_rows",
+        "state_rows",
+        "state_bytes",
+        "operators",
+    ] {
+        assert!(last.get(field).is_some(), "{field} missing: {last}");
+    }
+    // Every row the source made was counted, and every row printed.
+    assert_eq!(last["rows_in"], 5000, "{last}");
+    assert_eq!(last["rows_out"], windows, "{last}");
+    assert_eq!(last["late_rows"], 0, "{last}");
+    let operators = last["operators"].as_array().expect("a list of operators");
+    assert!(operators.len() >= 2, "{last}");
+    for operator in operators {
+        assert!(
+            operator["name"].is_string() && operator["state_rows"].is_u64(),
+            "{operator}"
+        );
+    }
+    // The first operator takes every source row, the filter keeps some, the
+    // last one gives the query's rows.
+    assert_eq!(operators[0]["rows_in"], 5000, "{last}");
+    let kept = operators[0]["rows_out"].as_u64().expect("a count");
+    assert!(kept > 0 && kept < 5000, "{last}");
+    assert_eq!(
+        operators.last().expect("an operator")["rows_out"],
+        windows,
+        "{last}"
+    );
+
+    // A second run appends to the file.
+    sluice(&[
+        "--mode",
+        "continuous",
+        "--metrics",
+        metrics.to_str().expect("utf-8 path"),
+        "-e",
+        GENERATED_WINDOWS,
+    ])
+    .ok();
+    let again = std::fs::read_to_string(&metrics).expect("the metrics file");
+    assert!(again.lines().count() > objects.len() && again.starts_with(&text));
+}
+
+#[test]
+fn progress_and_the_lag_alert_go_to_stderr() {
+    let out = sluice(&["--mode", "continuous", "--progress", "-e", GENERATED_WINDOWS]);
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    // The status line (drawn over itself, cleared at the end), then the summary.
+    assert!(out.stderr.contains(" rows/s · in "), "{out:#?}");
+    assert!(out.stderr.contains("\r\x1b[KQuery ended after "), "{out:#?}");
+    assert!(
+        out.stderr
+            .ends_with(": 5,000 rows in, 84 rows out, 0 rows late\n"),
+        "{out:#?}"
+    );
+    assert_eq!(out.stdout.lines().count(), 85, "{out:#?}");
+
+    // Generated times are of 2015: the lag is years, above the limit. The
+    // generator is slowed so that the query is looked at while it runs.
+    let alerting = "SET 'sluice.alert.lag' = '30 s';
+         CREATE TABLE slow (k BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) \
+         WITH ('connector' = 'datagen', 'rows' = '2000', 'rows-per-second' = '1000', \
+               'fields.ts.kind' = 'sequence');
+         SELECT k FROM slow WHERE k = 0;";
+    let out = sluice(&["--mode", "continuous", "-e", alerting]);
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    let alerts: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("Warning: lag "))
+        .collect();
+    // Once when the lag goes above the limit (again only every 10 s).
+    assert_eq!(alerts.len(), 1, "{out:#?}");
+    assert!(
+        alerts[0].contains(" d is above sluice.alert.lag (30.0 s): the watermark is at 2015-07-15"),
+        "{out:#?}"
+    );
+    // Without the setting, nothing.
+    let quiet = sluice(&[
+        "--mode",
+        "continuous",
+        "-e",
+        &alerting.replace("'30 s'", "'none'"),
+    ]);
+    assert_eq!(quiet.stderr, "", "{quiet:#?}");
 }

@@ -3,7 +3,9 @@
 //! This is the only module that prints. Results go to stdout (or `--output`),
 //! everything else to stderr; any failed statement makes the exit code 1.
 
+mod live;
 mod output;
+mod progress;
 mod repl;
 mod report;
 mod runner;
@@ -15,7 +17,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub use output::{OutputError, OutputFormat, ResultWriter};
-pub use runner::{Runner, RunnerOptions};
+pub use runner::{Interrupt, Runner, RunnerOptions};
 
 use crate::Engine;
 
@@ -51,6 +53,15 @@ pub struct Args {
     /// streams; at their end every window closes). Same as SET sluice.mode.
     #[arg(long, value_enum, default_value_t = crate::Mode::Auto)]
     pub mode: crate::Mode,
+    /// Keep a continuous query's status line (rows/s, watermark, lag, state,
+    /// late rows) on stderr [default: when stderr is a terminal]; the shell
+    /// shows it under its live table instead.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub progress: Option<bool>,
+    /// Append a continuous query's metrics to FILE: one JSON object a second
+    /// and one at its end (fields in the README).
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
 }
 
 /// The stack of the thread that parses, plans and drives statements: SQL
@@ -117,8 +128,10 @@ async fn run(args: Args) -> ExitCode {
             .unwrap_or(if stdout_is_tty { 40 } else { usize::MAX }),
         timing: args.timing || interactive,
         continue_on_error: args.continue_on_error,
-        unicode: stdout_is_tty,
+        unicode: stdout_is_tty && utf8_locale(),
         detailed_errors: std::io::stderr().is_terminal(),
+        live: stdout_is_tty,
+        progress: args.progress.unwrap_or_else(|| std::io::stderr().is_terminal()),
     };
     let config = datafusion::execution::context::SessionConfig::new()
         .with_information_schema(true)
@@ -127,6 +140,15 @@ async fn run(args: Args) -> ExitCode {
             ..Default::default()
         });
     let mut runner = Runner::new(Engine::with_config(config), out, options);
+    if let Some(path) = &args.metrics {
+        match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            Ok(file) => runner.set_metrics_file(file),
+            Err(e) => {
+                eprintln!("Error: cannot write the metrics file '{}': {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
 
     if interactive {
         return repl::run(&mut runner).await;
@@ -158,7 +180,7 @@ async fn run(args: Args) -> ExitCode {
         };
         match outcome {
             Outcome::Ok => {}
-            Outcome::Failed => {
+            Outcome::Failed | Outcome::Interrupted => {
                 ok = false;
                 if !runner.options().continue_on_error {
                     break;
@@ -213,4 +235,19 @@ pub enum Outcome {
     Failed,
     /// The output was closed (`| head`): stop quietly, successfully.
     OutputClosed,
+    /// Ctrl-C in the shell stopped a continuous query (its summary is out).
+    Interrupted,
+}
+
+/// Whether the terminal takes UTF-8 (box-drawing characters), by the
+/// locale's variables as C programs read them; `LANG=C` gets ASCII tables.
+fn utf8_locale() -> bool {
+    ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|value| !value.is_empty())
+        .is_some_and(|value| {
+            let value = value.to_ascii_lowercase();
+            value.contains("utf-8") || value.contains("utf8")
+        })
 }

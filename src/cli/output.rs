@@ -244,7 +244,7 @@ fn with_unique_names(batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
 }
 
 /// Every cell of a batch as display text (NULL for nulls).
-fn format_rows(batch: &RecordBatch) -> Result<Vec<Vec<String>>, ArrowError> {
+pub(super) fn format_rows(batch: &RecordBatch) -> Result<Vec<Vec<String>>, ArrowError> {
     let options = FormatOptions::default().with_null("NULL");
     let formatters = batch
         .columns()

@@ -116,16 +116,30 @@ async fn run_command(runner: &mut Runner, command: &str) -> Command {
     Command::Done
 }
 
-/// Run SQL until it finishes or Ctrl-C arrives; Ctrl-C drops the query.
+/// Run SQL until it finishes or Ctrl-C arrives. Ctrl-C drops a batch query;
+/// a continuous query is told, and stops itself (its last table and a
+/// summary stay on screen).
 async fn run_cancellable(runner: &mut Runner, name: &str, sql: &str) {
-    tokio::select! {
-        outcome = runner.run_text(name, sql) => {
-            if outcome == Outcome::OutputClosed {
-                eprintln!("Error: output closed");
+    let interrupt = runner.interrupt();
+    let run = runner.run_text(name, sql);
+    tokio::pin!(run);
+    loop {
+        tokio::select! {
+            biased;
+            outcome = &mut run => {
+                if outcome == Outcome::OutputClosed {
+                    eprintln!("Error: output closed");
+                }
+                return;
             }
-        }
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("Query cancelled.");
+            _ = tokio::signal::ctrl_c() => {
+                if interrupt.is_watched() {
+                    interrupt.interrupt();
+                } else {
+                    eprintln!("Query cancelled.");
+                    return;
+                }
+            }
         }
     }
 }

@@ -39,7 +39,7 @@ use crate::{batch, stream};
 
 use describe::described_table;
 use explain::{prepend_explain_rows, with_source_context};
-pub use options::{Mode, SluiceOptions};
+pub use options::{Mode, ResultMode, SluiceOptions};
 
 /// What a statement produced.
 pub struct StatementOutput {

@@ -40,7 +40,8 @@ impl Engine {
 }
 
 impl Engine {
-    pub(super) fn options(&self) -> SluiceOptions {
+    /// The session's `sluice.*` settings as they are now.
+    pub fn options(&self) -> SluiceOptions {
         self.ctx
             .state()
             .config_options()
