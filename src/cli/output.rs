@@ -256,6 +256,74 @@ pub(super) fn format_rows(batch: &RecordBatch) -> Result<Vec<Vec<String>>, Arrow
         .collect())
 }
 
+/// An Arrow type by the SQL name a `CREATE TABLE` would give it
+/// (`BIGINT`, `VARCHAR`, `TIMESTAMP(3)`), for `\d NAME`.
+pub fn sql_type(data_type: &arrow::datatypes::DataType) -> String {
+    use arrow::datatypes::{DataType, TimeUnit};
+    let digits = |unit: &TimeUnit| match unit {
+        TimeUnit::Second => 0,
+        TimeUnit::Millisecond => 3,
+        TimeUnit::Microsecond => 6,
+        TimeUnit::Nanosecond => 9,
+    };
+    match data_type {
+        DataType::Null => "NULL".into(),
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Int8 => "TINYINT".into(),
+        DataType::Int16 => "SMALLINT".into(),
+        DataType::Int32 => "INT".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::UInt8 => "TINYINT UNSIGNED".into(),
+        DataType::UInt16 => "SMALLINT UNSIGNED".into(),
+        DataType::UInt32 => "INT UNSIGNED".into(),
+        DataType::UInt64 => "BIGINT UNSIGNED".into(),
+        DataType::Float16 | DataType::Float32 => "FLOAT".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "VARCHAR".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
+            "VARBINARY".into()
+        }
+        DataType::Date32 | DataType::Date64 => "DATE".into(),
+        DataType::Time32(unit) | DataType::Time64(unit) => format!("TIME({})", digits(unit)),
+        DataType::Timestamp(unit, None) => format!("TIMESTAMP({})", digits(unit)),
+        DataType::Timestamp(unit, Some(zone)) => {
+            format!("TIMESTAMP({}) WITH TIME ZONE '{zone}'", digits(unit))
+        }
+        DataType::Interval(_) | DataType::Duration(_) => "INTERVAL".into(),
+        DataType::Decimal32(p, s)
+        | DataType::Decimal64(p, s)
+        | DataType::Decimal128(p, s)
+        | DataType::Decimal256(p, s) => {
+            format!("DECIMAL({p}, {s})")
+        }
+        DataType::List(field)
+        | DataType::LargeList(field)
+        | DataType::ListView(field)
+        | DataType::LargeListView(field)
+        | DataType::FixedSizeList(field, _) => format!("ARRAY<{}>", sql_type(field.data_type())),
+        DataType::Struct(fields) => format!(
+            "ROW<{}>",
+            fields
+                .iter()
+                .map(|f| format!("{} {}", f.name(), sql_type(f.data_type())))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => format!(
+                "MAP<{}, {}>",
+                sql_type(kv[0].data_type()),
+                sql_type(kv[1].data_type())
+            ),
+            other => format!("MAP<{other}>"),
+        },
+        DataType::Dictionary(_, value) => sql_type(value),
+        DataType::RunEndEncoded(_, value) => sql_type(value.data_type()),
+        // Union: no SQL name; Arrow's.
+        other => other.to_string(),
+    }
+}
+
 /// `3 rows`, `1 row`: the row count under a table.
 pub fn row_count(rows: usize) -> String {
     if rows == 1 {
@@ -349,6 +417,26 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
             "{\"a\":1,\"a_1\":2,\"a_2\":3,\"a_3\":4}\n"
+        );
+    }
+
+    #[test]
+    fn types_have_their_sql_names() {
+        use arrow::datatypes::TimeUnit;
+        assert_eq!(sql_type(&DataType::Int64), "BIGINT");
+        assert_eq!(sql_type(&DataType::Utf8View), "VARCHAR");
+        assert_eq!(
+            sql_type(&DataType::Timestamp(TimeUnit::Millisecond, None)),
+            "TIMESTAMP(3)"
+        );
+        assert_eq!(sql_type(&DataType::Decimal128(10, 2)), "DECIMAL(10, 2)");
+        assert_eq!(
+            sql_type(&DataType::List(Arc::new(Field::new(
+                "item",
+                DataType::Float64,
+                true
+            )))),
+            "ARRAY<DOUBLE>"
         );
     }
 

@@ -450,6 +450,49 @@ impl Runner {
         }
     }
 
+    /// `\d NAME`: DESCRIBE's rows with SQL type names (`BIGINT`,
+    /// `VARCHAR`, `TIMESTAMP(3)`) rather than Arrow's.
+    pub async fn describe(&mut self, table: &str) {
+        let sql = format!("DESCRIBE {table}");
+        let source = Source {
+            name: "\\d",
+            text: &sql,
+        };
+        let described = match self.engine.run_script(&sql).await {
+            Ok(mut results) => results.pop().unwrap_or_default(),
+            Err(e) => return self.report(&source, &e),
+        };
+        let schema = match self.engine.context().table_provider(table).await {
+            Ok(provider) => provider.schema(),
+            Err(e) => return self.report(&source, &SluiceError::from(e)),
+        };
+        let result = described
+            .iter()
+            .map(|batch| with_sql_types(batch, &schema))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(OutputError::from)
+            .and_then(|batches| {
+                let Some(first) = batches.first() else {
+                    return Ok(());
+                };
+                let mut writer = ResultWriter::new(
+                    self.options.format,
+                    &mut *self.out,
+                    first.schema(),
+                    usize::MAX,
+                    self.options.unicode,
+                );
+                let rows = batches.iter().map(RecordBatch::num_rows).sum();
+                for batch in &batches {
+                    writer.write_batch(batch)?;
+                }
+                writer.finish(Some(&row_count(rows)))
+            });
+        if let Err(e) = result {
+            eprintln!("Error: {e}");
+        }
+    }
+
     fn report(&self, source: &Source<'_>, error: &SluiceError) {
         let mut err = std::io::stderr().lock();
         report(&mut err, source, error, self.options.detailed_errors);
@@ -639,4 +682,47 @@ impl Watch<'_> {
             let _ = err.flush();
         }
     }
+}
+
+/// DESCRIBE's rows with the `data_type` column in SQL names, each column's
+/// type taken from the table's `schema`.
+fn with_sql_types(
+    batch: &RecordBatch,
+    schema: &arrow::datatypes::Schema,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let (Some(names), Some(position)) = (
+        batch.column_by_name("column_name"),
+        batch.schema().index_of("data_type").ok(),
+    ) else {
+        return Ok(batch.clone());
+    };
+    let names = arrow::compute::cast(names, &arrow::datatypes::DataType::Utf8)?;
+    let names = names
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| arrow::error::ArrowError::CastError("DESCRIBE's column names are not text".into()))?;
+    let types: StringArray = names
+        .iter()
+        .map(|name| {
+            name.and_then(|n| schema.field_with_name(n).ok())
+                .map(|f| super::output::sql_type(f.data_type()))
+        })
+        .collect();
+    let mut columns = batch.columns().to_vec();
+    columns[position] = Arc::new(types);
+    let fields: Vec<_> = batch
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match i == position {
+            true => Arc::new(arrow::datatypes::Field::new(
+                f.name(),
+                arrow::datatypes::DataType::Utf8,
+                true,
+            )),
+            false => Arc::clone(f),
+        })
+        .collect();
+    RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)
 }
