@@ -791,7 +791,7 @@ fn progress_and_the_lag_alert_go_to_stderr() {
     let out = sluice(&["--mode", "continuous", "--progress", "-e", GENERATED_WINDOWS]);
     assert_eq!(out.code, Some(0), "{out:#?}");
     // The status line (drawn over itself, cleared at the end), then the summary.
-    assert!(out.stderr.contains(" rows/s · in "), "{out:#?}");
+    assert!(out.stderr.contains(" rows/s) · out "), "{out:#?}");
     assert!(out.stderr.contains("\r\x1b[KQuery ended after "), "{out:#?}");
     assert!(
         out.stderr

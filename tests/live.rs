@@ -166,7 +166,7 @@ const BIDS: &str = "CREATE TABLE bid (auction BIGINT, price BIGINT, date_time TI
 #[test]
 fn windows_append_to_one_table_in_place_under_a_status_line() -> Result<(), Error> {
     let home = tempfile::tempdir().expect("a temp dir");
-    let mut s = Shell::start(home.path(), 100, 30, "C.UTF-8")?;
+    let mut s = Shell::start(home.path(), 120, 30, "C.UTF-8")?;
     s.statement(BIDS, "1000');")?;
     // 2,000 events a second of wall clock, 1,000 of event time: a 1 s window
     // closes about every half second.

@@ -225,6 +225,13 @@ pub fn cut(line: &str, width: usize) -> String {
     }
 }
 
+/// The status line cut shorter still: the terminal echoes Ctrl-C as `^C`
+/// after it, which must not wrap it onto a second line (the last drawing
+/// would then be one line lower than counted).
+fn cut_status(status: &str, width: usize) -> String {
+    cut(status, width.saturating_sub(2))
+}
+
 /// The terminal's size (columns, lines), or 80 × 24 if it cannot be read.
 pub fn terminal_size() -> (usize, usize) {
     match terminal::size() {
@@ -281,7 +288,7 @@ impl LiveScreen {
             out.write_all(line.as_bytes())?;
             out.write_all(b"\r\n")?;
         }
-        out.write_all(cut(status, width).as_bytes())?;
+        out.write_all(cut_status(status, width).as_bytes())?;
         out.flush()?;
         self.drawn = Some(lines.len());
         self.width = width;
@@ -295,7 +302,7 @@ impl LiveScreen {
         }
         out.write_all(b"\r")?;
         out.queue(terminal::Clear(terminal::ClearType::CurrentLine))?;
-        out.write_all(cut(status, width).as_bytes())?;
+        out.write_all(cut_status(status, width).as_bytes())?;
         out.flush()?;
         Ok(())
     }

@@ -77,8 +77,8 @@ impl ProgressTracker {
 }
 
 impl Progress {
-    /// The status line: rows/s in, rows in and out, watermark, lag, state,
-    /// late rows, elapsed time.
+    /// The status line: elapsed time, rows in (and per second), rows out,
+    /// late rows, state, watermark and lag.
     pub fn status_line(&self) -> String {
         let s = &self.snapshot;
         let watermark = match s.watermark {
@@ -89,14 +89,15 @@ impl Progress {
             Some(ms) => format!(" · lag {}", duration_ms(ms)),
             None => String::new(),
         };
+        // What matters most first: a narrow terminal cuts the end.
         format!(
-            "{} rows/s · in {} · out {} · {watermark}{lag} · state {} rows · late {} · {}",
-            thousands(self.rows_per_s.round() as u64),
-            thousands(s.rows_in),
-            thousands(s.rows_out),
-            thousands(s.state_rows),
-            thousands(s.late_rows),
+            "{} · in {} ({} rows/s) · out {} · late {} · state {} rows · {watermark}{lag}",
             duration_ms((s.elapsed_secs * 1000.0) as i64),
+            thousands(s.rows_in),
+            thousands(self.rows_per_s.round() as u64),
+            thousands(s.rows_out),
+            thousands(s.late_rows),
+            thousands(s.state_rows),
         )
     }
 
@@ -234,8 +235,11 @@ mod tests {
         let mut tracker = ProgressTracker::new();
         let look = tracker.look(&metrics);
         let line = look.status_line();
-        assert!(line.contains("in 12,000 · out 5"), "{line}");
-        assert!(line.contains("late 2"), "{line}");
+        assert!(line.contains(" · in 12,000 ("), "{line}");
+        assert!(
+            line.contains(" rows/s) · out 5 · late 2 · state 0 rows · watermark "),
+            "{line}"
+        );
         assert!(line.contains("lag 10."), "{line}");
         let lag = look.lag_ms.expect("a lag");
         assert!((10_000..11_000).contains(&lag), "{lag}");

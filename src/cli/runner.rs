@@ -606,6 +606,13 @@ impl Watch<'_> {
             tokio::select! {
                 biased;
                 () = interrupt.interrupted() => break Ended::Interrupted,
+                // Ticks before rows: a query whose rows are always ready
+                // must still be looked at.
+                _ = ticks.tick() => {
+                    let look = self.tracker.look(self.metrics);
+                    let alert = self.look(&look);
+                    step(Step::Look(&look, alert))?;
+                }
                 batch = self.stream.next() => match batch {
                     Some(batch) => {
                         let batch = batch.map_err(|e| Failure::Sql(SluiceError::from(e).or_at(statement.span)));
@@ -619,11 +626,6 @@ impl Watch<'_> {
                     }
                     None => break Ended::Finished,
                 },
-                _ = ticks.tick() => {
-                    let look = self.tracker.look(self.metrics);
-                    let alert = self.look(&look);
-                    step(Step::Look(&look, alert))?;
-                }
             }
         };
         let last = self.tracker.look(self.metrics);
