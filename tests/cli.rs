@@ -294,6 +294,38 @@ fn output_file_takes_its_format_from_the_extension() {
 }
 
 #[test]
+fn output_file_writes_parquet_and_arrow_and_refuses_an_unknown_extension() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    for (name, format) in [("out.parquet", "parquet"), ("out.arrow", "arrow")] {
+        let path = dir.path().join(name);
+        let path = path.to_str().expect("utf-8 path");
+        let out = sluice(&[
+            "--output",
+            path,
+            "-e",
+            "SELECT v, 'r' || v AS label FROM generate_series(1, 20000) AS x(v)",
+        ]);
+        assert_eq!(out.ok(), "");
+        // Read back as that format, by Sluice itself.
+        let back = sluice(&[
+            "-e",
+            &format!(
+                "CREATE TABLE t WITH ('connector' = 'file', 'path' = '{path}', 'format' = '{format}');
+                 SELECT count(*) AS n, max(v) AS top, min(label) AS first FROM t"
+            ),
+        ]);
+        assert_eq!(back.ok(), "n,top,first\n20000,20000,r1\n", "{name}");
+    }
+    let path = dir.path().join("out.xyz");
+    let out = sluice(&["--output", path.to_str().expect("utf-8 path"), "-e", "SELECT 1"]);
+    assert!(
+        out.failed().contains("cannot tell the format of") && out.stderr.contains(".parquet, .arrow"),
+        "{out:#?}"
+    );
+    assert!(!path.exists(), "no file written under a name that lies");
+}
+
+#[test]
 fn output_flag_format_beats_the_extension() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path().join("out.json");
@@ -609,6 +641,13 @@ fn a_closed_pipe_ends_a_json_query_quietly_with_success() {
     closed_pipe_succeeds("json", "{\"value\":1}\n");
 }
 
+#[test]
+fn a_table_in_a_pipe_streams_and_a_closed_pipe_ends_it() {
+    // Columns as wide as the first batch's values (up to 8192): the table's
+    // top border comes out at once, before the other 100 M rows are read.
+    closed_pipe_succeeds("table", "+-------+\n");
+}
+
 /// Read the first line of a long result, close the pipe like `| head -1`,
 /// and expect a quiet, successful exit.
 fn closed_pipe_succeeds(format: &str, first_line: &str) {
@@ -617,7 +656,8 @@ fn closed_pipe_succeeds(format: &str, first_line: &str) {
             "--format",
             format,
             "-e",
-            "SELECT * FROM generate_series(1, 5000000)",
+            // Too many rows to format before the first line comes out.
+            "SELECT * FROM generate_series(1, 100000000)",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

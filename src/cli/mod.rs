@@ -108,9 +108,22 @@ pub fn main() -> ExitCode {
 async fn run(args: Args) -> ExitCode {
     let interactive = args.files.is_empty() && args.execute.is_empty() && std::io::stdin().is_terminal();
     let stdout_is_tty = args.output.is_none() && std::io::stdout().is_terminal();
-    let format = args
-        .format
-        .unwrap_or_else(|| default_format(args.output.as_deref(), stdout_is_tty));
+    let format = match args.format {
+        Some(format) => format,
+        None => match default_format(args.output.as_deref(), stdout_is_tty) {
+            Ok(format) => format,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    if !format.is_text() && stdout_is_tty {
+        eprintln!(
+            "Error: --format parquet and arrow write a binary file: give --output FILE or redirect stdout"
+        );
+        return ExitCode::FAILURE;
+    }
     let out: Box<dyn std::io::Write + Send> = match &args.output {
         Some(path) => match std::fs::File::create(path) {
             Ok(file) => Box::new(std::io::BufWriter::new(file)),
@@ -215,15 +228,23 @@ impl SqlSource {
 }
 
 /// The format when none is given: by the output file's extension, else a
-/// table for a terminal and CSV for a pipe.
-fn default_format(output: Option<&std::path::Path>, stdout_is_tty: bool) -> OutputFormat {
-    match output.and_then(|p| p.extension()).and_then(|e| e.to_str()) {
-        Some("json" | "ndjson" | "jsonl") => OutputFormat::Json,
-        Some("txt") => OutputFormat::Table,
-        Some(_) => OutputFormat::Csv,
-        None if stdout_is_tty => OutputFormat::Table,
-        None => OutputFormat::Csv,
-    }
+/// table for a terminal and CSV for a pipe. An extension it does not know
+/// is an error (writing CSV under another name would mislead).
+fn default_format(output: Option<&std::path::Path>, stdout_is_tty: bool) -> Result<OutputFormat, String> {
+    let Some(path) = output else {
+        return Ok(if stdout_is_tty {
+            OutputFormat::Table
+        } else {
+            OutputFormat::Csv
+        });
+    };
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    OutputFormat::from_extension(extension).ok_or_else(|| {
+        format!(
+            "cannot tell the format of '{}' from its extension; name it .csv, .json (.ndjson), .parquet, .arrow or .txt (a table), or give --format",
+            path.display()
+        )
+    })
 }
 
 /// How a run of one source of SQL ended.

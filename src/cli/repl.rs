@@ -147,11 +147,11 @@ async fn run_command(runner: &mut Runner, command: &str) -> Command {
             format_name(runner.options().format)
         ),
         ("format", name) => match <OutputFormat as clap::ValueEnum>::from_str(name, true) {
-            Ok(format) => {
+            Ok(format) if format.is_text() => {
                 runner.options_mut().format = format;
                 println!("Format is {}.", format_name(format));
             }
-            Err(_) => eprintln!("Error: \\format takes table, csv, json or changelog, not '{name}'"),
+            _ => eprintln!("Error: \\format takes table, csv, json or changelog, not '{name}'"),
         },
         ("maxrows", n) => match n.parse::<usize>() {
             Ok(n) if n > 0 => {
