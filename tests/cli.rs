@@ -869,3 +869,57 @@ fn progress_and_the_lag_alert_go_to_stderr() {
     ]);
     assert_eq!(quiet.stderr, "", "{quiet:#?}");
 }
+
+#[test]
+fn explain_analyze_runs_a_bounded_replay_and_counts_each_operator() {
+    let sql = GENERATED_WINDOWS.replace("SELECT window_start", "EXPLAIN ANALYZE SELECT window_start");
+    let out = sluice(&["--mode", "continuous", "--format", "json", "-e", &sql]);
+    let rows = json_lines(out.ok());
+    let plans: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["plan_type"].as_str().expect("text"),
+                r["plan"].as_str().expect("text"),
+            )
+        })
+        .collect();
+    assert!(
+        plans[0]
+            .1
+            .starts_with("continuous (sluice.mode): replaying bounded sources g"),
+        "{plans:?}"
+    );
+    // The filter takes every generated row and keeps about half; the
+    // window aggregate gives one row per minute.
+    let filter = plans
+        .iter()
+        .find(|(_, p)| p.starts_with("Filter: k@0 > 5"))
+        .expect("the filter");
+    assert!(filter.1.contains(": rows in 5000, rows out "), "{filter:?}");
+    let aggregate = plans
+        .iter()
+        .find(|(_, p)| p.starts_with("WindowAggregate"))
+        .expect("the window aggregate");
+    assert!(
+        aggregate.1.ends_with(", rows out 84, state rows at the end 0"),
+        "{aggregate:?}"
+    );
+    let total = plans.last().expect("a last row");
+    assert_eq!(total.0, "continuous query");
+    assert!(
+        total.1.starts_with("rows in 5000, rows out 84, late rows 0, "),
+        "{total:?}"
+    );
+
+    // A query that does not end cannot be run to its end.
+    let out = sluice(&[
+        "-e",
+        "CREATE TABLE b (price BIGINT) WITH ('connector' = 'nexmark', 'table' = 'bid'); EXPLAIN ANALYZE SELECT * FROM b",
+    ]);
+    assert!(
+        out.failed()
+            .contains("EXPLAIN ANALYZE runs the query to its end, and this one does not end"),
+        "{out:#?}"
+    );
+}

@@ -3,6 +3,7 @@
 //! sessions queries plan in are in `session`, `EXPLAIN` and `DESCRIBE` extras
 //! in `explain` and `describe`.
 
+mod analyze;
 mod describe;
 mod explain;
 mod options;
@@ -214,12 +215,10 @@ impl Engine {
                 metrics: Some(metrics),
             });
         }
-        if matches!(plan, LogicalPlan::Analyze(_)) && choice.executor == Executor::Continuous {
-            return Err(DataFusionError::NotImplemented(format!(
-                "EXPLAIN ANALYZE runs the query to its end, and this one is continuous ({}); use EXPLAIN to see its operators",
-                choice.explanation()
-            ))
-            .into());
+        if let LogicalPlan::Analyze(analyze) = &plan
+            && choice.executor == Executor::Continuous
+        {
+            return self.analyze_continuous(analyze, emit, &choice).await;
         }
         let operators = match (&plan, choice.executor) {
             (LogicalPlan::Explain(explain), Executor::Continuous) => {
