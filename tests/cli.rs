@@ -923,3 +923,13 @@ fn explain_analyze_runs_a_bounded_replay_and_counts_each_operator() {
         "{out:#?}"
     );
 }
+
+#[test]
+fn sql_given_to_e_may_start_with_a_comment_or_a_minus() {
+    let out = sluice(&["-e", "-- the daily job\nSELECT 1 AS one", "-e", "-1 AS minus"]);
+    // The second is not SQL on its own: it fails, as SQL, not as an option.
+    assert!(out.stdout.starts_with("one\n1\n"), "{out:#?}");
+    assert!(out.stderr.starts_with("Error: <command line #2>"), "{out:#?}");
+    let out = sluice(&["-e", "-- only a comment\nSELECT 2 AS two"]);
+    assert_eq!(out.ok(), "two\n2\n");
+}

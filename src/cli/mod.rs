@@ -30,8 +30,9 @@ use crate::Engine;
 pub struct Args {
     /// SQL files to run, in order (after any -e).
     pub files: Vec<PathBuf>,
-    /// SQL to run; may be given several times.
-    #[arg(short = 'e', long = "execute", value_name = "SQL")]
+    /// SQL to run; may be given several times. It may start with '-' (a
+    /// leading `-- comment`).
+    #[arg(short = 'e', long = "execute", value_name = "SQL", allow_hyphen_values = true)]
     pub execute: Vec<String>,
     /// Output format [default: table on a terminal, csv otherwise].
     #[arg(short = 'f', long, value_enum)]
