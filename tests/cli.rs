@@ -933,3 +933,35 @@ fn sql_given_to_e_may_start_with_a_comment_or_a_minus() {
     let out = sluice(&["-e", "-- only a comment\nSELECT 2 AS two"]);
     assert_eq!(out.ok(), "two\n2\n");
 }
+
+#[test]
+fn an_s3_path_without_credentials_says_which_settings_give_them() {
+    let mut command = sluice_in(Path::new(ROOT));
+    for name in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_SKIP_SIGNATURE",
+    ] {
+        command.env_remove(name);
+    }
+    command.args([
+        "-e",
+        "CREATE TABLE t (a BIGINT) WITH ('connector' = 'file', 'path' = 's3://some-bucket/x.csv', 'format' = 'csv')",
+    ]);
+    let out = run(command, "");
+    let stderr = out.failed();
+    // Unless this machine has an instance role (then S3 itself answers).
+    if !stderr.contains("169.254.169.254") && !stderr.contains("no AWS credentials") {
+        return;
+    }
+    assert!(
+        stderr.contains("no AWS credentials were found for 's3://some-bucket/x.csv'")
+            && stderr.contains("'s3.access_key_id'")
+            && stderr.contains("AWS_ACCESS_KEY_ID"),
+        "{stderr}"
+    );
+}

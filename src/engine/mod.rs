@@ -156,11 +156,21 @@ impl Engine {
                 self.register_object_stores(df).map_err(at)?;
                 let state = self.ctx.state();
                 self.windows.take_lowered();
-                let plan = state.statement_to_plan(df.as_ref().clone()).await.map_err(at)?;
-                let output = self
-                    .execute_plan(plan, statement.emit)
+                let explained = |e: DataFusionError| match session::remote_location(df) {
+                    Some(location) => object_stores::explain_error(location, e),
+                    None => e,
+                };
+                let plan = state
+                    .statement_to_plan(df.as_ref().clone())
                     .await
-                    .map_err(|e| e.or_at(statement.span))?;
+                    .map_err(|e| at(explained(e)))?;
+                let output = self.execute_plan(plan, statement.emit).await.map_err(|e| {
+                    SluiceError {
+                        source: explained(e.source),
+                        location: e.location,
+                    }
+                    .or_at(statement.span)
+                })?;
                 match described_table(df) {
                     Some(table) => self.describe_watermark(table, output).await.map_err(at),
                     None => Ok(output),

@@ -68,5 +68,15 @@ impl Engine {
     }
 }
 
+/// The first remote location a DataFusion statement names, to explain a
+/// store's error by (see `object_stores::explain_error`).
+pub(super) fn remote_location(statement: &DFStatement) -> Option<&str> {
+    match statement {
+        DFStatement::CreateExternalTable(create) => create.locations.first().map(String::as_str),
+        DFStatement::CopyTo(copy) => Some(copy.target.as_str()),
+        _ => None,
+    }
+}
+
 /// DataFusion's `SingleDistinctToGroupBy`, left out of continuous planning.
 pub(super) const SINGLE_DISTINCT_RULE: &str = "single_distinct_aggregation_to_group_by";
