@@ -965,3 +965,37 @@ fn an_s3_path_without_credentials_says_which_settings_give_them() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_long_batch_query_shows_a_progress_bar_only_when_asked_or_on_a_terminal() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    for part in 0..2 {
+        let mut text = String::from("a,b\n");
+        for i in 0..150_000 {
+            text.push_str(&format!("{i},{}\n", i * 7 % 1000));
+        }
+        std::fs::write(dir.path().join(format!("part{part}.csv")), text).expect("write a part");
+    }
+    // Slow on purpose: an md5 per row keeps it running past the first second.
+    let sql = format!(
+        "CREATE TABLE t (a BIGINT, b BIGINT) WITH ('connector' = 'file', 'path' = '{}/', 'format' = 'csv');
+         SELECT count(*) AS n FROM t WHERE md5(CAST(a * b AS VARCHAR)) LIKE 'ab%' OR md5(CAST(a AS VARCHAR)) LIKE 'cd%'",
+        dir.path().display()
+    );
+    let shown = sluice(&["--progress", "-e", &sql]);
+    assert_eq!(shown.code, Some(0), "{shown:#?}");
+    let quiet = sluice(&["-e", &sql]);
+    // The same rows; in a pipe no bar unless asked.
+    assert_eq!(quiet.ok(), shown.stdout);
+    // Drawn over itself while it runs (the bar is due after a second; the
+    // query takes several), and cleared at the end.
+    assert!(
+        shown.stderr.contains("] ") && shown.stderr.contains(" of 2 file parts (3.0 MB) · "),
+        "{shown:#?}"
+    );
+    assert!(
+        shown.stderr.contains("% 1 of 2 file parts") || shown.stderr.contains("% 0 of 2 file parts"),
+        "{shown:#?}"
+    );
+    assert!(shown.stderr.ends_with("\r\x1b[K"), "{shown:#?}");
+}

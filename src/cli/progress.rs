@@ -159,6 +159,121 @@ impl Progress {
     }
 }
 
+/// How far a batch query's scans have got, from its physical plan's live
+/// metrics: rows its leaves have read, file parts done of all (a part is a
+/// file or a byte range of one), and for Parquet bytes read of the total.
+pub struct ScanProgress {
+    plan: std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    /// File parts and bytes the plan's file scans cover.
+    parts: usize,
+    bytes: u64,
+    started: Instant,
+}
+
+impl ScanProgress {
+    /// Progress of `plan`, started now.
+    pub fn new(plan: std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> Self {
+        let (mut parts, mut bytes) = (0, 0);
+        visit(&plan, &mut |node| {
+            let scan = node
+                .downcast_ref::<datafusion::datasource::source::DataSourceExec>()
+                .and_then(|exec| {
+                    exec.data_source()
+                        .downcast_ref::<datafusion::datasource::physical_plan::FileScanConfig>()
+                });
+            if let Some(scan) = scan {
+                for file in scan.file_groups.iter().flat_map(|g| g.files()) {
+                    parts += 1;
+                    bytes += match &file.range {
+                        Some(range) => range.end.saturating_sub(range.start).max(0) as u64,
+                        None => file.object_meta.size,
+                    };
+                }
+            }
+        });
+        Self {
+            plan,
+            parts,
+            bytes,
+            started: Instant::now(),
+        }
+    }
+
+    /// Time since the query started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The progress line: a bar when the total is known, rows read, elapsed.
+    pub fn line(&self) -> String {
+        let (mut rows, mut parts_done, mut bytes_read) = (0usize, 0usize, 0usize);
+        visit(&self.plan, &mut |node| {
+            let Some(metrics) = node.metrics() else {
+                return;
+            };
+            if node.children().is_empty() {
+                rows += metrics.output_rows().unwrap_or(0);
+            }
+            let count = |name| metrics.sum_by_name(name).map_or(0, |v| v.as_usize());
+            parts_done += count("files_processed");
+            bytes_read += count("bytes_scanned");
+        });
+        // Parquet counts the bytes it reads; other formats only the parts done.
+        let (share, of) = if bytes_read > 0 && self.bytes > 0 {
+            (
+                bytes_read as f64 / self.bytes as f64,
+                format!("{} of {}", bytes(bytes_read as u64), bytes(self.bytes)),
+            )
+        } else if self.parts > 0 {
+            (
+                parts_done as f64 / self.parts as f64,
+                format!(
+                    "{parts_done} of {} file parts ({})",
+                    self.parts,
+                    bytes(self.bytes)
+                ),
+            )
+        } else {
+            (f64::NAN, String::new())
+        };
+        let elapsed = duration_ms(self.started.elapsed().as_millis() as i64);
+        let rows = format!("{} rows read", thousands(rows as u64));
+        if share.is_nan() {
+            return format!("{elapsed} · {rows}");
+        }
+        let share = share.clamp(0.0, 1.0);
+        let filled = (share * 20.0).round() as usize;
+        format!(
+            "[{}{}] {:>3.0}% {of} · {elapsed} · {rows}",
+            "#".repeat(filled),
+            ".".repeat(20 - filled),
+            share * 100.0
+        )
+    }
+}
+
+/// Call `f` on every node of `plan`.
+fn visit(
+    plan: &std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    f: &mut dyn FnMut(&std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>),
+) {
+    f(plan);
+    for child in plan.children() {
+        visit(child, f);
+    }
+}
+
+/// `1.2 GB`, `340 KB`.
+fn bytes(n: u64) -> String {
+    let n = n as f64;
+    match n {
+        _ if n >= 1e9 => format!("{:.1} GB", n / 1e9),
+        _ if n >= 1e6 => format!("{:.1} MB", n / 1e6),
+        _ if n >= 1e3 => format!("{:.0} KB", n / 1e3),
+        _ => format!("{n} B"),
+    }
+}
+
 /// Nanoseconds since the epoch as `2015-07-15 00:00:05.000` (UTC).
 pub fn timestamp(nanos: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(nanos)

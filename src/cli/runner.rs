@@ -11,7 +11,7 @@ use futures::StreamExt;
 use super::Outcome;
 use super::live::{LiveScreen, LiveTable, terminal_size};
 use super::output::{OutputError, OutputFormat, ResultWriter, row_count};
-use super::progress::{Progress, ProgressTracker};
+use super::progress::{Progress, ProgressTracker, ScanProgress};
 use super::report::{Source, report};
 use crate::error::SluiceError;
 use crate::stream::StreamMetrics;
@@ -19,6 +19,9 @@ use crate::{Engine, ResultMode};
 
 /// How often a continuous query is looked at (status line, lag alert).
 const LOOK_EVERY: Duration = Duration::from_millis(250);
+
+/// A batch query shows progress once it has run this long.
+const PROGRESS_AFTER: Duration = Duration::from_secs(1);
 
 /// How often `--metrics` gets an object.
 const METRICS_EVERY: Duration = Duration::from_secs(1);
@@ -240,13 +243,15 @@ impl Runner {
             // COPY and INSERT do their work while their stream is driven,
             // and give the count of rows written.
             let mut written = RowsWritten::default();
-            while let Some(batch) = output.stream.next().await {
+            let mut bar = self.progress_bar(output);
+            while let Some(batch) = next_batch(&mut output.stream, &mut bar).await {
                 let batch = batch.map_err(|e| Failure::Sql(SluiceError::from(e).or_at(statement.span)))?;
                 written.add(&batch);
             }
             written.report();
             return Ok(());
         }
+        let mut bar = self.progress_bar(output);
         let schema = output.stream.schema();
         let mut writer = ResultWriter::new(
             self.options.format,
@@ -255,7 +260,7 @@ impl Runner {
             self.options.max_rows,
             self.options.unicode,
         );
-        while let Some(batch) = output.stream.next().await {
+        while let Some(batch) = next_batch(&mut output.stream, &mut bar).await {
             let batch = batch.map_err(|e| Failure::Sql(SluiceError::from(e).or_at(statement.span)))?;
             writer.write_batch(&batch).map_err(Failure::Output)?;
         }
@@ -270,6 +275,38 @@ impl Runner {
         };
         writer.finish(footer.as_deref()).map_err(Failure::Output)?;
         Ok(())
+    }
+
+    /// A progress bar on stderr for a batch query, if `--progress` (a
+    /// terminal's stderr) says so.
+    fn progress_bar(&self, output: &mut crate::StatementOutput) -> Option<ProgressBar> {
+        let plan = output.physical.as_ref().filter(|_| self.options.progress)?;
+        // The plan's work is done where its stream is polled: poll it on a
+        // task of its own, so that this one is free to draw the bar (the
+        // task stops when the stream is dropped).
+        let schema = output.stream.schema();
+        let mut stream = std::mem::replace(
+            &mut output.stream,
+            Box::pin(datafusion::physical_plan::stream::EmptyRecordBatchStream::new(
+                Arc::clone(&schema),
+            )),
+        );
+        let mut builder = datafusion::physical_plan::stream::RecordBatchReceiverStream::builder(schema, 2);
+        let sender = builder.tx();
+        builder.spawn(async move {
+            while let Some(batch) = stream.next().await {
+                if sender.send(batch).await.is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        output.stream = builder.build();
+        Some(ProgressBar {
+            scan: ScanProgress::new(Arc::clone(plan)),
+            shown: false,
+            ticks: tokio::time::interval(LOOK_EVERY),
+        })
     }
 
     /// A continuous query: its rows as they come (a live table on a
@@ -727,4 +764,51 @@ fn with_sql_types(
         })
         .collect();
     RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)
+}
+
+/// A batch query's progress line on stderr.
+struct ProgressBar {
+    scan: ScanProgress,
+    /// The line is on screen (to clear before rows or the end).
+    shown: bool,
+    ticks: tokio::time::Interval,
+}
+
+impl ProgressBar {
+    fn clear(&mut self) {
+        if self.shown {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[K");
+            let _ = err.flush();
+            self.shown = false;
+        }
+    }
+}
+
+/// The stream's next batch, keeping the progress line (if any) up to date
+/// while waiting for it, and off the screen when rows or the end come.
+async fn next_batch(
+    stream: &mut datafusion::execution::SendableRecordBatchStream,
+    bar: &mut Option<ProgressBar>,
+) -> Option<datafusion::error::Result<RecordBatch>> {
+    let Some(progress) = bar.as_mut() else {
+        return stream.next().await;
+    };
+    let next = loop {
+        tokio::select! {
+            biased;
+            _ = progress.ticks.tick() => {
+                if progress.scan.elapsed() >= PROGRESS_AFTER {
+                    let (width, _) = terminal_size();
+                    let mut err = std::io::stderr().lock();
+                    let _ = write!(err, "\r\x1b[K{}", super::live::cut(&progress.scan.line(), width));
+                    let _ = err.flush();
+                    progress.shown = true;
+                }
+            }
+            next = stream.next() => break next,
+        }
+    };
+    progress.clear();
+    next
 }

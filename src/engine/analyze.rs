@@ -84,6 +84,7 @@ impl Engine {
             returns_rows: true,
             executor: Some(choice.clone()),
             metrics: None,
+            physical: None,
         })
     }
 }

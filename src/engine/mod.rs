@@ -53,6 +53,9 @@ pub struct StatementOutput {
     pub executor: Option<ExecutorChoice>,
     /// A continuous query's counters (rows in, late rows, watermark).
     pub metrics: Option<Arc<StreamMetrics>>,
+    /// A batch query's physical plan, whose metrics say how far its scans
+    /// have got (for a progress display).
+    pub physical: Option<Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
 }
 
 /// A Sluice session: DataFusion's context plus the catalog of connector tables.
@@ -223,6 +226,7 @@ impl Engine {
                 returns_rows,
                 executor: Some(choice),
                 metrics: Some(metrics),
+                physical: None,
             });
         }
         if let LogicalPlan::Analyze(analyze) = &plan
@@ -255,7 +259,8 @@ impl Engine {
             }
             _ => vec![],
         };
-        let stream = with_source_context(batch::execute(&self.ctx, plan).await?, &choice);
+        let (stream, physical) = batch::execute_with_plan(&self.ctx, plan).await?;
+        let stream = with_source_context(stream, &choice);
         let stream = if explain && self.explain_executor() {
             let mut rows = vec![("executor".to_string(), choice.explanation())];
             rows.extend(
@@ -278,6 +283,7 @@ impl Engine {
             returns_rows,
             executor: Some(choice),
             metrics: None,
+            physical: Some(physical),
         })
     }
 
@@ -319,5 +325,6 @@ fn empty_output() -> StatementOutput {
         returns_rows: false,
         executor: None,
         metrics: None,
+        physical: None,
     }
 }
