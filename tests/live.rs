@@ -192,6 +192,8 @@ fn windows_append_to_one_table_in_place_under_a_status_line() -> Result<(), Erro
     let (in1, in2) = (count(&first, " in "), count(&second, " in "));
     assert!(in1.is_some() && in2 > in1, "{first}\n---\n{second}");
     assert!(count(&second, " out ") > count(&first, " out "), "{second}");
+    // The window the latest rows are in is open: its group is in state.
+    assert!(count(&second, " state ").is_some_and(|n| n >= 1), "{second}");
     assert!(second.contains("watermark 2015-07-15 00:00:0"), "{second}");
     assert!(second.contains("lag "), "{second}");
 

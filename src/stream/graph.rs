@@ -222,7 +222,7 @@ impl Graph {
         self.nodes
             .iter()
             .map(|n| match &n.kind {
-                NodeKind::Single(_) => 0,
+                NodeKind::Single(operator) => operator.state_rows(),
                 NodeKind::Multi { operator, .. } => operator.state_rows(),
             })
             .sum()
@@ -235,7 +235,7 @@ impl Graph {
             .iter()
             .map(|n| {
                 let (name, state_rows) = match &n.kind {
-                    NodeKind::Single(o) => (o.name(), 0),
+                    NodeKind::Single(o) => (o.name(), o.state_rows()),
                     NodeKind::Multi { operator, .. } => (operator.name(), operator.state_rows()),
                 };
                 OperatorStats {
