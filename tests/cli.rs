@@ -999,3 +999,24 @@ fn a_long_batch_query_shows_a_progress_bar_only_when_asked_or_on_a_terminal() {
     );
     assert!(shown.stderr.ends_with("\r\x1b[K"), "{shown:#?}");
 }
+
+#[test]
+fn a_continuous_insert_says_how_many_rows_it_wrote_at_its_end() {
+    let out = sluice(&[
+        "--mode",
+        "continuous",
+        "-e",
+        "CREATE TABLE g (k BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) \
+         WITH ('connector' = 'datagen', 'rows' = '5000', 'fields.ts.kind' = 'sequence');
+         CREATE TABLE m (k BIGINT);
+         INSERT INTO m SELECT k FROM g WHERE k > 0;
+         SELECT count(*) AS n FROM m",
+    ]);
+    let stdout = out.stdout.clone();
+    let written = stdout
+        .strip_prefix("n\n")
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .expect("the table's count");
+    assert!(written > 0 && written < 5000, "{out:#?}");
+    assert_eq!(out.ok_noting(&format!("{written} rows written\n")), stdout);
+}
