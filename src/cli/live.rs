@@ -81,7 +81,13 @@ impl LiveTable {
 
     /// Take a batch of the query's rows.
     pub fn apply(&mut self, batch: &RecordBatch, now: Instant) -> Result<(), OutputError> {
-        let rows = format_rows(batch).map_err(OutputError::from)?;
+        // Appending, only the rows that can still be shown are formatted (a
+        // fast stream would otherwise format every row it sends).
+        let batch = match self.fold {
+            false if batch.num_rows() > self.keep => batch.slice(batch.num_rows() - self.keep, self.keep),
+            _ => batch.clone(),
+        };
+        let rows = format_rows(&batch).map_err(OutputError::from)?;
         for mut cells in rows {
             for cell in &mut cells {
                 // One line per row: the drawing counts its lines.

@@ -190,7 +190,8 @@ async fn run_cancellable(runner: &mut Runner, name: &str, sql: &str) {
                 if interrupt.is_watched() {
                     interrupt.interrupt();
                 } else {
-                    eprintln!("Query cancelled.");
+                    // Over a batch query's progress line, if one is drawn.
+                    eprintln!("\r\x1b[KQuery cancelled.");
                     return;
                 }
             }
