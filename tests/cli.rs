@@ -1020,3 +1020,12 @@ fn a_continuous_insert_says_how_many_rows_it_wrote_at_its_end() {
     assert!(written > 0 && written < 5000, "{out:#?}");
     assert_eq!(out.ok_noting(&format!("{written} rows written\n")), stdout);
 }
+
+#[test]
+fn progress_takes_a_value_only_after_an_equals_sign() {
+    // `--progress q.sql` is the flag and a file, not a value.
+    let on = sluice(&["--progress", "queries/quickstart.sql"]);
+    assert_eq!(on.code, Some(0), "{on:#?}");
+    let off = sluice(&["--progress=false", "queries/quickstart.sql"]);
+    assert_eq!(off.ok(), on.stdout);
+}

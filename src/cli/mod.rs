@@ -57,7 +57,13 @@ pub struct Args {
     /// Keep a continuous query's status line (rows/s, watermark, lag, state,
     /// late rows) on stderr [default: when stderr is a terminal]; the shell
     /// shows it under its live table instead.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
     pub progress: Option<bool>,
     /// Append a continuous query's metrics to FILE: one JSON object a second
     /// and one at its end (fields in the README).
