@@ -31,6 +31,9 @@ pub struct StreamMetrics {
     pub operators: Mutex<Vec<OperatorStats>>,
     /// When the query was planned, for rates and elapsed time.
     pub started: Instant,
+    /// Retractions (`-U`/`-D`) of rows that were never inserted: counted and
+    /// reported, never applied.
+    pub unmatched_retractions: AtomicU64,
     /// Where late rows are written, if the table says so.
     pub late_output: std::sync::OnceLock<std::path::PathBuf>,
     /// What planning warned of (state that grows without bound), for stderr
@@ -48,6 +51,7 @@ impl Default for StreamMetrics {
             state_rows: AtomicU64::new(0),
             operators: Mutex::new(Vec::new()),
             started: Instant::now(),
+            unmatched_retractions: AtomicU64::new(0),
             late_output: std::sync::OnceLock::new(),
             warnings: std::sync::Mutex::new(Vec::new()),
         }

@@ -8,7 +8,6 @@ use crate::stream::operators::interval_join::IntervalJoinOperator;
 use crate::stream::operators::join::JoinSpec;
 use crate::stream::operators::stream_join::StreamJoinOperator;
 use crate::stream::operators::window_join::WindowJoinOperator;
-use crate::stream::state_options::StateOptions;
 
 impl StreamPlanner<'_> {
     /// A join: of two streams (both sides stream), or of a stream with a
@@ -104,18 +103,13 @@ impl StreamPlanner<'_> {
         {
             needs_watermark("a window join")?;
             let operator = WindowJoinOperator::try_new(spec, left_end, right_end, late())?;
-            (Box::new(operator), lineage, false)
+            (Box::new(operator), lineage, None)
         } else if let Some((bounds, _)) = join_interval_bounds(join) {
             needs_watermark("an interval join")?;
             let operator = IntervalJoinOperator::try_new(spec, bounds, late())?;
-            (Box::new(operator), None, false)
+            (Box::new(operator), None, None)
         } else {
-            let ttl = self
-                .state
-                .config_options()
-                .extensions
-                .get::<StateOptions>()
-                .and_then(|o| o.ttl);
+            let ttl = self.state_ttl();
             if ttl.is_none() || sources.unwatermarked.is_some() {
                 let why = match ttl {
                     Some(_) => " and a side has no watermark to expire state.ttl by",
@@ -129,7 +123,12 @@ impl StreamPlanner<'_> {
             let operator = StreamJoinOperator::try_new(spec, ttl)?;
             // An outer (anti) row is sent padded (alone) at once, and
             // retracted when its match comes.
-            let updating = operator.is_updating();
+            let updating = operator.is_updating().then(|| {
+                format!(
+                    "the {} join of two streams, which retracts its NULL-padded rows",
+                    join.join_type
+                )
+            });
             (Box::new(operator), None, updating)
         };
         let tail = self.graph.merge(vec![left.tail, right.tail], operator)?;
@@ -159,8 +158,9 @@ impl StreamPlanner<'_> {
         let table_plan =
             crate::plan::LowerWindows.analyze(table_side.as_ref().clone(), self.state.config_options())?;
         let physical = self.state.create_physical_plan(&table_plan).await?;
+        // An updating stream is looked up too: the table does not change, so
+        // the join of a change is the change of the join.
         let stream = self.node(stream_side, false).await?;
-        stream.appended_only("a lookup join")?;
         let (stream_keys, table_keys): (Vec<&Expr>, Vec<&Expr>) = join
             .on
             .iter()
@@ -250,7 +250,7 @@ impl StreamPlanner<'_> {
             tail,
             lineage,
             sources,
-            updating: inputs.iter().any(|i| i.updating),
+            updating: inputs.iter().find_map(|i| i.updating.clone()),
         })
     }
 }
