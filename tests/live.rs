@@ -247,6 +247,44 @@ fn an_updating_result_is_folded_and_ctrl_c_leaves_nothing_running() -> Result<()
     );
     s.stop()?;
 
+    // An updating GROUP BY over the stream (no window): four keys, each row
+    // updated where it stands, its count rising; its groups are in state.
+    s.run("SELECT auction % 4 AS k, count(*) AS bids FROM bid GROUP BY auction % 4;")?;
+    s.expect("GROUP BY auction % 4;")?;
+    s.expect("rows/s")?;
+    s.settle(Duration::from_millis(1_200))?;
+    let first = s.contents();
+    s.settle(Duration::from_millis(1_200))?;
+    let second = s.contents();
+    let count_of = |screen: &str, key: &str| -> Option<u64> {
+        screen
+            .lines()
+            .filter(|l| l.starts_with('│') || l.starts_with('|'))
+            .map(|l| {
+                l.split(['│', '┆', '|'])
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .find(|cells| cells.first() == Some(&key))
+            .and_then(|cells| cells.get(1).and_then(|n| n.parse().ok()))
+    };
+    for key in ["0", "1", "2", "3"] {
+        let rows = second
+            .lines()
+            .filter(|l| {
+                (l.starts_with('│') || l.starts_with('|')) && l.split_whitespace().nth(1) == Some(key)
+            })
+            .count();
+        assert_eq!(rows, 1, "key {key} once: {second}");
+    }
+    assert!(
+        count_of(&second, "1") > count_of(&first, "1"),
+        "{first}\n---\n{second}"
+    );
+    assert!(count(&second, " state ").is_some_and(|n| n == 4), "{second}");
+    s.stop()?;
+
     // The changelog mode shows the changes as they come.
     s.statement("SET 'sluice.result.mode' = 'changelog';", "'changelog';")?;
     s.run(
