@@ -502,7 +502,7 @@ mod tests {
         let err = create(&[("path", &p)]).await.expect_err("parquet");
         assert!(
             err.to_string()
-                .contains("'follow' = 'true' reads 'json' or 'csv' files, not 'parquet'"),
+                .contains("'follow' = 'true' reads 'json', 'csv' or 'debezium-json' files, not 'parquet'"),
             "{err}"
         );
         let err = create(&[("path", "s3://bucket/x.ndjson")])
