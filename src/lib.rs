@@ -23,5 +23,5 @@ pub mod plan;
 pub mod sql;
 pub mod stream;
 
-pub use engine::{Engine, Mode, SluiceOptions, StatementOutput};
+pub use engine::{Engine, Mode, ResultMode, SluiceOptions, StatementOutput};
 pub use error::{Result, SluiceError};

@@ -29,6 +29,14 @@ impl Run {
         &self.stdout
     }
 
+    /// Assert success with only `notes` on stderr (an INSERT's count) and
+    /// return stdout.
+    fn ok_noting(&self, notes: &str) -> &str {
+        assert_eq!(self.code, Some(0), "expected success: {self:#?}");
+        assert_eq!(self.stderr, notes, "stderr: {self:#?}");
+        &self.stdout
+    }
+
     /// Assert exit code 1 and return stderr.
     fn failed(&self) -> &str {
         assert_eq!(self.code, Some(1), "expected exit code 1: {self:#?}");
@@ -286,6 +294,38 @@ fn output_file_takes_its_format_from_the_extension() {
 }
 
 #[test]
+fn output_file_writes_parquet_and_arrow_and_refuses_an_unknown_extension() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    for (name, format) in [("out.parquet", "parquet"), ("out.arrow", "arrow")] {
+        let path = dir.path().join(name);
+        let path = path.to_str().expect("utf-8 path");
+        let out = sluice(&[
+            "--output",
+            path,
+            "-e",
+            "SELECT v, 'r' || v AS label FROM generate_series(1, 20000) AS x(v)",
+        ]);
+        assert_eq!(out.ok(), "");
+        // Read back as that format, by Sluice itself.
+        let back = sluice(&[
+            "-e",
+            &format!(
+                "CREATE TABLE t WITH ('connector' = 'file', 'path' = '{path}', 'format' = '{format}');
+                 SELECT count(*) AS n, max(v) AS top, min(label) AS first FROM t"
+            ),
+        ]);
+        assert_eq!(back.ok(), "n,top,first\n20000,20000,r1\n", "{name}");
+    }
+    let path = dir.path().join("out.xyz");
+    let out = sluice(&["--output", path.to_str().expect("utf-8 path"), "-e", "SELECT 1"]);
+    assert!(
+        out.failed().contains("cannot tell the format of") && out.stderr.contains(".parquet, .arrow"),
+        "{out:#?}"
+    );
+    assert!(!path.exists(), "no file written under a name that lies");
+}
+
+#[test]
 fn output_flag_format_beats_the_extension() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path().join("out.json");
@@ -513,7 +553,17 @@ fn copy_writes_its_file_and_it_reads_back() {
                 AND (SELECT count(*) FROM paid) > 0 AS same;"
     );
     let out = sluice(&["-e", &sql]);
-    assert_eq!(out.ok(), "same\ntrue\n");
+    // COPY says how many rows it wrote, on stderr: stdout stays the results.
+    let completed = std::fs::read_to_string(Path::new(ROOT).join("testdata/orders.csv"))
+        .expect("orders.csv")
+        .lines()
+        .filter(|l| l.contains(",completed"))
+        .count();
+    assert!(completed > 0);
+    assert_eq!(
+        out.ok_noting(&format!("{completed} rows written\n")),
+        "same\ntrue\n"
+    );
 }
 
 #[test]
@@ -522,7 +572,7 @@ fn insert_into_a_memory_table_takes_effect() {
         "-e",
         "CREATE TABLE m (a INT); INSERT INTO m VALUES (1), (2), (3); SELECT sum(a) AS s FROM m",
     ]);
-    assert!(out.ok().ends_with("s\n6\n"), "{out:#?}");
+    assert!(out.ok_noting("3 rows written\n").ends_with("s\n6\n"), "{out:#?}");
 }
 
 // ---------------------------------------------------------------- sample data
@@ -565,9 +615,25 @@ fn every_example_query_runs() {
     assert!(files.len() >= 3, "{files:?}");
     for file in files {
         let relative = file.strip_prefix(ROOT).expect("under the root");
-        let out = sluice(&["--format", "table", relative.to_str().expect("utf-8 path")]);
+        // A pipeline that reads its orders on stdin is fed the bundled ones,
+        // as its header says to run it.
+        let text = std::fs::read_to_string(&file).expect("the example reads");
+        let stdin = match text.contains("'connector' = 'stdin'") {
+            true => std::fs::read_to_string(Path::new(ROOT).join("testdata/orders.csv")).expect("orders.csv"),
+            false => String::new(),
+        };
+        let mut command = sluice_in(Path::new(ROOT));
+        command.args(["--format", "table", relative.to_str().expect("utf-8 path")]);
+        let out = run(command, &stdin);
         assert_eq!(out.code, Some(0), "{}: {out:#?}", relative.display());
-        assert!(out.stderr.is_empty(), "{}: {out:#?}", relative.display());
+        // Only the counts of rows that COPY and INSERT wrote.
+        assert!(
+            out.stderr
+                .lines()
+                .all(|l| l.ends_with(" rows written") || l == "1 row written"),
+            "{}: {out:#?}",
+            relative.display()
+        );
         assert!(out.stdout.lines().count() > 5, "{}: {out:#?}", relative.display());
     }
 }
@@ -584,6 +650,13 @@ fn a_closed_pipe_ends_a_json_query_quietly_with_success() {
     closed_pipe_succeeds("json", "{\"value\":1}\n");
 }
 
+#[test]
+fn a_table_in_a_pipe_streams_and_a_closed_pipe_ends_it() {
+    // Columns as wide as the first batch's values (up to 8192): the table's
+    // top border comes out at once, before the other 100 M rows are read.
+    closed_pipe_succeeds("table", "+-------+\n");
+}
+
 /// Read the first line of a long result, close the pipe like `| head -1`,
 /// and expect a quiet, successful exit.
 fn closed_pipe_succeeds(format: &str, first_line: &str) {
@@ -592,7 +665,8 @@ fn closed_pipe_succeeds(format: &str, first_line: &str) {
             "--format",
             format,
             "-e",
-            "SELECT * FROM generate_series(1, 5000000)",
+            // Too many rows to format before the first line comes out.
+            "SELECT * FROM generate_series(1, 100000000)",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -678,4 +752,290 @@ fn an_aggregate_over_the_wrong_type_names_the_function_and_types() {
         ) && !err.contains("Internal"),
         "{err}"
     );
+}
+
+// ---------------------------------------------------------------- metrics and progress
+
+/// 5,000 generated rows a second apart, replayed as a stream: a filter and
+/// a 1 min window per minute.
+const GENERATED_WINDOWS: &str = "CREATE TABLE g (k BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) \
+    WITH ('connector' = 'datagen', 'rows' = '5000', 'fields.k.min' = '1', 'fields.k.max' = '10', \
+          'fields.ts.kind' = 'sequence');
+    SELECT window_start, count(*) AS n FROM TABLE(TUMBLE(TABLE g, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) \
+    WHERE k > 5 GROUP BY window_start, window_end;";
+
+#[test]
+fn metrics_are_one_json_object_a_second_with_the_source_rows() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let metrics = dir.path().join("metrics.ndjson");
+    let out = sluice(&[
+        "--mode",
+        "continuous",
+        "--metrics",
+        metrics.to_str().expect("utf-8 path"),
+        "-e",
+        GENERATED_WINDOWS,
+    ]);
+    let windows = out.ok().lines().count() - 1;
+    assert_eq!(windows, 84, "5,000 s make 84 minutes: {out:#?}");
+    let text = std::fs::read_to_string(&metrics).expect("the metrics file");
+    let objects: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
+        .collect();
+    let last = objects.last().expect("at least the final object");
+    for field in [
+        "ts",
+        "rows_in",
+        "rows_out",
+        "rows_per_s",
+        "watermark",
+        "lag_ms",
+        "late_rows",
+        "state_rows",
+        "state_bytes",
+        "operators",
+    ] {
+        assert!(last.get(field).is_some(), "{field} missing: {last}");
+    }
+    // Every row the source made was counted, and every row printed.
+    assert_eq!(last["rows_in"], 5000, "{last}");
+    assert_eq!(last["rows_out"], windows, "{last}");
+    assert_eq!(last["late_rows"], 0, "{last}");
+    let operators = last["operators"].as_array().expect("a list of operators");
+    assert!(operators.len() >= 2, "{last}");
+    for operator in operators {
+        assert!(
+            operator["name"].is_string() && operator["state_rows"].is_u64(),
+            "{operator}"
+        );
+    }
+    // The first operator takes every source row, the filter keeps some, the
+    // last one gives the query's rows.
+    assert_eq!(operators[0]["rows_in"], 5000, "{last}");
+    let kept = operators[0]["rows_out"].as_u64().expect("a count");
+    assert!(kept > 0 && kept < 5000, "{last}");
+    assert_eq!(
+        operators.last().expect("an operator")["rows_out"],
+        windows,
+        "{last}"
+    );
+
+    // A second run appends to the file.
+    sluice(&[
+        "--mode",
+        "continuous",
+        "--metrics",
+        metrics.to_str().expect("utf-8 path"),
+        "-e",
+        GENERATED_WINDOWS,
+    ])
+    .ok();
+    let again = std::fs::read_to_string(&metrics).expect("the metrics file");
+    assert!(again.lines().count() > objects.len() && again.starts_with(&text));
+}
+
+#[test]
+fn progress_and_the_lag_alert_go_to_stderr() {
+    let out = sluice(&["--mode", "continuous", "--progress", "-e", GENERATED_WINDOWS]);
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    // The status line (drawn over itself, cleared at the end), then the summary.
+    assert!(out.stderr.contains(" rows/s) · out "), "{out:#?}");
+    assert!(out.stderr.contains("\r\x1b[KQuery ended after "), "{out:#?}");
+    assert!(
+        out.stderr
+            .ends_with(": 5,000 rows in, 84 rows out, 0 rows late\n"),
+        "{out:#?}"
+    );
+    assert_eq!(out.stdout.lines().count(), 85, "{out:#?}");
+
+    // Generated times are of 2015: the lag is years, above the limit. The
+    // generator is slowed so that the query is looked at while it runs.
+    let alerting = "SET 'sluice.alert.lag' = '30 s';
+         CREATE TABLE slow (k BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) \
+         WITH ('connector' = 'datagen', 'rows' = '2000', 'rows-per-second' = '1000', \
+               'fields.ts.kind' = 'sequence');
+         SELECT k FROM slow WHERE k = 0;";
+    let out = sluice(&["--mode", "continuous", "-e", alerting]);
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    let alerts: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("Warning: lag "))
+        .collect();
+    // Once when the lag goes above the limit (again only every 10 s).
+    assert_eq!(alerts.len(), 1, "{out:#?}");
+    assert!(
+        alerts[0].contains(" d is above sluice.alert.lag (30.0 s): the watermark is at 2015-07-15"),
+        "{out:#?}"
+    );
+    // Without the setting, nothing.
+    let quiet = sluice(&[
+        "--mode",
+        "continuous",
+        "-e",
+        &alerting.replace("'30 s'", "'none'"),
+    ]);
+    assert_eq!(quiet.stderr, "", "{quiet:#?}");
+}
+
+#[test]
+fn explain_analyze_runs_a_bounded_replay_and_counts_each_operator() {
+    let sql = GENERATED_WINDOWS.replace("SELECT window_start", "EXPLAIN ANALYZE SELECT window_start");
+    let out = sluice(&["--mode", "continuous", "--format", "json", "-e", &sql]);
+    let rows = json_lines(out.ok());
+    let plans: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["plan_type"].as_str().expect("text"),
+                r["plan"].as_str().expect("text"),
+            )
+        })
+        .collect();
+    assert!(
+        plans[0]
+            .1
+            .starts_with("continuous (sluice.mode): replaying bounded sources g"),
+        "{plans:?}"
+    );
+    // The filter takes every generated row and keeps about half; the
+    // window aggregate gives one row per minute.
+    let filter = plans
+        .iter()
+        .find(|(_, p)| p.starts_with("Filter: k@0 > 5"))
+        .expect("the filter");
+    assert!(filter.1.contains(": rows in 5000, rows out "), "{filter:?}");
+    let aggregate = plans
+        .iter()
+        .find(|(_, p)| p.starts_with("WindowAggregate"))
+        .expect("the window aggregate");
+    assert!(
+        aggregate.1.ends_with(", rows out 84, state rows at the end 0"),
+        "{aggregate:?}"
+    );
+    let total = plans.last().expect("a last row");
+    assert_eq!(total.0, "continuous query");
+    assert!(
+        total.1.starts_with("rows in 5000, rows out 84, late rows 0, "),
+        "{total:?}"
+    );
+
+    // A query that does not end cannot be run to its end.
+    let out = sluice(&[
+        "-e",
+        "CREATE TABLE b (price BIGINT) WITH ('connector' = 'nexmark', 'table' = 'bid'); EXPLAIN ANALYZE SELECT * FROM b",
+    ]);
+    assert!(
+        out.failed()
+            .contains("EXPLAIN ANALYZE runs the query to its end, and this one does not end"),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn sql_given_to_e_may_start_with_a_comment_or_a_minus() {
+    let out = sluice(&["-e", "-- the daily job\nSELECT 1 AS one", "-e", "-1 AS minus"]);
+    // The second is not SQL on its own: it fails, as SQL, not as an option.
+    assert!(out.stdout.starts_with("one\n1\n"), "{out:#?}");
+    assert!(out.stderr.starts_with("Error: <command line #2>"), "{out:#?}");
+    let out = sluice(&["-e", "-- only a comment\nSELECT 2 AS two"]);
+    assert_eq!(out.ok(), "two\n2\n");
+}
+
+#[test]
+fn an_s3_path_without_credentials_says_which_settings_give_them() {
+    let mut command = sluice_in(Path::new(ROOT));
+    for name in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_SKIP_SIGNATURE",
+    ] {
+        command.env_remove(name);
+    }
+    command.args([
+        "-e",
+        "CREATE TABLE t (a BIGINT) WITH ('connector' = 'file', 'path' = 's3://some-bucket/x.csv', 'format' = 'csv')",
+    ]);
+    let out = run(command, "");
+    let stderr = out.failed();
+    // Unless this machine has an instance role (then S3 itself answers).
+    if !stderr.contains("169.254.169.254") && !stderr.contains("no AWS credentials") {
+        return;
+    }
+    assert!(
+        stderr.contains("no AWS credentials were found for 's3://some-bucket/x.csv'")
+            && stderr.contains("'s3.access_key_id'")
+            && stderr.contains("AWS_ACCESS_KEY_ID"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_long_batch_query_shows_a_progress_bar_only_when_asked_or_on_a_terminal() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    for part in 0..2 {
+        let mut text = String::from("a,b\n");
+        for i in 0..150_000 {
+            text.push_str(&format!("{i},{}\n", i * 7 % 1000));
+        }
+        std::fs::write(dir.path().join(format!("part{part}.csv")), text).expect("write a part");
+    }
+    // Slow on purpose: an md5 per row keeps it running past the first second.
+    let sql = format!(
+        "CREATE TABLE t (a BIGINT, b BIGINT) WITH ('connector' = 'file', 'path' = '{}/', 'format' = 'csv');
+         SELECT count(*) AS n FROM t WHERE md5(CAST(a * b AS VARCHAR)) LIKE 'ab%' OR md5(CAST(a AS VARCHAR)) LIKE 'cd%'",
+        dir.path().display()
+    );
+    let shown = sluice(&["--progress", "-e", &sql]);
+    assert_eq!(shown.code, Some(0), "{shown:#?}");
+    let quiet = sluice(&["-e", &sql]);
+    // The same rows; in a pipe no bar unless asked.
+    assert_eq!(quiet.ok(), shown.stdout);
+    // Drawn over itself while it runs (the bar is due after a second; the
+    // query takes several), and cleared at the end.
+    assert!(
+        shown.stderr.contains("] ") && shown.stderr.contains(" of 2 file parts (3.0 MB) · "),
+        "{shown:#?}"
+    );
+    assert!(
+        shown.stderr.contains("% 1 of 2 file parts") || shown.stderr.contains("% 0 of 2 file parts"),
+        "{shown:#?}"
+    );
+    assert!(shown.stderr.ends_with("\r\x1b[K"), "{shown:#?}");
+}
+
+#[test]
+fn a_continuous_insert_says_how_many_rows_it_wrote_at_its_end() {
+    let out = sluice(&[
+        "--mode",
+        "continuous",
+        "-e",
+        "CREATE TABLE g (k BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) \
+         WITH ('connector' = 'datagen', 'rows' = '5000', 'fields.ts.kind' = 'sequence');
+         CREATE TABLE m (k BIGINT);
+         INSERT INTO m SELECT k FROM g WHERE k > 0;
+         SET sluice.mode = 'batch';
+         SELECT count(*) AS n FROM m",
+    ]);
+    let stdout = out.stdout.clone();
+    let written = stdout
+        .strip_prefix("n\n")
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .expect("the table's count");
+    assert!(written > 0 && written < 5000, "{out:#?}");
+    assert_eq!(out.ok_noting(&format!("{written} rows written\n")), stdout);
+}
+
+#[test]
+fn progress_takes_a_value_only_after_an_equals_sign() {
+    // `--progress q.sql` is the flag and a file, not a value.
+    let on = sluice(&["--progress", "queries/quickstart.sql"]);
+    assert_eq!(on.code, Some(0), "{on:#?}");
+    let off = sluice(&["--progress=false", "queries/quickstart.sql"]);
+    assert_eq!(off.ok(), on.stdout);
 }

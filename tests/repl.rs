@@ -42,8 +42,10 @@ fn multi_line_query_commands_and_history() -> Result<(), Error> {
     let home = tempfile::tempdir().expect("a temp dir");
     let mut s = shell(home.path())?;
 
-    // A statement over two lines runs once it ends with ';'.
+    // A statement over two lines runs once it ends with ';'; the second
+    // line has the continuation prompt.
     s.send_line("SELECT 41 + 1 AS answer,")?;
+    s.exp_string("   ...> ")?;
     s.send_line("'two lines' AS how;")?;
     s.exp_regex(r"answer [^\n]* how")?;
     s.exp_regex(r"42 [^\n]* two lines")?;
@@ -63,7 +65,29 @@ fn multi_line_query_commands_and_history() -> Result<(), Error> {
     s.exp_regex(r"public [^\n]* products ")?;
     s.exp_string(PROMPT)?;
     s.send_line("\\d products")?;
-    s.exp_regex(r"category [^\n]* Utf8")?;
+    // SQL's names for the types, not Arrow's.
+    s.exp_regex(r"product_id [^\n]* BIGINT")?;
+    s.exp_regex(r"category [^\n]* VARCHAR")?;
+    s.exp_string(PROMPT)?;
+
+    // \format and \maxrows change the output from inside the shell.
+    s.send_line("\\format json")?;
+    s.exp_string("Format is json.")?;
+    s.exp_string(PROMPT)?;
+    s.send_line("SELECT name FROM products ORDER BY product_id LIMIT 2;")?;
+    s.exp_regex(r#"\{"name":"[^"]+"\}"#)?;
+    s.exp_string(PROMPT)?;
+    s.send_line("\\format table")?;
+    s.exp_string("Format is table.")?;
+    s.exp_string(PROMPT)?;
+    s.send_line("\\maxrows 3")?;
+    s.exp_string("at most 3 rows")?;
+    s.exp_string(PROMPT)?;
+    s.send_line("SELECT product_id FROM products;")?;
+    s.exp_string("(197 more rows not shown")?;
+    s.exp_string(PROMPT)?;
+    s.send_line("\\format yaml")?;
+    s.exp_string("\\format takes table, csv, json or changelog, not 'yaml'")?;
     s.exp_string(PROMPT)?;
 
     // \timing toggles the time under results.
@@ -80,7 +104,9 @@ fn multi_line_query_commands_and_history() -> Result<(), Error> {
 
     // Help, an unknown command, and an error that keeps the shell alive.
     s.send_line("\\help")?;
-    s.exp_string("\\q            quit")?;
+    s.exp_string("\\q              quit")?;
+    s.exp_string("sluice.result.mode")?;
+    s.exp_string("tableau")?;
     s.exp_string(PROMPT)?;
     s.send_line("\\nope")?;
     s.exp_string("unknown command '\\nope'")?;
@@ -165,15 +191,24 @@ fn a_continuous_query_shows_each_window_and_ctrl_c_stops_it() -> Result<(), Erro
          WITH ('connector' = 'nexmark', 'rate' = '2000', 'events.per.second' = '1000');",
     )?;
     s.exp_string(PROMPT)?;
+    // Flink's tableau mode: rows as they come (the live table is in tests/live.rs).
+    s.send_line("SET 'sluice.result.mode' = 'tableau';")?;
+    s.exp_string("'tableau';")?;
+    s.exp_string(PROMPT)?;
     s.send_line(
         "SELECT window_start, count(*) AS bids FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '1' SECOND)) \
          GROUP BY window_start, window_end;",
     )?;
     // Two windows come out while the query runs, each as its own table.
-    s.exp_regex(r"2015-07-15T00:00:00 [^\n]*\d")?;
-    s.exp_regex(r"2015-07-15T00:00:01 [^\n]*\d")?;
+    let (first, _) = s.exp_regex(r"2015-07-15T00:00:00 [^\n]*\d")?;
+    let (second, _) = s.exp_regex(r"2015-07-15T00:00:01 [^\n]*\d")?;
+    assert!(
+        !first.contains("\x1b[J") && !second.contains("\x1b[J"),
+        "not redrawn in place"
+    );
+    assert!(second.contains("window_start"), "a header per table: {second:?}");
     s.send_control('c')?;
-    s.exp_string("Query cancelled.")?;
+    s.exp_string("Query cancelled after")?;
     s.exp_string(PROMPT)?;
     s.send_line("SELECT 'still here' AS after;")?;
     s.exp_string("still here")?;

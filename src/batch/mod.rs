@@ -12,5 +12,22 @@ use datafusion::logical_expr::LogicalPlan;
 /// Run a plan to a stream of record batches. DDL and `SET` take effect here
 /// and yield an empty stream.
 pub async fn execute(ctx: &SessionContext, plan: LogicalPlan) -> Result<SendableRecordBatchStream> {
-    ctx.execute_logical_plan(plan).await?.execute_stream().await
+    Ok(execute_with_plan(ctx, plan).await?.0)
+}
+
+/// [`execute`], also giving the physical plan that runs, whose metrics
+/// (rows and bytes its scans have read) a progress display can read while
+/// it runs.
+pub async fn execute_with_plan(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+) -> Result<(
+    SendableRecordBatchStream,
+    std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+)> {
+    let frame = ctx.execute_logical_plan(plan).await?;
+    let task = std::sync::Arc::new(frame.task_ctx());
+    let physical = frame.create_physical_plan().await?;
+    let stream = datafusion::physical_plan::execute_stream(std::sync::Arc::clone(&physical), task)?;
+    Ok((stream, physical))
 }

@@ -3,7 +3,9 @@
 //! This is the only module that prints. Results go to stdout (or `--output`),
 //! everything else to stderr; any failed statement makes the exit code 1.
 
+mod live;
 mod output;
+mod progress;
 mod repl;
 mod report;
 mod runner;
@@ -15,7 +17,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub use output::{OutputError, OutputFormat, ResultWriter};
-pub use runner::{Runner, RunnerOptions};
+pub use runner::{Interrupt, Runner, RunnerOptions};
 
 use crate::Engine;
 
@@ -28,8 +30,9 @@ use crate::Engine;
 pub struct Args {
     /// SQL files to run, in order (after any -e).
     pub files: Vec<PathBuf>,
-    /// SQL to run; may be given several times.
-    #[arg(short = 'e', long = "execute", value_name = "SQL")]
+    /// SQL to run; may be given several times. It may start with '-' (a
+    /// leading `-- comment`).
+    #[arg(short = 'e', long = "execute", value_name = "SQL", allow_hyphen_values = true)]
     pub execute: Vec<String>,
     /// Output format [default: table on a terminal, csv otherwise].
     #[arg(short = 'f', long, value_enum)]
@@ -51,6 +54,21 @@ pub struct Args {
     /// streams; at their end every window closes). Same as SET sluice.mode.
     #[arg(long, value_enum, default_value_t = crate::Mode::Auto)]
     pub mode: crate::Mode,
+    /// Keep a continuous query's status line (rows/s, watermark, lag, state,
+    /// late rows) on stderr [default: when stderr is a terminal]; the shell
+    /// shows it under its live table instead.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub progress: Option<bool>,
+    /// Append a continuous query's metrics to FILE: one JSON object a second
+    /// and one at its end (fields in the README).
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
 }
 
 /// The stack of the thread that parses, plans and drives statements: SQL
@@ -97,9 +115,22 @@ pub fn main() -> ExitCode {
 async fn run(args: Args) -> ExitCode {
     let interactive = args.files.is_empty() && args.execute.is_empty() && std::io::stdin().is_terminal();
     let stdout_is_tty = args.output.is_none() && std::io::stdout().is_terminal();
-    let format = args
-        .format
-        .unwrap_or_else(|| default_format(args.output.as_deref(), stdout_is_tty));
+    let format = match args.format {
+        Some(format) => format,
+        None => match default_format(args.output.as_deref(), stdout_is_tty) {
+            Ok(format) => format,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    if !format.is_text() && stdout_is_tty {
+        eprintln!(
+            "Error: --format parquet and arrow write a binary file: give --output FILE or redirect stdout"
+        );
+        return ExitCode::FAILURE;
+    }
     let out: Box<dyn std::io::Write + Send> = match &args.output {
         Some(path) => match std::fs::File::create(path) {
             Ok(file) => Box::new(std::io::BufWriter::new(file)),
@@ -117,8 +148,10 @@ async fn run(args: Args) -> ExitCode {
             .unwrap_or(if stdout_is_tty { 40 } else { usize::MAX }),
         timing: args.timing || interactive,
         continue_on_error: args.continue_on_error,
-        unicode: stdout_is_tty,
+        unicode: stdout_is_tty && utf8_locale(),
         detailed_errors: std::io::stderr().is_terminal(),
+        live: stdout_is_tty,
+        progress: args.progress.unwrap_or_else(|| std::io::stderr().is_terminal()),
     };
     let config = datafusion::execution::context::SessionConfig::new()
         .with_information_schema(true)
@@ -127,6 +160,15 @@ async fn run(args: Args) -> ExitCode {
             ..Default::default()
         });
     let mut runner = Runner::new(Engine::with_config(config), out, options);
+    if let Some(path) = &args.metrics {
+        match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            Ok(file) => runner.set_metrics_file(file),
+            Err(e) => {
+                eprintln!("Error: cannot write the metrics file '{}': {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
 
     if interactive {
         return repl::run(&mut runner).await;
@@ -158,7 +200,7 @@ async fn run(args: Args) -> ExitCode {
         };
         match outcome {
             Outcome::Ok => {}
-            Outcome::Failed => {
+            Outcome::Failed | Outcome::Interrupted => {
                 ok = false;
                 if !runner.options().continue_on_error {
                     break;
@@ -193,15 +235,23 @@ impl SqlSource {
 }
 
 /// The format when none is given: by the output file's extension, else a
-/// table for a terminal and CSV for a pipe.
-fn default_format(output: Option<&std::path::Path>, stdout_is_tty: bool) -> OutputFormat {
-    match output.and_then(|p| p.extension()).and_then(|e| e.to_str()) {
-        Some("json" | "ndjson" | "jsonl") => OutputFormat::Json,
-        Some("txt") => OutputFormat::Table,
-        Some(_) => OutputFormat::Csv,
-        None if stdout_is_tty => OutputFormat::Table,
-        None => OutputFormat::Csv,
-    }
+/// table for a terminal and CSV for a pipe. An extension it does not know
+/// is an error (writing CSV under another name would mislead).
+fn default_format(output: Option<&std::path::Path>, stdout_is_tty: bool) -> Result<OutputFormat, String> {
+    let Some(path) = output else {
+        return Ok(if stdout_is_tty {
+            OutputFormat::Table
+        } else {
+            OutputFormat::Csv
+        });
+    };
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    OutputFormat::from_extension(extension).ok_or_else(|| {
+        format!(
+            "cannot tell the format of '{}' from its extension; name it .csv, .json (.ndjson), .parquet, .arrow or .txt (a table), or give --format",
+            path.display()
+        )
+    })
 }
 
 /// How a run of one source of SQL ended.
@@ -213,4 +263,19 @@ pub enum Outcome {
     Failed,
     /// The output was closed (`| head`): stop quietly, successfully.
     OutputClosed,
+    /// Ctrl-C in the shell stopped a continuous query (its summary is out).
+    Interrupted,
+}
+
+/// Whether the terminal takes UTF-8 (box-drawing characters), by the
+/// locale's variables as C programs read them; `LANG=C` gets ASCII tables.
+fn utf8_locale() -> bool {
+    ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|value| !value.is_empty())
+        .is_some_and(|value| {
+            let value = value.to_ascii_lowercase();
+            value.contains("utf-8") || value.contains("utf8")
+        })
 }

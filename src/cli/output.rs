@@ -27,6 +27,67 @@ pub enum OutputFormat {
     /// (insert), `-U`/`+U` (an update's old and new row) or `-D` (delete).
     /// Rows of append-only results are all `+I`.
     Changelog,
+    /// A Parquet file (for `--output x.parquet`, or stdout redirected).
+    Parquet,
+    /// An Arrow IPC file (for `--output x.arrow`).
+    Arrow,
+}
+
+impl OutputFormat {
+    /// The format a file's extension names; `None` for an extension this
+    /// does not know (an error for the caller: not CSV under another name).
+    pub fn from_extension(extension: &str) -> Option<Self> {
+        match extension.to_ascii_lowercase().as_str() {
+            "json" | "ndjson" | "jsonl" => Some(Self::Json),
+            "csv" => Some(Self::Csv),
+            "txt" => Some(Self::Table),
+            "parquet" => Some(Self::Parquet),
+            "arrow" | "ipc" | "feather" => Some(Self::Arrow),
+            _ => None,
+        }
+    }
+
+    /// Whether people can read it (a shell may switch to it).
+    pub fn is_text(self) -> bool {
+        !matches!(self, Self::Parquet | Self::Arrow)
+    }
+}
+
+/// A `Write + Send` buffer that Parquet's and Arrow's file writers fill and
+/// [`ResultWriter`] empties into its output after each batch, so that a big
+/// result is not held whole in memory.
+#[derive(Clone, Default)]
+struct SharedBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl SharedBuffer {
+    fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .map(|mut b| std::mem::take(&mut *b))
+            .unwrap_or_default()
+    }
+}
+
+impl Write for SharedBuffer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.0.lock() {
+            Ok(mut b) => {
+                b.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            Err(_) => Err(io::Error::other("the output buffer was poisoned")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A binary file being written.
+enum FileWriter {
+    Parquet(datafusion::parquet::arrow::ArrowWriter<SharedBuffer>),
+    Arrow(arrow::ipc::writer::FileWriter<SharedBuffer>),
 }
 
 /// Why output stopped.
@@ -47,6 +108,12 @@ impl From<io::Error> for OutputError {
         } else {
             OutputError::Failed(e.to_string())
         }
+    }
+}
+
+impl From<datafusion::parquet::errors::ParquetError> for OutputError {
+    fn from(e: datafusion::parquet::errors::ParquetError) -> Self {
+        OutputError::Failed(e.to_string())
     }
 }
 
@@ -74,6 +141,11 @@ pub struct ResultWriter<'a> {
     header_written: bool,
     /// Whether the terminal can show box-drawing characters.
     unicode: bool,
+    /// Table format with no row limit (a pipe, a file): rows go out as
+    /// they come, in columns as wide as the first batch's.
+    streamed: Option<StreamedTable>,
+    /// Parquet and Arrow: the file writer, and the buffer it writes to.
+    file: Option<(FileWriter, SharedBuffer)>,
 }
 
 impl<'a> ResultWriter<'a> {
@@ -94,6 +166,8 @@ impl<'a> ResultWriter<'a> {
             rows: 0,
             header_written: false,
             unicode,
+            streamed: None,
+            file: None,
         }
     }
 
@@ -106,6 +180,53 @@ impl<'a> ResultWriter<'a> {
     pub fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), OutputError> {
         self.rows += batch.num_rows();
         match self.format {
+            OutputFormat::Table if self.max_rows == usize::MAX => {
+                if batch.num_rows() == 0 {
+                    return Ok(());
+                }
+                let rows = format_rows(batch)?;
+                let streamed = self
+                    .streamed
+                    .get_or_insert_with(|| StreamedTable::new(&self.schema, &rows, self.unicode));
+                let mut text = String::new();
+                if !self.header_written {
+                    streamed.header(&mut text);
+                    self.header_written = true;
+                }
+                for row in &rows {
+                    streamed.row(row, &mut text);
+                }
+                self.out.write_all(text.as_bytes())?;
+                self.out.flush()?;
+                Ok(())
+            }
+            OutputFormat::Parquet | OutputFormat::Arrow => {
+                if self.file.is_none() {
+                    let buffer = SharedBuffer::default();
+                    let writer = match self.format {
+                        OutputFormat::Parquet => {
+                            FileWriter::Parquet(datafusion::parquet::arrow::ArrowWriter::try_new(
+                                buffer.clone(),
+                                batch.schema(),
+                                None,
+                            )?)
+                        }
+                        _ => FileWriter::Arrow(arrow::ipc::writer::FileWriter::try_new(
+                            buffer.clone(),
+                            &batch.schema(),
+                        )?),
+                    };
+                    self.file = Some((writer, buffer));
+                }
+                if let Some((writer, buffer)) = self.file.as_mut() {
+                    match writer {
+                        FileWriter::Parquet(w) => w.write(batch)?,
+                        FileWriter::Arrow(w) => w.write(batch)?,
+                    }
+                    self.out.write_all(&buffer.take())?;
+                }
+                Ok(())
+            }
             OutputFormat::Table => {
                 let room = self.max_rows.saturating_sub(self.table_rows.len());
                 if room > 0 {
@@ -153,8 +274,37 @@ impl<'a> ResultWriter<'a> {
 
     /// Finish: a table is drawn now; CSV of an empty result still gets its header.
     /// `footer` is appended under a table (row count, time).
-    pub fn finish(self, footer: Option<&str>) -> Result<(), OutputError> {
+    pub fn finish(mut self, footer: Option<&str>) -> Result<(), OutputError> {
         match self.format {
+            OutputFormat::Table if self.max_rows == usize::MAX => {
+                let streamed = self
+                    .streamed
+                    .get_or_insert_with(|| StreamedTable::new(&self.schema, &[], self.unicode));
+                let mut text = String::new();
+                if !self.header_written {
+                    streamed.header(&mut text);
+                }
+                streamed.bottom(&mut text);
+                self.out.write_all(text.as_bytes())?;
+                if let Some(footer) = footer {
+                    writeln!(self.out, "{footer}")?;
+                }
+            }
+            OutputFormat::Parquet | OutputFormat::Arrow => {
+                if self.file.is_none() {
+                    // An empty result is still a file, with the schema.
+                    self.write_batch(&RecordBatch::new_empty(std::sync::Arc::clone(&self.schema)))?;
+                }
+                if let Some((writer, buffer)) = self.file.take() {
+                    match writer {
+                        FileWriter::Parquet(w) => {
+                            w.close()?;
+                        }
+                        FileWriter::Arrow(mut w) => w.finish()?,
+                    }
+                    self.out.write_all(&buffer.take())?;
+                }
+            }
             OutputFormat::Table => {
                 let mut table = Table::new();
                 table
@@ -195,6 +345,134 @@ impl<'a> ResultWriter<'a> {
         }
         self.out.flush()?;
         Ok(())
+    }
+}
+
+/// A table written as its rows come (a pipe, a file): the columns are as
+/// wide as the first batch needs, and a later, wider value widens only its
+/// row rather than holding every row back to measure them all.
+struct StreamedTable {
+    widths: Vec<usize>,
+    right: Vec<bool>,
+    header: Vec<String>,
+    /// Left border, column separator, right border, header rule pieces.
+    glyphs: Glyphs,
+}
+
+struct Glyphs {
+    left: &'static str,
+    middle: &'static str,
+    right: &'static str,
+    line: char,
+    top: [&'static str; 3],
+    rule: [&'static str; 3],
+    rule_line: char,
+    bottom: [&'static str; 3],
+    header_middle: &'static str,
+}
+
+const ASCII: Glyphs = Glyphs {
+    left: "|",
+    middle: "|",
+    right: "|",
+    line: '-',
+    top: ["+", "+", "+"],
+    rule: ["+", "=", "+"],
+    rule_line: '=',
+    bottom: ["+", "+", "+"],
+    header_middle: "|",
+};
+
+// comfy-table's UTF8_FULL_CONDENSED, as the terminal's tables are drawn.
+const UNICODE: Glyphs = Glyphs {
+    left: "│",
+    middle: "┆",
+    right: "│",
+    line: '─',
+    top: ["┌", "┬", "┐"],
+    rule: ["╞", "╪", "╡"],
+    rule_line: '═',
+    bottom: ["└", "┴", "┘"],
+    header_middle: "┆",
+};
+
+impl StreamedTable {
+    fn new(schema: &SchemaRef, first: &[Vec<String>], unicode: bool) -> Self {
+        let header: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let widths = header
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                first
+                    .iter()
+                    .filter_map(|row| row.get(i))
+                    .map(|cell| cell.chars().count())
+                    .chain(std::iter::once(name.chars().count()))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        Self {
+            widths,
+            right: schema
+                .fields()
+                .iter()
+                .map(|f| f.data_type().is_numeric())
+                .collect(),
+            header,
+            glyphs: if unicode { UNICODE } else { ASCII },
+        }
+    }
+
+    fn border(&self, ends: [&str; 3], line: char, text: &mut String) {
+        text.push_str(ends[0]);
+        for (i, width) in self.widths.iter().enumerate() {
+            if i > 0 {
+                text.push_str(ends[1]);
+            }
+            text.extend(std::iter::repeat_n(line, width + 2));
+        }
+        text.push_str(ends[2]);
+        text.push('\n');
+    }
+
+    fn cells(&self, cells: &[String], middle: &str, align: bool, text: &mut String) {
+        text.push_str(self.glyphs.left);
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                text.push_str(middle);
+            }
+            let pad = self
+                .widths
+                .get(i)
+                .map_or(0, |w| w.saturating_sub(cell.chars().count()));
+            let right = align && self.right.get(i).copied().unwrap_or(false);
+            text.push(' ');
+            if right {
+                text.extend(std::iter::repeat_n(' ', pad));
+            }
+            text.push_str(cell);
+            if !right {
+                text.extend(std::iter::repeat_n(' ', pad));
+            }
+            text.push(' ');
+        }
+        text.push_str(self.glyphs.right);
+        text.push('\n');
+    }
+
+    fn header(&self, text: &mut String) {
+        self.border(self.glyphs.top, self.glyphs.line, text);
+        self.cells(&self.header, self.glyphs.header_middle, false, text);
+        self.border(self.glyphs.rule, self.glyphs.rule_line, text);
+    }
+
+    fn row(&self, row: &[String], text: &mut String) {
+        self.cells(row, self.glyphs.middle, true, text);
+    }
+
+    fn bottom(&self, text: &mut String) {
+        self.border(self.glyphs.bottom, self.glyphs.line, text);
     }
 }
 
@@ -244,7 +522,7 @@ fn with_unique_names(batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
 }
 
 /// Every cell of a batch as display text (NULL for nulls).
-fn format_rows(batch: &RecordBatch) -> Result<Vec<Vec<String>>, ArrowError> {
+pub(super) fn format_rows(batch: &RecordBatch) -> Result<Vec<Vec<String>>, ArrowError> {
     let options = FormatOptions::default().with_null("NULL");
     let formatters = batch
         .columns()
@@ -254,6 +532,74 @@ fn format_rows(batch: &RecordBatch) -> Result<Vec<Vec<String>>, ArrowError> {
     Ok((0..batch.num_rows())
         .map(|row| formatters.iter().map(|f| f.value(row).to_string()).collect())
         .collect())
+}
+
+/// An Arrow type by the SQL name a `CREATE TABLE` would give it
+/// (`BIGINT`, `VARCHAR`, `TIMESTAMP(3)`), for `\d NAME`.
+pub fn sql_type(data_type: &arrow::datatypes::DataType) -> String {
+    use arrow::datatypes::{DataType, TimeUnit};
+    let digits = |unit: &TimeUnit| match unit {
+        TimeUnit::Second => 0,
+        TimeUnit::Millisecond => 3,
+        TimeUnit::Microsecond => 6,
+        TimeUnit::Nanosecond => 9,
+    };
+    match data_type {
+        DataType::Null => "NULL".into(),
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Int8 => "TINYINT".into(),
+        DataType::Int16 => "SMALLINT".into(),
+        DataType::Int32 => "INT".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::UInt8 => "TINYINT UNSIGNED".into(),
+        DataType::UInt16 => "SMALLINT UNSIGNED".into(),
+        DataType::UInt32 => "INT UNSIGNED".into(),
+        DataType::UInt64 => "BIGINT UNSIGNED".into(),
+        DataType::Float16 | DataType::Float32 => "FLOAT".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "VARCHAR".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
+            "VARBINARY".into()
+        }
+        DataType::Date32 | DataType::Date64 => "DATE".into(),
+        DataType::Time32(unit) | DataType::Time64(unit) => format!("TIME({})", digits(unit)),
+        DataType::Timestamp(unit, None) => format!("TIMESTAMP({})", digits(unit)),
+        DataType::Timestamp(unit, Some(zone)) => {
+            format!("TIMESTAMP({}) WITH TIME ZONE '{zone}'", digits(unit))
+        }
+        DataType::Interval(_) | DataType::Duration(_) => "INTERVAL".into(),
+        DataType::Decimal32(p, s)
+        | DataType::Decimal64(p, s)
+        | DataType::Decimal128(p, s)
+        | DataType::Decimal256(p, s) => {
+            format!("DECIMAL({p}, {s})")
+        }
+        DataType::List(field)
+        | DataType::LargeList(field)
+        | DataType::ListView(field)
+        | DataType::LargeListView(field)
+        | DataType::FixedSizeList(field, _) => format!("ARRAY<{}>", sql_type(field.data_type())),
+        DataType::Struct(fields) => format!(
+            "ROW<{}>",
+            fields
+                .iter()
+                .map(|f| format!("{} {}", f.name(), sql_type(f.data_type())))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => format!(
+                "MAP<{}, {}>",
+                sql_type(kv[0].data_type()),
+                sql_type(kv[1].data_type())
+            ),
+            other => format!("MAP<{other}>"),
+        },
+        DataType::Dictionary(_, value) => sql_type(value),
+        DataType::RunEndEncoded(_, value) => sql_type(value.data_type()),
+        // Union: no SQL name; Arrow's.
+        other => other.to_string(),
+    }
 }
 
 /// `3 rows`, `1 row`: the row count under a table.
@@ -349,6 +695,67 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
             "{\"a\":1,\"a_1\":2,\"a_2\":3,\"a_3\":4}\n"
+        );
+    }
+
+    #[test]
+    fn an_unlimited_table_streams_in_the_first_batchs_widths() {
+        let text = render(OutputFormat::Table, usize::MAX);
+        assert_eq!(
+            text,
+            "+----+------+\n| id | name |\n+===========+\n|  1 | a,b  |\n|  2 | NULL |\n|  1 | a,b  |\n|  2 | NULL |\n+----+------+\n4 rows\n"
+        );
+        // The same look as a buffered table.
+        let buffered = render(OutputFormat::Table, 100);
+        assert_eq!(text, buffered);
+    }
+
+    #[test]
+    fn parquet_and_arrow_files_read_back() {
+        let b = batch();
+        for format in [OutputFormat::Parquet, OutputFormat::Arrow] {
+            let mut out = Vec::new();
+            let mut w = ResultWriter::new(format, &mut out, b.schema(), usize::MAX, false);
+            w.write_batch(&b).expect("write");
+            w.write_batch(&b).expect("write");
+            w.finish(None).expect("finish");
+            let rows: usize = match format {
+                OutputFormat::Parquet => {
+                    let file = tempfile::tempfile().expect("a temp file");
+                    (&file).write_all(&out).expect("write");
+                    datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                        .expect("a parquet file")
+                        .build()
+                        .expect("a reader")
+                        .map(|b| b.expect("a batch").num_rows())
+                        .sum()
+                }
+                _ => arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(out), None)
+                    .expect("an arrow file")
+                    .map(|b| b.expect("a batch").num_rows())
+                    .sum(),
+            };
+            assert_eq!(rows, 4, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn types_have_their_sql_names() {
+        use arrow::datatypes::TimeUnit;
+        assert_eq!(sql_type(&DataType::Int64), "BIGINT");
+        assert_eq!(sql_type(&DataType::Utf8View), "VARCHAR");
+        assert_eq!(
+            sql_type(&DataType::Timestamp(TimeUnit::Millisecond, None)),
+            "TIMESTAMP(3)"
+        );
+        assert_eq!(sql_type(&DataType::Decimal128(10, 2)), "DECIMAL(10, 2)");
+        assert_eq!(
+            sql_type(&DataType::List(Arc::new(Field::new(
+                "item",
+                DataType::Float64,
+                true
+            )))),
+            "ARRAY<DOUBLE>"
         );
     }
 

@@ -7,30 +7,42 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use rustyline::completion::{Completer, Pair};
+use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
-use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::validate::Validator;
 use rustyline::{Config, Context, Editor, Helper};
 
-use super::{Outcome, Runner};
+use super::{Outcome, OutputFormat, Runner};
 
 const HELP: &str = "\
-Statements end with ';' and may span lines. Commands:
-  \\d            list tables
-  \\d NAME       describe a table
-  \\i FILE       run a SQL file
-  \\timing       toggle elapsed time under results
-  \\help, \\?     this help
-  \\q            quit (or Ctrl-D)
-Ctrl-C cancels a running query, or clears the line being typed.";
+Statements end with ';' and may span lines (later lines prompt '   ...> '). Commands:
+  \\d              list tables
+  \\d NAME         describe a table (SQL types)
+  \\i FILE         run a SQL file
+  \\format NAME    table, csv, json or changelog
+  \\maxrows N      rows a table shows at most
+  \\timing         toggle elapsed time under results
+  \\help, \\?       this help
+  \\q              quit (or Ctrl-D)
+A continuous query (over a stream) is shown as SET 'sluice.result.mode' says:
+  table            one live table updated in place, with a status line (default)
+  changelog        every change as it comes, with its op (+I, -U, +U, -D)
+  tableau          plain rows as they come, a table per emission
+Ctrl-C stops a running query (a continuous one leaves its table and a summary),
+or clears the line being typed.";
+
+/// The prompt of a statement's first line, and of the lines after it.
+const PROMPT: &str = "sluice> ";
+const CONTINUATION: &str = "   ...> ";
 
 /// Run the shell until `\q` or Ctrl-D.
 pub async fn run(runner: &mut Runner) -> ExitCode {
-    let tables = Arc::new(Mutex::new(Vec::new()));
+    let names = Arc::new(Mutex::new(Names::default()));
     let helper = SqlHelper {
-        tables: Arc::clone(&tables),
+        names: Arc::clone(&names),
+        files: FilenameCompleter::new(),
     };
     let config = Config::builder().auto_add_history(false).build();
     let mut editor: Editor<SqlHelper, rustyline::history::DefaultHistory> = match Editor::with_config(config)
@@ -50,19 +62,10 @@ pub async fn run(runner: &mut Runner) -> ExitCode {
         "Sluice {} — type \\help for help, \\q to quit.",
         env!("CARGO_PKG_VERSION")
     );
-    refresh_tables(runner, &tables).await;
+    refresh_names(runner, &names).await;
 
-    loop {
-        let line = match editor.readline("sluice> ") {
-            Ok(line) => line,
-            Err(ReadlineError::Interrupted) => continue, // Ctrl-C clears the line
-            Err(ReadlineError::Eof) => break,
-            Err(e) => {
-                eprintln!("Error: {e}");
-                break;
-            }
-        };
-        let input = line.trim();
+    while let Some(input) = read_statement(&mut editor) {
+        let input = input.trim();
         if input.is_empty() {
             continue;
         }
@@ -78,9 +81,45 @@ pub async fn run(runner: &mut Runner) -> ExitCode {
         } else {
             run_cancellable(runner, "<repl>", input).await;
         }
-        refresh_tables(runner, &tables).await;
+        refresh_names(runner, &names).await;
     }
     ExitCode::SUCCESS
+}
+
+/// Read lines until they make a statement (ended by `;`) or a command (a
+/// line starting with `\\`): the first line under [`PROMPT`], the others
+/// under [`CONTINUATION`]. `None`: Ctrl-D on an empty statement, or the
+/// terminal failed. Ctrl-C drops what was typed.
+fn read_statement(editor: &mut Editor<SqlHelper, rustyline::history::DefaultHistory>) -> Option<String> {
+    let mut text = String::new();
+    loop {
+        let prompt = if text.is_empty() { PROMPT } else { CONTINUATION };
+        match editor.readline(prompt) {
+            Ok(line) => {
+                if text.is_empty() && line.trim().is_empty() {
+                    continue;
+                }
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                text.push_str(&line);
+                let trimmed = text.trim();
+                if trimmed.starts_with('\\')
+                    || crate::sql::is_complete(trimmed, &sqlparser::dialect::GenericDialect {})
+                {
+                    return Some(text);
+                }
+            }
+            Err(ReadlineError::Interrupted) => text.clear(),
+            // Ctrl-D runs what was typed (psql's way), or leaves.
+            Err(ReadlineError::Eof) if text.trim().is_empty() => return None,
+            Err(ReadlineError::Eof) => return Some(text),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                return None;
+            }
+        }
+    }
 }
 
 enum Command {
@@ -102,10 +141,25 @@ async fn run_command(runner: &mut Runner, command: &str) -> Command {
             println!("Timing is {}.", if timing { "on" } else { "off" });
         }
         ("d", "") => runner.list_tables().await,
-        ("d", table) => {
-            let sql = format!("DESCRIBE {table};");
-            run_cancellable(runner, "\\d", &sql).await;
-        }
+        ("d", table) => runner.describe(table).await,
+        ("format", "") => println!(
+            "Format is {}; \\format table, csv, json or changelog changes it.",
+            format_name(runner.options().format)
+        ),
+        ("format", name) => match <OutputFormat as clap::ValueEnum>::from_str(name, true) {
+            Ok(format) if format.is_text() => {
+                runner.options_mut().format = format;
+                println!("Format is {}.", format_name(format));
+            }
+            _ => eprintln!("Error: \\format takes table, csv, json or changelog, not '{name}'"),
+        },
+        ("maxrows", n) => match n.parse::<usize>() {
+            Ok(n) if n > 0 => {
+                runner.options_mut().max_rows = n;
+                println!("Tables show at most {n} rows.");
+            }
+            _ => eprintln!("Error: \\maxrows takes a number of rows above 0, such as \\maxrows 100"),
+        },
         ("i", "") => eprintln!("Error: \\i needs a file: \\i queries/quickstart.sql"),
         ("i", path) => match std::fs::read_to_string(path) {
             Ok(sql) => run_cancellable(runner, path, &sql).await,
@@ -116,28 +170,78 @@ async fn run_command(runner: &mut Runner, command: &str) -> Command {
     Command::Done
 }
 
-/// Run SQL until it finishes or Ctrl-C arrives; Ctrl-C drops the query.
+/// Run SQL until it finishes or Ctrl-C arrives. Ctrl-C drops a batch query;
+/// a continuous query is told, and stops itself (its last table and a
+/// summary stay on screen).
 async fn run_cancellable(runner: &mut Runner, name: &str, sql: &str) {
-    tokio::select! {
-        outcome = runner.run_text(name, sql) => {
-            if outcome == Outcome::OutputClosed {
-                eprintln!("Error: output closed");
+    let interrupt = runner.interrupt();
+    let run = runner.run_text(name, sql);
+    tokio::pin!(run);
+    loop {
+        tokio::select! {
+            biased;
+            outcome = &mut run => {
+                if outcome == Outcome::OutputClosed {
+                    eprintln!("Error: output closed");
+                }
+                return;
             }
-        }
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("Query cancelled.");
+            _ = tokio::signal::ctrl_c() => {
+                if interrupt.is_watched() {
+                    interrupt.interrupt();
+                } else {
+                    // Over a batch query's progress line, if one is drawn.
+                    eprintln!("\r\x1b[KQuery cancelled.");
+                    return;
+                }
+            }
         }
     }
 }
 
-async fn refresh_tables(runner: &Runner, tables: &Mutex<Vec<String>>) {
-    let names = match runner.engine().tables().await {
-        Ok(rows) => rows.into_iter().map(|[_, name, _, _]| name).collect(),
-        Err(_) => return,
+/// What completion offers besides keywords: the session's tables, their
+/// columns and its functions, read again after each statement.
+#[derive(Default)]
+struct Names {
+    tables: Vec<String>,
+    columns: Vec<String>,
+    functions: Vec<String>,
+}
+
+async fn refresh_names(runner: &Runner, names: &Mutex<Names>) {
+    let engine = runner.engine();
+    let Ok(rows) = engine.tables().await else {
+        return;
     };
-    if let Ok(mut tables) = tables.lock() {
-        *tables = names;
+    let tables: Vec<String> = rows.into_iter().map(|[_, name, _, _]| name).collect();
+    let mut columns = std::collections::BTreeSet::new();
+    for table in &tables {
+        if let Ok(provider) = engine.context().table_provider(table.as_str()).await {
+            columns.extend(provider.schema().fields().iter().map(|f| f.name().clone()));
+        }
     }
+    let state = engine.context().state();
+    let mut functions: Vec<String> = state
+        .scalar_functions()
+        .keys()
+        .chain(state.aggregate_functions().keys())
+        .chain(state.window_functions().keys())
+        .cloned()
+        .collect();
+    functions.sort();
+    functions.dedup();
+    if let Ok(mut names) = names.lock() {
+        *names = Names {
+            tables,
+            columns: columns.into_iter().collect(),
+            functions,
+        };
+    }
+}
+
+/// `--format`'s name for a format.
+fn format_name(format: OutputFormat) -> String {
+    clap::ValueEnum::to_possible_value(&format).map_or_else(String::new, |v| v.get_name().to_string())
 }
 
 fn history_path() -> Option<PathBuf> {
@@ -146,9 +250,11 @@ fn history_path() -> Option<PathBuf> {
     Some(dir.join("history.txt"))
 }
 
-/// Completion, and multi-line input until a statement ends with `;`.
+/// Completion of keywords, tables, columns and functions, and of file
+/// paths after `\\i`.
 struct SqlHelper {
-    tables: Arc<Mutex<Vec<String>>>,
+    names: Arc<Mutex<Names>>,
+    files: FilenameCompleter,
 }
 
 const KEYWORDS: &[&str] = &[
@@ -206,7 +312,10 @@ const KEYWORDS: &[&str] = &[
 impl Completer for SqlHelper {
     type Candidate = Pair;
 
-    fn complete(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+    fn complete(&self, line: &str, pos: usize, ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+        if line.trim_start().starts_with("\\i ") {
+            return self.files.complete(line, pos, ctx);
+        }
         let start = line[..pos]
             .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
             .map_or(0, |i| i + 1);
@@ -216,45 +325,41 @@ impl Completer for SqlHelper {
         }
         let upper = word.to_uppercase();
         let lower = word.to_lowercase();
-        let tables = self.tables.lock().map(|t| t.clone()).unwrap_or_default();
-        let mut candidates: Vec<Pair> = tables
-            .iter()
-            .filter(|t| t.to_lowercase().starts_with(&lower))
-            .map(|t| Pair {
-                display: t.clone(),
-                replacement: t.clone(),
-            })
-            .collect();
+        let pair = |text: String| Pair {
+            display: text.clone(),
+            replacement: text,
+        };
+        let mut candidates: Vec<Pair> = Vec::new();
+        if let Ok(names) = self.names.lock() {
+            let mut seen = std::collections::HashSet::new();
+            for name in names.tables.iter().chain(&names.columns) {
+                if name.to_lowercase().starts_with(&lower) && seen.insert(name.clone()) {
+                    candidates.push(pair(name.clone()));
+                }
+            }
+            candidates.extend(
+                names
+                    .functions
+                    .iter()
+                    .filter(|f| f.starts_with(&lower) && seen.insert((*f).clone()))
+                    .map(|f| pair(format!("{f}("))),
+            );
+        }
         let lowercase_input = word.chars().all(|c| !c.is_uppercase());
         candidates.extend(KEYWORDS.iter().filter(|k| k.starts_with(&upper)).map(|k| {
-            let text = if lowercase_input {
+            pair(if lowercase_input {
                 k.to_lowercase()
             } else {
                 (*k).to_string()
-            };
-            Pair {
-                display: text.clone(),
-                replacement: text,
-            }
+            })
         }));
         Ok((start, candidates))
     }
 }
 
-impl Validator for SqlHelper {
-    fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
-        let input = ctx.input().trim();
-        if input.is_empty() || input.starts_with('\\') {
-            return Ok(ValidationResult::Valid(None));
-        }
-        let complete = crate::sql::is_complete(input, &sqlparser::dialect::GenericDialect {});
-        Ok(if complete {
-            ValidationResult::Valid(None)
-        } else {
-            ValidationResult::Incomplete
-        })
-    }
-}
+// Statements are gathered line by line in `read_statement`, each line
+// under its own prompt, rather than by a validator.
+impl Validator for SqlHelper {}
 
 impl Hinter for SqlHelper {
     type Hint = String;
@@ -274,9 +379,14 @@ mod tests {
     use rustyline::history::DefaultHistory;
 
     #[test]
-    fn completes_tables_and_keywords_in_the_case_typed() {
+    fn completes_tables_columns_functions_and_keywords_in_the_case_typed() {
         let helper = SqlHelper {
-            tables: Arc::new(Mutex::new(vec!["orders".into(), "customers".into()])),
+            names: Arc::new(Mutex::new(Names {
+                tables: vec!["orders".into(), "customers".into()],
+                columns: vec!["order_id".into(), "price".into()],
+                functions: vec!["power".into(), "sum".into()],
+            })),
+            files: FilenameCompleter::new(),
         };
         let history = DefaultHistory::new();
         let ctx = Context::new(&history);
@@ -284,9 +394,33 @@ mod tests {
         assert_eq!(start, 14);
         assert_eq!(
             found.iter().map(|p| p.replacement.as_str()).collect::<Vec<_>>(),
-            vec!["orders", "order by"]
+            vec!["orders", "order_id", "order by"]
+        );
+        let (_, found) = helper.complete("SELECT p", 8, &ctx).expect("completes");
+        assert_eq!(
+            found.iter().map(|p| p.replacement.as_str()).collect::<Vec<_>>(),
+            vec!["price", "power("]
         );
         let (_, found) = helper.complete("SEL", 3, &ctx).expect("completes");
         assert_eq!(found[0].replacement, "SELECT");
+    }
+
+    #[test]
+    fn completes_file_paths_after_include() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        std::fs::write(dir.path().join("quickstart.sql"), "SELECT 1;").expect("write");
+        let helper = SqlHelper {
+            names: Arc::new(Mutex::new(Names::default())),
+            files: FilenameCompleter::new(),
+        };
+        let history = DefaultHistory::new();
+        let ctx = Context::new(&history);
+        let line = format!("\\i {}/quick", dir.path().display());
+        let (_, found) = helper.complete(&line, line.len(), &ctx).expect("completes");
+        assert!(
+            found.iter().any(|p| p.replacement.ends_with("quickstart.sql")),
+            "{:?}",
+            found.iter().map(|p| &p.replacement).collect::<Vec<_>>()
+        );
     }
 }

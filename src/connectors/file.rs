@@ -200,7 +200,8 @@ pub async fn create_table(
     let factory = ListingTableFactory::new();
     let from_files = factory
         .create(state, &command(Arc::new(DFSchema::empty())))
-        .await?;
+        .await
+        .map_err(|e| object_stores::explain_error(&path, e))?;
     let provider = match declared {
         None => from_files,
         Some(declared) => {

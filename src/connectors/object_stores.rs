@@ -7,11 +7,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use datafusion::common::{exec_datafusion_err, plan_err};
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::runtime_env::RuntimeEnv;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::http::HttpBuilder;
-use object_store::{ClientOptions, ObjectStore};
+use object_store::{ClientConfigKey, ClientOptions, ObjectStore};
 use url::Url;
 
 /// Register the object store that serves `location`, if it is remote.
@@ -33,7 +33,12 @@ pub fn register_for_location(
             if bucket.is_empty() {
                 return plan_err!("'{location}' names no bucket: write s3://bucket/path");
             }
-            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            // A host that does not answer fails in seconds, naming it,
+            // rather than after the operating system's minutes.
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                CONNECT_TIMEOUT,
+            );
             for (key, value) in s3_options {
                 let config_key = AmazonS3ConfigKey::from_str(&key.replace('-', "_"))
                     .map_err(|_| exec_datafusion_err!("unknown S3 option 's3.{key}'"))?;
@@ -50,7 +55,9 @@ pub fn register_for_location(
                 return plan_err!("'s3.' options are for s3:// paths, not '{location}'");
             }
             // Plain http:// is what the user wrote: allow it for this store.
-            let client = ClientOptions::new().with_allow_http(url.scheme() == "http");
+            let client = ClientOptions::new()
+                .with_allow_http(url.scheme() == "http")
+                .with_config(ClientConfigKey::ConnectTimeout, CONNECT_TIMEOUT);
             Arc::new(
                 HttpBuilder::new()
                     .with_url(store_root(&url))
@@ -65,6 +72,27 @@ pub fn register_for_location(
     let root = Url::parse(&store_root(&url)).map_err(|e| exec_datafusion_err!("{e}"))?;
     runtime.register_object_store(&root, store);
     Ok(())
+}
+
+/// How long connecting to a remote store's host may take.
+const CONNECT_TIMEOUT: &str = "5 seconds";
+
+/// A remote store's error in words a user can act on. With no credentials
+/// in the table's options or the environment, object_store's S3 client asks
+/// the instance metadata service for a role, and its refusal (a 403 from
+/// 169.254.169.254) says nothing of the cause: say that no credentials were
+/// found and which settings give them.
+pub fn explain_error(location: &str, error: DataFusionError) -> DataFusionError {
+    let text = error.to_string();
+    let s3 = location.starts_with("s3://") || location.starts_with("s3a://");
+    if s3 && (text.contains("169.254.169.254") || text.contains("/latest/api/token")) {
+        return exec_datafusion_err!(
+            "no AWS credentials were found for '{location}' (none in the table's options or the environment, and no instance role): \
+             set 's3.access_key_id' and 's3.secret_access_key' in WITH (...), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; \
+             for a public bucket, 's3.skip_signature' = 'true'"
+        );
+    }
+    error
 }
 
 /// `scheme://host[:port]`: the part of a URL that picks the store.
@@ -103,6 +131,26 @@ mod tests {
             rt.object_store(ObjectStoreUrl::parse("s3://bucket").expect("url"))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn an_s3_path_without_credentials_says_so() {
+        let refused = DataFusionError::External(
+            "Generic S3 error: Error performing PUT http://169.254.169.254/latest/api/token - 403 Forbidden"
+                .into(),
+        );
+        let message = explain_error("s3://bucket/x.csv", refused).to_string();
+        assert!(
+            message.contains("no AWS credentials were found for 's3://bucket/x.csv'"),
+            "{message}"
+        );
+        assert!(
+            message.contains("'s3.access_key_id'") && message.contains("AWS_ACCESS_KEY_ID"),
+            "{message}"
+        );
+        // Other errors, and other schemes, pass as they are.
+        let other = explain_error("s3://bucket/x.csv", DataFusionError::Plan("no such file".into()));
+        assert_eq!(other.to_string(), "Error during planning: no such file");
     }
 
     #[test]

@@ -54,6 +54,7 @@ impl Engine {
             returns_rows: output.returns_rows,
             executor: output.executor,
             metrics: None,
+            physical: None,
         })
     }
 }

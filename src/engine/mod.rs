@@ -3,6 +3,7 @@
 //! sessions queries plan in are in `session`, `EXPLAIN` and `DESCRIBE` extras
 //! in `explain` and `describe`.
 
+mod analyze;
 mod describe;
 mod explain;
 mod options;
@@ -39,7 +40,7 @@ use crate::{batch, stream};
 
 use describe::described_table;
 use explain::{prepend_explain_rows, with_source_context};
-pub use options::{Mode, SluiceOptions};
+pub use options::{Mode, ResultMode, SluiceOptions};
 
 /// What a statement produced.
 pub struct StatementOutput {
@@ -52,6 +53,9 @@ pub struct StatementOutput {
     pub executor: Option<ExecutorChoice>,
     /// A continuous query's counters (rows in, late rows, watermark).
     pub metrics: Option<Arc<StreamMetrics>>,
+    /// A batch query's physical plan, whose metrics say how far its scans
+    /// have got (for a progress display).
+    pub physical: Option<Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
 }
 
 /// A Sluice session: DataFusion's context plus the catalog of connector tables.
@@ -155,11 +159,21 @@ impl Engine {
                 self.register_object_stores(df).map_err(at)?;
                 let state = self.ctx.state();
                 self.windows.take_lowered();
-                let plan = state.statement_to_plan(df.as_ref().clone()).await.map_err(at)?;
-                let output = self
-                    .execute_plan(plan, statement.emit)
+                let explained = |e: DataFusionError| match session::remote_location(df) {
+                    Some(location) => object_stores::explain_error(location, e),
+                    None => e,
+                };
+                let plan = state
+                    .statement_to_plan(df.as_ref().clone())
                     .await
-                    .map_err(|e| e.or_at(statement.span))?;
+                    .map_err(|e| at(explained(e)))?;
+                let output = self.execute_plan(plan, statement.emit).await.map_err(|e| {
+                    SluiceError {
+                        source: explained(e.source),
+                        location: e.location,
+                    }
+                    .or_at(statement.span)
+                })?;
                 match described_table(df) {
                     Some(table) => self.describe_watermark(table, output).await.map_err(at),
                     None => Ok(output),
@@ -212,14 +226,13 @@ impl Engine {
                 returns_rows,
                 executor: Some(choice),
                 metrics: Some(metrics),
+                physical: None,
             });
         }
-        if matches!(plan, LogicalPlan::Analyze(_)) && choice.executor == Executor::Continuous {
-            return Err(DataFusionError::NotImplemented(format!(
-                "EXPLAIN ANALYZE runs the query to its end, and this one is continuous ({}); use EXPLAIN to see its operators",
-                choice.explanation()
-            ))
-            .into());
+        if let LogicalPlan::Analyze(analyze) = &plan
+            && choice.executor == Executor::Continuous
+        {
+            return self.analyze_continuous(analyze, emit, &choice).await;
         }
         let operators = match (&plan, choice.executor) {
             (LogicalPlan::Explain(explain), Executor::Continuous) => {
@@ -246,7 +259,8 @@ impl Engine {
             }
             _ => vec![],
         };
-        let stream = with_source_context(batch::execute(&self.ctx, plan).await?, &choice);
+        let (stream, physical) = batch::execute_with_plan(&self.ctx, plan).await?;
+        let stream = with_source_context(stream, &choice);
         let stream = if explain && self.explain_executor() {
             let mut rows = vec![("executor".to_string(), choice.explanation())];
             rows.extend(
@@ -269,6 +283,7 @@ impl Engine {
             returns_rows,
             executor: Some(choice),
             metrics: None,
+            physical: Some(physical),
         })
     }
 
@@ -310,5 +325,6 @@ fn empty_output() -> StatementOutput {
         returns_rows: false,
         executor: None,
         metrics: None,
+        physical: None,
     }
 }

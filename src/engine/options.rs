@@ -11,6 +11,11 @@ pub struct SluiceOptions {
     pub explain_executor: bool,
     /// Which executor runs queries.
     pub mode: Mode,
+    /// How the shell shows a continuous query's rows.
+    pub result_mode: ResultMode,
+    /// Warn on stderr while a continuous query's lag (now minus its
+    /// watermark) is above this many milliseconds; `None`: never.
+    pub alert_lag_ms: Option<u64>,
 }
 
 impl Default for SluiceOptions {
@@ -18,6 +23,8 @@ impl Default for SluiceOptions {
         Self {
             explain_executor: true,
             mode: Mode::Auto,
+            result_mode: ResultMode::Table,
+            alert_lag_ms: None,
         }
     }
 }
@@ -51,6 +58,39 @@ impl std::str::FromStr for Mode {
         <Mode as clap::ValueEnum>::from_str(value, true).map_err(|_| {
             DataFusionError::Configuration(format!(
                 "sluice.mode takes auto, batch or continuous, not '{value}'"
+            ))
+        })
+    }
+}
+
+/// `sluice.result.mode`: how the shell shows a continuous query (Flink's
+/// SQL client's three modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ResultMode {
+    /// One live table updated in place: appended rows at the bottom, an
+    /// updating result folded by key; a status line under it.
+    #[default]
+    Table,
+    /// Every change as it comes, with its `op` (`+I`, `-U`, `+U`, `-D`).
+    Changelog,
+    /// Plain rows as they come, one table per emission.
+    Tableau,
+}
+
+impl std::fmt::Display for ResultMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = clap::ValueEnum::to_possible_value(self);
+        f.write_str(value.as_ref().map_or("", |v| v.get_name()))
+    }
+}
+
+impl std::str::FromStr for ResultMode {
+    type Err = DataFusionError;
+
+    fn from_str(value: &str) -> datafusion::error::Result<Self> {
+        <ResultMode as clap::ValueEnum>::from_str(value, true).map_err(|_| {
+            DataFusionError::Configuration(format!(
+                "sluice.result.mode takes table, changelog or tableau, not '{value}'"
             ))
         })
     }
@@ -90,8 +130,24 @@ impl ExtensionOptions for SluiceOptions {
                 self.mode = value.parse()?;
                 Ok(())
             }
+            "result.mode" => {
+                self.result_mode = value.parse()?;
+                Ok(())
+            }
+            "alert.lag" => {
+                let value = value.trim();
+                self.alert_lag_ms = match value {
+                    "" | "none" => None,
+                    _ => Some(crate::connectors::options::parse_duration_ms(value).ok_or_else(|| {
+                        DataFusionError::Configuration(format!(
+                            "sluice.alert.lag takes a duration such as '30 s' or '2 min' (or 'none'), not '{value}'"
+                        ))
+                    })?),
+                };
+                Ok(())
+            }
             other => Err(DataFusionError::Configuration(format!(
-                "unknown setting 'sluice.{other}'; Sluice's settings are: sluice.explain_executor, sluice.mode"
+                "unknown setting 'sluice.{other}'; Sluice's settings are: sluice.alert.lag, sluice.explain_executor, sluice.mode, sluice.result.mode"
             ))),
         }
     }
@@ -107,6 +163,19 @@ impl ExtensionOptions for SluiceOptions {
                 key: format!("{}.mode", Self::PREFIX),
                 value: Some(self.mode.to_string()),
                 description: "auto: batch when every source is bounded, else continuous; batch; continuous (replays bounded tables as streams)",
+            },
+            ConfigEntry {
+                key: format!("{}.result.mode", Self::PREFIX),
+                value: Some(self.result_mode.to_string()),
+                description: "how the shell shows a continuous query: table (live, in place), changelog (each change), tableau (rows as they come)",
+            },
+            ConfigEntry {
+                key: format!("{}.alert.lag", Self::PREFIX),
+                value: Some(match self.alert_lag_ms {
+                    Some(ms) => format!("{ms} ms"),
+                    None => "none".to_string(),
+                }),
+                description: "warn on stderr while a continuous query's lag (now minus its watermark) is above this; none: never",
             },
         ]
     }

@@ -40,7 +40,8 @@ impl Engine {
 }
 
 impl Engine {
-    pub(super) fn options(&self) -> SluiceOptions {
+    /// The session's `sluice.*` settings as they are now.
+    pub fn options(&self) -> SluiceOptions {
         self.ctx
             .state()
             .config_options()
@@ -64,6 +65,16 @@ impl Engine {
             DFStatement::CopyTo(copy) => object_stores::register_for_location(&runtime, &copy.target, &[]),
             _ => Ok(()),
         }
+    }
+}
+
+/// The first remote location a DataFusion statement names, to explain a
+/// store's error by (see `object_stores::explain_error`).
+pub(super) fn remote_location(statement: &DFStatement) -> Option<&str> {
+    match statement {
+        DFStatement::CreateExternalTable(create) => create.locations.first().map(String::as_str),
+        DFStatement::CopyTo(copy) => Some(copy.target.as_str()),
+        _ => None,
     }
 }
 

@@ -25,7 +25,7 @@ use futures::FutureExt;
 use tokio::sync::mpsc::{Receiver, Sender};
 
 use super::changelog::with_changes;
-use super::graph::Graph;
+use super::graph::{Graph, data_rows};
 use super::metrics::StreamMetrics;
 use super::operator::{Event, NO_WATERMARK, Nanos};
 use super::source::Source;
@@ -34,6 +34,9 @@ use crate::sql::Emit;
 
 /// Batches in flight between the pipeline and its reader.
 const OUTPUT_CHANNEL_CAPACITY: usize = 2;
+
+/// How often the pipeline task publishes its operators' counters.
+const OPERATOR_METRICS_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Source events read ahead of the operators, per source.
 const SOURCE_CHANNEL_CAPACITY: usize = 2;
@@ -64,6 +67,10 @@ pub async fn execute(
         sender.clone(),
         metrics,
     ));
+    // Dropping the result stream stops the pipeline task itself, not only
+    // its watcher (a dropped join handle would leave the task running until
+    // it next sends a row, which a selective query may not do for long).
+    let pipeline_task = AbortTaskOnDrop(task.abort_handle());
     let errors = sender;
     // The task's own failure (a panic) reaches the reader as an error.
     let watcher = tokio::spawn(async move {
@@ -78,7 +85,7 @@ pub async fn execute(
         }
     });
     let stream = futures::stream::unfold(
-        (receiver, AbortOnDrop(watcher)),
+        (receiver, (AbortOnDrop(watcher), pipeline_task)),
         |(mut receiver, guard)| async move { receiver.recv().await.map(|item| (item, (receiver, guard))) },
     );
     Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
@@ -88,6 +95,15 @@ pub async fn execute(
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Stops a task, by its abort handle, when dropped.
+struct AbortTaskOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortTaskOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
@@ -128,6 +144,7 @@ async fn run(
         })
         .collect();
     let mut turn = 0;
+    let mut published = std::time::Instant::now();
     loop {
         let next = if replay {
             next_by_watermark(&mut inputs).await
@@ -136,6 +153,7 @@ async fn run(
             next_as_they_come(&mut inputs, turn).await
         };
         let Some((i, events)) = next else {
+            metrics.publish_operators(graph.operator_stats());
             return; // every source ended
         };
         let input = &mut inputs[i];
@@ -159,6 +177,15 @@ async fn run(
         metrics
             .state_rows
             .store(graph.state_rows() as u64, Ordering::Relaxed);
+        if let Ok(events) = &result {
+            metrics.rows_out.fetch_add(data_rows(events), Ordering::Relaxed);
+        }
+        // Operators' counters, for `--metrics`: a few times a second, and
+        // once more when the query ends (below).
+        if published.elapsed() >= OPERATOR_METRICS_EVERY || graph.is_finished() {
+            metrics.publish_operators(graph.operator_stats());
+            published = std::time::Instant::now();
+        }
         let batches = result.and_then(|events| sink_rows(events, changes));
         let batches = match batches {
             Ok(batches) => batches,

@@ -15,6 +15,7 @@ use datafusion::common::internal_err;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 
+use super::metrics::OperatorStats;
 use super::operator::{
     END_OF_INPUT, Event, MultiInputOperator, NO_WATERMARK, Nanos, Operator, RowWatermarks,
 };
@@ -51,6 +52,9 @@ struct Node {
     output: Target,
     /// It has sent its end: later events are dropped (a LIMIT that is done).
     ended: bool,
+    /// Rows given to it and rows it passed on (metrics).
+    rows_in: u64,
+    rows_out: u64,
 }
 
 /// Builds a [`Graph`] bottom-up, as the planner walks the plan.
@@ -100,6 +104,8 @@ impl GraphBuilder {
             inputs,
             output: None,
             ended: false,
+            rows_in: 0,
+            rows_out: 0,
         });
         Tail::Node(id)
     }
@@ -161,6 +167,9 @@ impl Graph {
             for event in events {
                 // What this event produces; nothing before it is an end.
                 let start = out.len();
+                if let Event::Data(rows) = &event {
+                    node.rows_in += rows.batch.num_rows() as u64;
+                }
                 match &mut node.kind {
                     NodeKind::Single(operator) => {
                         match event {
@@ -183,6 +192,7 @@ impl Graph {
                     break;
                 }
             }
+            node.rows_out += data_rows(&out);
             events = out;
             target = node.output;
         }
@@ -212,10 +222,30 @@ impl Graph {
         self.nodes
             .iter()
             .map(|n| match &n.kind {
-                NodeKind::Single(_) => 0,
+                NodeKind::Single(operator) => operator.state_rows(),
                 NodeKind::Multi { operator, .. } => operator.state_rows(),
             })
             .sum()
+    }
+
+    /// Each operator's rows in and out and state rows, in the order they
+    /// were built (inputs before the nodes they feed).
+    pub fn operator_stats(&self) -> Vec<OperatorStats> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let (name, state_rows) = match &n.kind {
+                    NodeKind::Single(o) => (o.name(), o.state_rows()),
+                    NodeKind::Multi { operator, .. } => (operator.name(), operator.state_rows()),
+                };
+                OperatorStats {
+                    name,
+                    rows_in: n.rows_in,
+                    rows_out: n.rows_out,
+                    state_rows: state_rows as u64,
+                }
+            })
+            .collect()
     }
 
     /// The graph as text, in the order rows flow (EXPLAIN): a source, then
@@ -330,6 +360,17 @@ impl WatermarkMerge {
         }
         Ok(())
     }
+}
+
+/// The rows of the data events among `events`.
+pub fn data_rows(events: &[Event]) -> u64 {
+    events
+        .iter()
+        .map(|e| match e {
+            Event::Data(rows) => rows.batch.num_rows() as u64,
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Row watermarks no later than `cap`.

@@ -207,6 +207,18 @@ pub struct Partial {
     groups: usize,
 }
 
+impl Partial {
+    /// How many groups it holds.
+    pub fn len(&self) -> usize {
+        self.groups
+    }
+
+    /// Whether it holds no group.
+    pub fn is_empty(&self) -> bool {
+        self.groups == 0
+    }
+}
+
 impl Groups {
     /// How many groups there are.
     pub fn len(&self) -> usize {

@@ -1,7 +1,13 @@
-//! What a running continuous query reports: for stderr at the end, and the
-//! REPL's status line.
+//! What a running continuous query reports: for stderr at the end, the
+//! REPL's status line, `--progress` and `--metrics`.
+//!
+//! The pipeline task writes the counters (atomics, so reading them never
+//! waits for the query); readers take a [`MetricsSnapshot`] whenever they
+//! like.
 
-use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Instant;
 
 use super::operator::NO_WATERMARK;
 
@@ -11,6 +17,8 @@ use super::operator::NO_WATERMARK;
 pub struct StreamMetrics {
     /// Rows read from the sources.
     pub rows_in: AtomicU64,
+    /// Rows that reached the query's sink (its result, or what an INSERT writes).
+    pub rows_out: AtomicU64,
     /// Rows that came after a window they belong to had closed.
     pub late_rows: AtomicU64,
     /// The query's watermark (the minimum over its sources), nanoseconds
@@ -18,6 +26,11 @@ pub struct StreamMetrics {
     pub watermark: AtomicI64,
     /// Rows the operators that report it hold in state (joins' buffers).
     pub state_rows: AtomicU64,
+    /// Each operator's counters as last published by the pipeline task (a
+    /// few times a second, and when the query ends), in graph order.
+    pub operators: Mutex<Vec<OperatorStats>>,
+    /// When the query was planned, for rates and elapsed time.
+    pub started: Instant,
     /// Retractions (`-U`/`-D`) of rows that were never inserted: counted and
     /// reported, never applied.
     pub unmatched_retractions: AtomicU64,
@@ -32,12 +45,98 @@ impl Default for StreamMetrics {
     fn default() -> Self {
         Self {
             rows_in: AtomicU64::new(0),
+            rows_out: AtomicU64::new(0),
             late_rows: AtomicU64::new(0),
             watermark: AtomicI64::new(NO_WATERMARK),
             state_rows: AtomicU64::new(0),
+            operators: Mutex::new(Vec::new()),
+            started: Instant::now(),
             unmatched_retractions: AtomicU64::new(0),
             late_output: std::sync::OnceLock::new(),
             warnings: std::sync::Mutex::new(Vec::new()),
         }
+    }
+}
+
+/// One operator's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorStats {
+    /// Its name, as EXPLAIN shows it.
+    pub name: String,
+    /// Rows it was given (over every input).
+    pub rows_in: u64,
+    /// Rows it passed on.
+    pub rows_out: u64,
+    /// Rows it holds in state (operators that report it; else 0).
+    pub state_rows: u64,
+}
+
+/// The counters at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsSnapshot {
+    /// Rows read from the sources.
+    pub rows_in: u64,
+    /// Rows that reached the sink.
+    pub rows_out: u64,
+    /// Late rows so far.
+    pub late_rows: u64,
+    /// The watermark, nanoseconds since the epoch; `None` before the first.
+    pub watermark: Option<i64>,
+    /// Rows held in state.
+    pub state_rows: u64,
+    /// Seconds since the query started.
+    pub elapsed_secs: f64,
+    /// Each operator's counters.
+    pub operators: Vec<OperatorStats>,
+}
+
+impl StreamMetrics {
+    /// Replace the operators' counters (the pipeline task does, now and then).
+    pub fn publish_operators(&self, operators: Vec<OperatorStats>) {
+        if let Ok(mut current) = self.operators.lock() {
+            *current = operators;
+        }
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let watermark = self.watermark.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            rows_in: self.rows_in.load(Ordering::Relaxed),
+            rows_out: self.rows_out.load(Ordering::Relaxed),
+            late_rows: self.late_rows.load(Ordering::Relaxed),
+            // The end of a bounded input is +infinity: no time to show.
+            watermark: (watermark != NO_WATERMARK && watermark != super::operator::END_OF_INPUT)
+                .then_some(watermark),
+            state_rows: self.state_rows.load(Ordering::Relaxed),
+            elapsed_secs: self.started.elapsed().as_secs_f64(),
+            operators: self.operators.lock().map(|o| o.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_has_no_watermark_before_the_first_or_after_the_end() {
+        let metrics = StreamMetrics::default();
+        assert_eq!(metrics.snapshot().watermark, None);
+        metrics.watermark.store(5, Ordering::Relaxed);
+        metrics.rows_in.store(7, Ordering::Relaxed);
+        let snapshot = metrics.snapshot();
+        assert_eq!((snapshot.watermark, snapshot.rows_in), (Some(5), 7));
+        metrics
+            .watermark
+            .store(super::super::operator::END_OF_INPUT, Ordering::Relaxed);
+        assert_eq!(metrics.snapshot().watermark, None);
+        metrics.publish_operators(vec![OperatorStats {
+            name: "Filter".into(),
+            rows_in: 3,
+            rows_out: 1,
+            state_rows: 0,
+        }]);
+        assert_eq!(metrics.snapshot().operators[0].rows_out, 1);
     }
 }

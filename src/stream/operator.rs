@@ -173,6 +173,11 @@ pub trait Operator: Send {
         None
     }
 
+    /// Rows held in state (a metric; window aggregates report their groups).
+    fn state_rows(&self) -> usize {
+        0
+    }
+
     /// Load what it needs before the first event (a lookup table), so that
     /// planning reads nothing.
     fn open(&mut self, _task: Arc<TaskContext>) -> BoxFuture<'_, Result<()>> {

@@ -376,6 +376,12 @@ impl Operator for UpdatingAggregateOperator {
         )
     }
 
+    fn state_rows(&self) -> usize {
+        // Groups held: slots less those freed (counted without a scan, as
+        // this is read after every batch).
+        self.groups.len().saturating_sub(self.free.len())
+    }
+
     fn state(&self) -> Option<String> {
         let bound = match self.spec.ttl {
             Some(ttl) => format!(

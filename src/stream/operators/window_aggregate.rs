@@ -453,6 +453,18 @@ impl Operator for WindowAggregateOperator {
         Some("window_partials per pane and key, each freed once the watermark passes the end of the last window over its pane".into())
     }
 
+    fn state_rows(&self) -> usize {
+        // Groups (pane and key) held, live and frozen.
+        self.panes
+            .values()
+            .flat_map(|pane| pane.slots.values())
+            .map(|slot| {
+                slot.live.as_ref().map_or(0, Groups::len)
+                    + slot.frozen.iter().map(Partial::len).sum::<usize>()
+            })
+            .sum()
+    }
+
     fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
         let touched = self.aggregate(&input)?;
         if self.changes.is_some() {
