@@ -418,3 +418,26 @@ pub fn window_counts(unit: arrow::datatypes::TimeUnit) -> SchemaRef {
         Field::new("n", DataType::Int64, false),
     ]))
 }
+
+/// The physical window function of `expr` (a `WindowFunction`, aliased) over
+/// rows of `input`, with its output field named `name`.
+pub fn window_function(
+    expr: datafusion::logical_expr::Expr,
+    input: &SchemaRef,
+    name: &str,
+) -> (
+    Arc<dyn datafusion::physical_expr::window::WindowExpr>,
+    arrow::datatypes::FieldRef,
+) {
+    let schema = datafusion::common::DFSchema::try_from(input.as_ref().clone()).expect("a schema");
+    let function = datafusion::physical_planner::create_window_expr(
+        &expr.alias(name),
+        &schema,
+        &datafusion::execution::context::ExecutionProps::new(),
+        &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default(),
+    )
+    .expect("a physical window function");
+    let field = function.field().expect("a field");
+    let field = Arc::new(field.as_ref().clone().with_name(name));
+    (function, field)
+}

@@ -8,7 +8,6 @@ use crate::stream::operators::interval_join::IntervalJoinOperator;
 use crate::stream::operators::join::JoinSpec;
 use crate::stream::operators::stream_join::StreamJoinOperator;
 use crate::stream::operators::window_join::WindowJoinOperator;
-use crate::stream::state_options::StateOptions;
 
 impl StreamPlanner<'_> {
     /// A join: of two streams (both sides stream), or of a stream with a
@@ -110,12 +109,7 @@ impl StreamPlanner<'_> {
             let operator = IntervalJoinOperator::try_new(spec, bounds, late())?;
             (Box::new(operator), None, false)
         } else {
-            let ttl = self
-                .state
-                .config_options()
-                .extensions
-                .get::<StateOptions>()
-                .and_then(|o| o.ttl);
+            let ttl = self.state_ttl();
             if ttl.is_none() || sources.unwatermarked.is_some() {
                 let why = match ttl {
                     Some(_) => " and a side has no watermark to expire state.ttl by",

@@ -289,6 +289,15 @@ impl<'a> StreamPlanner<'a> {
         input.at(tail, lineage)
     }
 
+    /// `SET 'state.ttl'`, if set.
+    fn state_ttl(&self) -> Option<super::operator::Nanos> {
+        self.state
+            .config_options()
+            .extensions
+            .get::<super::state_options::StateOptions>()
+            .and_then(|o| o.ttl)
+    }
+
     fn physical(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
         self.state.create_physical_expr(expr.clone(), schema)
     }
