@@ -4,6 +4,7 @@
 //! [`crate::stream::operator::MultiInputOperator`] and get their inputs'
 //! watermarks already merged by the graph.
 
+pub mod dedup;
 pub mod deferred;
 pub mod final_aggregate;
 pub mod interval_join;

@@ -231,6 +231,9 @@ impl<'a> StreamPlanner<'a> {
                     ))
                 }
                 LogicalPlan::Filter(filter) => {
+                    if let Some(dedup) = self.dedup(filter).await? {
+                        return Ok(dedup);
+                    }
                     let planned = self.node(&filter.input, panes).await?;
                     let predicate = self.physical(&filter.predicate, filter.input.schema())?;
                     Ok(self.then(

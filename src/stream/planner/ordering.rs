@@ -2,6 +2,7 @@
 //! windowed aggregate, or at the end of a bounded replay.
 
 use super::*;
+use crate::stream::operators::dedup::DedupOperator;
 use crate::stream::operators::over_aggregate::{OverAggregateOperator, OverAggregateSpec};
 use crate::stream::operators::window_top_n::WindowTopNOperator;
 
@@ -55,12 +56,7 @@ impl StreamPlanner<'_> {
         let input_schema = Arc::new(input.as_arrow().clone());
         let schema = Arc::new(node.schema.as_arrow().clone());
         let late = || LateRows::new(Arc::clone(&self.metrics), planned.sources.late_path.clone());
-        let needs_watermark = |what: &str| match &planned.sources.unwatermarked {
-            Some(table) => plan_err!(
-                "{what} on unbounded '{table}' needs event time: declare a WATERMARK FOR its time column in CREATE TABLE"
-            ),
-            None => Ok(()),
-        };
+        let needs_watermark = |what: &str| planned.sources.needs_event_time(what);
         let (partition_by, order_by) = specs.first().cloned().unwrap_or_default();
         if per_window {
             let operator = WindowFunctionOperator::new(functions, input_schema, schema, false);
@@ -86,16 +82,7 @@ impl StreamPlanner<'_> {
             return Ok(self.then(&planned, Box::new(operator), Some(closed)));
         }
         // Ordered by event time: each row goes out once the watermark passes it.
-        let time = match order_by.first() {
-            Some(first) if first.asc => match &first.expr {
-                Expr::Column(_) if matches!(first.expr.get_type(input)?, DataType::Timestamp(..)) => {
-                    Some(self.physical(&first.expr, input)?)
-                }
-                _ => None,
-            },
-            _ => None,
-        };
-        if let Some(time) = time {
+        if let Some(time) = self.event_time_order(&order_by, input)? {
             match functions.iter().find(|f| !f.uses_bounded_memory()) {
                 Some(unbounded) if !planned.sources.bounded => {
                     return not_impl_err!(
@@ -106,6 +93,7 @@ impl StreamPlanner<'_> {
                 Some(_) => {}
                 None => {
                     needs_watermark("a window function (OVER) ordered by event time")?;
+                    self.warn_keys_kept("a window function (OVER) ordered by event time", &planned);
                     let ttl = self.state_ttl();
                     let spec = OverAggregateSpec {
                         functions,
@@ -130,6 +118,102 @@ impl StreamPlanner<'_> {
 }
 
 impl StreamPlanner<'_> {
+    /// The event time leading `order_by` (a TIMESTAMP column, ascending),
+    /// as a physical expression over `input`.
+    fn event_time_order(
+        &self,
+        order_by: &[datafusion::logical_expr::SortExpr],
+        input: &DFSchema,
+    ) -> Result<Option<Arc<dyn PhysicalExpr>>> {
+        match order_by.first() {
+            Some(first) if first.asc && matches!(first.expr, Expr::Column(_)) => {
+                if matches!(first.expr.get_type(input)?, DataType::Timestamp(..)) {
+                    return Ok(Some(self.physical(&first.expr, input)?));
+                }
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Warn that `what` over an unbounded input keeps every key it sees
+    /// unless `state.ttl` bounds it.
+    fn warn_keys_kept(&self, what: &str, planned: &Planned) {
+        if !planned.sources.bounded && self.state_ttl().is_none() {
+            self.warn(format!(
+                "{what} keeps state for every key it sees and no state.ttl is set, so its state grows with the keys: SET 'state.ttl' = '1 h' forgets a key idle that long"
+            ));
+        }
+    }
+
+    /// `WHERE rn = 1` (or `rn <= 1`, `rn < 2`) over `ROW_NUMBER() OVER
+    /// (PARTITION BY k ORDER BY ts)` ordered by event time: a dedup keeping
+    /// each key's first row. `None`: not that shape (the filter and the
+    /// window functions are planned as they are).
+    pub(super) async fn dedup(
+        &mut self,
+        filter: &datafusion::logical_expr::Filter,
+    ) -> Result<Option<Planned>> {
+        let LogicalPlan::Window(window) = filter.input.as_ref() else {
+            return Ok(None);
+        };
+        let [expr] = window.window_expr.as_slice() else {
+            return Ok(None);
+        };
+        let Expr::WindowFunction(function) = strip_alias(expr) else {
+            return Ok(None);
+        };
+        let is_row_number = matches!(
+            &function.fun,
+            datafusion::logical_expr::WindowFunctionDefinition::WindowUDF(udf) if udf.name() == "row_number"
+        );
+        let by_window = function.params.partition_by.iter().any(|e| {
+            e.column_refs()
+                .iter()
+                .any(|c| [WINDOW_START, WINDOW_END, WINDOW_TIME].contains(&c.name.as_str()))
+        });
+        let rn = window.schema.fields().len() - 1;
+        if !is_row_number
+            || by_window
+            || !keeps_first(&filter.predicate, |c| {
+                window.schema.index_of_column(c).ok() == Some(rn)
+            })
+        {
+            return Ok(None);
+        }
+        let input = window.input.schema();
+        let Some(time) = self.event_time_order(&function.params.order_by, input)? else {
+            return Ok(None);
+        };
+        let planned = self.node(&window.input, false).await?;
+        planned.appended_only("a dedup (ROW_NUMBER() ... = 1)")?;
+        if self.changes {
+            return not_impl_err!(
+                "a dedup with EMIT CHANGES is not supported yet: it is append-only, drop EMIT CHANGES"
+            );
+        }
+        planned
+            .sources
+            .needs_event_time("a dedup ordered by event time")?;
+        let function = create_window_expr(
+            expr,
+            input,
+            self.state.execution_props(),
+            &PhysicalPlanningContext::default(),
+        )?;
+        self.warn_keys_kept("a dedup", &planned);
+        let late = LateRows::new(Arc::clone(&self.metrics), planned.sources.late_path.clone());
+        let operator = DedupOperator::try_new(
+            function,
+            time,
+            Arc::new(input.as_arrow().clone()),
+            Arc::new(window.schema.as_arrow().clone()),
+            self.state_ttl(),
+            late,
+        )?;
+        Ok(Some(self.then(&planned, Box::new(operator), planned.lineage)))
+    }
+
     pub(super) async fn sort(&mut self, sort: &datafusion::logical_expr::Sort) -> Result<Planned> {
         let planned = self.node(&sort.input, false).await?;
         planned.appended_only("ORDER BY")?;
@@ -176,5 +260,39 @@ impl StreamPlanner<'_> {
             }
             _ => sorted,
         })
+    }
+}
+
+/// Whether `predicate` keeps only row number 1 of the column `is_rn` names:
+/// `rn = 1`, `rn <= 1` or `rn < 2`.
+fn keeps_first(predicate: &Expr, is_rn: impl Fn(&datafusion::common::Column) -> bool) -> bool {
+    use datafusion::logical_expr::{BinaryExpr, Operator};
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = predicate else {
+        return false;
+    };
+    let (Expr::Column(column), Expr::Literal(value, _)) = (strip_alias(left), strip_alias(right)) else {
+        return false;
+    };
+    let value = value.cast_to(&DataType::Int64).ok().and_then(|v| match v {
+        datafusion::common::ScalarValue::Int64(v) => v,
+        _ => None,
+    });
+    is_rn(column)
+        && matches!(
+            (op, value),
+            (Operator::Eq, Some(1)) | (Operator::LtEq, Some(1)) | (Operator::Lt, Some(2))
+        )
+}
+
+impl Sources {
+    /// Refuse `what` when an unbounded source has no watermark: its rows
+    /// go out as the watermark passes them.
+    pub(super) fn needs_event_time(&self, what: &str) -> Result<()> {
+        match &self.unwatermarked {
+            Some(table) => plan_err!(
+                "{what} on unbounded '{table}' needs event time: declare a WATERMARK FOR its time column in CREATE TABLE"
+            ),
+            None => Ok(()),
+        }
     }
 }
