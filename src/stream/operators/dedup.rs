@@ -16,8 +16,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
-use arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::compute::take_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
@@ -25,11 +25,11 @@ use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::window::WindowExpr;
 
+use super::pending_rows::PendingRows;
 use super::window_functions::sort_by_partition;
 use crate::stream::late::LateRows;
 use crate::stream::operator::{
-    END_OF_INPUT, Event, MILLISECOND, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch,
-    nanos_values, to_nanos,
+    END_OF_INPUT, Event, MILLISECOND, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values,
 };
 
 /// Keeps each key's first row by event time.
@@ -37,16 +37,13 @@ pub struct DedupOperator {
     /// The `ROW_NUMBER()` it stands for: its PARTITION BY is the key, its
     /// ORDER BY (event time first, ascending) picks the first row.
     function: Arc<dyn WindowExpr>,
-    /// The event time leading the ORDER BY.
-    time: Arc<dyn PhysicalExpr>,
-    input_schema: SchemaRef,
     /// The input's columns, then the row number (always 1).
     schema: SchemaRef,
     keys: RowConverter,
     /// Per key, the time of its latest row.
     seen: HashMap<Box<[u8]>, Nanos>,
-    /// Rows whose time the watermark has not passed, with their times.
-    pending: Vec<(RecordBatch, ArrayRef)>,
+    /// Rows whose time the watermark has not passed.
+    pending: PendingRows,
     ttl: Option<Nanos>,
     late: LateRows,
     watermark: Nanos,
@@ -71,12 +68,10 @@ impl DedupOperator {
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             function,
-            time,
-            input_schema,
+            pending: PendingRows::new(time, input_schema),
             schema,
             keys: RowConverter::new(fields)?,
             seen: HashMap::new(),
-            pending: Vec::new(),
             ttl,
             late,
             watermark: NO_WATERMARK,
@@ -84,42 +79,10 @@ impl DedupOperator {
         })
     }
 
-    fn times(&self, batch: &RecordBatch) -> Result<ArrayRef> {
-        let time = self.time.evaluate(batch)?.into_array(batch.num_rows())?;
-        to_nanos(&time, &self.time.to_string())
-    }
-
-    /// The pending rows the watermark passed.
-    fn release(&mut self, watermark: Nanos) -> Result<Option<RecordBatch>> {
-        let mut released = Vec::new();
-        let mut kept = Vec::new();
-        for (batch, times) in std::mem::take(&mut self.pending) {
-            let values = nanos_values(&times)?;
-            let passed: BooleanArray = values.values().iter().map(|&t| Some(t < watermark)).collect();
-            match passed.true_count() {
-                0 => kept.push((batch, times)),
-                n if n == batch.num_rows() => released.push(batch),
-                _ => {
-                    released.push(filter_record_batch(&batch, &passed)?);
-                    let waiting = arrow::compute::not(&passed)?;
-                    kept.push((
-                        filter_record_batch(&batch, &waiting)?,
-                        arrow::compute::filter(times.as_ref(), &waiting)?,
-                    ));
-                }
-            }
-        }
-        self.pending = kept;
-        if released.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(concat_batches(&self.input_schema, &released)?))
-    }
-
     /// The first row of each key among `rows` that had none yet.
     fn firsts(&mut self, rows: &RecordBatch) -> Result<Option<RecordBatch>> {
         let (rows, keys) = sort_by_partition(self.function.as_ref(), rows)?;
-        let times = self.times(&rows)?;
+        let times = self.pending.times(&rows)?;
         let times = nanos_values(&times)?;
         let key_columns: Vec<ArrayRef> = keys.into_iter().map(|k| k.values).collect();
         let key_rows = self.keys.convert_columns(&key_columns)?;
@@ -182,7 +145,7 @@ impl Operator for DedupOperator {
     fn name(&self) -> String {
         format!(
             "Dedup keeping the first row per key by {}: {}; {}",
-            self.time,
+            self.pending.time(),
             self.function.name(),
             self.late.policy()
         )
@@ -202,36 +165,14 @@ impl Operator for DedupOperator {
     }
 
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
-        let batch = input.batch;
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        let times = self.times(&batch)?;
-        let values = nanos_values(&times)?;
-        let late: BooleanArray = (0..batch.num_rows())
-            .map(|i| {
-                Some(arrow::array::Array::is_null(values, i) || values.value(i) < input.watermarks.get(i))
-            })
-            .collect();
-        if late.true_count() == 0 {
-            self.pending.push((batch, times));
-            return Ok(());
-        }
-        self.late.record(&filter_record_batch(&batch, &late)?)?;
-        let on_time = arrow::compute::not(&late)?;
-        let batch = filter_record_batch(&batch, &on_time)?;
-        if batch.num_rows() > 0 {
-            let times = arrow::compute::filter(times.as_ref(), &on_time)?;
-            self.pending.push((batch, times));
-        }
-        Ok(())
+        self.pending.push(input, &mut self.late)
     }
 
     fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
         if watermark <= self.watermark {
             return Ok(());
         }
-        if let Some(rows) = self.release(watermark)?
+        if let Some(rows) = self.pending.release(watermark)?
             && let Some(firsts) = self.firsts(&rows)?
         {
             // Released rows are at or after the watermark before this one

@@ -14,6 +14,7 @@ mod join_differential;
 pub mod join_state;
 pub mod lookup_join;
 pub mod over_aggregate;
+pub mod pending_rows;
 pub mod session_aggregate;
 pub mod sort;
 pub mod stateless;

@@ -31,8 +31,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch};
-use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::array::{ArrayRef, Int64Array, RecordBatch};
+use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::utils::{evaluate_partition_ranges, get_row_at_idx};
 use datafusion::error::Result;
@@ -44,10 +44,11 @@ use datafusion::physical_expr::window::{
     WindowExpr,
 };
 
+use super::pending_rows::PendingRows;
 use super::window_functions::sort_by_partition;
 use crate::stream::late::LateRows;
 use crate::stream::operator::{
-    END_OF_INPUT, Event, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values, to_nanos,
+    END_OF_INPUT, Event, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values,
 };
 
 /// What an [`OverAggregateOperator`] computes.
@@ -81,8 +82,8 @@ pub struct OverAggregateOperator {
     /// Per function: whether it reads rows after the current row's peers
     /// (`lead`, a frame ending `n FOLLOWING`), so must wait for them.
     waits: Vec<bool>,
-    /// Rows whose time the watermark has not passed, with their times.
-    pending: Vec<(RecordBatch, ArrayRef)>,
+    /// Rows whose time the watermark has not passed.
+    pending: PendingRows,
     partitions: HashMap<PartitionKey, Partition>,
     /// Per function, its state in each partition (DataFusion's own).
     states: Vec<PartitionWindowAggStates>,
@@ -106,48 +107,15 @@ impl OverAggregateOperator {
             .map(|_| PartitionWindowAggStates::default())
             .collect();
         Ok(Self {
+            pending: PendingRows::new(Arc::clone(&spec.time), Arc::clone(&spec.input_schema)),
             spec,
             waits,
-            pending: Vec::new(),
             partitions: HashMap::new(),
             states,
             late,
             watermark: NO_WATERMARK,
             next_sweep: NO_WATERMARK,
         })
-    }
-
-    /// The event times of `batch`'s rows, in nanoseconds.
-    fn times(&self, batch: &RecordBatch) -> Result<ArrayRef> {
-        let time = self.spec.time.evaluate(batch)?.into_array(batch.num_rows())?;
-        to_nanos(&time, &self.spec.time.to_string())
-    }
-
-    /// Take out the pending rows the watermark passed.
-    fn release(&mut self, watermark: Nanos) -> Result<Option<RecordBatch>> {
-        let mut released = Vec::new();
-        let mut kept = Vec::new();
-        for (batch, times) in std::mem::take(&mut self.pending) {
-            let values = nanos_values(&times)?;
-            let passed: BooleanArray = values.values().iter().map(|&t| Some(t < watermark)).collect();
-            match passed.true_count() {
-                0 => kept.push((batch, times)),
-                n if n == batch.num_rows() => released.push(batch),
-                _ => {
-                    released.push(filter_record_batch(&batch, &passed)?);
-                    let waiting = arrow::compute::not(&passed)?;
-                    kept.push((
-                        filter_record_batch(&batch, &waiting)?,
-                        arrow::compute::filter(times.as_ref(), &waiting)?,
-                    ));
-                }
-            }
-        }
-        self.pending = kept;
-        if released.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(concat_batches(&self.spec.input_schema, &released)?))
     }
 
     /// Sort released rows by partition and ORDER BY and append each
@@ -157,7 +125,7 @@ impl OverAggregateOperator {
             return Ok(Vec::new());
         };
         let (rows, key_columns) = sort_by_partition(first.as_ref(), rows)?;
-        let times = self.times(&rows)?;
+        let times = self.pending.times(&rows)?;
         let times = nanos_values(&times)?;
         let key_values: Vec<ArrayRef> = key_columns.iter().map(|c| Arc::clone(&c.values)).collect();
         let mut touched = Vec::new();
@@ -327,27 +295,7 @@ impl Operator for OverAggregateOperator {
     }
 
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
-        let batch = input.batch;
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        let times = self.times(&batch)?;
-        let values = nanos_values(&times)?;
-        let late: BooleanArray = (0..batch.num_rows())
-            .map(|i| Some(values.is_null(i) || values.value(i) < input.watermarks.get(i)))
-            .collect();
-        if late.true_count() == 0 {
-            self.pending.push((batch, times));
-            return Ok(());
-        }
-        self.late.record(&filter_record_batch(&batch, &late)?)?;
-        let on_time = arrow::compute::not(&late)?;
-        let batch = filter_record_batch(&batch, &on_time)?;
-        if batch.num_rows() > 0 {
-            let times = arrow::compute::filter(times.as_ref(), &on_time)?;
-            self.pending.push((batch, times));
-        }
-        Ok(())
+        self.pending.push(input, &mut self.late)
     }
 
     fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
@@ -356,7 +304,7 @@ impl Operator for OverAggregateOperator {
         }
         let before = self.watermark;
         let end = watermark == END_OF_INPUT;
-        let mut touched = match self.release(watermark)? {
+        let mut touched = match self.pending.release(watermark)? {
             Some(rows) => self.append(&rows)?,
             None => Vec::new(),
         };
@@ -371,7 +319,7 @@ impl Operator for OverAggregateOperator {
             let batch = concat_batches(&self.spec.schema, &batches)?;
             // A row that waited for later rows (lead) is older than `before`:
             // it carries its own time, so a window downstream takes it.
-            let times = self.times(&batch)?;
+            let times = self.pending.times(&batch)?;
             let times = nanos_values(&times)?;
             let watermarks: Int64Array = times.values().iter().map(|&t| t.min(before)).collect();
             out.push(Event::Data(StreamBatch::new(
