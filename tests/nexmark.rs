@@ -240,6 +240,13 @@ async fn run_select(setup: &str, select: &str, masked: &[&str], continuous: bool
     }
     let schema = output.stream.schema();
     match output.stream.try_collect::<Vec<RecordBatch>>().await {
+        // An updating result, applied in order, must end at batch's rows.
+        Ok(batches) if continuous && rows::is_changelog(&schema) => {
+            match rows::apply_changelog(&batches, masked) {
+                Ok(rows) => Run::Rows(rows),
+                Err(e) => Run::Broken(format!("a bad changelog: {e}")),
+            }
+        }
         Ok(batches) => Run::Rows(render(&schema, &batches, masked).sorted()),
         Err(e) => Run::Broken(format!("error while running: {e}")),
     }

@@ -17,6 +17,14 @@ use crate::error::SluiceError;
 /// A continuous query's late rows, on stderr at its end: rows are never
 /// dropped without a word.
 fn report_late_rows(metrics: &crate::stream::StreamMetrics) {
+    let unmatched = metrics
+        .unmatched_retractions
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if unmatched > 0 {
+        eprintln!(
+            "{unmatched} retraction(s) (-U/-D) named a row that was never inserted and were left out: the input changelog is not consistent"
+        );
+    }
     let late = metrics.late_rows.load(std::sync::atomic::Ordering::Relaxed);
     if late == 0 {
         return;

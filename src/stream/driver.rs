@@ -188,7 +188,7 @@ fn sink_rows(events: Vec<Event>, changes: bool) -> Result<Vec<RecordBatch>> {
             _ => None,
         })
         .map(|rows| match changes {
-            true => Ok(with_changes(&rows.batch, rows.changes)?),
+            true => Ok(with_changes(&rows.batch, rows.changes.as_ref())?),
             false => Ok(rows.batch),
         })
         .collect()

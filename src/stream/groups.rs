@@ -108,6 +108,11 @@ impl Aggregates {
             .collect()
     }
 
+    /// The aggregates, with their filters.
+    pub fn aggregates(&self) -> &[Aggregate] {
+        &self.aggregates
+    }
+
     /// The aggregates' names, for EXPLAIN.
     pub fn names(&self) -> Vec<&str> {
         self.aggregates.iter().map(|(a, _)| a.name()).collect()

@@ -18,6 +18,9 @@ pub struct StreamMetrics {
     pub watermark: AtomicI64,
     /// Rows the operators that report it hold in state (joins' buffers).
     pub state_rows: AtomicU64,
+    /// Retractions (`-U`/`-D`) of rows that were never inserted: counted and
+    /// reported, never applied.
+    pub unmatched_retractions: AtomicU64,
     /// Where late rows are written, if the table says so.
     pub late_output: std::sync::OnceLock<std::path::PathBuf>,
     /// What planning warned of (state that grows without bound), for stderr
@@ -32,6 +35,7 @@ impl Default for StreamMetrics {
             late_rows: AtomicU64::new(0),
             watermark: AtomicI64::new(NO_WATERMARK),
             state_rows: AtomicU64::new(0),
+            unmatched_retractions: AtomicU64::new(0),
             late_output: std::sync::OnceLock::new(),
             warnings: std::sync::Mutex::new(Vec::new()),
         }

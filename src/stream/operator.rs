@@ -16,6 +16,8 @@ use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use futures::future::BoxFuture;
 
+use super::changelog::Changes;
+
 /// Event time in nanoseconds since the epoch.
 pub type Nanos = i64;
 
@@ -94,9 +96,9 @@ pub struct StreamBatch {
     pub batch: RecordBatch,
     /// The watermark in force at each row.
     pub watermarks: RowWatermarks,
-    /// For an updating result (`EMIT CHANGES`), each row's change: `+I`,
-    /// `-U`, `+U` or `-D`; `None` for appended rows (all `+I`).
-    pub changes: Option<ArrayRef>,
+    /// For an updating stream, each row's change (`+I`, `-U`, `+U`, `-D`);
+    /// `None` for appended rows (all `+I`).
+    pub changes: Option<Changes>,
 }
 
 impl StreamBatch {
@@ -114,11 +116,7 @@ impl StreamBatch {
         Ok(Self {
             batch: arrow::compute::filter_record_batch(&self.batch, mask)?,
             watermarks: self.watermarks.filter(mask)?,
-            changes: self
-                .changes
-                .as_ref()
-                .map(|c| filter(c.as_ref(), mask))
-                .transpose()?,
+            changes: self.changes.as_ref().map(|c| c.filter(mask)).transpose()?,
         })
     }
 

@@ -1,5 +1,6 @@
 //! Settings of continuous queries' state, under `SET 'state.<name>'`:
-//! `state.ttl` bounds what a join of two streams with no time bound keeps.
+//! `state.ttl` bounds what a join of two streams with no time bound and an
+//! updating GROUP BY keep.
 
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::error::DataFusionError;
@@ -10,9 +11,10 @@ use crate::connectors::options::parse_duration_ms;
 /// `state.*` settings.
 #[derive(Debug, Clone, Default)]
 pub struct StateOptions {
-    /// How long a regular join of two streams keeps a row, in event time:
-    /// until the watermark passes the one the row arrived under plus this.
-    /// `None`: for ever (the join warns that its state grows without bound).
+    /// How long a regular join of two streams keeps a row, and an updating
+    /// GROUP BY a group no row touches, in event time: until the watermark
+    /// passes the one in force at the last touch plus this. `None`: for ever
+    /// (the join warns that its state grows without bound).
     pub ttl: Option<Nanos>,
 }
 
@@ -65,7 +67,7 @@ impl ExtensionOptions for StateOptions {
                 Some(ttl) => format!("{} ms", ttl / MILLISECOND),
                 None => "none".to_string(),
             }),
-            description: "how long a join of two streams with no time bound keeps a row (event time); none: for ever",
+            description: "how long a join of two streams with no time bound keeps a row, and an updating GROUP BY an untouched group (event time); none: for ever",
         }]
     }
 }

@@ -57,3 +57,40 @@ pub fn render(schema: &Schema, batches: &[RecordBatch], masked: &[&str]) -> Rows
     }
     Rows { columns, rows }
 }
+
+/// Whether `schema` is a changelog's (its first column is the change `op`).
+#[allow(dead_code)]
+pub fn is_changelog(schema: &Schema) -> bool {
+    schema.fields().first().is_some_and(|f| f.name() == "op")
+}
+
+/// Apply a changelog (first column `op`), in the order it came, to a
+/// multiset of rows: `+I`/`+U` add a row, `-U`/`-D` take back one equal to
+/// it (`masked` columns compare as equal), and taking back a row that is not there is an error. The rows sorted.
+#[allow(dead_code)]
+pub fn apply_changelog(batches: &[RecordBatch], masked: &[&str]) -> Result<Rows, String> {
+    let schema = batches
+        .first()
+        .map_or_else(Schema::empty, |b| b.schema().as_ref().clone());
+    let rendered = render(&schema, batches, masked);
+    let mut rows: Vec<String> = Vec::new();
+    for line in &rendered.rows {
+        let (op, row) = line.split_once(" | ").unwrap_or((line.as_str(), ""));
+        match op {
+            "+I" | "+U" => rows.push(row.to_string()),
+            "-U" | "-D" => {
+                let at = rows
+                    .iter()
+                    .position(|r| r == row)
+                    .ok_or_else(|| format!("{op} of a row never inserted: {row}"))?;
+                rows.swap_remove(at);
+            }
+            other => return Err(format!("unknown change '{other}'")),
+        }
+    }
+    rows.sort();
+    Ok(Rows {
+        columns: rendered.columns.get(1..).unwrap_or_default().to_vec(),
+        rows,
+    })
+}

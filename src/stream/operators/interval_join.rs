@@ -28,6 +28,7 @@ use super::join::{
     show_nanos, take_rows,
 };
 use super::join_state::{JoinState, Probe};
+use crate::stream::changelog::Change;
 use crate::stream::late::LateRows;
 use crate::stream::operator::{
     END_OF_INPUT, Event, MultiInputOperator, NO_WATERMARK, Nanos, RowWatermarks, StreamBatch, nanos_values,
@@ -132,7 +133,7 @@ impl IntervalJoinOperator {
             out.push(
                 self.core.alone(side, unmatched)?,
                 RowWatermarks::Constant(watermark),
-                "+I",
+                Change::Insert,
             );
         }
         Ok(())
@@ -242,7 +243,7 @@ impl IntervalJoinOperator {
             output.push(
                 self.core.pairs(columns, probe.len())?,
                 input.watermarks.take(&UInt32Array::from(probe.clone()))?,
-                "+I",
+                Change::Insert,
             );
         }
         let first = self.state[other.index()].first_matches(&found);
@@ -250,13 +251,21 @@ impl IntervalJoinOperator {
             let refs: Vec<_> = first.iter().map(|(r, _)| *r).collect();
             let by: UInt32Array = first.iter().map(|(_, at)| probe.get(*at).copied()).collect();
             let rows = self.state[other.index()].rows(&refs)?;
-            output.push(self.core.alone(other, &rows)?, input.watermarks.take(&by)?, "+I");
+            output.push(
+                self.core.alone(other, &rows)?,
+                input.watermarks.take(&by)?,
+                Change::Insert,
+            );
         }
         let matched = hits(rows, &probe);
         if self.core.emits.matched(side) {
             let mask = arrow::array::BooleanArray::from(matched.clone());
             let rows = input.filter(&mask)?;
-            output.push(self.core.alone(side, &rows.batch)?, rows.watermarks, "+I");
+            output.push(
+                self.core.alone(side, &rows.batch)?,
+                rows.watermarks,
+                Change::Insert,
+            );
         }
 
         // Keep the rows that can still match; those that cannot and never
@@ -276,7 +285,7 @@ impl IntervalJoinOperator {
             output.push(
                 self.core.alone(side, &take_rows(batch, &done)?)?,
                 input.watermarks.take(&done)?,
-                "+I",
+                Change::Insert,
             );
         }
         let expire_at = kept

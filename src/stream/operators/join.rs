@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, StringArray, UInt32Array, new_null_array,
+    Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array, new_null_array,
 };
 use arrow::compute::{can_cast_types, cast, filter, prep_null_mask_filter, take};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
@@ -21,6 +21,7 @@ use datafusion::common::{JoinType, internal_err, not_impl_err, plan_err};
 use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalExpr;
 
+use crate::stream::changelog::{Change, Changes};
 use crate::stream::late::LateRows;
 use crate::stream::operator::{Event, Nanos, RowWatermarks, StreamBatch};
 
@@ -562,16 +563,12 @@ pub fn rows_where(batch: &RecordBatch, mask: &[bool]) -> Result<RecordBatch> {
 /// A join input must be append-only: a retraction would have to take back
 /// pairs, which the joins do not do.
 pub fn check_append_only(input: &StreamBatch, operator: &str) -> Result<()> {
-    if let Some(changes) = &input.changes {
-        let inserts = changes
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .is_some_and(|c| c.iter().all(|op| op == Some("+I")));
-        if !inserts {
-            return not_impl_err!(
-                "{operator} takes appended rows only, and an input is an updating stream (-U/+U/-D); join before the updating aggregate or join, or make it windowed"
-            );
-        }
+    if let Some(changes) = &input.changes
+        && !changes.all_inserts()
+    {
+        return not_impl_err!(
+            "{operator} takes appended rows only, and an input is an updating stream (-U/+U/-D); join before the updating aggregate or join, or make it windowed"
+        );
     }
     Ok(())
 }
@@ -581,13 +578,13 @@ pub fn check_append_only(input: &StreamBatch, operator: &str) -> Result<()> {
 pub struct Output {
     batches: Vec<RecordBatch>,
     watermarks: Vec<RowWatermarks>,
-    changes: Vec<&'static str>,
+    changes: Vec<Change>,
     counts: Vec<usize>,
 }
 
 impl Output {
     /// Add `rows` with `watermarks`, each one change `change`.
-    pub fn push(&mut self, rows: RecordBatch, watermarks: RowWatermarks, change: &'static str) {
+    pub fn push(&mut self, rows: RecordBatch, watermarks: RowWatermarks, change: Change) {
         if rows.num_rows() > 0 {
             self.counts.push(rows.num_rows());
             self.changes.push(change);
@@ -613,14 +610,13 @@ impl Output {
         }
         let batch = arrow::compute::concat_batches(schema, &self.batches)?;
         let watermarks = concat_watermarks(&self.watermarks, &self.counts);
-        let changes: Option<ArrayRef> = updating.then(|| {
-            let ops: Vec<&str> = self
-                .changes
-                .iter()
-                .zip(&self.counts)
-                .flat_map(|(c, n)| std::iter::repeat_n(*c, *n))
-                .collect();
-            Arc::new(StringArray::from(ops)) as ArrayRef
+        let changes = updating.then(|| {
+            Changes::from_changes(
+                self.changes
+                    .iter()
+                    .zip(&self.counts)
+                    .flat_map(|(c, n)| std::iter::repeat_n(*c, *n)),
+            )
         });
         Ok(Some(StreamBatch {
             batch,

@@ -21,6 +21,7 @@ use super::join::JoinSpec;
 use super::stream_join::StreamJoinOperator;
 use super::testing::{S, late, metrics, rows_text};
 use super::window_join::WindowJoinOperator;
+use crate::stream::changelog::Change;
 use crate::stream::graph::WatermarkMerge;
 use crate::stream::interval_bounds::join_interval_bounds;
 use crate::stream::operator::{Event, MultiInputOperator, NO_WATERMARK, Nanos, RowWatermarks, StreamBatch};
@@ -187,17 +188,17 @@ fn stream(
     for event in out {
         let Event::Data(batch) = event else { continue };
         let texts = rows_text(batch.batch.columns(), batch.batch.num_rows());
-        let changes = batch.changes.as_ref().map(|c| c.as_string::<i32>().clone());
+        let changes = batch.changes.as_ref();
         for (i, text) in texts.into_iter().enumerate() {
-            match changes.as_ref().map(|c| c.value(i)) {
-                None | Some("+I") => rows.push(text),
-                Some("-D") => match rows.iter().position(|r| *r == text) {
+            match changes.map(|c| c.get(i)) {
+                None | Some(Change::Insert) => rows.push(text),
+                Some(Change::Delete) => match rows.iter().position(|r| *r == text) {
                     Some(at) => {
                         rows.swap_remove(at);
                     }
                     None => panic!("-D of a row never inserted: {text}"),
                 },
-                Some(other) => panic!("a join emitted {other}"),
+                Some(other) => panic!("a join emitted {}", other.text()),
             }
         }
     }

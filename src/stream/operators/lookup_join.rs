@@ -12,7 +12,6 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array};
-use arrow::compute::take;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::{JoinType, not_impl_err};
 use datafusion::error::Result;
@@ -165,11 +164,7 @@ impl Operator for LookupJoinOperator {
                 let options = RecordBatchOptions::new().with_row_count(Some(stream_idx.len()));
                 let joined = RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;
                 let watermarks = input.watermarks.take(&stream_idx)?;
-                let changes = input
-                    .changes
-                    .as_ref()
-                    .map(|c| take(c.as_ref(), &stream_idx, None))
-                    .transpose()?;
+                let changes = input.changes.as_ref().map(|c| c.take(&stream_idx)).transpose()?;
                 StreamBatch {
                     batch: joined,
                     watermarks,

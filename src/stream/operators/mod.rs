@@ -22,6 +22,7 @@ pub mod stream_join;
 #[cfg(test)]
 pub mod testing;
 pub mod union;
+pub mod updating_aggregate;
 pub mod window_aggregate;
 pub mod window_functions;
 pub mod window_join;

@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch, RecordBatchOptions};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions};
 use arrow::datatypes::SchemaRef;
 use datafusion::common::plan_err;
 use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalExpr;
 
+use crate::stream::changelog::{Change, Changes};
 use crate::stream::operator::{Event, Operator, StreamBatch};
 
 /// `WHERE` / `HAVING`.
@@ -37,12 +38,61 @@ impl Operator for FilterOperator {
         let Some(mask) = mask.as_boolean_opt() else {
             return plan_err!("a filter must be a boolean expression, not {}", mask.data_type());
         };
-        let kept = input.filter(mask)?;
+        let kept = match &input.changes {
+            None => input.filter(mask)?,
+            Some(changes) => filter_changes(&input, mask, changes)?,
+        };
         if kept.batch.num_rows() > 0 {
             out.push(Event::Data(kept));
         }
         Ok(())
     }
+}
+
+/// The changes of an updating stream that `mask` keeps, with each `-U`/`+U`
+/// pair kept together: both pass, the pair stays; only the old row passes,
+/// it is deleted (`-D`); only the new one, it is inserted (`+I`). A HAVING
+/// that stops holding so takes its row back.
+fn filter_changes(input: &StreamBatch, mask: &BooleanArray, changes: &Changes) -> Result<StreamBatch> {
+    let passes = |i: usize| mask.is_valid(i) && mask.value(i);
+    let rows = input.batch.num_rows();
+    let mut keep = vec![false; rows];
+    let mut kept_changes = Vec::with_capacity(rows);
+    let mut i = 0;
+    while i < rows {
+        let change = changes.get(i);
+        if change == Change::UpdateBefore && i + 1 < rows && changes.get(i + 1) == Change::UpdateAfter {
+            match (passes(i), passes(i + 1)) {
+                (true, true) => {
+                    keep[i] = true;
+                    keep[i + 1] = true;
+                    kept_changes.extend([Change::UpdateBefore, Change::UpdateAfter]);
+                }
+                (true, false) => {
+                    keep[i] = true;
+                    kept_changes.push(Change::Delete);
+                }
+                (false, true) => {
+                    keep[i + 1] = true;
+                    kept_changes.push(Change::Insert);
+                }
+                (false, false) => {}
+            }
+            i += 2;
+            continue;
+        }
+        if passes(i) {
+            keep[i] = true;
+            kept_changes.push(change);
+        }
+        i += 1;
+    }
+    let keep = BooleanArray::from(keep);
+    Ok(StreamBatch {
+        batch: arrow::compute::filter_record_batch(&input.batch, &keep)?,
+        watermarks: input.watermarks.filter(&keep)?,
+        changes: Some(Changes::from_changes(kept_changes)),
+    })
 }
 
 /// `SELECT` expressions.
@@ -178,5 +228,36 @@ mod tests {
         limit.process(batch(vec![5, 6, 7]), &mut out).expect("runs");
         assert_eq!(values(&out), vec![3, 4, 5]);
         assert!(limit.is_finished());
+    }
+
+    #[test]
+    fn a_filter_keeps_update_pairs_together_and_turns_half_pairs_into_inserts_or_deletes() {
+        use datafusion::logical_expr::Operator as Op;
+        use datafusion::physical_expr::expressions::{BinaryExpr, col, lit};
+        let mut rows = batch(vec![1, 2, 3, 9, 8, 1, 9, 8, 2]);
+        use Change::*;
+        rows.changes = Some(Changes::from_changes([
+            UpdateBefore,
+            UpdateAfter, // both pass: kept
+            UpdateBefore,
+            UpdateAfter, // only the old: -D
+            UpdateBefore,
+            UpdateAfter, // only the new: +I
+            UpdateBefore,
+            UpdateAfter, // neither
+            Delete,
+        ]));
+        let schema = rows.batch.schema();
+        let below_five = Arc::new(BinaryExpr::new(col("v", &schema).expect("v"), Op::Lt, lit(5i64)));
+        let mut out = Vec::new();
+        FilterOperator::new(below_five)
+            .process(rows, &mut out)
+            .expect("filters");
+        assert_eq!(values(&out), vec![1, 2, 3, 1, 2]);
+        let Some(Event::Data(kept)) = out.first() else {
+            panic!("rows kept")
+        };
+        let changes: Vec<Change> = kept.changes.as_ref().expect("changes").iter().collect();
+        assert_eq!(changes, [UpdateBefore, UpdateAfter, Delete, Insert, Delete]);
     }
 }

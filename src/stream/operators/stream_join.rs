@@ -26,6 +26,7 @@ use datafusion::error::Result;
 
 use super::join::{JoinCore, JoinSpec, Output, Side, check_append_only, hits, show_nanos};
 use super::join_state::{JoinState, Probe};
+use crate::stream::changelog::Change;
 use crate::stream::operator::{Event, MultiInputOperator, NO_WATERMARK, Nanos, StreamBatch};
 
 /// The operator.
@@ -107,7 +108,11 @@ impl MultiInputOperator for StreamJoinOperator {
             let refs: Vec<_> = first.iter().map(|(r, _)| *r).collect();
             let by: UInt32Array = first.iter().map(|(_, at)| rows.get(*at).copied()).collect();
             let alone = self.core.alone(other, &self.state[other.index()].rows(&refs)?)?;
-            let change = if emits.unmatched(other) { "-D" } else { "+I" };
+            let change = if emits.unmatched(other) {
+                Change::Delete
+            } else {
+                Change::Insert
+            };
             output.push(alone, input.watermarks.take(&by)?, change);
         }
         if emits.pairs {
@@ -115,7 +120,7 @@ impl MultiInputOperator for StreamJoinOperator {
             output.push(
                 self.core.pairs(columns, rows.len())?,
                 input.watermarks.take(&by)?,
-                "+I",
+                Change::Insert,
             );
         }
         let matched = hits(batch.num_rows(), &rows);
@@ -123,7 +128,11 @@ impl MultiInputOperator for StreamJoinOperator {
             if show {
                 let mask = BooleanArray::from(matched.iter().map(|m| *m == wanted).collect::<Vec<_>>());
                 let picked = input.filter(&mask)?;
-                output.push(self.core.alone(side, &picked.batch)?, picked.watermarks, "+I");
+                output.push(
+                    self.core.alone(side, &picked.batch)?,
+                    picked.watermarks,
+                    Change::Insert,
+                );
             }
         }
 
@@ -377,7 +386,7 @@ mod tests {
             crate::stream::operators::testing::batch(&left, "(1, 10, 'a')"),
             crate::stream::operator::RowWatermarks::Constant(0),
         );
-        rows.changes = Some(Arc::new(arrow::array::StringArray::from(vec!["-D"])));
+        rows.changes = Some(crate::stream::Changes::repeat(Change::Delete, 1));
         let refused = operator.process(0, rows, &mut Vec::new());
         assert!(refused.is_err_and(|e| e.to_string().contains("updating stream")));
     }

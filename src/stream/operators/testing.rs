@@ -274,16 +274,11 @@ fn row_text(columns: &[ArrayRef], row: usize) -> String {
 fn render(event: &Event, lines: &mut Vec<String>) {
     match event {
         Event::Data(batch) => {
-            let changes = batch.changes.as_ref().map(|c| {
-                c.as_any()
-                    .downcast_ref::<StringArray>()
-                    .expect("text changes")
-                    .clone()
-            });
+            let changes = batch.changes.as_ref();
             for row in 0..batch.batch.num_rows() {
                 let change = changes
                     .as_ref()
-                    .map(|c| format!("{} ", c.value(row)))
+                    .map(|c| format!("{} ", c.get(row).text()))
                     .unwrap_or_default();
                 lines.push(format!(
                     "{change}{} @{}",

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array};
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 use arrow::compute::interleave_record_batch;
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::SchemaRef;
@@ -25,6 +25,7 @@ use datafusion::common::internal_err;
 use datafusion::error::Result;
 use std::sync::Arc;
 
+use crate::stream::changelog::Change;
 use crate::stream::groups::{Aggregates, Arguments, Groups, Partial, assemble, take_rows};
 pub use crate::stream::groups::{GroupColumn, WindowColumn};
 use crate::stream::late::LateRows;
@@ -241,7 +242,7 @@ impl WindowAggregateOperator {
         let all = changes.all_rows.convert_columns(now.columns())?;
         let last = changes.last.remove(&pane);
         let mut picks: Vec<(usize, usize)> = Vec::new();
-        let mut ops: Vec<&str> = Vec::new();
+        let mut ops: Vec<Change> = Vec::new();
         let mut by_key = HashMap::with_capacity(now.num_rows());
         for row in 0..now.num_rows() {
             let key = keys.as_ref().map(|k| k.row(row).owned());
@@ -249,12 +250,12 @@ impl WindowAggregateOperator {
             match (before, &last) {
                 (Some(old), Some(l)) if l.all.row(old) != all.row(row) => {
                     picks.extend([(0, old), (1, row)]);
-                    ops.extend(["-U", "+U"]);
+                    ops.extend([Change::UpdateBefore, Change::UpdateAfter]);
                 }
                 (Some(_), _) => {}
                 (None, _) => {
                     picks.push((1, row));
-                    ops.push("+I");
+                    ops.push(Change::Insert);
                 }
             }
             by_key.insert(key, row);
@@ -275,7 +276,7 @@ impl WindowAggregateOperator {
             return Ok(None);
         }
         let mut batch = StreamBatch::new(out, RowWatermarks::Constant(self.watermark));
-        batch.changes = Some(Arc::new(StringArray::from(ops)));
+        batch.changes = Some(crate::stream::Changes::from_changes(ops));
         Ok(Some(batch))
     }
 

@@ -23,6 +23,7 @@ use super::join::{
     JoinCore, JoinSpec, KeyIndex, Output, Side, check_append_only, check_timestamp, hits, keep, late_policy,
     rows_where, take_rows,
 };
+use crate::stream::changelog::Change;
 use crate::stream::late::LateRows;
 use crate::stream::operator::{
     Event, MultiInputOperator, NO_WATERMARK, Nanos, RowWatermarks, StreamBatch, nanos_values, to_nanos,
@@ -83,19 +84,23 @@ impl WindowJoinOperator {
         let at = RowWatermarks::Constant(watermark);
         let emits = self.core.emits;
         if emits.pairs {
-            output.push(self.core.pairs(columns, l.len())?, at.clone(), "+I");
+            output.push(self.core.pairs(columns, l.len())?, at.clone(), Change::Insert);
         }
         for (side, rows, matched) in [(Side::Left, &left, &l), (Side::Right, &right, &r)] {
             let hit = hits(rows.num_rows(), matched);
             if emits.matched(side) {
-                output.push(self.core.alone(side, &rows_where(rows, &hit)?)?, at.clone(), "+I");
+                output.push(
+                    self.core.alone(side, &rows_where(rows, &hit)?)?,
+                    at.clone(),
+                    Change::Insert,
+                );
             }
             if emits.unmatched(side) {
                 let missed: Vec<bool> = hit.iter().map(|h| !h).collect();
                 output.push(
                     self.core.alone(side, &rows_where(rows, &missed)?)?,
                     at.clone(),
-                    "+I",
+                    Change::Insert,
                 );
             }
         }

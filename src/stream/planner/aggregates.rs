@@ -2,6 +2,7 @@
 //! replay.
 
 use super::*;
+use crate::stream::operators::updating_aggregate::{UpdatingAggregateOperator, UpdatingAggregateSpec};
 
 impl StreamPlanner<'_> {
     pub(super) async fn aggregate(
@@ -23,7 +24,6 @@ impl StreamPlanner<'_> {
                 _ => !self.changes,
             });
         let planned = self.node(&aggregate.input, panes).await?;
-        planned.appended_only("an aggregate")?;
         let input = aggregate.input.schema();
         let grouped = |lineage: &WindowLineage| {
             aggregate.group_expr.iter().any(|e| match e {
@@ -38,6 +38,7 @@ impl StreamPlanner<'_> {
         let Some(lineage) = planned.lineage.filter(grouped) else {
             return self.final_aggregate(aggregate, &planned);
         };
+        planned.appended_only("a windowed aggregate")?;
         if let Some(table) = &planned.sources.unwatermarked {
             return plan_err!(
                 "table '{table}' has no watermark, so its windows would never close: declare one, as in WATERMARK FOR ts AS ts - INTERVAL '5' SECOND"
@@ -115,18 +116,14 @@ impl StreamPlanner<'_> {
 }
 
 impl StreamPlanner<'_> {
-    /// A GROUP BY without a window: over a bounded replay, aggregated to the
-    /// end of input; over an unbounded source, refused.
+    /// A GROUP BY without a window: an updating aggregate, whose result is a
+    /// changelog; in a bounded replay whose result must be appended rows (see
+    /// [`StreamPlanner::plan`]), aggregated to the end of input instead.
     pub(super) fn final_aggregate(
         &mut self,
         aggregate: &datafusion::logical_expr::Aggregate,
         input_plan: &Planned,
     ) -> Result<Planned> {
-        if !input_plan.sources.bounded || self.changes {
-            return not_impl_err!(
-                "GROUP BY without a window on an unbounded source would need an updating aggregate, which is not supported yet: aggregate over TUMBLE/HOP/CUMULATE/SESSION and GROUP BY window_start, window_end"
-            );
-        }
         if aggregate
             .group_expr
             .iter()
@@ -147,15 +144,34 @@ impl StreamPlanner<'_> {
             .take(keys.len())
             .cloned()
             .collect();
-        let group_columns = (0..keys.len()).map(GroupColumn::Key).collect();
+        let group_columns: Vec<GroupColumn> = (0..keys.len()).map(GroupColumn::Key).collect();
         let aggregates = Aggregates::try_new(keys, key_fields, self.aggregate_exprs(aggregate)?)?;
-        let operator = FinalAggregateOperator::try_new(
+        let schema = Arc::new(aggregate.schema.as_arrow().clone());
+        if self.final_at_end && input_plan.sources.bounded && input_plan.updating.is_none() && !self.changes {
+            let operator = FinalAggregateOperator::try_new(
+                aggregates,
+                group_columns,
+                schema,
+                Arc::new(input.as_arrow().clone()),
+            )?;
+            return Ok(self.then(input_plan, Box::new(operator), None));
+        }
+        let ttl = self.state_ttl();
+        let spec = UpdatingAggregateSpec {
             aggregates,
             group_columns,
-            Arc::new(aggregate.schema.as_arrow().clone()),
-            Arc::new(input.as_arrow().clone()),
-        )?;
-        Ok(self.then(input_plan, Box::new(operator), None))
+            schema,
+            retracting: input_plan.updating.is_some(),
+            ttl,
+        };
+        let operator = UpdatingAggregateOperator::try_new(spec)?.with_metrics(Arc::clone(&self.metrics));
+        let mut planned = self.then(input_plan, Box::new(operator), None);
+        planned.updating = Some(if aggregate.aggr_expr.is_empty() {
+            "a DISTINCT or GROUP BY without a window, which updates its result as rows come".to_string()
+        } else {
+            "a GROUP BY without a window, which updates its result as rows come".to_string()
+        });
+        Ok(planned)
     }
 }
 

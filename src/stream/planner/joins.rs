@@ -103,11 +103,11 @@ impl StreamPlanner<'_> {
         {
             needs_watermark("a window join")?;
             let operator = WindowJoinOperator::try_new(spec, left_end, right_end, late())?;
-            (Box::new(operator), lineage, false)
+            (Box::new(operator), lineage, None)
         } else if let Some((bounds, _)) = join_interval_bounds(join) {
             needs_watermark("an interval join")?;
             let operator = IntervalJoinOperator::try_new(spec, bounds, late())?;
-            (Box::new(operator), None, false)
+            (Box::new(operator), None, None)
         } else {
             let ttl = self.state_ttl();
             if ttl.is_none() || sources.unwatermarked.is_some() {
@@ -123,7 +123,12 @@ impl StreamPlanner<'_> {
             let operator = StreamJoinOperator::try_new(spec, ttl)?;
             // An outer (anti) row is sent padded (alone) at once, and
             // retracted when its match comes.
-            let updating = operator.is_updating();
+            let updating = operator.is_updating().then(|| {
+                format!(
+                    "the {} join of two streams, which retracts its NULL-padded rows",
+                    join.join_type
+                )
+            });
             (Box::new(operator), None, updating)
         };
         let tail = self.graph.merge(vec![left.tail, right.tail], operator)?;
@@ -244,7 +249,7 @@ impl StreamPlanner<'_> {
             tail,
             lineage,
             sources,
-            updating: inputs.iter().any(|i| i.updating),
+            updating: inputs.iter().find_map(|i| i.updating.clone()),
         })
     }
 }

@@ -85,9 +85,10 @@ struct Planned {
     tail: Tail,
     lineage: Option<WindowLineage>,
     sources: Sources,
-    /// Its rows are changes (`+I`, `-D`, ...), not only appended rows: an
-    /// outer join of two streams retracts a padded row when its match comes.
-    updating: bool,
+    /// Its rows are changes (`+I`, `-D`, ...), not only appended rows: what
+    /// makes them so (an updating aggregate; an outer join of two streams,
+    /// which retracts a padded row when its match comes).
+    updating: Option<String>,
 }
 
 impl Planned {
@@ -97,20 +98,24 @@ impl Planned {
             tail,
             lineage,
             sources: self.sources.clone(),
-            updating: self.updating,
+            updating: self.updating.clone(),
         }
     }
 
     /// Refuse an operator that takes appended rows only over updating ones.
     fn appended_only(&self, operator: &str) -> Result<()> {
-        if self.updating {
+        if let Some(updating) = &self.updating {
             return not_impl_err!(
-                "{operator} over an updating input (an outer join of two streams, which retracts its NULL-padded rows) is not supported yet: make the join inner, or bound it by time or window"
+                "{operator} {UPDATING_REFUSED} ({updating}) is not supported yet: window the aggregate (TUMBLE, HOP, ...), make the join inner, or bound it by time or window"
             );
         }
         Ok(())
     }
 }
+
+/// What a refusal of an updating input says: a bounded replay that gets it
+/// is planned again with its GROUP BYs aggregated to the end of input.
+const UPDATING_REFUSED: &str = "over an updating input";
 
 /// What the sources under a sub-query are like.
 #[derive(Debug, Clone)]
@@ -169,6 +174,10 @@ pub struct StreamPlanner<'a> {
     graph: GraphBuilder,
     /// `EMIT CHANGES`: windowed aggregates emit early results as a changelog.
     changes: bool,
+    /// A bounded replay whose updating GROUP BY feeds an operator that takes
+    /// appended rows only: GROUP BYs without a window aggregate to the end of
+    /// input and emit once, as batch does.
+    final_at_end: bool,
 }
 
 impl<'a> StreamPlanner<'a> {
@@ -180,6 +189,7 @@ impl<'a> StreamPlanner<'a> {
             metrics,
             graph: GraphBuilder::default(),
             changes: false,
+            final_at_end: false,
         }
     }
 
@@ -189,11 +199,37 @@ impl<'a> StreamPlanner<'a> {
         self
     }
 
-    /// Plan an optimized logical plan.
-    pub async fn plan(mut self, plan: &LogicalPlan) -> Result<Pipeline> {
+    /// Plan an optimized logical plan. A bounded replay in which an operator
+    /// refuses the changelog of a GROUP BY (an ORDER BY or a window function
+    /// over its result) is planned again with the GROUP BY aggregated to the
+    /// end of input, which emits its rows once, as batch does.
+    pub async fn plan(self, plan: &LogicalPlan) -> Result<Pipeline> {
+        let (state, catalog, metrics, changes) =
+            (self.state, self.catalog, Arc::clone(&self.metrics), self.changes);
+        match self.plan_once(plan).await {
+            Err(refused)
+                if refused.to_string().contains(UPDATING_REFUSED)
+                    && crate::plan::choose_executor(plan, catalog)?
+                        .sources
+                        .iter()
+                        .all(|s| s.boundedness == Boundedness::Bounded) =>
+            {
+                if let Ok(mut warnings) = metrics.warnings.lock() {
+                    warnings.clear();
+                }
+                let mut again = StreamPlanner::new(state, catalog, metrics);
+                again.changes = changes;
+                again.final_at_end = true;
+                again.plan_once(plan).await
+            }
+            other => other,
+        }
+    }
+
+    async fn plan_once(mut self, plan: &LogicalPlan) -> Result<Pipeline> {
         let planned = self.node(plan, false).await?;
         // An updating result goes out as a changelog.
-        self.changes |= planned.updating;
+        self.changes |= planned.updating.is_some();
         let schema = plan.schema().as_arrow().clone();
         let schema = if self.changes {
             changelog_schema(&schema)
@@ -293,7 +329,7 @@ impl<'a> StreamPlanner<'a> {
     }
 
     /// `SET 'state.ttl'`, if set.
-    fn state_ttl(&self) -> Option<super::operator::Nanos> {
+    fn state_ttl(&self) -> Option<i64> {
         self.state
             .config_options()
             .extensions
@@ -364,7 +400,7 @@ impl<'a> StreamPlanner<'a> {
             tail,
             lineage: None,
             sources,
-            updating: false,
+            updating: None,
         })
     }
 }

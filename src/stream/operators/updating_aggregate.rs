@@ -1,0 +1,739 @@
+//! A GROUP BY without a window over a stream: an *updating* aggregate. Each
+//! input batch updates the groups it touches, and then the operator emits,
+//! per touched group, what changed in the result: `+I` for a new group,
+//! `-U`/`+U` for a changed one, `-D` for a group whose last row was taken
+//! back (an updating input: a changelog, or an outer join). A group whose
+//! values did not change emits nothing. Results are emitted per input batch,
+//! never per row.
+//!
+//! State per group: its key (arrow's row format), one DataFusion
+//! `Accumulator` per aggregate, the net count of its rows, and the values it
+//! last emitted. Row accumulators rather than `GroupsAccumulator`s, because a
+//! group's value is read after every batch and a `GroupsAccumulator` can only
+//! be read by draining it; `Accumulator::evaluate` leaves the state as it was.
+//!
+//! Retractions go through DataFusion's `retract_batch` where it is exact in
+//! any order (`sum`, `count`, `avg`: their sliding accumulators). The others
+//! (`min`, `max`, DISTINCT aggregates, `string_agg`, ...) cannot take a
+//! value back, so over an updating input they keep what they need instead: a
+//! multiset of their argument values per group ([`Recount`]), aggregated
+//! afresh when the group is read. Over an append-only input every aggregate
+//! keeps only its plain accumulator.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, UInt32Array};
+use arrow::compute::take;
+use arrow::row::{RowConverter, SortField};
+use datafusion::common::{ScalarValue, exec_err, internal_err};
+use datafusion::error::Result;
+use datafusion::logical_expr::Accumulator;
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+
+use super::join::Key;
+use crate::stream::changelog::{Change, Changes};
+use crate::stream::groups::{Aggregates, GroupColumn, assemble};
+use crate::stream::operator::{
+    END_OF_INPUT, Event, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch,
+};
+
+/// What the updating aggregate is planned with.
+pub struct UpdatingAggregateSpec {
+    /// The GROUP BY keys and the aggregates.
+    pub aggregates: Aggregates,
+    /// Output columns: the keys, in GROUP BY order.
+    pub group_columns: Vec<GroupColumn>,
+    /// The output rows (without the change column).
+    pub schema: arrow::datatypes::SchemaRef,
+    /// Whether the input is updating (its rows carry changes), so that
+    /// aggregates must be able to take rows back.
+    pub retracting: bool,
+    /// `state.ttl`: a group untouched while the watermark advances this far
+    /// is dropped. `None`: groups are kept for ever.
+    pub ttl: Option<Nanos>,
+}
+
+/// One group's state.
+struct Group {
+    key: Key,
+    accumulators: Vec<Box<dyn Accumulator>>,
+    /// Rows added minus rows taken back: at zero the group disappears.
+    rows: i64,
+    /// The aggregate values it last emitted, if it did.
+    shown: Option<Vec<ScalarValue>>,
+    /// The watermark when a row last touched it (for `state.ttl`).
+    touched: Nanos,
+}
+
+/// The updating aggregate.
+pub struct UpdatingAggregateOperator {
+    spec: UpdatingAggregateSpec,
+    /// Keys in arrow's row format; `None` without GROUP BY keys.
+    converter: Option<RowConverter>,
+    /// Group slot of each key.
+    index: datafusion::common::HashMap<Key, usize>,
+    groups: Vec<Option<Group>>,
+    /// Slots freed by groups that disappeared.
+    free: Vec<usize>,
+    watermark: Nanos,
+    /// The watermark at the last TTL sweep.
+    swept: Nanos,
+    /// Retractions of rows that were never added (counted, reported).
+    unmatched: u64,
+    metrics: Option<Arc<crate::stream::StreamMetrics>>,
+}
+
+impl UpdatingAggregateOperator {
+    /// An operator with no groups yet.
+    pub fn try_new(spec: UpdatingAggregateSpec) -> Result<Self> {
+        let key_types = spec.aggregates.key_types();
+        let converter = if key_types.is_empty() {
+            None
+        } else {
+            Some(RowConverter::new(
+                key_types.into_iter().map(SortField::new).collect(),
+            )?)
+        };
+        Ok(Self {
+            spec,
+            converter,
+            index: Default::default(),
+            groups: Vec::new(),
+            free: Vec::new(),
+            watermark: NO_WATERMARK,
+            swept: NO_WATERMARK,
+            unmatched: 0,
+            metrics: None,
+        })
+    }
+
+    /// Report retractions of rows never added to `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::stream::StreamMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// A fresh accumulator per aggregate, able to take rows back if the
+    /// input is updating.
+    fn new_accumulators(&self) -> Result<Vec<Box<dyn Accumulator>>> {
+        self.spec
+            .aggregates
+            .aggregates()
+            .iter()
+            .map(|(aggregate, _)| new_accumulator(aggregate, self.spec.retracting))
+            .collect()
+    }
+
+    /// The group slot of each row, creating groups for new keys.
+    fn slots(&mut self, keys: &[ArrayRef], rows: usize) -> Result<Vec<usize>> {
+        let keys: Vec<Key> = match &self.converter {
+            None => vec![Key::default(); rows],
+            Some(converter) => {
+                let converted = converter.convert_columns(keys)?;
+                (0..rows).map(|r| Key::new(converted.row(r).as_ref())).collect()
+            }
+        };
+        let mut slots = Vec::with_capacity(rows);
+        for key in keys {
+            let slot = match self.index.get(&key) {
+                Some(&slot) => slot,
+                None => {
+                    let group = Group {
+                        key: key.clone(),
+                        accumulators: self.new_accumulators()?,
+                        rows: 0,
+                        shown: None,
+                        touched: self.watermark,
+                    };
+                    let slot = match self.free.pop() {
+                        Some(slot) => {
+                            self.groups[slot] = Some(group);
+                            slot
+                        }
+                        None => {
+                            self.groups.push(Some(group));
+                            self.groups.len() - 1
+                        }
+                    };
+                    self.index.insert(key, slot);
+                    slot
+                }
+            };
+            slots.push(slot);
+        }
+        Ok(slots)
+    }
+
+    /// Fold `input` into its groups; the slots it touched, first touch first.
+    fn update(&mut self, input: &StreamBatch) -> Result<Vec<usize>> {
+        let rows = input.batch.num_rows();
+        let (keys, arguments) = self.spec.aggregates.evaluate(&input.batch)?;
+        let slots = self.slots(&keys, rows)?;
+        let adds: Vec<bool> = match &input.changes {
+            None => vec![true; rows],
+            Some(changes) => changes.iter().map(Change::is_addition).collect(),
+        };
+        if adds.iter().any(|a| !a) && !self.spec.retracting {
+            return internal_err!("an updating aggregate planned for appended rows got a retraction");
+        }
+        // Rows grouped by slot, additions before retractions, each group's
+        // rows in input order: one `take` per argument, then a slice per run.
+        let mut order: Vec<u32> = (0..rows as u32).collect();
+        order.sort_by_key(|&r| (slots[r as usize], !adds[r as usize]));
+        let mut touched = Vec::new();
+        let mut seen = vec![false; self.groups.len()];
+        for &slot in &slots {
+            if !seen[slot] {
+                seen[slot] = true;
+                touched.push(slot);
+            }
+        }
+        // Net rows per group; a retraction of a row its group does not have
+        // is counted and skipped.
+        let mut skip = vec![false; rows];
+        for &r in &order {
+            let r = r as usize;
+            let Some(group) = self.groups[slots[r]].as_mut() else {
+                return internal_err!("a row's group slot is empty");
+            };
+            if adds[r] {
+                group.rows += 1;
+            } else if group.rows > 0 {
+                group.rows -= 1;
+            } else {
+                skip[r] = true;
+                self.unmatched += 1;
+            }
+            group.touched = self.watermark;
+        }
+        for (a, (values, filter)) in arguments.iter().enumerate() {
+            // The rows this aggregate sees: its FILTER holds, and not skipped.
+            let passes = |r: usize| !skip[r] && filter.as_ref().is_none_or(|f| passes_filter(f.as_ref(), r));
+            let picked: Vec<u32> = order.iter().copied().filter(|&r| passes(r as usize)).collect();
+            if picked.is_empty() {
+                continue;
+            }
+            let indices = UInt32Array::from(picked.clone());
+            let taken = values
+                .iter()
+                .map(|v| Ok(take(v.as_ref(), &indices, None)?))
+                .collect::<Result<Vec<ArrayRef>>>()?;
+            let mut start = 0;
+            while start < picked.len() {
+                let first = picked[start] as usize;
+                let run = (slots[first], adds[first]);
+                let mut end = start + 1;
+                while end < picked.len() {
+                    let r = picked[end] as usize;
+                    if (slots[r], adds[r]) != run {
+                        break;
+                    }
+                    end += 1;
+                }
+                let slice: Vec<ArrayRef> = taken.iter().map(|t| t.slice(start, end - start)).collect();
+                let Some(group) = self.groups[run.0].as_mut() else {
+                    return internal_err!("a row's group slot is empty");
+                };
+                match run.1 {
+                    true => group.accumulators[a].update_batch(&slice)?,
+                    false => group.accumulators[a].retract_batch(&slice)?,
+                }
+                start = end;
+            }
+        }
+        self.report_unmatched();
+        Ok(touched)
+    }
+
+    /// The changes that take the touched groups from what they last showed
+    /// to what they hold now; groups left with no rows are dropped.
+    fn emit(&mut self, touched: &[usize], out: &mut Vec<Event>) -> Result<()> {
+        let keyless = self.converter.is_none();
+        // (key, values, change) of each output row, in order.
+        let mut rows: Vec<(Key, Vec<ScalarValue>, Change)> = Vec::new();
+        for &slot in touched {
+            let Some(group) = self.groups[slot].as_mut() else {
+                continue;
+            };
+            if group.rows == 0 && !keyless {
+                if let Some(old) = group.shown.take() {
+                    rows.push((group.key.clone(), old, Change::Delete));
+                }
+                self.index.remove(&group.key);
+                self.groups[slot] = None;
+                self.free.push(slot);
+                continue;
+            }
+            let now = group
+                .accumulators
+                .iter_mut()
+                .map(|a| a.evaluate())
+                .collect::<Result<Vec<_>>>()?;
+            match group.shown.take() {
+                None => rows.push((group.key.clone(), now.clone(), Change::Insert)),
+                Some(old) if old != now => {
+                    rows.push((group.key.clone(), old, Change::UpdateBefore));
+                    rows.push((group.key.clone(), now.clone(), Change::UpdateAfter));
+                }
+                Some(_) => {}
+            }
+            group.shown = Some(now);
+        }
+        self.push_rows(rows, out)
+    }
+
+    /// Output rows as one batch with their changes.
+    fn push_rows(&self, rows: Vec<(Key, Vec<ScalarValue>, Change)>, out: &mut Vec<Event>) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let keys = match &self.converter {
+            None => vec![],
+            Some(converter) => {
+                let parser = converter.parser();
+                converter.convert_rows(rows.iter().map(|(k, _, _)| parser.parse(k.as_bytes())))?
+            }
+        };
+        let aggregates = self.spec.aggregates.aggregates().len();
+        let values = (0..aggregates)
+            .map(|a| ScalarValue::iter_to_array(rows.iter().map(|(_, v, _)| v[a].clone())))
+            .collect::<Result<Vec<_>>>()?;
+        let batch = assemble(
+            &self.spec.schema,
+            &self.spec.group_columns,
+            &keys,
+            values,
+            rows.len(),
+            |_, _| internal_err!("an aggregate without a window has no window columns"),
+        )?;
+        let mut batch = StreamBatch::new(batch, RowWatermarks::Constant(self.watermark));
+        batch.changes = Some(Changes::from_changes(rows.iter().map(|(_, _, c)| *c)));
+        out.push(Event::Data(batch));
+        Ok(())
+    }
+
+    /// A GROUP BY with no keys has one row even over no input (`count(*)`
+    /// 0): at the end, emit it if no row ever made it.
+    fn emit_empty_group(&mut self, out: &mut Vec<Event>) -> Result<()> {
+        if self.converter.is_some() || !self.groups.is_empty() {
+            return Ok(());
+        }
+        // The one group, with fresh accumulators over no rows.
+        let slots = self.slots(&[], 1)?;
+        self.emit(&slots, out)
+    }
+
+    /// Drop groups untouched for `state.ttl` of event time.
+    fn expire(&mut self) {
+        let Some(ttl) = self.spec.ttl else { return };
+        if self.watermark == END_OF_INPUT || self.watermark.saturating_sub(self.swept) < ttl / 2 {
+            return;
+        }
+        self.swept = self.watermark;
+        let horizon = self.watermark.saturating_sub(ttl);
+        for slot in 0..self.groups.len() {
+            if let Some(group) = &self.groups[slot]
+                && group.touched < horizon
+            {
+                self.index.remove(&group.key);
+                self.groups[slot] = None;
+                self.free.push(slot);
+            }
+        }
+    }
+
+    fn report_unmatched(&mut self) {
+        if self.unmatched == 0 {
+            return;
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics
+                .unmatched_retractions
+                .fetch_add(self.unmatched, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.unmatched = 0;
+    }
+}
+
+impl Operator for UpdatingAggregateOperator {
+    fn name(&self) -> String {
+        let names = self.spec.aggregates.names();
+        let what = if names.is_empty() {
+            "distinct rows".to_string()
+        } else {
+            names.join(", ")
+        };
+        format!(
+            "UpdatingAggregate: {what}{}",
+            if self.spec.retracting { " (retracting)" } else { "" }
+        )
+    }
+
+    fn state(&self) -> Option<String> {
+        let bound = match self.spec.ttl {
+            Some(ttl) => format!(
+                "a group untouched for state.ttl ({}) of event time is dropped",
+                super::join::show_nanos(ttl)
+            ),
+            None => "kept for ever (state grows with the number of keys; SET 'state.ttl' bounds it)".into(),
+        };
+        let multiset = if self.spec.retracting
+            && self
+                .spec
+                .aggregates
+                .aggregates()
+                .iter()
+                .any(|(a, _)| !retracts_exactly(a))
+        {
+            "; aggregates that cannot retract keep their values per group"
+        } else {
+            ""
+        };
+        Some(format!("groups per key: {bound}{multiset}"))
+    }
+
+    fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
+        if input.batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let touched = self.update(&input)?;
+        self.emit(&touched, out)
+    }
+
+    fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
+        self.watermark = self.watermark.max(watermark);
+        if watermark == END_OF_INPUT {
+            self.emit_empty_group(out)?;
+        }
+        self.expire();
+        out.push(Event::Watermark(watermark));
+        Ok(())
+    }
+
+    fn on_end(&mut self, out: &mut Vec<Event>) -> Result<()> {
+        self.emit_empty_group(out)?;
+        out.push(Event::End);
+        Ok(())
+    }
+}
+
+fn passes_filter(filter: &dyn Array, row: usize) -> bool {
+    filter
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .is_some_and(|f| f.is_valid(row) && f.value(row))
+}
+
+/// Whether `aggregate`'s sliding accumulator takes rows back exactly, in any
+/// order. (`min`/`max`'s sliding accumulators assume rows leave in the order
+/// they came, as a window frame's do; a changelog's do not.)
+pub fn retracts_exactly(aggregate: &AggregateFunctionExpr) -> bool {
+    !aggregate.is_distinct() && matches!(aggregate.fun().name(), "sum" | "count" | "avg" | "mean")
+}
+
+/// An accumulator for `aggregate`; with `retracting`, one that can take rows
+/// back.
+fn new_accumulator(aggregate: &Arc<AggregateFunctionExpr>, retracting: bool) -> Result<Box<dyn Accumulator>> {
+    if !retracting {
+        return aggregate.create_accumulator();
+    }
+    if retracts_exactly(aggregate) {
+        let sliding = aggregate.create_sliding_accumulator()?;
+        if sliding.supports_retract_batch() {
+            return Ok(sliding);
+        }
+    }
+    Recount::try_new(Arc::clone(aggregate)).map(|r| Box::new(r) as Box<dyn Accumulator>)
+}
+
+/// An aggregate that cannot take a value back, made to: it keeps the
+/// multiset of its argument values, and is evaluated by aggregating them
+/// afresh (so reading a group costs its distinct values).
+#[derive(Debug)]
+struct Recount {
+    aggregate: Arc<AggregateFunctionExpr>,
+    /// The argument tuples' row format, from the first values' types.
+    converter: Option<RowConverter>,
+    /// Each distinct argument tuple (row format) and how many times it is in.
+    values: datafusion::common::HashMap<Key, i64>,
+}
+
+impl Recount {
+    fn try_new(aggregate: Arc<AggregateFunctionExpr>) -> Result<Self> {
+        Ok(Self {
+            converter: None,
+            aggregate,
+            values: Default::default(),
+        })
+    }
+
+    fn count(&mut self, values: &[ArrayRef], by: i64) -> Result<()> {
+        let converter = match &mut self.converter {
+            Some(converter) => converter,
+            None => self.converter.insert(RowConverter::new(
+                values
+                    .iter()
+                    .map(|v| SortField::new(v.data_type().clone()))
+                    .collect(),
+            )?),
+        };
+        let rows = converter.convert_columns(values)?;
+        for row in rows.iter() {
+            let key = Key::new(row.as_ref());
+            let count = self.values.entry(key.clone()).or_insert(0);
+            *count += by;
+            if *count < 0 {
+                return exec_err!(
+                    "{} took back a value it never had (a -U/-D for a row never inserted)",
+                    self.aggregate.name()
+                );
+            }
+            if *count == 0 {
+                self.values.remove(&key);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Accumulator for Recount {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.count(values, 1)
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.count(values, -1)
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let mut fresh = self.aggregate.create_accumulator()?;
+        if let Some(converter) = self.converter.as_ref().filter(|_| !self.values.is_empty()) {
+            let parser = converter.parser();
+            let (keys, repeats): (Vec<&Key>, Vec<i64>) = self.values.iter().map(|(k, n)| (k, *n)).unzip();
+            let distinct = converter.convert_rows(keys.iter().map(|k| parser.parse(k.as_bytes())))?;
+            let indices: UInt32Array = repeats
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &n)| std::iter::repeat_n(i as u32, n as usize))
+                .collect();
+            let all = distinct
+                .iter()
+                .map(|c| Ok(take(c.as_ref(), &indices, None)?))
+                .collect::<Result<Vec<_>>>()?;
+            fresh.update_batch(&all)?;
+        }
+        fresh.evaluate()
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+            + self.values.capacity() * (std::mem::size_of::<Key>() + std::mem::size_of::<i64>())
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        internal_err!("a retracting aggregate's state is not merged across partitions")
+    }
+
+    fn merge_batch(&mut self, _states: &[ArrayRef]) -> Result<()> {
+        internal_err!("a retracting aggregate's state is not merged across partitions")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+    use datafusion::functions_aggregate::count::count_udaf;
+    use datafusion::functions_aggregate::min_max::max_udaf;
+    use datafusion::functions_aggregate::sum::sum_udaf;
+    use datafusion::logical_expr::AggregateUDF;
+    use datafusion::physical_expr::aggregate::AggregateExprBuilder;
+    use datafusion::physical_expr::expressions::{col, lit};
+
+    use super::*;
+    use crate::stream::operators::testing::{batch, metrics, rows_text};
+
+    fn input() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+        ]))
+    }
+
+    fn aggregate(
+        input: &SchemaRef,
+        udf: Arc<AggregateUDF>,
+        arg: &str,
+        name: &str,
+    ) -> crate::stream::groups::Aggregate {
+        let argument = match arg {
+            "*" => lit(1i64),
+            column => col(column, input).expect("a column"),
+        };
+        let aggregate = AggregateExprBuilder::new(udf, vec![argument])
+            .schema(Arc::clone(input))
+            .alias(name)
+            .build()
+            .expect("an aggregate");
+        (Arc::new(aggregate), None)
+    }
+
+    /// `SELECT k, sum(v), count(*), max(v) FROM input GROUP BY k` (keyed), or
+    /// without `k` (keyless).
+    fn operator(
+        keyed: bool,
+        retracting: bool,
+    ) -> (UpdatingAggregateOperator, Arc<crate::stream::StreamMetrics>) {
+        let input = input();
+        let mut fields = vec![
+            Field::new("total", DataType::Int64, true),
+            Field::new("n", DataType::Int64, false),
+            Field::new("top", DataType::Int64, true),
+        ];
+        let (keys, key_fields, group_columns) = if keyed {
+            fields.insert(0, Field::new("k", DataType::Int64, true));
+            (
+                vec![col("k", &input).expect("k")],
+                vec![Arc::new(Field::new("k", DataType::Int64, true))],
+                vec![GroupColumn::Key(0)],
+            )
+        } else {
+            (vec![], vec![], vec![])
+        };
+        let aggregates = Aggregates::try_new(
+            keys,
+            key_fields,
+            vec![
+                aggregate(&input, sum_udaf(), "v", "total"),
+                aggregate(&input, count_udaf(), "*", "n"),
+                aggregate(&input, max_udaf(), "v", "top"),
+            ],
+        )
+        .expect("aggregates");
+        let spec = UpdatingAggregateSpec {
+            aggregates,
+            group_columns,
+            schema: Arc::new(Schema::new(fields)),
+            retracting,
+            ttl: None,
+        };
+        let metrics = metrics();
+        let operator = UpdatingAggregateOperator::try_new(spec)
+            .expect("plans")
+            .with_metrics(Arc::clone(&metrics));
+        (operator, metrics)
+    }
+
+    /// Feed `rows` (each `op (k, v)`), one batch; the changes it emits.
+    fn feed(operator: &mut UpdatingAggregateOperator, rows: &[(&str, &str)]) -> Vec<String> {
+        let tuples: Vec<&str> = rows.iter().map(|(_, t)| *t).collect();
+        let mut input = StreamBatch::new(
+            batch(&self::input(), &tuples.join(" ")),
+            RowWatermarks::Constant(0),
+        );
+        if rows.iter().any(|(op, _)| *op != "+I") {
+            input.changes = Some(Changes::from_changes(
+                rows.iter().map(|(op, _)| Change::parse(op).expect("a change")),
+            ));
+        }
+        let mut out = Vec::new();
+        operator.process(input, &mut out).expect("processes");
+        render(&out)
+    }
+
+    fn render(out: &[Event]) -> Vec<String> {
+        let mut lines = Vec::new();
+        for event in out {
+            if let Event::Data(b) = event {
+                let changes = b.changes.as_ref().expect("an updating result has changes");
+                for (i, text) in rows_text(b.batch.columns(), b.batch.num_rows())
+                    .into_iter()
+                    .enumerate()
+                {
+                    lines.push(format!("{} {text}", changes.get(i).text()));
+                }
+            }
+        }
+        lines
+    }
+
+    #[test]
+    fn new_keys_insert_changed_keys_update_and_unchanged_keys_say_nothing() {
+        let (mut operator, _) = operator(true, false);
+        assert_eq!(
+            feed(
+                &mut operator,
+                &[("+I", "(1, 10)"), ("+I", "(2, 5)"), ("+I", "(1, 1)")]
+            ),
+            ["+I (1, 11, 2, 10)", "+I (2, 5, 1, 5)"]
+        );
+        assert_eq!(
+            feed(&mut operator, &[("+I", "(2, 7)"), ("+I", "(null, 3)")]),
+            ["-U (2, 5, 1, 5)", "+U (2, 12, 2, 7)", "+I (null, 3, 1, 3)"]
+        );
+        // sum(NULL) adds nothing but count(*) counts the row.
+        assert_eq!(
+            feed(&mut operator, &[("+I", "(1, null)")]),
+            ["-U (1, 11, 2, 10)", "+U (1, 11, 3, 10)"]
+        );
+    }
+
+    #[test]
+    fn retractions_take_rows_back_max_included_and_an_emptied_key_is_deleted() {
+        let (mut operator, metrics) = operator(true, true);
+        feed(
+            &mut operator,
+            &[("+I", "(1, 10)"), ("+I", "(1, 4)"), ("+I", "(2, 1)")],
+        );
+        // max cannot retract: it recounts what is left (4), not a sliding max.
+        assert_eq!(
+            feed(&mut operator, &[("-D", "(1, 10)")]),
+            ["-U (1, 14, 2, 10)", "+U (1, 4, 1, 4)"]
+        );
+        // An update's pair: the old row out, the new one in, one change out.
+        assert_eq!(
+            feed(&mut operator, &[("-U", "(2, 1)"), ("+U", "(2, 9)")]),
+            ["-U (2, 1, 1, 1)", "+U (2, 9, 1, 9)"]
+        );
+        assert_eq!(feed(&mut operator, &[("-D", "(1, 4)")]), ["-D (1, 4, 1, 4)"]);
+        // A retraction of a row never inserted is counted, not applied.
+        assert!(feed(&mut operator, &[("-D", "(7, 1)")]).is_empty());
+        assert_eq!(
+            metrics
+                .unmatched_retractions
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        // The deleted key comes back as new.
+        assert_eq!(feed(&mut operator, &[("+I", "(1, 2)")]), ["+I (1, 2, 1, 2)"]);
+    }
+
+    #[test]
+    fn a_keyless_aggregate_has_one_row_even_over_no_input() {
+        let (mut operator, _) = operator(false, true);
+        let mut out = Vec::new();
+        operator.on_watermark(END_OF_INPUT, &mut out).expect("ends");
+        operator.on_end(&mut out).expect("ends");
+        assert_eq!(render(&out), ["+I (null, 0, null)"]);
+
+        let (mut operator, _) = operator_pair();
+        feed(&mut operator, &[("+I", "(1, 3)")]);
+        // Emptied, the keyless row updates to the empty aggregate, as batch's.
+        assert_eq!(
+            feed(&mut operator, &[("-D", "(1, 3)")]),
+            ["-U (3, 1, 3)", "+U (null, 0, null)"]
+        );
+        let mut out = Vec::new();
+        operator.on_end(&mut out).expect("ends");
+        assert!(render(&out).is_empty(), "no second empty row");
+    }
+
+    fn operator_pair() -> (UpdatingAggregateOperator, Arc<crate::stream::StreamMetrics>) {
+        operator(false, true)
+    }
+}

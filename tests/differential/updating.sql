@@ -1,0 +1,43 @@
+-- Updating queries (GROUP BY without a window, DISTINCT, HAVING, aggregates
+-- over aggregates) over the bundled bids, out of order. A continuous run
+-- emits a changelog after every batch (batches of 50 rows here, so keys
+-- update many times); applied in order, it must end at batch's result, and a
+-- -U/-D of a row that is not there fails the test.
+SET datafusion.execution.batch_size = 50;
+
+CREATE TABLE bids (
+  auction   BIGINT,
+  bidder    BIGINT,
+  price     BIGINT,
+  channel   VARCHAR,
+  url       VARCHAR,
+  date_time TIMESTAMP(3),
+  WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND
+) WITH ('connector' = 'file', 'path' = '$BIDS_SHUFFLED', 'format' = 'json');
+
+-- Running totals per key.
+SELECT channel, count(*) AS n, sum(price) AS total, min(price) AS low, max(price) AS top, avg(price) AS mean
+FROM bids GROUP BY channel;
+
+-- A global aggregate: one row, updated.
+SELECT count(*) AS n, count(DISTINCT bidder) AS bidders, max(date_time) AS latest FROM bids;
+
+-- HAVING that starts and stops holding: rows inserted, then deleted.
+SELECT auction, count(*) AS n FROM bids GROUP BY auction HAVING count(*) BETWEEN 2 AND 4;
+
+-- DISTINCT.
+SELECT DISTINCT channel, bidder % 3 AS shard FROM bids;
+
+-- An aggregate over an updating aggregate (Nexmark q4's shape): retracts.
+SELECT n, count(*) AS auctions, min(top) AS lowest_top, max(top) AS highest_top
+FROM (SELECT auction, count(*) AS n, max(price) AS top FROM bids GROUP BY auction)
+GROUP BY n;
+
+-- A filter and a projection over an updating aggregate.
+SELECT channel, total / n AS mean FROM (
+  SELECT channel, sum(price) AS total, count(*) AS n FROM bids WHERE price > 100 GROUP BY channel
+) WHERE total > 1000;
+
+-- FILTER clauses and expressions as keys.
+SELECT date_trunc('minute', date_time) AS minute, count(*) FILTER (WHERE price > 5000) AS dear, sum(price) AS total
+FROM bids GROUP BY date_trunc('minute', date_time);
