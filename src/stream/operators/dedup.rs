@@ -26,7 +26,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::window::WindowExpr;
 
 use super::pending_rows::PendingRows;
-use super::window_functions::sort_by_partition;
+use super::window_functions::{RowBytes, sort_by_partition};
 use crate::stream::late::LateRows;
 use crate::stream::operator::{
     END_OF_INPUT, Event, MILLISECOND, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values,
@@ -85,7 +85,7 @@ impl DedupOperator {
         let times = self.pending.times(&rows)?;
         let times = nanos_values(&times)?;
         let key_columns: Vec<ArrayRef> = keys.into_iter().map(|k| k.values).collect();
-        let key_rows = self.keys.convert_columns(&key_columns)?;
+        let key_rows = RowBytes::new(&self.keys, &key_columns)?;
         let ranges = datafusion::common::utils::evaluate_partition_ranges(
             rows.num_rows(),
             &key_columns
@@ -98,16 +98,16 @@ impl DedupOperator {
         )?;
         let mut firsts = Vec::new();
         for range in ranges {
-            let key = key_rows.row(range.start);
+            let key = key_rows.get(range.start);
             let (first, last) = (times.value(range.start), times.value(range.end - 1));
-            let new = match self.seen.get_mut(key.as_ref()) {
+            let new = match self.seen.get_mut(key) {
                 Some(latest) => {
                     let expired = self.ttl.is_some_and(|ttl| first - *latest >= ttl);
                     *latest = (*latest).max(last);
                     expired
                 }
                 None => {
-                    self.seen.insert(key.as_ref().into(), last);
+                    self.seen.insert(key.into(), last);
                     true
                 }
             };

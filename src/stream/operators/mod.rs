@@ -21,6 +21,7 @@ pub mod stateless;
 pub mod stream_join;
 #[cfg(test)]
 pub mod testing;
+pub mod top_n;
 pub mod union;
 pub mod updating_aggregate;
 pub mod window_aggregate;

@@ -166,3 +166,26 @@ fn append(
     }
     Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
+
+/// Each row's bytes for some columns in arrow's row format (a key, an
+/// ORDER BY), or the empty bytes for every row when there is no column (no
+/// PARTITION BY: one key).
+pub struct RowBytes(Option<arrow::row::Rows>);
+
+impl RowBytes {
+    /// `columns` through `converter` (made for their types).
+    pub fn new(converter: &arrow::row::RowConverter, columns: &[ArrayRef]) -> Result<Self> {
+        if columns.is_empty() {
+            return Ok(RowBytes(None));
+        }
+        Ok(RowBytes(Some(converter.convert_columns(columns)?)))
+    }
+
+    /// Row `i`'s bytes.
+    pub fn get(&self, i: usize) -> &[u8] {
+        match &self.0 {
+            Some(rows) => rows.row(i).data(),
+            None => &[],
+        }
+    }
+}

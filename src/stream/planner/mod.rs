@@ -267,8 +267,8 @@ impl<'a> StreamPlanner<'a> {
                     ))
                 }
                 LogicalPlan::Filter(filter) => {
-                    if let Some(dedup) = self.dedup(filter).await? {
-                        return Ok(dedup);
+                    if let Some(ranked) = self.ranked(filter).await? {
+                        return Ok(ranked);
                     }
                     let planned = self.node(&filter.input, panes).await?;
                     let predicate = self.physical(&filter.predicate, filter.input.schema())?;

@@ -4,6 +4,7 @@
 use super::*;
 use crate::stream::operators::dedup::DedupOperator;
 use crate::stream::operators::over_aggregate::{OverAggregateOperator, OverAggregateSpec};
+use crate::stream::operators::top_n::TopNOperator;
 use crate::stream::operators::window_top_n::WindowTopNOperator;
 
 impl StreamPlanner<'_> {
@@ -44,14 +45,7 @@ impl StreamPlanner<'_> {
         let functions = node
             .window_expr
             .iter()
-            .map(|e| {
-                create_window_expr(
-                    e,
-                    input,
-                    self.state.execution_props(),
-                    &PhysicalPlanningContext::default(),
-                )
-            })
+            .map(|e| self.window_function(e, input))
             .collect::<Result<Vec<_>>>()?;
         let input_schema = Arc::new(input.as_arrow().clone());
         let schema = Arc::new(node.schema.as_arrow().clone());
@@ -118,6 +112,20 @@ impl StreamPlanner<'_> {
 }
 
 impl StreamPlanner<'_> {
+    /// The physical window function of `expr` over rows of `input`.
+    fn window_function(
+        &self,
+        expr: &Expr,
+        input: &DFSchema,
+    ) -> Result<Arc<dyn datafusion::physical_expr::window::WindowExpr>> {
+        create_window_expr(
+            expr,
+            input,
+            self.state.execution_props(),
+            &PhysicalPlanningContext::default(),
+        )
+    }
+
     /// The event time leading `order_by` (a TIMESTAMP column, ascending),
     /// as a physical expression over `input`.
     fn event_time_order(
@@ -146,11 +154,13 @@ impl StreamPlanner<'_> {
         }
     }
 
-    /// `WHERE rn = 1` (or `rn <= 1`, `rn < 2`) over `ROW_NUMBER() OVER
-    /// (PARTITION BY k ORDER BY ts)` ordered by event time: a dedup keeping
-    /// each key's first row. `None`: not that shape (the filter and the
-    /// window functions are planned as they are).
-    pub(super) async fn dedup(
+    /// `WHERE rn <= N` (or `rn = 1`, `rn < N`) over `ROW_NUMBER() OVER
+    /// (PARTITION BY k ORDER BY ...)`: ordered by event time with `N = 1`, a
+    /// dedup keeping each key's first row (append-only); ordered otherwise,
+    /// an updating Top-N. `None`: not that shape, or one the window
+    /// functions plan as they are (the first `N > 1` rows by event time, a
+    /// Top-N per window).
+    pub(super) async fn ranked(
         &mut self,
         filter: &datafusion::logical_expr::Filter,
     ) -> Result<Option<Planned>> {
@@ -173,16 +183,18 @@ impl StreamPlanner<'_> {
                 .any(|c| [WINDOW_START, WINDOW_END, WINDOW_TIME].contains(&c.name.as_str()))
         });
         let rn = window.schema.fields().len() - 1;
-        if !is_row_number
-            || by_window
-            || !keeps_first(&filter.predicate, |c| {
-                window.schema.index_of_column(c).ok() == Some(rn)
-            })
-        {
+        let limit = row_limit(&filter.predicate, |c| {
+            window.schema.index_of_column(c).ok() == Some(rn)
+        });
+        let Some(limit) = limit.filter(|_| is_row_number && !by_window) else {
             return Ok(None);
-        }
+        };
         let input = window.input.schema();
-        let Some(time) = self.event_time_order(&function.params.order_by, input)? else {
+        let time = self.event_time_order(&function.params.order_by, input)?;
+        if time.is_none() {
+            return self.top_n(window, expr, limit).await;
+        }
+        let Some(time) = time.filter(|_| limit == 1) else {
             return Ok(None);
         };
         let planned = self.node(&window.input, false).await?;
@@ -195,12 +207,7 @@ impl StreamPlanner<'_> {
         planned
             .sources
             .needs_event_time("a dedup ordered by event time")?;
-        let function = create_window_expr(
-            expr,
-            input,
-            self.state.execution_props(),
-            &PhysicalPlanningContext::default(),
-        )?;
+        let function = self.window_function(expr, input)?;
         self.warn_keys_kept("a dedup", &planned);
         let late = LateRows::new(Arc::clone(&self.metrics), planned.sources.late_path.clone());
         let operator = DedupOperator::try_new(
@@ -212,6 +219,39 @@ impl StreamPlanner<'_> {
             late,
         )?;
         Ok(Some(self.then(&planned, Box::new(operator), planned.lineage)))
+    }
+
+    /// An updating Top-N: the best `limit` rows per key of `expr` (a
+    /// `ROW_NUMBER()` of `window`), as a changelog of ranks. In a bounded
+    /// replay whose result must be appended rows, `None`: the window
+    /// function runs at the end of input.
+    async fn top_n(
+        &mut self,
+        window: &datafusion::logical_expr::Window,
+        expr: &Expr,
+        limit: usize,
+    ) -> Result<Option<Planned>> {
+        if self.final_at_end {
+            return Ok(None);
+        }
+        let input = window.input.schema();
+        let planned = self.node(&window.input, false).await?;
+        planned.appended_only("a Top-N (ROW_NUMBER() ... <= N)")?;
+        self.warn_keys_kept("a Top-N", &planned);
+        let function = self.window_function(expr, input)?;
+        let operator = TopNOperator::try_new(
+            function,
+            limit,
+            Arc::new(input.as_arrow().clone()),
+            Arc::new(window.schema.as_arrow().clone()),
+            self.state_ttl(),
+        )?;
+        let mut ranked = self.then(&planned, Box::new(operator), planned.lineage);
+        ranked.updating = Some(
+            "a Top-N (ROW_NUMBER() ... <= N) not ordered by event time, which updates its ranks as rows come"
+                .to_string(),
+        );
+        Ok(Some(ranked))
     }
 
     pub(super) async fn sort(&mut self, sort: &datafusion::logical_expr::Sort) -> Result<Planned> {
@@ -263,25 +303,29 @@ impl StreamPlanner<'_> {
     }
 }
 
-/// Whether `predicate` keeps only row number 1 of the column `is_rn` names:
-/// `rn = 1`, `rn <= 1` or `rn < 2`.
-fn keeps_first(predicate: &Expr, is_rn: impl Fn(&datafusion::common::Column) -> bool) -> bool {
+/// How many row numbers `predicate` keeps of the column `is_rn` names:
+/// `rn <= N` and `rn = 1` keep N and 1, `rn < N` keeps N - 1.
+fn row_limit(predicate: &Expr, is_rn: impl Fn(&datafusion::common::Column) -> bool) -> Option<usize> {
     use datafusion::logical_expr::{BinaryExpr, Operator};
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = predicate else {
-        return false;
+        return None;
     };
     let (Expr::Column(column), Expr::Literal(value, _)) = (strip_alias(left), strip_alias(right)) else {
-        return false;
+        return None;
     };
-    let value = value.cast_to(&DataType::Int64).ok().and_then(|v| match v {
-        datafusion::common::ScalarValue::Int64(v) => v,
+    let value = match value.cast_to(&DataType::Int64).ok()? {
+        datafusion::common::ScalarValue::Int64(Some(v)) => usize::try_from(v).ok()?,
+        _ => return None,
+    };
+    if !is_rn(column) {
+        return None;
+    }
+    match op {
+        Operator::Eq if value == 1 => Some(1),
+        Operator::LtEq if value >= 1 => Some(value),
+        Operator::Lt if value >= 2 => Some(value - 1),
         _ => None,
-    });
-    is_rn(column)
-        && matches!(
-            (op, value),
-            (Operator::Eq, Some(1)) | (Operator::LtEq, Some(1)) | (Operator::Lt, Some(2))
-        )
+    }
 }
 
 impl Sources {
