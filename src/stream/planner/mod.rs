@@ -252,19 +252,7 @@ impl<'a> StreamPlanner<'a> {
                 }
                 LogicalPlan::Projection(projection) => {
                     let planned = self.node(&projection.input, panes).await?;
-                    let input = projection.input.schema();
-                    let exprs = projection
-                        .expr
-                        .iter()
-                        .map(|e| self.physical(e, input))
-                        .collect::<Result<Vec<_>>>()?;
-                    let schema = Arc::new(projection.schema.as_arrow().clone());
-                    let lineage = planned.lineage.and_then(|l| l.through(&projection.expr, input));
-                    Ok(self.then(
-                        &planned,
-                        Box::new(ProjectionOperator::new(exprs, schema)),
-                        lineage,
-                    ))
+                    self.project(&planned, projection)
                 }
                 LogicalPlan::Filter(filter) => {
                     if let Some(ranked) = self.ranked(filter).await? {
@@ -326,6 +314,23 @@ impl<'a> StreamPlanner<'a> {
     ) -> Planned {
         let tail = self.graph.chain(input.tail, operator);
         input.at(tail, lineage)
+    }
+
+    /// `projection` over `planned`'s rows.
+    fn project(
+        &mut self,
+        planned: &Planned,
+        projection: &datafusion::logical_expr::Projection,
+    ) -> Result<Planned> {
+        let input = projection.input.schema();
+        let exprs = projection
+            .expr
+            .iter()
+            .map(|e| self.physical(e, input))
+            .collect::<Result<Vec<_>>>()?;
+        let schema = Arc::new(projection.schema.as_arrow().clone());
+        let lineage = planned.lineage.and_then(|l| l.through(&projection.expr, input));
+        Ok(self.then(planned, Box::new(ProjectionOperator::new(exprs, schema)), lineage))
     }
 
     /// `SET 'state.ttl'`, if set.

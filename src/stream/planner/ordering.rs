@@ -164,8 +164,19 @@ impl StreamPlanner<'_> {
         &mut self,
         filter: &datafusion::logical_expr::Filter,
     ) -> Result<Option<Planned>> {
-        let LogicalPlan::Window(window) = filter.input.as_ref() else {
-            return Ok(None);
+        // A projection of bare columns may stand between (the optimizer
+        // prunes columns there).
+        let (window, projection) = match filter.input.as_ref() {
+            LogicalPlan::Window(window) => (window, None),
+            LogicalPlan::Projection(p) => match p.input.as_ref() {
+                LogicalPlan::Window(window)
+                    if p.expr.iter().all(|e| matches!(strip_alias(e), Expr::Column(_))) =>
+                {
+                    (window, Some(p))
+                }
+                _ => return Ok(None),
+            },
+            _ => return Ok(None),
         };
         let [expr] = window.window_expr.as_slice() else {
             return Ok(None);
@@ -183,20 +194,43 @@ impl StreamPlanner<'_> {
                 .any(|c| [WINDOW_START, WINDOW_END, WINDOW_TIME].contains(&c.name.as_str()))
         });
         let rn = window.schema.fields().len() - 1;
-        let limit = row_limit(&filter.predicate, |c| {
-            window.schema.index_of_column(c).ok() == Some(rn)
-        });
+        let is_rn = |c: &datafusion::common::Column| {
+            match projection {
+            None => window.schema.index_of_column(c).ok() == Some(rn),
+            Some(p) => p
+                .schema
+                .index_of_column(c)
+                .ok()
+                .and_then(|i| p.expr.get(i))
+                .is_some_and(|e| {
+                    matches!(strip_alias(e), Expr::Column(w) if window.schema.index_of_column(w).ok() == Some(rn))
+                }),
+        }
+        };
+        let limit = row_limit(&filter.predicate, is_rn);
         let Some(limit) = limit.filter(|_| is_row_number && !by_window) else {
             return Ok(None);
         };
-        let input = window.input.schema();
-        let time = self.event_time_order(&function.params.order_by, input)?;
-        if time.is_none() {
-            return self.top_n(window, expr, limit).await;
-        }
-        let Some(time) = time.filter(|_| limit == 1) else {
-            return Ok(None);
+        let ranked = match self.event_time_order(&function.params.order_by, window.input.schema())? {
+            None => self.top_n(window, expr, limit).await?,
+            Some(time) if limit == 1 => Some(self.dedup(window, expr, time).await?),
+            Some(_) => None,
         };
+        match (ranked, projection) {
+            (Some(ranked), Some(projection)) => Ok(Some(self.project(&ranked, projection)?)),
+            (ranked, _) => Ok(ranked),
+        }
+    }
+
+    /// A dedup keeping each key's first row by event time `time`, for `expr`
+    /// (a `ROW_NUMBER()` of `window`).
+    async fn dedup(
+        &mut self,
+        window: &datafusion::logical_expr::Window,
+        expr: &Expr,
+        time: Arc<dyn PhysicalExpr>,
+    ) -> Result<Planned> {
+        let input = window.input.schema();
         let planned = self.node(&window.input, false).await?;
         planned.appended_only("a dedup (ROW_NUMBER() ... = 1)")?;
         if self.changes {
@@ -218,7 +252,7 @@ impl StreamPlanner<'_> {
             self.state_ttl(),
             late,
         )?;
-        Ok(Some(self.then(&planned, Box::new(operator), planned.lineage)))
+        Ok(self.then(&planned, Box::new(operator), planned.lineage))
     }
 
     /// An updating Top-N: the best `limit` rows per key of `expr` (a
