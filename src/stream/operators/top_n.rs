@@ -14,7 +14,7 @@
 //! forgotten, silently: its rows stay in the result, and its next row starts
 //! it afresh at rank 1 (documented as changing results, as Flink's TTL).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch};
@@ -134,30 +134,39 @@ impl TopNOperator {
         let rows = self.rows.convert_columns(batch.columns())?;
         // Each touched key's ranks before this batch, in first-touch order.
         let mut before: Vec<(Box<[u8]>, Vec<Ranked>)> = Vec::new();
-        let mut seen: HashMap<Box<[u8]>, ()> = HashMap::new();
+        let mut seen: HashSet<Box<[u8]>> = HashSet::new();
         for i in 0..batch.num_rows() {
             let key = keys.get(i);
-            let candidate = Ranked {
-                order: order.get(i).into(),
-                row: rows.row(i).owned(),
+            if !self.state.contains_key(key) {
+                self.state.insert(
+                    key.into(),
+                    Key {
+                        ranked: Vec::new(),
+                        touched: NO_WATERMARK,
+                    },
+                );
+            }
+            let Some(entry) = self.state.get_mut(key) else {
+                continue;
             };
-            let entry = self.state.entry(key.into()).or_insert_with(|| Key {
-                ranked: Vec::new(),
-                touched: NO_WATERMARK,
-            });
             entry.touched = self.watermark;
-            if seen.insert(key.into(), ()).is_none() {
+            if !seen.contains(key) {
+                seen.insert(key.into());
                 before.push((key.into(), entry.ranked.clone()));
             }
             // Equal ORDER BY values: the earlier row first, so a newcomer
             // goes after its equals.
-            let at = entry
-                .ranked
-                .partition_point(|r| r.order.as_ref() <= candidate.order.as_ref());
-            if at < self.limit {
-                entry.ranked.insert(at, candidate);
-                entry.ranked.truncate(self.limit);
+            let order = order.get(i);
+            let at = entry.ranked.partition_point(|r| r.order.as_ref() <= order);
+            if at >= self.limit {
+                continue;
             }
+            let candidate = Ranked {
+                order: order.into(),
+                row: rows.row(i).owned(),
+            };
+            entry.ranked.insert(at, candidate);
+            entry.ranked.truncate(self.limit);
         }
         let mut changes = Vec::new();
         for (key, old) in before {
