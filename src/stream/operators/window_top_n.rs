@@ -6,7 +6,13 @@
 //! DataFusion's window expressions and emitted: append-only, each window
 //! once. A row whose window had closed when it came is late (counted, and
 //! written aside under the late policy).
+//!
+//! Under `WHERE rn <= N` (a `ROW_NUMBER()`), a window keeps only what can
+//! still rank: once its rows pile up, they are ranked and those past N
+//! dropped (a rank only grows as rows come), so a window holds about N rows
+//! per partition, not all of its rows.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, BooleanArray, RecordBatch};
@@ -30,20 +36,33 @@ pub struct WindowTopNOperator {
     window_end: usize,
     input_schema: SchemaRef,
     schema: SchemaRef,
-    /// Rows of open windows, with each row's window end.
-    pending: Vec<(RecordBatch, Vec<Nanos>)>,
+    /// Rows of each open window, by its end.
+    windows: BTreeMap<Nanos, Held>,
+    /// `WHERE rn <= N` over the (one) `ROW_NUMBER()`: rows past N are dropped.
+    limit: Option<usize>,
     late: LateRows,
     watermark: Nanos,
 }
 
+/// One open window's rows.
+#[derive(Default)]
+struct Held {
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    /// Rank the rows (and drop those past the limit) once this many are held.
+    compact_at: usize,
+}
+
 impl WindowTopNOperator {
     /// Functions over rows of `input_schema` whose column `window_end` ends
-    /// their window; rows out are of `schema`.
+    /// their window; rows out are of `schema`. With `limit`, the one function
+    /// is a `ROW_NUMBER()` filtered by `<= limit`.
     pub fn new(
         functions: Vec<Arc<dyn WindowExpr>>,
         window_end: usize,
         input_schema: SchemaRef,
         schema: SchemaRef,
+        limit: Option<usize>,
         late: LateRows,
     ) -> Self {
         Self {
@@ -51,7 +70,8 @@ impl WindowTopNOperator {
             window_end,
             input_schema,
             schema,
-            pending: Vec::new(),
+            windows: BTreeMap::new(),
+            limit: limit.filter(|&n| n > 0),
             late,
             watermark: NO_WATERMARK,
         }
@@ -72,6 +92,57 @@ impl WindowTopNOperator {
             })
             .collect())
     }
+
+    /// Hold `batch`'s rows in their windows (by `ends`).
+    fn hold(&mut self, batch: &RecordBatch, ends: &[Nanos]) -> Result<()> {
+        let mut distinct: Vec<Nanos> = ends.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        for end in distinct {
+            let rows = if ends.iter().all(|&e| e == end) {
+                batch.clone()
+            } else {
+                let mask: BooleanArray = ends.iter().map(|&e| Some(e == end)).collect();
+                filter_record_batch(batch, &mask)?
+            };
+            let held = self.windows.entry(end).or_default();
+            held.rows += rows.num_rows();
+            held.batches.push(rows);
+            if let Some(limit) = self.limit
+                && held.rows >= held.compact_at.max(4 * limit).max(64)
+            {
+                let rows = concat_batches(&self.input_schema, &std::mem::take(&mut held.batches))?;
+                let kept = best(&self.functions, &self.schema, rows, limit)?;
+                held.rows = kept.num_rows();
+                held.compact_at = 2 * held.rows;
+                held.batches = vec![kept];
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Of `rows`, those whose row number is at most `limit`, in the input's
+/// columns (the row number is computed again when the window closes).
+fn best(
+    functions: &[Arc<dyn WindowExpr>],
+    schema: &SchemaRef,
+    rows: RecordBatch,
+    limit: usize,
+) -> Result<RecordBatch> {
+    let ranked = evaluate(functions, schema, rows)?;
+    let last = ranked.num_columns() - 1;
+    let ranks = arrow::compute::cast(ranked.column(last), &arrow::datatypes::DataType::UInt64)?;
+    let ranks = ranks
+        .as_any()
+        .downcast_ref::<arrow::array::UInt64Array>()
+        .ok_or_else(|| datafusion::common::internal_datafusion_err!("row numbers are integers"))?;
+    let keep: BooleanArray = ranks
+        .iter()
+        .map(|r| Some(r.is_some_and(|r| r as usize <= limit)))
+        .collect();
+    let kept = filter_record_batch(&ranked, &keep)?;
+    Ok(kept.project(&(0..last).collect::<Vec<_>>())?)
 }
 
 impl Operator for WindowTopNOperator {
@@ -85,7 +156,14 @@ impl Operator for WindowTopNOperator {
     }
 
     fn state(&self) -> Option<String> {
-        Some("window_rows: the rows of each open window, freed when the watermark reaches its end".into())
+        Some(match self.limit {
+            Some(limit) => format!(
+                "window_rows: per open window the rows that can still rank in the best {limit} (per partition), freed when the watermark reaches its end"
+            ),
+            None => {
+                "window_rows: the rows of each open window, freed when the watermark reaches its end".into()
+            }
+        })
     }
 
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
@@ -100,8 +178,7 @@ impl Operator for WindowTopNOperator {
             .map(|(i, &end)| Some(end <= input.watermarks.get(i)))
             .collect();
         if late.true_count() == 0 {
-            self.pending.push((batch, ends));
-            return Ok(());
+            return self.hold(&batch, &ends);
         }
         self.late.record(&filter_record_batch(&batch, &late)?)?;
         let on_time: Vec<Nanos> = ends
@@ -112,7 +189,7 @@ impl Operator for WindowTopNOperator {
             .collect();
         if !on_time.is_empty() {
             let batch = filter_record_batch(&batch, &arrow::compute::not(&late)?)?;
-            self.pending.push((batch, on_time));
+            self.hold(&batch, &on_time)?;
         }
         Ok(())
     }
@@ -121,21 +198,11 @@ impl Operator for WindowTopNOperator {
         if watermark <= self.watermark {
             return Ok(());
         }
-        let mut closed = Vec::new();
-        let mut open = Vec::new();
-        for (batch, ends) in std::mem::take(&mut self.pending) {
-            if ends.iter().all(|&end| end <= watermark) {
-                closed.push(batch);
-            } else if ends.iter().all(|&end| end > watermark) {
-                open.push((batch, ends));
-            } else {
-                let mask: BooleanArray = ends.iter().map(|&end| Some(end <= watermark)).collect();
-                closed.push(filter_record_batch(&batch, &mask)?);
-                let still: Vec<Nanos> = ends.into_iter().filter(|&end| end > watermark).collect();
-                open.push((filter_record_batch(&batch, &arrow::compute::not(&mask)?)?, still));
-            }
-        }
-        self.pending = open;
+        let open = self.windows.split_off(&watermark.saturating_add(1));
+        let closed: Vec<RecordBatch> = std::mem::replace(&mut self.windows, open)
+            .into_values()
+            .flat_map(|held| held.batches)
+            .collect();
         if !closed.is_empty() {
             let rows = concat_batches(&self.input_schema, &closed)?;
             let batch = evaluate(&self.functions, &self.schema, rows)?;
@@ -163,7 +230,7 @@ mod tests {
 
     /// `ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY
     /// price DESC)` over rows `(price, window_start, window_end)`.
-    fn top_n() -> Harness {
+    fn top_n(limit: Option<usize>) -> Harness {
         let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
         let input = Arc::new(Schema::new(vec![
             Field::new("price", DataType::Int64, true),
@@ -184,6 +251,7 @@ mod tests {
             2,
             Arc::clone(&input),
             Arc::new(Schema::new(fields)),
+            limit,
             late(&metrics),
         );
         Harness::single(Box::new(operator), input, &metrics)
@@ -192,7 +260,7 @@ mod tests {
     #[test]
     fn a_windows_rows_are_ranked_when_it_closes_and_a_row_for_it_then_is_late() {
         check(
-            &mut top_n(),
+            &mut top_n(None),
             "
             rows (5, 0, 10) (9, 0, 10) (7, 10, 20)
             wm 9
@@ -214,5 +282,21 @@ mod tests {
             wm +inf
             ",
         );
+    }
+
+    #[test]
+    fn under_a_limit_a_window_keeps_only_rows_that_can_still_rank() {
+        let rows: Vec<String> = (1..=200).map(|price| format!("({price}, 0, 10)")).collect();
+        let mut harness = top_n(Some(2));
+        let out = harness.run(&format!("rows {}\nwm 10", rows.join(" ")));
+        // Every row still held comes out ranked; the best two first.
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(&lines[..2], &["(200, 0, 10, 1) @-inf", "(199, 0, 10, 2) @-inf"]);
+        assert!(
+            lines.len() < 100,
+            "rows past rank 2 were dropped early: {}",
+            lines.len()
+        );
+        assert_eq!(lines.last(), Some(&"wm 10"));
     }
 }

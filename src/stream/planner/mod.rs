@@ -288,7 +288,7 @@ impl<'a> StreamPlanner<'a> {
                 LogicalPlan::Union(union) => self.union(union).await,
                 LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate).await,
                 LogicalPlan::Sort(sort) => self.sort(sort).await,
-                LogicalPlan::Window(window) => self.window_functions(window).await,
+                LogicalPlan::Window(window) => self.window_functions(window, None).await,
                 other => match WindowTvf::from_plan(other) {
                     Some(window) => self.window(window, panes).await,
                     None => refuse(other),

@@ -9,10 +9,14 @@ use crate::stream::operators::window_top_n::WindowTopNOperator;
 
 impl StreamPlanner<'_> {
     /// Window functions: per emission when partitioned by a window bound of a
-    /// windowed aggregate's output, else at the end of a bounded replay.
+    /// windowed aggregate's output, per window over a window TVF's rows,
+    /// row by row when ordered by event time, else at the end of a bounded
+    /// replay. `limit`: a `WHERE rn <= N` over the (one) `ROW_NUMBER()`
+    /// follows, which lets a window TVF's windows drop rows past N.
     pub(super) async fn window_functions(
         &mut self,
         node: &datafusion::logical_expr::Window,
+        limit: Option<usize>,
     ) -> Result<Planned> {
         let planned = self.node(&node.input, false).await?;
         planned.appended_only("a window function (OVER)")?;
@@ -71,7 +75,7 @@ impl StreamPlanner<'_> {
                 );
             };
             needs_watermark("a window function per window")?;
-            let operator = WindowTopNOperator::new(functions, end, input_schema, schema, late());
+            let operator = WindowTopNOperator::new(functions, end, input_schema, schema, limit, late());
             let closed = WindowLineage { complete: true, ..l };
             return Ok(self.then(&planned, Box::new(operator), Some(closed)));
         }
@@ -208,9 +212,23 @@ impl StreamPlanner<'_> {
         }
         };
         let limit = row_limit(&filter.predicate, is_rn);
-        let Some(limit) = limit.filter(|_| is_row_number && !by_window) else {
+        let Some(limit) = limit.filter(|_| is_row_number) else {
             return Ok(None);
         };
+        if by_window {
+            // Ranked per window: the window functions plan it, told the limit.
+            let mut planned = self.window_functions(window, Some(limit)).await?;
+            if let Some(projection) = projection {
+                planned = self.project(&planned, projection)?;
+            }
+            let predicate = self.physical(&filter.predicate, filter.input.schema())?;
+            let filtered = self.then(
+                &planned,
+                Box::new(FilterOperator::new(predicate)),
+                planned.lineage,
+            );
+            return Ok(Some(filtered));
+        }
         let ranked = match self.event_time_order(&function.params.order_by, window.input.schema())? {
             None => self.top_n(window, expr, limit).await?,
             Some(time) if limit == 1 => Some(self.dedup(window, expr, time).await?),
