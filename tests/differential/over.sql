@@ -15,6 +15,10 @@ CREATE TABLE bids (
   WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND
 ) WITH ('connector' = 'file', 'path' = '$BIDS_SHUFFLED', 'format' = 'json');
 
+-- Small batches: the watermark moves many times, so rows are released (and
+-- windows close) in many steps.
+SET datafusion.execution.batch_size = 64;
+
 -- A ROWS frame per auction.
 SELECT auction, date_time, price,
   sum(price) OVER (PARTITION BY auction ORDER BY date_time ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) AS recent,
@@ -62,3 +66,12 @@ SELECT auction, bidder, price, window_start, window_end FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, auction ORDER BY date_time) AS rn
   FROM TABLE(HOP(TABLE bids, DESCRIPTOR(date_time), INTERVAL '5' SECOND, INTERVAL '10' SECOND))
 ) WHERE rn <= 1;
+
+-- A window over OVER's rows: a row that waited for its lead holds the
+-- watermark back, so the window does not find it late.
+CREATE VIEW next_bids AS
+  SELECT auction, date_time, lead(price) OVER (PARTITION BY auction ORDER BY date_time) AS next_price FROM bids;
+
+SELECT window_start, window_end, count(*) AS n, sum(next_price) AS next_total
+FROM TABLE(TUMBLE(TABLE next_bids, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
+GROUP BY window_start, window_end;

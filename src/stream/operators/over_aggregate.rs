@@ -21,17 +21,19 @@
 //! at the current row (or before it) is complete at release, and the
 //! partition is evaluated as if it ended there; `lead` and frames that end
 //! after the current row wait for their partition's later rows (or the end of
-//! input).
+//! input). While such a row waits, the watermark this operator passes on is
+//! held back to its time, so an operator downstream does not find it late
+//! when it comes.
 //!
 //! With `state.ttl`, a partition whose last row is that old (in event time)
 //! is forgotten: a later row starts it afresh, as Flink's state TTL does.
 //! Whether a partition is forgotten depends only on its rows' times (a new
 //! row at least the TTL after the last one), never on when a sweep ran.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch};
+use arrow::array::{ArrayRef, RecordBatch};
 use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::utils::{evaluate_partition_ranges, get_row_at_idx};
@@ -74,6 +76,8 @@ struct Partition {
     emitted: usize,
     /// The time of its latest row.
     last: Nanos,
+    /// The time of its first row not yet out (waiting for later rows).
+    waiting_since: Option<Nanos>,
 }
 
 /// Evaluates window functions over rows as the watermark passes them.
@@ -89,6 +93,11 @@ pub struct OverAggregateOperator {
     states: Vec<PartitionWindowAggStates>,
     late: LateRows,
     watermark: Nanos,
+    /// The times rows wait from (each partition's first row not yet out),
+    /// counted: the watermark passed on is held back to the first.
+    waiting: BTreeMap<Nanos, usize>,
+    /// The watermark passed on last.
+    passed_on: Nanos,
     /// When the next sweep of partitions the TTL forgot runs.
     next_sweep: Nanos,
 }
@@ -114,6 +123,8 @@ impl OverAggregateOperator {
             states,
             late,
             watermark: NO_WATERMARK,
+            waiting: BTreeMap::new(),
+            passed_on: NO_WATERMARK,
             next_sweep: NO_WATERMARK,
         })
     }
@@ -145,6 +156,7 @@ impl OverAggregateOperator {
                 rows: PartitionBatchState::new(Arc::clone(&self.spec.input_schema)),
                 emitted: 0,
                 last: first_time,
+                waiting_since: None,
             });
             partition.rows.extend(&slice)?;
             partition.last = last_time;
@@ -155,7 +167,9 @@ impl OverAggregateOperator {
 
     /// Drop a partition and its functions' states.
     fn forget(&mut self, key: &PartitionKey) {
-        self.partitions.remove(key);
+        if let Some(partition) = self.partitions.remove(key) {
+            self.set_waiting(partition.waiting_since, None);
+        }
         for states in &mut self.states {
             states.swap_remove(key);
         }
@@ -168,7 +182,12 @@ impl OverAggregateOperator {
         let mut progress = Vec::with_capacity(touched.len());
         for key in touched {
             if let Some(partition) = self.partitions.remove(&key) {
-                progress.push((key.clone(), partition.emitted, partition.last));
+                progress.push((
+                    key.clone(),
+                    partition.emitted,
+                    partition.last,
+                    partition.waiting_since,
+                ));
                 batches.insert(key, partition.rows);
             }
         }
@@ -182,7 +201,7 @@ impl OverAggregateOperator {
             function.evaluate_stateful(&batches, states, &WindowEvalContext::default())?;
         }
         let mut out = Vec::new();
-        for ((key, mut rows), (_, mut emitted, last)) in batches.into_iter().zip(progress) {
+        for ((key, mut rows), (_, mut emitted, last, was_waiting)) in batches.into_iter().zip(progress) {
             rows.is_end = false;
             let ready = self
                 .states
@@ -230,16 +249,44 @@ impl OverAggregateOperator {
                 let batch = &rows.record_batch;
                 rows.record_batch = batch.slice(done, batch.num_rows() - done);
             }
+            let emitted = emitted - done;
+            let waiting_since = if emitted < rows.record_batch.num_rows() {
+                let first = rows.record_batch.slice(emitted, 1);
+                let time = self.pending.times(&first)?;
+                nanos_values(&time)?.values().first().copied()
+            } else {
+                None
+            };
+            self.set_waiting(was_waiting, waiting_since);
             self.partitions.insert(
                 key,
                 Partition {
                     rows,
-                    emitted: emitted - done,
+                    emitted,
                     last,
+                    waiting_since,
                 },
             );
         }
         Ok(out)
+    }
+
+    /// A partition's rows wait from `now` instead of `was`.
+    fn set_waiting(&mut self, was: Option<Nanos>, now: Option<Nanos>) {
+        if was == now {
+            return;
+        }
+        if let Some(was) = was
+            && let Some(count) = self.waiting.get_mut(&was)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.waiting.remove(&was);
+            }
+        }
+        if let Some(now) = now {
+            *self.waiting.entry(now).or_insert(0) += 1;
+        }
     }
 
     /// Forget the partitions the TTL expired (a later row for one would
@@ -302,7 +349,6 @@ impl Operator for OverAggregateOperator {
         if watermark <= self.watermark {
             return Ok(());
         }
-        let before = self.watermark;
         let end = watermark == END_OF_INPUT;
         let mut touched = match self.pending.release(watermark)? {
             Some(rows) => self.append(&rows)?,
@@ -317,24 +363,30 @@ impl Operator for OverAggregateOperator {
         let batches = self.evaluate(touched, end)?;
         if !batches.is_empty() {
             let batch = concat_batches(&self.spec.schema, &batches)?;
-            // A row that waited for later rows (lead) is older than `before`:
-            // it carries its own time, so a window downstream takes it.
-            let times = self.pending.times(&batch)?;
-            let times = nanos_values(&times)?;
-            let watermarks: Int64Array = times.values().iter().map(|&t| t.min(before)).collect();
+            // Rows carry the watermark passed on before them: no later than
+            // their times (a waiting row held it back to its own).
             out.push(Event::Data(StreamBatch::new(
                 batch,
-                RowWatermarks::PerRow(Arc::new(watermarks)),
+                RowWatermarks::Constant(self.passed_on),
             )));
         }
         if end {
             self.partitions.clear();
             self.states.iter_mut().for_each(|s| s.clear());
+            self.waiting.clear();
         }
         self.sweep(watermark);
         self.late.flush()?;
         self.watermark = watermark;
-        out.push(Event::Watermark(watermark));
+        let held = self
+            .waiting
+            .keys()
+            .next()
+            .map_or(watermark, |&t| t.min(watermark));
+        if held > self.passed_on {
+            self.passed_on = held;
+            out.push(Event::Watermark(held));
+        }
         Ok(())
     }
 }
@@ -551,7 +603,7 @@ mod tests {
     }
 
     #[test]
-    fn row_number_and_lag_continue_across_releases_and_lead_waits_for_the_next_row() {
+    fn row_number_and_lag_continue_across_releases_and_lead_waits_for_the_next_row_holding_the_watermark() {
         check(
             &mut harness(
                 vec![
@@ -565,7 +617,8 @@ mod tests {
             "
             rows (1, 1, 10) (1, 2, 20)
             wm 3
-            # The row at 2 s waits for its lead.
+            # The row at 2 s waits for its lead, and so does the watermark
+            # passed on (2 s; then 5 s).
             rows (1, 5, 50) (2, 5, 7)
             wm 6
             wm +inf
@@ -573,9 +626,9 @@ mod tests {
             ",
             "
             (1, 1, 10, 1, null, 20) @-inf
-            wm 3
+            wm 2
             (1, 2, 20, 2, 10, 50) @2
-            wm 6
+            wm 5
             (1, 5, 50, 3, 20, null) @5
             (2, 5, 7, 1, null, null) @5
             wm +inf
