@@ -252,15 +252,28 @@ fn what_cannot_run_continuously_is_refused_with_the_reason() {
         assert_eq!(code, Some(1), "{query}: {stderr}");
         assert!(stderr.contains(message), "{query}: {stderr}");
     }
-    // A window over a table with no watermark would never close.
+    // A window over a table with no watermark never closes: asked to emit
+    // on close, it is refused; otherwise it updates, its bounds plain keys.
     let sql = "CREATE TABLE t (ts TIMESTAMP(3)) WITH ('connector' = 'stdin', 'format' = 'json'); \
-               SELECT window_start, count(*) FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' SECOND)) \
+               SELECT window_start, count(*) AS n FROM TABLE(HOP(TABLE t, DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '2' SECOND)) \
                GROUP BY window_start, window_end";
-    let (code, _, stderr) = run(&["-e", sql], "");
+    let (code, _, stderr) = run(&["-e", &format!("{sql} EMIT ON WINDOW CLOSE")], "");
     assert_eq!(code, Some(1));
     assert!(
         stderr.contains("has no watermark") && stderr.contains("WATERMARK FOR"),
         "{stderr}"
+    );
+    let input = "{\"ts\":\"2024-01-01 00:00:01\"}\n";
+    let (code, stdout, stderr) = run(&["--format", "changelog", "-e", sql], input);
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut rows: Vec<&str> = stdout.lines().collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            r#"{"op":"+I","window_start":"2024-01-01T00:00:00","n":1}"#,
+            r#"{"op":"+I","window_start":"2024-01-01T00:00:01","n":1}"#,
+        ]
     );
 }
 
@@ -784,4 +797,173 @@ fn event_times_outside_the_nanosecond_range_are_refused_in_both_modes() {
             "{options}: {stderr}"
         );
     }
+}
+
+/// The changelog lines of `--format changelog` applied in order: the rows
+/// (without `op`) left at the end; a `-U`/`-D` of a row not there fails.
+fn fold_changelog(lines: &[String]) -> Vec<String> {
+    let mut rows: Vec<String> = Vec::new();
+    for line in lines {
+        let mut row: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(line).expect("a JSON line");
+        let op = row.remove("op").expect("an op");
+        let text = serde_json::Value::Object(row).to_string();
+        match op.as_str() {
+            Some("+I" | "+U") => rows.push(text),
+            Some("-U" | "-D") => {
+                let at = rows.iter().position(|r| *r == text);
+                rows.swap_remove(at.unwrap_or_else(|| panic!("{op} of a row never inserted: {text}")));
+            }
+            other => panic!("unknown op {other:?}"),
+        }
+    }
+    rows.sort();
+    rows
+}
+
+#[test]
+fn the_ecommerce_pipeline_updates_totals_while_stdin_is_open_and_ends_at_the_batch_result() {
+    let orders = std::fs::read_to_string(format!("{ROOT}/testdata/orders.csv")).expect("orders");
+    let mut lines = orders.lines();
+    let header = lines.next().expect("a header");
+    let mut child = spawn(&["--format", "changelog", "queries/ecommerce.sql"]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let received = lines_of(&mut child);
+    // A first order: its country's total comes out with the pipe open.
+    let first = lines.next().expect("an order");
+    stdin
+        .write_all(format!("{header}\n{first}\n").as_bytes())
+        .expect("write");
+    stdin.flush().expect("flush");
+    let line = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a total arrives before the input ends");
+    assert!(line.starts_with("{\"op\":\"+I\",\"country\":"), "{line}");
+    // The same country again: its total moves (-U then +U), still open.
+    let again: Vec<&str> = orders
+        .lines()
+        .skip(2)
+        .filter(|l| l.split(',').nth(1) == first.split(',').nth(1))
+        .take(1)
+        .collect();
+    if let [order] = again.as_slice() {
+        stdin.write_all(format!("{order}\n").as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+        let before = received.recv_timeout(Duration::from_secs(20)).expect("-U");
+        let after = received.recv_timeout(Duration::from_secs(20)).expect("+U");
+        assert!(before.starts_with("{\"op\":\"-U\""), "{before}");
+        assert!(after.starts_with("{\"op\":\"+U\""), "{after}");
+    }
+    drop(stdin);
+    assert!(child.wait().expect("exits").success());
+
+    // The whole file through the pipeline, folded, is batch's answer over it.
+    let (code, stdout, stderr) = run(&["--format", "changelog", "queries/ecommerce.sql"], &orders);
+    assert_eq!(code, Some(0), "{stderr}");
+    let changes: Vec<String> = stdout.lines().map(str::to_string).collect();
+    assert!(
+        changes.iter().any(|l| l.contains("\"op\":\"-U\"")),
+        "totals were updated"
+    );
+    let pipeline = std::fs::read_to_string(format!("{ROOT}/queries/ecommerce.sql")).expect("pipeline");
+    let batch_sql = pipeline.replace(
+        "WITH ('connector' = 'stdin', 'format' = 'csv')",
+        "WITH ('connector' = 'file', 'path' = 'testdata/orders.csv', 'format' = 'csv')",
+    );
+    assert_ne!(batch_sql, pipeline, "the orders table reads stdin");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let batch_file = dir.path().join("ecommerce_batch.sql");
+    std::fs::write(&batch_file, batch_sql).expect("write the batch query");
+    let (code, batch, stderr) = run(&["--format", "json", &batch_file.display().to_string()], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut expected: Vec<String> = batch.lines().map(str::to_string).collect();
+    expected.sort();
+    assert_eq!(fold_changelog(&changes), expected);
+}
+
+#[test]
+fn an_updating_query_into_a_table_is_refused_and_into_a_blackhole_counted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let table = "CREATE TABLE s (k VARCHAR, v BIGINT) WITH ('connector' = 'stdin', 'format' = 'json');";
+    let input = "{\"k\":\"a\",\"v\":1}\n{\"k\":\"b\",\"v\":2}\n";
+    let sql = format!(
+        "{table} CREATE EXTERNAL TABLE out (k VARCHAR, n BIGINT) STORED AS CSV LOCATION '{}/'; \
+         INSERT INTO out SELECT k, count(*) FROM s GROUP BY k;",
+        dir.path().display()
+    );
+    let (code, _, stderr) = run(&["-e", &sql], input);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("INSERT INTO out: the query's result is updating")
+            && stderr.contains("GROUP BY without a window"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("the dir").count(),
+        0,
+        "nothing written"
+    );
+    let sql = format!(
+        "{table} CREATE TABLE bh (k VARCHAR, n BIGINT) WITH ('connector' = 'blackhole'); \
+         INSERT INTO bh SELECT k, count(*) FROM s GROUP BY k;"
+    );
+    let (code, _, stderr) = run(&["-e", &sql], input);
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
+fn a_debezium_changelog_on_stdin_is_an_updating_table() {
+    let table = "CREATE TABLE orders (id INT, product VARCHAR, quantity INT) \
+                 WITH ('connector' = 'stdin', 'format' = 'debezium-json');";
+    let sql =
+        format!("{table} SELECT product, count(*) AS n, sum(quantity) AS items FROM orders GROUP BY product");
+    let messages = [
+        r#"{"before":null,"after":{"id":1,"product":"mouse","quantity":2},"op":"c","source":{"db":"shop"}}"#,
+        r#"{"before":null,"after":{"id":2,"product":"mouse","quantity":1},"op":"r"}"#,
+        r#"{"before":{"id":1,"product":"mouse","quantity":2},"after":{"id":1,"product":"mouse","quantity":5},"op":"u"}"#,
+        r#"{"before":{"id":2,"product":"mouse","quantity":1},"after":null,"op":"d"}"#,
+        r#"{"before":null,"after":{"id":3,"product":"pad","quantity":1},"op":"c"}"#,
+        r#"{"before":{"id":3,"product":"pad","quantity":1},"after":null,"op":"d"}"#,
+    ];
+    // One message a batch, so every change shows.
+    let mut child = spawn(&["--format", "changelog", "-e", &sql]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let received = lines_of(&mut child);
+    let mut lines = Vec::new();
+    for message in messages {
+        stdin.write_all(format!("{message}\n").as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+        lines.push(received.recv_timeout(Duration::from_secs(20)).expect("a change"));
+        while let Ok(line) = received.recv_timeout(Duration::from_millis(200)) {
+            lines.push(line);
+        }
+    }
+    drop(stdin);
+    assert!(child.wait().expect("exits").success());
+    assert_eq!(
+        lines,
+        [
+            r#"{"op":"+I","product":"mouse","n":1,"items":2}"#,
+            r#"{"op":"-U","product":"mouse","n":1,"items":2}"#,
+            r#"{"op":"+U","product":"mouse","n":2,"items":3}"#,
+            r#"{"op":"-U","product":"mouse","n":2,"items":3}"#,
+            r#"{"op":"+U","product":"mouse","n":2,"items":6}"#,
+            r#"{"op":"-U","product":"mouse","n":2,"items":6}"#,
+            r#"{"op":"+U","product":"mouse","n":1,"items":5}"#,
+            r#"{"op":"+I","product":"pad","n":1,"items":1}"#,
+            r#"{"op":"-D","product":"pad","n":1,"items":1}"#,
+        ]
+    );
+    // A message without its op names its line; a file read once is refused.
+    let input = format!("{}\n{{\"after\":{{\"id\":9}}}}\n", messages[0]);
+    let (code, _, stderr) = run(&["-e", &sql], &input);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("stdin line 2") && stderr.contains("no 'op'"),
+        "{stderr}"
+    );
+    let file = "CREATE TABLE f (id INT) WITH ('connector' = 'file', 'path' = 'testdata/bids.ndjson', 'format' = 'debezium-json')";
+    let (code, _, stderr) = run(&["-e", file], "");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("followed file ('follow' = 'true')"), "{stderr}");
 }

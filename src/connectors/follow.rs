@@ -58,15 +58,34 @@ pub async fn create_table(
     let mut mine = options.clone();
     mine.take("connector");
     let path = mine.take_required("path", "the file or directory to follow")?;
-    let format = FileFormat::take(&mut mine, &path)?;
-    let csv = CsvOptions::take(&mut mine, format)?;
+    let named = mine.take("format");
+    let text = match named.as_deref() {
+        Some(name) if TextFormat::is_debezium(name) => {
+            if declared.is_none() {
+                return plan_err!(
+                    "a 'debezium-json' table needs its columns (the row inside 'before' and 'after'): CREATE TABLE name (col TYPE, ...) WITH (...)"
+                );
+            }
+            TextFormat::DebeziumJson
+        }
+        _ => {
+            let format = match named {
+                Some(name) => FileFormat::parse(&name)?,
+                None => FileFormat::take(&mut mine, &path)?,
+            };
+            let csv = CsvOptions::take(&mut mine, format)?;
+            let Some(text) = TextFormat::new(format, csv) else {
+                return plan_err!(
+                    "'follow' = 'true' reads 'json', 'csv' or 'debezium-json' files, not '{format}'"
+                );
+            };
+            text
+        }
+    };
     if !mine.take_prefixed("s3.").is_empty() {
         return plan_err!("'follow' needs a local path; 's3.*' options are for remote ones");
     }
     mine.finish("file", file::ACCEPTED_OPTIONS)?;
-    let Some(text) = TextFormat::new(format, csv) else {
-        return plan_err!("'follow' = 'true' reads 'json' or 'csv' files, not '{format}'");
-    };
     let local = local_path(&path)?;
     if path.contains(['*', '?', '[']) {
         return plan_err!("'follow' reads a file or a directory, not a glob: '{path}'");
@@ -115,6 +134,11 @@ impl FollowTable {
             path,
             local,
         })
+    }
+
+    /// Whether its rows are changes (`'format' = 'debezium-json'`).
+    pub fn is_changelog(&self) -> bool {
+        self.format.is_changelog()
     }
 
     /// What EXPLAIN shows after the connector's name: `json events.ndjson (follow)`.

@@ -41,6 +41,8 @@ pub enum TextFormat {
     Json,
     /// One CSV record per line.
     Csv(CsvOptions),
+    /// One Debezium JSON message per line: a changelog (see [`super::debezium`]).
+    DebeziumJson,
 }
 
 impl TextFormat {
@@ -53,12 +55,24 @@ impl TextFormat {
         }
     }
 
-    /// `json` or `csv`.
+    /// `json`, `csv` or `debezium-json`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Json => "json",
             Self::Csv(_) => "csv",
+            Self::DebeziumJson => "debezium-json",
         }
+    }
+
+    /// Whether `name` (a `'format'` option) is Debezium's JSON changelog
+    /// (`debezium-json`, Flink's name, or `debezium_json`, Arroyo's).
+    pub fn is_debezium(name: &str) -> bool {
+        matches!(name.to_lowercase().as_str(), "debezium-json" | "debezium_json")
+    }
+
+    /// Whether its rows are changes (a changelog), not appended rows.
+    pub fn is_changelog(&self) -> bool {
+        matches!(self, Self::DebeziumJson)
     }
 }
 
@@ -86,6 +100,11 @@ impl DecoderConfig {
             Some(p) => Arc::new(table_schema.project(p)?),
             None => Arc::clone(&table_schema),
         };
+        // A changelog's batches carry each row's change first.
+        let schema = match format {
+            TextFormat::DebeziumJson => super::debezium::changelog_schema(&schema),
+            _ => schema,
+        };
         let config = Self {
             format,
             table_schema,
@@ -97,7 +116,8 @@ impl DecoderConfig {
         Ok(config)
     }
 
-    /// The schema of the batches decoded.
+    /// The schema of the batches decoded (for a changelog, the change code
+    /// first: [`super::debezium::CHANGE_CODE_COLUMN`]).
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
     }
@@ -132,6 +152,19 @@ impl DecoderConfig {
                 }
                 Ok(Inner::Csv(Box::new(builder.build_decoder())))
             }
+            TextFormat::DebeziumJson => {
+                let columns = match &self.projection {
+                    Some(p) => self.table_schema.project(p)?,
+                    None => self.table_schema.as_ref().clone(),
+                };
+                let envelope = super::debezium::envelope_schema(&columns);
+                Ok(Inner::Debezium {
+                    envelope: arrow::json::ReaderBuilder::new(envelope)
+                        .with_batch_size(batch_size)
+                        .build_decoder()?,
+                    schema: Arc::clone(&self.schema),
+                })
+            }
         }
     }
 }
@@ -140,6 +173,11 @@ impl DecoderConfig {
 enum Inner {
     Json(arrow::json::reader::Decoder),
     Csv(Box<arrow::csv::reader::Decoder>),
+    /// Debezium messages, unfolded into rows of `schema` when flushed.
+    Debezium {
+        envelope: arrow::json::reader::Decoder,
+        schema: SchemaRef,
+    },
 }
 
 impl Inner {
@@ -147,6 +185,7 @@ impl Inner {
         match self {
             Self::Json(d) => d.decode(buf),
             Self::Csv(d) => d.decode(buf),
+            Self::Debezium { envelope, .. } => envelope.decode(buf),
         }
     }
 
@@ -154,6 +193,10 @@ impl Inner {
         match self {
             Self::Json(d) => d.flush(),
             Self::Csv(d) => d.flush(),
+            Self::Debezium { envelope, schema } => envelope
+                .flush()?
+                .map(|messages| super::debezium::unfold(&messages, schema))
+                .transpose(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! text or of the CLI: the planner hands them a schema and the `WITH` options.
 
 pub mod blackhole;
+pub mod debezium;
 pub mod file;
 pub mod follow;
 pub mod generator;

@@ -62,14 +62,19 @@ impl StdinTable {
     /// A stdin table from its declared columns and `WITH` options.
     pub fn try_new(declared: Option<SchemaRef>, mut options: Options) -> Result<Self> {
         options.take("connector");
-        let format = options.take_required("format", "'json' or 'csv'")?;
-        let format = FileFormat::parse(&format)?;
-        let csv = CsvOptions::take(&mut options, format)?;
+        let format = options.take_required("format", "'json', 'csv' or 'debezium-json'")?;
+        let format = if TextFormat::is_debezium(&format) {
+            TextFormat::DebeziumJson
+        } else {
+            let format = FileFormat::parse(&format)?;
+            let csv = CsvOptions::take(&mut options, format)?;
+            let Some(text) = TextFormat::new(format, csv) else {
+                return plan_err!("stdin reads 'format' = 'json', 'csv' or 'debezium-json', not '{format}'");
+            };
+            text
+        };
         let bounded = options.take_bool("bounded")?.unwrap_or(false);
         options.finish("stdin", ACCEPTED_OPTIONS)?;
-        let Some(format) = TextFormat::new(format, csv) else {
-            return plan_err!("stdin reads 'format' = 'json' or 'csv', not '{format}'");
-        };
         let Some(schema) = declared else {
             return plan_err!(
                 "a 'stdin' table needs its columns: CREATE TABLE name (col TYPE, ...) WITH ('connector' = 'stdin', 'format' = '{}')",
@@ -98,6 +103,11 @@ impl StdinTable {
     /// Whether the input is declared to end.
     pub fn boundedness(&self) -> Boundedness {
         self.boundedness
+    }
+
+    /// Whether its rows are changes (`'format' = 'debezium-json'`).
+    pub fn is_changelog(&self) -> bool {
+        self.format.is_changelog()
     }
 
     /// What EXPLAIN shows after the connector's name: the format.

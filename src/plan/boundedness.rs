@@ -69,12 +69,16 @@ pub fn choose_executor(plan: &LogicalPlan, catalog: &SourceCatalog) -> Result<Ex
         other => other,
     };
     let mut sources: Vec<SourceUse> = Vec::new();
+    // A changelog is folded by the continuous executor's updating operators,
+    // bounded or not.
+    let mut changelog = false;
     plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
             let table = scan.table_name.to_string();
             let source = source_as_provider(&scan.source)
                 .ok()
                 .and_then(|provider| catalog.source_of(&provider));
+            changelog |= source.as_ref().is_some_and(|s| s.changelog);
             let (description, boundedness) = match source {
                 Some(info) => (
                     format!("{} {}", info.connector, info.description),
@@ -92,7 +96,7 @@ pub fn choose_executor(plan: &LogicalPlan, catalog: &SourceCatalog) -> Result<Ex
         }
         Ok(TreeNodeRecursion::Continue)
     })?;
-    let executor = if sources.iter().all(|s| s.boundedness == Boundedness::Bounded) {
+    let executor = if !changelog && sources.iter().all(|s| s.boundedness == Boundedness::Bounded) {
         Executor::Batch
     } else {
         Executor::Continuous

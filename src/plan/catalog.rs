@@ -36,6 +36,9 @@ pub struct SourceInfo {
     /// The provider that plans' table scans read (the registered one, or the
     /// one under it when the registered table is a view over the files).
     pub scanned: Arc<dyn TableProvider>,
+    /// Its rows are changes (`'format' = 'debezium-json'`): it is read as an
+    /// updating table, by the continuous executor only.
+    pub changelog: bool,
     /// Where a continuous query writes the rows it finds late
     /// (`'late.policy' = 'side-output'`, `'late.path'`); `None`: count only.
     pub late_path: Option<std::path::PathBuf>,
@@ -226,6 +229,9 @@ pub async fn create_connector_table(
         name.to_string(),
         SourceInfo {
             connector: connector.to_lowercase(),
+            // Stdin's and a followed file's descriptions start with the format.
+            changelog: description
+                .starts_with(crate::connectors::line_decoder::TextFormat::DebeziumJson.name()),
             description,
             boundedness,
             watermark,

@@ -79,6 +79,22 @@ impl Changes {
         Changes(Arc::new(changes.into_iter().map(|c| c as i8).collect()))
     }
 
+    /// A column of change codes from a source (see
+    /// [`crate::connectors::debezium`]: the codes are [`Change`]'s numbers);
+    /// any other code is an internal error.
+    pub fn from_codes(codes: &arrow::array::ArrayRef) -> Result<Self> {
+        let Some(codes) = codes.as_primitive_opt::<Int8Type>() else {
+            return datafusion::common::internal_err!(
+                "a source's changes are {}, not Int8",
+                codes.data_type()
+            );
+        };
+        if codes.null_count() > 0 || codes.values().iter().any(|&c| !(0..=3).contains(&c)) {
+            return datafusion::common::internal_err!("a source sent a change code other than 0 to 3");
+        }
+        Ok(Changes(Arc::new(codes.clone())))
+    }
+
     /// `rows` rows, each `change`.
     pub fn repeat(change: Change, rows: usize) -> Self {
         Changes(Arc::new(Int8Array::from_value(change as i8, rows)))

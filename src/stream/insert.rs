@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use datafusion::common::not_impl_err;
+use datafusion::common::{not_impl_err, plan_err};
 use datafusion::datasource::source_as_provider;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
@@ -11,7 +11,9 @@ use datafusion::logical_expr::{DmlStatement, WriteOp};
 use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use futures::StreamExt;
 
+use super::changelog::CHANGE_COLUMN;
 use super::driver::execute;
 use super::metrics::StreamMetrics;
 use crate::plan::SourceCatalog;
@@ -36,6 +38,14 @@ pub async fn execute_insert(
         );
     }
     let rows = execute(state, &insert.input, emit, catalog, metrics).await?;
+    let target = source_as_provider(&insert.target)?;
+    let rows = changelog_into(
+        rows,
+        &insert.input,
+        &target,
+        insert.table_name.to_string(),
+        catalog,
+    )?;
     let schema = rows.schema();
     let partition: Arc<dyn PartitionStream> = Arc::new(OnceStream {
         schema: Arc::clone(&schema),
@@ -49,9 +59,39 @@ pub async fn execute_insert(
         true,
         None,
     )?);
-    let target = source_as_provider(&insert.target)?;
     let writer = target.insert_into(state, input, op).await?;
     execute_stream(writer, state.task_ctx())
+}
+
+/// The rows of an updating query (a changelog: `op` first) for `target`: a
+/// blackhole takes the rows without it (it only counts them); the other
+/// sinks take appended rows only, and are refused with the fix.
+fn changelog_into(
+    rows: SendableRecordBatchStream,
+    query: &datafusion::logical_expr::LogicalPlan,
+    target: &Arc<dyn datafusion::catalog::TableProvider>,
+    table: String,
+    catalog: &SourceCatalog,
+) -> Result<SendableRecordBatchStream> {
+    let is_op = |f: Option<&arrow::datatypes::FieldRef>| f.is_some_and(|f| f.name() == CHANGE_COLUMN);
+    let schema = rows.schema();
+    let query_schema = query.schema().as_arrow().clone();
+    if !is_op(schema.fields().first()) || is_op(query_schema.fields().first()) {
+        return Ok(rows);
+    }
+    if catalog
+        .source_of(target)
+        .is_some_and(|s| s.connector == "blackhole")
+    {
+        let columns: Vec<usize> = (1..schema.fields().len()).collect();
+        let projected = Arc::new(schema.project(&columns)?);
+        let stream_schema = Arc::clone(&projected);
+        let stream = rows.map(move |batch| Ok(batch?.project(&columns)?));
+        return Ok(Box::pin(RecordBatchStreamAdapter::new(stream_schema, stream)));
+    }
+    plan_err!(
+        "INSERT INTO {table}: the query's result is updating (a changelog of -U/+U/-D rows, from a GROUP BY without a window or an outer join of two streams), and {table} takes appended rows (writing a changelog into a table is not supported yet): window the aggregate (TUMBLE, HOP, ...), or print the changelog with --format changelog"
+    )
 }
 
 /// A stream handed to DataFusion as the one partition of a plan.

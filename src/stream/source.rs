@@ -20,9 +20,11 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::ExecutionPlan;
 use futures::StreamExt;
 
+use super::changelog::Changes;
 use super::operator::{
     END_OF_INPUT, Event, NO_WATERMARK, Nanos, RowWatermarks, StreamBatch, nanos_values, to_nanos,
 };
+use crate::connectors::debezium::CHANGE_CODE_COLUMN;
 
 /// What the planner hands the source: a table, the columns the query reads,
 /// and its declared watermark.
@@ -54,6 +56,8 @@ pub struct Source {
     watermark: Option<WatermarkFn>,
     /// The scanned columns the query reads, in its order.
     output: Vec<usize>,
+    /// The scan's first column is each row's change (a changelog source).
+    changelog: bool,
     current: Nanos,
     ended: bool,
 }
@@ -76,12 +80,18 @@ impl Source {
                 }
             }
         }
-        let output: Vec<usize> = (0..wanted.len()).collect();
         let plan = spec
             .provider
             .scan(state, Some(&scanned), &spec.filters, spec.fetch)
             .await?;
         let scanned_schema = plan.schema();
+        // A changelog source's batches carry each row's change first.
+        let changelog = scanned_schema
+            .fields()
+            .first()
+            .is_some_and(|f| f.name() == CHANGE_CODE_COLUMN);
+        let first = usize::from(changelog);
+        let output: Vec<usize> = (first..first + wanted.len()).collect();
         let watermark = match &spec.watermark {
             Some(expr) => Some(match delayed_column(expr, &scanned_schema) {
                 Some((column, delay)) => WatermarkFn::Delayed { column, delay },
@@ -100,6 +110,7 @@ impl Source {
             stream: None,
             watermark,
             output,
+            changelog,
             current: NO_WATERMARK,
             ended: false,
         })
@@ -171,8 +182,14 @@ impl Source {
                 RowWatermarks::PerRow(Arc::new(Int64Array::from(before)))
             }
         };
+        let changes = match self.changelog {
+            true => Some(Changes::from_codes(batch.column(0))?),
+            false => None,
+        };
         let batch = batch.project(&self.output)?;
-        let mut events = vec![Event::Data(StreamBatch::new(batch, watermarks))];
+        let mut rows = StreamBatch::new(batch, watermarks);
+        rows.changes = changes;
+        let mut events = vec![Event::Data(rows)];
         if self.current != NO_WATERMARK {
             events.push(Event::Watermark(self.current));
         }

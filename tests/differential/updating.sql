@@ -41,3 +41,15 @@ SELECT channel, total / n AS mean FROM (
 -- FILTER clauses and expressions as keys.
 SELECT date_trunc('minute', date_time) AS minute, count(*) FILTER (WHERE price > 5000) AS dear, sum(price) AS total
 FROM bids GROUP BY date_trunc('minute', date_time);
+
+-- An updating aggregate looked up in a constant table: each change joined.
+SELECT k.kind, t.channel, t.n FROM (SELECT channel, count(*) AS n FROM bids GROUP BY channel) t
+JOIN (VALUES ('Google', 'search'), ('Baidu', 'search'), ('Facebook', 'social')) AS k(channel, kind)
+  ON t.channel = k.channel;
+
+-- A windowed aggregate, then a running total over its windows' rows.
+SELECT auction, sum(n) AS bids, max(top) AS top FROM (
+  SELECT window_start, auction, count(*) AS n, max(price) AS top
+  FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
+  GROUP BY window_start, window_end, auction
+) GROUP BY auction;

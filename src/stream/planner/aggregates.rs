@@ -15,7 +15,12 @@ impl StreamPlanner<'_> {
         let by_window = aggregate.group_expr.iter().any(|e| {
             matches!(e, Expr::Column(c) if [WINDOW_START, WINDOW_END, WINDOW_TIME].contains(&c.name.as_str()))
         });
+        // Over a table with no watermark, windows never close: the aggregate
+        // updates instead, with the window bounds as ordinary keys, so rows
+        // must carry their own windows, not panes.
+        let unwatermarked = self.reads_unwatermarked(&aggregate.input);
         let panes = by_window
+            && !unwatermarked
             && window.is_some_and(|w| match w.kind {
                 WindowKind::Tumble { .. } => false,
                 WindowKind::Session { .. } => true,
@@ -40,9 +45,16 @@ impl StreamPlanner<'_> {
         };
         planned.appended_only("a windowed aggregate")?;
         if let Some(table) = &planned.sources.unwatermarked {
-            return plan_err!(
-                "table '{table}' has no watermark, so its windows would never close: declare one, as in WATERMARK FOR ts AS ts - INTERVAL '5' SECOND"
-            );
+            if self.on_window_close || matches!(lineage.kind, WindowKind::Session { .. }) {
+                let what = match self.on_window_close {
+                    true => "EMIT ON WINDOW CLOSE",
+                    false => "a SESSION window",
+                };
+                return plan_err!(
+                    "table '{table}' has no watermark, so its windows would never close and {what} cannot run over it: declare one, as in WATERMARK FOR ts AS ts - INTERVAL '5' SECOND (without one, TUMBLE, HOP and CUMULATE aggregates run as updating aggregates, the window bounds ordinary keys)"
+                );
+            }
+            return self.final_aggregate(aggregate, &planned);
         }
         let mut group_columns = Vec::new();
         let mut keys = Vec::new();

@@ -158,8 +158,9 @@ impl StreamPlanner<'_> {
         let table_plan =
             crate::plan::LowerWindows.analyze(table_side.as_ref().clone(), self.state.config_options())?;
         let physical = self.state.create_physical_plan(&table_plan).await?;
+        // An updating stream is looked up too: the table does not change, so
+        // the join of a change is the change of the join.
         let stream = self.node(stream_side, false).await?;
-        stream.appended_only("a lookup join")?;
         let (stream_keys, table_keys): (Vec<&Expr>, Vec<&Expr>) = join
             .on
             .iter()

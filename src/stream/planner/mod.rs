@@ -174,6 +174,9 @@ pub struct StreamPlanner<'a> {
     graph: GraphBuilder,
     /// `EMIT CHANGES`: windowed aggregates emit early results as a changelog.
     changes: bool,
+    /// `EMIT ON WINDOW CLOSE` written out: a window over a table with no
+    /// watermark, which runs as an updating aggregate, is refused.
+    on_window_close: bool,
     /// A bounded replay whose updating GROUP BY feeds an operator that takes
     /// appended rows only: GROUP BYs without a window aggregate to the end of
     /// input and emit once, as batch does.
@@ -189,6 +192,7 @@ impl<'a> StreamPlanner<'a> {
             metrics,
             graph: GraphBuilder::default(),
             changes: false,
+            on_window_close: false,
             final_at_end: false,
         }
     }
@@ -196,7 +200,31 @@ impl<'a> StreamPlanner<'a> {
     /// Plan for `EMIT CHANGES` (or `EMIT ON WINDOW CLOSE`, the default).
     pub fn with_emit(mut self, emit: Option<Emit>) -> Self {
         self.changes = emit == Some(Emit::Changes);
+        self.on_window_close = emit == Some(Emit::OnWindowClose);
         self
+    }
+
+    /// Whether `plan` reads an unbounded table with no watermark (looking
+    /// into views), so that its windows never close.
+    fn reads_unwatermarked(&self, plan: &LogicalPlan) -> bool {
+        let mut found = false;
+        let _ = plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && let Ok(provider) = source_as_provider(&scan.source)
+            {
+                found |= match provider.get_logical_plan() {
+                    Some(view) => self.reads_unwatermarked(&view),
+                    None => Sources::of_table("", self.catalog.source_of(&provider).as_ref())
+                        .unwatermarked
+                        .is_some(),
+                };
+            }
+            Ok(match found {
+                true => datafusion::common::tree_node::TreeNodeRecursion::Stop,
+                false => datafusion::common::tree_node::TreeNodeRecursion::Continue,
+            })
+        });
+        found
     }
 
     /// Plan an optimized logical plan. A bounded replay in which an operator
@@ -204,8 +232,8 @@ impl<'a> StreamPlanner<'a> {
     /// over its result) is planned again with the GROUP BY aggregated to the
     /// end of input, which emits its rows once, as batch does.
     pub async fn plan(self, plan: &LogicalPlan) -> Result<Pipeline> {
-        let (state, catalog, metrics, changes) =
-            (self.state, self.catalog, Arc::clone(&self.metrics), self.changes);
+        let (state, catalog, metrics) = (self.state, self.catalog, Arc::clone(&self.metrics));
+        let (changes, on_window_close) = (self.changes, self.on_window_close);
         match self.plan_once(plan).await {
             Err(refused)
                 if refused.to_string().contains(UPDATING_REFUSED)
@@ -219,6 +247,7 @@ impl<'a> StreamPlanner<'a> {
                 }
                 let mut again = StreamPlanner::new(state, catalog, metrics);
                 again.changes = changes;
+                again.on_window_close = on_window_close;
                 again.final_at_end = true;
                 again.plan_once(plan).await
             }
@@ -391,6 +420,10 @@ impl<'a> StreamPlanner<'a> {
         let info = self.catalog.source_of(&provider);
         let sources = Sources::of_table(&table, info.as_ref());
         let bounded = sources.bounded;
+        let updating = info
+            .as_ref()
+            .filter(|i| i.changelog)
+            .map(|i| format!("table '{table}', a changelog ({})", i.description));
         let watermark = info.and_then(|i| i.watermark).map(|w| w.expr);
         let tail = self.graph.source(SourceSpec {
             table,
@@ -405,7 +438,7 @@ impl<'a> StreamPlanner<'a> {
             tail,
             lineage: None,
             sources,
-            updating: None,
+            updating,
         })
     }
 }

@@ -1,0 +1,178 @@
+//! Changelog input in Debezium's JSON envelope (`'format' = 'debezium-json'`):
+//! one message a line, `{"before": {...}, "after": {...}, "op": "c"}`, the
+//! row's columns inside `before` and `after` (other fields, such as `source`
+//! and `ts_ms`, are ignored). Decoded by arrow's JSON decoder into the
+//! envelope, then unfolded into rows with their changes:
+//!
+//! | `op` | rows |
+//! |---|---|
+//! | `c` (create), `r` (snapshot read) | `after` as an insert (`+I`) |
+//! | `u` (update) | `before` taken back (`-U`), then `after` (`+U`) |
+//! | `d` (delete) | `before` taken back (`-D`) |
+//!
+//! The unfolded batch has the change first, as [`CHANGE_CODE_COLUMN`], an
+//! Int8 code (the continuous executor's own encoding of `+I`, `-U`, `+U`,
+//! `-D`: 0 to 3), then the table's columns. A message with no `op`, an
+//! unknown one, or an update or delete without `before` is an error (the
+//! line decoder names its line).
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int8Array, RecordBatch, StructArray};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use arrow::error::ArrowError;
+
+/// The column a changelog source's batches carry each row's change in,
+/// before the table's columns.
+pub const CHANGE_CODE_COLUMN: &str = "__sluice_change";
+
+/// Change codes, as the continuous executor's `Change` numbers them.
+const INSERT: i8 = 0;
+const UPDATE_BEFORE: i8 = 1;
+const UPDATE_AFTER: i8 = 2;
+const DELETE: i8 = 3;
+
+/// The envelope arrow decodes: `before` and `after` as structs of the
+/// columns read, and `op`.
+pub fn envelope_schema(columns: &Schema) -> SchemaRef {
+    let row = DataType::Struct(nullable(columns.fields()));
+    Arc::new(Schema::new(vec![
+        Field::new("before", row.clone(), true),
+        Field::new("after", row, true),
+        Field::new("op", DataType::Utf8, true),
+    ]))
+}
+
+/// The unfolded batches' schema: the change code, then `columns`.
+pub fn changelog_schema(columns: &Schema) -> SchemaRef {
+    let change = Arc::new(Field::new(CHANGE_CODE_COLUMN, DataType::Int8, false));
+    Arc::new(Schema::new(
+        std::iter::once(change)
+            .chain(columns.fields().iter().cloned())
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The rows and changes of decoded `envelope` messages, as batches of
+/// `schema` (from [`changelog_schema`]).
+pub fn unfold(envelope: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let before = envelope.column(0).as_struct();
+    let after = envelope.column(1).as_struct();
+    let op = envelope.column(2).as_string::<i32>();
+    // (0: before, 1: after, row) per output row, and its change.
+    let mut picks: Vec<(usize, usize)> = Vec::with_capacity(envelope.num_rows());
+    let mut codes: Vec<i8> = Vec::with_capacity(envelope.num_rows());
+    let needs = |side: &StructArray, name: &str, row: usize, what: &str| {
+        if side.is_valid(row) {
+            Ok(())
+        } else {
+            Err(ArrowError::JsonError(format!(
+                "a Debezium {what} message ('op' = '{}') needs '{name}', the row as it was",
+                op.value(row)
+            )))
+        }
+    };
+    for row in 0..envelope.num_rows() {
+        match op.is_valid(row).then(|| op.value(row)) {
+            Some("c" | "r") => {
+                if !after.is_valid(row) {
+                    return Err(ArrowError::JsonError(format!(
+                        "a Debezium insert ('op' = '{}') needs 'after', the new row",
+                        op.value(row)
+                    )));
+                }
+                picks.push((1, row));
+                codes.push(INSERT);
+            }
+            Some("u") => {
+                needs(before, "before", row, "update")?;
+                needs(after, "after", row, "update")?;
+                picks.extend([(0, row), (1, row)]);
+                codes.extend([UPDATE_BEFORE, UPDATE_AFTER]);
+            }
+            Some("d") => {
+                needs(before, "before", row, "delete")?;
+                picks.push((0, row));
+                codes.push(DELETE);
+            }
+            Some(other) => {
+                return Err(ArrowError::JsonError(format!(
+                    "a Debezium message has 'op' = '{other}'; expected 'c', 'r', 'u' or 'd'"
+                )));
+            }
+            None => {
+                return Err(ArrowError::JsonError(
+                    "a Debezium message has no 'op' ('c', 'r', 'u' or 'd'): is the format 'json'?".into(),
+                ));
+            }
+        }
+    }
+    let rows = arrow::compute::interleave(&[before as &dyn Array, after as &dyn Array], &picks)?;
+    let rows = rows.as_struct();
+    let columns: Vec<ArrayRef> = std::iter::once(Arc::new(Int8Array::from(codes)) as ArrayRef)
+        .chain(rows.columns().iter().cloned())
+        .collect();
+    // The declared columns may be NOT NULL where the envelope's are not.
+    RecordBatch::try_new(Arc::clone(schema), columns)
+}
+
+fn nullable(fields: &Fields) -> Fields {
+    fields
+        .iter()
+        .map(|f| Arc::new(f.as_ref().clone().with_nullable(true)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::Int64Type;
+
+    fn decode(lines: &str) -> Result<RecordBatch, ArrowError> {
+        let columns = Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]);
+        let mut decoder = arrow::json::ReaderBuilder::new(envelope_schema(&columns))
+            .build_decoder()
+            .expect("a decoder");
+        decoder.decode(lines.as_bytes())?;
+        let envelope = decoder.flush()?.expect("rows");
+        unfold(&envelope, &changelog_schema(&columns))
+    }
+
+    #[test]
+    fn messages_unfold_into_rows_with_their_changes() {
+        let batch = decode(concat!(
+            r#"{"before":null,"after":{"id":1,"name":"a"},"op":"c","source":{"db":"x"},"ts_ms":5}"#,
+            "\n",
+            r#"{"before":{"id":1,"name":"a"},"after":{"id":1,"name":"b"},"op":"u"}"#,
+            "\n",
+            r#"{"before":{"id":1,"name":"b"},"after":null,"op":"d"}"#,
+            "\n",
+            r#"{"after":{"id":2,"name":"z"},"op":"r"}"#,
+            "\n",
+        ))
+        .expect("decodes");
+        let codes: Vec<i8> = batch
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int8Type>()
+            .values()
+            .to_vec();
+        assert_eq!(codes, [INSERT, UPDATE_BEFORE, UPDATE_AFTER, DELETE, INSERT]);
+        let ids: Vec<i64> = batch.column(1).as_primitive::<Int64Type>().values().to_vec();
+        assert_eq!(ids, [1, 1, 1, 1, 2]);
+        let names: Vec<&str> = batch.column(2).as_string::<i32>().iter().flatten().collect();
+        assert_eq!(names, ["a", "a", "b", "b", "z"]);
+    }
+
+    #[test]
+    fn a_message_without_op_or_before_is_an_error_that_says_so() {
+        let missing = decode(r#"{"after":{"id":1,"name":"a"}}"#).expect_err("no op");
+        assert!(missing.to_string().contains("no 'op'"), "{missing}");
+        let unknown = decode(r#"{"after":{"id":1,"name":"a"},"op":"x"}"#).expect_err("bad op");
+        assert!(unknown.to_string().contains("'op' = 'x'"), "{unknown}");
+        let update = decode(r#"{"after":{"id":1,"name":"a"},"op":"u"}"#).expect_err("no before");
+        assert!(update.to_string().contains("needs 'before'"), "{update}");
+    }
+}
