@@ -75,3 +75,12 @@ CREATE VIEW next_bids AS
 SELECT window_start, window_end, count(*) AS n, sum(next_price) AS next_total
 FROM TABLE(TUMBLE(TABLE next_bids, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
 GROUP BY window_start, window_end;
+
+-- Top-N per window of a windowed aggregate, its window bound renamed: still
+-- ranked per emission (append-only), not as an updating Top-N.
+SELECT * FROM (
+  SELECT last_end, auction, n, ROW_NUMBER() OVER (PARTITION BY last_end ORDER BY n DESC, auction) AS rn
+  FROM (SELECT window_end AS last_end, auction, count(*) AS n
+        FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
+        GROUP BY window_start, window_end, auction)
+) WHERE rn <= 2;

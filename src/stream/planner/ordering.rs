@@ -19,6 +19,17 @@ impl StreamPlanner<'_> {
         limit: Option<usize>,
     ) -> Result<Planned> {
         let planned = self.node(&node.input, false).await?;
+        self.window_functions_over(planned, node, limit)
+    }
+
+    /// [`StreamPlanner::window_functions`] over `planned`, the window node's
+    /// input, planned already.
+    fn window_functions_over(
+        &mut self,
+        planned: Planned,
+        node: &datafusion::logical_expr::Window,
+        limit: Option<usize>,
+    ) -> Result<Planned> {
         planned.appended_only("a window function (OVER)")?;
         let lineage = planned.lineage;
         if self.changes {
@@ -161,9 +172,10 @@ impl StreamPlanner<'_> {
     /// `WHERE rn <= N` (or `rn = 1`, `rn < N`) over `ROW_NUMBER() OVER
     /// (PARTITION BY k ORDER BY ...)`: ordered by event time with `N = 1`, a
     /// dedup keeping each key's first row (append-only); ordered otherwise,
-    /// an updating Top-N. `None`: not that shape, or one the window
-    /// functions plan as they are (the first `N > 1` rows by event time, a
-    /// Top-N per window).
+    /// an updating Top-N; partitioned by a window (or the first `N > 1` rows
+    /// by event time, or in a replay that aggregates to the end), the window
+    /// functions and then the filter, the window Top-N told `N`. `None`: not
+    /// that shape (planned as the filter and window functions it is).
     pub(super) async fn ranked(
         &mut self,
         filter: &datafusion::logical_expr::Filter,
@@ -192,64 +204,64 @@ impl StreamPlanner<'_> {
             &function.fun,
             datafusion::logical_expr::WindowFunctionDefinition::WindowUDF(udf) if udf.name() == "row_number"
         );
-        let by_window = function.params.partition_by.iter().any(|e| {
-            e.column_refs()
-                .iter()
-                .any(|c| [WINDOW_START, WINDOW_END, WINDOW_TIME].contains(&c.name.as_str()))
-        });
         let rn = window.schema.fields().len() - 1;
         let is_rn = |c: &datafusion::common::Column| {
-            match projection {
-            None => window.schema.index_of_column(c).ok() == Some(rn),
-            Some(p) => p
-                .schema
-                .index_of_column(c)
-                .ok()
-                .and_then(|i| p.expr.get(i))
-                .is_some_and(|e| {
-                    matches!(strip_alias(e), Expr::Column(w) if window.schema.index_of_column(w).ok() == Some(rn))
-                }),
-        }
+            let column = match projection {
+                None => Some(c),
+                Some(p) => p
+                    .schema
+                    .index_of_column(c)
+                    .ok()
+                    .and_then(|i| p.expr.get(i))
+                    .and_then(|e| match strip_alias(e) {
+                        Expr::Column(w) => Some(w),
+                        _ => None,
+                    }),
+            };
+            column.is_some_and(|w| window.schema.index_of_column(w).ok() == Some(rn))
         };
         let limit = row_limit(&filter.predicate, is_rn);
         let Some(limit) = limit.filter(|_| is_row_number) else {
             return Ok(None);
         };
-        if by_window {
-            // Ranked per window: the window functions plan it, told the limit.
-            let mut planned = self.window_functions(window, Some(limit)).await?;
-            if let Some(projection) = projection {
-                planned = self.project(&planned, projection)?;
-            }
-            let predicate = self.physical(&filter.predicate, filter.input.schema())?;
-            let filtered = self.then(
-                &planned,
-                Box::new(FilterOperator::new(predicate)),
-                planned.lineage,
-            );
-            return Ok(Some(filtered));
-        }
-        let ranked = match self.event_time_order(&function.params.order_by, window.input.schema())? {
-            None => self.top_n(window, expr, limit).await?,
-            Some(time) if limit == 1 => Some(self.dedup(window, expr, time).await?),
-            Some(_) => None,
+        let planned = self.node(&window.input, false).await?;
+        let input = window.input.schema();
+        let by_window = planned.lineage.is_some_and(|l| {
+            function
+                .params
+                .partition_by
+                .iter()
+                .any(|e| is_bound_column(e, &l, input))
+        });
+        let time = self.event_time_order(&function.params.order_by, input)?;
+        let (mut ranked, filter_after) = match time {
+            Some(time) if !by_window && limit == 1 => (self.dedup(planned, window, expr, time)?, false),
+            None if !by_window && !self.final_at_end => (self.top_n(planned, window, expr, limit)?, false),
+            // Ranked per window (told the limit), the first N rows by event
+            // time, or at the end of a replay: the window functions, then the
+            // filter.
+            _ => (self.window_functions_over(planned, window, Some(limit))?, true),
         };
-        match (ranked, projection) {
-            (Some(ranked), Some(projection)) => Ok(Some(self.project(&ranked, projection)?)),
-            (ranked, _) => Ok(ranked),
+        if let Some(projection) = projection {
+            ranked = self.project(&ranked, projection)?;
         }
+        if filter_after {
+            let predicate = self.physical(&filter.predicate, filter.input.schema())?;
+            ranked = self.then(&ranked, Box::new(FilterOperator::new(predicate)), ranked.lineage);
+        }
+        Ok(Some(ranked))
     }
 
     /// A dedup keeping each key's first row by event time `time`, for `expr`
     /// (a `ROW_NUMBER()` of `window`).
-    async fn dedup(
+    fn dedup(
         &mut self,
+        planned: Planned,
         window: &datafusion::logical_expr::Window,
         expr: &Expr,
         time: Arc<dyn PhysicalExpr>,
     ) -> Result<Planned> {
         let input = window.input.schema();
-        let planned = self.node(&window.input, false).await?;
         planned.appended_only("a dedup (ROW_NUMBER() ... = 1)")?;
         if self.changes {
             return not_impl_err!(
@@ -277,17 +289,14 @@ impl StreamPlanner<'_> {
     /// `ROW_NUMBER()` of `window`), as a changelog of ranks. In a bounded
     /// replay whose result must be appended rows, `None`: the window
     /// function runs at the end of input.
-    async fn top_n(
+    fn top_n(
         &mut self,
+        planned: Planned,
         window: &datafusion::logical_expr::Window,
         expr: &Expr,
         limit: usize,
-    ) -> Result<Option<Planned>> {
-        if self.final_at_end {
-            return Ok(None);
-        }
+    ) -> Result<Planned> {
         let input = window.input.schema();
-        let planned = self.node(&window.input, false).await?;
         planned.appended_only("a Top-N (ROW_NUMBER() ... <= N)")?;
         self.warn_keys_kept("a Top-N", &planned);
         let function = self.window_function(expr, input)?;
@@ -303,7 +312,7 @@ impl StreamPlanner<'_> {
             "a Top-N (ROW_NUMBER() ... <= N) not ordered by event time, which updates its ranks as rows come"
                 .to_string(),
         );
-        Ok(Some(ranked))
+        Ok(ranked)
     }
 
     pub(super) async fn sort(&mut self, sort: &datafusion::logical_expr::Sort) -> Result<Planned> {
