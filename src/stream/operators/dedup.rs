@@ -275,4 +275,43 @@ mod tests {
             ",
         );
     }
+
+    #[test]
+    fn with_no_partition_by_one_first_row_goes_out() {
+        let input = Arc::new(Schema::new(vec![
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+            Field::new("v", DataType::Int64, true),
+        ]));
+        let expr = row_number()
+            .order_by(vec![col("ts").sort(true, false)])
+            .build()
+            .expect("a window function");
+        let (function, field) = window_function(expr, &input, "rn");
+        let mut fields = input.fields().to_vec();
+        fields.push(field);
+        let metrics = metrics();
+        let operator = DedupOperator::try_new(
+            function,
+            Arc::new(Column::new("ts", 0)),
+            Arc::clone(&input),
+            Arc::new(Schema::new(fields)),
+            None,
+            late(&metrics),
+        )
+        .expect("a dedup");
+        check(
+            &mut Harness::single(Box::new(operator), input, &metrics),
+            "
+            rows (4, 40) (2, 20)
+            wm 3
+            rows (5, 50)
+            wm +inf
+            ",
+            "
+            (2, 20, 1) @-inf
+            wm 3
+            wm +inf
+            ",
+        );
+    }
 }

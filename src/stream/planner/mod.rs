@@ -8,7 +8,7 @@
 //! to batch silently.
 //!
 //! Files: `windows` (window TVFs), `aggregates`, `joins` (joins and unions),
-//! `ordering` (ORDER BY, window functions), `lineage` (window bounds).
+//! `ordering` (ORDER BY, window functions, dedup, Top-N), `lineage` (window bounds).
 //!
 //! Windows: a `Window` node (see [`crate::plan::WindowTvf`]) is planned
 //! through its relational lowering, so window bounds are computed by the very

@@ -1,5 +1,9 @@
-//! Planning ORDER BY and window functions (OVER): per emission of a
-//! windowed aggregate, or at the end of a bounded replay.
+//! Planning ORDER BY and window functions (OVER), by the query's shape:
+//! per emission of a windowed aggregate, per window over a window TVF's rows
+//! (`WindowTopN`), row by row as the watermark passes when ordered by event
+//! time (`OverAggregate`), a dedup (`ROW_NUMBER() ... = 1` by event time), an
+//! updating Top-N (`ROW_NUMBER() ... <= N` ordered otherwise), or at the end
+//! of a bounded replay.
 
 use super::*;
 use crate::stream::operators::dedup::DedupOperator;
