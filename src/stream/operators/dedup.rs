@@ -206,8 +206,18 @@ mod tests {
             Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
             Field::new("v", DataType::Int64, true),
         ]));
+        dedup_of(input, vec![col("k")], 1, ttl)
+    }
+
+    /// Dedup rows of `input` by `partition_by`, first by the time at `ts`.
+    fn dedup_of(
+        input: SchemaRef,
+        partition_by: Vec<datafusion::logical_expr::Expr>,
+        ts: usize,
+        ttl: Option<Nanos>,
+    ) -> Harness {
         let expr = row_number()
-            .partition_by(vec![col("k")])
+            .partition_by(partition_by)
             .order_by(vec![col("ts").sort(true, false)])
             .build()
             .expect("a window function");
@@ -217,7 +227,7 @@ mod tests {
         let metrics = metrics();
         let operator = DedupOperator::try_new(
             function,
-            Arc::new(Column::new("ts", 1)),
+            Arc::new(Column::new("ts", ts)),
             Arc::clone(&input),
             Arc::new(Schema::new(fields)),
             ttl,
@@ -282,25 +292,8 @@ mod tests {
             Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
             Field::new("v", DataType::Int64, true),
         ]));
-        let expr = row_number()
-            .order_by(vec![col("ts").sort(true, false)])
-            .build()
-            .expect("a window function");
-        let (function, field) = window_function(expr, &input, "rn");
-        let mut fields = input.fields().to_vec();
-        fields.push(field);
-        let metrics = metrics();
-        let operator = DedupOperator::try_new(
-            function,
-            Arc::new(Column::new("ts", 0)),
-            Arc::clone(&input),
-            Arc::new(Schema::new(fields)),
-            None,
-            late(&metrics),
-        )
-        .expect("a dedup");
         check(
-            &mut Harness::single(Box::new(operator), input, &metrics),
+            &mut dedup_of(input, vec![], 0, None),
             "
             rows (4, 40) (2, 20)
             wm 3
