@@ -14,11 +14,11 @@
 
 use std::path::{Path, PathBuf};
 
-use arrow::array::RecordBatch;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
+use rw_slt::{Record, format_rows, records};
 use sluice::Engine;
 use status::StatusFile;
 
+mod rw_slt;
 mod status;
 
 const E2E: &str = concat!(
@@ -26,97 +26,6 @@ const E2E: &str = concat!(
     "/../shared/conformance/risingwave/e2e_test"
 );
 const STATUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/nexmark_rw_status.txt");
-
-/// One sqllogictest record of the files used here.
-#[derive(Debug)]
-enum Record {
-    /// `statement ok` and its SQL.
-    Statement(String),
-    /// `query <types> [rowsort]`, its SQL and the expected rows.
-    Query {
-        sql: String,
-        rowsort: bool,
-        rows: Vec<String>,
-    },
-}
-
-/// The records of an `.slt.part` file (`statement ok` and `query`; comments
-/// and `include`s are skipped).
-fn records(path: &Path) -> Vec<Record> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut records = Vec::new();
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        let line = line.trim_end();
-        if line.starts_with("statement ok") {
-            let sql: Vec<&str> = std::iter::from_fn(|| lines.next_if(|l| !l.trim().is_empty())).collect();
-            records.push(Record::Statement(sql.join("\n")));
-        } else if let Some(header) = line.strip_prefix("query ") {
-            let rowsort = header.split_whitespace().any(|w| w == "rowsort");
-            let sql: Vec<&str> = std::iter::from_fn(|| lines.next_if(|l| l.trim() != "----")).collect();
-            lines.next();
-            let rows = std::iter::from_fn(|| lines.next_if(|l| !l.trim().is_empty()))
-                .map(normalize_row)
-                .collect();
-            records.push(Record::Query {
-                sql: sql.join("\n"),
-                rowsort,
-                rows,
-            });
-        }
-    }
-    records
-}
-
-/// A row as compared: its whitespace-separated tokens, each normalized.
-fn normalize_row(row: &str) -> String {
-    row.split_whitespace()
-        .map(normalize_token)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn normalize_token(token: &str) -> String {
-    match token {
-        "true" => return "t".to_string(),
-        "false" => return "f".to_string(),
-        _ => {}
-    }
-    if token.contains('.')
-        && let Ok(number) = token.parse::<f64>()
-    {
-        let fixed = format!("{number:.6}");
-        return fixed.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    token.to_string()
-}
-
-/// Our rows as RisingWave prints them (timestamps with a space and no
-/// trailing zeros, NULL, `(empty)`), normalized.
-fn format_rows(batches: &[RecordBatch]) -> Vec<String> {
-    let options = FormatOptions::new()
-        .with_null("NULL")
-        .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.f"));
-    let mut rows = Vec::new();
-    for batch in batches {
-        let formatters: Vec<ArrayFormatter> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formattable"))
-            .collect();
-        for row in 0..batch.num_rows() {
-            let cells: Vec<String> = formatters
-                .iter()
-                .map(|f| match f.value(row).to_string() {
-                    empty if empty.is_empty() => "(empty)".to_string(),
-                    cell => cell,
-                })
-                .collect();
-            rows.push(normalize_row(&cells.join(" ")));
-        }
-    }
-    rows
-}
 
 /// Create the tables and load the fixed data set.
 async fn load(engine: &Engine) {

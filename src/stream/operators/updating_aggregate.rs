@@ -75,6 +75,10 @@ pub struct UpdatingAggregateOperator {
     groups: Vec<Option<Group>>,
     /// Slots freed by groups that disappeared.
     free: Vec<usize>,
+    /// Per slot, the last input batch that touched it (by `batch`).
+    stamps: Vec<u64>,
+    /// Input batches so far.
+    batch: u64,
     watermark: Nanos,
     /// The watermark at the last TTL sweep.
     swept: Nanos,
@@ -100,6 +104,8 @@ impl UpdatingAggregateOperator {
             index: Default::default(),
             groups: Vec::new(),
             free: Vec::new(),
+            stamps: Vec::new(),
+            batch: 0,
             watermark: NO_WATERMARK,
             swept: NO_WATERMARK,
             unmatched: 0,
@@ -179,12 +185,14 @@ impl UpdatingAggregateOperator {
         // Rows grouped by slot, additions before retractions, each group's
         // rows in input order: one `take` per argument, then a slice per run.
         let mut order: Vec<u32> = (0..rows as u32).collect();
-        order.sort_by_key(|&r| (slots[r as usize], !adds[r as usize]));
+        order.sort_unstable_by_key(|&r| (slots[r as usize], !adds[r as usize], r));
+        // Each touched slot once, first touch first (stamped with this batch's number).
+        self.batch += 1;
+        self.stamps.resize(self.groups.len(), 0);
         let mut touched = Vec::new();
-        let mut seen = vec![false; self.groups.len()];
         for &slot in &slots {
-            if !seen[slot] {
-                seen[slot] = true;
+            if self.stamps[slot] != self.batch {
+                self.stamps[slot] = self.batch;
                 touched.push(slot);
             }
         }
@@ -206,39 +214,38 @@ impl UpdatingAggregateOperator {
             }
             group.touched = self.watermark;
         }
+        // Without FILTERs and skipped rows every aggregate sees the same rows.
+        let skipped = skip.iter().any(|s| *s);
+        let shared = (UInt32Array::from(order.clone()), runs(&order, &slots, &adds));
         for (a, (values, filter)) in arguments.iter().enumerate() {
-            // The rows this aggregate sees: its FILTER holds, and not skipped.
-            let passes = |r: usize| !skip[r] && filter.as_ref().is_none_or(|f| passes_filter(f.as_ref(), r));
-            let picked: Vec<u32> = order.iter().copied().filter(|&r| passes(r as usize)).collect();
-            if picked.is_empty() {
+            let own;
+            let (indices, runs) = if filter.is_none() && !skipped {
+                (&shared.0, &shared.1)
+            } else {
+                // The rows this aggregate sees: its FILTER holds, and not skipped.
+                let passes =
+                    |r: usize| !skip[r] && filter.as_ref().is_none_or(|f| passes_filter(f.as_ref(), r));
+                let picked: Vec<u32> = order.iter().copied().filter(|&r| passes(r as usize)).collect();
+                let picked_runs = runs(&picked, &slots, &adds);
+                own = (UInt32Array::from(picked), picked_runs);
+                (&own.0, &own.1)
+            };
+            if indices.is_empty() {
                 continue;
             }
-            let indices = UInt32Array::from(picked.clone());
             let taken = values
                 .iter()
-                .map(|v| Ok(take(v.as_ref(), &indices, None)?))
+                .map(|v| Ok(take(v.as_ref(), indices, None)?))
                 .collect::<Result<Vec<ArrayRef>>>()?;
-            let mut start = 0;
-            while start < picked.len() {
-                let first = picked[start] as usize;
-                let run = (slots[first], adds[first]);
-                let mut end = start + 1;
-                while end < picked.len() {
-                    let r = picked[end] as usize;
-                    if (slots[r], adds[r]) != run {
-                        break;
-                    }
-                    end += 1;
-                }
-                let slice: Vec<ArrayRef> = taken.iter().map(|t| t.slice(start, end - start)).collect();
-                let Some(group) = self.groups[run.0].as_mut() else {
+            for run in runs {
+                let slice: Vec<ArrayRef> = taken.iter().map(|t| t.slice(run.start, run.len)).collect();
+                let Some(group) = self.groups[run.slot].as_mut() else {
                     return internal_err!("a row's group slot is empty");
                 };
-                match run.1 {
+                match run.adds {
                     true => group.accumulators[a].update_batch(&slice)?,
                     false => group.accumulators[a].retract_batch(&slice)?,
                 }
-                start = end;
             }
         }
         self.report_unmatched();
@@ -249,15 +256,14 @@ impl UpdatingAggregateOperator {
     /// to what they hold now; groups left with no rows are dropped.
     fn emit(&mut self, touched: &[usize], out: &mut Vec<Event>) -> Result<()> {
         let keyless = self.converter.is_none();
-        // (key, values, change) of each output row, in order.
-        let mut rows: Vec<(Key, Vec<ScalarValue>, Change)> = Vec::new();
+        let mut rows = OutputRows::new(self.spec.aggregates.aggregates().len());
         for &slot in touched {
             let Some(group) = self.groups[slot].as_mut() else {
                 continue;
             };
             if group.rows == 0 && !keyless {
                 if let Some(old) = group.shown.take() {
-                    rows.push((group.key.clone(), old, Change::Delete));
+                    rows.push(&group.key, old, Change::Delete);
                 }
                 self.index.remove(&group.key);
                 self.groups[slot] = None;
@@ -270,10 +276,10 @@ impl UpdatingAggregateOperator {
                 .map(|a| a.evaluate())
                 .collect::<Result<Vec<_>>>()?;
             match group.shown.take() {
-                None => rows.push((group.key.clone(), now.clone(), Change::Insert)),
+                None => rows.push(&group.key, now.clone(), Change::Insert),
                 Some(old) if old != now => {
-                    rows.push((group.key.clone(), old, Change::UpdateBefore));
-                    rows.push((group.key.clone(), now.clone(), Change::UpdateAfter));
+                    rows.push(&group.key, old, Change::UpdateBefore);
+                    rows.push(&group.key, now.clone(), Change::UpdateAfter);
                 }
                 Some(_) => {}
             }
@@ -283,31 +289,32 @@ impl UpdatingAggregateOperator {
     }
 
     /// Output rows as one batch with their changes.
-    fn push_rows(&self, rows: Vec<(Key, Vec<ScalarValue>, Change)>, out: &mut Vec<Event>) -> Result<()> {
-        if rows.is_empty() {
+    fn push_rows(&self, rows: OutputRows, out: &mut Vec<Event>) -> Result<()> {
+        if rows.changes.is_empty() {
             return Ok(());
         }
         let keys = match &self.converter {
             None => vec![],
             Some(converter) => {
                 let parser = converter.parser();
-                converter.convert_rows(rows.iter().map(|(k, _, _)| parser.parse(k.as_bytes())))?
+                converter.convert_rows(rows.keys.iter().map(|k| parser.parse(k.as_bytes())))?
             }
         };
-        let aggregates = self.spec.aggregates.aggregates().len();
-        let values = (0..aggregates)
-            .map(|a| ScalarValue::iter_to_array(rows.iter().map(|(_, v, _)| v[a].clone())))
+        let values = rows
+            .values
+            .into_iter()
+            .map(ScalarValue::iter_to_array)
             .collect::<Result<Vec<_>>>()?;
         let batch = assemble(
             &self.spec.schema,
             &self.spec.group_columns,
             &keys,
             values,
-            rows.len(),
+            rows.changes.len(),
             |_, _| internal_err!("an aggregate without a window has no window columns"),
         )?;
         let mut batch = StreamBatch::new(batch, RowWatermarks::Constant(self.watermark));
-        batch.changes = Some(Changes::from_changes(rows.iter().map(|(_, _, c)| *c)));
+        batch.changes = Some(Changes::from_changes(rows.changes));
         out.push(Event::Data(batch));
         Ok(())
     }
@@ -414,6 +421,59 @@ impl Operator for UpdatingAggregateOperator {
         self.emit_empty_group(out)?;
         out.push(Event::End);
         Ok(())
+    }
+}
+
+/// Consecutive rows (of an ordered selection) of one group, all additions or
+/// all retractions.
+struct Run {
+    start: usize,
+    len: usize,
+    slot: usize,
+    adds: bool,
+}
+
+/// The runs of `rows` (input rows, grouped by slot then kind).
+fn runs(rows: &[u32], slots: &[usize], adds: &[bool]) -> Vec<Run> {
+    let mut runs: Vec<Run> = Vec::new();
+    for (at, &r) in rows.iter().enumerate() {
+        let (slot, add) = (slots[r as usize], adds[r as usize]);
+        match runs.last_mut() {
+            Some(run) if run.slot == slot && run.adds == add => run.len += 1,
+            _ => runs.push(Run {
+                start: at,
+                len: 1,
+                slot,
+                adds: add,
+            }),
+        }
+    }
+    runs
+}
+
+/// Output rows being gathered, column by column: each row's key, its
+/// aggregate values (one column per aggregate) and its change.
+struct OutputRows {
+    keys: Vec<Key>,
+    values: Vec<Vec<ScalarValue>>,
+    changes: Vec<Change>,
+}
+
+impl OutputRows {
+    fn new(aggregates: usize) -> Self {
+        Self {
+            keys: Vec::new(),
+            values: (0..aggregates).map(|_| Vec::new()).collect(),
+            changes: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, key: &Key, values: Vec<ScalarValue>, change: Change) {
+        self.keys.push(key.clone());
+        for (column, value) in self.values.iter_mut().zip(values) {
+            column.push(value);
+        }
+        self.changes.push(change);
     }
 }
 
