@@ -84,3 +84,18 @@ SELECT * FROM (
         FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
         GROUP BY window_start, window_end, auction)
 ) WHERE rn <= 2;
+
+-- Partitioned by window_start alone (RisingWave's form): a window closes
+-- once its start plus the window's size is passed; over CUMULATE, the
+-- windows sharing a start rank together, as in batch.
+SELECT * FROM (
+  SELECT auction, bidder, price, window_start,
+    ROW_NUMBER() OVER (PARTITION BY window_start ORDER BY price DESC, bidder) AS rn
+  FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
+) WHERE rn <= 2;
+
+SELECT * FROM (
+  SELECT auction, bidder, price, window_start,
+    ROW_NUMBER() OVER (PARTITION BY window_start ORDER BY price, bidder, window_end) AS rn
+  FROM TABLE(CUMULATE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '5' SECOND, INTERVAL '20' SECOND))
+) WHERE rn <= 3;

@@ -27,13 +27,24 @@ use crate::stream::operator::{
     Event, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values, to_nanos,
 };
 
+/// When a row's window closes: at its `window_end`, or (partitioned by
+/// `window_start` alone) once its `window_start` plus the longest window is
+/// passed.
+#[derive(Debug, Clone, Copy)]
+pub enum WindowClose {
+    /// At the value of this column (`window_end`).
+    End(usize),
+    /// At the value of this column (`window_start`) plus this length.
+    StartPlus(usize, Nanos),
+}
+
 /// Holds each window's rows until it closes, then appends the functions'
 /// values.
 pub struct WindowTopNOperator {
     /// Functions sharing one PARTITION BY (which holds the window) and ORDER BY.
     functions: Vec<Arc<dyn WindowExpr>>,
-    /// Where `window_end` is in the input.
-    window_end: usize,
+    /// When a row's window closes.
+    close: WindowClose,
     input_schema: SchemaRef,
     schema: SchemaRef,
     /// Rows of each open window, by its end.
@@ -54,12 +65,12 @@ struct Held {
 }
 
 impl WindowTopNOperator {
-    /// Functions over rows of `input_schema` whose column `window_end` ends
-    /// their window; rows out are of `schema`. With `limit`, the one function
-    /// is a `ROW_NUMBER()` filtered by `<= limit`.
+    /// Functions over rows of `input_schema` whose windows close at `close`;
+    /// rows out are of `schema`. With `limit`, the one function is a
+    /// `ROW_NUMBER()` filtered by `<= limit`.
     pub fn new(
         functions: Vec<Arc<dyn WindowExpr>>,
-        window_end: usize,
+        close: WindowClose,
         input_schema: SchemaRef,
         schema: SchemaRef,
         limit: Option<usize>,
@@ -67,7 +78,7 @@ impl WindowTopNOperator {
     ) -> Self {
         Self {
             functions,
-            window_end,
+            close,
             input_schema,
             schema,
             windows: BTreeMap::new(),
@@ -78,7 +89,11 @@ impl WindowTopNOperator {
     }
 
     fn ends(&self, batch: &RecordBatch) -> Result<Vec<Nanos>> {
-        let ends = to_nanos(batch.column(self.window_end), "window_end")?;
+        let (column, name, plus) = match self.close {
+            WindowClose::End(column) => (column, "window_end", 0),
+            WindowClose::StartPlus(column, length) => (column, "window_start", length),
+        };
+        let ends = to_nanos(batch.column(column), name)?;
         // A window TVF puts a row with a NULL time in no window; its bound
         // never comes, so treat it as closed already (late, counted).
         let ends = nanos_values(&ends)?;
@@ -87,7 +102,7 @@ impl WindowTopNOperator {
                 if ends.is_null(i) {
                     NO_WATERMARK
                 } else {
-                    ends.value(i)
+                    ends.value(i).saturating_add(plus)
                 }
             })
             .collect())
@@ -248,7 +263,7 @@ mod tests {
         let metrics = metrics();
         let operator = WindowTopNOperator::new(
             vec![function],
-            2,
+            WindowClose::End(2),
             Arc::clone(&input),
             Arc::new(Schema::new(fields)),
             limit,

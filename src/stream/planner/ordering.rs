@@ -9,7 +9,7 @@ use super::*;
 use crate::stream::operators::dedup::DedupOperator;
 use crate::stream::operators::over_aggregate::{OverAggregateOperator, OverAggregateSpec};
 use crate::stream::operators::top_n::TopNOperator;
-use crate::stream::operators::window_top_n::WindowTopNOperator;
+use crate::stream::operators::window_top_n::{WindowClose, WindowTopNOperator};
 
 impl StreamPlanner<'_> {
     /// Window functions: per emission when partitioned by a window bound of a
@@ -80,17 +80,30 @@ impl StreamPlanner<'_> {
         if let Some(l) = lineage.filter(|l| !l.complete)
             && partition_by.iter().any(|e| is_bound_column(e, &l, input))
         {
-            let Some(end) = l.end.filter(|&end| {
-                partition_by
-                    .iter()
-                    .any(|e| matches!(e, Expr::Column(c) if input.index_of_column(c).ok() == Some(end)))
-            }) else {
-                return not_impl_err!(
-                    "a window function over a window TVF's rows is evaluated per window when it closes: PARTITION BY window_start, window_end (window_end is missing)"
-                );
+            let holds = |column: Option<usize>| {
+                column.filter(|&c| {
+                    partition_by
+                        .iter()
+                        .any(|e| matches!(e, Expr::Column(col) if input.index_of_column(col).ok() == Some(c)))
+                })
+            };
+            let longest = match l.kind {
+                WindowKind::Tumble { size, .. }
+                | WindowKind::Hop { size, .. }
+                | WindowKind::Cumulate { size, .. } => Some(size),
+                WindowKind::Session { .. } => None,
+            };
+            let close = match (holds(l.end), holds(l.start), longest) {
+                (Some(end), _, _) => WindowClose::End(end),
+                (None, Some(start), Some(longest)) => WindowClose::StartPlus(start, longest),
+                _ => {
+                    return not_impl_err!(
+                        "a window function over a window TVF's rows is evaluated per window when it closes: PARTITION BY window_start, window_end (window_end is missing)"
+                    );
+                }
             };
             needs_watermark("a window function per window")?;
-            let operator = WindowTopNOperator::new(functions, end, input_schema, schema, limit, late());
+            let operator = WindowTopNOperator::new(functions, close, input_schema, schema, limit, late());
             let closed = WindowLineage { complete: true, ..l };
             return Ok(self.then(&planned, Box::new(operator), Some(closed)));
         }
@@ -184,16 +197,12 @@ impl StreamPlanner<'_> {
         &mut self,
         filter: &datafusion::logical_expr::Filter,
     ) -> Result<Option<Planned>> {
-        // A projection of bare columns may stand between (the optimizer
-        // prunes columns there).
+        // A projection may stand between (the optimizer prunes columns and
+        // pulls expressions up there); the row number must pass it as is.
         let (window, projection) = match filter.input.as_ref() {
             LogicalPlan::Window(window) => (window, None),
             LogicalPlan::Projection(p) => match p.input.as_ref() {
-                LogicalPlan::Window(window)
-                    if p.expr.iter().all(|e| matches!(strip_alias(e), Expr::Column(_))) =>
-                {
-                    (window, Some(p))
-                }
+                LogicalPlan::Window(window) => (window, Some(p)),
                 _ => return Ok(None),
             },
             _ => return Ok(None),
