@@ -322,7 +322,7 @@ fn shuffled_bids_table(scratch: &Path) -> String {
 }
 
 /// Run `query` over `table` in batch, and continuously (with `suffix`) in
-/// batches of 50 rows: the changelog must update early (`-U` rows) and,
+/// batches of 50 rows: the changelog must update early (`-U` or `-D` rows) and,
 /// applied in order, end at batch's result.
 async fn changelog_ends_at_the_batch_result(table: &str, query: &str, suffix: &str) {
     let case = Case {
@@ -348,9 +348,12 @@ async fn changelog_ends_at_the_batch_result(table: &str, query: &str, suffix: &s
     let updates = render(&schema, changes, &[])
         .rows
         .iter()
-        .filter(|r| r.starts_with("-U"))
+        .filter(|r| r.starts_with("-U") || r.starts_with("-D"))
         .count();
-    assert!(updates > 0, "small batches update early: {query}");
+    assert!(
+        updates > 0,
+        "small batches update early (rows taken back): {query}"
+    );
     assert_eq!(
         rows::apply_changelog(changes, &[]).expect("a valid changelog"),
         batch,
@@ -394,6 +397,15 @@ async fn top_n_changelog_ends_at_the_batch_result() {
         "SELECT bidder, auction, price, date_time FROM (SELECT *,
            ROW_NUMBER() OVER (PARTITION BY bidder ORDER BY date_time DESC) AS rn FROM bids)
          WHERE rn = 1",
+        // Over an updating GROUP BY: a count that grows moves its row up,
+        // and the row it passes moves down (or out).
+        "SELECT * FROM (SELECT channel, auction, n,
+           ROW_NUMBER() OVER (PARTITION BY channel ORDER BY n DESC, auction) AS rn
+           FROM (SELECT channel, auction, count(*) AS n FROM bids GROUP BY channel, auction))
+         WHERE rn <= 3",
+        // ORDER BY ... LIMIT over an updating GROUP BY (RisingWave's q105):
+        // the top rows, no rank shown.
+        "SELECT auction, count(*) AS n FROM bids GROUP BY auction ORDER BY n DESC, auction LIMIT 5",
         // One partition, ranks shifting as better rows come.
         "SELECT * FROM (SELECT channel, auction, bidder, price,
            ROW_NUMBER() OVER (ORDER BY price DESC, bidder, auction) AS rn FROM bids)

@@ -193,7 +193,7 @@ impl Operator for DedupOperator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::operators::testing::{Harness, S, check, late, metrics, window_function};
+    use crate::stream::operators::testing::{Harness, S, check, late, metrics, window_function_out};
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     use datafusion::functions_window::expr_fn::row_number;
     use datafusion::logical_expr::{ExprFunctionExt, col};
@@ -221,15 +221,13 @@ mod tests {
             .order_by(vec![col("ts").sort(true, false)])
             .build()
             .expect("a window function");
-        let (function, field) = window_function(expr, &input, "rn");
-        let mut fields = input.fields().to_vec();
-        fields.push(field);
+        let (function, schema) = window_function_out(expr, &input, "rn");
         let metrics = metrics();
         let operator = DedupOperator::try_new(
             function,
             Arc::new(Column::new("ts", ts)),
             Arc::clone(&input),
-            Arc::new(Schema::new(fields)),
+            schema,
             ttl,
             late(&metrics),
         )

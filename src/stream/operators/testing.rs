@@ -436,3 +436,34 @@ pub fn window_function(
     let field = Arc::new(field.as_ref().clone().with_name(name));
     (function, field)
 }
+
+/// [`window_function`], with the schema of its output: `input`'s columns,
+/// then the function's.
+pub fn window_function_out(
+    expr: datafusion::logical_expr::Expr,
+    input: &SchemaRef,
+    name: &str,
+) -> (Arc<dyn datafusion::physical_expr::window::WindowExpr>, SchemaRef) {
+    let (function, field) = window_function(expr, input, name);
+    let mut fields = input.fields().to_vec();
+    fields.push(field);
+    (function, Arc::new(arrow::datatypes::Schema::new(fields)))
+}
+
+/// The rows of `out`'s batches as `+I (v, v)`, a line a row (each must have
+/// changes).
+pub fn changes_text(out: &[Event]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for event in out {
+        if let Event::Data(b) = event {
+            let changes = b.changes.as_ref().expect("an updating result has changes");
+            for (i, text) in rows_text(b.batch.columns(), b.batch.num_rows())
+                .into_iter()
+                .enumerate()
+            {
+                lines.push(format!("{} {text}", changes.get(i).text()));
+            }
+        }
+    }
+    lines
+}

@@ -5,11 +5,16 @@
 //! key keeps its best `N` rows, and after every input batch the ranks that
 //! changed go out as a changelog, as Flink's rank operator sends them: `+I`
 //! for a rank newly filled, `-U` (the row that held it) then `+U` (the row
-//! that holds it now) for a rank taken over, `-D` never (the input only
-//! appends, so a filled rank stays filled). A key whose ranks did not change
-//! sends nothing. Among equal ORDER BY values the earlier row ranks first.
+//! that holds it now) for a rank taken over, `-D` for a rank left empty. A
+//! key whose ranks did not change sends nothing. Among equal ORDER BY
+//! values the earlier row ranks first.
 //!
-//! State: per key, at most `N` rows (in arrow's row format). With
+//! Over appended rows a filled rank stays filled, so a key keeps at most `N`
+//! rows (in arrow's row format). Over an updating input (a Top-N over a
+//! GROUP BY, Nexmark q105's), a row taken back (`-U`, `-D`) leaves its key
+//! and the next row moves up, so a key keeps every row of its input that is
+//! in force; taking back a row that is not there is counted and reported,
+//! never applied. With
 //! `state.ttl`, a key no row touched while the watermark advanced that far is
 //! forgotten, silently: its rows stay in the result, and its next row starts
 //! it afresh at rank 1 (documented as changing results, as Flink's TTL).
@@ -23,6 +28,7 @@ use arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::Result;
 use datafusion::physical_expr::window::WindowExpr;
+use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 
 use super::window_functions::RowBytes;
 use crate::stream::operator::{
@@ -46,29 +52,57 @@ struct Key {
     touched: Nanos,
 }
 
+/// What a Top-N ranks by.
+pub struct Ranking {
+    /// The key (a `ROW_NUMBER()`'s PARTITION BY; none for `ORDER BY ...
+    /// LIMIT`).
+    pub keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// The ranking (its ORDER BY).
+    pub order: Vec<PhysicalSortExpr>,
+    /// Whether rows out carry their rank (`ROW_NUMBER()`'s column, last), or
+    /// are the top rows alone (`ORDER BY ... LIMIT`).
+    pub ranks: bool,
+    /// What EXPLAIN calls it.
+    pub label: String,
+}
+
+impl Ranking {
+    /// The ranking of a `ROW_NUMBER()`.
+    pub fn of(function: &dyn WindowExpr) -> Self {
+        Ranking {
+            keys: function.partition_by().to_vec(),
+            order: function.order_by().to_vec(),
+            ranks: true,
+            label: function.name().to_string(),
+        }
+    }
+}
+
 /// Keeps each key's best `N` rows and sends the changes of their ranks.
 pub struct TopNOperator {
-    /// The `ROW_NUMBER()` it stands for: its PARTITION BY is the key, its
-    /// ORDER BY the ranking.
-    function: Arc<dyn WindowExpr>,
+    /// The key and the order it ranks by.
+    ranking: Ranking,
     /// How many ranks a key keeps.
     limit: usize,
-    /// The input's columns, then the rank.
+    /// The input's columns, then the rank (if shown).
     schema: SchemaRef,
     keys: RowConverter,
     order: RowConverter,
     rows: RowConverter,
     state: HashMap<Box<[u8]>, Key>,
+    /// The input updates: keep every row, not only the best `limit`.
+    retracting: bool,
+    metrics: Option<Arc<crate::stream::StreamMetrics>>,
     ttl: Option<Nanos>,
     watermark: Nanos,
     swept: Nanos,
 }
 
 impl TopNOperator {
-    /// The best `limit` rows per PARTITION BY key of `function` by its
-    /// ORDER BY, over rows of `input_schema`; rows out are of `schema`.
+    /// The best `limit` rows per key of `ranking`, over rows of
+    /// `input_schema`; rows out are of `schema`.
     pub fn try_new(
-        function: Arc<dyn WindowExpr>,
+        ranking: Ranking,
         limit: usize,
         input_schema: SchemaRef,
         schema: SchemaRef,
@@ -77,13 +111,13 @@ impl TopNOperator {
         if limit == 0 {
             return plan_err!("a Top-N keeps at least one row per key (ROW_NUMBER() ... <= N with N >= 1)");
         }
-        let key_fields = function
-            .partition_by()
+        let key_fields = ranking
+            .keys
             .iter()
             .map(|e| Ok(SortField::new(e.data_type(&input_schema)?)))
             .collect::<Result<Vec<_>>>()?;
-        let order_fields = function
-            .order_by()
+        let order_fields = ranking
+            .order
             .iter()
             .map(|o| {
                 Ok(SortField::new_with_options(
@@ -98,17 +132,27 @@ impl TopNOperator {
             .map(|f| SortField::new(f.data_type().clone()))
             .collect();
         Ok(Self {
-            function,
+            ranking,
             limit,
             schema,
             keys: RowConverter::new(key_fields)?,
             order: RowConverter::new(order_fields)?,
             rows: RowConverter::new(row_fields)?,
             state: HashMap::new(),
+            retracting: false,
+            metrics: None,
             ttl,
             watermark: NO_WATERMARK,
             swept: NO_WATERMARK,
         })
+    }
+
+    /// Take an updating input (rows taken back); retractions of rows that
+    /// are not there are counted into `metrics`.
+    pub fn retracting(mut self, metrics: Arc<crate::stream::StreamMetrics>) -> Self {
+        self.retracting = true;
+        self.metrics = Some(metrics);
+        self
     }
 
     fn evaluate(
@@ -123,18 +167,20 @@ impl TopNOperator {
 
     /// Rank `batch`'s rows into their keys; the ranks that changed, as
     /// (row, rank, change) in order.
-    fn rank(&mut self, batch: &RecordBatch) -> Result<Vec<(OwnedRow, usize, Change)>> {
-        let keys = self.evaluate(self.function.partition_by().iter().cloned(), batch)?;
-        let order = self.evaluate(
-            self.function.order_by().iter().map(|o| Arc::clone(&o.expr)),
-            batch,
-        )?;
+    fn rank(
+        &mut self,
+        batch: &RecordBatch,
+        changes: Option<&Changes>,
+    ) -> Result<Vec<(OwnedRow, usize, Change)>> {
+        let keys = self.evaluate(self.ranking.keys.iter().cloned(), batch)?;
+        let order = self.evaluate(self.ranking.order.iter().map(|o| Arc::clone(&o.expr)), batch)?;
         let keys = RowBytes::new(&self.keys, &keys)?;
         let order = RowBytes::new(&self.order, &order)?;
         let rows = self.rows.convert_columns(batch.columns())?;
         // Each touched key's ranks before this batch, in first-touch order.
         let mut before: Vec<(Box<[u8]>, Vec<Ranked>)> = Vec::new();
         let mut seen: HashSet<Box<[u8]>> = HashSet::new();
+        let mut unmatched = 0;
         for i in 0..batch.num_rows() {
             let key = keys.get(i);
             if !self.state.contains_key(key) {
@@ -152,13 +198,30 @@ impl TopNOperator {
             entry.touched = self.watermark;
             if !seen.contains(key) {
                 seen.insert(key.into());
-                before.push((key.into(), entry.ranked.clone()));
+                let shown = entry.ranked.len().min(self.limit);
+                before.push((key.into(), entry.ranked[..shown].to_vec()));
+            }
+            let order = order.get(i);
+            if changes.is_some_and(|c| !c.get(i).is_addition()) {
+                // Taken back: the row leaves its key, equal ORDER BY values first.
+                let from = entry.ranked.partition_point(|r| r.order.as_ref() < order);
+                let row = rows.row(i);
+                let found = entry.ranked[from..]
+                    .iter()
+                    .take_while(|r| r.order.as_ref() == order)
+                    .position(|r| r.row.row() == row);
+                match found {
+                    Some(at) => {
+                        entry.ranked.remove(from + at);
+                    }
+                    None => unmatched += 1,
+                }
+                continue;
             }
             // Equal ORDER BY values: the earlier row first, so a newcomer
             // goes after its equals.
-            let order = order.get(i);
             let at = entry.ranked.partition_point(|r| r.order.as_ref() <= order);
-            if at >= self.limit {
+            if at >= self.limit && !self.retracting {
                 continue;
             }
             let candidate = Ranked {
@@ -166,12 +229,38 @@ impl TopNOperator {
                 row: rows.row(i).owned(),
             };
             entry.ranked.insert(at, candidate);
-            entry.ranked.truncate(self.limit);
+            if !self.retracting {
+                entry.ranked.truncate(self.limit);
+            }
+        }
+        if unmatched > 0
+            && let Some(metrics) = &self.metrics
+        {
+            metrics
+                .unmatched_retractions
+                .fetch_add(unmatched, std::sync::atomic::Ordering::Relaxed);
         }
         let mut changes = Vec::new();
         for (key, old) in before {
             let Some(now) = self.state.get(&key) else { continue };
-            for rank in 0..self.limit.max(old.len()) {
+            if !self.ranking.ranks {
+                // No rank shown: only rows that left or joined the top count.
+                let now = &now.ranked[..now.ranked.len().min(self.limit)];
+                let mut kept = vec![false; now.len()];
+                for was in &old {
+                    match (0..now.len()).find(|&j| !kept[j] && now[j].row == was.row) {
+                        Some(j) => kept[j] = true,
+                        None => changes.push((was.row.clone(), 0, Change::Delete)),
+                    }
+                }
+                for (is, kept) in now.iter().zip(kept) {
+                    if !kept {
+                        changes.push((is.row.clone(), 0, Change::Insert));
+                    }
+                }
+                continue;
+            }
+            for rank in 0..self.limit {
                 match (old.get(rank), now.ranked.get(rank)) {
                     // The same row (or an equal one) still holds the rank.
                     (Some(was), Some(is)) if was.row == is.row => {}
@@ -196,12 +285,14 @@ impl TopNOperator {
         let mut columns = self
             .rows
             .convert_rows(changes.iter().map(|(row, _, _)| row.row()))?;
-        let rank_type = self.schema.field(self.schema.fields().len() - 1).data_type();
-        let ranks = changes
-            .iter()
-            .map(|(_, rank, _)| ScalarValue::UInt64(Some(*rank as u64)).cast_to(rank_type))
-            .collect::<Result<Vec<_>>>()?;
-        columns.push(ScalarValue::iter_to_array(ranks)?);
+        if self.ranking.ranks {
+            let rank_type = self.schema.field(self.schema.fields().len() - 1).data_type();
+            let ranks = changes
+                .iter()
+                .map(|(_, rank, _)| ScalarValue::UInt64(Some(*rank as u64)).cast_to(rank_type))
+                .collect::<Result<Vec<_>>>()?;
+            columns.push(ScalarValue::iter_to_array(ranks)?);
+        }
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
         let mut rows = StreamBatch::new(batch, RowWatermarks::Constant(self.watermark));
         rows.changes = Some(Changes::from_changes(changes.iter().map(|(_, _, c)| *c)));
@@ -225,8 +316,7 @@ impl Operator for TopNOperator {
     fn name(&self) -> String {
         format!(
             "TopN (updating) keeping {} per key: {}",
-            self.limit,
-            self.function.name()
+            self.limit, self.ranking.label
         )
     }
 
@@ -238,19 +328,26 @@ impl Operator for TopNOperator {
             ),
             None => "keys are kept for ever (bound them with SET 'state.ttl')".to_string(),
         };
-        Some(format!("top_rows: at most {} rows per key; {bound}", self.limit))
+        let rows = if self.retracting {
+            "every row of its updating input in force per key (a row taken back lets the next move up)"
+                .to_string()
+        } else {
+            format!("at most {} rows per key", self.limit)
+        };
+        Some(format!("top_rows: {rows}; {bound}"))
     }
 
     fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
-        if input.changes.as_ref().is_some_and(|c| !c.all_inserts()) {
-            return datafusion::common::not_impl_err!(
-                "a Top-N over an updating input (rows taken back) is not supported yet"
+        let changes = input.changes.as_ref().filter(|c| !c.all_inserts());
+        if changes.is_some() && !self.retracting {
+            return datafusion::common::internal_err!(
+                "a Top-N planned over appended rows was given rows taken back"
             );
         }
         if input.batch.num_rows() == 0 {
             return Ok(());
         }
-        let changes = self.rank(&input.batch)?;
+        let changes = self.rank(&input.batch, changes)?;
         self.emit(changes, out)
     }
 
@@ -267,34 +364,33 @@ impl Operator for TopNOperator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::operators::testing::{Harness, S, check, metrics, window_function};
+    use crate::stream::operators::testing::{Harness, S, check, metrics, window_function_out};
     use arrow::datatypes::{DataType, Field, Schema};
     use datafusion::functions_window::expr_fn::row_number;
     use datafusion::logical_expr::{ExprFunctionExt, col};
 
     /// The best two rows `(k, v)` per `k` by `v` descending.
     fn top_two(ttl: Option<Nanos>) -> Harness {
-        let input = Arc::new(Schema::new(vec![
+        Harness::single(Box::new(top_two_operator(ttl)), pairs(), &metrics())
+    }
+
+    /// Rows `(k, v)`.
+    fn pairs() -> SchemaRef {
+        Arc::new(Schema::new(vec![
             Field::new("k", DataType::Int64, true),
             Field::new("v", DataType::Int64, true),
-        ]));
+        ]))
+    }
+
+    fn top_two_operator(ttl: Option<Nanos>) -> TopNOperator {
+        let input = pairs();
         let expr = row_number()
             .partition_by(vec![col("k")])
             .order_by(vec![col("v").sort(false, true)])
             .build()
             .expect("a window function");
-        let (function, field) = window_function(expr, &input, "rn");
-        let mut fields = input.fields().to_vec();
-        fields.push(field);
-        let operator = TopNOperator::try_new(
-            function,
-            2,
-            Arc::clone(&input),
-            Arc::new(Schema::new(fields)),
-            ttl,
-        )
-        .expect("a top-n");
-        Harness::single(Box::new(operator), input, &metrics())
+        let (function, schema) = window_function_out(expr, &input, "rn");
+        TopNOperator::try_new(Ranking::of(function.as_ref()), 2, input, schema, ttl).expect("a top-n")
     }
 
     #[test]
@@ -346,6 +442,52 @@ mod tests {
             wm 20
             +I (1, 1, 1) @20
             ",
+        );
+    }
+
+    /// Feed rows `(k, v)` with their changes; what comes out, a line a row.
+    fn feed(operator: &mut TopNOperator, rows: &[(&str, &str)]) -> Vec<String> {
+        use crate::stream::operators::testing::batch;
+        let input = pairs();
+        let tuples: Vec<&str> = rows.iter().map(|(_, t)| *t).collect();
+        let mut rows_in = StreamBatch::new(batch(&input, &tuples.join(" ")), RowWatermarks::Constant(0));
+        rows_in.changes = Some(Changes::from_changes(
+            rows.iter().map(|(op, _)| Change::parse(op).expect("a change")),
+        ));
+        let mut out = Vec::new();
+        operator.process(rows_in, &mut out).expect("processes");
+        crate::stream::operators::testing::changes_text(&out)
+    }
+
+    #[test]
+    fn over_an_updating_input_a_row_taken_back_lets_the_next_move_up() {
+        let metrics = metrics();
+        let mut operator = top_two_operator(None).retracting(Arc::clone(&metrics));
+        assert_eq!(
+            feed(
+                &mut operator,
+                &[("+I", "(1, 5)"), ("+I", "(1, 7)"), ("+I", "(1, 3)")]
+            ),
+            ["+I (1, 7, 1)", "+I (1, 5, 2)"]
+        );
+        // 7 becomes 2 (an aggregate's update): 5 moves up, 3 comes in.
+        assert_eq!(
+            feed(&mut operator, &[("-U", "(1, 7)"), ("+U", "(1, 2)")]),
+            ["-U (1, 7, 1)", "+U (1, 5, 1)", "-U (1, 5, 2)", "+U (1, 3, 2)"]
+        );
+        // Down to one row, then none: ranks left empty are deleted.
+        assert_eq!(
+            feed(&mut operator, &[("-D", "(1, 5)"), ("-D", "(1, 2)")]),
+            ["-U (1, 5, 1)", "+U (1, 3, 1)", "-D (1, 3, 2)"]
+        );
+        assert_eq!(feed(&mut operator, &[("-D", "(1, 3)")]), ["-D (1, 3, 1)"]);
+        // Taking back a row that is not there is counted, not applied.
+        assert!(feed(&mut operator, &[("-D", "(1, 9)")]).is_empty());
+        assert_eq!(
+            metrics
+                .unmatched_retractions
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
         );
     }
 }

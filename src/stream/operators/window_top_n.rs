@@ -238,7 +238,7 @@ impl Operator for WindowTopNOperator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::operators::testing::{Harness, check, late, metrics, window_function};
+    use crate::stream::operators::testing::{Harness, check, late, metrics, window_function_out};
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     use datafusion::functions_window::expr_fn::row_number;
     use datafusion::logical_expr::{ExprFunctionExt, col};
@@ -257,15 +257,13 @@ mod tests {
             .order_by(vec![col("price").sort(false, false)])
             .build()
             .expect("a window function");
-        let (function, field) = window_function(expr, &input, "rn");
-        let mut fields = input.fields().to_vec();
-        fields.push(field);
+        let (function, schema) = window_function_out(expr, &input, "rn");
         let metrics = metrics();
         let operator = WindowTopNOperator::new(
             vec![function],
             WindowClose::End(2),
             Arc::clone(&input),
-            Arc::new(Schema::new(fields)),
+            schema,
             limit,
             late(&metrics),
         );

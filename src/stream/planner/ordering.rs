@@ -8,7 +8,7 @@
 use super::*;
 use crate::stream::operators::dedup::DedupOperator;
 use crate::stream::operators::over_aggregate::{OverAggregateOperator, OverAggregateSpec};
-use crate::stream::operators::top_n::TopNOperator;
+use crate::stream::operators::top_n::{Ranking, TopNOperator};
 use crate::stream::operators::window_top_n::{WindowClose, WindowTopNOperator};
 
 impl StreamPlanner<'_> {
@@ -247,9 +247,15 @@ impl StreamPlanner<'_> {
                 .any(|e| is_bound_column(e, &l, input))
         });
         let time = self.event_time_order(&function.params.order_by, input)?;
+        let (by_time, updating) = (time.is_some(), planned.updating.is_some());
         let (mut ranked, filter_after) = match time {
-            Some(time) if !by_window && limit == 1 => (self.dedup(planned, window, expr, time)?, false),
-            None if !by_window && !self.final_at_end => (self.top_n(planned, window, expr, limit)?, false),
+            Some(time) if !by_window && limit == 1 && !updating => {
+                (self.dedup(planned, window, expr, time)?, false)
+            }
+            // Over an updating input even a ranking by event time updates.
+            _ if !by_window && !self.final_at_end && (!by_time || updating) => {
+                (self.top_n(planned, window, expr, limit)?, false)
+            }
             // Ranked per window (told the limit), the first N rows by event
             // time, or at the end of a replay: the window functions, then the
             // filter.
@@ -310,16 +316,19 @@ impl StreamPlanner<'_> {
         limit: usize,
     ) -> Result<Planned> {
         let input = window.input.schema();
-        planned.appended_only("a Top-N (ROW_NUMBER() ... <= N)")?;
         self.warn_keys_kept("a Top-N", &planned);
         let function = self.window_function(expr, input)?;
         let operator = TopNOperator::try_new(
-            function,
+            Ranking::of(function.as_ref()),
             limit,
             Arc::new(input.as_arrow().clone()),
             Arc::new(window.schema.as_arrow().clone()),
             self.state_ttl(),
         )?;
+        let operator = match planned.updating {
+            Some(_) => operator.retracting(Arc::clone(&self.metrics)),
+            None => operator,
+        };
         let mut ranked = self.then(&planned, Box::new(operator), planned.lineage);
         ranked.updating = Some(
             "a Top-N (ROW_NUMBER() ... <= N) not ordered by event time, which updates its ranks as rows come"
@@ -328,8 +337,63 @@ impl StreamPlanner<'_> {
         Ok(ranked)
     }
 
+    /// `order` as physical sort expressions over `input`.
+    fn physical_order(
+        &self,
+        order: &[datafusion::logical_expr::SortExpr],
+        input: &DFSchema,
+    ) -> Result<Vec<PhysicalSortExpr>> {
+        order
+            .iter()
+            .map(|s| {
+                Ok(PhysicalSortExpr::new(
+                    self.physical(&s.expr, input)?,
+                    SortOptions {
+                        descending: !s.asc,
+                        nulls_first: s.nulls_first,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// `ORDER BY ... LIMIT fetch` over an updating input (RisingWave's
+    /// Top-N, Nexmark q105's over a GROUP BY): the top rows as a changelog,
+    /// with no order to keep.
+    fn top_of(
+        &mut self,
+        planned: Planned,
+        sort: &datafusion::logical_expr::Sort,
+        fetch: usize,
+    ) -> Result<Planned> {
+        let input = sort.input.schema();
+        let order = self.physical_order(&sort.expr, input)?;
+        let label = format!(
+            "ORDER BY {} LIMIT {fetch}",
+            order.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ")
+        );
+        let ranking = Ranking {
+            keys: Vec::new(),
+            order,
+            ranks: false,
+            label,
+        };
+        let schema = Arc::new(input.as_arrow().clone());
+        let operator = TopNOperator::try_new(ranking, fetch, Arc::clone(&schema), schema, self.state_ttl())?
+            .retracting(Arc::clone(&self.metrics));
+        let mut top = self.then(&planned, Box::new(operator), None);
+        top.updating = Some(
+            "an ORDER BY ... LIMIT over an updating input, which updates its top rows as rows come"
+                .to_string(),
+        );
+        Ok(top)
+    }
+
     pub(super) async fn sort(&mut self, sort: &datafusion::logical_expr::Sort) -> Result<Planned> {
         let planned = self.node(&sort.input, false).await?;
+        if let (Some(fetch), Some(_)) = (sort.fetch, &planned.updating) {
+            return self.top_of(planned, sort, fetch);
+        }
         planned.appended_only("ORDER BY")?;
         let lineage = planned.lineage;
         if self.changes {
@@ -351,19 +415,7 @@ impl StreamPlanner<'_> {
                 "ORDER BY without a window on an unbounded source: results come window by window, so sort by window_start or window_end first (ORDER BY window_end, ...)"
             );
         }
-        let order = sort
-            .expr
-            .iter()
-            .map(|s| {
-                Ok(PhysicalSortExpr::new(
-                    self.physical(&s.expr, input)?,
-                    SortOptions {
-                        descending: !s.asc,
-                        nulls_first: s.nulls_first,
-                    },
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let order = self.physical_order(&sort.expr, input)?;
         let schema = Arc::new(sort.input.schema().as_arrow().clone());
         let operator = SortPerWatermarkOperator::new(order, schema, sort.fetch, !leads_with_window);
         let sorted = self.then(&planned, Box::new(operator), lineage);
