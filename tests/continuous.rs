@@ -668,7 +668,8 @@ fn stdin_joined_with_a_followed_file_emits_each_pair_while_both_are_open() {
 #[test]
 fn a_join_of_two_streams_with_no_bound_warns_and_an_outer_one_is_a_changelog() {
     let sql = over_stdin(
-        "CREATE TABLE more (path VARCHAR, n BIGINT) WITH ('connector' = 'stdin', 'format' = 'json'); \
+        "CREATE TABLE more (path VARCHAR, n BIGINT) \
+           WITH ('connector' = 'file', 'path' = 'testdata/bids.ndjson', 'format' = 'json', 'follow' = 'true'); \
          EXPLAIN SELECT h.path, m.n FROM hits h LEFT JOIN more m ON h.path = m.path",
         "",
     );
@@ -734,7 +735,8 @@ fn a_join_of_two_streams_with_no_bound_warns_and_an_outer_one_is_a_changelog() {
 fn joins_of_two_streams_refuse_bad_input_with_the_reason() {
     // An interval join needs both sides' watermarks to free its state.
     let sql = over_stdin(
-        "CREATE TABLE clicks (path VARCHAR, ts TIMESTAMP(3)) WITH ('connector' = 'stdin', 'format' = 'json'); \
+        "CREATE TABLE clicks (path VARCHAR, ts TIMESTAMP(3)) \
+           WITH ('connector' = 'file', 'path' = 'testdata/bids.ndjson', 'format' = 'json', 'follow' = 'true'); \
          SELECT h.path FROM hits h JOIN clicks c ON h.path = c.path \
            AND h.ts BETWEEN c.ts - INTERVAL '1' MINUTE AND c.ts",
         "",
@@ -911,6 +913,27 @@ fn an_updating_query_into_a_table_is_refused_and_into_a_blackhole_counted() {
     assert_eq!(code, Some(0), "{stderr}");
 }
 
+/// Run `sql` with `--format changelog`, writing `inputs` to its stdin one
+/// line at a time (each its own batch): every line that comes out, then the
+/// run's exit is checked.
+fn changelog_line_by_line(sql: &str, inputs: &[&str]) -> Vec<String> {
+    let mut child = spawn(&["--format", "changelog", "-e", sql]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let received = lines_of(&mut child);
+    let mut lines = Vec::new();
+    for input in inputs {
+        stdin.write_all(format!("{input}\n").as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+        lines.push(received.recv_timeout(Duration::from_secs(20)).expect("a change"));
+        while let Ok(line) = received.recv_timeout(Duration::from_millis(200)) {
+            lines.push(line);
+        }
+    }
+    drop(stdin);
+    assert!(child.wait().expect("exits").success());
+    lines
+}
+
 #[test]
 fn a_debezium_changelog_on_stdin_is_an_updating_table() {
     let table = "CREATE TABLE orders (id INT, product VARCHAR, quantity INT) \
@@ -926,20 +949,7 @@ fn a_debezium_changelog_on_stdin_is_an_updating_table() {
         r#"{"before":{"id":3,"product":"pad","quantity":1},"after":null,"op":"d"}"#,
     ];
     // One message a batch, so every change shows.
-    let mut child = spawn(&["--format", "changelog", "-e", &sql]);
-    let mut stdin = child.stdin.take().expect("stdin");
-    let received = lines_of(&mut child);
-    let mut lines = Vec::new();
-    for message in messages {
-        stdin.write_all(format!("{message}\n").as_bytes()).expect("write");
-        stdin.flush().expect("flush");
-        lines.push(received.recv_timeout(Duration::from_secs(20)).expect("a change"));
-        while let Ok(line) = received.recv_timeout(Duration::from_millis(200)) {
-            lines.push(line);
-        }
-    }
-    drop(stdin);
-    assert!(child.wait().expect("exits").success());
+    let lines = changelog_line_by_line(&sql, &messages);
     assert_eq!(
         lines,
         [
@@ -966,4 +976,46 @@ fn a_debezium_changelog_on_stdin_is_an_updating_table() {
     let (code, _, stderr) = run(&["-e", file], "");
     assert_eq!(code, Some(1));
     assert!(stderr.contains("followed file ('follow' = 'true')"), "{stderr}");
+}
+
+#[test]
+fn one_querys_changelog_feeds_another_as_changelog_json() {
+    let first = "CREATE TABLE s (k VARCHAR, v BIGINT) WITH ('connector' = 'stdin', 'format' = 'json'); \
+                 SELECT k, sum(v) AS total FROM s GROUP BY k";
+    let second = "CREATE TABLE c (k VARCHAR, total BIGINT) WITH ('connector' = 'stdin', 'format' = 'changelog-json'); \
+                  SELECT count(*) AS keys, sum(total) AS total FROM c";
+    // The first query's changelog, one batch a row, so it updates.
+    let changelog = changelog_line_by_line(
+        first,
+        &[r#"{"k":"a","v":1}"#, r#"{"k":"a","v":3}"#, r#"{"k":"b","v":3}"#],
+    );
+    assert!(
+        changelog.iter().any(|l| l.starts_with(r#"{"op":"-U""#)),
+        "{changelog:?}"
+    );
+    let (code, stdout, stderr) = run(
+        &["--format", "changelog", "-e", second],
+        &(changelog.join("\n") + "\n"),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<String> = stdout.lines().map(str::to_string).collect();
+    assert_eq!(fold_changelog(&lines), [r#"{"keys":2,"total":7}"#]);
+    let (code, _, stderr) = run(&["-e", second], "{\"k\":\"a\",\"total\":1}\n");
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("stdin line 1") && stderr.contains("no 'op'"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_query_reading_stdin_twice_is_refused_rather_than_splitting_its_lines() {
+    let sql = "CREATE TABLE s (k VARCHAR, v BIGINT) WITH ('connector' = 'stdin', 'format' = 'json'); \
+               SELECT a.k, b.v FROM s a JOIN s b ON a.k = b.k";
+    let (code, stdout, stderr) = run(&["-e", sql], "{\"k\":\"a\",\"v\":1}\n");
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stderr.contains("reads table 's' twice") && stderr.contains("follow"),
+        "{stderr}"
+    );
 }

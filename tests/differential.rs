@@ -256,7 +256,7 @@ async fn run(case: &Case, continuous: bool) -> Result<Rows, String> {
     }
     if continuous && rows::is_changelog(&schema) {
         // An updating result: applied in order, it must end at batch's rows.
-        return rows::apply_changelog(&batches, &[]);
+        return rows::apply_changelog(&schema, &batches, &[]);
     }
     Ok(render(&schema, &batches, &[]).sorted())
 }
@@ -355,7 +355,7 @@ async fn changelog_ends_at_the_batch_result(table: &str, query: &str, suffix: &s
         "small batches update early (rows taken back): {query}"
     );
     assert_eq!(
-        rows::apply_changelog(changes, &[]).expect("a valid changelog"),
+        rows::apply_changelog(&schema, changes, &[]).expect("a valid changelog"),
         batch,
         "{query}"
     );

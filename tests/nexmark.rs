@@ -242,7 +242,7 @@ async fn run_select(setup: &str, select: &str, masked: &[&str], continuous: bool
     match output.stream.try_collect::<Vec<RecordBatch>>().await {
         // An updating result, applied in order, must end at batch's rows.
         Ok(batches) if continuous && rows::is_changelog(&schema) => {
-            match rows::apply_changelog(&batches, masked) {
+            match rows::apply_changelog(&schema, &batches, masked) {
                 Ok(rows) => Run::Rows(rows),
                 Err(e) => Run::Broken(format!("a bad changelog: {e}")),
             }

@@ -45,9 +45,11 @@ impl FileFormat {
             "json" | "ndjson" => Ok(Self::Json),
             "parquet" => Ok(Self::Parquet),
             "arrow" | "ipc" => Ok(Self::Arrow),
-            "debezium-json" | "debezium_json" => plan_err!(
-                "'debezium-json' (a changelog) is read from stdin ('connector' = 'stdin') or a followed file ('follow' = 'true'); a file read once takes 'csv', 'json', 'parquet' or 'arrow'"
-            ),
+            changelog @ ("debezium-json" | "debezium_json" | "changelog-json" | "changelog_json") => {
+                plan_err!(
+                    "'{changelog}' (a changelog) is read from stdin ('connector' = 'stdin') or a followed file ('follow' = 'true'); a file read once takes 'csv', 'json', 'parquet' or 'arrow'"
+                )
+            }
             other => plan_err!("unknown format '{other}'; use 'csv', 'json', 'parquet' or 'arrow'"),
         }
     }

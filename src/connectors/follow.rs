@@ -60,13 +60,13 @@ pub async fn create_table(
     let path = mine.take_required("path", "the file or directory to follow")?;
     let named = mine.take("format");
     let text = match named.as_deref() {
-        Some(name) if TextFormat::is_debezium(name) => {
+        Some(name) if let Some(changelog) = TextFormat::changelog(name) => {
             if declared.is_none() {
                 return plan_err!(
-                    "a 'debezium-json' table needs its columns (the row inside 'before' and 'after'): CREATE TABLE name (col TYPE, ...) WITH (...)"
+                    "a '{name}' table needs its columns (the row's, without 'op'): CREATE TABLE name (col TYPE, ...) WITH (...)"
                 );
             }
-            TextFormat::DebeziumJson
+            changelog
         }
         _ => {
             let format = match named {
@@ -76,7 +76,7 @@ pub async fn create_table(
             let csv = CsvOptions::take(&mut mine, format)?;
             let Some(text) = TextFormat::new(format, csv) else {
                 return plan_err!(
-                    "'follow' = 'true' reads 'json', 'csv' or 'debezium-json' files, not '{format}'"
+                    "'follow' = 'true' reads 'json', 'csv', 'changelog-json' or 'debezium-json' files, not '{format}'"
                 );
             };
             text

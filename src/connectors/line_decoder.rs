@@ -41,8 +41,10 @@ pub enum TextFormat {
     Json,
     /// One CSV record per line.
     Csv(CsvOptions),
-    /// One Debezium JSON message per line: a changelog (see [`super::debezium`]).
+    /// One Debezium JSON message per line: a changelog (see [`super::changelog`]).
     DebeziumJson,
+    /// One JSON row per line with its change in `op`: a changelog.
+    ChangelogJson,
 }
 
 impl TextFormat {
@@ -61,18 +63,24 @@ impl TextFormat {
             Self::Json => "json",
             Self::Csv(_) => "csv",
             Self::DebeziumJson => "debezium-json",
+            Self::ChangelogJson => "changelog-json",
         }
     }
 
-    /// Whether `name` (a `'format'` option) is Debezium's JSON changelog
-    /// (`debezium-json`, Flink's name, or `debezium_json`, Arroyo's).
-    pub fn is_debezium(name: &str) -> bool {
-        matches!(name.to_lowercase().as_str(), "debezium-json" | "debezium_json")
+    /// The changelog format `name` names (a `'format'` option), if it is one:
+    /// `debezium-json` (Flink's name; also `debezium_json`, Arroyo's) or
+    /// `changelog-json`.
+    pub fn changelog(name: &str) -> Option<Self> {
+        match name.to_lowercase().as_str() {
+            "debezium-json" | "debezium_json" => Some(Self::DebeziumJson),
+            "changelog-json" | "changelog_json" => Some(Self::ChangelogJson),
+            _ => None,
+        }
     }
 
     /// Whether its rows are changes (a changelog), not appended rows.
     pub fn is_changelog(&self) -> bool {
-        matches!(self, Self::DebeziumJson)
+        matches!(self, Self::DebeziumJson | Self::ChangelogJson)
     }
 }
 
@@ -102,7 +110,9 @@ impl DecoderConfig {
         };
         // A changelog's batches carry each row's change first.
         let schema = match format {
-            TextFormat::DebeziumJson => super::debezium::changelog_schema(&schema),
+            TextFormat::DebeziumJson | TextFormat::ChangelogJson => {
+                super::changelog::changelog_schema(&schema)
+            }
             _ => schema,
         };
         let config = Self {
@@ -117,7 +127,7 @@ impl DecoderConfig {
     }
 
     /// The schema of the batches decoded (for a changelog, the change code
-    /// first: [`super::debezium::CHANGE_CODE_COLUMN`]).
+    /// first: [`super::changelog::CHANGE_CODE_COLUMN`]).
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
     }
@@ -152,16 +162,20 @@ impl DecoderConfig {
                 }
                 Ok(Inner::Csv(Box::new(builder.build_decoder())))
             }
-            TextFormat::DebeziumJson => {
+            TextFormat::DebeziumJson | TextFormat::ChangelogJson => {
                 let columns = match &self.projection {
                     Some(p) => self.table_schema.project(p)?,
                     None => self.table_schema.as_ref().clone(),
                 };
-                let envelope = super::debezium::envelope_schema(&columns);
-                Ok(Inner::Debezium {
-                    envelope: arrow::json::ReaderBuilder::new(envelope)
+                let (decoded, debezium) = match self.format {
+                    TextFormat::DebeziumJson => (super::changelog::envelope_schema(&columns), true),
+                    _ => (super::changelog::op_row_schema(&columns), false),
+                };
+                Ok(Inner::Changelog {
+                    decoder: arrow::json::ReaderBuilder::new(decoded)
                         .with_batch_size(batch_size)
                         .build_decoder()?,
+                    debezium,
                     schema: Arc::clone(&self.schema),
                 })
             }
@@ -173,9 +187,11 @@ impl DecoderConfig {
 enum Inner {
     Json(arrow::json::reader::Decoder),
     Csv(Box<arrow::csv::reader::Decoder>),
-    /// Debezium messages, unfolded into rows of `schema` when flushed.
-    Debezium {
-        envelope: arrow::json::reader::Decoder,
+    /// Changelog lines (Debezium messages, or rows with an `op`), turned
+    /// into rows of `schema` with their change codes when flushed.
+    Changelog {
+        decoder: arrow::json::reader::Decoder,
+        debezium: bool,
         schema: SchemaRef,
     },
 }
@@ -185,7 +201,7 @@ impl Inner {
         match self {
             Self::Json(d) => d.decode(buf),
             Self::Csv(d) => d.decode(buf),
-            Self::Debezium { envelope, .. } => envelope.decode(buf),
+            Self::Changelog { decoder, .. } => decoder.decode(buf),
         }
     }
 
@@ -193,9 +209,16 @@ impl Inner {
         match self {
             Self::Json(d) => d.flush(),
             Self::Csv(d) => d.flush(),
-            Self::Debezium { envelope, schema } => envelope
+            Self::Changelog {
+                decoder,
+                debezium,
+                schema,
+            } => decoder
                 .flush()?
-                .map(|messages| super::debezium::unfold(&messages, schema))
+                .map(|lines| match debezium {
+                    true => super::changelog::unfold(&lines, schema),
+                    false => super::changelog::with_change_codes(&lines, schema),
+                })
                 .transpose(),
         }
     }

@@ -2,7 +2,7 @@
 //! text or of the CLI: the planner hands them a schema and the `WITH` options.
 
 pub mod blackhole;
-pub mod debezium;
+pub mod changelog;
 pub mod file;
 pub mod follow;
 pub mod generator;

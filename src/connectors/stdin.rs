@@ -62,14 +62,16 @@ impl StdinTable {
     /// A stdin table from its declared columns and `WITH` options.
     pub fn try_new(declared: Option<SchemaRef>, mut options: Options) -> Result<Self> {
         options.take("connector");
-        let format = options.take_required("format", "'json', 'csv' or 'debezium-json'")?;
-        let format = if TextFormat::is_debezium(&format) {
-            TextFormat::DebeziumJson
+        let format = options.take_required("format", "'json', 'csv', 'changelog-json' or 'debezium-json'")?;
+        let format = if let Some(changelog) = TextFormat::changelog(&format) {
+            changelog
         } else {
             let format = FileFormat::parse(&format)?;
             let csv = CsvOptions::take(&mut options, format)?;
             let Some(text) = TextFormat::new(format, csv) else {
-                return plan_err!("stdin reads 'format' = 'json', 'csv' or 'debezium-json', not '{format}'");
+                return plan_err!(
+                    "stdin reads 'format' = 'json', 'csv', 'changelog-json' or 'debezium-json', not '{format}'"
+                );
             };
             text
         };

@@ -231,7 +231,10 @@ pub async fn create_connector_table(
             connector: connector.to_lowercase(),
             // Stdin's and a followed file's descriptions start with the format.
             changelog: description
-                .starts_with(crate::connectors::line_decoder::TextFormat::DebeziumJson.name()),
+                .split_whitespace()
+                .next()
+                .and_then(crate::connectors::line_decoder::TextFormat::changelog)
+                .is_some(),
             description,
             boundedness,
             watermark,

@@ -24,7 +24,7 @@ use super::changelog::Changes;
 use super::operator::{
     END_OF_INPUT, Event, NO_WATERMARK, Nanos, RowWatermarks, StreamBatch, nanos_values, to_nanos,
 };
-use crate::connectors::debezium::CHANGE_CODE_COLUMN;
+use crate::connectors::changelog::CHANGE_CODE_COLUMN;
 
 /// What the planner hands the source: a table, the columns the query reads,
 /// and its declared watermark.

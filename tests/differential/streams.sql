@@ -83,3 +83,14 @@ FROM TABLE(TUMBLE(TABLE (
    AND a.date_time BETWEEN b.date_time - INTERVAL '3' SECOND AND b.date_time + INTERVAL '2' SECOND
 ), DESCRIPTOR(t), INTERVAL '10' SECOND))
 GROUP BY window_start, window_end;
+
+-- Two windowed aggregates joined on window_start alone (a fixed-size window
+-- is named by its start): a window join, each window joined when it closes;
+-- full outer, so a window on one side only comes padded.
+SELECT coalesce(a.ws, b.ws) AS ws, a.n AS dear, b.n AS cheap FROM
+  (SELECT window_start AS ws, count(*) AS n FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
+   WHERE price > 9000 GROUP BY window_start, window_end) a
+FULL JOIN
+  (SELECT window_start AS ws, count(*) AS n FROM TABLE(TUMBLE(TABLE more_bids, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
+   WHERE price < 900 GROUP BY window_start, window_end) b
+ON a.ws = b.ws;

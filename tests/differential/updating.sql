@@ -53,3 +53,24 @@ SELECT auction, sum(n) AS bids, max(top) AS top FROM (
   FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
   GROUP BY window_start, window_end, auction
 ) GROUP BY auction;
+
+-- Joins of two streams over updating inputs (regular joins): a retraction
+-- takes back the pairs its row made, and a row left with no match is padded
+-- again. Left outer over two updating aggregates; inner of appended rows
+-- with an updating aggregate; full outer.
+SELECT a.auction, a.n, b.top FROM (SELECT auction, count(*) AS n FROM bids GROUP BY auction) a
+LEFT JOIN (SELECT auction, max(price) AS top FROM bids WHERE price > 9000 GROUP BY auction) b ON a.auction = b.auction;
+
+SELECT b.auction, b.price, t.n FROM bids b
+JOIN (SELECT auction, count(*) AS n FROM bids GROUP BY auction HAVING count(*) > 40) t ON b.auction = t.auction
+WHERE b.price > 12500;
+
+SELECT a.channel, a.n, b.bidders FROM (SELECT channel, count(*) AS n FROM bids WHERE price < 1000 GROUP BY channel) a
+FULL JOIN (SELECT channel, count(DISTINCT bidder) AS bidders FROM bids WHERE price > 12900 GROUP BY channel) b
+ON a.channel = b.channel;
+
+-- An outer join over an updating input whose key can be NULL: a NULL-key row
+-- is shown padded and, when its group updates, taken back padded.
+SELECT a.c, a.n, b.top FROM (
+  SELECT CASE WHEN auction % 5 = 0 THEN NULL ELSE auction % 7 END AS c, count(*) AS n FROM bids GROUP BY 1
+) a LEFT JOIN (SELECT auction % 7 AS c, max(price) AS top FROM bids WHERE price > 12000 GROUP BY 1) b ON a.c = b.c;

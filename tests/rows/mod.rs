@@ -68,11 +68,8 @@ pub fn is_changelog(schema: &Schema) -> bool {
 /// multiset of rows: `+I`/`+U` add a row, `-U`/`-D` take back one equal to
 /// it (`masked` columns compare as equal), and taking back a row that is not there is an error. The rows sorted.
 #[allow(dead_code)]
-pub fn apply_changelog(batches: &[RecordBatch], masked: &[&str]) -> Result<Rows, String> {
-    let schema = batches
-        .first()
-        .map_or_else(Schema::empty, |b| b.schema().as_ref().clone());
-    let rendered = render(&schema, batches, masked);
+pub fn apply_changelog(schema: &Schema, batches: &[RecordBatch], masked: &[&str]) -> Result<Rows, String> {
+    let rendered = render(schema, batches, masked);
     let mut rows: Vec<String> = Vec::new();
     for line in &rendered.rows {
         let (op, row) = line.split_once(" | ").unwrap_or((line.as_str(), ""));

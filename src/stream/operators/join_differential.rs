@@ -20,7 +20,7 @@ use super::interval_join::IntervalJoinOperator;
 use super::join::JoinSpec;
 use super::stream_join::StreamJoinOperator;
 use super::testing::{S, late, metrics, rows_text};
-use super::window_join::WindowJoinOperator;
+use super::window_join::{WindowBound, WindowJoinOperator};
 use crate::stream::changelog::Change;
 use crate::stream::graph::WatermarkMerge;
 use crate::stream::interval_bounds::join_interval_bounds;
@@ -302,7 +302,10 @@ async fn window_joins_give_the_batch_result() {
             let end = |input: &LogicalPlan| {
                 (input.schema().index_of_column_by_name(None, "window_end")).expect("window_end")
             };
-            let (left_end, right_end) = (end(&join.left), end(&join.right));
+            let (left_end, right_end) = (
+                WindowBound::end(end(&join.left)),
+                WindowBound::end(end(&join.right)),
+            );
             Box::new(
                 WindowJoinOperator::try_new(spec_of(ctx, join), left_end, right_end, late).expect("plans"),
             )

@@ -1,6 +1,7 @@
 //! The rows one side of a stream-stream join keeps: batches as they came,
 //! indexed by join key, each row with the watermark past which it is dropped
-//! and whether it has matched yet (outer joins emit the rows that never did).
+//! and how many rows of the other side it matches now (outer joins emit the
+//! rows that never did; a retraction can bring a count back to zero).
 //!
 //! Rows are kept in the batches they came in (no copy per row); a batch is
 //! freed once all of its rows expired. Expired rows leave the key index at
@@ -29,7 +30,8 @@ struct Chunk {
     batch: RecordBatch,
     /// The row is dropped once the watermark passes this.
     expire_at: Vec<Nanos>,
-    matched: Vec<bool>,
+    /// Rows of the other side it matches.
+    matches: Vec<u32>,
     alive: Vec<bool>,
     live: usize,
     /// The earliest `expire_at` of a live row (a chunk is skipped until then).
@@ -96,8 +98,21 @@ impl JoinState {
         expire_at: Vec<Nanos>,
         matched: Vec<bool>,
     ) -> Result<()> {
+        let matches = matched.into_iter().map(u32::from).collect();
+        self.insert_counted(batch, keys, expire_at, matches)
+    }
+
+    /// Keep `batch`'s rows, with their keys, the watermark after which each
+    /// is dropped, and how many rows of the other side each matches.
+    pub fn insert_counted(
+        &mut self,
+        batch: RecordBatch,
+        keys: Vec<Key>,
+        expire_at: Vec<Nanos>,
+        matches: Vec<u32>,
+    ) -> Result<()> {
         let rows = batch.num_rows();
-        if keys.len() != rows || expire_at.len() != rows || matched.len() != rows {
+        if keys.len() != rows || expire_at.len() != rows || matches.len() != rows {
             return internal_err!("a join kept {rows} rows with other counts of keys, expiries and matches");
         }
         if rows == 0 {
@@ -120,7 +135,7 @@ impl JoinState {
             Chunk {
                 batch,
                 expire_at,
-                matched,
+                matches,
                 alive: vec![true; rows],
                 live: rows,
                 first_expiry,
@@ -192,22 +207,99 @@ impl JoinState {
         Ok(interleave_record_batch(&batches, &indices)?)
     }
 
-    /// Mark `refs` matched; those that had not matched before, once each, in
-    /// order, with their first position in `refs`.
+    /// Count a match for each of `refs`; those that had no match before,
+    /// once each, in order, with their first position in `refs`.
     pub fn first_matches(&mut self, refs: &[RowRef]) -> Vec<(RowRef, usize)> {
         let mut first = Vec::new();
         for (at, r) in refs.iter().enumerate() {
-            if let Some(matched) = self
+            if let Some(matches) = self
                 .chunks
                 .get_mut(&r.chunk)
-                .and_then(|c| c.matched.get_mut(r.row as usize))
-                && !*matched
+                .and_then(|c| c.matches.get_mut(r.row as usize))
             {
-                *matched = true;
-                first.push((*r, at));
+                *matches += 1;
+                if *matches == 1 {
+                    first.push((*r, at));
+                }
             }
         }
         first
+    }
+
+    /// Take back a match from each of `refs` (their partner was retracted);
+    /// those left with none, once each, in order, with their first position.
+    pub fn lost_matches(&mut self, refs: &[RowRef]) -> Vec<(RowRef, usize)> {
+        let mut lost = Vec::new();
+        for (at, r) in refs.iter().enumerate() {
+            if let Some(matches) = self
+                .chunks
+                .get_mut(&r.chunk)
+                .and_then(|c| c.matches.get_mut(r.row as usize))
+                && *matches > 0
+            {
+                *matches -= 1;
+                if *matches == 0 {
+                    lost.push((*r, at));
+                }
+            }
+        }
+        lost
+    }
+
+    /// How many rows of the other side `r` matches.
+    pub fn matches_of(&self, r: RowRef) -> u32 {
+        self.chunks
+            .get(&r.chunk)
+            .and_then(|c| c.matches.get(r.row as usize).copied())
+            .unwrap_or(0)
+    }
+
+    /// For each row of `batch` (with `keys`), a kept row equal to it in every
+    /// column, if there is one, each kept row named at most once: the row a
+    /// retraction takes back.
+    pub fn find_equal(&self, batch: &RecordBatch, keys: &[Option<Key>]) -> Result<Vec<Option<RowRef>>> {
+        let (probe, found) = self.candidates(keys);
+        let fields = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| arrow::row::SortField::new(f.data_type().clone()))
+            .collect();
+        let converter = arrow::row::RowConverter::new(fields)?;
+        let wanted = converter.convert_columns(batch.columns())?;
+        let kept = converter.convert_columns(self.rows(&found)?.columns())?;
+        let mut equal: Vec<Option<RowRef>> = vec![None; batch.num_rows()];
+        let mut taken = std::collections::HashSet::new();
+        for (i, (&row, r)) in probe.iter().zip(&found).enumerate() {
+            let row = row as usize;
+            if equal[row].is_none() && !taken.contains(r) && wanted.row(row) == kept.row(i) {
+                equal[row] = Some(*r);
+                taken.insert(*r);
+            }
+        }
+        Ok(equal)
+    }
+
+    /// Forget the kept rows `refs` (taken back by a retraction).
+    pub fn remove(&mut self, refs: &[RowRef]) {
+        let mut emptied = Vec::new();
+        for r in refs {
+            if let Some(chunk) = self.chunks.get_mut(&r.chunk)
+                && let Some(alive) = chunk.alive.get_mut(r.row as usize)
+                && *alive
+            {
+                *alive = false;
+                chunk.live -= 1;
+                self.rows -= 1;
+                self.unswept += 1;
+                if chunk.live == 0 {
+                    emptied.push(r.chunk);
+                }
+            }
+        }
+        for chunk in emptied {
+            self.chunks.remove(&chunk);
+        }
     }
 
     /// Drop the rows whose time ran out at `watermark` (`expire_at <
@@ -230,7 +322,7 @@ impl JoinState {
                     chunk.live -= 1;
                     self.rows -= 1;
                     self.unswept += 1;
-                    if !chunk.matched[row] {
+                    if chunk.matches[row] == 0 {
                         lonely.push(row as u32);
                     }
                 } else {

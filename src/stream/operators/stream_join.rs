@@ -7,7 +7,10 @@
 //! *updating* (every output batch has its `changes` column): a row with no
 //! match yet is emitted at once (`+I`, padded with NULLs for an outer join);
 //! when its first match arrives, that row is taken back (`-D`) before the
-//! pair is emitted (`+I`). Inputs must be append-only.
+//! pair is emitted (`+I`). An updating input's retractions (`-U`, `-D`)
+//! take back a kept row equal to theirs and what it made: its pairs (`-D`),
+//! and a partner left with no match is padded again; any join of an updating
+//! input is updating.
 //!
 //! State is bounded by a TTL in event time, if given: a row is kept until the
 //! merged watermark passes the watermark it arrived under plus the TTL. The
@@ -21,11 +24,11 @@
 use std::sync::Arc;
 
 use arrow::array::{BooleanArray, UInt32Array};
-use datafusion::common::plan_err;
+use datafusion::common::{internal_err, plan_err};
 use datafusion::error::Result;
 
-use super::join::{JoinCore, JoinSpec, Output, Side, check_append_only, hits, show_nanos};
-use super::join_state::{JoinState, Probe};
+use super::join::{JoinCore, JoinSpec, Output, Side, hits, show_nanos};
+use super::join_state::{JoinState, Probe, RowRef};
 use crate::stream::changelog::Change;
 use crate::stream::operator::{Event, MultiInputOperator, NO_WATERMARK, Nanos, StreamBatch};
 
@@ -39,6 +42,10 @@ pub struct StreamJoinOperator {
     state: [JoinState; 2],
     /// The merged watermark last seen.
     watermark: Nanos,
+    /// An input is updating: rows may be taken back, so the output updates.
+    updating_inputs: bool,
+    /// Where retractions of rows never kept are counted.
+    metrics: Option<Arc<crate::stream::StreamMetrics>>,
 }
 
 impl StreamJoinOperator {
@@ -61,45 +68,36 @@ impl StreamJoinOperator {
             ttl,
             state,
             watermark: NO_WATERMARK,
+            updating_inputs: false,
+            metrics: None,
         })
     }
 
-    /// Whether its output is a changelog (outer and anti joins take rows back).
+    /// Take updating inputs (their `-U`/`-D` rows take back what their rows
+    /// made), counting retractions of rows never kept in `metrics`.
+    pub fn with_updating_inputs(mut self, metrics: Arc<crate::stream::StreamMetrics>) -> Self {
+        self.updating_inputs = true;
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Whether its output is a changelog: outer and anti joins take rows
+    /// back, and so does any join of an updating input.
     pub fn is_updating(&self) -> bool {
-        self.core.emits.unmatched.iter().any(|u| *u)
+        self.updating_inputs || self.core.emits.unmatched.iter().any(|u| *u)
     }
 }
 
-impl MultiInputOperator for StreamJoinOperator {
-    fn name(&self) -> String {
-        let retention = match self.ttl {
-            Some(ttl) => format!(
-                "state join_left and join_right kept until the watermark passes each row's own plus {}",
-                show_nanos(ttl)
-            ),
-            None => "state join_left and join_right kept without bound (no state.ttl)".to_string(),
-        };
-        format!(
-            "StreamJoin: {}{}; {retention}",
-            self.core.spec.join_type,
-            if self.is_updating() { ", updating" } else { "" }
-        )
-    }
-
-    fn inputs(&self) -> usize {
-        2
-    }
-
-    fn process(&mut self, port: usize, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
-        let side = Side::of_port(port, "a stream join")?;
-        check_append_only(&input, "a stream join")?;
+impl StreamJoinOperator {
+    /// Rows added on `side`: matched with the other side's kept rows, then
+    /// kept.
+    fn add(&mut self, side: Side, input: &StreamBatch, output: &mut Output) -> Result<()> {
         let other = side.other();
         let batch = &input.batch;
         let keys = self.core.keys(side, batch)?;
         let Probe { rows, found, columns } =
             self.state[other.index()].probe(&self.core, side, batch, &keys)?;
         let emits = self.core.emits;
-        let mut output = Output::default();
 
         // Kept rows matched for the first time: an outer or anti row shown
         // alone is taken back; a semi row is shown.
@@ -136,7 +134,12 @@ impl MultiInputOperator for StreamJoinOperator {
             }
         }
 
-        // Keep the rows that can match later (a NULL key never does).
+        // Keep the rows that can match later (a NULL key never does), with
+        // how many rows they matched.
+        let mut matches = vec![0u32; batch.num_rows()];
+        for &row in &rows {
+            matches[row as usize] += 1;
+        }
         let has_key: Vec<bool> = keys.iter().map(Option::is_some).collect();
         let kept = input.filter(&BooleanArray::from(has_key.clone()))?;
         let expire_at = (0..kept.batch.num_rows())
@@ -145,18 +148,161 @@ impl MultiInputOperator for StreamJoinOperator {
                 None => Nanos::MAX,
             })
             .collect();
-        let kept_matched = matched
+        let kept_matches = matches
             .iter()
             .zip(&has_key)
             .filter(|(_, k)| **k)
             .map(|(m, _)| *m)
             .collect();
-        self.state[side.index()].insert(
+        self.state[side.index()].insert_counted(
             kept.batch,
             keys.into_iter().flatten().collect(),
             expire_at,
-            kept_matched,
-        )?;
+            kept_matches,
+        )
+    }
+
+    /// Rows taken back on `side` (`-U`, `-D`): each takes back an equal kept
+    /// row, the pairs it made (`-D`), and what its going changes alone: a
+    /// partner left with no match is padded again (outer) or taken back
+    /// (semi); the row's own padded or semi row is taken back. A retraction
+    /// of a row that is not kept is counted, not applied.
+    fn retract(&mut self, side: Side, input: &StreamBatch, output: &mut Output) -> Result<()> {
+        let other = side.other();
+        let keys = self.core.keys(side, &input.batch)?;
+        let emits = self.core.emits;
+        // A row with a NULL key was never kept (it matches nothing): an outer
+        // or anti join showed it alone, and takes that back.
+        let null_key = BooleanArray::from(keys.iter().map(Option::is_none).collect::<Vec<_>>());
+        if emits.unmatched(side) && null_key.true_count() > 0 {
+            let alone = input.filter(&null_key)?;
+            output.push(
+                self.core.alone(side, &alone.batch)?,
+                alone.watermarks,
+                Change::Delete,
+            );
+        }
+        let equal = self.state[side.index()].find_equal(&input.batch, &keys)?;
+        let missing = equal
+            .iter()
+            .zip(&keys)
+            .filter(|(e, k)| e.is_none() && k.is_some())
+            .count();
+        if missing > 0
+            && let Some(metrics) = &self.metrics
+        {
+            metrics
+                .unmatched_retractions
+                .fetch_add(missing as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        let found_mask = BooleanArray::from(equal.iter().map(Option::is_some).collect::<Vec<_>>());
+        let input = input.filter(&found_mask)?;
+        let keys: Vec<_> = keys
+            .into_iter()
+            .zip(&equal)
+            .filter(|(_, e)| e.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        let refs: Vec<RowRef> = equal.into_iter().flatten().collect();
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let own_matches: Vec<u32> = refs
+            .iter()
+            .map(|r| self.state[side.index()].matches_of(*r))
+            .collect();
+        let Probe { rows, found, columns } =
+            self.state[other.index()].probe(&self.core, side, &input.batch, &keys)?;
+        let emits = self.core.emits;
+        if emits.pairs {
+            let by = UInt32Array::from(rows.clone());
+            output.push(
+                self.core.pairs(columns, rows.len())?,
+                input.watermarks.take(&by)?,
+                Change::Delete,
+            );
+        }
+        let lost = self.state[other.index()].lost_matches(&found);
+        if emits.unmatched(other) || emits.matched(other) {
+            let lost_refs: Vec<_> = lost.iter().map(|(r, _)| *r).collect();
+            let by: UInt32Array = lost.iter().map(|(_, at)| rows.get(*at).copied()).collect();
+            let alone = self
+                .core
+                .alone(other, &self.state[other.index()].rows(&lost_refs)?)?;
+            let change = if emits.unmatched(other) {
+                Change::Insert
+            } else {
+                Change::Delete
+            };
+            output.push(alone, input.watermarks.take(&by)?, change);
+        }
+        for (show, had_matches) in [(emits.unmatched(side), false), (emits.matched(side), true)] {
+            if show {
+                let mask = BooleanArray::from(
+                    own_matches
+                        .iter()
+                        .map(|m| (*m > 0) == had_matches)
+                        .collect::<Vec<_>>(),
+                );
+                let picked = input.filter(&mask)?;
+                output.push(
+                    self.core.alone(side, &picked.batch)?,
+                    picked.watermarks,
+                    Change::Delete,
+                );
+            }
+        }
+        self.state[side.index()].remove(&refs);
+        Ok(())
+    }
+}
+
+impl MultiInputOperator for StreamJoinOperator {
+    fn name(&self) -> String {
+        let retention = match self.ttl {
+            Some(ttl) => format!(
+                "state join_left and join_right kept until the watermark passes each row's own plus {}",
+                show_nanos(ttl)
+            ),
+            None => "state join_left and join_right kept without bound (no state.ttl)".to_string(),
+        };
+        format!(
+            "StreamJoin: {}{}; {retention}",
+            self.core.spec.join_type,
+            if self.is_updating() { ", updating" } else { "" }
+        )
+    }
+
+    fn inputs(&self) -> usize {
+        2
+    }
+
+    fn process(&mut self, port: usize, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
+        let side = Side::of_port(port, "a stream join")?;
+        let mut output = Output::default();
+        match &input.changes {
+            None => self.add(side, &input, &mut output)?,
+            Some(changes) => {
+                if !self.updating_inputs && !changes.all_inserts() {
+                    return internal_err!("a stream join planned for appended rows got a retraction");
+                }
+                // Additions and retractions in the order they came.
+                let mut start = 0;
+                while start < changes.len() {
+                    let adds = changes.get(start).is_addition();
+                    let mut end = start + 1;
+                    while end < changes.len() && changes.get(end).is_addition() == adds {
+                        end += 1;
+                    }
+                    let part = input.slice(start, end - start);
+                    match adds {
+                        true => self.add(side, &part, &mut output)?,
+                        false => self.retract(side, &part, &mut output)?,
+                    }
+                    start = end;
+                }
+            }
+        }
         output.emit(&self.core.spec.schema, self.is_updating(), out)
     }
 
@@ -388,6 +534,6 @@ mod tests {
         );
         rows.changes = Some(crate::stream::Changes::repeat(Change::Delete, 1));
         let refused = operator.process(0, rows, &mut Vec::new());
-        assert!(refused.is_err_and(|e| e.to_string().contains("updating stream")));
+        assert!(refused.is_err_and(|e| e.to_string().contains("got a retraction")));
     }
 }

@@ -29,11 +29,29 @@ use crate::stream::operator::{
     Event, MultiInputOperator, NO_WATERMARK, Nanos, RowWatermarks, StreamBatch, nanos_values, to_nanos,
 };
 
+/// A window bound column of one input, and what to add to it for the
+/// window's end: 0 for `window_end`, 1 ms for `window_time`, the size for
+/// the `window_start` of a fixed-size window (TUMBLE, HOP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowBound {
+    /// The column, in the input.
+    pub column: usize,
+    /// Its distance to the window's end.
+    pub to_end: Nanos,
+}
+
+impl WindowBound {
+    /// The `window_end` column `column`.
+    pub fn end(column: usize) -> Self {
+        Self { column, to_end: 0 }
+    }
+}
+
 /// The operator.
 pub struct WindowJoinOperator {
     core: JoinCore,
-    /// `window_end` in the left input, and in the right.
-    ends: [usize; 2],
+    /// A window bound in the left input, and in the right.
+    ends: [WindowBound; 2],
     /// Open windows by end: each side's rows.
     windows: BTreeMap<Nanos, [Vec<RecordBatch>; 2]>,
     /// Rows waiting in open windows.
@@ -45,14 +63,18 @@ pub struct WindowJoinOperator {
 }
 
 impl WindowJoinOperator {
-    /// Join per `spec`, window by window: `left_end` and `right_end` are the
-    /// `window_end` columns of each input; `late` counts each input's late
-    /// rows (left, right).
-    pub fn try_new(spec: JoinSpec, left_end: usize, right_end: usize, late: [LateRows; 2]) -> Result<Self> {
-        let why =
-            "a window join closes windows by their TIMESTAMP window_end: give it the TVF's window_end column";
-        check_timestamp(&spec.left_schema, left_end, why)?;
-        check_timestamp(&spec.right_schema, right_end, why)?;
+    /// Join per `spec`, window by window: `left_end` and `right_end` give
+    /// each input's window ends; `late` counts each input's late rows
+    /// (left, right).
+    pub fn try_new(
+        spec: JoinSpec,
+        left_end: WindowBound,
+        right_end: WindowBound,
+        late: [LateRows; 2],
+    ) -> Result<Self> {
+        let why = "a window join closes windows by their TIMESTAMP window bounds: give it the TVF's window_end column";
+        check_timestamp(&spec.left_schema, left_end.column, why)?;
+        check_timestamp(&spec.right_schema, right_end.column, why)?;
         Ok(Self {
             core: JoinCore::try_new(spec, "a window join")?,
             ends: [left_end, right_end],
@@ -144,22 +166,28 @@ impl MultiInputOperator for WindowJoinOperator {
         let side = Side::of_port(port, "a window join")?;
         check_append_only(&input, "a window join")?;
         let batch = &input.batch;
-        let Some(ends) = batch.columns().get(self.ends[side.index()]) else {
+        let bound = self.ends[side.index()];
+        let Some(ends) = batch.columns().get(bound.column) else {
             return plan_err!(
-                "a window join's input {} has no window_end column",
+                "a window join's input {} has no window bound column",
                 side.index() + 1
             );
         };
-        let ends = to_nanos(ends, "window_end")?;
+        let ends = to_nanos(ends, "window bound")?;
         let ends = nanos_values(&ends)?;
         if ends.null_count() > 0 {
             return exec_err!(
-                "a window join's input {} has a row with a NULL window_end: window join the rows of a window TVF",
+                "a window join's input {} has a row with a NULL window bound: window join the rows of a window TVF",
                 side.index() + 1
             );
         }
+        let ends: Vec<Nanos> = ends
+            .values()
+            .iter()
+            .map(|v| v.saturating_add(bound.to_end))
+            .collect();
         let late: Vec<bool> = (0..batch.num_rows())
-            .map(|i| ends.value(i) <= input.watermarks.get(i))
+            .map(|i| ends[i] <= input.watermarks.get(i))
             .collect();
         if late.iter().any(|l| *l) {
             self.late[side.index()].record(&rows_where(batch, &late)?)?;
@@ -167,7 +195,7 @@ impl MultiInputOperator for WindowJoinOperator {
         // Rows by window: a batch spans few windows, so runs of one end are
         // found without hashing.
         let mut by_end: Vec<(Nanos, Vec<u32>)> = Vec::new();
-        for (i, end) in ends.values().iter().enumerate() {
+        for (i, end) in ends.iter().enumerate() {
             if late.get(i).copied().unwrap_or(true) {
                 continue;
             }
@@ -250,8 +278,13 @@ mod tests {
             &[(0, 0), (1, 1), (2, 2)],
             filter,
         );
-        let operator =
-            WindowJoinOperator::try_new(spec, 2, 2, [late(&metrics), late(&metrics)]).expect("plans");
+        let operator = WindowJoinOperator::try_new(
+            spec,
+            WindowBound::end(2),
+            WindowBound::end(2),
+            [late(&metrics), late(&metrics)],
+        )
+        .expect("plans");
         Harness::multi(Box::new(operator), vec![left, right], &metrics)
     }
 

@@ -7,6 +7,7 @@ use crate::stream::operator::MultiInputOperator;
 use crate::stream::operators::interval_join::IntervalJoinOperator;
 use crate::stream::operators::join::JoinSpec;
 use crate::stream::operators::stream_join::StreamJoinOperator;
+use crate::stream::operators::window_join::WindowBound;
 use crate::stream::operators::window_join::WindowJoinOperator;
 
 impl StreamPlanner<'_> {
@@ -58,8 +59,7 @@ impl StreamPlanner<'_> {
         }
         let left = self.node(&join.left, false).await?;
         let right = self.node(&join.right, false).await?;
-        left.appended_only("a join of two streams")?;
-        right.appended_only("a join of two streams")?;
+        let updating_input = left.updating.clone().or_else(|| right.updating.clone());
         let (left_schema, right_schema) = (join.left.schema(), join.right.schema());
         let (left_keys, right_keys): (Vec<_>, Vec<_>) = join.on.iter().cloned().unzip();
         let pairs_schema = left_schema.join(right_schema)?;
@@ -102,10 +102,14 @@ impl StreamPlanner<'_> {
         )) = window
         {
             needs_watermark("a window join")?;
+            left.appended_only("a window join")?;
+            right.appended_only("a window join")?;
             let operator = WindowJoinOperator::try_new(spec, left_end, right_end, late())?;
             (Box::new(operator), lineage, None)
         } else if let Some((bounds, _)) = join_interval_bounds(join) {
             needs_watermark("an interval join")?;
+            left.appended_only("an interval join")?;
+            right.appended_only("an interval join")?;
             let operator = IntervalJoinOperator::try_new(spec, bounds, late())?;
             (Box::new(operator), None, None)
         } else {
@@ -120,15 +124,22 @@ impl StreamPlanner<'_> {
                         join.join_type
                     ));
             }
-            let operator = StreamJoinOperator::try_new(spec, ttl)?;
+            let mut operator = StreamJoinOperator::try_new(spec, ttl)?;
+            if updating_input.is_some() {
+                operator = operator.with_updating_inputs(Arc::clone(&self.metrics));
+            }
             // An outer (anti) row is sent padded (alone) at once, and
-            // retracted when its match comes.
-            let updating = operator.is_updating().then(|| {
-                format!(
-                    "the {} join of two streams, which retracts its NULL-padded rows",
-                    join.join_type
-                )
-            });
+            // retracted when its match comes; a join of an updating input
+            // takes back what its retracted rows made.
+            let updating = match updating_input {
+                Some(input) => Some(format!("a join of two streams over {input}")),
+                None => operator.is_updating().then(|| {
+                    format!(
+                        "the {} join of two streams, which retracts its NULL-padded rows",
+                        join.join_type
+                    )
+                }),
+            };
             (Box::new(operator), None, updating)
         };
         let tail = self.graph.merge(vec![left.tail, right.tail], operator)?;
@@ -287,7 +298,7 @@ pub(super) fn window_join_bounds(
     join: &datafusion::logical_expr::Join,
     left: &Planned,
     right: &Planned,
-) -> Option<(usize, usize, Option<WindowLineage>)> {
+) -> Option<(WindowBound, WindowBound, Option<WindowLineage>)> {
     use datafusion::common::JoinType;
     let (l, r) = (left.lineage?, right.lineage?);
     if l.kind != r.kind || l.panes || r.panes {
@@ -297,14 +308,43 @@ pub(super) fn window_join_bounds(
         Expr::Column(c) => schema.index_of_column(c).ok().and_then(|i| lineage.role(i)),
         _ => None,
     };
+    // A fixed-size window is named by its start too.
+    let size = match l.kind {
+        WindowKind::Tumble { size, .. } | WindowKind::Hop { size, .. } => Some(size),
+        _ => None,
+    };
     let on_window = join.on.iter().any(|(a, b)| {
         let (ra, rb) = (role(a, join.left.schema(), &l), role(b, join.right.schema(), &r));
-        ra == rb && matches!(ra, Some(WindowColumn::End | WindowColumn::Time))
+        ra == rb
+            && match ra {
+                Some(WindowColumn::End | WindowColumn::Time) => true,
+                Some(WindowColumn::Start) => size.is_some(),
+                None => false,
+            }
     });
-    let (left_end, right_end) = (l.end?, r.end?);
     if !on_window {
         return None;
     }
+    // Where each side's window ends: its window_end, window_time + 1 ms, or
+    // window_start + the size.
+    let bound = |lineage: &WindowLineage| {
+        lineage
+            .end
+            .map(WindowBound::end)
+            .or_else(|| {
+                lineage.time.map(|column| WindowBound {
+                    column,
+                    to_end: MILLISECOND,
+                })
+            })
+            .or_else(|| {
+                Some(WindowBound {
+                    column: lineage.start?,
+                    to_end: size?,
+                })
+            })
+    };
+    let (left_end, right_end) = (bound(&l)?, bound(&r)?);
     let width = join.left.schema().fields().len();
     let output = match join.join_type {
         JoinType::RightSemi | JoinType::RightAnti => Some(r),

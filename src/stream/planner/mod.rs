@@ -177,6 +177,8 @@ pub struct StreamPlanner<'a> {
     /// `EMIT ON WINDOW CLOSE` written out: a window over a table with no
     /// watermark, which runs as an updating aggregate, is refused.
     on_window_close: bool,
+    /// The stdin table a scan reads, once a scan has (it can be read once).
+    stdin_read_by: Option<String>,
     /// A bounded replay whose updating GROUP BY feeds an operator that takes
     /// appended rows only: GROUP BYs without a window aggregate to the end of
     /// input and emit once, as batch does.
@@ -193,6 +195,7 @@ impl<'a> StreamPlanner<'a> {
             graph: GraphBuilder::default(),
             changes: false,
             on_window_close: false,
+            stdin_read_by: None,
             final_at_end: false,
         }
     }
@@ -418,6 +421,18 @@ impl<'a> StreamPlanner<'a> {
             ));
         }
         let info = self.catalog.source_of(&provider);
+        if info.as_ref().is_some_and(|i| i.connector == "stdin") {
+            // Two readers of one stdin would each get some of its lines.
+            if let Some(first) = self.stdin_read_by.replace(table.clone()) {
+                let what = match first == table {
+                    true => format!("table '{table}' twice"),
+                    false => format!("it twice (tables '{first}' and '{table}')"),
+                };
+                return not_impl_err!(
+                    "stdin is read once per query, and this query reads {what}: the two scans would split its lines between them. Read it once, or write stdin to a file and follow it ('follow' = 'true')"
+                );
+            }
+        }
         let sources = Sources::of_table(&table, info.as_ref());
         let bounded = sources.bounded;
         let updating = info

@@ -1,8 +1,15 @@
-//! Changelog input in Debezium's JSON envelope (`'format' = 'debezium-json'`):
-//! one message a line, `{"before": {...}, "after": {...}, "op": "c"}`, the
-//! row's columns inside `before` and `after` (other fields, such as `source`
-//! and `ts_ms`, are ignored). Decoded by arrow's JSON decoder into the
-//! envelope, then unfolded into rows with their changes:
+//! Changelog input: lines that are changes to a table, not appended rows, in
+//! two formats.
+//!
+//! `'format' = 'changelog-json'`: Sluice's own `--format changelog` output,
+//! one row a line with its change in `op` (`{"op":"-U","k":"a","n":1}`), so
+//! one query's changelog can feed another.
+//!
+//! `'format' = 'debezium-json'`: Debezium's JSON envelope, one message a
+//! line, `{"before": {...}, "after": {...}, "op": "c"}`, the row's columns
+//! inside `before` and `after` (other fields, such as `source` and `ts_ms`,
+//! are ignored). Decoded by arrow's JSON decoder into the envelope, then
+//! unfolded into rows with their changes:
 //!
 //! | `op` | rows |
 //! |---|---|
@@ -41,6 +48,40 @@ pub fn envelope_schema(columns: &Schema) -> SchemaRef {
         Field::new("after", row, true),
         Field::new("op", DataType::Utf8, true),
     ]))
+}
+
+/// What `'format' = 'changelog-json'` decodes: `op`, then the columns read.
+pub fn op_row_schema(columns: &Schema) -> SchemaRef {
+    let op = Arc::new(Field::new("op", DataType::Utf8, true));
+    Arc::new(Schema::new(
+        std::iter::once(op)
+            .chain(nullable(columns.fields()).iter().cloned())
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Rows decoded with their `op` (`+I`, `-U`, `+U`, `-D`) first, as batches
+/// of `schema` (from [`changelog_schema`]).
+pub fn with_change_codes(rows: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let op = rows.column(0).as_string::<i32>();
+    let codes = (0..rows.num_rows())
+        .map(|row| match op.is_valid(row).then(|| op.value(row)) {
+            Some("+I") => Ok(INSERT),
+            Some("-U") => Ok(UPDATE_BEFORE),
+            Some("+U") => Ok(UPDATE_AFTER),
+            Some("-D") => Ok(DELETE),
+            Some(other) => Err(ArrowError::JsonError(format!(
+                "a changelog row has 'op' = '{other}'; expected '+I', '-U', '+U' or '-D'"
+            ))),
+            None => Err(ArrowError::JsonError(
+                "a changelog row has no 'op' ('+I', '-U', '+U' or '-D'): is the format 'json'?".into(),
+            )),
+        })
+        .collect::<Result<Int8Array, ArrowError>>()?;
+    let columns: Vec<ArrayRef> = std::iter::once(Arc::new(codes) as ArrayRef)
+        .chain(rows.columns().iter().skip(1).cloned())
+        .collect();
+    RecordBatch::try_new(Arc::clone(schema), columns)
 }
 
 /// The unfolded batches' schema: the change code, then `columns`.
@@ -164,6 +205,29 @@ mod tests {
         assert_eq!(ids, [1, 1, 1, 1, 2]);
         let names: Vec<&str> = batch.column(2).as_string::<i32>().iter().flatten().collect();
         assert_eq!(names, ["a", "a", "b", "b", "z"]);
+    }
+
+    #[test]
+    fn changelog_json_rows_keep_their_op_as_a_code() {
+        let columns = Schema::new(vec![Field::new("k", DataType::Utf8, true)]);
+        let mut decoder = arrow::json::ReaderBuilder::new(op_row_schema(&columns))
+            .build_decoder()
+            .expect("a decoder");
+        decoder
+            .decode(b"{\"op\":\"+I\",\"k\":\"a\"}\n{\"op\":\"-D\",\"k\":\"a\"}\n")
+            .expect("decodes");
+        let rows = decoder.flush().expect("flushes").expect("rows");
+        let batch = with_change_codes(&rows, &changelog_schema(&columns)).expect("codes");
+        let codes: Vec<i8> = batch
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int8Type>()
+            .values()
+            .to_vec();
+        assert_eq!(codes, [INSERT, DELETE]);
+        decoder.decode(b"{\"op\":\"x\",\"k\":\"a\"}\n").expect("decodes");
+        let bad = decoder.flush().expect("flushes").expect("rows");
+        let error = with_change_codes(&bad, &changelog_schema(&columns)).expect_err("bad op");
+        assert!(error.to_string().contains("'op' = 'x'"), "{error}");
     }
 
     #[test]
