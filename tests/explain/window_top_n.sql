@@ -4,8 +4,4 @@ SELECT * FROM (
   SELECT bidder, price, window_start, window_end,
     ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY price DESC) AS rn
   FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND))
-) WHERE rn <= 3
-UNION ALL
-SELECT bidder, price, ts AS window_start, ts AS window_end, rn FROM (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY bidder ORDER BY ts) AS rn FROM bids
-) WHERE rn = 1;
+) WHERE rn <= 3;
