@@ -115,6 +115,69 @@ fn head_ends_an_unbounded_query_cleanly() {
 }
 
 #[test]
+fn an_over_aggregation_prints_each_row_once_the_watermark_passes_it_while_the_input_is_open() {
+    let query = "SELECT path, ts, count(*) OVER (PARTITION BY path ORDER BY ts \
+                 RANGE BETWEEN INTERVAL '5' SECOND PRECEDING AND CURRENT ROW) AS recent FROM hits";
+    let mut child = spawn(&["--format", "json", "-e", &over_stdin(query, "")]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let received = lines_of(&mut child);
+    // The row at 13 s moves the watermark to 12 s: the rows at 1 s, 4 s and
+    // 10 s are passed and come out; 13 s waits.
+    for row in [hit("/a", 1), hit("/a", 4), hit("/a", 10), hit("/a", 13)] {
+        stdin.write_all(row.as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        let line = received
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a passed row arrives before the input ends");
+        let row: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        counts.push(row["recent"].as_i64().expect("a count"));
+    }
+    // 10 s reaches back to 5 s: only itself.
+    assert_eq!(counts, vec![1, 2, 1]);
+    assert!(received.recv_timeout(Duration::from_millis(300)).is_err());
+    // A row behind the watermark is counted, not evaluated.
+    stdin.write_all(hit("/a", 3).as_bytes()).expect("write");
+    drop(stdin);
+    let last = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the last row");
+    assert!(last.contains("\"recent\":2"), "13 s reaches back to 10 s: {last}");
+    let output = child.wait_with_output().expect("exits");
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("1 late row was behind the watermark"), "{stderr}");
+}
+
+#[test]
+fn a_top_n_updates_its_ranks_as_a_changelog_while_the_input_is_open() {
+    let query = "SELECT path, ts, rn FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY path ORDER BY ts DESC) AS rn \
+                 FROM hits) WHERE rn = 1";
+    let mut child = spawn(&["--format", "changelog", "-e", &over_stdin(query, "")]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let received = lines_of(&mut child);
+    let mut next = |row: String| {
+        stdin.write_all(row.as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+        received
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a change while the input is open")
+    };
+    let first = next(hit("/a", 1));
+    assert!(first.contains("+I") && first.contains("00:00:01"), "{first}");
+    // A later row takes rank 1: the old row is taken back, then the new one.
+    let before = next(hit("/a", 5));
+    assert!(before.contains("-U") && before.contains("00:00:01"), "{before}");
+    let after = received.recv_timeout(Duration::from_secs(20)).expect("+U");
+    assert!(after.contains("+U") && after.contains("00:00:05"), "{after}");
+    drop(stdin);
+    assert!(child.wait().expect("exits").success());
+}
+
+#[test]
 fn late_rows_are_left_out_and_counted() {
     // /late at 2 s comes after the watermark reached 14 s: [0 s, 10 s) is closed.
     let input = [hit("/a", 1), hit("/a", 15), hit("/late", 2), hit("/a", 25)].concat();

@@ -4,6 +4,7 @@
 //! [`crate::stream::operator::MultiInputOperator`] and get their inputs'
 //! watermarks already merged by the graph.
 
+pub mod dedup;
 pub mod deferred;
 pub mod final_aggregate;
 pub mod interval_join;
@@ -12,14 +13,18 @@ pub mod join;
 mod join_differential;
 pub mod join_state;
 pub mod lookup_join;
+pub mod over_aggregate;
+pub mod pending_rows;
 pub mod session_aggregate;
 pub mod sort;
 pub mod stateless;
 pub mod stream_join;
 #[cfg(test)]
 pub mod testing;
+pub mod top_n;
 pub mod union;
 pub mod updating_aggregate;
 pub mod window_aggregate;
 pub mod window_functions;
 pub mod window_join;
+pub mod window_top_n;

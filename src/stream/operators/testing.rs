@@ -413,3 +413,57 @@ pub fn window_counts(unit: arrow::datatypes::TimeUnit) -> SchemaRef {
         Field::new("n", DataType::Int64, false),
     ]))
 }
+
+/// The physical window function of `expr` (a `WindowFunction`, aliased) over
+/// rows of `input`, with its output field named `name`.
+pub fn window_function(
+    expr: datafusion::logical_expr::Expr,
+    input: &SchemaRef,
+    name: &str,
+) -> (
+    Arc<dyn datafusion::physical_expr::window::WindowExpr>,
+    arrow::datatypes::FieldRef,
+) {
+    let schema = datafusion::common::DFSchema::try_from(input.as_ref().clone()).expect("a schema");
+    let function = datafusion::physical_planner::create_window_expr(
+        &expr.alias(name),
+        &schema,
+        &datafusion::execution::context::ExecutionProps::new(),
+        &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default(),
+    )
+    .expect("a physical window function");
+    let field = function.field().expect("a field");
+    let field = Arc::new(field.as_ref().clone().with_name(name));
+    (function, field)
+}
+
+/// [`window_function`], with the schema of its output: `input`'s columns,
+/// then the function's.
+pub fn window_function_out(
+    expr: datafusion::logical_expr::Expr,
+    input: &SchemaRef,
+    name: &str,
+) -> (Arc<dyn datafusion::physical_expr::window::WindowExpr>, SchemaRef) {
+    let (function, field) = window_function(expr, input, name);
+    let mut fields = input.fields().to_vec();
+    fields.push(field);
+    (function, Arc::new(arrow::datatypes::Schema::new(fields)))
+}
+
+/// The rows of `out`'s batches as `+I (v, v)`, a line a row (each must have
+/// changes).
+pub fn changes_text(out: &[Event]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for event in out {
+        if let Event::Data(b) = event {
+            let changes = b.changes.as_ref().expect("an updating result has changes");
+            for (i, text) in rows_text(b.batch.columns(), b.batch.num_rows())
+                .into_iter()
+                .enumerate()
+            {
+                lines.push(format!("{} {text}", changes.get(i).text()));
+            }
+        }
+    }
+    lines
+}

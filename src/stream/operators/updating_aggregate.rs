@@ -622,7 +622,7 @@ mod tests {
     use datafusion::physical_expr::expressions::{col, lit};
 
     use super::*;
-    use crate::stream::operators::testing::{batch, metrics, rows_text};
+    use crate::stream::operators::testing::{batch, metrics};
 
     fn input() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -713,19 +713,7 @@ mod tests {
     }
 
     fn render(out: &[Event]) -> Vec<String> {
-        let mut lines = Vec::new();
-        for event in out {
-            if let Event::Data(b) = event {
-                let changes = b.changes.as_ref().expect("an updating result has changes");
-                for (i, text) in rows_text(b.batch.columns(), b.batch.num_rows())
-                    .into_iter()
-                    .enumerate()
-                {
-                    lines.push(format!("{} {text}", changes.get(i).text()));
-                }
-            }
-        }
-        lines
+        crate::stream::operators::testing::changes_text(out)
     }
 
     #[test]

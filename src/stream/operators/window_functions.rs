@@ -51,58 +51,6 @@ impl WindowFunctionOperator {
             watermark: crate::stream::operator::NO_WATERMARK,
         }
     }
-
-    fn evaluate(&self, batch: RecordBatch) -> Result<RecordBatch> {
-        let Some(first) = self.functions.first() else {
-            return Ok(batch);
-        };
-        // Sort by partition keys, then by the ORDER BY.
-        let mut order: Vec<SortColumn> = first
-            .partition_by()
-            .iter()
-            .map(|e| {
-                Ok(SortColumn {
-                    values: e.evaluate(&batch)?.into_array(batch.num_rows())?,
-                    options: None,
-                })
-            })
-            .collect::<Result<_>>()?;
-        let partition_keys = order.len();
-        order.extend(first.order_by_columns(&batch)?);
-        if order.is_empty() {
-            return self.append(&batch, std::iter::once(0..batch.num_rows()).collect());
-        }
-        let sorted = lexsort_to_indices(&order, None)?;
-        let batch = take_record_batch(&batch, &sorted)?;
-        let keys = order[..partition_keys]
-            .iter()
-            .map(|key| {
-                Ok(SortColumn {
-                    values: take(key.values.as_ref(), &sorted, None)?,
-                    options: None,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let partitions = evaluate_partition_ranges(batch.num_rows(), &keys)?;
-        self.append(&batch, partitions)
-    }
-
-    /// `batch` with each function's values over each of its `partitions`.
-    fn append(&self, batch: &RecordBatch, partitions: Vec<std::ops::Range<usize>>) -> Result<RecordBatch> {
-        let mut per_function: Vec<Vec<ArrayRef>> = vec![Vec::new(); self.functions.len()];
-        for range in partitions {
-            let partition = batch.slice(range.start, range.end - range.start);
-            for (values, function) in per_function.iter_mut().zip(&self.functions) {
-                values.push(function.evaluate(&partition)?);
-            }
-        }
-        let mut columns = batch.columns().to_vec();
-        for values in per_function {
-            let refs: Vec<&dyn arrow::array::Array> = values.iter().map(|v| v.as_ref()).collect();
-            columns.push(concat(&refs)?);
-        }
-        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
-    }
 }
 
 impl Operator for WindowFunctionOperator {
@@ -133,7 +81,7 @@ impl Operator for WindowFunctionOperator {
         let ready = !self.at_end || watermark == END_OF_INPUT;
         if ready && !self.pending.is_empty() {
             let rows = concat_batches(&self.input_schema, &std::mem::take(&mut self.pending))?;
-            let batch = self.evaluate(rows)?;
+            let batch = evaluate(&self.functions, &self.schema, rows)?;
             out.push(Event::Data(StreamBatch::new(
                 batch,
                 RowWatermarks::Constant(self.watermark),
@@ -142,5 +90,102 @@ impl Operator for WindowFunctionOperator {
         self.watermark = watermark;
         out.push(Event::Watermark(watermark));
         Ok(())
+    }
+}
+
+/// `batch` with the values of `functions` (sharing one PARTITION BY and
+/// ORDER BY) appended, as rows of `schema`: rows are sorted by the partition
+/// keys and the ORDER BY, cut into partitions, and each function evaluated
+/// per partition.
+pub fn evaluate(
+    functions: &[Arc<dyn WindowExpr>],
+    schema: &SchemaRef,
+    batch: RecordBatch,
+) -> Result<RecordBatch> {
+    let Some(first) = functions.first() else {
+        return Ok(batch);
+    };
+    let (batch, keys) = sort_by_partition(first.as_ref(), &batch)?;
+    let partitions = evaluate_partition_ranges(batch.num_rows(), &keys)?;
+    append(functions, schema, &batch, partitions)
+}
+
+/// `batch` sorted by `function`'s partition keys, then its ORDER BY, with
+/// the partition keys' columns in that order (as DataFusion's `WindowAggExec`
+/// sorts before evaluating).
+pub fn sort_by_partition(
+    function: &dyn WindowExpr,
+    batch: &RecordBatch,
+) -> Result<(RecordBatch, Vec<SortColumn>)> {
+    let mut order: Vec<SortColumn> = function
+        .partition_by()
+        .iter()
+        .map(|e| {
+            Ok(SortColumn {
+                values: e.evaluate(batch)?.into_array(batch.num_rows())?,
+                options: None,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let partition_keys = order.len();
+    order.extend(function.order_by_columns(batch)?);
+    if order.is_empty() {
+        return Ok((batch.clone(), Vec::new()));
+    }
+    let sorted = lexsort_to_indices(&order, None)?;
+    let keys = order[..partition_keys]
+        .iter()
+        .map(|key| {
+            Ok(SortColumn {
+                values: take(key.values.as_ref(), &sorted, None)?,
+                options: None,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((take_record_batch(batch, &sorted)?, keys))
+}
+
+/// `batch` with each function's values over each of its `partitions`.
+fn append(
+    functions: &[Arc<dyn WindowExpr>],
+    schema: &SchemaRef,
+    batch: &RecordBatch,
+    partitions: Vec<std::ops::Range<usize>>,
+) -> Result<RecordBatch> {
+    let mut per_function: Vec<Vec<ArrayRef>> = vec![Vec::new(); functions.len()];
+    for range in partitions {
+        let partition = batch.slice(range.start, range.end - range.start);
+        for (values, function) in per_function.iter_mut().zip(functions) {
+            values.push(function.evaluate(&partition)?);
+        }
+    }
+    let mut columns = batch.columns().to_vec();
+    for values in per_function {
+        let refs: Vec<&dyn arrow::array::Array> = values.iter().map(|v| v.as_ref()).collect();
+        columns.push(concat(&refs)?);
+    }
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+}
+
+/// Each row's bytes for some columns in arrow's row format (a key, an
+/// ORDER BY), or the empty bytes for every row when there is no column (no
+/// PARTITION BY: one key).
+pub struct RowBytes(Option<arrow::row::Rows>);
+
+impl RowBytes {
+    /// `columns` through `converter` (made for their types).
+    pub fn new(converter: &arrow::row::RowConverter, columns: &[ArrayRef]) -> Result<Self> {
+        if columns.is_empty() {
+            return Ok(RowBytes(None));
+        }
+        Ok(RowBytes(Some(converter.convert_columns(columns)?)))
+    }
+
+    /// Row `i`'s bytes.
+    pub fn get(&self, i: usize) -> &[u8] {
+        match &self.0 {
+            Some(rows) => rows.row(i).data(),
+            None => &[],
+        }
     }
 }

@@ -8,7 +8,7 @@
 //! to batch silently.
 //!
 //! Files: `windows` (window TVFs), `aggregates`, `joins` (joins and unions),
-//! `ordering` (ORDER BY, window functions), `lineage` (window bounds).
+//! `ordering` (ORDER BY, window functions, dedup, Top-N), `lineage` (window bounds).
 //!
 //! Windows: a `Window` node (see [`crate::plan::WindowTvf`]) is planned
 //! through its relational lowering, so window bounds are computed by the very
@@ -284,21 +284,12 @@ impl<'a> StreamPlanner<'a> {
                 }
                 LogicalPlan::Projection(projection) => {
                     let planned = self.node(&projection.input, panes).await?;
-                    let input = projection.input.schema();
-                    let exprs = projection
-                        .expr
-                        .iter()
-                        .map(|e| self.physical(e, input))
-                        .collect::<Result<Vec<_>>>()?;
-                    let schema = Arc::new(projection.schema.as_arrow().clone());
-                    let lineage = planned.lineage.and_then(|l| l.through(&projection.expr, input));
-                    Ok(self.then(
-                        &planned,
-                        Box::new(ProjectionOperator::new(exprs, schema)),
-                        lineage,
-                    ))
+                    self.project(&planned, projection)
                 }
                 LogicalPlan::Filter(filter) => {
+                    if let Some(ranked) = self.ranked(filter).await? {
+                        return Ok(ranked);
+                    }
                     let planned = self.node(&filter.input, panes).await?;
                     let predicate = self.physical(&filter.predicate, filter.input.schema())?;
                     Ok(self.then(
@@ -329,7 +320,7 @@ impl<'a> StreamPlanner<'a> {
                 LogicalPlan::Union(union) => self.union(union).await,
                 LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate).await,
                 LogicalPlan::Sort(sort) => self.sort(sort).await,
-                LogicalPlan::Window(window) => self.window_functions(window).await,
+                LogicalPlan::Window(window) => self.window_functions(window, None).await,
                 other => match WindowTvf::from_plan(other) {
                     Some(window) => self.window(window, panes).await,
                     None => refuse(other),
@@ -355,6 +346,23 @@ impl<'a> StreamPlanner<'a> {
     ) -> Planned {
         let tail = self.graph.chain(input.tail, operator);
         input.at(tail, lineage)
+    }
+
+    /// `projection` over `planned`'s rows.
+    fn project(
+        &mut self,
+        planned: &Planned,
+        projection: &datafusion::logical_expr::Projection,
+    ) -> Result<Planned> {
+        let input = projection.input.schema();
+        let exprs = projection
+            .expr
+            .iter()
+            .map(|e| self.physical(e, input))
+            .collect::<Result<Vec<_>>>()?;
+        let schema = Arc::new(projection.schema.as_arrow().clone());
+        let lineage = planned.lineage.and_then(|l| l.through(&projection.expr, input));
+        Ok(self.then(planned, Box::new(ProjectionOperator::new(exprs, schema)), lineage))
     }
 
     /// `SET 'state.ttl'`, if set.

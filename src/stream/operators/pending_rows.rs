@@ -1,0 +1,100 @@
+//! Rows waiting for the watermark to pass their event time, for operators
+//! that release rows in time order (`OverAggregate`, `Dedup`). A row that
+//! comes after the watermark has passed its time is late: counted (and
+//! written aside under the late policy), never kept; so is a row with a NULL
+//! time, which no watermark would ever pass.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow::compute::{concat_batches, filter, filter_record_batch, not};
+use arrow::datatypes::SchemaRef;
+use datafusion::error::Result;
+use datafusion::physical_expr::PhysicalExpr;
+
+use crate::stream::late::LateRows;
+use crate::stream::operator::{Nanos, StreamBatch, nanos_values, to_nanos};
+
+/// Rows by event time, until the watermark passes them.
+pub struct PendingRows {
+    /// The event time of a row.
+    time: Arc<dyn PhysicalExpr>,
+    /// The rows' schema.
+    schema: SchemaRef,
+    /// Batches waiting, each with its rows' times in nanoseconds.
+    waiting: Vec<(RecordBatch, ArrayRef)>,
+}
+
+impl PendingRows {
+    /// Rows of `schema` whose event time is `time`.
+    pub fn new(time: Arc<dyn PhysicalExpr>, schema: SchemaRef) -> Self {
+        Self {
+            time,
+            schema,
+            waiting: Vec::new(),
+        }
+    }
+
+    /// The event time, for EXPLAIN.
+    pub fn time(&self) -> &Arc<dyn PhysicalExpr> {
+        &self.time
+    }
+
+    /// The event times of `batch`'s rows, in nanoseconds.
+    pub fn times(&self, batch: &RecordBatch) -> Result<ArrayRef> {
+        let time = self.time.evaluate(batch)?.into_array(batch.num_rows())?;
+        to_nanos(&time, &self.time.to_string())
+    }
+
+    /// Keep `input`'s rows that are on time; give the late ones to `late`.
+    pub fn push(&mut self, input: StreamBatch, late: &mut LateRows) -> Result<()> {
+        let batch = input.batch;
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let times = self.times(&batch)?;
+        let values = nanos_values(&times)?;
+        let behind: BooleanArray = (0..batch.num_rows())
+            .map(|i| Some(values.is_null(i) || values.value(i) < input.watermarks.get(i)))
+            .collect();
+        if behind.true_count() == 0 {
+            self.waiting.push((batch, times));
+            return Ok(());
+        }
+        late.record(&filter_record_batch(&batch, &behind)?)?;
+        let on_time = not(&behind)?;
+        let batch = filter_record_batch(&batch, &on_time)?;
+        if batch.num_rows() > 0 {
+            let times = filter(times.as_ref(), &on_time)?;
+            self.waiting.push((batch, times));
+        }
+        Ok(())
+    }
+
+    /// Take out the rows the watermark passed (`time < watermark`).
+    pub fn release(&mut self, watermark: Nanos) -> Result<Option<RecordBatch>> {
+        let mut released = Vec::new();
+        let mut kept = Vec::new();
+        for (batch, times) in std::mem::take(&mut self.waiting) {
+            let values = nanos_values(&times)?;
+            let passed: BooleanArray = values.values().iter().map(|&t| Some(t < watermark)).collect();
+            match passed.true_count() {
+                0 => kept.push((batch, times)),
+                n if n == batch.num_rows() => released.push(batch),
+                _ => {
+                    released.push(filter_record_batch(&batch, &passed)?);
+                    let waiting = not(&passed)?;
+                    kept.push((
+                        filter_record_batch(&batch, &waiting)?,
+                        filter(times.as_ref(), &waiting)?,
+                    ));
+                }
+            }
+        }
+        self.waiting = kept;
+        if released.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(concat_batches(&self.schema, &released)?))
+    }
+}

@@ -1,0 +1,493 @@
+//! Top-N per key with retractions: `SELECT * FROM (SELECT *, ROW_NUMBER()
+//! OVER (PARTITION BY k ORDER BY x DESC) AS rn FROM t) WHERE rn <= N`
+//! (Nexmark q19; with `ORDER BY ts DESC` and `N = 1`, a dedup keeping each
+//! key's last row, q18). Not ordered by event time, so no row is final: each
+//! key keeps its best `N` rows, and after every input batch the ranks that
+//! changed go out as a changelog, as Flink's rank operator sends them: `+I`
+//! for a rank newly filled, `-U` (the row that held it) then `+U` (the row
+//! that holds it now) for a rank taken over, `-D` for a rank left empty. A
+//! key whose ranks did not change sends nothing. Among equal ORDER BY
+//! values the earlier row ranks first.
+//!
+//! Over appended rows a filled rank stays filled, so a key keeps at most `N`
+//! rows (in arrow's row format). Over an updating input (a Top-N over a
+//! GROUP BY, Nexmark q105's), a row taken back (`-U`, `-D`) leaves its key
+//! and the next row moves up, so a key keeps every row of its input that is
+//! in force; taking back a row that is not there is counted and reported,
+//! never applied. With
+//! `state.ttl`, a key no row touched while the watermark advanced that far is
+//! forgotten, silently: its rows stay in the result, and its next row starts
+//! it afresh at rank 1 (documented as changing results, as Flink's TTL).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::SchemaRef;
+use arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::common::{ScalarValue, plan_err};
+use datafusion::error::Result;
+use datafusion::physical_expr::window::WindowExpr;
+use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
+
+use super::window_functions::RowBytes;
+use crate::stream::operator::{
+    END_OF_INPUT, Event, MILLISECOND, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch,
+};
+use crate::stream::{Change, Changes};
+
+/// One row a key ranks.
+#[derive(Clone)]
+struct Ranked {
+    /// Its ORDER BY values, in a form that sorts as the ORDER BY does.
+    order: Box<[u8]>,
+    /// The row itself.
+    row: OwnedRow,
+}
+
+/// A key's best rows, best first.
+struct Key {
+    ranked: Vec<Ranked>,
+    /// The watermark when a row last touched it (for `state.ttl`).
+    touched: Nanos,
+}
+
+/// What a Top-N ranks by.
+pub struct Ranking {
+    /// The key (a `ROW_NUMBER()`'s PARTITION BY; none for `ORDER BY ...
+    /// LIMIT`).
+    pub keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// The ranking (its ORDER BY).
+    pub order: Vec<PhysicalSortExpr>,
+    /// Whether rows out carry their rank (`ROW_NUMBER()`'s column, last), or
+    /// are the top rows alone (`ORDER BY ... LIMIT`).
+    pub ranks: bool,
+    /// What EXPLAIN calls it.
+    pub label: String,
+}
+
+impl Ranking {
+    /// The ranking of a `ROW_NUMBER()`.
+    pub fn of(function: &dyn WindowExpr) -> Self {
+        Ranking {
+            keys: function.partition_by().to_vec(),
+            order: function.order_by().to_vec(),
+            ranks: true,
+            label: function.name().to_string(),
+        }
+    }
+}
+
+/// Keeps each key's best `N` rows and sends the changes of their ranks.
+pub struct TopNOperator {
+    /// The key and the order it ranks by.
+    ranking: Ranking,
+    /// How many ranks a key keeps.
+    limit: usize,
+    /// The input's columns, then the rank (if shown).
+    schema: SchemaRef,
+    keys: RowConverter,
+    order: RowConverter,
+    rows: RowConverter,
+    state: HashMap<Box<[u8]>, Key>,
+    /// The input updates: keep every row, not only the best `limit`.
+    retracting: bool,
+    metrics: Option<Arc<crate::stream::StreamMetrics>>,
+    ttl: Option<Nanos>,
+    watermark: Nanos,
+    swept: Nanos,
+}
+
+impl TopNOperator {
+    /// The best `limit` rows per key of `ranking`, over rows of
+    /// `input_schema`; rows out are of `schema`.
+    pub fn try_new(
+        ranking: Ranking,
+        limit: usize,
+        input_schema: SchemaRef,
+        schema: SchemaRef,
+        ttl: Option<Nanos>,
+    ) -> Result<Self> {
+        if limit == 0 {
+            return plan_err!("a Top-N keeps at least one row per key (ROW_NUMBER() ... <= N with N >= 1)");
+        }
+        let key_fields = ranking
+            .keys
+            .iter()
+            .map(|e| Ok(SortField::new(e.data_type(&input_schema)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let order_fields = ranking
+            .order
+            .iter()
+            .map(|o| {
+                Ok(SortField::new_with_options(
+                    o.expr.data_type(&input_schema)?,
+                    o.options,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let row_fields = input_schema
+            .fields()
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect();
+        Ok(Self {
+            ranking,
+            limit,
+            schema,
+            keys: RowConverter::new(key_fields)?,
+            order: RowConverter::new(order_fields)?,
+            rows: RowConverter::new(row_fields)?,
+            state: HashMap::new(),
+            retracting: false,
+            metrics: None,
+            ttl,
+            watermark: NO_WATERMARK,
+            swept: NO_WATERMARK,
+        })
+    }
+
+    /// Take an updating input (rows taken back); retractions of rows that
+    /// are not there are counted into `metrics`.
+    pub fn retracting(mut self, metrics: Arc<crate::stream::StreamMetrics>) -> Self {
+        self.retracting = true;
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn evaluate(
+        &self,
+        exprs: impl Iterator<Item = Arc<dyn datafusion::physical_expr::PhysicalExpr>>,
+        batch: &RecordBatch,
+    ) -> Result<Vec<ArrayRef>> {
+        exprs
+            .map(|e| e.evaluate(batch)?.into_array(batch.num_rows()))
+            .collect()
+    }
+
+    /// Rank `batch`'s rows into their keys; the ranks that changed, as
+    /// (row, rank, change) in order.
+    fn rank(
+        &mut self,
+        batch: &RecordBatch,
+        changes: Option<&Changes>,
+    ) -> Result<Vec<(OwnedRow, usize, Change)>> {
+        let keys = self.evaluate(self.ranking.keys.iter().cloned(), batch)?;
+        let order = self.evaluate(self.ranking.order.iter().map(|o| Arc::clone(&o.expr)), batch)?;
+        let keys = RowBytes::new(&self.keys, &keys)?;
+        let order = RowBytes::new(&self.order, &order)?;
+        let rows = self.rows.convert_columns(batch.columns())?;
+        // Each touched key's ranks before this batch, in first-touch order.
+        let mut before: Vec<(Box<[u8]>, Vec<Ranked>)> = Vec::new();
+        let mut seen: HashSet<Box<[u8]>> = HashSet::new();
+        let mut unmatched = 0;
+        for i in 0..batch.num_rows() {
+            let key = keys.get(i);
+            if !self.state.contains_key(key) {
+                self.state.insert(
+                    key.into(),
+                    Key {
+                        ranked: Vec::new(),
+                        touched: NO_WATERMARK,
+                    },
+                );
+            }
+            let Some(entry) = self.state.get_mut(key) else {
+                continue;
+            };
+            entry.touched = self.watermark;
+            if !seen.contains(key) {
+                seen.insert(key.into());
+                let shown = entry.ranked.len().min(self.limit);
+                before.push((key.into(), entry.ranked[..shown].to_vec()));
+            }
+            let order = order.get(i);
+            if changes.is_some_and(|c| !c.get(i).is_addition()) {
+                // Taken back: the row leaves its key, equal ORDER BY values first.
+                let from = entry.ranked.partition_point(|r| r.order.as_ref() < order);
+                let row = rows.row(i);
+                let found = entry.ranked[from..]
+                    .iter()
+                    .take_while(|r| r.order.as_ref() == order)
+                    .position(|r| r.row.row() == row);
+                match found {
+                    Some(at) => {
+                        entry.ranked.remove(from + at);
+                    }
+                    None => unmatched += 1,
+                }
+                continue;
+            }
+            // Equal ORDER BY values: the earlier row first, so a newcomer
+            // goes after its equals.
+            let at = entry.ranked.partition_point(|r| r.order.as_ref() <= order);
+            if at >= self.limit && !self.retracting {
+                continue;
+            }
+            let candidate = Ranked {
+                order: order.into(),
+                row: rows.row(i).owned(),
+            };
+            entry.ranked.insert(at, candidate);
+            if !self.retracting {
+                entry.ranked.truncate(self.limit);
+            }
+        }
+        if unmatched > 0
+            && let Some(metrics) = &self.metrics
+        {
+            metrics
+                .unmatched_retractions
+                .fetch_add(unmatched, std::sync::atomic::Ordering::Relaxed);
+        }
+        let mut changes = Vec::new();
+        for (key, old) in before {
+            let Some(now) = self.state.get(&key) else { continue };
+            if !self.ranking.ranks {
+                // No rank shown: only rows that left or joined the top count.
+                let now = &now.ranked[..now.ranked.len().min(self.limit)];
+                let mut kept = vec![false; now.len()];
+                for was in &old {
+                    match (0..now.len()).find(|&j| !kept[j] && now[j].row == was.row) {
+                        Some(j) => kept[j] = true,
+                        None => changes.push((was.row.clone(), 0, Change::Delete)),
+                    }
+                }
+                for (is, kept) in now.iter().zip(kept) {
+                    if !kept {
+                        changes.push((is.row.clone(), 0, Change::Insert));
+                    }
+                }
+                continue;
+            }
+            for rank in 0..self.limit {
+                match (old.get(rank), now.ranked.get(rank)) {
+                    // The same row (or an equal one) still holds the rank.
+                    (Some(was), Some(is)) if was.row == is.row => {}
+                    (Some(was), Some(is)) => {
+                        changes.push((was.row.clone(), rank + 1, Change::UpdateBefore));
+                        changes.push((is.row.clone(), rank + 1, Change::UpdateAfter));
+                    }
+                    (None, Some(is)) => changes.push((is.row.clone(), rank + 1, Change::Insert)),
+                    (Some(was), None) => changes.push((was.row.clone(), rank + 1, Change::Delete)),
+                    (None, None) => {}
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    /// The changed ranks as rows with their changes.
+    fn emit(&self, changes: Vec<(OwnedRow, usize, Change)>, out: &mut Vec<Event>) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut columns = self
+            .rows
+            .convert_rows(changes.iter().map(|(row, _, _)| row.row()))?;
+        if self.ranking.ranks {
+            let rank_type = self.schema.field(self.schema.fields().len() - 1).data_type();
+            let ranks = changes
+                .iter()
+                .map(|(_, rank, _)| ScalarValue::UInt64(Some(*rank as u64)).cast_to(rank_type))
+                .collect::<Result<Vec<_>>>()?;
+            columns.push(ScalarValue::iter_to_array(ranks)?);
+        }
+        let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
+        let mut rows = StreamBatch::new(batch, RowWatermarks::Constant(self.watermark));
+        rows.changes = Some(Changes::from_changes(changes.iter().map(|(_, _, c)| *c)));
+        out.push(Event::Data(rows));
+        Ok(())
+    }
+
+    /// Forget keys untouched for `state.ttl` of event time.
+    fn sweep(&mut self) {
+        let Some(ttl) = self.ttl else { return };
+        if self.watermark == END_OF_INPUT || self.watermark.saturating_sub(self.swept) < ttl / 2 {
+            return;
+        }
+        self.swept = self.watermark;
+        let horizon = self.watermark.saturating_sub(ttl);
+        self.state.retain(|_, key| key.touched >= horizon);
+    }
+}
+
+impl Operator for TopNOperator {
+    fn name(&self) -> String {
+        format!(
+            "TopN (updating) keeping {} per key: {}",
+            self.limit, self.ranking.label
+        )
+    }
+
+    fn state(&self) -> Option<String> {
+        let bound = match self.ttl {
+            Some(ttl) => format!(
+                "a key untouched while the watermark advances state.ttl ({} ms) is forgotten",
+                ttl / MILLISECOND
+            ),
+            None => "keys are kept for ever (bound them with SET 'state.ttl')".to_string(),
+        };
+        let rows = if self.retracting {
+            "every row of its updating input in force per key (a row taken back lets the next move up)"
+                .to_string()
+        } else {
+            format!("at most {} rows per key", self.limit)
+        };
+        Some(format!("top_rows: {rows}; {bound}"))
+    }
+
+    fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
+        let changes = input.changes.as_ref().filter(|c| !c.all_inserts());
+        if changes.is_some() && !self.retracting {
+            return datafusion::common::internal_err!(
+                "a Top-N planned over appended rows was given rows taken back"
+            );
+        }
+        if input.batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let changes = self.rank(&input.batch, changes)?;
+        self.emit(changes, out)
+    }
+
+    fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
+        if watermark > self.watermark {
+            self.watermark = watermark;
+            self.sweep();
+        }
+        out.push(Event::Watermark(watermark));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::operators::testing::{Harness, S, check, metrics, window_function_out};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::functions_window::expr_fn::row_number;
+    use datafusion::logical_expr::{ExprFunctionExt, col};
+
+    /// The best two rows `(k, v)` per `k` by `v` descending.
+    fn top_two(ttl: Option<Nanos>) -> Harness {
+        Harness::single(Box::new(top_two_operator(ttl)), pairs(), &metrics())
+    }
+
+    /// Rows `(k, v)`.
+    fn pairs() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+        ]))
+    }
+
+    fn top_two_operator(ttl: Option<Nanos>) -> TopNOperator {
+        let input = pairs();
+        let expr = row_number()
+            .partition_by(vec![col("k")])
+            .order_by(vec![col("v").sort(false, true)])
+            .build()
+            .expect("a window function");
+        let (function, schema) = window_function_out(expr, &input, "rn");
+        TopNOperator::try_new(Ranking::of(function.as_ref()), 2, input, schema, ttl).expect("a top-n")
+    }
+
+    #[test]
+    fn ranks_that_change_go_out_once_per_batch_and_ties_keep_the_earlier_row() {
+        check(
+            &mut top_two(None),
+            "
+            rows (1, 5) (1, 7) (2, 1)
+            # 6 takes rank 2 from 5, then the second 7 takes it from 6 (it
+            # ties the first 7 and goes after it): one change for the batch.
+            rows (1, 6) (1, 7)
+            # Nothing better: no change.
+            rows (1, 3)
+            # 9 takes rank 1; rank 2 still shows a 7: no change there.
+            rows (1, 9)
+            ",
+            "
+            +I (1, 7, 1) @-inf
+            +I (1, 5, 2) @-inf
+            +I (2, 1, 1) @-inf
+            -U (1, 5, 2) @-inf
+            +U (1, 7, 2) @-inf
+            -U (1, 7, 1) @-inf
+            +U (1, 9, 1) @-inf
+            ",
+        );
+    }
+
+    #[test]
+    fn a_key_untouched_for_the_ttl_starts_afresh() {
+        check(
+            &mut top_two(Some(10 * S)),
+            "
+            wm 0
+            rows (1, 5)
+            wm 5
+            # Touched at 5 s: the sweep at 14 s keeps it, the one at 20 s does not.
+            rows (1, 4)
+            wm 14
+            wm 20
+            rows (1, 1)
+            ",
+            "
+            wm 0
+            +I (1, 5, 1) @0
+            wm 5
+            +I (1, 4, 2) @5
+            wm 14
+            wm 20
+            +I (1, 1, 1) @20
+            ",
+        );
+    }
+
+    /// Feed rows `(k, v)` with their changes; what comes out, a line a row.
+    fn feed(operator: &mut TopNOperator, rows: &[(&str, &str)]) -> Vec<String> {
+        use crate::stream::operators::testing::batch;
+        let input = pairs();
+        let tuples: Vec<&str> = rows.iter().map(|(_, t)| *t).collect();
+        let mut rows_in = StreamBatch::new(batch(&input, &tuples.join(" ")), RowWatermarks::Constant(0));
+        rows_in.changes = Some(Changes::from_changes(
+            rows.iter().map(|(op, _)| Change::parse(op).expect("a change")),
+        ));
+        let mut out = Vec::new();
+        operator.process(rows_in, &mut out).expect("processes");
+        crate::stream::operators::testing::changes_text(&out)
+    }
+
+    #[test]
+    fn over_an_updating_input_a_row_taken_back_lets_the_next_move_up() {
+        let metrics = metrics();
+        let mut operator = top_two_operator(None).retracting(Arc::clone(&metrics));
+        assert_eq!(
+            feed(
+                &mut operator,
+                &[("+I", "(1, 5)"), ("+I", "(1, 7)"), ("+I", "(1, 3)")]
+            ),
+            ["+I (1, 7, 1)", "+I (1, 5, 2)"]
+        );
+        // 7 becomes 2 (an aggregate's update): 5 moves up, 3 comes in.
+        assert_eq!(
+            feed(&mut operator, &[("-U", "(1, 7)"), ("+U", "(1, 2)")]),
+            ["-U (1, 7, 1)", "+U (1, 5, 1)", "-U (1, 5, 2)", "+U (1, 3, 2)"]
+        );
+        // Down to one row, then none: ranks left empty are deleted.
+        assert_eq!(
+            feed(&mut operator, &[("-D", "(1, 5)"), ("-D", "(1, 2)")]),
+            ["-U (1, 5, 1)", "+U (1, 3, 1)", "-D (1, 3, 2)"]
+        );
+        assert_eq!(feed(&mut operator, &[("-D", "(1, 3)")]), ["-D (1, 3, 1)"]);
+        // Taking back a row that is not there is counted, not applied.
+        assert!(feed(&mut operator, &[("-D", "(1, 9)")]).is_empty());
+        assert_eq!(
+            metrics
+                .unmatched_retractions
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+    }
+}
