@@ -3,6 +3,7 @@
 
 pub mod blackhole;
 pub mod file;
+pub mod file_sink;
 pub mod follow;
 pub mod generator;
 pub mod line_decoder;

@@ -39,6 +39,9 @@ pub struct SourceInfo {
     /// Where a continuous query writes the rows it finds late
     /// (`'late.policy' = 'side-output'`, `'late.path'`); `None`: count only.
     pub late_path: Option<std::path::PathBuf>,
+    /// How often a continuous `INSERT` into this table commits a part file
+    /// (file tables; `'sink.rolling-policy.rollover-interval'`).
+    pub rollover: std::time::Duration,
 }
 
 /// `WATERMARK FOR column AS expr`, checked and planned.
@@ -140,6 +143,7 @@ pub async fn create_connector_table(
         Options::try_new(create.options.iter().map(|o| (o.key.clone(), o.value.clone()))).map_err(at_name)?;
     let late_path = late_policy(&mut options).map_err(|e| locate_option_error(e, &option_span, create))?;
 
+    let mut rollover = crate::connectors::file::DEFAULT_ROLLOVER;
     let (provider, scanned, description, boundedness) = match connector.to_lowercase().as_str() {
         "file" | "filesystem" => {
             let mut options = options;
@@ -161,6 +165,7 @@ pub async fn create_connector_table(
                     .await
                     .map_err(locate)?;
                 let description = format!("{} {}", table.format, table.path);
+                rollover = table.rollover;
                 (table.provider, table.scanned, description, Boundedness::Bounded)
             }
         }
@@ -232,6 +237,7 @@ pub async fn create_connector_table(
             provider,
             scanned,
             late_path,
+            rollover,
         },
     );
     Ok(())

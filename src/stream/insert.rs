@@ -4,16 +4,17 @@ use std::sync::Arc;
 
 use datafusion::common::not_impl_err;
 use datafusion::datasource::source_as_provider;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::{DmlStatement, WriteOp};
 use datafusion::physical_plan::execute_stream;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 
 use super::driver::execute;
 use super::metrics::StreamMetrics;
+use crate::connectors::file::DEFAULT_ROLLOVER;
+use crate::connectors::file_sink::{FileTarget, OnceStream};
 use crate::plan::SourceCatalog;
 use crate::sql::Emit;
 
@@ -35,12 +36,16 @@ pub async fn execute_insert(
             "INSERT with EMIT CHANGES: the sinks take appended rows only; drop EMIT CHANGES"
         );
     }
+    let target = source_as_provider(&insert.target)?;
+    let rollover = catalog.source_of(&target).map(|s| s.rollover);
     let rows = execute(state, &insert.input, emit, catalog, metrics).await?;
+    if let Some(file) = FileTarget::of(&target) {
+        let rollover = rollover.unwrap_or(DEFAULT_ROLLOVER);
+        let count = Arc::clone(insert.output_schema.inner());
+        return super::rolling_sink::execute(state, file, rows, rollover, count).await;
+    }
     let schema = rows.schema();
-    let partition: Arc<dyn PartitionStream> = Arc::new(OnceStream {
-        schema: Arc::clone(&schema),
-        stream: std::sync::Mutex::new(Some(rows)),
-    });
+    let partition: Arc<dyn PartitionStream> = Arc::new(OnceStream::new(rows));
     let input = Arc::new(StreamingTableExec::try_new(
         schema,
         vec![partition],
@@ -49,40 +54,6 @@ pub async fn execute_insert(
         true,
         None,
     )?);
-    let target = source_as_provider(&insert.target)?;
     let writer = target.insert_into(state, input, op).await?;
     execute_stream(writer, state.task_ctx())
-}
-
-/// A stream handed to DataFusion as the one partition of a plan.
-struct OnceStream {
-    schema: arrow::datatypes::SchemaRef,
-    stream: std::sync::Mutex<Option<SendableRecordBatchStream>>,
-}
-
-impl std::fmt::Debug for OnceStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("continuous query rows")
-    }
-}
-
-impl PartitionStream for OnceStream {
-    fn schema(&self) -> &arrow::datatypes::SchemaRef {
-        &self.schema
-    }
-
-    fn execute(&self, _ctx: Arc<datafusion::execution::TaskContext>) -> SendableRecordBatchStream {
-        let taken = self.stream.lock().ok().and_then(|mut s| s.take());
-        match taken {
-            Some(stream) => stream,
-            None => Box::pin(RecordBatchStreamAdapter::new(
-                Arc::clone(&self.schema),
-                futures::stream::once(async {
-                    Err(DataFusionError::Internal(
-                        "a continuous query's rows can be read once".into(),
-                    ))
-                }),
-            )),
-        }
-    }
 }

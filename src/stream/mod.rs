@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod operator;
 pub mod operators;
 pub mod planner;
+mod rolling_sink;
 pub mod source;
 pub mod state_options;
 
