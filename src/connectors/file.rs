@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
-use datafusion::common::{Column, DFSchema, TableReference, plan_err};
+use datafusion::common::{Column, DFSchema, TableReference, not_impl_err, plan_err};
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::datasource::listing_table_factory::ListingTableFactory;
 use datafusion::datasource::{ViewTable, provider_as_source};
@@ -103,6 +103,8 @@ pub const ACCEPTED_OPTIONS: &[&str] = &[
     "csv.null-literal",
     "s3.<key> (region, endpoint, access_key_id, secret_access_key, session_token, allow_http, ...)",
     "follow ('true' for json and csv: read to the end, then follow appended lines and new files)",
+    "csv.ignore-parse-errors / json.ignore-parse-errors (with 'follow': skip and count bad rows)",
+    "format.bad-rows.path (with 'follow': a file skipped rows are appended to)",
     "sink.rolling-policy.rollover-interval (how often a continuous INSERT commits a part file; '10 s')",
 ];
 
@@ -197,6 +199,16 @@ pub async fn create_table(
             }
         },
     };
+    let skips = [
+        "csv.ignore-parse-errors",
+        "json.ignore-parse-errors",
+        "format.bad-rows.path",
+    ];
+    if let Some(key) = skips.into_iter().find(|k| options.take(k).is_some()) {
+        return not_impl_err!(
+            "option '{key}' works on stdin and followed files ('follow' = 'true') so far; a file read once stops at its first bad row, naming it"
+        );
+    }
     let s3_options = options.take_prefixed("s3.");
     options.take("connector");
     options.finish("file", ACCEPTED_OPTIONS)?;

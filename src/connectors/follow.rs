@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
@@ -29,7 +29,9 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 
 use super::Options;
 use super::file::{self, CsvOptions, FileFormat};
-use super::line_decoder::{BatchSender, DecoderConfig, LineDecoder, TextFormat, thread_stream};
+use super::line_decoder::{
+    BadRowStats, BadRows, BatchSender, DecoderConfig, LineDecoder, TextFormat, fresh_bad_rows, thread_stream,
+};
 
 /// How often files are checked for new lines, and a directory for new files.
 pub const POLL: Duration = Duration::from_millis(100);
@@ -44,6 +46,8 @@ pub struct FollowTable {
     path: String,
     /// The local path.
     local: PathBuf,
+    /// What a bad line does; its counts are those of the latest scan.
+    bad_rows: Mutex<BadRows>,
 }
 
 /// Build a followed file table from the file connector's options (without
@@ -60,6 +64,7 @@ pub async fn create_table(
     let path = mine.take_required("path", "the file or directory to follow")?;
     let format = FileFormat::take(&mut mine, &path)?;
     let csv = CsvOptions::take(&mut mine, format)?;
+    let bad_rows = BadRows::take(&mut mine, format)?;
     if !mine.take_prefixed("s3.").is_empty() {
         return plan_err!("'follow' needs a local path; 's3.*' options are for remote ones");
     }
@@ -75,6 +80,9 @@ pub async fn create_table(
     let schema = match declared {
         Some(schema) => schema,
         None => {
+            let mut options = options;
+            // Reading once to infer the columns does not skip bad rows.
+            BadRows::take(&mut options, format)?;
             let inferred = file::create_table(state, name, None, options)
                 .await?
                 .provider
@@ -87,7 +95,7 @@ pub async fn create_table(
             inferred
         }
     };
-    FollowTable::try_new(schema, text, path, local)
+    Ok(FollowTable::try_new(schema, text, path, local)?.with_bad_rows(bad_rows))
 }
 
 /// The local path of `path`, a plain path or a `file://` URL; an error for
@@ -114,7 +122,22 @@ impl FollowTable {
             format,
             path,
             local,
+            bad_rows: Mutex::new(BadRows::default()),
         })
+    }
+
+    /// Skip bad lines as `bad_rows` says.
+    pub fn with_bad_rows(self, bad_rows: BadRows) -> Self {
+        Self {
+            bad_rows: Mutex::new(bad_rows),
+            ..self
+        }
+    }
+
+    /// The bad lines the latest scan skipped, if the table skips them.
+    pub fn bad_rows(&self) -> Option<Arc<BadRowStats>> {
+        let bad_rows = self.bad_rows.lock().ok()?;
+        bad_rows.skip.then(|| Arc::clone(&bad_rows.stats))
     }
 
     /// What EXPLAIN shows after the connector's name: `json events.ndjson (follow)`.
@@ -141,7 +164,8 @@ impl TableProvider for FollowTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let config =
-            DecoderConfig::try_new(self.format.clone(), Arc::clone(&self.schema), projection.cloned())?;
+            DecoderConfig::try_new(self.format.clone(), Arc::clone(&self.schema), projection.cloned())?
+                .with_bad_rows(fresh_bad_rows(&self.bad_rows));
         let schema = Arc::clone(config.schema());
         let partition = FollowPartition {
             config,

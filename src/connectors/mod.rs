@@ -32,6 +32,17 @@ impl std::fmt::Display for Boundedness {
     }
 }
 
+/// The bad lines the latest scan of `provider` skipped, if it is a table that
+/// skips them (stdin or a followed file with `'*.ignore-parse-errors'`).
+pub fn bad_rows_of(
+    provider: &dyn datafusion::catalog::TableProvider,
+) -> Option<std::sync::Arc<line_decoder::BadRowStats>> {
+    if let Some(table) = provider.downcast_ref::<stdin::StdinTable>() {
+        return table.bad_rows();
+    }
+    provider.downcast_ref::<follow::FollowTable>()?.bad_rows()
+}
+
 /// A schema's column names, comma-separated, for errors that list them.
 pub fn column_names(schema: &arrow::datatypes::Schema) -> String {
     schema

@@ -9,7 +9,7 @@
 //! ```
 
 use std::io::Read;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
@@ -22,7 +22,9 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 
 use super::file::{CsvOptions, FileFormat};
-use super::line_decoder::{DecoderConfig, LineDecoder, TextFormat, thread_stream};
+use super::line_decoder::{
+    BadRowStats, BadRows, DecoderConfig, LineDecoder, TextFormat, fresh_bad_rows, thread_stream,
+};
 use super::{Boundedness, Options};
 
 /// The options the stdin connector accepts, for error messages.
@@ -34,6 +36,8 @@ pub const ACCEPTED_OPTIONS: &[&str] = &[
     "csv.field-delimiter",
     "csv.quote-character",
     "csv.null-literal",
+    "csv.ignore-parse-errors / json.ignore-parse-errors ('true': skip and count bad rows)",
+    "format.bad-rows.path (a file skipped rows are appended to)",
 ];
 
 /// Opens the input each time a scan runs: the process's stdin, or bytes in tests.
@@ -46,6 +50,8 @@ pub struct StdinTable {
     format: TextFormat,
     boundedness: Boundedness,
     open: ReaderFactory,
+    /// What a bad line does; its counts are those of the latest scan.
+    bad_rows: Mutex<BadRows>,
 }
 
 impl std::fmt::Debug for StdinTable {
@@ -66,6 +72,7 @@ impl StdinTable {
         let format = FileFormat::parse(&format)?;
         let csv = CsvOptions::take(&mut options, format)?;
         let bounded = options.take_bool("bounded")?.unwrap_or(false);
+        let bad_rows = BadRows::take(&mut options, format)?;
         options.finish("stdin", ACCEPTED_OPTIONS)?;
         let Some(format) = TextFormat::new(format, csv) else {
             return plan_err!("stdin reads 'format' = 'json' or 'csv', not '{format}'");
@@ -86,6 +93,7 @@ impl StdinTable {
                 Boundedness::Unbounded
             },
             open: Arc::new(|| Box::new(std::io::stdin())),
+            bad_rows: Mutex::new(bad_rows),
         })
     }
 
@@ -93,6 +101,12 @@ impl StdinTable {
     pub fn with_reader(mut self, open: ReaderFactory) -> Self {
         self.open = open;
         self
+    }
+
+    /// The bad lines the latest scan skipped, if the table skips them.
+    pub fn bad_rows(&self) -> Option<Arc<BadRowStats>> {
+        let bad_rows = self.bad_rows.lock().ok()?;
+        bad_rows.skip.then(|| Arc::clone(&bad_rows.stats))
     }
 
     /// Whether the input is declared to end.
@@ -124,7 +138,8 @@ impl TableProvider for StdinTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let config =
-            DecoderConfig::try_new(self.format.clone(), Arc::clone(&self.schema), projection.cloned())?;
+            DecoderConfig::try_new(self.format.clone(), Arc::clone(&self.schema), projection.cloned())?
+                .with_bad_rows(fresh_bad_rows(&self.bad_rows));
         let schema = Arc::clone(config.schema());
         let partition = StdinPartition {
             config,

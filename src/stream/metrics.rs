@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicI64, AtomicU64};
 
 use super::operator::NO_WATERMARK;
+use crate::connectors::line_decoder::BadRowStats;
 
 /// What a running continuous query reports (for stderr at the end, and the
 /// REPL's status line).
@@ -23,6 +24,8 @@ pub struct StreamMetrics {
     /// What planning warned of (state that grows without bound), for stderr
     /// when the query starts.
     pub warnings: std::sync::Mutex<Vec<String>>,
+    /// The bad lines each source that skips them skipped, by table.
+    pub bad_rows: std::sync::Mutex<Vec<(String, std::sync::Arc<BadRowStats>)>>,
 }
 
 impl Default for StreamMetrics {
@@ -34,6 +37,7 @@ impl Default for StreamMetrics {
             state_rows: AtomicU64::new(0),
             late_output: std::sync::OnceLock::new(),
             warnings: std::sync::Mutex::new(Vec::new()),
+            bad_rows: std::sync::Mutex::new(Vec::new()),
         }
     }
 }

@@ -1,0 +1,133 @@
+//! Bad rows in a stream through the `sluice` binary: by default the first one
+//! ends the query with an error naming its line, after the rows before it;
+//! with `'csv.ignore-parse-errors'` / `'json.ignore-parse-errors'` they are
+//! skipped, counted on stderr with the first one named, and written to
+//! `'format.bad-rows.path'` when given, on stdin and on followed files.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn run_stdin(dir: &Path, sql: &str, input: &str) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .current_dir(dir)
+        .args(["--format", "csv", "-e", sql])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sluice starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("write");
+    drop(stdin);
+    let out = child.wait_with_output().expect("sluice ends");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn stdin_json_bad_rows_are_skipped_counted_and_written_aside() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sql = "CREATE TABLE s (n BIGINT) WITH ('connector' = 'stdin', 'format' = 'json', \
+        'json.ignore-parse-errors' = 'true', 'format.bad-rows.path' = 'bad.ndjson'); SELECT n FROM s";
+    let (ok, out, err) = run_stdin(dir.path(), sql, "{\"n\":1}\n{\"n\":\"x\"}\nnot json\n{\"n\":4}\n");
+    assert!(ok, "{err}");
+    assert_eq!(out, "n\n1\n4\n");
+    assert!(
+        err.contains(
+            "2 bad rows were skipped in table 's' and written to bad.ndjson; the first: stdin line 2:"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("bad.ndjson")).expect("written"),
+        "{\"n\":\"x\"}\nnot json\n"
+    );
+}
+
+#[test]
+fn stdin_csv_bad_rows_fail_by_default_after_the_rows_before_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let table = |extra: &str| {
+        format!(
+            "CREATE TABLE s (n BIGINT) WITH ('connector' = 'stdin', 'format' = 'csv'{extra}); SELECT n FROM s"
+        )
+    };
+    let input = "n\n1\nx,y\n3\n";
+    let (ok, out, err) = run_stdin(dir.path(), &table(""), input);
+    assert!(!ok);
+    assert_eq!(out, "n\n1\n");
+    assert!(err.contains("stdin line 3: incorrect number of fields"), "{err}");
+    let (ok, out, err) = run_stdin(dir.path(), &table(", 'csv.ignore-parse-errors' = 'true'"), input);
+    assert!(ok, "{err}");
+    assert_eq!(out, "n\n1\n3\n");
+    assert!(
+        err.contains("1 bad row was skipped in table 's' and left out"),
+        "{err}"
+    );
+    assert!(err.contains("the first: stdin line 3"), "{err}");
+}
+
+#[test]
+fn a_followed_file_goes_on_past_a_bad_row() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, "{\"n\":1}\n{\"n\":oops}\n").expect("write");
+    let sql = "CREATE TABLE s (n BIGINT) WITH ('connector' = 'file', 'path' = 'in.ndjson', 'format' = 'json', \
+        'follow' = 'true', 'json.ignore-parse-errors' = 'true', 'format.bad-rows.path' = 'bad.ndjson'); \
+        SELECT n FROM s";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .current_dir(dir.path())
+        .args(["--format", "csv", "-e", sql])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sluice starts");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.expect("a line")).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || rx.recv_timeout(Duration::from_secs(30)).expect("a row");
+    assert_eq!(next(), "n");
+    assert_eq!(next(), "1");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&input)
+        .expect("open");
+    f.write_all(b"{\"n\":3}\n").expect("append");
+    assert_eq!(next(), "3", "the query goes on after the bad row");
+    let bad = dir.path().join("bad.ndjson");
+    let start = Instant::now();
+    while std::fs::read_to_string(&bad).unwrap_or_default() != "{\"n\":oops}\n" {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the bad row is written aside"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("kill");
+    child.wait().expect("reaped");
+}
+
+#[test]
+fn a_file_read_once_says_skipping_is_not_there_yet() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("a.csv"), "n\n1\n").expect("write");
+    let (ok, _, err) = run_stdin(
+        dir.path(),
+        "CREATE TABLE t (n BIGINT) WITH ('connector' = 'file', 'path' = 'a.csv', 'csv.ignore-parse-errors' = 'true')",
+        "",
+    );
+    assert!(!ok);
+    assert!(err.contains("works on stdin and followed files"), "{err}");
+}
