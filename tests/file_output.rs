@@ -300,3 +300,42 @@ fn a_bad_rollover_interval_is_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is a duration such as '10 s'"));
 }
+
+/// A full disk says so. Needs a small tmpfs, which only root can mount: the
+/// test says on stderr when it cannot run.
+#[test]
+fn a_full_disk_says_no_space_left_on_device() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let disk = dir.path().join("disk");
+    std::fs::create_dir(&disk).expect("mkdir");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&disk)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("a_full_disk_says_no_space_left_on_device: cannot mount a tmpfs here (not root); not run");
+        return;
+    }
+    let bids = "CREATE TABLE src WITH ('connector' = 'nexmark', 'table' = 'bid', 'events' = '200000');";
+    let insert = sluice(
+        &disk,
+        &format!(
+            "{bids} CREATE TABLE sink (auction BIGINT, url VARCHAR) WITH ('connector' = 'file', 'path' = 'out', 'format' = 'csv'); \
+             INSERT INTO sink SELECT auction, url FROM src"
+        ),
+    );
+    let copy = sluice(&disk, &format!("{bids} COPY (SELECT * FROM src) TO 'out.csv'"));
+    let leftovers = files(&disk);
+    let _ = Command::new("umount").arg(&disk).status();
+    for out in [insert, copy] {
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("No space left on device"), "{stderr}");
+    }
+    assert!(
+        leftovers.is_empty(),
+        "nothing half-written is left: {leftovers:?}"
+    );
+}

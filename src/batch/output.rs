@@ -92,6 +92,7 @@ pub async fn copy(ctx: &SessionContext, copy: &CopyTo) -> Result<SendableRecordB
         Ok::<_, DataFusionError>(batches)
     }
     .await;
+    let written = written.map_err(|e| staging.explain(e));
     let cleaned = staging.finish().await;
     let batches = written?;
     cleaned?;

@@ -41,6 +41,8 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
+use super::write_errors::{Recorder, recorder_for};
+
 /// The name every staging directory starts with.
 pub const STAGING_PREFIX: &str = ".sluice-staging-";
 
@@ -58,12 +60,16 @@ pub struct Staging {
     root: Path,
     /// The target as the user wrote it, for messages.
     shown: String,
+    /// The errors of the store the writes go to.
+    recorder: Recorder,
 }
 
 impl Staging {
     /// Start writing to `url`: delete staging that killed runs left for this
     /// target, and pick this run's staging directory.
     pub async fn begin(state: &dyn Session, url: &ListingTableUrl, single_file: bool) -> Result<Self> {
+        let recorder = recorder_for(state.runtime_env(), url)?;
+        recorder.clear();
         let store = state.runtime_env().object_store(url)?;
         let target = url.prefix().clone();
         let (parent, name) = if single_file {
@@ -80,6 +86,7 @@ impl Staging {
             target,
             single_file,
             shown: url.as_str().to_string(),
+            recorder,
         };
         staging.clean_stale(&parent, &name).await?;
         Ok(staging)
@@ -95,6 +102,12 @@ impl Staging {
             format!("{dir}/")
         };
         ListingTableUrl::parse(format!("{}{path}", self.store_url.as_str()))
+    }
+
+    /// `error` of a write with the store's error that caused it, which
+    /// DataFusion's writers leave out ("No space left on device").
+    pub fn explain(&self, error: DataFusionError) -> DataFusionError {
+        self.recorder.explain(error, &self.shown)
     }
 
     /// Whether the target is one file.
@@ -370,7 +383,9 @@ impl FileTarget {
             schema,
         )
         .await?;
-        collect(plan, state.task_ctx()).await?;
+        collect(plan, state.task_ctx())
+            .await
+            .map_err(|e| staging.explain(e))?;
         // A table's own extension may be empty (it reads every file); its
         // format's is what its writer names files with.
         let extension = options.format.get_ext();

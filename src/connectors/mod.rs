@@ -10,6 +10,7 @@ pub mod line_decoder;
 pub mod object_stores;
 pub mod options;
 pub mod stdin;
+pub mod write_errors;
 
 pub use options::Options;
 
