@@ -105,6 +105,7 @@ pub const ACCEPTED_OPTIONS: &[&str] = &[
     "follow ('true' for json and csv: read to the end, then follow appended lines and new files)",
     "csv.ignore-parse-errors / json.ignore-parse-errors (with 'follow': skip and count bad rows)",
     "format.bad-rows.path (with 'follow': a file skipped rows are appended to)",
+    "line.max-bytes (with 'follow': the longest line; 8 MiB)",
     "sink.rolling-policy.rollover-interval (how often a continuous INSERT commits a part file; '10 s')",
 ];
 

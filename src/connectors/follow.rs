@@ -30,7 +30,8 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use super::Options;
 use super::file::{self, CsvOptions, FileFormat};
 use super::line_decoder::{
-    BadRowStats, BadRows, BatchSender, DecoderConfig, LineDecoder, TextFormat, fresh_bad_rows, thread_stream,
+    BadRowStats, BadRows, BatchSender, DEFAULT_MAX_LINE, DecoderConfig, LineDecoder, TextFormat,
+    fresh_bad_rows, take_max_line, thread_stream,
 };
 
 /// How often files are checked for new lines, and a directory for new files.
@@ -48,6 +49,8 @@ pub struct FollowTable {
     local: PathBuf,
     /// What a bad line does; its counts are those of the latest scan.
     bad_rows: Mutex<BadRows>,
+    /// The longest line read (`'line.max-bytes'`).
+    max_line: usize,
 }
 
 /// Build a followed file table from the file connector's options (without
@@ -65,6 +68,7 @@ pub async fn create_table(
     let format = FileFormat::take(&mut mine, &path)?;
     let csv = CsvOptions::take(&mut mine, format)?;
     let bad_rows = BadRows::take(&mut mine, format)?;
+    let max_line = take_max_line(&mut mine)?;
     if !mine.take_prefixed("s3.").is_empty() {
         return plan_err!("'follow' needs a local path; 's3.*' options are for remote ones");
     }
@@ -83,6 +87,7 @@ pub async fn create_table(
             let mut options = options;
             // Reading once to infer the columns does not skip bad rows.
             BadRows::take(&mut options, format)?;
+            take_max_line(&mut options)?;
             let inferred = file::create_table(state, name, None, options)
                 .await?
                 .provider
@@ -95,7 +100,10 @@ pub async fn create_table(
             inferred
         }
     };
-    Ok(FollowTable::try_new(schema, text, path, local)?.with_bad_rows(bad_rows))
+    Ok(FollowTable {
+        max_line,
+        ..FollowTable::try_new(schema, text, path, local)?.with_bad_rows(bad_rows)
+    })
 }
 
 /// The local path of `path`, a plain path or a `file://` URL; an error for
@@ -123,6 +131,7 @@ impl FollowTable {
             path,
             local,
             bad_rows: Mutex::new(BadRows::default()),
+            max_line: DEFAULT_MAX_LINE,
         })
     }
 
@@ -165,7 +174,8 @@ impl TableProvider for FollowTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let config =
             DecoderConfig::try_new(self.format.clone(), Arc::clone(&self.schema), projection.cloned())?
-                .with_bad_rows(fresh_bad_rows(&self.bad_rows));
+                .with_bad_rows(fresh_bad_rows(&self.bad_rows))
+                .with_max_line(self.max_line);
         let schema = Arc::clone(config.schema());
         let partition = FollowPartition {
             config,

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
-use datafusion::common::{exec_datafusion_err, internal_err, plan_err};
+use datafusion::common::{exec_datafusion_err, exec_err, internal_err, plan_err};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -35,6 +35,10 @@ use super::{Options, column_names};
 /// The most bytes one read asks for: large enough that a backlog decodes in
 /// big batches, small enough to keep a few in memory.
 pub const CHUNK: usize = 1 << 20;
+
+/// The longest line read by default (`'line.max-bytes'`): a longer one is an
+/// error, not a buffer that grows until memory runs out.
+pub const DEFAULT_MAX_LINE: usize = 8 << 20;
 
 /// Batches a reader thread may have decoded ahead of the query.
 const CHANNEL_CAPACITY: usize = 4;
@@ -80,6 +84,8 @@ pub struct DecoderConfig {
     schema: SchemaRef,
     /// What a line that does not decode does.
     bad_rows: BadRows,
+    /// The longest line, in bytes (`'line.max-bytes'`).
+    max_line: usize,
 }
 
 /// What a line that does not decode does: end the query with an error naming
@@ -168,6 +174,17 @@ impl BadRows {
     }
 }
 
+/// Take `'line.max-bytes'`, the longest line a text source reads.
+pub fn take_max_line(options: &mut Options) -> Result<usize> {
+    match options.take("line.max-bytes") {
+        None => Ok(DEFAULT_MAX_LINE),
+        Some(text) => match super::options::parse_count(&text) {
+            Some(n) if n > 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+            _ => plan_err!("option 'line.max-bytes' is a positive number of bytes, not '{text}'"),
+        },
+    }
+}
+
 /// Fresh counts for a new scan of a table with policy `table`; the table
 /// keeps them, so its counts are the latest scan's.
 pub fn fresh_bad_rows(table: &Mutex<BadRows>) -> BadRows {
@@ -197,6 +214,7 @@ impl DecoderConfig {
             projection,
             schema,
             bad_rows: BadRows::default(),
+            max_line: DEFAULT_MAX_LINE,
         };
         // Arrow refuses some types (and a bad null literal) only when it builds a decoder.
         config.build(1)?;
@@ -211,6 +229,12 @@ impl DecoderConfig {
     /// Skip bad lines as `bad_rows` says.
     pub fn with_bad_rows(mut self, bad_rows: BadRows) -> Self {
         self.bad_rows = bad_rows;
+        self
+    }
+
+    /// Refuse lines longer than `bytes`.
+    pub fn with_max_line(mut self, bytes: usize) -> Self {
+        self.max_line = bytes.max(1);
         self
     }
 
@@ -379,13 +403,28 @@ impl LineDecoder {
         // The kept bytes hold no newline: only the new ones can end a line.
         let Some(last) = buf[kept..end].iter().rposition(|&b| b == b'\n') else {
             self.partial.extend_from_slice(&buf[kept..end]);
+            self.check_partial_length()?;
             return Ok(read);
         };
         let whole = kept + last + 1;
         self.partial.clear();
         self.partial.extend_from_slice(&buf[whole..end]);
         self.core.decode(&buf[..whole], out)?;
+        self.check_partial_length()?;
         Ok(read)
+    }
+
+    /// A line still without its newline may not outgrow `'line.max-bytes'`.
+    fn check_partial_length(&self) -> Result<()> {
+        let max = self.core.config.max_line;
+        if self.partial.len() <= max {
+            return Ok(());
+        }
+        exec_err!(
+            "{} line {}: longer than {max} bytes without a newline; raise 'line.max-bytes' on the table if lines are that long",
+            self.core.source,
+            self.core.lines + 1
+        )
     }
 
     /// Decode `bytes` as if read: whole lines now, a partial one kept.

@@ -23,7 +23,8 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 
 use super::file::{CsvOptions, FileFormat};
 use super::line_decoder::{
-    BadRowStats, BadRows, DecoderConfig, LineDecoder, TextFormat, fresh_bad_rows, thread_stream,
+    BadRowStats, BadRows, DecoderConfig, LineDecoder, TextFormat, fresh_bad_rows, take_max_line,
+    thread_stream,
 };
 use super::{Boundedness, Options};
 
@@ -38,6 +39,7 @@ pub const ACCEPTED_OPTIONS: &[&str] = &[
     "csv.null-literal",
     "csv.ignore-parse-errors / json.ignore-parse-errors ('true': skip and count bad rows)",
     "format.bad-rows.path (a file skipped rows are appended to)",
+    "line.max-bytes (the longest line; 8 MiB)",
 ];
 
 /// Opens the input each time a scan runs: the process's stdin, or bytes in tests.
@@ -52,6 +54,8 @@ pub struct StdinTable {
     open: ReaderFactory,
     /// What a bad line does; its counts are those of the latest scan.
     bad_rows: Mutex<BadRows>,
+    /// The longest line read (`'line.max-bytes'`).
+    max_line: usize,
 }
 
 impl std::fmt::Debug for StdinTable {
@@ -73,6 +77,7 @@ impl StdinTable {
         let csv = CsvOptions::take(&mut options, format)?;
         let bounded = options.take_bool("bounded")?.unwrap_or(false);
         let bad_rows = BadRows::take(&mut options, format)?;
+        let max_line = take_max_line(&mut options)?;
         options.finish("stdin", ACCEPTED_OPTIONS)?;
         let Some(format) = TextFormat::new(format, csv) else {
             return plan_err!("stdin reads 'format' = 'json' or 'csv', not '{format}'");
@@ -94,6 +99,7 @@ impl StdinTable {
             },
             open: Arc::new(|| Box::new(std::io::stdin())),
             bad_rows: Mutex::new(bad_rows),
+            max_line,
         })
     }
 
@@ -139,7 +145,8 @@ impl TableProvider for StdinTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let config =
             DecoderConfig::try_new(self.format.clone(), Arc::clone(&self.schema), projection.cloned())?
-                .with_bad_rows(fresh_bad_rows(&self.bad_rows));
+                .with_bad_rows(fresh_bad_rows(&self.bad_rows))
+                .with_max_line(self.max_line);
         let schema = Arc::clone(config.schema());
         let partition = StdinPartition {
             config,

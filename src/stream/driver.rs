@@ -27,7 +27,7 @@ use tokio::sync::mpsc::{Receiver, Sender};
 use super::changelog::with_changes;
 use super::graph::Graph;
 use super::metrics::StreamMetrics;
-use super::operator::{Event, NO_WATERMARK, Nanos};
+use super::operator::{END_OF_INPUT, Event, NO_WATERMARK, Nanos};
 use super::source::Source;
 use crate::plan::SourceCatalog;
 use crate::sql::Emit;
@@ -145,21 +145,35 @@ async fn run(
         let Some((i, events)) = next else {
             return; // every source ended
         };
-        let input = &mut inputs[i];
-        let result = events.and_then(|events| {
-            for event in &events {
-                match event {
-                    Event::Data(batch) => {
-                        metrics
-                            .rows_in
-                            .fetch_add(batch.batch.num_rows() as u64, Ordering::Relaxed);
+        let events = match events {
+            Ok(events) => events,
+            Err(e) => {
+                // A bad row or a truncated last line: what came before it
+                // goes through, as if the input ended there, then the error.
+                let e = e.context(format!("reading table '{}'", inputs[i].table));
+                let flushed = end_every_input(&mut graph, &mut inputs).and_then(|ev| sink_rows(ev, changes));
+                for batch in flushed.unwrap_or_default() {
+                    if output.send(Ok(batch)).await.is_err() {
+                        return;
                     }
-                    Event::Watermark(w) => input.watermark = input.watermark.max(*w),
-                    Event::End => input.ended = true,
                 }
+                let _ = output.send(Err(e)).await;
+                return;
             }
-            graph.push(i, events)
-        });
+        };
+        let input = &mut inputs[i];
+        for event in &events {
+            match event {
+                Event::Data(batch) => {
+                    metrics
+                        .rows_in
+                        .fetch_add(batch.batch.num_rows() as u64, Ordering::Relaxed);
+                }
+                Event::Watermark(w) => input.watermark = input.watermark.max(*w),
+                Event::End => input.ended = true,
+            }
+        }
+        let result = graph.push(i, events);
         let table = input.table.clone();
         let watermark = inputs.iter().map(|i| i.watermark).min().unwrap_or(NO_WATERMARK);
         metrics.watermark.store(watermark, Ordering::Relaxed);
@@ -184,6 +198,19 @@ async fn run(
             return;
         }
     }
+}
+
+/// Close every input that is still open (its watermark to the end, then its
+/// end), so that every window and buffer emits what it holds.
+fn end_every_input(graph: &mut Graph, inputs: &mut [Input]) -> Result<Vec<Event>> {
+    let mut out = Vec::new();
+    for (i, input) in inputs.iter_mut().enumerate() {
+        if !input.ended {
+            input.ended = true;
+            out.extend(graph.push(i, vec![Event::Watermark(END_OF_INPUT), Event::End])?);
+        }
+    }
+    Ok(out)
 }
 
 /// The rows among events that reached the sink, as the query's output.
