@@ -169,3 +169,40 @@ fn a_line_without_its_newline_after_line_max_bytes_is_an_error() {
     assert!(ok, "{err}");
     assert_eq!(out, format!("n\n1\n{}\n", 3 << 20));
 }
+
+const LATE: &str = "{\"id\":1,\"ts\":\"2024-01-01T00:00:01\"}\n{\"id\":2,\"ts\":\"2024-01-01T00:00:09\"}\n\
+    {\"id\":3,\"ts\":\"2024-01-01T00:00:02\"}\n";
+
+fn late_query(late_path: &str) -> String {
+    format!(
+        "CREATE TABLE t (id BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH ('connector' = 'stdin', \
+         'format' = 'json', 'late.policy' = 'side-output', 'late.path' = '{late_path}'); \
+         SELECT window_start, count(*) AS n FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '5' SECOND)) \
+         GROUP BY window_start, window_end"
+    )
+}
+
+#[test]
+fn the_late_row_file_is_appended_to_across_runs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for run in 1..=2 {
+        let (ok, _, err) = run_stdin(dir.path(), &late_query("late.ndjson"), LATE);
+        assert!(ok, "{err}");
+        let late = std::fs::read_to_string(dir.path().join("late.ndjson")).expect("written");
+        assert_eq!(late.lines().count(), run, "run {run}: {late}");
+    }
+}
+
+#[test]
+fn a_late_row_file_in_a_missing_directory_is_refused_before_any_row() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (ok, out, err) = run_stdin(dir.path(), &late_query("no/such/dir/late.ndjson"), LATE);
+    assert!(!ok);
+    assert_eq!(out, "", "no result before the error");
+    assert!(
+        err.contains(
+            "option 'late.path' = 'no/such/dir/late.ndjson': directory 'no/such/dir' does not exist"
+        ),
+        "{err}"
+    );
+}

@@ -250,7 +250,29 @@ fn late_policy(options: &mut Options) -> Result<Option<std::path::PathBuf>> {
     let path = options.take("late.path");
     match (policy.as_deref().map(str::to_lowercase).as_deref(), path) {
         (None | Some("drop"), None) => Ok(None),
-        (Some("side-output"), Some(path)) => Ok(Some(std::path::PathBuf::from(path))),
+        (Some("side-output"), Some(path)) => {
+            // Found out now, not at the first late row after results went out.
+            let path = std::path::PathBuf::from(path);
+            let parent = match path.parent() {
+                Some(p) if p.as_os_str().is_empty() => std::path::Path::new("."),
+                Some(p) => p,
+                None => std::path::Path::new("."),
+            };
+            if !parent.is_dir() {
+                return plan_err!(
+                    "option 'late.path' = '{}': directory '{}' does not exist",
+                    path.display(),
+                    parent.display()
+                );
+            }
+            if path.is_dir() {
+                return plan_err!(
+                    "option 'late.path' = '{}' is a directory; name a file",
+                    path.display()
+                );
+            }
+            Ok(Some(path))
+        }
         (Some("side-output"), None) => {
             plan_err!(
                 "option 'late.policy' = 'side-output' needs 'late.path', the file late rows are written to"
