@@ -339,3 +339,34 @@ fn a_full_disk_says_no_space_left_on_device() {
         "nothing half-written is left: {leftovers:?}"
     );
 }
+
+#[test]
+fn a_continuous_insert_stopped_by_a_bad_row_commits_the_rows_before_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sql = "CREATE TABLE src (n BIGINT) WITH ('connector' = 'stdin', 'format' = 'json'); \
+        CREATE TABLE out (n BIGINT) WITH ('connector' = 'file', 'path' = 'out.csv', 'format' = 'csv'); \
+        INSERT INTO out SELECT n FROM src";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .current_dir(dir.path())
+        .args(["-e", sql])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sluice starts");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"{\"n\":1}\n{\"n\":2}\n{\"n\":\"x\"}\n{\"n\":4}\n")
+            .expect("write");
+    }
+    let out = child.wait_with_output().expect("sluice ends");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stdin line 3"));
+    // A single file: written whole, with the rows before the bad one.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.csv")).expect("committed"),
+        "n\n1\n2\n"
+    );
+    assert_eq!(files(dir.path()), vec!["out.csv"]);
+}
