@@ -21,8 +21,11 @@ use arrow::compute::interleave_record_batch;
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::row::{OwnedRow, RowConverter, Rows, SortField};
-use datafusion::common::internal_err;
+use datafusion::common::{internal_err, resources_err};
 use datafusion::error::Result;
+use datafusion::execution::TaskContext;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryReservation};
+use futures::future::BoxFuture;
 use std::sync::Arc;
 
 use crate::stream::groups::{Aggregates, Arguments, Groups, Partial, assemble, take_rows};
@@ -153,6 +156,11 @@ pub struct WindowAggregateOperator {
     late: LateRows,
     /// `EMIT CHANGES`: what each open window last showed.
     changes: Option<Changes>,
+    /// The state's share of the session's memory pool
+    /// (`datafusion.runtime.memory_limit`), from `open`.
+    reservation: Option<MemoryReservation>,
+    /// The pool's limit, for the message when the state does not fit.
+    memory_limit: Option<usize>,
 }
 
 /// `EMIT CHANGES` state: the rows each open window last emitted, to send
@@ -182,7 +190,41 @@ impl WindowAggregateOperator {
             watermark: crate::stream::operator::NO_WATERMARK,
             late,
             changes: None,
+            reservation: None,
+            memory_limit: None,
         }
+    }
+
+    /// Bytes of state held: every pane's live groups and frozen partials.
+    fn state_size(&self) -> usize {
+        self.panes
+            .values()
+            .flat_map(|pane| pane.slots.values())
+            .map(|slot| {
+                slot.live.as_ref().map_or(0, Groups::size)
+                    + slot.frozen.iter().map(Partial::size).sum::<usize>()
+            })
+            .sum()
+    }
+
+    /// Account the state in the memory pool: an error naming the operator
+    /// when it does not fit, instead of growing until the process aborts.
+    fn reserve(&mut self) -> Result<()> {
+        let size = self.state_size();
+        let Some(reservation) = &mut self.reservation else {
+            return Ok(());
+        };
+        if reservation.try_resize(size).is_err() {
+            let limit = self
+                .memory_limit
+                .map(|l| format!(" ({l} bytes)"))
+                .unwrap_or_default();
+            return resources_err!(
+                "the continuous WindowAggregate's state (window_partials: {} open panes, {size} bytes) does not fit in datafusion.runtime.memory_limit{limit}: raise the limit, use a shorter window, or group by fewer keys",
+                self.panes.len()
+            );
+        }
+        Ok(())
     }
 
     /// Emit early results as a changelog after every batch (`EMIT CHANGES`);
@@ -452,8 +494,19 @@ impl Operator for WindowAggregateOperator {
         Some("window_partials per pane and key, each freed once the watermark passes the end of the last window over its pane".into())
     }
 
+    fn open(&mut self, task: Arc<TaskContext>) -> BoxFuture<'_, Result<()>> {
+        let consumer = MemoryConsumer::new("continuous WindowAggregate");
+        self.reservation = Some(consumer.register(task.memory_pool()));
+        self.memory_limit = match task.memory_pool().memory_limit() {
+            MemoryLimit::Finite(bytes) => Some(bytes),
+            MemoryLimit::Infinite | MemoryLimit::Unknown => None,
+        };
+        Box::pin(async { Ok(()) })
+    }
+
     fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
         let touched = self.aggregate(&input)?;
+        self.reserve()?;
         if self.changes.is_some() {
             for pane in touched {
                 if let Some(now) = self.peek(pane)?
@@ -472,6 +525,7 @@ impl Operator for WindowAggregateOperator {
         }
         let before = self.watermark;
         let closed = self.close_windows(watermark)?;
+        self.reserve()?;
         if let Some(changes) = &mut self.changes {
             // Closing a window ends its changes.
             changes.last.retain(|pane, _| pane.end > watermark);
