@@ -206,3 +206,39 @@ fn a_late_row_file_in_a_missing_directory_is_refused_before_any_row() {
         "{err}"
     );
 }
+
+#[test]
+fn sigint_ends_a_continuous_query_with_its_late_row_report() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sql = "CREATE TABLE t (id BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH ('connector' = 'stdin', 'format' = 'json'); \
+        SELECT window_start, count(*) AS n FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '5' SECOND)) GROUP BY window_start, window_end";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .current_dir(dir.path())
+        .args(["--format", "csv", "-e", sql])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sluice starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(LATE.as_bytes()).expect("write");
+    stdin.flush().expect("flush");
+    // The window [0 s, 5 s) closes at 9 s - 1 s; the row at 2 s is then late.
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    assert_eq!(lines.next().expect("a header").expect("text"), "window_start,n");
+    assert_eq!(
+        lines.next().expect("a row").expect("text"),
+        "2024-01-01T00:00:00,1"
+    );
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("sluice ends");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1 late row was behind the watermark"), "{err}");
+    assert!(err.contains("stopped by SIGINT"), "{err}");
+    drop(stdin);
+}

@@ -276,10 +276,7 @@ fn sigterm_commits_the_open_part() {
     assert_eq!(committed(&out), Vec::<i64>::new());
     let output = sigterm(child);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("stopped by SIGTERM; the rows before it were committed"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(committed(&out), vec![10, 20]);
     assert!(

@@ -28,6 +28,8 @@ Ctrl-C cancels a running query, or clears the line being typed.";
 
 /// Run the shell until `\q` or Ctrl-D.
 pub async fn run(runner: &mut Runner) -> ExitCode {
+    // Ctrl-C cancels the running statement here (`run_cancellable`).
+    crate::stream::leave_signals_to_the_shell();
     let tables = Arc::new(Mutex::new(Vec::new()));
     let helper = SqlHelper {
         tables: Arc::clone(&tables),

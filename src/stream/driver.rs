@@ -84,9 +84,21 @@ pub async fn execute(
                 .await;
         }
     });
+    // A signal ends the query with an error saying so (the caller then
+    // reports what it left out); the pipeline stops when the stream drops.
+    let stop: futures::future::BoxFuture<'static, &'static str> = Box::pin(super::stop::stop_signal());
     let stream = futures::stream::unfold(
-        (receiver, AbortOnDrop(watcher)),
-        |(mut receiver, guard)| async move { receiver.recv().await.map(|item| (item, (receiver, guard))) },
+        (receiver, AbortOnDrop(watcher), Some(stop)),
+        |(mut receiver, guard, stop)| async move {
+            let mut stop = stop?;
+            tokio::select! {
+                item = receiver.recv() => item.map(|item| (item, (receiver, guard, Some(stop)))),
+                signal = &mut stop => {
+                    let stopped = DataFusionError::Execution(format!("stopped by {signal}"));
+                    Some((Err(stopped), (receiver, guard, None)))
+                }
+            }
+        },
     );
     Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
 }

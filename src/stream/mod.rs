@@ -22,6 +22,7 @@ pub mod planner;
 mod rolling_sink;
 pub mod source;
 pub mod state_options;
+mod stop;
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ pub use changelog::{CHANGE_COLUMN, changelog_schema, with_changes};
 pub use driver::execute;
 pub use insert::execute_insert;
 pub use metrics::StreamMetrics;
+pub use stop::leave_signals_to_the_shell;
 
 use crate::plan::SourceCatalog;
 use crate::sql::Emit;

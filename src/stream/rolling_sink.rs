@@ -83,7 +83,7 @@ impl RollingSink {
         let mut tick = tokio::time::interval(rollover);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
-        let stop = stop_signal();
+        let stop = super::stop::stop_signal();
         tokio::pin!(stop);
         let outcome: Result<()> = loop {
             tokio::select! {
@@ -100,6 +100,8 @@ impl RollingSink {
                             break Ok(());
                         }
                     }
+                    // A bad row, or the query stopped by a signal (the
+                    // driver listens too): the open part is committed below.
                     Some(Err(e)) => break Err(e),
                     None => break Ok(()),
                 },
@@ -152,28 +154,5 @@ impl RollingSink {
             .map_err(|e| exec_datafusion_err!("the writer of '{}' stopped: {e}", self.target.url))??;
         self.written += rows;
         Ok(())
-    }
-}
-
-/// The first SIGINT or SIGTERM, by name.
-async fn stop_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-            (Ok(mut int), Ok(mut term)) => tokio::select! {
-                _ = int.recv() => "SIGINT",
-                _ = term.recv() => "SIGTERM",
-            },
-            // No handler: never stop on a signal here (the default action applies).
-            _ => std::future::pending().await,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        match tokio::signal::ctrl_c().await {
-            Ok(()) => "Ctrl-C",
-            Err(_) => std::future::pending().await,
-        }
     }
 }
