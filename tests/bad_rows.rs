@@ -9,15 +9,19 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn run_stdin(dir: &Path, sql: &str, input: &str) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+fn spawn(dir: &Path, sql: &str, stdin: Stdio) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
         .current_dir(dir)
         .args(["--format", "csv", "-e", sql])
-        .stdin(Stdio::piped())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("sluice starts");
+        .expect("sluice starts")
+}
+
+fn run_stdin(dir: &Path, sql: &str, input: &str) -> (bool, String, String) {
+    let mut child = spawn(dir, sql, Stdio::piped());
     let mut stdin = child.stdin.take().expect("stdin");
     // Sluice may stop reading early (an error): a broken pipe is fine.
     let _ = stdin.write_all(input.as_bytes());
@@ -81,14 +85,7 @@ fn a_followed_file_goes_on_past_a_bad_row() {
     let sql = "CREATE TABLE s (n BIGINT) WITH ('connector' = 'file', 'path' = 'in.ndjson', 'format' = 'json', \
         'follow' = 'true', 'json.ignore-parse-errors' = 'true', 'format.bad-rows.path' = 'bad.ndjson'); \
         SELECT n FROM s";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .current_dir(dir.path())
-        .args(["--format", "csv", "-e", sql])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sluice starts");
+    let mut child = spawn(dir.path(), sql, Stdio::null());
     let (tx, rx) = std::sync::mpsc::channel();
     let stdout = child.stdout.take().expect("stdout");
     std::thread::spawn(move || {
@@ -212,14 +209,7 @@ fn sigint_ends_a_continuous_query_with_its_late_row_report() {
     let dir = tempfile::tempdir().expect("temp dir");
     let sql = "CREATE TABLE t (id BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH ('connector' = 'stdin', 'format' = 'json'); \
         SELECT window_start, count(*) AS n FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '5' SECOND)) GROUP BY window_start, window_end";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .current_dir(dir.path())
-        .args(["--format", "csv", "-e", sql])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sluice starts");
+    let mut child = spawn(dir.path(), sql, Stdio::piped());
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(LATE.as_bytes()).expect("write");
     stdin.flush().expect("flush");
