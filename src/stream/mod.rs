@@ -15,6 +15,7 @@ pub mod groups;
 pub mod insert;
 pub mod interval_bounds;
 pub mod late;
+pub mod memory;
 pub mod metrics;
 pub mod operator;
 pub mod operators;

@@ -21,16 +21,16 @@ use arrow::compute::interleave_record_batch;
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::row::{OwnedRow, RowConverter, Rows, SortField};
-use datafusion::common::{internal_err, resources_err};
+use datafusion::common::internal_err;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryReservation};
 use futures::future::BoxFuture;
 use std::sync::Arc;
 
 use crate::stream::groups::{Aggregates, Arguments, Groups, Partial, assemble, take_rows};
 pub use crate::stream::groups::{GroupColumn, WindowColumn};
 use crate::stream::late::LateRows;
+use crate::stream::memory::StateMemory;
 use crate::stream::operator::{
     Event, MILLISECOND, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values, timestamps, to_nanos,
 };
@@ -157,10 +157,8 @@ pub struct WindowAggregateOperator {
     /// `EMIT CHANGES`: what each open window last showed.
     changes: Option<Changes>,
     /// The state's share of the session's memory pool
-    /// (`datafusion.runtime.memory_limit`), from `open`.
-    reservation: Option<MemoryReservation>,
-    /// The pool's limit, for the message when the state does not fit.
-    memory_limit: Option<usize>,
+    /// (`datafusion.runtime.memory_limit`).
+    memory: StateMemory,
 }
 
 /// `EMIT CHANGES` state: the rows each open window last emitted, to send
@@ -190,8 +188,7 @@ impl WindowAggregateOperator {
             watermark: crate::stream::operator::NO_WATERMARK,
             late,
             changes: None,
-            reservation: None,
-            memory_limit: None,
+            memory: StateMemory::new("WindowAggregate", "window_partials"),
         }
     }
 
@@ -211,20 +208,8 @@ impl WindowAggregateOperator {
     /// when it does not fit, instead of growing until the process aborts.
     fn reserve(&mut self) -> Result<()> {
         let size = self.state_size();
-        let Some(reservation) = &mut self.reservation else {
-            return Ok(());
-        };
-        if reservation.try_resize(size).is_err() {
-            let limit = self
-                .memory_limit
-                .map(|l| format!(" ({l} bytes)"))
-                .unwrap_or_default();
-            return resources_err!(
-                "the continuous WindowAggregate's state (window_partials: {} open panes, {size} bytes) does not fit in datafusion.runtime.memory_limit{limit}: raise the limit, use a shorter window, or group by fewer keys",
-                self.panes.len()
-            );
-        }
-        Ok(())
+        let panes = self.panes.len();
+        self.memory.resize(size, || format!("{panes} open panes"))
     }
 
     /// Emit early results as a changelog after every batch (`EMIT CHANGES`);
@@ -495,12 +480,7 @@ impl Operator for WindowAggregateOperator {
     }
 
     fn open(&mut self, task: Arc<TaskContext>) -> BoxFuture<'_, Result<()>> {
-        let consumer = MemoryConsumer::new("continuous WindowAggregate");
-        self.reservation = Some(consumer.register(task.memory_pool()));
-        self.memory_limit = match task.memory_pool().memory_limit() {
-            MemoryLimit::Finite(bytes) => Some(bytes),
-            MemoryLimit::Infinite | MemoryLimit::Unknown => None,
-        };
+        self.memory.open(&task);
         Box::pin(async { Ok(()) })
     }
 
