@@ -185,8 +185,10 @@ impl Staging {
         Ok(())
     }
 
-    /// Delete the staging directories named `name...` under `parent` (left
-    /// by runs that were killed), except this run's.
+    /// Delete the staging directories named `name...` under `parent` left
+    /// by runs that were killed: on a local disk, those of processes that no
+    /// longer run (another live process may be writing there); elsewhere,
+    /// those untouched for [`STALE_REMOTE`].
     async fn clean_stale(&self, parent: &Path, name: &str) -> Result<()> {
         let listing = match self.store.list_with_delimiter(Some(parent)).await {
             Ok(listing) => listing,
@@ -194,14 +196,46 @@ impl Staging {
             Err(object_store::Error::NotFound { .. }) => return Ok(()),
             Err(e) => return Err(self.error("list", e)),
         };
+        let local = local_path(self.store.as_ref(), parent).is_some();
         for dir in listing.common_prefixes {
-            if dir.filename().is_some_and(|f| f.starts_with(name)) && dir != self.root {
+            let Some(run) = dir.filename().and_then(|f| f.strip_prefix(name)) else {
+                continue;
+            };
+            if dir == self.root {
+                continue;
+            }
+            let stale = if local {
+                // Not a run's name (the staging of another file whose name
+                // starts alike): not ours to delete.
+                let Some(alive) = run_is_alive(run) else {
+                    continue;
+                };
+                !alive
+            } else {
+                self.untouched_for(&dir, STALE_REMOTE).await?
+            };
+            if stale {
                 delete_all(self.store.as_ref(), &dir)
                     .await
                     .map_err(|e| self.error("clean up old staging of", e))?;
             }
         }
         Ok(())
+    }
+
+    /// Whether nothing under `dir` changed for `age`.
+    async fn untouched_for(&self, dir: &Path, age: std::time::Duration) -> Result<bool> {
+        let objects: Vec<_> = self
+            .store
+            .list(Some(dir))
+            .try_collect()
+            .await
+            .map_err(|e| self.error("list", e))?;
+        let Ok(age) = chrono::Duration::from_std(age) else {
+            return Ok(false);
+        };
+        let cutoff = chrono::Utc::now() - age;
+        Ok(objects.iter().all(|o| o.last_modified < cutoff))
     }
 
     fn error(&self, doing: &str, e: object_store::Error) -> DataFusionError {
@@ -229,6 +263,22 @@ async fn delete_all(store: &dyn ObjectStore, dir: &Path) -> object_store::Result
 fn local_path(store: &dyn ObjectStore, dir: &Path) -> Option<std::path::PathBuf> {
     let is_local = store.to_string().starts_with("LocalFileSystem");
     is_local.then(|| std::path::PathBuf::from(format!("/{dir}")))
+}
+
+/// How long a remote staging directory must be untouched before another run
+/// takes it for a killed run's and deletes it.
+pub const STALE_REMOTE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Whether the process of run `run` (`<pid>-<time>`) still runs, other than
+/// this one (whose earlier statements' staging is done with); `None` when
+/// `run` is not a run's name.
+fn run_is_alive(run: &str) -> Option<bool> {
+    let (pid, time) = run.split_once('-')?;
+    let pid = pid.parse::<u32>().ok()?;
+    if time.is_empty() || !time.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(pid != std::process::id() && std::path::Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// A name no other run uses: the process id and the time.
@@ -489,16 +539,27 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let target = dir.path().join("out.csv");
         std::fs::write(&target, "old\n").expect("write");
-        // A killed run's staging.
-        let stale = dir.path().join(format!("{STAGING_PREFIX}out.csv-dead"));
-        std::fs::create_dir_all(&stale).expect("mkdir");
-        std::fs::write(stale.join("out.csv"), "half").expect("write");
+        // A killed run's staging (no such process), a live process's (pid 1)
+        // and another file's whose name starts alike.
+        let stale = dir.path().join(format!("{STAGING_PREFIX}out.csv-999999999-1f"));
+        let live = dir.path().join(format!("{STAGING_PREFIX}out.csv-1-1f"));
+        let other = dir.path().join(format!("{STAGING_PREFIX}out.csv-x-999999999-1f"));
+        for d in [&stale, &live, &other] {
+            std::fs::create_dir_all(d).expect("mkdir");
+            std::fs::write(d.join("out.csv"), "half").expect("write");
+        }
         let ctx = SessionContext::new();
         let state = ctx.state();
         let staging = Staging::begin(&state, &url(&target, false), true)
             .await
             .expect("begin");
         assert!(!stale.exists(), "stale staging is deleted");
+        assert!(
+            live.exists() && other.exists(),
+            "a live run's and another file's are kept"
+        );
+        std::fs::remove_dir_all(&live).expect("rm");
+        std::fs::remove_dir_all(&other).expect("rm");
         let part = staging.part_url("0").expect("url");
         let local = std::path::PathBuf::from(part.get_url().path());
         std::fs::create_dir_all(local.parent().expect("parent")).expect("mkdir");
