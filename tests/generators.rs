@@ -142,13 +142,25 @@ async fn unbounded_generators_run_continuously() {
     let mut counts = Vec::new();
     while counts.len() < 3 {
         use futures::StreamExt;
-        let batch = output.stream.next().await.expect("more changes").expect("a batch");
+        let batch = output
+            .stream
+            .next()
+            .await
+            .expect("more changes")
+            .expect("a batch");
         assert_eq!(batch.schema().field(0).name(), "op", "a changelog");
         let ops = batch.column(0).as_string::<i32>();
         let n = batch.column(1).as_primitive::<Int64Type>();
-        counts.extend((0..batch.num_rows()).filter(|&i| ops.value(i) != "-U").map(|i| n.value(i)));
+        counts.extend(
+            (0..batch.num_rows())
+                .filter(|&i| ops.value(i) != "-U")
+                .map(|i| n.value(i)),
+        );
     }
-    assert!(counts.windows(2).all(|w| w[0] < w[1]), "the count rises: {counts:?}");
+    assert!(
+        counts.windows(2).all(|w| w[0] < w[1]),
+        "the count rises: {counts:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,6 +39,8 @@ const CONTINUATION: &str = "   ...> ";
 
 /// Run the shell until `\q` or Ctrl-D.
 pub async fn run(runner: &mut Runner) -> ExitCode {
+    // Ctrl-C cancels the running statement here (`run_cancellable`).
+    crate::stream::leave_signals_to_the_shell();
     let names = Arc::new(Mutex::new(Names::default()));
     let helper = SqlHelper {
         names: Arc::clone(&names),

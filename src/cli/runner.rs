@@ -56,6 +56,37 @@ fn report_late_rows(metrics: &crate::stream::StreamMetrics) {
     }
 }
 
+/// The bad lines a continuous query's sources skipped
+/// (`'*.ignore-parse-errors'`), on stderr at its end: how many, the first,
+/// and where they were written.
+fn report_bad_rows(metrics: &crate::stream::StreamMetrics) {
+    let Ok(sources) = metrics.bad_rows.lock() else {
+        return;
+    };
+    for (table, stats) in sources.iter() {
+        let count = stats.count.load(std::sync::atomic::Ordering::Relaxed);
+        if count == 0 {
+            continue;
+        }
+        let rows = if count == 1 {
+            "bad row was"
+        } else {
+            "bad rows were"
+        };
+        let first = stats
+            .first
+            .lock()
+            .ok()
+            .and_then(|f| f.clone())
+            .unwrap_or_default();
+        let aside = match &stats.path {
+            Some(path) => format!("written to {}", path.display()),
+            None => "left out ('format.bad-rows.path' on the table keeps them)".to_string(),
+        };
+        eprintln!("{count} {rows} skipped in table '{table}' and {aside}; the first: {first}");
+    }
+}
+
 /// How results and errors are shown.
 #[derive(Debug, Clone)]
 pub struct RunnerOptions {
@@ -234,6 +265,7 @@ impl Runner {
         // A continuous query (a SELECT or an INSERT) says what it left out.
         if let Some(metrics) = &output.metrics {
             report_late_rows(metrics);
+            report_bad_rows(metrics);
         }
         result
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
-use datafusion::common::{Column, DFSchema, TableReference, plan_err};
+use datafusion::common::{Column, DFSchema, TableReference, not_impl_err, plan_err};
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::datasource::listing_table_factory::ListingTableFactory;
 use datafusion::datasource::{ViewTable, provider_as_source};
@@ -108,7 +108,15 @@ pub const ACCEPTED_OPTIONS: &[&str] = &[
     "csv.null-literal",
     "s3.<key> (region, endpoint, access_key_id, secret_access_key, session_token, allow_http, ...)",
     "follow ('true' for json and csv: read to the end, then follow appended lines and new files)",
+    "csv.ignore-parse-errors / json.ignore-parse-errors (with 'follow': skip and count bad rows)",
+    "format.bad-rows.path (with 'follow': a file skipped rows are appended to)",
+    "line.max-bytes (with 'follow': the longest line; 8 MiB)",
+    "sink.rolling-policy.rollover-interval (how often a continuous INSERT commits a part file; '10 s')",
 ];
+
+/// How often a continuous `INSERT` into a file table commits a part file
+/// when the table does not say (`'sink.rolling-policy.rollover-interval'`).
+pub const DEFAULT_ROLLOVER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Flink's `csv.*` options, as the file and stdin connectors take them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -157,6 +165,8 @@ pub struct FileTable {
     pub path: String,
     /// How it is encoded.
     pub format: FileFormat,
+    /// How often a continuous `INSERT` into it commits a part file.
+    pub rollover: std::time::Duration,
 }
 
 /// Build a file table from its options. `declared` is the schema written in
@@ -184,13 +194,45 @@ pub async fn create_table(
         }
     }
     let null_literal = csv.null_literal;
+    let rollover = match options.take("sink.rolling-policy.rollover-interval") {
+        None => DEFAULT_ROLLOVER,
+        Some(text) => match super::options::parse_duration_ms(&text) {
+            Some(ms) if ms > 0 => std::time::Duration::from_millis(ms),
+            _ => {
+                return plan_err!(
+                    "option 'sink.rolling-policy.rollover-interval' is a duration such as '10 s' or '500 ms', not '{text}'"
+                );
+            }
+        },
+    };
+    let skips = [
+        "csv.ignore-parse-errors",
+        "json.ignore-parse-errors",
+        "format.bad-rows.path",
+    ];
+    if let Some(key) = skips.into_iter().find(|k| options.take(k).is_some()) {
+        return not_impl_err!(
+            "option '{key}' works on stdin and followed files ('follow' = 'true') so far; a file read once stops at its first bad row, naming it"
+        );
+    }
     let s3_options = options.take_prefixed("s3.");
     options.take("connector");
     options.finish("file", ACCEPTED_OPTIONS)?;
 
     object_stores::register_for_location(state.runtime_env(), &path, &s3_options)?;
-    check_local_path_exists(&path)?;
-    check_http_file_exists(state, &path).await?;
+    // A table of declared columns may be created where nothing is yet: it is
+    // written to before it is read (INSERT INTO makes its files).
+    let empty = declared.is_some() && is_new_or_empty_local(&path);
+    let path = if empty && !path.ends_with('/') && FileFormat::from_extension(&path).is_none() {
+        // A new path with no extension is a directory of files to come.
+        format!("{path}/")
+    } else {
+        path
+    };
+    if !empty {
+        check_local_path_exists(&path)?;
+        check_http_file_exists(state, &path).await?;
+    }
 
     let command = |schema: Arc<DFSchema>| {
         CreateExternalTable::builder(name.clone(), path.clone(), format.datafusion_name(), schema)
@@ -198,14 +240,19 @@ pub async fn create_table(
             .build()
     };
     let factory = ListingTableFactory::new();
-    let from_files = factory
-        .create(state, &command(Arc::new(DFSchema::empty())))
-        .await
-        .map_err(|e| object_stores::explain_error(&path, e))?;
     let provider = match declared {
-        None => from_files,
+        None => factory
+            .create(state, &command(Arc::new(DFSchema::empty())))
+            .await
+            .map_err(|e| object_stores::explain_error(&path, e))?,
         Some(declared) => {
-            check_declared_schema(&declared, &from_files.schema(), &path, format)?;
+            if !empty {
+                let from_files = factory
+                    .create(state, &command(Arc::new(DFSchema::empty())))
+                    .await
+                    .map_err(|e| object_stores::explain_error(&path, e))?;
+                check_declared_schema(&declared, &from_files.schema(), &path, format)?;
+            }
             let schema = DFSchema::try_from(declared.as_ref().clone())?;
             factory.create(state, &command(Arc::new(schema))).await?
         }
@@ -216,6 +263,7 @@ pub async fn create_table(
             provider,
             path,
             format,
+            rollover,
         });
     };
     // DataFusion's CSV reader uses the null pattern only to infer types, not
@@ -245,6 +293,7 @@ pub async fn create_table(
         scanned: text,
         path,
         format,
+        rollover,
     })
 }
 
@@ -260,6 +309,29 @@ pub(super) fn check_local_path_exists(path: &str) -> Result<()> {
         .map(|d| d.display().to_string())
         .unwrap_or_default();
     plan_err!("file not found: '{path}' (relative paths start at {cwd})")
+}
+
+/// Whether `path` is local and either an empty directory or new: it does not
+/// exist but its parent directory does (a missing parent is more likely a
+/// mistyped path, which stays an error).
+fn is_new_or_empty_local(path: &str) -> bool {
+    let is_url = url::Url::parse(path).is_ok_and(|u| u.scheme().len() > 1);
+    if is_url || path.contains(['*', '?', '[']) {
+        return false;
+    }
+    let local = Path::new(path);
+    match std::fs::read_dir(local) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(_) => {
+            let trimmed = Path::new(path.trim_end_matches('/'));
+            let parent = match trimmed.parent() {
+                Some(p) if p.as_os_str().is_empty() => Path::new("."),
+                Some(p) => p,
+                None => return false,
+            };
+            !local.exists() && parent.is_dir()
+        }
+    }
 }
 
 /// Over HTTP a missing file would otherwise be retried as a WebDAV directory

@@ -2,8 +2,15 @@
 //! file, or every file of a directory, read to the end and then followed like
 //! `tail -F`: lines appended to a file, and new files in the directory, are
 //! read as they come (polled every [`POLL`]). A line is read once its newline
-//! is written. A file truncated, or replaced under its name (rotated), is read
-//! again from its start. Unbounded.
+//! is written. Unbounded.
+//!
+//! Nothing is skipped silently. A file truncated, or rewritten in place (its
+//! first bytes changed: they are compared at every poll, as `cp new file`
+//! keeps the inode and may keep the size), is read again from its start. A
+//! file replaced under its name (rotated) is read to its end first, and then
+//! still for [`DRAIN`] after its last new byte (a writer that reopens late),
+//! its partial last line included, while the new file is read. A followed
+//! path that is gone for [`GONE_AFTER`] ends the query with an error saying so.
 //!
 //! Files of a directory are read in path order, each to its current end, then
 //! each again for what was appended; names starting with `.` (editors' and
@@ -13,14 +20,14 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{TableReference, exec_datafusion_err, plan_err};
+use datafusion::common::{TableReference, exec_datafusion_err, exec_err, plan_err};
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableType};
@@ -29,10 +36,24 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 
 use super::Options;
 use super::file::{self, CsvOptions, FileFormat};
-use super::line_decoder::{BatchSender, DecoderConfig, LineDecoder, TextFormat, thread_stream};
+use super::line_decoder::{
+    BadRowStats, BadRows, BatchSender, DEFAULT_MAX_LINE, DecoderConfig, LineDecoder, TextFormat,
+    fresh_bad_rows, take_max_line, thread_stream,
+};
 
 /// How often files are checked for new lines, and a directory for new files.
 pub const POLL: Duration = Duration::from_millis(100);
+
+/// How long a rotated file is still read after its last new byte.
+pub const DRAIN: Duration = Duration::from_secs(1);
+
+/// How long a followed path may be missing (a rotation recreating it) before
+/// the query stops with an error.
+pub const GONE_AFTER: Duration = Duration::from_secs(3);
+
+/// How many of a file's first bytes are compared at each poll to notice it
+/// was rewritten in place.
+const HEAD: usize = 4096;
 
 /// A followed file or directory.
 #[derive(Debug)]
@@ -44,6 +65,10 @@ pub struct FollowTable {
     path: String,
     /// The local path.
     local: PathBuf,
+    /// What a bad line does; its counts are those of the latest scan.
+    bad_rows: Mutex<BadRows>,
+    /// The longest line read (`'line.max-bytes'`).
+    max_line: usize,
 }
 
 /// Build a followed file table from the file connector's options (without
@@ -82,6 +107,9 @@ pub async fn create_table(
             text
         }
     };
+    let format = text.file_format();
+    let bad_rows = BadRows::take(&mut mine, format)?;
+    let max_line = take_max_line(&mut mine)?;
     if !mine.take_prefixed("s3.").is_empty() {
         return plan_err!("'follow' needs a local path; 's3.*' options are for remote ones");
     }
@@ -94,6 +122,10 @@ pub async fn create_table(
     let schema = match declared {
         Some(schema) => schema,
         None => {
+            let mut options = options;
+            // Reading once to infer the columns does not skip bad rows.
+            BadRows::take(&mut options, format)?;
+            take_max_line(&mut options)?;
             let inferred = file::create_table(state, name, None, options)
                 .await?
                 .provider
@@ -106,7 +138,10 @@ pub async fn create_table(
             inferred
         }
     };
-    FollowTable::try_new(schema, text, path, local)
+    Ok(FollowTable {
+        max_line,
+        ..FollowTable::try_new(schema, text, path, local)?.with_bad_rows(bad_rows)
+    })
 }
 
 /// The local path of `path`, a plain path or a `file://` URL; an error for
@@ -133,12 +168,28 @@ impl FollowTable {
             format,
             path,
             local,
+            bad_rows: Mutex::new(BadRows::default()),
+            max_line: DEFAULT_MAX_LINE,
         })
     }
 
     /// Whether its rows are changes (`'format' = 'debezium-json'`).
     pub fn is_changelog(&self) -> bool {
         self.format.is_changelog()
+    }
+
+    /// Skip bad lines as `bad_rows` says.
+    pub fn with_bad_rows(self, bad_rows: BadRows) -> Self {
+        Self {
+            bad_rows: Mutex::new(bad_rows),
+            ..self
+        }
+    }
+
+    /// The bad lines the latest scan skipped, if the table skips them.
+    pub fn bad_rows(&self) -> Option<Arc<BadRowStats>> {
+        let bad_rows = self.bad_rows.lock().ok()?;
+        bad_rows.skip.then(|| Arc::clone(&bad_rows.stats))
     }
 
     /// What EXPLAIN shows after the connector's name: `json events.ndjson (follow)`.
@@ -165,7 +216,9 @@ impl TableProvider for FollowTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let config =
-            DecoderConfig::try_new(self.format.clone(), Arc::clone(&self.schema), projection.cloned())?;
+            DecoderConfig::try_new(self.format.clone(), Arc::clone(&self.schema), projection.cloned())?
+                .with_bad_rows(fresh_bad_rows(&self.bad_rows))
+                .with_max_line(self.max_line);
         let schema = Arc::clone(config.schema());
         let partition = FollowPartition {
             config,
@@ -197,6 +250,8 @@ impl PartitionStream for FollowPartition {
             path: self.path.clone(),
             local: self.local.clone(),
             files: BTreeMap::new(),
+            rotated: Vec::new(),
+            missing_since: None,
             buf: Vec::new(),
         };
         thread_stream(
@@ -216,6 +271,11 @@ struct Follower {
     local: PathBuf,
     /// Every file read so far, in path order.
     files: BTreeMap<PathBuf, Followed>,
+    /// Files replaced under their names, still read for what a writer adds,
+    /// with when they last grew.
+    rotated: Vec<(Followed, Instant)>,
+    /// Since when the followed path has been missing.
+    missing_since: Option<Instant>,
     /// Read buffer, shared by the files.
     buf: Vec<u8>,
 }
@@ -227,6 +287,8 @@ struct Followed {
     id: Option<(u64, u64)>,
     /// Bytes read so far, to notice truncation.
     offset: u64,
+    /// Its first bytes (up to [`HEAD`]) as last read, to notice a rewrite.
+    head: Vec<u8>,
     decoder: LineDecoder,
 }
 
@@ -274,61 +336,101 @@ impl Follower {
                 Err(e) => return Err(exec_datafusion_err!("cannot open '{}': {e}", path.display())),
             }
         }
+        self.check_present()?;
         let mut read_any = false;
         let paths: Vec<PathBuf> = self.files.keys().cloned().collect();
         for path in paths {
             // The file under the name now, if the name is still there.
             let now = std::fs::metadata(&path).ok();
-            let replaced = now.as_ref().is_some_and(|m| file_id(m) != self.files[&path].id);
-            let truncated = now.as_ref().is_some_and(|m| m.len() < self.files[&path].offset);
+            let Some(followed) = self.files.get_mut(&path) else {
+                continue;
+            };
+            let replaced = now.as_ref().is_some_and(|m| file_id(m) != followed.id);
+            let truncated = now.as_ref().is_some_and(|m| m.len() < followed.offset);
+            let mut rewritten = !replaced && !truncated && head_changed(followed);
             // What was appended to a replaced file before it was replaced is
-            // read first.
-            match self.read_to_end(&path, tx, out)? {
-                None => return Ok(None),
-                Some(read) => read_any |= read,
+            // read first (a rewritten one is not the file it was).
+            if !rewritten {
+                match read_file(followed, &mut self.buf, tx, out)? {
+                    Outcome::Stopped => return Ok(None),
+                    Outcome::Read(read) => read_any |= read,
+                    Outcome::Rewritten => rewritten = !replaced,
+                }
             }
-            if replaced || truncated {
-                match self.open(&path) {
-                    Ok(followed) => {
-                        self.files.insert(path.clone(), followed);
-                    }
+            if replaced || truncated || rewritten {
+                let fresh = match self.open(&path) {
+                    Ok(fresh) => fresh,
                     Err(e) if e.kind() == ErrorKind::NotFound => continue,
                     Err(e) => return Err(exec_datafusion_err!("cannot open '{}': {e}", path.display())),
+                };
+                if let Some(old) = self.files.insert(path.clone(), fresh)
+                    && replaced
+                {
+                    // A writer may still add to the renamed file.
+                    self.rotated.push((old, Instant::now()));
                 }
-                match self.read_to_end(&path, tx, out)? {
-                    None => return Ok(None),
-                    Some(read) => read_any |= read,
+                let Some(followed) = self.files.get_mut(&path) else {
+                    continue;
+                };
+                match read_file(followed, &mut self.buf, tx, out)? {
+                    Outcome::Stopped => return Ok(None),
+                    // Rewritten again: the next poll reads it from its start.
+                    Outcome::Read(_) | Outcome::Rewritten => read_any = true,
                 }
             }
+        }
+        match self.drain_rotated(tx, out)? {
+            None => return Ok(None),
+            Some(read) => read_any |= read,
         }
         Ok(Some(read_any))
     }
 
-    /// Read `path`'s followed file to its current end, sending batches as
-    /// they come. `Some(whether anything was read)`, `None` if the query stopped.
-    fn read_to_end(
-        &mut self,
-        path: &Path,
-        tx: &BatchSender,
-        out: &mut Vec<RecordBatch>,
-    ) -> Result<Option<bool>> {
-        let Some(followed) = self.files.get_mut(path) else {
-            return Ok(Some(false));
-        };
+    /// Read what writers added to rotated files; a file quiet for [`DRAIN`]
+    /// is read to its end, its partial last line as a line, and closed.
+    fn drain_rotated(&mut self, tx: &BatchSender, out: &mut Vec<RecordBatch>) -> Result<Option<bool>> {
         let mut read_any = false;
-        loop {
-            let read = followed
-                .decoder
-                .read_from(&mut followed.file, &mut self.buf, out)?;
-            if read == 0 {
-                return Ok(Some(read_any));
+        let mut still = Vec::with_capacity(self.rotated.len());
+        for (mut followed, mut last) in std::mem::take(&mut self.rotated) {
+            match read_file(&mut followed, &mut self.buf, tx, out)? {
+                Outcome::Stopped => return Ok(None),
+                Outcome::Read(true) => {
+                    read_any = true;
+                    last = Instant::now();
+                }
+                // A renamed file rewritten: nothing more of it to read.
+                Outcome::Read(false) | Outcome::Rewritten => {}
             }
-            read_any = true;
-            followed.offset += read as u64;
+            if last.elapsed() < DRAIN {
+                still.push((followed, last));
+                continue;
+            }
+            followed.decoder.finish(out)?;
             if !tx.send_all(out) {
                 return Ok(None);
             }
         }
+        self.rotated = still;
+        Ok(Some(read_any))
+    }
+
+    /// A followed path that is gone (deleted, or moved away and not
+    /// recreated) for [`GONE_AFTER`] is an error, not a query that waits
+    /// for ever without a word.
+    fn check_present(&mut self) -> Result<()> {
+        if self.local.exists() {
+            self.missing_since = None;
+            return Ok(());
+        }
+        let since = *self.missing_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < GONE_AFTER {
+            return Ok(());
+        }
+        exec_err!(
+            "followed path '{}' is gone: deleted or moved away over {} s ago and not recreated",
+            self.path,
+            GONE_AFTER.as_secs()
+        )
     }
 
     /// The files to follow: the path itself, or the files of the directory.
@@ -372,8 +474,96 @@ impl Follower {
             file,
             id,
             offset: 0,
+            head: Vec::new(),
             decoder,
         })
+    }
+}
+
+/// What reading a file to its end did.
+enum Outcome {
+    /// Read (or found nothing new, `false`).
+    Read(bool),
+    /// Its first bytes changed while it was read: what was read is dropped,
+    /// and the file must be read again from its start.
+    Rewritten,
+    /// The query stopped reading.
+    Stopped,
+}
+
+/// Read `followed` to its current end, sending batches as they come; each
+/// read's rows go only if the file's head is still what was read first.
+fn read_file(
+    followed: &mut Followed,
+    buf: &mut Vec<u8>,
+    tx: &BatchSender,
+    out: &mut Vec<RecordBatch>,
+) -> Result<Outcome> {
+    let mut read_any = false;
+    loop {
+        let mut reader = KeepHead {
+            file: &mut followed.file,
+            head: &mut followed.head,
+        };
+        let read = followed.decoder.read_from(&mut reader, buf, out)?;
+        if read == 0 {
+            return Ok(Outcome::Read(read_any));
+        }
+        if head_changed(followed) {
+            out.clear();
+            return Ok(Outcome::Rewritten);
+        }
+        read_any = true;
+        followed.offset += read as u64;
+        if !tx.send_all(out) {
+            return Ok(Outcome::Stopped);
+        }
+    }
+}
+
+/// The first `len` bytes of `file` (fewer if it is shorter).
+fn read_head(file: &File, len: usize) -> Vec<u8> {
+    let mut head = vec![0; len];
+    let mut filled = 0;
+    while filled < len {
+        match read_at(file, &mut head[filled..], filled as u64) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => filled += n,
+        }
+    }
+    head.truncate(filled);
+    head
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+/// Whether the bytes `followed` read at its start are no longer there (the
+/// file was rewritten in place).
+fn head_changed(followed: &Followed) -> bool {
+    !followed.head.is_empty() && read_head(&followed.file, followed.head.len()) != followed.head
+}
+
+/// A file read that keeps a copy of the file's first bytes (up to [`HEAD`])
+/// as they are read, to compare at later polls.
+struct KeepHead<'a> {
+    file: &'a mut File,
+    head: &'a mut Vec<u8>,
+}
+
+impl std::io::Read for KeepHead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        let room = HEAD.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&buf[..n.min(room)]);
+        Ok(n)
     }
 }
 
@@ -465,6 +655,69 @@ mod tests {
         // Truncated and rewritten: read again from the start.
         std::fs::write(&path, "{\"id\": 5}\n").expect("rewrite");
         assert_eq!(next_ids(&mut s, 1).await, [5]);
+    }
+
+    #[tokio::test]
+    async fn a_file_rewritten_in_place_with_more_bytes_is_read_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("a.ndjson");
+        append(&path, "{\"id\": 10}\n{\"id\": 11}\n");
+        let mut s = stream(&path, TextFormat::Json).await;
+        assert_eq!(next_ids(&mut s, 2).await, [10, 11]);
+        // Same inode, more bytes, within one poll: `cp new a.ndjson`.
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).expect("open");
+        f.write_all(b"{\"id\": 20}\n{\"id\": 21}\n{\"id\": 22}\n")
+            .expect("rewrite");
+        drop(f);
+        assert_eq!(
+            next_ids(&mut s, 3).await,
+            [20, 21, 22],
+            "nothing of the new content skipped"
+        );
+        assert!(quiet(&mut s).await);
+    }
+
+    #[tokio::test]
+    async fn a_rotated_file_is_read_to_its_end_and_its_partial_last_line_reported() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("app.log");
+        append(&path, "{\"id\": 1}\n");
+        let mut s = stream(&path, TextFormat::Json).await;
+        assert_eq!(next_ids(&mut s, 1).await, [1]);
+        let rotated = dir.path().join("app.log.1");
+        std::fs::rename(&path, &rotated).expect("rotate");
+        append(&path, "{\"id\": 20}\n");
+        assert_eq!(next_ids(&mut s, 1).await, [20]);
+        // The writer still had the old file open: what it adds is read.
+        append(&rotated, "{\"id\": 2}\n{\"id\": 3");
+        assert_eq!(next_ids(&mut s, 1).await, [2]);
+        // Once the rotated file is quiet its partial last line is a line
+        // (here a bad one, named), never dropped without a word.
+        let err = tokio::time::timeout(DRAIN * 5, s.next())
+            .await
+            .expect("within the drain time")
+            .expect("an item")
+            .expect_err("a truncated line");
+        assert!(err.to_string().contains("line 3"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_deleted_file_ends_the_stream_with_an_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("gone.ndjson");
+        append(&path, "{\"id\": 1}\n");
+        let mut s = stream(&path, TextFormat::Json).await;
+        assert_eq!(next_ids(&mut s, 1).await, [1]);
+        std::fs::remove_file(&path).expect("delete");
+        let err = tokio::time::timeout(GONE_AFTER * 3, s.next())
+            .await
+            .expect("within the grace time")
+            .expect("an item")
+            .expect_err("gone");
+        assert!(
+            err.to_string().contains("is gone: deleted or moved away"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -7,29 +7,38 @@
 //! whatever each read brought: a row is out as soon as its line is in, and a
 //! read of much data (up to [`CHUNK`]) is one decoder pass. It counts lines,
 //! so a bad row is an error naming the source and the line (`stdin line 3:
-//! ...`), and checks a CSV header against the declared columns.
+//! ...`), and checks a CSV header against the declared columns. With
+//! `'csv.ignore-parse-errors'` / `'json.ignore-parse-errors'` ([`BadRows`]) a
+//! bad line is skipped instead, counted, and written aside to
+//! `'format.bad-rows.path'` if given; the rows around it go through.
 //!
 //! [`thread_stream`] runs such a reader on a thread of its own, behind a small
 //! channel: a slow query holds the reader back instead of buffering its input.
 
 use std::io::{ErrorKind, Read};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
-use datafusion::common::{exec_datafusion_err, internal_err, plan_err};
+use datafusion::common::{exec_datafusion_err, exec_err, internal_err, plan_err};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use tokio::sync::mpsc;
 
-use super::column_names;
 use super::file::{CsvOptions, FileFormat};
+use super::{Options, column_names};
 
 /// The most bytes one read asks for: large enough that a backlog decodes in
 /// big batches, small enough to keep a few in memory.
 pub const CHUNK: usize = 1 << 20;
+
+/// The longest line read by default (`'line.max-bytes'`): a longer one is an
+/// error, not a buffer that grows until memory runs out.
+pub const DEFAULT_MAX_LINE: usize = 8 << 20;
 
 /// Batches a reader thread may have decoded ahead of the query.
 const CHANNEL_CAPACITY: usize = 4;
@@ -78,6 +87,14 @@ impl TextFormat {
         }
     }
 
+    /// The file format its lines are in (a changelog's are JSON).
+    pub fn file_format(&self) -> FileFormat {
+        match self {
+            Self::Csv(_) => FileFormat::Csv,
+            Self::Json | Self::DebeziumJson | Self::ChangelogJson => FileFormat::Json,
+        }
+    }
+
     /// Whether its rows are changes (a changelog), not appended rows.
     pub fn is_changelog(&self) -> bool {
         matches!(self, Self::DebeziumJson | Self::ChangelogJson)
@@ -95,6 +112,119 @@ pub struct DecoderConfig {
     projection: Option<Vec<usize>>,
     /// The output schema.
     schema: SchemaRef,
+    /// What a line that does not decode does.
+    bad_rows: BadRows,
+    /// The longest line, in bytes (`'line.max-bytes'`).
+    max_line: usize,
+}
+
+/// What a line that does not decode does: end the query with an error naming
+/// it (the default), or, with `'csv.ignore-parse-errors'` /
+/// `'json.ignore-parse-errors'`, be skipped and counted (and appended to
+/// `'format.bad-rows.path'` when given).
+#[derive(Debug, Clone, Default)]
+pub struct BadRows {
+    /// Skip bad lines instead of failing.
+    pub skip: bool,
+    /// Where skipped lines are appended, as they were.
+    pub path: Option<PathBuf>,
+    /// How many were skipped and the first, for whoever reports them.
+    pub stats: Arc<BadRowStats>,
+}
+
+/// The bad lines a source skipped.
+#[derive(Debug, Default)]
+pub struct BadRowStats {
+    /// Lines skipped.
+    pub count: AtomicU64,
+    /// The first one: its place and what was wrong (`stdin line 4: ...`).
+    pub first: Mutex<Option<String>>,
+    /// Where they were written, if anywhere.
+    pub path: Option<PathBuf>,
+}
+
+/// The options that set [`BadRows`], for the lists of accepted options.
+pub const BAD_ROW_OPTIONS: &[&str] = &[
+    "csv.ignore-parse-errors / json.ignore-parse-errors ('true': skip and count bad rows)",
+    "format.bad-rows.path (a file skipped rows are appended to)",
+];
+
+impl BadRows {
+    /// Take `'<format>.ignore-parse-errors'` and `'format.bad-rows.path'`.
+    pub fn take(options: &mut Options, format: FileFormat) -> Result<Self> {
+        let csv = options.take_bool("csv.ignore-parse-errors")?;
+        let json = options.take_bool("json.ignore-parse-errors")?;
+        let path = options.take("format.bad-rows.path").map(PathBuf::from);
+        let skip = match format {
+            FileFormat::Csv if json.is_some() => {
+                return plan_err!(
+                    "option 'json.ignore-parse-errors' is for 'format' = 'json'; use 'csv.ignore-parse-errors'"
+                );
+            }
+            FileFormat::Json if csv.is_some() => {
+                return plan_err!(
+                    "option 'csv.ignore-parse-errors' is for 'format' = 'csv'; use 'json.ignore-parse-errors'"
+                );
+            }
+            FileFormat::Csv => csv.unwrap_or(false),
+            FileFormat::Json => json.unwrap_or(false),
+            other if csv.is_some() || json.is_some() || path.is_some() => {
+                return plan_err!(
+                    "'*.ignore-parse-errors' and 'format.bad-rows.path' apply to json and csv, not '{other}'"
+                );
+            }
+            _ => false,
+        };
+        if path.is_some() && !skip {
+            let key = if format == FileFormat::Csv { "csv" } else { "json" };
+            return plan_err!(
+                "option 'format.bad-rows.path' holds skipped rows: add '{key}.ignore-parse-errors' = 'true'"
+            );
+        }
+        Ok(Self {
+            skip,
+            stats: Arc::new(BadRowStats {
+                path: path.clone(),
+                ..Default::default()
+            }),
+            path,
+        })
+    }
+
+    /// The same policy with fresh counts (for a new scan).
+    pub fn fresh(&self) -> Self {
+        Self {
+            skip: self.skip,
+            path: self.path.clone(),
+            stats: Arc::new(BadRowStats {
+                path: self.path.clone(),
+                ..Default::default()
+            }),
+        }
+    }
+}
+
+/// Take `'line.max-bytes'`, the longest line a text source reads.
+pub fn take_max_line(options: &mut Options) -> Result<usize> {
+    match options.take("line.max-bytes") {
+        None => Ok(DEFAULT_MAX_LINE),
+        Some(text) => match super::options::parse_count(&text) {
+            Some(n) if n > 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+            _ => plan_err!("option 'line.max-bytes' is a positive number of bytes, not '{text}'"),
+        },
+    }
+}
+
+/// Fresh counts for a new scan of a table with policy `table`; the table
+/// keeps them, so its counts are the latest scan's.
+pub fn fresh_bad_rows(table: &Mutex<BadRows>) -> BadRows {
+    match table.lock() {
+        Ok(mut bad_rows) => {
+            *bad_rows = bad_rows.fresh();
+            bad_rows.clone()
+        }
+        Err(poisoned) => poisoned.into_inner().fresh(),
+    }
 }
 
 impl DecoderConfig {
@@ -120,6 +250,8 @@ impl DecoderConfig {
             table_schema,
             projection,
             schema,
+            bad_rows: BadRows::default(),
+            max_line: DEFAULT_MAX_LINE,
         };
         // Arrow refuses some types (and a bad null literal) only when it builds a decoder.
         config.build(1)?;
@@ -130,6 +262,18 @@ impl DecoderConfig {
     /// first: [`super::changelog::CHANGE_CODE_COLUMN`]).
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
+    }
+
+    /// Skip bad lines as `bad_rows` says.
+    pub fn with_bad_rows(mut self, bad_rows: BadRows) -> Self {
+        self.bad_rows = bad_rows;
+        self
+    }
+
+    /// Refuse lines longer than `bytes`.
+    pub fn with_max_line(mut self, bytes: usize) -> Self {
+        self.max_line = bytes.max(1);
+        self
     }
 
     /// A fresh arrow decoder that makes batches of up to `batch_size` rows.
@@ -333,13 +477,28 @@ impl LineDecoder {
         // The kept bytes hold no newline: only the new ones can end a line.
         let Some(last) = buf[kept..end].iter().rposition(|&b| b == b'\n') else {
             self.partial.extend_from_slice(&buf[kept..end]);
+            self.check_partial_length()?;
             return Ok(read);
         };
         let whole = kept + last + 1;
         self.partial.clear();
         self.partial.extend_from_slice(&buf[whole..end]);
         self.core.decode(&buf[..whole], out)?;
+        self.check_partial_length()?;
         Ok(read)
+    }
+
+    /// A line still without its newline may not outgrow `'line.max-bytes'`.
+    fn check_partial_length(&self) -> Result<()> {
+        let max = self.core.config.max_line;
+        if self.partial.len() <= max {
+            return Ok(());
+        }
+        exec_err!(
+            "{} line {}: longer than {max} bytes without a newline; raise 'line.max-bytes' on the table if lines are that long",
+            self.core.source,
+            self.core.lines + 1
+        )
     }
 
     /// Decode `bytes` as if read: whole lines now, a partial one kept.
@@ -383,10 +542,55 @@ impl Core {
         let before = out.len();
         if let Err(e) = self.inner.decode_all(data, out) {
             out.truncate(before);
-            return Err(self.locate(data, first, e, out));
+            if !self.config.bad_rows.skip {
+                return Err(self.locate(data, first, e, out));
+            }
+            self.inner = self.config.build(self.batch_size)?;
+            self.skip_bad_lines(data, first, out)?;
         }
         self.lines = first - 1 + count_lines(data);
         Ok(())
+    }
+
+    /// Decode the good lines of `data` (whose first line is number `first`)
+    /// into `out`, skipping, counting and writing aside the bad ones.
+    fn skip_bad_lines(&mut self, data: &[u8], first: u64, out: &mut Vec<RecordBatch>) -> Result<()> {
+        let mut probe = self.config.build(self.batch_size)?;
+        let mut good = Vec::with_capacity(data.len());
+        let mut bad = Vec::new();
+        let stats = Arc::clone(&self.config.bad_rows.stats);
+        for (number, line) in (first..).zip(data.split_inclusive(|&b| b == b'\n')) {
+            if is_blank(line) {
+                continue;
+            }
+            let mut ignored = Vec::new();
+            match probe.decode_all(line, &mut ignored) {
+                Ok(()) => good.extend_from_slice(line),
+                Err(e) => {
+                    probe = self.config.build(self.batch_size)?;
+                    bad.extend_from_slice(line);
+                    stats.count.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut first) = stats.first.lock()
+                        && first.is_none()
+                    {
+                        *first = Some(format!("{} line {number}: {}", self.source, describe(&e)));
+                    }
+                }
+            }
+        }
+        if let Some(path) = &self.config.bad_rows.path {
+            append_bad_lines(path, &bad).map_err(|e| {
+                exec_datafusion_err!(
+                    "cannot write the bad rows of {} to '{}': {e}",
+                    self.source,
+                    path.display()
+                )
+            })?;
+        }
+        // Each of these lines decoded alone, so they do together.
+        self.inner
+            .decode_all(&good, out)
+            .map_err(|e| exec_datafusion_err!("{}: {}", self.source, describe(&e)))
     }
 
     /// Find the line of `data` (whose first line is number `first`) that
@@ -481,6 +685,16 @@ fn describe(e: &ArrowError) -> String {
     static LINE: std::sync::LazyLock<regex::Regex> =
         std::sync::LazyLock::new(|| regex::Regex::new(r" (at|for) line \d+").expect("a valid regex"));
     LINE.replace_all(&text, "").into_owned()
+}
+
+/// Append `lines` (whole lines, as read) to the bad-rows file.
+fn append_bad_lines(path: &std::path::Path, lines: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    file.write_all(lines)
 }
 
 fn count_lines(data: &[u8]) -> u64 {
@@ -613,6 +827,64 @@ mod tests {
             .push(b"{\"id\": 1}\n{\"id\": 2\n", &mut Vec::new())
             .expect_err("syntax");
         assert!(err.to_string().contains("stdin line 2: "), "{err}");
+    }
+
+    #[test]
+    fn bad_lines_are_skipped_counted_and_written_aside() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("bad.ndjson");
+        let bad_rows = BadRows {
+            skip: true,
+            path: Some(path.clone()),
+            stats: Arc::new(BadRowStats::default()),
+        };
+        let config = DecoderConfig::try_new(TextFormat::Json, schema(), None)
+            .expect("config")
+            .with_bad_rows(bad_rows.clone());
+        let mut d = LineDecoder::new("stdin", config, 2).expect("decoder");
+        let mut out = Vec::new();
+        d.push(b"{\"id\": 1}\n{\"id\": \"x\"}\n{\"id\": 3}\n", &mut out)
+            .expect("skips");
+        d.push(b"nonsense\n\n{\"id\": 5}\n{\"id\": 6}\n{\"id\": 7}\n", &mut out)
+            .expect("skips");
+        assert_eq!(ids(&out), [1, 3, 5, 6, 7]);
+        assert_eq!(d.lines(), 8, "bad and blank lines count as lines");
+        assert_eq!(bad_rows.stats.count.load(Ordering::Relaxed), 2);
+        let first = bad_rows.stats.first.lock().expect("lock").clone().expect("first");
+        assert!(first.starts_with("stdin line 2: "), "{first}");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("written"),
+            "{\"id\": \"x\"}\nnonsense\n"
+        );
+        // Without the option the same input is an error naming the line.
+        let err = json()
+            .push(b"{\"id\": 1}\n{\"id\": \"x\"}\n", &mut Vec::new())
+            .expect_err("fails");
+        assert!(err.to_string().contains("stdin line 2"), "{err}");
+    }
+
+    #[test]
+    fn bad_row_options_are_checked() {
+        let opts = |pairs: &[(&str, &str)]| {
+            Options::try_new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()))).expect("valid")
+        };
+        let mut o = opts(&[("csv.ignore-parse-errors", "true")]);
+        assert!(BadRows::take(&mut o, FileFormat::Csv).expect("csv").skip);
+        let mut o = opts(&[("csv.ignore-parse-errors", "true")]);
+        let err = BadRows::take(&mut o, FileFormat::Json).expect_err("wrong format");
+        assert!(
+            err.to_string().contains("use 'json.ignore-parse-errors'"),
+            "{err}"
+        );
+        let mut o = opts(&[("format.bad-rows.path", "x")]);
+        let err = BadRows::take(&mut o, FileFormat::Json).expect_err("no skip");
+        assert!(
+            err.to_string()
+                .contains("add 'json.ignore-parse-errors' = 'true'"),
+            "{err}"
+        );
+        let mut o = opts(&[]);
+        assert!(!BadRows::take(&mut o, FileFormat::Csv).expect("default").skip);
     }
 
     #[test]

@@ -4,12 +4,14 @@
 pub mod blackhole;
 pub mod changelog;
 pub mod file;
+pub mod file_sink;
 pub mod follow;
 pub mod generator;
 pub mod line_decoder;
 pub mod object_stores;
 pub mod options;
 pub mod stdin;
+pub mod write_errors;
 
 pub use options::Options;
 
@@ -30,6 +32,17 @@ impl std::fmt::Display for Boundedness {
             Boundedness::Unbounded => "unbounded",
         })
     }
+}
+
+/// The bad lines the latest scan of `provider` skipped, if it is a table that
+/// skips them (stdin or a followed file with `'*.ignore-parse-errors'`).
+pub fn bad_rows_of(
+    provider: &dyn datafusion::catalog::TableProvider,
+) -> Option<std::sync::Arc<line_decoder::BadRowStats>> {
+    if let Some(table) = provider.downcast_ref::<stdin::StdinTable>() {
+        return table.bad_rows();
+    }
+    provider.downcast_ref::<follow::FollowTable>()?.bad_rows()
 }
 
 /// A schema's column names, comma-separated, for errors that list them.

@@ -9,7 +9,7 @@
 //! ```
 
 use std::io::Read;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
@@ -22,7 +22,10 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 
 use super::file::{CsvOptions, FileFormat};
-use super::line_decoder::{DecoderConfig, LineDecoder, TextFormat, thread_stream};
+use super::line_decoder::{
+    BadRowStats, BadRows, DecoderConfig, LineDecoder, TextFormat, fresh_bad_rows, take_max_line,
+    thread_stream,
+};
 use super::{Boundedness, Options};
 
 /// The options the stdin connector accepts, for error messages.
@@ -34,6 +37,9 @@ pub const ACCEPTED_OPTIONS: &[&str] = &[
     "csv.field-delimiter",
     "csv.quote-character",
     "csv.null-literal",
+    "csv.ignore-parse-errors / json.ignore-parse-errors ('true': skip and count bad rows)",
+    "format.bad-rows.path (a file skipped rows are appended to)",
+    "line.max-bytes (the longest line; 8 MiB)",
 ];
 
 /// Opens the input each time a scan runs: the process's stdin, or bytes in tests.
@@ -46,6 +52,10 @@ pub struct StdinTable {
     format: TextFormat,
     boundedness: Boundedness,
     open: ReaderFactory,
+    /// What a bad line does; its counts are those of the latest scan.
+    bad_rows: Mutex<BadRows>,
+    /// The longest line read (`'line.max-bytes'`).
+    max_line: usize,
 }
 
 impl std::fmt::Debug for StdinTable {
@@ -76,6 +86,8 @@ impl StdinTable {
             text
         };
         let bounded = options.take_bool("bounded")?.unwrap_or(false);
+        let bad_rows = BadRows::take(&mut options, format.file_format())?;
+        let max_line = take_max_line(&mut options)?;
         options.finish("stdin", ACCEPTED_OPTIONS)?;
         let Some(schema) = declared else {
             return plan_err!(
@@ -93,6 +105,8 @@ impl StdinTable {
                 Boundedness::Unbounded
             },
             open: Arc::new(|| Box::new(std::io::stdin())),
+            bad_rows: Mutex::new(bad_rows),
+            max_line,
         })
     }
 
@@ -100,6 +114,12 @@ impl StdinTable {
     pub fn with_reader(mut self, open: ReaderFactory) -> Self {
         self.open = open;
         self
+    }
+
+    /// The bad lines the latest scan skipped, if the table skips them.
+    pub fn bad_rows(&self) -> Option<Arc<BadRowStats>> {
+        let bad_rows = self.bad_rows.lock().ok()?;
+        bad_rows.skip.then(|| Arc::clone(&bad_rows.stats))
     }
 
     /// Whether the input is declared to end.
@@ -136,7 +156,9 @@ impl TableProvider for StdinTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let config =
-            DecoderConfig::try_new(self.format.clone(), Arc::clone(&self.schema), projection.cloned())?;
+            DecoderConfig::try_new(self.format.clone(), Arc::clone(&self.schema), projection.cloned())?
+                .with_bad_rows(fresh_bad_rows(&self.bad_rows))
+                .with_max_line(self.max_line);
         let schema = Arc::clone(config.schema());
         let partition = StdinPartition {
             config,

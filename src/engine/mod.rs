@@ -283,7 +283,7 @@ impl Engine {
             returns_rows,
             executor: Some(choice),
             metrics: None,
-            physical: Some(physical),
+            physical,
         })
     }
 

@@ -42,6 +42,9 @@ pub struct SourceInfo {
     /// Where a continuous query writes the rows it finds late
     /// (`'late.policy' = 'side-output'`, `'late.path'`); `None`: count only.
     pub late_path: Option<std::path::PathBuf>,
+    /// How often a continuous `INSERT` into this table commits a part file
+    /// (file tables; `'sink.rolling-policy.rollover-interval'`).
+    pub rollover: std::time::Duration,
 }
 
 /// `WATERMARK FOR column AS expr`, checked and planned.
@@ -143,6 +146,7 @@ pub async fn create_connector_table(
         Options::try_new(create.options.iter().map(|o| (o.key.clone(), o.value.clone()))).map_err(at_name)?;
     let late_path = late_policy(&mut options).map_err(|e| locate_option_error(e, &option_span, create))?;
 
+    let mut rollover = crate::connectors::file::DEFAULT_ROLLOVER;
     let (provider, scanned, description, boundedness) = match connector.to_lowercase().as_str() {
         "file" | "filesystem" => {
             let mut options = options;
@@ -164,6 +168,7 @@ pub async fn create_connector_table(
                     .await
                     .map_err(locate)?;
                 let description = format!("{} {}", table.format, table.path);
+                rollover = table.rollover;
                 (table.provider, table.scanned, description, Boundedness::Bounded)
             }
         }
@@ -241,6 +246,7 @@ pub async fn create_connector_table(
             provider,
             scanned,
             late_path,
+            rollover,
         },
     );
     Ok(())
@@ -253,7 +259,29 @@ fn late_policy(options: &mut Options) -> Result<Option<std::path::PathBuf>> {
     let path = options.take("late.path");
     match (policy.as_deref().map(str::to_lowercase).as_deref(), path) {
         (None | Some("drop"), None) => Ok(None),
-        (Some("side-output"), Some(path)) => Ok(Some(std::path::PathBuf::from(path))),
+        (Some("side-output"), Some(path)) => {
+            // Found out now, not at the first late row after results went out.
+            let path = std::path::PathBuf::from(path);
+            let parent = match path.parent() {
+                Some(p) if p.as_os_str().is_empty() => std::path::Path::new("."),
+                Some(p) => p,
+                None => std::path::Path::new("."),
+            };
+            if !parent.is_dir() {
+                return plan_err!(
+                    "option 'late.path' = '{}': directory '{}' does not exist",
+                    path.display(),
+                    parent.display()
+                );
+            }
+            if path.is_dir() {
+                return plan_err!(
+                    "option 'late.path' = '{}' is a directory; name a file",
+                    path.display()
+                );
+            }
+            Ok(Some(path))
+        }
         (Some("side-output"), None) => {
             plan_err!(
                 "option 'late.policy' = 'side-output' needs 'late.path', the file late rows are written to"

@@ -27,7 +27,7 @@ use tokio::sync::mpsc::{Receiver, Sender};
 use super::changelog::with_changes;
 use super::graph::{Graph, data_rows};
 use super::metrics::StreamMetrics;
-use super::operator::{Event, NO_WATERMARK, Nanos};
+use super::operator::{END_OF_INPUT, Event, NO_WATERMARK, Nanos};
 use super::source::Source;
 use crate::plan::SourceCatalog;
 use crate::sql::Emit;
@@ -56,7 +56,14 @@ pub async fn execute(
     let replay = graph.sources.iter().all(|s| s.bounded);
     let mut sources = Vec::with_capacity(graph.sources.len());
     for spec in std::mem::take(&mut graph.sources) {
+        let (table, provider) = (spec.table.clone(), Arc::clone(&spec.provider));
         sources.push(Source::try_new(spec, state).await?);
+        // The scan made the counts of bad rows this run skips.
+        if let Some(stats) = crate::connectors::bad_rows_of(provider.as_ref())
+            && let Ok(mut bad_rows) = metrics.bad_rows.lock()
+        {
+            bad_rows.push((table, stats));
+        }
     }
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(OUTPUT_CHANNEL_CAPACITY);
     let task = tokio::spawn(run(
@@ -84,9 +91,21 @@ pub async fn execute(
                 .await;
         }
     });
+    // A signal ends the query with an error saying so (the caller then
+    // reports what it left out); the pipeline stops when the stream drops.
+    let stop: futures::future::BoxFuture<'static, &'static str> = Box::pin(super::stop::stop_signal());
     let stream = futures::stream::unfold(
-        (receiver, (AbortOnDrop(watcher), pipeline_task)),
-        |(mut receiver, guard)| async move { receiver.recv().await.map(|item| (item, (receiver, guard))) },
+        (receiver, (AbortOnDrop(watcher), pipeline_task), Some(stop)),
+        |(mut receiver, guard, stop)| async move {
+            let mut stop = stop?;
+            tokio::select! {
+                item = receiver.recv() => item.map(|item| (item, (receiver, guard, Some(stop)))),
+                signal = &mut stop => {
+                    let stopped = DataFusionError::Execution(format!("stopped by {signal}"));
+                    Some((Err(stopped), (receiver, guard, None)))
+                }
+            }
+        },
     );
     Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
 }
@@ -156,21 +175,35 @@ async fn run(
             metrics.publish_operators(graph.operator_stats());
             return; // every source ended
         };
-        let input = &mut inputs[i];
-        let result = events.and_then(|events| {
-            for event in &events {
-                match event {
-                    Event::Data(batch) => {
-                        metrics
-                            .rows_in
-                            .fetch_add(batch.batch.num_rows() as u64, Ordering::Relaxed);
+        let events = match events {
+            Ok(events) => events,
+            Err(e) => {
+                // A bad row or a truncated last line: what came before it
+                // goes through, as if the input ended there, then the error.
+                let e = e.context(format!("reading table '{}'", inputs[i].table));
+                let flushed = end_every_input(&mut graph, &mut inputs).and_then(|ev| sink_rows(ev, changes));
+                for batch in flushed.unwrap_or_default() {
+                    if output.send(Ok(batch)).await.is_err() {
+                        return;
                     }
-                    Event::Watermark(w) => input.watermark = input.watermark.max(*w),
-                    Event::End => input.ended = true,
                 }
+                let _ = output.send(Err(e)).await;
+                return;
             }
-            graph.push(i, events)
-        });
+        };
+        let input = &mut inputs[i];
+        for event in &events {
+            match event {
+                Event::Data(batch) => {
+                    metrics
+                        .rows_in
+                        .fetch_add(batch.batch.num_rows() as u64, Ordering::Relaxed);
+                }
+                Event::Watermark(w) => input.watermark = input.watermark.max(*w),
+                Event::End => input.ended = true,
+            }
+        }
+        let result = graph.push(i, events);
         let table = input.table.clone();
         let watermark = inputs.iter().map(|i| i.watermark).min().unwrap_or(NO_WATERMARK);
         metrics.watermark.store(watermark, Ordering::Relaxed);
@@ -204,6 +237,19 @@ async fn run(
             return;
         }
     }
+}
+
+/// Close every input that is still open (its watermark to the end, then its
+/// end), so that every window and buffer emits what it holds.
+fn end_every_input(graph: &mut Graph, inputs: &mut [Input]) -> Result<Vec<Event>> {
+    let mut out = Vec::new();
+    for (i, input) in inputs.iter_mut().enumerate() {
+        if !input.ended {
+            input.ended = true;
+            out.extend(graph.push(i, vec![Event::Watermark(END_OF_INPUT), Event::End])?);
+        }
+    }
+    Ok(out)
 }
 
 /// The rows among events that reached the sink, as the query's output.

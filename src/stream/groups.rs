@@ -217,12 +217,28 @@ impl Partial {
     pub fn is_empty(&self) -> bool {
         self.groups == 0
     }
+
+    /// Bytes held by its arrays.
+    pub fn size(&self) -> usize {
+        self.keys
+            .iter()
+            .chain(self.states.iter().flatten())
+            .map(|a| a.get_array_memory_size())
+            .sum()
+    }
 }
 
 impl Groups {
     /// How many groups there are.
     pub fn len(&self) -> usize {
         self.count
+    }
+
+    /// Bytes held: the group keys and every accumulator's state.
+    pub fn size(&self) -> usize {
+        self.values.as_ref().map_or(0, |v| v.size())
+            + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
+            + self.indices.capacity() * std::mem::size_of::<usize>()
     }
 
     /// Whether there is no group.

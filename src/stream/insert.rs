@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use datafusion::common::{not_impl_err, plan_err};
 use datafusion::datasource::source_as_provider;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::{DmlStatement, WriteOp};
@@ -16,6 +16,8 @@ use futures::StreamExt;
 use super::changelog::CHANGE_COLUMN;
 use super::driver::execute;
 use super::metrics::StreamMetrics;
+use crate::connectors::file::DEFAULT_ROLLOVER;
+use crate::connectors::file_sink::{FileTarget, OnceStream};
 use crate::plan::SourceCatalog;
 use crate::sql::Emit;
 
@@ -37,8 +39,9 @@ pub async fn execute_insert(
             "INSERT with EMIT CHANGES: the sinks take appended rows only; drop EMIT CHANGES"
         );
     }
-    let rows = execute(state, &insert.input, emit, catalog, metrics).await?;
     let target = source_as_provider(&insert.target)?;
+    let rollover = catalog.source_of(&target).map(|s| s.rollover);
+    let rows = execute(state, &insert.input, emit, catalog, metrics).await?;
     let rows = changelog_into(
         rows,
         &insert.input,
@@ -46,11 +49,13 @@ pub async fn execute_insert(
         insert.table_name.to_string(),
         catalog,
     )?;
+    if let Some(file) = FileTarget::of(&target) {
+        let rollover = rollover.unwrap_or(DEFAULT_ROLLOVER);
+        let count = Arc::clone(insert.output_schema.inner());
+        return super::rolling_sink::execute(state, file, rows, rollover, count).await;
+    }
     let schema = rows.schema();
-    let partition: Arc<dyn PartitionStream> = Arc::new(OnceStream {
-        schema: Arc::clone(&schema),
-        stream: std::sync::Mutex::new(Some(rows)),
-    });
+    let partition: Arc<dyn PartitionStream> = Arc::new(OnceStream::new(rows));
     let input = Arc::new(StreamingTableExec::try_new(
         schema,
         vec![partition],
@@ -92,37 +97,4 @@ fn changelog_into(
     plan_err!(
         "INSERT INTO {table}: the query's result is updating (a changelog of -U/+U/-D rows, from a GROUP BY without a window or an outer join of two streams), and {table} takes appended rows (writing a changelog into a table is not supported yet): window the aggregate (TUMBLE, HOP, ...), or print the changelog with --format changelog"
     )
-}
-
-/// A stream handed to DataFusion as the one partition of a plan.
-struct OnceStream {
-    schema: arrow::datatypes::SchemaRef,
-    stream: std::sync::Mutex<Option<SendableRecordBatchStream>>,
-}
-
-impl std::fmt::Debug for OnceStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("continuous query rows")
-    }
-}
-
-impl PartitionStream for OnceStream {
-    fn schema(&self) -> &arrow::datatypes::SchemaRef {
-        &self.schema
-    }
-
-    fn execute(&self, _ctx: Arc<datafusion::execution::TaskContext>) -> SendableRecordBatchStream {
-        let taken = self.stream.lock().ok().and_then(|mut s| s.take());
-        match taken {
-            Some(stream) => stream,
-            None => Box::pin(RecordBatchStreamAdapter::new(
-                Arc::clone(&self.schema),
-                futures::stream::once(async {
-                    Err(DataFusionError::Internal(
-                        "a continuous query's rows can be read once".into(),
-                    ))
-                }),
-            )),
-        }
-    }
 }

@@ -1,5 +1,6 @@
 //! Late rows: counted always, and with `'late.policy' = 'side-output'`
-//! written as NDJSON to the table's `'late.path'`. Nothing is lost silently.
+//! appended as NDJSON to the table's `'late.path'` (across runs: a restarted
+//! query does not erase the rows of earlier ones). Nothing is lost silently.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -55,9 +56,14 @@ impl LateRows {
             .fetch_add(rows.num_rows() as u64, Ordering::Relaxed);
         if let Some(side) = &mut self.side_output {
             if side.writer.is_none() {
-                let file = File::create(&side.path).map_err(|e| {
-                    exec_datafusion_err!("cannot create the late-row file '{}': {e}", side.path.display())
-                })?;
+                // Appended to: a restarted query keeps the late rows of earlier runs.
+                let file = File::options()
+                    .create(true)
+                    .append(true)
+                    .open(&side.path)
+                    .map_err(|e| {
+                        exec_datafusion_err!("cannot open the late-row file '{}': {e}", side.path.display())
+                    })?;
                 side.writer = Some(LineDelimitedWriter::new(BufWriter::new(file)));
             }
             if let Some(writer) = &mut side.writer {

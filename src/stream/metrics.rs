@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::operator::NO_WATERMARK;
+use crate::connectors::line_decoder::BadRowStats;
 
 /// What a running continuous query reports (for stderr at the end, and the
 /// REPL's status line).
@@ -39,6 +40,8 @@ pub struct StreamMetrics {
     /// What planning warned of (state that grows without bound), for stderr
     /// when the query starts.
     pub warnings: std::sync::Mutex<Vec<String>>,
+    /// The bad lines each source that skips them skipped, by table.
+    pub bad_rows: std::sync::Mutex<Vec<(String, std::sync::Arc<BadRowStats>)>>,
 }
 
 impl Default for StreamMetrics {
@@ -54,6 +57,7 @@ impl Default for StreamMetrics {
             unmatched_retractions: AtomicU64::new(0),
             late_output: std::sync::OnceLock::new(),
             warnings: std::sync::Mutex::new(Vec::new()),
+            bad_rows: std::sync::Mutex::new(Vec::new()),
         }
     }
 }

@@ -15,12 +15,15 @@ pub mod groups;
 pub mod insert;
 pub mod interval_bounds;
 pub mod late;
+pub mod memory;
 pub mod metrics;
 pub mod operator;
 pub mod operators;
 pub mod planner;
+mod rolling_sink;
 pub mod source;
 pub mod state_options;
+mod stop;
 
 use std::sync::Arc;
 
@@ -32,6 +35,7 @@ pub use changelog::{CHANGE_COLUMN, Change, Changes, changelog_schema, with_chang
 pub use driver::execute;
 pub use insert::execute_insert;
 pub use metrics::StreamMetrics;
+pub use stop::leave_signals_to_the_shell;
 
 use crate::plan::SourceCatalog;
 use crate::sql::Emit;

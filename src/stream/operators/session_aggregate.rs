@@ -23,10 +23,13 @@ use arrow::compute::{
 use arrow::datatypes::{DataType, Field, SchemaRef};
 use arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::error::Result;
+use datafusion::execution::TaskContext;
+use futures::future::BoxFuture;
 use std::sync::Arc;
 
 use crate::stream::groups::{Aggregates, GroupColumn, assemble, take_rows};
 use crate::stream::late::LateRows;
+use crate::stream::memory::StateMemory;
 use crate::stream::operator::{
     Event, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values, timestamps, to_nanos,
 };
@@ -59,9 +62,28 @@ pub struct SessionAggregateOperator {
     converter: Option<RowConverter>,
     watermark: Nanos,
     late: LateRows,
+    /// The waiting rows' share of the session's memory pool.
+    memory: StateMemory,
+    /// Bytes of the waiting rows.
+    waiting_bytes: usize,
 }
 
 impl SessionAggregateOperator {
+    /// Keep rows of sessions still open, in the memory pool's account.
+    fn keep(&mut self, batch: RecordBatch) -> Result<()> {
+        self.waiting_bytes += batch.get_array_memory_size();
+        self.waiting.push(batch);
+        self.account()
+    }
+
+    /// Resize the memory pool's share to the waiting rows.
+    fn account(&mut self) -> Result<()> {
+        let waiting = &self.waiting;
+        let rows = || waiting.iter().map(RecordBatch::num_rows).sum::<usize>();
+        self.memory
+            .resize(self.waiting_bytes, || format!("{} rows of open sessions", rows()))
+    }
+
     /// The name of the session start column, for errors about its values.
     fn start_name<'b>(&self, batch: &'b RecordBatch) -> &'b str {
         batch
@@ -96,6 +118,8 @@ impl SessionAggregateOperator {
             converter,
             watermark: crate::stream::operator::NO_WATERMARK,
             late,
+            memory: StateMemory::new("SessionAggregate", "session_rows"),
+            waiting_bytes: 0,
         })
     }
 
@@ -272,16 +296,21 @@ impl Operator for SessionAggregateOperator {
             })
             .collect();
         if !late.iter().any(|&l| l) {
-            self.waiting.push(batch);
+            self.keep(batch)?;
             return Ok(());
         }
         self.late
             .record(&filter_record_batch(&batch, &BooleanArray::from(late.clone()))?)?;
         let on_time = filter_record_batch(&batch, &BooleanArray::from_iter(late.iter().map(|l| Some(!l))))?;
         if on_time.num_rows() > 0 {
-            self.waiting.push(on_time);
+            self.keep(on_time)?;
         }
         Ok(())
+    }
+
+    fn open(&mut self, task: Arc<TaskContext>) -> BoxFuture<'_, Result<()>> {
+        self.memory.open(&task);
+        Box::pin(async { Ok(()) })
     }
 
     fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
@@ -289,7 +318,10 @@ impl Operator for SessionAggregateOperator {
             return Ok(());
         }
         let before = self.watermark;
-        if let Some(batch) = self.close_sessions(watermark)? {
+        let closed = self.close_sessions(watermark)?;
+        self.waiting_bytes = self.waiting.iter().map(RecordBatch::get_array_memory_size).sum();
+        self.account()?;
+        if let Some(batch) = closed {
             out.push(Event::Data(StreamBatch::new(
                 batch,
                 RowWatermarks::Constant(before),

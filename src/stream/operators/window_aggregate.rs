@@ -23,12 +23,15 @@ use arrow::datatypes::SchemaRef;
 use arrow::row::{OwnedRow, RowConverter, Rows, SortField};
 use datafusion::common::internal_err;
 use datafusion::error::Result;
+use datafusion::execution::TaskContext;
+use futures::future::BoxFuture;
 use std::sync::Arc;
 
 use crate::stream::changelog::Change;
 use crate::stream::groups::{Aggregates, Arguments, Groups, Partial, assemble, take_rows};
 pub use crate::stream::groups::{GroupColumn, WindowColumn};
 use crate::stream::late::LateRows;
+use crate::stream::memory::StateMemory;
 use crate::stream::operator::{
     Event, MILLISECOND, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values, timestamps, to_nanos,
 };
@@ -154,6 +157,9 @@ pub struct WindowAggregateOperator {
     late: LateRows,
     /// `EMIT CHANGES`: what each open window last showed.
     changes: Option<Changes>,
+    /// The state's share of the session's memory pool
+    /// (`datafusion.runtime.memory_limit`).
+    memory: StateMemory,
 }
 
 /// `EMIT CHANGES` state: the rows each open window last emitted, to send
@@ -183,7 +189,28 @@ impl WindowAggregateOperator {
             watermark: crate::stream::operator::NO_WATERMARK,
             late,
             changes: None,
+            memory: StateMemory::new("WindowAggregate", "window_partials"),
         }
+    }
+
+    /// Bytes of state held: every pane's live groups and frozen partials.
+    fn state_size(&self) -> usize {
+        self.panes
+            .values()
+            .flat_map(|pane| pane.slots.values())
+            .map(|slot| {
+                slot.live.as_ref().map_or(0, Groups::size)
+                    + slot.frozen.iter().map(Partial::size).sum::<usize>()
+            })
+            .sum()
+    }
+
+    /// Account the state in the memory pool: an error naming the operator
+    /// when it does not fit, instead of growing until the process aborts.
+    fn reserve(&mut self) -> Result<()> {
+        let size = self.state_size();
+        let panes = self.panes.len();
+        self.memory.resize(size, || format!("{panes} open panes"))
     }
 
     /// Emit early results as a changelog after every batch (`EMIT CHANGES`);
@@ -465,8 +492,14 @@ impl Operator for WindowAggregateOperator {
             .sum()
     }
 
+    fn open(&mut self, task: Arc<TaskContext>) -> BoxFuture<'_, Result<()>> {
+        self.memory.open(&task);
+        Box::pin(async { Ok(()) })
+    }
+
     fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
         let touched = self.aggregate(&input)?;
+        self.reserve()?;
         if self.changes.is_some() {
             for pane in touched {
                 if let Some(now) = self.peek(pane)?
@@ -485,6 +518,7 @@ impl Operator for WindowAggregateOperator {
         }
         let before = self.watermark;
         let closed = self.close_windows(watermark)?;
+        self.reserve()?;
         if let Some(changes) = &mut self.changes {
             // Closing a window ends its changes.
             changes.last.retain(|pane, _| pane.end > watermark);

@@ -1,0 +1,63 @@
+//! The continuous executor's window state counts against DataFusion's memory
+//! pool (`datafusion.runtime.memory_limit`): state that does not fit is an
+//! error naming the operator and its state, not a process that aborts.
+
+use std::process::Command;
+
+const QUERY: &str = "CREATE TABLE dg (id BIGINT, v INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
+    WITH ('connector' = 'datagen', 'rows' = '300000', 'fields.id.kind' = 'sequence', \
+    'fields.ts.min' = '2015-07-15 00:00:00', 'fields.ts.max' = '2015-07-15 23:59:59'); \
+    SELECT window_start, count(*) AS keys FROM (SELECT window_start, id, count(*) AS n \
+    FROM TABLE(TUMBLE(TABLE dg, DESCRIPTOR(ts), INTERVAL '1' DAY)) GROUP BY window_start, window_end, id) GROUP BY window_start";
+
+/// One session per id, all open until the end: their rows wait in state.
+const SESSIONS: &str = "CREATE TABLE dg (id BIGINT, v INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
+    WITH ('connector' = 'datagen', 'rows' = '300000', 'fields.id.kind' = 'sequence', \
+    'fields.ts.min' = '2015-07-15 00:00:00', 'fields.ts.max' = '2015-07-15 00:00:59'); \
+    SELECT count(*) AS sessions FROM (SELECT id, count(*) AS n \
+    FROM TABLE(SESSION(TABLE dg PARTITION BY id, DESCRIPTOR(ts), INTERVAL '1' HOUR)) GROUP BY id, window_start, window_end)";
+
+fn run(setting: &str) -> (bool, String, String) {
+    run_query(setting, QUERY)
+}
+
+fn run_query(setting: &str, query: &str) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["--mode", "continuous", "-e", setting, "-e", query])
+        .output()
+        .expect("sluice runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn window_state_beyond_the_memory_limit_is_an_error_naming_it() {
+    let (ok, _, err) = run("SET datafusion.runtime.memory_limit = '2M'");
+    assert!(!ok);
+    assert!(
+        err.contains("the continuous WindowAggregate's state (window_partials: 1 open panes,")
+            && err.contains("does not fit in datafusion.runtime.memory_limit (2097152 bytes)"),
+        "{err}"
+    );
+    let (ok, out, err) = run("SET datafusion.runtime.memory_limit = '1G'");
+    assert!(ok, "{err}");
+    assert!(out.contains("300000"), "{out}");
+}
+
+#[test]
+fn session_rows_beyond_the_memory_limit_are_an_error_naming_them() {
+    let (ok, _, err) = run_query("SET datafusion.runtime.memory_limit = '1M'", SESSIONS);
+    assert!(!ok);
+    assert!(
+        err.contains("the continuous SessionAggregate's state (session_rows: ")
+            && err.contains("rows of open sessions,")
+            && err.contains("does not fit in datafusion.runtime.memory_limit (1048576 bytes)"),
+        "{err}"
+    );
+    let (ok, out, err) = run_query("SET datafusion.runtime.memory_limit = '1G'", SESSIONS);
+    assert!(ok, "{err}");
+    assert!(out.contains("300000"), "{out}");
+}
