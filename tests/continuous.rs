@@ -884,33 +884,65 @@ fn the_ecommerce_pipeline_updates_totals_while_stdin_is_open_and_ends_at_the_bat
 }
 
 #[test]
-fn an_updating_query_into_a_table_is_refused_and_into_a_blackhole_counted() {
+fn an_updating_query_into_a_file_table_writes_its_changelog_into_a_blackhole_counts_it_and_elsewhere_is_refused()
+ {
     let dir = tempfile::tempdir().expect("temp dir");
     let table = "CREATE TABLE s (k VARCHAR, v BIGINT) WITH ('connector' = 'stdin', 'format' = 'json');";
     let input = "{\"k\":\"a\",\"v\":1}\n{\"k\":\"b\",\"v\":2}\n";
+    // A file table is written the changelog, op first: lines a
+    // 'changelog-json' table reads back; applied, they are the totals.
+    let out = dir.path().join("out");
     let sql = format!(
-        "{table} CREATE EXTERNAL TABLE out (k VARCHAR, n BIGINT) STORED AS CSV LOCATION '{}/'; \
-         INSERT INTO out SELECT k, count(*) FROM s GROUP BY k;",
-        dir.path().display()
+        "{table} CREATE TABLE out (k VARCHAR, n BIGINT) WITH ('connector' = 'file', 'path' = '{}/', 'format' = 'json'); \
+         INSERT INTO out SELECT k, count(*) AS n FROM s GROUP BY k;",
+        out.display()
     );
-    let (code, _, stderr) = run(&["-e", &sql], input);
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(
-        stderr.contains("INSERT INTO out: the query's result is updating")
-            && stderr.contains("GROUP BY without a window"),
-        "{stderr}"
-    );
+    let mut child = spawn(&["-e", &sql]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    for row in [r#"{"k":"a","v":1}"#, r#"{"k":"a","v":5}"#, r#"{"k":"b","v":2}"#] {
+        stdin.write_all(format!("{row}\n").as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(stdin);
+    assert!(child.wait().expect("exits").success());
+    let mut parts: Vec<_> = std::fs::read_dir(&out)
+        .expect("the output directory")
+        .map(|e| e.expect("an entry").path())
+        .collect();
+    parts.sort();
+    let lines: Vec<String> = parts
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .expect("a part")
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(lines.iter().any(|l| l.starts_with(r#"{"op":"-U""#)), "{lines:?}");
     assert_eq!(
-        std::fs::read_dir(dir.path()).expect("the dir").count(),
-        0,
-        "nothing written"
+        fold_changelog(&lines),
+        [r#"{"k":"a","n":2}"#, r#"{"k":"b","n":1}"#]
     );
+    // A blackhole counts the changes; a memory table takes appended rows only.
     let sql = format!(
         "{table} CREATE TABLE bh (k VARCHAR, n BIGINT) WITH ('connector' = 'blackhole'); \
          INSERT INTO bh SELECT k, count(*) FROM s GROUP BY k;"
     );
     let (code, _, stderr) = run(&["-e", &sql], input);
     assert_eq!(code, Some(0), "{stderr}");
+    let sql = format!(
+        "{table} CREATE TABLE m AS VALUES ('x', 1); INSERT INTO m SELECT k, count(*) FROM s GROUP BY k;"
+    );
+    let (code, _, stderr) = run(&["-e", &sql], input);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("INSERT INTO m: the query's result is updating")
+            && stderr.contains("GROUP BY without a window"),
+        "{stderr}"
+    );
 }
 
 /// Run `sql` with `--format changelog`, writing `inputs` to its stdin one

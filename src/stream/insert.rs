@@ -69,8 +69,10 @@ pub async fn execute_insert(
 }
 
 /// The rows of an updating query (a changelog: `op` first) for `target`: a
-/// blackhole takes the rows without it (it only counts them); the other
-/// sinks take appended rows only, and are refused with the fix.
+/// file table is written the changelog as it is, `op` first (in JSON, lines a
+/// `'changelog-json'` table reads back); a blackhole takes the rows without
+/// it (it only counts them); the other sinks take appended rows only, and
+/// are refused with the fix.
 fn changelog_into(
     rows: SendableRecordBatchStream,
     query: &datafusion::logical_expr::LogicalPlan,
@@ -94,7 +96,10 @@ fn changelog_into(
         let stream = rows.map(move |batch| Ok(batch?.project(&columns)?));
         return Ok(Box::pin(RecordBatchStreamAdapter::new(stream_schema, stream)));
     }
+    if FileTarget::of(target).is_some() {
+        return Ok(rows);
+    }
     plan_err!(
-        "INSERT INTO {table}: the query's result is updating (a changelog of -U/+U/-D rows, from a GROUP BY without a window or an outer join of two streams), and {table} takes appended rows (writing a changelog into a table is not supported yet): window the aggregate (TUMBLE, HOP, ...), or print the changelog with --format changelog"
+        "INSERT INTO {table}: the query's result is updating (a changelog of -U/+U/-D rows, from a GROUP BY without a window or an outer join of two streams), and {table} takes appended rows: window the aggregate (TUMBLE, HOP, ...), insert into a file table (written the changelog, its op column first), or print it with --format changelog"
     )
 }
