@@ -151,6 +151,11 @@ impl Operator for DedupOperator {
         )
     }
 
+    fn state_rows(&self) -> usize {
+        // One time per key, and the rows waiting for the watermark.
+        self.seen.len() + self.pending.len()
+    }
+
     fn state(&self) -> Option<String> {
         let bound = match self.ttl {
             Some(ttl) => format!(
@@ -243,20 +248,25 @@ mod tests {
             rows (1, 5, 50) (2, 6, 60)
             # Earlier than the row at 5 s, and still on time.
             rows@2 (1, 3, 30)
+            # Three rows waiting for the watermark, no key seen yet.
+            state
             wm 5
             rows (2, 7, 70) (1, 9, 90)
             wm 8
             rows (3, 4, 40)
             late
             wm +inf
+            state
             ",
             "
+            state 3
             (1, 3, 30, 1) @-inf
             wm 5
             (2, 6, 60, 1) @5
             wm 8
             late 1
             wm +inf
+            state 2
             ",
         );
     }

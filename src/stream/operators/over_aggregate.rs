@@ -322,6 +322,15 @@ impl Operator for OverAggregateOperator {
         )
     }
 
+    fn state_rows(&self) -> usize {
+        // The rows partitions keep for their frames, and those waiting.
+        self.partitions
+            .values()
+            .map(|p| p.rows.record_batch.num_rows())
+            .sum::<usize>()
+            + self.pending.len()
+    }
+
     fn state(&self) -> Option<String> {
         let keys = match self.spec.ttl {
             Some(ttl) => format!(

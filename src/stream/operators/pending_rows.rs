@@ -26,6 +26,16 @@ pub struct PendingRows {
 }
 
 impl PendingRows {
+    /// How many rows wait.
+    pub fn len(&self) -> usize {
+        self.waiting.iter().map(|(batch, _)| batch.num_rows()).sum()
+    }
+
+    /// Whether no row waits.
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
     /// Rows of `schema` whose event time is `time`.
     pub fn new(time: Arc<dyn PhysicalExpr>, schema: SchemaRef) -> Self {
         Self {

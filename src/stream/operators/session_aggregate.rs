@@ -275,6 +275,11 @@ impl Operator for SessionAggregateOperator {
         )
     }
 
+    fn state_rows(&self) -> usize {
+        // The rows of sessions still open.
+        self.waiting.iter().map(RecordBatch::num_rows).sum()
+    }
+
     fn state(&self) -> Option<String> {
         Some("session_rows per key, freed once the watermark passes a session's end (its last row plus the gap)".into())
     }

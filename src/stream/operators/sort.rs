@@ -49,6 +49,11 @@ impl Operator for SortPerWatermarkOperator {
         format!("Sort {when}: {}", order.join(", "))
     }
 
+    fn state_rows(&self) -> usize {
+        // The rows waiting for the watermark (or the end).
+        self.pending.iter().map(RecordBatch::num_rows).sum()
+    }
+
     fn state(&self) -> Option<String> {
         Some(if self.at_end {
             "every row, until the end of input (bounded replays only)".into()

@@ -111,7 +111,7 @@ impl Harness {
                 "state" => {
                     let rows = match &self.subject {
                         Subject::Multi { operator, .. } => operator.state_rows(),
-                        Subject::Single(_) => 0,
+                        Subject::Single(operator) => operator.state_rows(),
                     };
                     lines.push(format!("state {rows}"));
                     continue;

@@ -320,6 +320,11 @@ impl Operator for TopNOperator {
         )
     }
 
+    fn state_rows(&self) -> usize {
+        // Each key's ranked rows.
+        self.state.values().map(|key| key.ranked.len()).sum()
+    }
+
     fn state(&self) -> Option<String> {
         let bound = match self.ttl {
             Some(ttl) => format!(

@@ -170,6 +170,11 @@ impl Operator for WindowTopNOperator {
         )
     }
 
+    fn state_rows(&self) -> usize {
+        // The rows of open windows.
+        self.windows.values().map(|held| held.rows).sum()
+    }
+
     fn state(&self) -> Option<String> {
         Some(match self.limit {
             Some(limit) => format!(
