@@ -147,6 +147,8 @@ pub async fn create_connector_table(
     let late_path = late_policy(&mut options).map_err(|e| locate_option_error(e, &option_span, create))?;
 
     let mut rollover = crate::connectors::file::DEFAULT_ROLLOVER;
+    // Stdin and followed files can be changelogs (their 'format' says).
+    let mut changelog = false;
     let (provider, scanned, description, boundedness) = match connector.to_lowercase().as_str() {
         "file" | "filesystem" => {
             let mut options = options;
@@ -156,6 +158,7 @@ pub async fn create_connector_table(
                     .await
                     .map_err(locate)?;
                 let description = table.description();
+                changelog = table.is_changelog();
                 let provider: Arc<dyn TableProvider> = Arc::new(table);
                 (
                     Arc::clone(&provider),
@@ -185,6 +188,7 @@ pub async fn create_connector_table(
                 .map_err(|e| locate_option_error(e, &option_span, create))?;
             let description = table.description();
             let boundedness = table.boundedness();
+            changelog = table.is_changelog();
             let provider: Arc<dyn TableProvider> = Arc::new(table);
             (Arc::clone(&provider), provider, description, boundedness)
         }
@@ -234,12 +238,7 @@ pub async fn create_connector_table(
         name.to_string(),
         SourceInfo {
             connector: connector.to_lowercase(),
-            // Stdin's and a followed file's descriptions start with the format.
-            changelog: description
-                .split_whitespace()
-                .next()
-                .and_then(crate::connectors::line_decoder::TextFormat::changelog)
-                .is_some(),
+            changelog,
             description,
             boundedness,
             watermark,
