@@ -43,7 +43,7 @@ impl StreamPlanner<'_> {
         let Some(lineage) = planned.lineage.filter(grouped) else {
             return self.final_aggregate(aggregate, &planned);
         };
-        planned.appended_only("a windowed aggregate")?;
+        self.appended_only(&planned, "a windowed aggregate")?;
         if let Some(table) = &planned.sources.unwatermarked {
             if self.on_window_close || matches!(lineage.kind, WindowKind::Session { .. }) {
                 let what = match self.on_window_close {

@@ -83,9 +83,9 @@ impl StreamPlanner<'_> {
             schema: Arc::new(join.schema.as_arrow().clone()),
         };
         let sources = left.sources.and(&right.sources);
+        let metrics = Arc::clone(&self.metrics);
         let late = || {
-            [&left, &right]
-                .map(|side| LateRows::new(Arc::clone(&self.metrics), side.sources.late_path.clone()))
+            [&left, &right].map(|side| LateRows::new(Arc::clone(&metrics), side.sources.late_path.clone()))
         };
         let needs_watermark = |kind: &str| match &sources.unwatermarked {
             Some(table) => plan_err!(
@@ -102,14 +102,14 @@ impl StreamPlanner<'_> {
         )) = window
         {
             needs_watermark("a window join")?;
-            left.appended_only("a window join")?;
-            right.appended_only("a window join")?;
+            self.appended_only(&left, "a window join")?;
+            self.appended_only(&right, "a window join")?;
             let operator = WindowJoinOperator::try_new(spec, left_end, right_end, late())?;
             (Box::new(operator), lineage, None)
         } else if let Some((bounds, _)) = join_interval_bounds(join) {
             needs_watermark("an interval join")?;
-            left.appended_only("an interval join")?;
-            right.appended_only("an interval join")?;
+            self.appended_only(&left, "an interval join")?;
+            self.appended_only(&right, "an interval join")?;
             let operator = IntervalJoinOperator::try_new(spec, bounds, late())?;
             (Box::new(operator), None, None)
         } else {

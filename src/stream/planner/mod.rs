@@ -101,21 +101,7 @@ impl Planned {
             updating: self.updating.clone(),
         }
     }
-
-    /// Refuse an operator that takes appended rows only over updating ones.
-    fn appended_only(&self, operator: &str) -> Result<()> {
-        if let Some(updating) = &self.updating {
-            return not_impl_err!(
-                "{operator} {UPDATING_REFUSED} ({updating}) is not supported yet: window the aggregate (TUMBLE, HOP, ...), make the join inner, or bound it by time or window"
-            );
-        }
-        Ok(())
-    }
 }
-
-/// What a refusal of an updating input says: a bounded replay that gets it
-/// is planned again with its GROUP BYs aggregated to the end of input.
-const UPDATING_REFUSED: &str = "over an updating input";
 
 /// What the sources under a sub-query are like.
 #[derive(Debug, Clone)]
@@ -174,6 +160,8 @@ pub struct StreamPlanner<'a> {
     graph: GraphBuilder,
     /// `EMIT CHANGES`: windowed aggregates emit early results as a changelog.
     changes: bool,
+    /// An operator refused an updating input (see [`StreamPlanner::plan`]).
+    refused_updating: bool,
     /// `EMIT ON WINDOW CLOSE` written out: a window over a table with no
     /// watermark, which runs as an updating aggregate, is refused.
     on_window_close: bool,
@@ -195,6 +183,7 @@ impl<'a> StreamPlanner<'a> {
             graph: GraphBuilder::default(),
             changes: false,
             on_window_close: false,
+            refused_updating: false,
             stdin_read_by: None,
             final_at_end: false,
         }
@@ -234,12 +223,12 @@ impl<'a> StreamPlanner<'a> {
     /// refuses the changelog of a GROUP BY (an ORDER BY or a window function
     /// over its result) is planned again with the GROUP BY aggregated to the
     /// end of input, which emits its rows once, as batch does.
-    pub async fn plan(self, plan: &LogicalPlan) -> Result<Pipeline> {
+    pub async fn plan(mut self, plan: &LogicalPlan) -> Result<Pipeline> {
         let (state, catalog, metrics) = (self.state, self.catalog, Arc::clone(&self.metrics));
         let (changes, on_window_close) = (self.changes, self.on_window_close);
         match self.plan_once(plan).await {
-            Err(refused)
-                if refused.to_string().contains(UPDATING_REFUSED)
+            Err(_)
+                if self.refused_updating
                     && crate::plan::choose_executor(plan, catalog)?
                         .sources
                         .iter()
@@ -258,7 +247,7 @@ impl<'a> StreamPlanner<'a> {
         }
     }
 
-    async fn plan_once(mut self, plan: &LogicalPlan) -> Result<Pipeline> {
+    async fn plan_once(&mut self, plan: &LogicalPlan) -> Result<Pipeline> {
         let planned = self.node(plan, false).await?;
         // An updating result goes out as a changelog.
         self.changes |= planned.updating.is_some();
@@ -269,7 +258,7 @@ impl<'a> StreamPlanner<'a> {
             schema
         };
         Ok(Pipeline {
-            graph: self.graph.finish(planned.tail)?,
+            graph: std::mem::take(&mut self.graph).finish(planned.tail)?,
             schema: Arc::new(schema),
             changes: self.changes,
         })
@@ -335,6 +324,19 @@ impl<'a> StreamPlanner<'a> {
         if let Ok(mut warnings) = self.metrics.warnings.lock() {
             warnings.push(warning);
         }
+    }
+
+    /// Refuse an operator that takes appended rows only over `input` if its
+    /// rows are changes; the refusal is noted, so that a bounded replay is
+    /// planned again with its GROUP BYs aggregated to the end of input.
+    fn appended_only(&mut self, input: &Planned, operator: &str) -> Result<()> {
+        if let Some(updating) = &input.updating {
+            self.refused_updating = true;
+            return not_impl_err!(
+                "{operator} over an updating input ({updating}) is not supported yet: window the aggregate (TUMBLE, HOP, ...), make the join inner, or bound it by time or window"
+            );
+        }
+        Ok(())
     }
 
     /// `operator` after `input`'s rows, with window bounds `lineage`.

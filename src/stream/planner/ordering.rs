@@ -34,7 +34,7 @@ impl StreamPlanner<'_> {
         node: &datafusion::logical_expr::Window,
         limit: Option<usize>,
     ) -> Result<Planned> {
-        planned.appended_only("a window function (OVER)")?;
+        self.appended_only(&planned, "a window function (OVER)")?;
         let lineage = planned.lineage;
         if self.changes {
             return not_impl_err!("window functions (OVER) with EMIT CHANGES are not supported yet");
@@ -281,7 +281,7 @@ impl StreamPlanner<'_> {
         time: Arc<dyn PhysicalExpr>,
     ) -> Result<Planned> {
         let input = window.input.schema();
-        planned.appended_only("a dedup (ROW_NUMBER() ... = 1)")?;
+        self.appended_only(&planned, "a dedup (ROW_NUMBER() ... = 1)")?;
         if self.changes {
             return not_impl_err!(
                 "a dedup with EMIT CHANGES is not supported yet: it is append-only, drop EMIT CHANGES"
@@ -394,7 +394,7 @@ impl StreamPlanner<'_> {
         if let (Some(fetch), Some(_)) = (sort.fetch, &planned.updating) {
             return self.top_of(planned, sort, fetch);
         }
-        planned.appended_only("ORDER BY")?;
+        self.appended_only(&planned, "ORDER BY")?;
         let lineage = planned.lineage;
         if self.changes {
             return not_impl_err!(
