@@ -95,6 +95,12 @@ pub struct MetricsSnapshot {
 }
 
 impl StreamMetrics {
+    /// Count `rows` retractions (`-U`/`-D`) of rows that were never inserted.
+    pub fn count_unmatched_retractions(&self, rows: usize) {
+        self.unmatched_retractions
+            .fetch_add(rows as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Replace the operators' counters (the pipeline task does, now and then).
     pub fn publish_operators(&self, operators: Vec<OperatorStats>) {
         if let Ok(mut current) = self.operators.lock() {

@@ -191,9 +191,7 @@ impl StreamJoinOperator {
         if missing > 0
             && let Some(metrics) = &self.metrics
         {
-            metrics
-                .unmatched_retractions
-                .fetch_add(missing as u64, std::sync::atomic::Ordering::Relaxed);
+            metrics.count_unmatched_retractions(missing);
         }
         let found_mask = BooleanArray::from(equal.iter().map(Option::is_some).collect::<Vec<_>>());
         let input = input.filter(&found_mask)?;

@@ -236,9 +236,7 @@ impl TopNOperator {
         if unmatched > 0
             && let Some(metrics) = &self.metrics
         {
-            metrics
-                .unmatched_retractions
-                .fetch_add(unmatched, std::sync::atomic::Ordering::Relaxed);
+            metrics.count_unmatched_retractions(unmatched);
         }
         let mut changes = Vec::new();
         for (key, old) in before {

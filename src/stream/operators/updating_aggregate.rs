@@ -82,8 +82,7 @@ pub struct UpdatingAggregateOperator {
     watermark: Nanos,
     /// The watermark at the last TTL sweep.
     swept: Nanos,
-    /// Retractions of rows that were never added (counted, reported).
-    unmatched: u64,
+    /// Where retractions of rows never added are counted.
     metrics: Option<Arc<crate::stream::StreamMetrics>>,
 }
 
@@ -108,7 +107,6 @@ impl UpdatingAggregateOperator {
             batch: 0,
             watermark: NO_WATERMARK,
             swept: NO_WATERMARK,
-            unmatched: 0,
             metrics: None,
         })
     }
@@ -210,16 +208,20 @@ impl UpdatingAggregateOperator {
                 group.rows -= 1;
             } else {
                 skip[r] = true;
-                self.unmatched += 1;
             }
             group.touched = self.watermark;
         }
         // Without FILTERs and skipped rows every aggregate sees the same rows.
-        let skipped = skip.iter().any(|s| *s);
+        let skipped = skip.iter().filter(|s| **s).count();
+        if skipped > 0
+            && let Some(metrics) = &self.metrics
+        {
+            metrics.count_unmatched_retractions(skipped);
+        }
         let shared = (UInt32Array::from(order.clone()), runs(&order, &slots, &adds));
         for (a, (values, filter)) in arguments.iter().enumerate() {
             let own;
-            let (indices, runs) = if filter.is_none() && !skipped {
+            let (indices, runs) = if filter.is_none() && skipped == 0 {
                 (&shared.0, &shared.1)
             } else {
                 // The rows this aggregate sees: its FILTER holds, and not skipped.
@@ -248,7 +250,6 @@ impl UpdatingAggregateOperator {
                 }
             }
         }
-        self.report_unmatched();
         Ok(touched)
     }
 
@@ -347,18 +348,6 @@ impl UpdatingAggregateOperator {
                 self.free.push(slot);
             }
         }
-    }
-
-    fn report_unmatched(&mut self) {
-        if self.unmatched == 0 {
-            return;
-        }
-        if let Some(metrics) = &self.metrics {
-            metrics
-                .unmatched_retractions
-                .fetch_add(self.unmatched, std::sync::atomic::Ordering::Relaxed);
-        }
-        self.unmatched = 0;
     }
 }
 
@@ -509,7 +498,7 @@ fn new_accumulator(aggregate: &Arc<AggregateFunctionExpr>, retracting: bool) -> 
             return Ok(sliding);
         }
     }
-    Recount::try_new(Arc::clone(aggregate)).map(|r| Box::new(r) as Box<dyn Accumulator>)
+    Ok(Box::new(Recount::new(Arc::clone(aggregate))))
 }
 
 /// An aggregate that cannot take a value back, made to: it keeps the
@@ -525,12 +514,12 @@ struct Recount {
 }
 
 impl Recount {
-    fn try_new(aggregate: Arc<AggregateFunctionExpr>) -> Result<Self> {
-        Ok(Self {
+    fn new(aggregate: Arc<AggregateFunctionExpr>) -> Self {
+        Self {
             converter: None,
             aggregate,
             values: Default::default(),
-        })
+        }
     }
 
     fn count(&mut self, values: &[ArrayRef], by: i64) -> Result<()> {
