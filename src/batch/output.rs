@@ -112,7 +112,9 @@ pub async fn insert(
     let input = datafusion::physical_plan::execute_stream(plan, state.task_ctx())?;
     let replace = !matches!(op, InsertOp::Append);
     let staging = Staging::begin(&state, &target.url, target.single_file).await?;
-    let written = target.write_part(&state, &staging, "0", input, replace).await;
+    let written = target
+        .write_part(&state, &staging, "0", input, replace, true)
+        .await;
     let cleaned = staging.finish().await;
     let rows = written?;
     cleaned?;

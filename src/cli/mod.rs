@@ -69,6 +69,11 @@ pub struct Args {
     /// and one at its end (fields in the README).
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
+    /// Keep checkpoints of continuous queries in DIR (a path or s3:// URL)
+    /// and resume from the last one when run again. Same as SET
+    /// 'checkpoint.dir'; the interval is SET 'checkpoint.interval' (10 s).
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<String>,
 }
 
 /// The stack of the thread that parses, plans and drives statements: SQL
@@ -157,6 +162,10 @@ async fn run(args: Args) -> ExitCode {
         .with_information_schema(true)
         .with_option_extension(crate::SluiceOptions {
             mode: args.mode,
+            ..Default::default()
+        })
+        .with_option_extension(crate::stream::checkpoint::CheckpointOptions {
+            dir: args.checkpoint_dir.clone(),
             ..Default::default()
         });
     let mut runner = Runner::new(Engine::with_config(config), out, options);

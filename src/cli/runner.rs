@@ -261,6 +261,13 @@ impl Runner {
                 eprintln!("Warning: {warning}");
             }
         }
+        if let Some(metrics) = &output.metrics
+            && let Ok(notices) = metrics.notices.lock()
+        {
+            for notice in notices.iter() {
+                eprintln!("{notice}");
+            }
+        }
         let result = self.write_output(&mut output, &statement, started).await;
         // A continuous query (a SELECT or an INSERT) says what it left out.
         if let Some(metrics) = &output.metrics {

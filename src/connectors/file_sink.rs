@@ -42,6 +42,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::write_errors::{Recorder, recorder_for};
+use crate::stream::checkpoint::manifest::PendingCommit;
 
 /// The name every staging directory starts with.
 pub const STAGING_PREFIX: &str = ".sluice-staging-";
@@ -119,17 +120,25 @@ impl Staging {
     /// target, or move each file into the target directory (after deleting
     /// the directory's files of `extension` when `replace`).
     pub async fn commit(&self, part: &str, replace: Option<&str>) -> Result<()> {
+        if let Some(extension) = replace.filter(|_| !self.single_file) {
+            self.delete_outputs(extension).await?;
+        }
+        for (from, to) in self.renames(part).await? {
+            self.store
+                .rename(&from, &to)
+                .await
+                .map_err(|e| self.error("commit", e))?;
+        }
+        Ok(())
+    }
+
+    /// The renames that make part `part` visible: the single file over the
+    /// target, or each staged file to its place in the target directory.
+    async fn renames(&self, part: &str) -> Result<Vec<(Path, Path)>> {
         let dir = self.root.clone().join(part);
         if self.single_file {
             let from = dir.join(self.target.filename().unwrap_or("output"));
-            return self
-                .store
-                .rename(&from, &self.target)
-                .await
-                .map_err(|e| self.error("commit", e));
-        }
-        if let Some(extension) = replace {
-            self.delete_outputs(extension).await?;
+            return Ok(vec![(from, self.target.clone())]);
         }
         let staged: Vec<_> = self
             .store
@@ -137,17 +146,29 @@ impl Staging {
             .try_collect()
             .await
             .map_err(|e| self.error("list the staged files of", e))?;
-        for object in staged {
-            let Some(relative) = object.location.prefix_match(&dir) else {
-                continue;
-            };
-            let to = relative.fold(self.target.clone(), |p, part| p.join(part));
-            self.store
-                .rename(&object.location, &to)
-                .await
-                .map_err(|e| self.error("commit", e))?;
-        }
-        Ok(())
+        Ok(staged
+            .into_iter()
+            .filter_map(|object| {
+                let relative = object.location.prefix_match(&dir)?;
+                let to = relative.fold(self.target.clone(), |p, part| p.join(part));
+                Some((object.location, to))
+            })
+            .collect())
+    }
+
+    /// Part `part`'s renames as a checkpoint records them, to be done once
+    /// the checkpoint is complete (by this run, or by the next after a crash).
+    pub async fn pending_commits(&self, part: &str) -> Result<Vec<PendingCommit>> {
+        Ok(self
+            .renames(part)
+            .await?
+            .into_iter()
+            .map(|(from, to)| PendingCommit {
+                store: self.store_url.as_str().to_string(),
+                from: from.to_string(),
+                to: to.to_string(),
+            })
+            .collect())
     }
 
     /// Delete this run's staging directory (after a commit, or to give up).
@@ -244,7 +265,7 @@ impl Staging {
 }
 
 /// Delete every object under `dir`, and the directory.
-async fn delete_all(store: &dyn ObjectStore, dir: &Path) -> object_store::Result<()> {
+pub(crate) async fn delete_all(store: &dyn ObjectStore, dir: &Path) -> object_store::Result<()> {
     let objects: Vec<_> = store.list(Some(dir)).try_collect().await?;
     for object in objects {
         match store.delete(&object.location).await {
@@ -379,7 +400,8 @@ impl FileTarget {
     }
 
     /// Write `input` (rows of the table's schema) as part `part` of
-    /// `staging` and commit it. For a single file the part is the file's old
+    /// `staging` and, when `commit`, commit it (else it stays staged, for a
+    /// checkpoint to commit). For a single file the part is the file's old
     /// rows followed by the new ones (or the new ones alone when `replace`);
     /// for a directory, new files (after deleting the old ones when
     /// `replace`). Returns the new rows written.
@@ -390,6 +412,7 @@ impl FileTarget {
         part: &str,
         input: SendableRecordBatchStream,
         replace: bool,
+        commit: bool,
     ) -> Result<u64> {
         let options = self.table.options();
         let schema = self.table.schema();
@@ -436,6 +459,9 @@ impl FileTarget {
         collect(plan, state.task_ctx())
             .await
             .map_err(|e| staging.explain(e))?;
+        if !commit {
+            return Ok(counted.load(Ordering::Relaxed));
+        }
         // A table's own extension may be empty (it reads every file); its
         // format's is what its writer names files with.
         let extension = options.format.get_ext();

@@ -35,6 +35,7 @@ use crate::plan::{
 };
 use crate::sql::{self, ParsedStatement, Statement, StatementTokens};
 use crate::stream::StreamMetrics;
+use crate::stream::checkpoint::CheckpointOptions;
 use crate::stream::state_options::StateOptions;
 use crate::{batch, stream};
 
@@ -86,10 +87,15 @@ impl Engine {
         } else {
             config.with_option_extension(SluiceOptions::default())
         };
-        let mut config = if config.options().extensions.get::<StateOptions>().is_some() {
+        let config = if config.options().extensions.get::<StateOptions>().is_some() {
             config
         } else {
             config.with_option_extension(StateOptions::default())
+        };
+        let mut config = if config.options().extensions.get::<CheckpointOptions>().is_some() {
+            config
+        } else {
+            config.with_option_extension(CheckpointOptions::default())
         };
         // DataFusion's planner attaches the place of an unknown column or a
         // mistyped expression to its error only when it collects spans; the

@@ -25,6 +25,8 @@ use futures::FutureExt;
 use tokio::sync::mpsc::{Receiver, Sender};
 
 use super::changelog::with_changes;
+use super::checkpoint::manifest::SourcePosition;
+use super::checkpoint::{self, CheckpointOptions, Checkpointer, Output};
 use super::graph::{Graph, data_rows};
 use super::metrics::StreamMetrics;
 use super::operator::{END_OF_INPUT, Event, NO_WATERMARK, Nanos};
@@ -41,7 +43,9 @@ const OPERATOR_METRICS_EVERY: std::time::Duration = std::time::Duration::from_mi
 /// Source events read ahead of the operators, per source.
 const SOURCE_CHANNEL_CAPACITY: usize = 2;
 
-/// Run `plan` continuously; rows come out as windows close.
+/// Run `plan` continuously; rows come out as windows close. With a
+/// checkpoint directory the query checkpoints and resumes; a sink that reads
+/// this stream of rows only is at-least-once from the last checkpoint.
 pub async fn execute(
     state: &SessionState,
     plan: &LogicalPlan,
@@ -49,15 +53,57 @@ pub async fn execute(
     catalog: &SourceCatalog,
     metrics: Arc<StreamMetrics>,
 ) -> Result<SendableRecordBatchStream> {
+    let (schema, outputs) = execute_outputs(state, plan, emit, catalog, metrics).await?;
+    let rows = futures::StreamExt::filter_map(outputs, |output| async move {
+        match output {
+            Ok(Output::Rows(batch)) => Some(Ok(batch)),
+            Ok(Output::Barrier(barrier)) => {
+                checkpoint::acknowledge(barrier);
+                None
+            }
+            Err(e) => Some(Err(e)),
+        }
+    });
+    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, rows)))
+}
+
+/// The result of a continuous query with its checkpoints' barriers among the
+/// rows, for a sink that stages files per checkpoint (exactly-once).
+pub type Outputs = futures::stream::BoxStream<'static, Result<Output>>;
+
+/// Run `plan` continuously: its schema, and its rows with a barrier after the
+/// rows each checkpoint covers.
+pub async fn execute_outputs(
+    state: &SessionState,
+    plan: &LogicalPlan,
+    emit: Option<Emit>,
+    catalog: &SourceCatalog,
+    metrics: Arc<StreamMetrics>,
+) -> Result<(arrow::datatypes::SchemaRef, Outputs)> {
     let pipeline = super::plan(state, plan, emit, catalog, Arc::clone(&metrics)).await?;
     let schema = Arc::clone(&pipeline.schema);
     let mut graph = pipeline.graph;
+    let options = state
+        .config()
+        .options()
+        .extensions
+        .get::<CheckpointOptions>()
+        .cloned()
+        .unwrap_or_default();
+    let checkpoints = Checkpointer::open(state, &options, &mut graph, &schema, &metrics).await?;
+    let (checkpointer, positions) = match checkpoints {
+        Some((checkpointer, positions)) => (Some(checkpointer), positions),
+        None => (None, None),
+    };
     graph.open(state.task_ctx()).await?;
     let replay = graph.sources.iter().all(|s| s.bounded);
     let mut sources = Vec::with_capacity(graph.sources.len());
-    for spec in std::mem::take(&mut graph.sources) {
+    for (i, spec) in std::mem::take(&mut graph.sources).into_iter().enumerate() {
         let (table, provider) = (spec.table.clone(), Arc::clone(&spec.provider));
-        sources.push(Source::try_new(spec, state).await?);
+        let position = positions.as_ref().and_then(|p| p.get(i));
+        let resume = position.map(|p| (p.rows, p.watermark));
+        let source = Source::resumed(spec, state, resume).await?;
+        sources.push((source, position.cloned()));
         // The scan made the counts of bad rows this run skips.
         if let Some(stats) = crate::connectors::bad_rows_of(provider.as_ref())
             && let Ok(mut bad_rows) = metrics.bad_rows.lock()
@@ -65,7 +111,10 @@ pub async fn execute(
             bad_rows.push((table, stats));
         }
     }
-    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(OUTPUT_CHANNEL_CAPACITY);
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Output>>(OUTPUT_CHANNEL_CAPACITY);
+    // With checkpoints the pipeline task itself stops on a signal, after a
+    // last checkpoint; without, the reader stops it (below).
+    let listens = checkpointer.is_some();
     let task = tokio::spawn(run(
         graph,
         sources,
@@ -73,6 +122,7 @@ pub async fn execute(
         pipeline.changes,
         sender.clone(),
         metrics,
+        checkpointer,
     ));
     // Dropping the result stream stops the pipeline task itself, not only
     // its watcher (a dropped join handle would leave the task running until
@@ -93,7 +143,10 @@ pub async fn execute(
     });
     // A signal ends the query with an error saying so (the caller then
     // reports what it left out); the pipeline stops when the stream drops.
-    let stop: futures::future::BoxFuture<'static, &'static str> = Box::pin(super::stop::stop_signal());
+    let stop: futures::future::BoxFuture<'static, &'static str> = match listens {
+        true => Box::pin(std::future::pending()),
+        false => Box::pin(super::stop::stop_signal()),
+    };
     let stream = futures::stream::unfold(
         (receiver, (AbortOnDrop(watcher), pipeline_task), Some(stop)),
         |(mut receiver, guard, stop)| async move {
@@ -107,7 +160,7 @@ pub async fn execute(
             }
         },
     );
-    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    Ok((schema, Box::pin(stream)))
 }
 
 /// Stops a task when dropped.
@@ -132,58 +185,130 @@ impl Drop for AbortTaskOnDrop {
 struct Input {
     table: String,
     events: Receiver<Result<Vec<Event>>>,
-    _reader: AbortOnDrop,
+    _reader: Option<AbortOnDrop>,
     /// Its latest watermark.
     watermark: Nanos,
     /// It sent its end (or its reader stopped).
     ended: bool,
+    /// Rows the graph has taken from it (its position for a checkpoint).
+    rows: u64,
+}
+
+impl Input {
+    fn position(&self) -> SourcePosition {
+        SourcePosition {
+            table: self.table.clone(),
+            rows: self.rows,
+            ended: self.ended,
+            watermark: self.watermark,
+        }
+    }
+}
+
+/// What ended the pipeline's wait for its next events.
+enum Next {
+    Events(usize, Result<Vec<Event>>),
+    /// Every source ended.
+    Done,
+    /// A signal, by name.
+    Stop(&'static str),
 }
 
 /// The pipeline task: source events through the graph to the channel.
 async fn run(
     mut graph: Graph,
-    sources: Vec<Source>,
+    sources: Vec<(Source, Option<SourcePosition>)>,
     replay: bool,
     changes: bool,
-    output: Sender<Result<RecordBatch>>,
+    output: Sender<Result<Output>>,
     metrics: Arc<StreamMetrics>,
+    mut checkpointer: Option<Checkpointer>,
 ) {
     let mut inputs: Vec<Input> = sources
         .into_iter()
-        .map(|source| {
+        .map(|(source, position)| {
             let table = source.table().to_string();
-            let (events, reader) = read_ahead(source);
+            let position = position.unwrap_or(SourcePosition {
+                table: table.clone(),
+                rows: 0,
+                ended: false,
+                watermark: NO_WATERMARK,
+            });
+            // A source that had ended before the checkpoint is not read again.
+            let (events, reader) = match position.ended {
+                true => (tokio::sync::mpsc::channel(1).1, None),
+                false => {
+                    let (events, reader) = read_ahead(source);
+                    (events, Some(reader))
+                }
+            };
             Input {
                 table,
                 events,
                 _reader: reader,
-                watermark: NO_WATERMARK,
-                ended: false,
+                watermark: position.watermark,
+                ended: position.ended,
+                rows: position.rows,
             }
         })
         .collect();
     let mut turn = 0;
     let mut published = std::time::Instant::now();
+    // With checkpoints the task stops itself on a signal, after a checkpoint.
+    let mut stop: futures::future::BoxFuture<'static, &'static str> = match checkpointer {
+        Some(_) => Box::pin(super::stop::stop_signal()),
+        None => Box::pin(std::future::pending()),
+    };
     loop {
-        let next = if replay {
-            next_by_watermark(&mut inputs).await
-        } else {
-            turn += 1;
-            next_as_they_come(&mut inputs, turn).await
+        let next = tokio::select! {
+            biased;
+            signal = &mut stop => Next::Stop(signal),
+            next = async {
+                if replay {
+                    next_by_watermark(&mut inputs).await
+                } else {
+                    turn += 1;
+                    next_as_they_come(&mut inputs, turn).await
+                }
+            } => match next {
+                Some((i, events)) => Next::Events(i, events),
+                None => Next::Done,
+            },
         };
-        let Some((i, events)) = next else {
-            metrics.publish_operators(graph.operator_stats());
-            return; // every source ended
+        let (i, events) = match next {
+            Next::Events(i, events) => (i, events),
+            Next::Done => {
+                metrics.publish_operators(graph.operator_stats());
+                // The last checkpoint says the query finished, so a rerun
+                // does not emit its tail again.
+                checkpoint(&mut checkpointer, &mut graph, &inputs, true, &output).await;
+                return; // every source ended
+            }
+            Next::Stop(signal) => {
+                if checkpoint(&mut checkpointer, &mut graph, &inputs, false, &output).await {
+                    let stopped = DataFusionError::Execution(format!("stopped by {signal}"));
+                    let _ = output.send(Err(stopped)).await;
+                }
+                return;
+            }
         };
         let events = match events {
             Ok(events) => events,
             Err(e) => {
+                let e = e.context(format!("reading table '{}'", inputs[i].table));
+                if checkpointer.is_some() {
+                    // Everything before the bad row is committed; a restart
+                    // (with the row fixed or skipped) goes on from it.
+                    if checkpoint(&mut checkpointer, &mut graph, &inputs, false, &output).await {
+                        let _ = output.send(Err(e)).await;
+                    }
+                    return;
+                }
                 // A bad row or a truncated last line: what came before it
                 // goes through, as if the input ended there, then the error.
-                let e = e.context(format!("reading table '{}'", inputs[i].table));
                 let flushed = end_every_input(&mut graph, &mut inputs).and_then(|ev| sink_rows(ev, changes));
                 for batch in flushed.unwrap_or_default() {
-                    if output.send(Ok(batch)).await.is_err() {
+                    if output.send(Ok(Output::Rows(batch))).await.is_err() {
                         return;
                     }
                 }
@@ -195,9 +320,9 @@ async fn run(
         for event in &events {
             match event {
                 Event::Data(batch) => {
-                    metrics
-                        .rows_in
-                        .fetch_add(batch.batch.num_rows() as u64, Ordering::Relaxed);
+                    let rows = batch.batch.num_rows() as u64;
+                    input.rows += rows;
+                    metrics.rows_in.fetch_add(rows, Ordering::Relaxed);
                 }
                 Event::Watermark(w) => input.watermark = input.watermark.max(*w),
                 Event::End => input.ended = true,
@@ -229,12 +354,40 @@ async fn run(
             }
         };
         for batch in batches {
-            if output.send(Ok(batch)).await.is_err() {
+            if output.send(Ok(Output::Rows(batch))).await.is_err() {
                 return; // the reader is gone
             }
         }
         if graph.is_finished() {
+            checkpoint(&mut checkpointer, &mut graph, &inputs, true, &output).await;
             return;
+        }
+        if checkpointer.as_ref().is_some_and(Checkpointer::due)
+            && !checkpoint(&mut checkpointer, &mut graph, &inputs, false, &output).await
+        {
+            return;
+        }
+    }
+}
+
+/// Take a checkpoint if the query takes them; whether the query may go on
+/// (a failed checkpoint ends it, with the error sent to the reader).
+async fn checkpoint(
+    checkpointer: &mut Option<Checkpointer>,
+    graph: &mut Graph,
+    inputs: &[Input],
+    finished: bool,
+    output: &Sender<Result<Output>>,
+) -> bool {
+    let Some(checkpointer) = checkpointer else {
+        return true;
+    };
+    let positions = inputs.iter().map(Input::position).collect();
+    match checkpointer.take(graph, positions, finished, output).await {
+        Ok(()) => true,
+        Err(e) => {
+            let _ = output.send(Err(checkpoint::failed(e))).await;
+            false
         }
     }
 }

@@ -15,6 +15,7 @@ use datafusion::common::internal_err;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 
+use super::checkpoint::StateSnapshot;
 use super::metrics::OperatorStats;
 use super::operator::{
     END_OF_INPUT, Event, MultiInputOperator, NO_WATERMARK, Nanos, Operator, RowWatermarks,
@@ -23,6 +24,14 @@ use super::source::SourceSpec;
 
 /// A node of the graph.
 pub type NodeId = usize;
+
+/// State parts the graph keeps beside an operator's own (a double underscore:
+/// no operator names its parts so).
+const NODE_ENDED: &str = "__node_ended";
+const NODE_ROWS: &str = "__node_rows";
+const MERGE_CURRENT: &str = "__merge_current";
+const MERGE_ENDED: &str = "__merge_ended";
+const MERGE_MERGED: &str = "__merge_merged";
 
 /// Where the rows of a planned sub-query come out: a source's own output, or
 /// a node's.
@@ -209,6 +218,58 @@ impl Graph {
         Ok(())
     }
 
+    /// Every node's state at a checkpoint, with its merge's watermarks and
+    /// counters; nodes with nothing to keep are left out. An operator that
+    /// cannot save its state is an error naming it.
+    pub fn snapshot(&mut self) -> Result<Vec<(NodeId, StateSnapshot)>> {
+        let mut states = Vec::new();
+        for (id, node) in self.nodes.iter_mut().enumerate() {
+            let mut state = StateSnapshot::default();
+            match &mut node.kind {
+                NodeKind::Single(operator) => operator.snapshot(&mut state)?,
+                NodeKind::Multi { operator, merge } => {
+                    operator.snapshot(&mut state)?;
+                    merge.snapshot(&mut state);
+                }
+            }
+            if node.ended {
+                state.put_value(NODE_ENDED, 1);
+            }
+            if !state.is_empty() {
+                state.put_values(NODE_ROWS, vec![node.rows_in as i64, node.rows_out as i64]);
+                states.push((id, state));
+            }
+        }
+        Ok(states)
+    }
+
+    /// Take back the states [`Graph::snapshot`] wrote, before any event.
+    pub fn restore(&mut self, states: &std::collections::BTreeMap<NodeId, StateSnapshot>) -> Result<()> {
+        for (&id, state) in states {
+            let Some(node) = self.nodes.get_mut(id) else {
+                return internal_err!("the checkpoint has state for node {id}, which the graph lacks");
+            };
+            let name = match &mut node.kind {
+                NodeKind::Single(operator) => {
+                    operator.restore(state)?;
+                    operator.name()
+                }
+                NodeKind::Multi { operator, merge } => {
+                    operator.restore(state)?;
+                    merge.restore(state)?;
+                    operator.name()
+                }
+            };
+            node.ended = state.value(NODE_ENDED).is_ok();
+            if let [rows_in, rows_out] = state.values(NODE_ROWS)? {
+                (node.rows_in, node.rows_out) = (*rows_in as u64, *rows_out as u64);
+            } else {
+                return internal_err!("the checkpoint's counters of {name} are malformed");
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the sink has had its end: the query is over.
     pub fn is_finished(&self) -> bool {
         match self.root {
@@ -350,6 +411,30 @@ impl WatermarkMerge {
                 }
             }
         }
+    }
+
+    /// Its watermarks, for a checkpoint.
+    pub fn snapshot(&self, into: &mut StateSnapshot) {
+        into.put_values(MERGE_CURRENT, self.current.clone());
+        into.put_values(MERGE_ENDED, self.ended.iter().map(|e| i64::from(*e)).collect());
+        into.put_value(MERGE_MERGED, self.merged);
+    }
+
+    /// Take back the watermarks [`WatermarkMerge::snapshot`] kept.
+    pub fn restore(&mut self, from: &StateSnapshot) -> Result<()> {
+        let current = from.values(MERGE_CURRENT)?;
+        let ended = from.values(MERGE_ENDED)?;
+        if current.len() != self.current.len() || ended.len() != self.ended.len() {
+            return internal_err!(
+                "the checkpoint's merge has {} inputs, the graph's {}",
+                current.len(),
+                self.current.len()
+            );
+        }
+        self.current = current.to_vec();
+        self.ended = ended.iter().map(|e| *e != 0).collect();
+        self.merged = from.value(MERGE_MERGED)?;
+        Ok(())
     }
 
     fn advance(&mut self, operator: &mut dyn MultiInputOperator, out: &mut Vec<Event>) -> Result<()> {

@@ -141,6 +141,47 @@ impl Aggregates {
         })
     }
 
+    /// A copy of `groups`' partial state, leaving `groups` as it was (its
+    /// accumulators can only be read by draining them, so they are drained
+    /// and merged back).
+    pub fn copy_out(&self, groups: &mut Groups) -> Result<Partial> {
+        let partial = std::mem::replace(groups, self.new_groups()?).freeze()?;
+        groups.merge(&partial)?;
+        Ok(partial)
+    }
+
+    /// The partial state of `rows` groups from the columns
+    /// [`Partial::columns`] gave.
+    pub fn partial_from(&self, columns: &[ArrayRef], rows: usize) -> Result<Partial> {
+        let keys = self.key_schema.fields().len();
+        let mut states = Vec::with_capacity(self.aggregates.len());
+        let mut at = keys;
+        for (aggregate, _) in &self.aggregates {
+            let width = aggregate.state_fields()?.len();
+            match columns.get(at..at + width) {
+                Some(state) => states.push(state.to_vec()),
+                None => {
+                    return plan_err!(
+                        "a checkpoint's partial state of {} has too few columns",
+                        aggregate.name()
+                    );
+                }
+            }
+            at += width;
+        }
+        if at != columns.len() || columns.iter().any(|c| c.len() != rows) {
+            return plan_err!(
+                "a checkpoint's partial state has {} columns, not the {at} its aggregates keep",
+                columns.len()
+            );
+        }
+        Ok(Partial {
+            keys: columns[..keys].to_vec(),
+            states,
+            groups: rows,
+        })
+    }
+
     /// The key columns over `batch`.
     pub fn evaluate_keys(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
         self.keys
@@ -216,6 +257,16 @@ impl Partial {
     /// Whether it holds no group.
     pub fn is_empty(&self) -> bool {
         self.groups == 0
+    }
+
+    /// Its columns for a checkpoint: the keys, then each aggregate's state
+    /// columns ([`Aggregates::partial_from`] reads them back).
+    pub fn columns(&self) -> Vec<ArrayRef> {
+        self.keys
+            .iter()
+            .chain(self.states.iter().flatten())
+            .cloned()
+            .collect()
     }
 
     /// Bytes held by its arrays.

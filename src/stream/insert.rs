@@ -14,7 +14,8 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use futures::StreamExt;
 
 use super::changelog::CHANGE_COLUMN;
-use super::driver::execute;
+use super::checkpoint::CheckpointOptions;
+use super::driver::{execute, execute_outputs};
 use super::metrics::StreamMetrics;
 use crate::connectors::file::DEFAULT_ROLLOVER;
 use crate::connectors::file_sink::{FileTarget, OnceStream};
@@ -41,6 +42,19 @@ pub async fn execute_insert(
     }
     let target = source_as_provider(&insert.target)?;
     let rollover = catalog.source_of(&target).map(|s| s.rollover);
+    if let Some(file) = FileTarget::of(&target) {
+        // A file table takes an updating query's changelog as it is.
+        let rollover = rollover.unwrap_or(DEFAULT_ROLLOVER);
+        let exactly_once = state
+            .config()
+            .options()
+            .extensions
+            .get::<CheckpointOptions>()
+            .is_some_and(|c| c.dir.is_some());
+        let (schema, rows) = execute_outputs(state, &insert.input, emit, catalog, metrics).await?;
+        let count = Arc::clone(insert.output_schema.inner());
+        return super::rolling_sink::execute(state, file, rows, schema, rollover, exactly_once, count).await;
+    }
     let rows = execute(state, &insert.input, emit, catalog, metrics).await?;
     let rows = changelog_into(
         rows,
@@ -49,11 +63,6 @@ pub async fn execute_insert(
         insert.table_name.to_string(),
         catalog,
     )?;
-    if let Some(file) = FileTarget::of(&target) {
-        let rollover = rollover.unwrap_or(DEFAULT_ROLLOVER);
-        let count = Arc::clone(insert.output_schema.inner());
-        return super::rolling_sink::execute(state, file, rows, rollover, count).await;
-    }
     let schema = rows.schema();
     let partition: Arc<dyn PartitionStream> = Arc::new(OnceStream::new(rows));
     let input = Arc::new(StreamingTableExec::try_new(

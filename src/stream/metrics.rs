@@ -42,6 +42,10 @@ pub struct StreamMetrics {
     pub warnings: std::sync::Mutex<Vec<String>>,
     /// The bad lines each source that skips them skipped, by table.
     pub bad_rows: std::sync::Mutex<Vec<(String, std::sync::Arc<BadRowStats>)>>,
+    /// What the query says when it starts (it resumed from a checkpoint).
+    pub notices: std::sync::Mutex<Vec<String>>,
+    /// The last checkpoint taken, for the report at the end.
+    pub last_checkpoint: std::sync::Mutex<Option<String>>,
 }
 
 impl Default for StreamMetrics {
@@ -58,6 +62,8 @@ impl Default for StreamMetrics {
             late_output: std::sync::OnceLock::new(),
             warnings: std::sync::Mutex::new(Vec::new()),
             bad_rows: std::sync::Mutex::new(Vec::new()),
+            notices: std::sync::Mutex::new(Vec::new()),
+            last_checkpoint: std::sync::Mutex::new(None),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! and dropping the result stream stops the query.
 
 pub mod changelog;
+pub mod checkpoint;
 pub mod driver;
 pub mod graph;
 pub mod groups;

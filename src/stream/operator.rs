@@ -11,12 +11,13 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, UInt32Array};
 use arrow::compute::{filter, take};
 use arrow::datatypes::{DataType, TimeUnit, TimestampNanosecondType};
-use datafusion::common::{internal_err, plan_err};
+use datafusion::common::{internal_err, not_impl_err, plan_err};
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use futures::future::BoxFuture;
 
 use super::changelog::Changes;
+use super::checkpoint::StateSnapshot;
 
 /// Event time in nanoseconds since the epoch.
 pub type Nanos = i64;
@@ -178,6 +179,19 @@ pub trait Operator: Send {
         0
     }
 
+    /// Write its state into `into` at a checkpoint; it runs on after. An
+    /// operator that declares state ([`Operator::state`]) and does not say how
+    /// it is kept is refused, naming it, so a restarted query never runs on
+    /// with an operator's state silently empty.
+    fn snapshot(&mut self, _into: &mut StateSnapshot) -> Result<()> {
+        stateless_only(self.state().is_some(), &self.name())
+    }
+
+    /// Take back the state [`Operator::snapshot`] wrote, before any event.
+    fn restore(&mut self, _from: &StateSnapshot) -> Result<()> {
+        stateless_only(self.state().is_some(), &self.name())
+    }
+
     /// Load what it needs before the first event (a lookup table), so that
     /// planning reads nothing.
     fn open(&mut self, _task: Arc<TaskContext>) -> BoxFuture<'_, Result<()>> {
@@ -247,6 +261,28 @@ pub trait MultiInputOperator: Send {
     fn state_rows(&self) -> usize {
         0
     }
+
+    /// Write its state into `into` at a checkpoint (as
+    /// [`Operator::snapshot`]); the merge's watermarks are the graph's.
+    fn snapshot(&mut self, _into: &mut StateSnapshot) -> Result<()> {
+        stateless_only(self.state().is_some(), &self.name())
+    }
+
+    /// Take back the state [`MultiInputOperator::snapshot`] wrote.
+    fn restore(&mut self, _from: &StateSnapshot) -> Result<()> {
+        stateless_only(self.state().is_some(), &self.name())
+    }
+}
+
+/// The default of the checkpoint methods: nothing to keep for an operator
+/// without state; a refusal naming one with state.
+fn stateless_only(has_state: bool, name: &str) -> Result<()> {
+    if has_state {
+        return not_impl_err!(
+            "checkpoints: {name} cannot save its state yet; run the query without --checkpoint-dir"
+        );
+    }
+    Ok(())
 }
 
 /// A timestamp column as nanoseconds since the epoch (UTC), nulls kept; a

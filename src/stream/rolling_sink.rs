@@ -27,18 +27,25 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::checkpoint::Output;
+use super::checkpoint::manifest::PendingCommit;
+use super::driver::Outputs;
 use crate::connectors::file_sink::{FileTarget, Staging};
 
 /// Batches buffered between the query and a part's writer.
 const PART_CHANNEL_CAPACITY: usize = 2;
 
-/// Run `rows` into `target`, a part file every `rollover`. The result is one
-/// row: the rows written.
+/// Run `rows` into `target`, a part file every `rollover`, or with
+/// checkpoints (`exactly_once`) a part per checkpoint, staged at its barrier
+/// and made visible by the driver once the checkpoint is complete. The
+/// result is one row: the rows written.
 pub async fn execute(
     state: &SessionState,
     target: FileTarget,
-    rows: SendableRecordBatchStream,
+    rows: Outputs,
+    schema: SchemaRef,
     rollover: Duration,
+    exactly_once: bool,
     count_schema: SchemaRef,
 ) -> Result<SendableRecordBatchStream> {
     target.check()?;
@@ -49,16 +56,17 @@ pub async fn execute(
         staging,
         parts: 0,
         written: 0,
+        exactly_once,
     };
-    let schema = Arc::clone(&count_schema);
+    let result_schema = Arc::clone(&count_schema);
     let result = futures::stream::once(async move {
-        let rows_written = sink.run(rows, rollover).await?;
+        let rows_written = sink.run(rows, schema, rollover).await?;
         Ok(RecordBatch::try_new(
             count_schema,
             vec![Arc::new(UInt64Array::from(vec![rows_written]))],
         )?)
     });
-    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, result)))
+    Ok(Box::pin(RecordBatchStreamAdapter::new(result_schema, result)))
 }
 
 struct RollingSink {
@@ -69,29 +77,38 @@ struct RollingSink {
     parts: u64,
     /// Rows committed so far.
     written: u64,
+    /// Parts are made visible by checkpoints only; a stop or an error
+    /// leaves the open part out (the restart writes its rows again).
+    exactly_once: bool,
 }
 
 /// A part being written: its rows go through `sender` to a writer task.
 struct Part {
+    name: String,
     sender: mpsc::Sender<Result<RecordBatch>>,
     writer: JoinHandle<Result<u64>>,
 }
 
 impl RollingSink {
-    async fn run(mut self, mut rows: SendableRecordBatchStream, rollover: Duration) -> Result<u64> {
+    async fn run(mut self, mut rows: Outputs, schema: SchemaRef, rollover: Duration) -> Result<u64> {
         let mut part: Option<Part> = None;
         let mut tick = tokio::time::interval(rollover);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
-        let stop = super::stop::stop_signal();
+        // With checkpoints the driver stops on a signal after a checkpoint;
+        // the sink then sees the stop as the stream's error.
+        let stop: futures::future::BoxFuture<'static, &'static str> = match self.exactly_once {
+            true => Box::pin(std::future::pending()),
+            false => Box::pin(super::stop::stop_signal()),
+        };
         tokio::pin!(stop);
         let outcome: Result<()> = loop {
             tokio::select! {
                 next = rows.next() => match next {
-                    Some(Ok(batch)) if batch.num_rows() == 0 => {}
-                    Some(Ok(batch)) => {
+                    Some(Ok(Output::Rows(batch))) if batch.num_rows() == 0 => {}
+                    Some(Ok(Output::Rows(batch))) => {
                         if part.is_none() {
-                            part = Some(self.start_part(rows.schema())?);
+                            part = Some(self.start_part(Arc::clone(&schema))?);
                         }
                         if let Some(p) = &part
                             && p.sender.send(Ok(batch)).await.is_err()
@@ -100,12 +117,23 @@ impl RollingSink {
                             break Ok(());
                         }
                     }
+                    Some(Ok(Output::Barrier(barrier))) => {
+                        let staged = match part.take() {
+                            Some(p) => self.stage(p).await,
+                            None => Ok(vec![]),
+                        };
+                        let failed = staged.is_err();
+                        let _ = barrier.staged.send(staged);
+                        if failed {
+                            break Ok(()); // the driver reports the error
+                        }
+                    }
                     // A bad row, or the query stopped by a signal (the
                     // driver listens too): the open part is committed below.
                     Some(Err(e)) => break Err(e),
                     None => break Ok(()),
                 },
-                _ = tick.tick() => {
+                _ = tick.tick(), if !self.exactly_once => {
                     if let Some(p) = part.take() {
                         self.commit(p).await?;
                     }
@@ -118,11 +146,12 @@ impl RollingSink {
                 }
             }
         };
-        // Whatever ended the query, the rows that came before are complete.
+        // Whatever ended the query, the rows that came before are complete;
+        // with checkpoints, only those of completed checkpoints count.
         drop(rows);
         let committed = match part.take() {
-            Some(p) => self.commit(p).await,
-            None => Ok(()),
+            Some(p) if !self.exactly_once => self.commit(p).await,
+            _ => Ok(()),
         };
         let cleaned = self.staging.finish().await;
         outcome?;
@@ -141,18 +170,34 @@ impl RollingSink {
         let state = self.state.clone();
         let target = self.target.clone();
         let staging = self.staging.clone();
-        let writer =
-            tokio::spawn(async move { target.write_part(&state, &staging, &name, input, false).await });
-        Ok(Part { sender, writer })
+        let commit = !self.exactly_once;
+        let part_name = name.clone();
+        let writer = tokio::spawn(async move {
+            target
+                .write_part(&state, &staging, &part_name, input, false, commit)
+                .await
+        });
+        Ok(Part { name, sender, writer })
     }
 
+    /// Finish writing a part and make it visible.
     async fn commit(&mut self, part: Part) -> Result<()> {
-        drop(part.sender);
-        let rows = part
-            .writer
-            .await
-            .map_err(|e| exec_datafusion_err!("the writer of '{}' stopped: {e}", self.target.url))??;
-        self.written += rows;
+        self.written += self.finish_part(part).await?;
         Ok(())
+    }
+
+    /// Finish writing a part into staging, for a checkpoint to make visible:
+    /// the renames that will.
+    async fn stage(&mut self, part: Part) -> Result<Vec<PendingCommit>> {
+        let name = part.name.clone();
+        self.written += self.finish_part(part).await?;
+        self.staging.pending_commits(&name).await
+    }
+
+    async fn finish_part(&mut self, part: Part) -> Result<u64> {
+        drop(part.sender);
+        part.writer
+            .await
+            .map_err(|e| exec_datafusion_err!("the writer of '{}' stopped: {e}", self.target.url))?
     }
 }

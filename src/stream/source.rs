@@ -60,12 +60,38 @@ pub struct Source {
     changelog: bool,
     current: Nanos,
     ended: bool,
+    /// Rows of the scan still to pass over before the first one sent (a
+    /// query resumed from a checkpoint: those rows were taken before it).
+    to_skip: u64,
 }
 
 impl Source {
     /// Plan the scan (one partition, so rows keep their order).
     pub async fn try_new(spec: SourceSpec, state: &SessionState) -> Result<Self> {
-        let table_schema = spec.provider.schema();
+        Self::resumed(spec, state, None).await
+    }
+
+    /// A source that goes on from `resume` (rows taken, and the watermark
+    /// then): a generator starts at that row; any other source scans again
+    /// and passes over the rows before it.
+    pub async fn resumed(
+        spec: SourceSpec,
+        state: &SessionState,
+        resume: Option<(u64, Nanos)>,
+    ) -> Result<Self> {
+        let (rows_before, watermark_before) = resume.unwrap_or((0, NO_WATERMARK));
+        let mut to_skip = rows_before;
+        let provider: Arc<dyn TableProvider> = match spec
+            .provider
+            .downcast_ref::<crate::connectors::generator::GeneratorProvider>(
+        ) {
+            Some(generator) if rows_before > 0 => {
+                to_skip = 0;
+                Arc::new(generator.starting_at(rows_before))
+            }
+            _ => Arc::clone(&spec.provider),
+        };
+        let table_schema = provider.schema();
         let wanted: Vec<usize> = spec
             .projection
             .clone()
@@ -80,8 +106,7 @@ impl Source {
                 }
             }
         }
-        let plan = spec
-            .provider
+        let plan = provider
             .scan(state, Some(&scanned), &spec.filters, spec.fetch)
             .await?;
         let scanned_schema = plan.schema();
@@ -111,14 +136,21 @@ impl Source {
             watermark,
             output,
             changelog,
-            current: NO_WATERMARK,
+            current: watermark_before,
             ended: false,
+            to_skip,
         })
     }
 
     /// The table's name.
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    /// Whether it can be read again from a position after a restart (not
+    /// stdin, whose rows are gone once read).
+    pub fn replayable(spec: &SourceSpec) -> bool {
+        !spec.provider.is::<crate::connectors::stdin::StdinTable>()
     }
 
     /// The next events: rows (with their watermarks) and the watermark after
@@ -141,7 +173,14 @@ impl Source {
             let stream = self.stream.as_mut()?;
             match stream.next().await {
                 Some(Ok(batch)) if batch.num_rows() == 0 => continue,
-                Some(Ok(batch)) => return Some(self.assign(batch)),
+                Some(Ok(batch)) if self.to_skip >= batch.num_rows() as u64 => {
+                    self.to_skip -= batch.num_rows() as u64;
+                }
+                Some(Ok(batch)) => {
+                    let skip = std::mem::take(&mut self.to_skip) as usize;
+                    let batch = batch.slice(skip, batch.num_rows() - skip);
+                    return Some(self.assign(batch));
+                }
                 Some(Err(e)) => return Some(Err(e)),
                 None => {
                     self.stream = None;

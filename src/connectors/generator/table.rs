@@ -57,6 +57,9 @@ pub struct GeneratorProvider {
     source_columns: Vec<usize>,
     /// How many rows the table has; `None` for unbounded.
     rows: Option<u64>,
+    /// The first row a scan generates (a query resumed from a checkpoint
+    /// starts where it was, without generating the rows before).
+    first: u64,
 }
 
 impl GeneratorProvider {
@@ -73,6 +76,19 @@ impl GeneratorProvider {
             schema,
             source_columns,
             rows,
+            first: 0,
+        }
+    }
+
+    /// The same table, its scans starting at row `first` (ordinals, and so
+    /// values, are those of the full table).
+    pub fn starting_at(&self, first: u64) -> Self {
+        Self {
+            source: Arc::clone(&self.source),
+            schema: Arc::clone(&self.schema),
+            source_columns: self.source_columns.clone(),
+            rows: self.rows,
+            first,
         }
     }
 
@@ -110,7 +126,8 @@ impl GeneratorProvider {
             (None, None) => u64::MAX,
         };
         let batch_size = batch_size.max(1) as u64;
-        let batches = total.div_ceil(batch_size);
+        let first = self.first.min(total);
+        let batches = (total - first).div_ceil(batch_size);
         let count = if self.rows.is_none() && limit.is_none() {
             1
         } else {
@@ -119,7 +136,7 @@ impl GeneratorProvider {
         let per_partition = batches.div_ceil(count).saturating_mul(batch_size);
         Ok((0..count)
             .map(|i| {
-                let start = (i * per_partition).min(total);
+                let start = first.saturating_add(i * per_partition).min(total);
                 let end = start.saturating_add(per_partition).min(total);
                 Arc::new(GeneratorPartition {
                     source: Arc::clone(&self.source),

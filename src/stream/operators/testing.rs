@@ -18,6 +18,8 @@
 //! R end                      port 1 ended
 //! state                      print the operator's state_rows()
 //! late                       print the late rows counted so far
+//! checkpoint                 snapshot the operator and go on with a new one
+//!                            restored from it (see [`check_restores`])
 //! ```
 //!
 //! Ports are `L`/`R` or a number (a single-input operator takes none). Times
@@ -36,6 +38,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::util::display::array_value_to_string;
 
 use crate::stream::StreamMetrics;
+use crate::stream::checkpoint::StateSnapshot;
 use crate::stream::graph::WatermarkMerge;
 use crate::stream::late::LateRows;
 use crate::stream::operator::{
@@ -61,6 +64,9 @@ pub struct Harness {
     /// The last watermark given on each port: rows' default watermark.
     current: Vec<Nanos>,
     metrics: Arc<StreamMetrics>,
+    /// Builds the same harness afresh, for `checkpoint` (restore into a new
+    /// operator).
+    factory: Option<std::rc::Rc<dyn Fn() -> Harness>>,
 }
 
 /// Metrics for a harness and the operators' late rows.
@@ -81,6 +87,7 @@ impl Harness {
             schemas: vec![schema],
             current: vec![NO_WATERMARK],
             metrics: Arc::clone(metrics),
+            factory: None,
         }
     }
 
@@ -96,6 +103,7 @@ impl Harness {
             current: vec![NO_WATERMARK; schemas.len()],
             schemas,
             metrics: Arc::clone(metrics),
+            factory: None,
         }
     }
 
@@ -114,6 +122,12 @@ impl Harness {
                         Subject::Single(operator) => operator.state_rows(),
                     };
                     lines.push(format!("state {rows}"));
+                    continue;
+                }
+                "checkpoint" => {
+                    if let Err(e) = self.checkpoint() {
+                        lines.push(format!("error {e}"));
+                    }
                     continue;
                 }
                 "late" => {
@@ -141,6 +155,37 @@ impl Harness {
             }
         }
         lines.join("\n")
+    }
+
+    /// Snapshot the operator (through the bytes a checkpoint holds) and go on
+    /// with a new one restored from it, as a restarted query does.
+    fn checkpoint(&mut self) -> datafusion::error::Result<()> {
+        let Some(factory) = self.factory.clone() else {
+            panic!("checkpoint in a script needs a harness made by check_restores");
+        };
+        let mut state = StateSnapshot::default();
+        match &mut self.subject {
+            Subject::Single(operator) => operator.snapshot(&mut state)?,
+            Subject::Multi { operator, merge } => {
+                operator.snapshot(&mut state)?;
+                merge.snapshot(&mut state);
+            }
+        }
+        let state = StateSnapshot::decode(&state.encode()?)?;
+        let mut fresh = factory();
+        match &mut fresh.subject {
+            Subject::Single(operator) => operator.restore(&state)?,
+            Subject::Multi { operator, merge } => {
+                operator.restore(&state)?;
+                merge.restore(&state)?;
+            }
+        }
+        // Late rows counted before carry over, as the manifest carries them.
+        let late = self.metrics.late_rows.load(Ordering::Relaxed);
+        fresh.metrics.late_rows.store(late, Ordering::Relaxed);
+        self.subject = fresh.subject;
+        self.metrics = fresh.metrics;
+        Ok(())
     }
 
     /// The port a line is for, and the rest of it.
@@ -194,6 +239,35 @@ pub fn check(harness: &mut Harness, script: &str, expected: &str) {
         "\n--- got ---\n{got}\n--- expected ---\n{}\n",
         expected.join("\n")
     );
+}
+
+/// Run `script` on a harness from `make` once straight through, then once
+/// with a `checkpoint` (snapshot, restore into a new operator) after each of
+/// its commands: every run must emit the same, so a restarted operator
+/// carries on exactly where it stopped.
+pub fn check_restores(make: impl Fn() -> Harness + 'static, script: &str) {
+    let straight = make().run(script);
+    assert!(
+        !straight.contains("error"),
+        "the script fails without checkpoints:\n{straight}"
+    );
+    let make: std::rc::Rc<dyn Fn() -> Harness> = std::rc::Rc::new(make);
+    let lines: Vec<&str> = script.lines().collect();
+    for at in 0..lines.len() {
+        let command = lines[at].split('#').next().unwrap_or("").trim();
+        if command.is_empty() {
+            continue;
+        }
+        let mut with = lines.clone();
+        with.insert(at + 1, "checkpoint");
+        let mut harness = make();
+        harness.factory = Some(std::rc::Rc::clone(&make));
+        let got = harness.run(&with.join("\n"));
+        assert_eq!(
+            got, straight,
+            "a checkpoint after '{command}' changed the output\n--- with it ---\n{got}\n--- without ---\n{straight}"
+        );
+    }
 }
 
 /// A time in seconds (`-inf`/`+inf` for no watermark / the end).

@@ -28,6 +28,7 @@ use futures::future::BoxFuture;
 use std::sync::Arc;
 
 use crate::stream::changelog::Change;
+use crate::stream::checkpoint::{StateSnapshot, int_columns, int_rows, with_columns};
 use crate::stream::groups::{Aggregates, Arguments, Groups, Partial, assemble, take_rows};
 pub use crate::stream::groups::{GroupColumn, WindowColumn};
 use crate::stream::late::LateRows;
@@ -172,6 +173,25 @@ struct Changes {
     last: HashMap<PaneId, Emitted>,
 }
 
+impl Changes {
+    /// `batch` as a window's last emitted rows, indexed.
+    fn emitted(&self, batch: RecordBatch) -> Result<Emitted> {
+        let key_columns: Vec<ArrayRef> = self.keys.iter().map(|&i| Arc::clone(batch.column(i))).collect();
+        let keys = match key_columns.is_empty() {
+            true => None,
+            false => Some(self.key_rows.convert_columns(&key_columns)?),
+        };
+        let by_key = (0..batch.num_rows())
+            .map(|row| (keys.as_ref().map(|k| k.row(row).owned()), row))
+            .collect();
+        Ok(Emitted {
+            all: self.all_rows.convert_columns(batch.columns())?,
+            by_key,
+            batch,
+        })
+    }
+}
+
 /// A window's last emitted rows.
 struct Emitted {
     batch: RecordBatch,
@@ -240,17 +260,13 @@ impl WindowAggregateOperator {
 
     /// The current rows of `pane`'s window, leaving its state as it was.
     fn peek(&mut self, pane: PaneId) -> Result<Option<RecordBatch>> {
-        let Some(live) = slot_of(&mut self.panes, pane).and_then(|s| s.live.take()) else {
+        let aggregates = &self.spec.aggregates;
+        let Some(live) = slot_of(&mut self.panes, pane).and_then(|s| s.live.as_mut()) else {
             return Ok(None);
         };
-        let partial = live.freeze()?;
-        let mut restored = self.spec.aggregates.new_groups()?;
-        restored.merge(&partial)?;
-        let mut copy = self.spec.aggregates.new_groups()?;
+        let partial = aggregates.copy_out(live)?;
+        let mut copy = aggregates.new_groups()?;
         copy.merge(&partial)?;
-        if let Some(s) = slot_of(&mut self.panes, pane) {
-            s.live = Some(restored);
-        }
         self.evaluate(copy, pane.start, pane.end).map(Some)
     }
 
@@ -497,6 +513,120 @@ impl Operator for WindowAggregateOperator {
         Box::pin(async { Ok(()) })
     }
 
+    fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
+        // Every slot of every pane (a row each), and every partial state in
+        // them (their groups, after the slot's bounds and which piece).
+        let (mut slots, mut partials): (Vec<[i64; 5]>, Vec<([i64; 4], Partial)>) = (vec![], vec![]);
+        let aggregates = &self.spec.aggregates;
+        for (pane, state) in &mut self.panes {
+            for (first_end, slot) in &mut state.slots {
+                let bounds = [pane.end, pane.start, *first_end];
+                let live = match &mut slot.live {
+                    Some(groups) => Some(aggregates.copy_out(groups)?),
+                    None => None,
+                };
+                slots.push([
+                    bounds[0],
+                    bounds[1],
+                    bounds[2],
+                    i64::from(live.is_some()),
+                    slot.frozen.len() as i64,
+                ]);
+                if let Some(live) = live {
+                    partials.push(([bounds[0], bounds[1], bounds[2], 0], live));
+                }
+                for (i, frozen) in slot.frozen.iter().enumerate() {
+                    let copy = aggregates.partial_from(&frozen.columns(), frozen.len())?;
+                    partials.push(([bounds[0], bounds[1], bounds[2], i as i64 + 1], copy));
+                }
+            }
+        }
+        into.put_batch(
+            "window_slots",
+            int_columns(
+                &["pane_end", "pane_start", "first_end", "live", "frozen"],
+                slots.iter().map(|r| r.to_vec()),
+            )?,
+        );
+        let places = int_columns(
+            &["pane_end", "pane_start", "first_end", "piece"],
+            partials
+                .iter()
+                .map(|(p, g)| std::iter::repeat_n(p.to_vec(), g.len()))
+                .flatten(),
+        )?;
+        into.put_batch(
+            "window_partials",
+            with_columns(places, partials.iter().map(|(_, g)| g.columns()).collect())?,
+        );
+        into.put_value("watermark", self.watermark);
+        if let Some(changes) = &self.changes {
+            let mut panes = Vec::new();
+            let mut batches = Vec::new();
+            for (pane, emitted) in &changes.last {
+                panes.extend(std::iter::repeat_n(
+                    vec![pane.end, pane.start],
+                    emitted.batch.num_rows(),
+                ));
+                batches.push(emitted.batch.clone());
+            }
+            let shown = concat_batches(&self.spec.schema, &batches)?;
+            let places = int_columns(&["pane_end", "pane_start"], panes.into_iter())?;
+            into.put_batch("emitted", with_columns(places, vec![shown.columns().to_vec()])?);
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, from: &StateSnapshot) -> Result<()> {
+        self.watermark = from.value("watermark")?;
+        let slots = int_rows(from.batch("window_slots")?, 5)?;
+        let partials = from.batch("window_partials")?;
+        let places = int_rows(partials, 4)?;
+        let columns = &partials.columns()[4..];
+        // Partials are stored in slot order, each a run of rows.
+        let mut at = 0;
+        let mut piece = |bounds: [i64; 4]| -> Result<Partial> {
+            let len = places[at..].iter().take_while(|p| **p == bounds).count();
+            let part: Vec<ArrayRef> = columns.iter().map(|c| c.slice(at, len)).collect();
+            at += len;
+            self.spec.aggregates.partial_from(&part, len)
+        };
+        let mut panes: BTreeMap<PaneId, Pane> = BTreeMap::new();
+        for [end, start, first_end, live, frozen] in slots.iter().map(|r| [r[0], r[1], r[2], r[3], r[4]]) {
+            let mut slot = Slot::default();
+            if live != 0 {
+                let mut groups = self.spec.aggregates.new_groups()?;
+                groups.merge(&piece([end, start, first_end, 0])?)?;
+                slot.live = Some(groups);
+            }
+            for i in 0..frozen {
+                slot.frozen.push(piece([end, start, first_end, i + 1])?);
+            }
+            panes
+                .entry(PaneId { end, start })
+                .or_default()
+                .slots
+                .insert(first_end, slot);
+        }
+        self.panes = panes;
+        if let Some(changes) = &mut self.changes {
+            let emitted = from.batch("emitted")?;
+            let places = int_rows(emitted, 2)?;
+            let shown = RecordBatch::try_new(Arc::clone(&self.spec.schema), emitted.columns()[2..].to_vec())?;
+            let mut at = 0;
+            while at < places.len() {
+                let len = places[at..].iter().take_while(|p| **p == places[at]).count();
+                let pane = PaneId {
+                    end: places[at][0],
+                    start: places[at][1],
+                };
+                changes.last.insert(pane, changes.emitted(shown.slice(at, len))?);
+                at += len;
+            }
+        }
+        self.reserve()
+    }
+
     fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
         let touched = self.aggregate(&input)?;
         self.reserve()?;
@@ -688,6 +818,26 @@ mod tests {
         };
         let operator = WindowAggregateOperator::new(spec, late(&metrics));
         Harness::single(Box::new(operator), input, &metrics)
+    }
+
+    #[test]
+    fn a_restored_window_aggregate_carries_on_where_it_stopped() {
+        crate::stream::operators::testing::check_restores(
+            tumble_count,
+            "
+            wm 5
+            rows (1, 0, 10) (2, 0, 10) (1, 10, 20)
+            rows (3, 20, 30)
+            wm 10
+            rows (1, 0, 10)
+            late
+            rows (1, 10, 20) (3, 20, 30)
+            wm 20
+            late
+            wm +inf
+            end
+            ",
+        );
     }
 
     #[test]

@@ -1,0 +1,208 @@
+//! The checkpoint directory: `chk-NNNNNN/` per checkpoint, each with a state
+//! file per stateful node and, written last and renamed into place, its
+//! `_manifest.json`. Read and written through object_store, so a local path
+//! and an `s3://` URL work alike.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::common::exec_datafusion_err;
+use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::session_state::SessionState;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use super::StateSnapshot;
+use super::manifest::Manifest;
+use crate::connectors::file_sink::{delete_all, io_cause};
+
+/// Complete checkpoints kept: the latest, and the one before it in case the
+/// latest turns out unreadable.
+const KEEP: u64 = 2;
+
+const MANIFEST: &str = "_manifest.json";
+
+/// A checkpoint read back: its manifest and its nodes' states.
+pub struct Restored {
+    /// What it holds.
+    pub manifest: Manifest,
+    /// The state of each node that wrote one.
+    pub states: BTreeMap<usize, StateSnapshot>,
+}
+
+/// Where a query's checkpoints are.
+pub struct CheckpointStore {
+    store: Arc<dyn ObjectStore>,
+    root: Path,
+    /// The directory as the user gave it, for messages.
+    shown: String,
+}
+
+impl CheckpointStore {
+    /// The checkpoint directory `dir` (a path, created if missing, or a URL
+    /// of a registered store such as `s3://bucket/prefix`).
+    pub async fn open(state: &SessionState, dir: &str) -> Result<Self> {
+        let is_url = url::Url::parse(dir).is_ok_and(|u| u.scheme().len() > 1);
+        let location = if is_url {
+            crate::connectors::object_stores::register_for_location(state.runtime_env(), dir, &[])?;
+            format!("{}/", dir.trim_end_matches('/'))
+        } else {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| exec_datafusion_err!("cannot create the checkpoint directory '{dir}': {e}"))?;
+            let absolute = std::fs::canonicalize(dir)
+                .map_err(|e| exec_datafusion_err!("cannot open the checkpoint directory '{dir}': {e}"))?;
+            format!("{}/", absolute.display())
+        };
+        let url = ListingTableUrl::parse(&location)?;
+        Ok(Self {
+            store: state.runtime_env().object_store(&url)?,
+            root: url.prefix().clone(),
+            shown: dir.to_string(),
+        })
+    }
+
+    /// The directory as the user gave it.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    fn checkpoint_dir(&self, id: u64) -> Path {
+        self.root.clone().join(format!("chk-{id:06}"))
+    }
+
+    fn error(&self, doing: &str, e: object_store::Error) -> DataFusionError {
+        exec_datafusion_err!(
+            "cannot {doing} in the checkpoint directory '{}': {}",
+            self.shown,
+            io_cause(&e)
+        )
+    }
+
+    /// The numbers of the checkpoints present, complete or not, in order.
+    pub async fn ids(&self) -> Result<Vec<u64>> {
+        let listing = match self.store.list_with_delimiter(Some(&self.root)).await {
+            Ok(listing) => listing,
+            Err(object_store::Error::NotFound { .. }) => return Ok(vec![]),
+            Err(e) => return Err(self.error("list the checkpoints", e)),
+        };
+        let mut ids: Vec<u64> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename()?.strip_prefix("chk-")?.parse().ok())
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// The latest checkpoint that reads back whole, and a note for each later
+    /// one that does not (no manifest: it was being written when the query
+    /// stopped; or a state file missing or corrupt).
+    pub async fn latest(&self) -> Result<(Option<Restored>, Vec<String>)> {
+        let mut notes = Vec::new();
+        for id in self.ids().await?.into_iter().rev() {
+            match self.read(id).await {
+                Ok(restored) => return Ok((Some(restored), notes)),
+                Err(e) => notes.push(format!("checkpoint {id} is not usable ({e})")),
+            }
+        }
+        Ok((None, notes))
+    }
+
+    async fn read(&self, id: u64) -> Result<Restored> {
+        let dir = self.checkpoint_dir(id);
+        let manifest = match self.store.get(&dir.clone().join(MANIFEST)).await {
+            Ok(got) => got.bytes().await.map_err(|e| self.error("read a manifest", e))?,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(exec_datafusion_err!("it has no manifest: it was not finished"));
+            }
+            Err(e) => return Err(self.error("read a manifest", e)),
+        };
+        let text =
+            std::str::from_utf8(&manifest).map_err(|_| exec_datafusion_err!("its manifest is not text"))?;
+        let manifest = Manifest::from_json(text)?;
+        let mut states = BTreeMap::new();
+        for &node in &manifest.nodes {
+            let path = dir.clone().join(format!("node-{node}.arrow"));
+            let bytes = match self.store.get(&path).await {
+                Ok(got) => got
+                    .bytes()
+                    .await
+                    .map_err(|e| self.error("read a state file", e))?,
+                Err(e) => {
+                    return Err(exec_datafusion_err!(
+                        "state file node-{node}.arrow: {}",
+                        io_cause(&e)
+                    ));
+                }
+            };
+            let state = StateSnapshot::decode(&bytes)
+                .map_err(|e| exec_datafusion_err!("state file node-{node}.arrow: {e}"))?;
+            states.insert(node, state);
+        }
+        Ok(Restored { manifest, states })
+    }
+
+    /// Write checkpoint `manifest.id`: the nodes' state files, then the
+    /// manifest under a temporary name, renamed into place (a reader sees a
+    /// whole manifest or none).
+    pub async fn write(&self, manifest: &Manifest, states: Vec<(usize, Vec<u8>)>) -> Result<()> {
+        let dir = self.checkpoint_dir(manifest.id);
+        for (node, bytes) in states {
+            let path = dir.clone().join(format!("node-{node}.arrow"));
+            self.store
+                .put(&path, PutPayload::from(bytes))
+                .await
+                .map_err(|e| self.error("write a state file", e))?;
+        }
+        let staged = dir.clone().join(format!("{MANIFEST}.tmp"));
+        self.store
+            .put(&staged, PutPayload::from(manifest.to_json().into_bytes()))
+            .await
+            .map_err(|e| self.error("write a manifest", e))?;
+        self.store
+            .rename(&staged, &dir.join(MANIFEST))
+            .await
+            .map_err(|e| self.error("write a manifest", e))
+    }
+
+    /// Delete the checkpoints before the last [`KEEP`] complete ones up to
+    /// `latest`, and unfinished ones before `latest`.
+    pub async fn prune(&self, latest: u64) -> Result<()> {
+        for id in self.ids().await? {
+            if id + KEEP <= latest || (id < latest && self.read_manifest_exists(id).await.is_none()) {
+                delete_all(self.store.as_ref(), &self.checkpoint_dir(id))
+                    .await
+                    .map_err(|e| self.error("delete an old checkpoint", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether checkpoint `id` has a manifest (`None`: not).
+    async fn read_manifest_exists(&self, id: u64) -> Option<()> {
+        let path = self.checkpoint_dir(id).join(MANIFEST);
+        self.store.head(&path).await.ok().map(|_| ())
+    }
+
+    /// Make the staged files of `commits` visible: each rename not done yet
+    /// (its source gone and its target there: done before a crash) is done.
+    pub async fn commit(state: &SessionState, commits: &[super::manifest::PendingCommit]) -> Result<()> {
+        for commit in commits {
+            let url = ListingTableUrl::parse(&commit.store)?;
+            let store = state.runtime_env().object_store(&url)?;
+            let (from, to) = (Path::from(commit.from.as_str()), Path::from(commit.to.as_str()));
+            match store.rename(&from, &to).await {
+                Ok(()) => {}
+                Err(object_store::Error::NotFound { .. }) if store.head(&to).await.is_ok() => {}
+                Err(e) => {
+                    return Err(exec_datafusion_err!(
+                        "cannot make the staged file '{from}' visible as '{to}': {}",
+                        io_cause(&e)
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
