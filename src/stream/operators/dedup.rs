@@ -20,13 +20,14 @@ use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, SortField};
-use datafusion::common::ScalarValue;
+use datafusion::common::{ScalarValue, exec_err};
 use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::window::WindowExpr;
 
 use super::pending_rows::PendingRows;
 use super::window_functions::{RowBytes, sort_by_partition};
+use crate::stream::checkpoint::{StateSnapshot, int_columns, int_rows, with_columns};
 use crate::stream::late::LateRows;
 use crate::stream::operator::{
     END_OF_INPUT, Event, MILLISECOND, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values,
@@ -169,6 +170,25 @@ impl Operator for DedupOperator {
         ))
     }
 
+    fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
+        // Late rows written aside so far are on disk with the checkpoint.
+        self.late.flush()?;
+        self.pending.snapshot(into, "dedup_waiting")?;
+        into.put_batch("dedup_keys", self.keys_batch()?);
+        into.put_values("dedup_times", vec![self.watermark, self.next_sweep]);
+        Ok(())
+    }
+
+    fn restore(&mut self, from: &StateSnapshot) -> Result<()> {
+        self.pending.restore(from, "dedup_waiting")?;
+        self.restore_keys(from.batch("dedup_keys")?)?;
+        match from.values("dedup_times")? {
+            [watermark, next_sweep] => (self.watermark, self.next_sweep) = (*watermark, *next_sweep),
+            other => return exec_err!("a dedup's checkpoint has {} times, not 2", other.len()),
+        }
+        Ok(())
+    }
+
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
         self.pending.push(input, &mut self.late)
     }
@@ -191,6 +211,39 @@ impl Operator for DedupOperator {
         self.late.flush()?;
         self.watermark = watermark;
         out.push(Event::Watermark(watermark));
+        Ok(())
+    }
+}
+
+impl DedupOperator {
+    /// The keys seen, a row each: the time of its latest row, then the key's
+    /// columns (none without a PARTITION BY: the one key is empty bytes).
+    fn keys_batch(&self) -> Result<RecordBatch> {
+        let (keys, times): (Vec<&[u8]>, Vec<Nanos>) =
+            self.seen.iter().map(|(key, time)| (key.as_ref(), *time)).unzip();
+        let times = int_columns(&["latest"], times.into_iter().map(|t| vec![t]))?;
+        if self.function.partition_by().is_empty() {
+            return Ok(times);
+        }
+        let parser = self.keys.parser();
+        let columns = self.keys.convert_rows(keys.iter().map(|k| parser.parse(k)))?;
+        with_columns(times, vec![columns])
+    }
+
+    /// Take back the keys [`DedupOperator::keys_batch`] wrote.
+    fn restore_keys(&mut self, batch: &RecordBatch) -> Result<()> {
+        let times = int_rows(batch, 1)?;
+        self.seen.clear();
+        if self.function.partition_by().is_empty() {
+            if let Some(time) = times.first() {
+                self.seen.insert(Box::default(), time[0]);
+            }
+            return Ok(());
+        }
+        let keys = self.keys.convert_columns(&batch.columns()[1..])?;
+        for (key, time) in keys.iter().zip(times) {
+            self.seen.insert(key.data().into(), time[0]);
+        }
         Ok(())
     }
 }
@@ -238,6 +291,44 @@ mod tests {
         )
         .expect("a dedup");
         Harness::single(Box::new(operator), input, &metrics)
+    }
+
+    #[test]
+    fn a_restored_dedup_carries_on_where_it_stopped() {
+        crate::stream::operators::testing::check_restores(
+            || dedup(Some(10 * S)),
+            "
+            rows (1, 5, 50) (2, 6, 60)
+            rows@2 (1, 3, 30)
+            wm 5
+            rows (2, 7, 70) (1, 9, 90) (3, 12, 120)
+            wm 8
+            rows (3, 4, 40)
+            late
+            # 1's latest is 9 s: 30 s is afresh, 2's 7 s then 16 s is not.
+            rows (1, 30, 300) (2, 16, 160)
+            wm 20
+            wm 40
+            rows (1, 41, 410)
+            wm +inf
+            state
+            ",
+        );
+        crate::stream::operators::testing::check_restores(
+            || {
+                let input = Arc::new(Schema::new(vec![
+                    Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+                    Field::new("v", DataType::Int64, true),
+                ]));
+                dedup_of(input, vec![], 0, None)
+            },
+            "
+            rows (4, 40) (2, 20)
+            wm 3
+            rows (5, 50)
+            wm +inf
+            ",
+        );
     }
 
     #[test]

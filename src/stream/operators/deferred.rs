@@ -11,6 +11,7 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
 use futures::future::BoxFuture;
 
+use crate::stream::checkpoint::StateSnapshot;
 use crate::stream::operator::{Event, Nanos, Operator, StreamBatch};
 
 /// Makes the operator from the rows the plan read.
@@ -26,6 +27,9 @@ pub struct DeferredOperator {
     build: Option<Build>,
     /// `Some` once it opened.
     operator: Option<Box<dyn Operator>>,
+    /// The state a checkpoint gave before it opened (a restarted query
+    /// restores before it opens): the operator takes it when built.
+    restored: Option<StateSnapshot>,
 }
 
 impl DeferredOperator {
@@ -36,6 +40,7 @@ impl DeferredOperator {
             plan,
             build: Some(build),
             operator: None,
+            restored: None,
         }
     }
 
@@ -63,7 +68,11 @@ impl Operator for DeferredOperator {
             let schema = self.plan.schema();
             let batches = datafusion::physical_plan::collect(Arc::clone(&self.plan), task).await?;
             let rows = arrow::compute::concat_batches(&schema, &batches)?;
-            self.operator = Some(build(rows)?);
+            let mut operator = build(rows)?;
+            if let Some(state) = self.restored.take() {
+                operator.restore(&state)?;
+            }
+            self.operator = Some(operator);
             Ok(())
         })
     }
@@ -72,6 +81,29 @@ impl Operator for DeferredOperator {
         match &self.operator {
             Some(operator) => operator.state(),
             None => Some("the table's rows, read once when the query starts (bounded)".into()),
+        }
+    }
+
+    fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
+        match (&mut self.operator, &self.restored) {
+            (Some(operator), _) => operator.snapshot(into),
+            // Not opened yet (the check at start, before a restore, has
+            // nothing; after one, what it restored is the state still).
+            (None, Some(restored)) => {
+                *into = restored.clone();
+                Ok(())
+            }
+            (None, None) => Ok(()),
+        }
+    }
+
+    fn restore(&mut self, from: &StateSnapshot) -> Result<()> {
+        match &mut self.operator {
+            Some(operator) => operator.restore(from),
+            None => {
+                self.restored = Some(from.clone());
+                Ok(())
+            }
         }
     }
 

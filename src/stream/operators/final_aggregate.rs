@@ -8,6 +8,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::internal_err;
 use datafusion::error::Result;
 
+use crate::stream::checkpoint::{StateSnapshot, int_columns, int_rows, with_columns};
 use crate::stream::groups::{Aggregates, GroupColumn, Groups, assemble};
 use crate::stream::operator::{END_OF_INPUT, Event, Nanos, Operator, RowWatermarks, StreamBatch};
 
@@ -51,6 +52,33 @@ impl Operator for FinalAggregateOperator {
         Some("groups per key, until the end of input (bounded replays only)".into())
     }
 
+    fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
+        // The groups' partial states (after a row number, so a batch of no
+        // groups still has a column); none once the input ended.
+        let Some(groups) = &mut self.groups else {
+            into.put_value("final_ended", 1);
+            return Ok(());
+        };
+        let partial = self.aggregates.copy_out(groups)?;
+        let numbers = int_columns(&["group"], (0..partial.len() as i64).map(|i| vec![i]))?;
+        into.put_batch("final_groups", with_columns(numbers, vec![partial.columns()])?);
+        Ok(())
+    }
+
+    fn restore(&mut self, from: &StateSnapshot) -> Result<()> {
+        if from.value("final_ended").is_ok() {
+            self.groups = None;
+            return Ok(());
+        }
+        let batch = from.batch("final_groups")?;
+        let rows = int_rows(batch, 1)?.len();
+        let partial = self.aggregates.partial_from(&batch.columns()[1..], rows)?;
+        let mut groups = self.aggregates.new_groups()?;
+        groups.merge(&partial)?;
+        self.groups = Some(groups);
+        Ok(())
+    }
+
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
         let (keys, arguments) = self.aggregates.evaluate(&input.batch)?;
         match &mut self.groups {
@@ -85,5 +113,48 @@ impl Operator for FinalAggregateOperator {
         }
         out.push(Event::Watermark(watermark));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::stream::operators::testing::{Harness, check_restores, count_by, metrics};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    /// `count(*)` of rows `(k, v)` by `k`, at the end of input.
+    fn counts() -> Harness {
+        let input = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+        ]));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let operator = FinalAggregateOperator::try_new(
+            count_by(&input, "k"),
+            vec![GroupColumn::Key(0)],
+            schema,
+            Arc::clone(&input),
+        )
+        .expect("an aggregate");
+        Harness::single(Box::new(operator), input, &metrics())
+    }
+
+    #[test]
+    fn a_restored_final_aggregate_carries_on_where_it_stopped() {
+        check_restores(
+            counts,
+            "
+            rows (1, 5) (2, 7) (1, 9)
+            wm 5
+            rows (3, 1) (2, 9) (null, 4)
+            wm +inf
+            end
+            ",
+        );
     }
 }

@@ -12,6 +12,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalExpr;
 
+use crate::stream::checkpoint::StateSnapshot;
 use crate::stream::late::LateRows;
 use crate::stream::operator::{Nanos, StreamBatch, nanos_values, to_nanos};
 
@@ -106,5 +107,28 @@ impl PendingRows {
             return Ok(None);
         }
         Ok(Some(concat_batches(&self.schema, &released)?))
+    }
+
+    /// Keep the waiting rows as part `name` of a checkpoint (one batch, in
+    /// the order they came: releasing them then gives the same rows in the
+    /// same order as the batches they came in).
+    pub fn snapshot(&self, into: &mut StateSnapshot, name: &str) -> Result<()> {
+        let batches: Vec<&RecordBatch> = self.waiting.iter().map(|(batch, _)| batch).collect();
+        into.put_batch(name, concat_batches(&self.schema, batches)?);
+        Ok(())
+    }
+
+    /// Take back the rows [`PendingRows::snapshot`] kept as part `name`;
+    /// their times are evaluated again (the same expression over the same
+    /// rows).
+    pub fn restore(&mut self, from: &StateSnapshot, name: &str) -> Result<()> {
+        let kept = from.batch(name)?;
+        let batch = RecordBatch::try_new(Arc::clone(&self.schema), kept.columns().to_vec())?;
+        self.waiting.clear();
+        if batch.num_rows() > 0 {
+            let times = self.times(&batch)?;
+            self.waiting.push((batch, times));
+        }
+        Ok(())
     }
 }

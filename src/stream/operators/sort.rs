@@ -11,6 +11,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalSortExpr;
 
+use crate::stream::checkpoint::StateSnapshot;
 use crate::stream::operator::{Event, Nanos, Operator, RowWatermarks, StreamBatch};
 
 /// Buffers rows until the next watermark, then emits them sorted.
@@ -62,6 +63,18 @@ impl Operator for SortPerWatermarkOperator {
         })
     }
 
+    fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
+        into.put_batch("sort_rows", concat_batches(&self.schema, &self.pending)?);
+        into.put_value("watermark", self.watermark);
+        Ok(())
+    }
+
+    fn restore(&mut self, from: &StateSnapshot) -> Result<()> {
+        self.pending = held_rows(from, "sort_rows", &self.schema)?;
+        self.watermark = from.value("watermark")?;
+        Ok(())
+    }
+
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
         self.pending.push(input.batch);
         Ok(())
@@ -91,5 +104,61 @@ impl Operator for SortPerWatermarkOperator {
         self.watermark = watermark;
         out.push(Event::Watermark(watermark));
         Ok(())
+    }
+}
+
+/// The rows a checkpoint kept as part `name`, as batches of `schema` to
+/// hold (none if it kept none); for the operators that hold rows until a
+/// watermark (this sort, the window functions).
+pub(super) fn held_rows(from: &StateSnapshot, name: &str, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+    let kept = from.batch(name)?;
+    if kept.num_rows() == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(vec![RecordBatch::try_new(
+        std::sync::Arc::clone(schema),
+        kept.columns().to_vec(),
+    )?])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::stream::operators::testing::{Harness, check_restores, metrics};
+    use arrow::compute::SortOptions;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::physical_expr::expressions::Column;
+
+    /// Rows `(k, v)` sorted by `v` descending, then `k`; the first `fetch`.
+    fn sort(fetch: Option<usize>, at_end: bool) -> Harness {
+        let input = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+        ]));
+        let order = vec![
+            PhysicalSortExpr::new(Arc::new(Column::new("v", 1)), SortOptions::new(true, false)),
+            PhysicalSortExpr::new(Arc::new(Column::new("k", 0)), SortOptions::default()),
+        ];
+        let operator = SortPerWatermarkOperator::new(order, Arc::clone(&input), fetch, at_end);
+        Harness::single(Box::new(operator), input, &metrics())
+    }
+
+    #[test]
+    fn a_restored_sort_carries_on_where_it_stopped() {
+        let script = "
+            rows (1, 5) (2, 7)
+            rows (3, 7)
+            wm 5
+            rows (4, 1) (5, 9)
+            wm 10
+            wm 12
+            rows (6, 2)
+            wm +inf
+            ";
+        check_restores(|| sort(None, false), script);
+        check_restores(|| sort(Some(2), false), script);
+        check_restores(|| sort(None, true), script);
     }
 }

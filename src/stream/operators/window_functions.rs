@@ -21,6 +21,7 @@ use datafusion::common::utils::evaluate_partition_ranges;
 use datafusion::error::Result;
 use datafusion::physical_expr::window::WindowExpr;
 
+use crate::stream::checkpoint::StateSnapshot;
 use crate::stream::operator::{END_OF_INPUT, Event, Nanos, Operator, RowWatermarks, StreamBatch};
 
 /// Holds rows, then appends the window functions' values.
@@ -70,6 +71,21 @@ impl Operator for WindowFunctionOperator {
         } else {
             "the rows of one emission, evaluated when the watermark moves".into()
         })
+    }
+
+    fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
+        into.put_batch(
+            "function_rows",
+            concat_batches(&self.input_schema, &self.pending)?,
+        );
+        into.put_value("watermark", self.watermark);
+        Ok(())
+    }
+
+    fn restore(&mut self, from: &StateSnapshot) -> Result<()> {
+        self.pending = super::sort::held_rows(from, "function_rows", &self.input_schema)?;
+        self.watermark = from.value("watermark")?;
+        Ok(())
     }
 
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
@@ -187,5 +203,46 @@ impl RowBytes {
             Some(rows) => rows.row(i).data(),
             None => &[],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::operators::testing::{Harness, check_restores, metrics, window_function_out};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::functions_window::expr_fn::row_number;
+    use datafusion::logical_expr::{ExprFunctionExt, col};
+
+    /// `ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC)` over rows `(k, v)`.
+    fn ranked(at_end: bool) -> Harness {
+        let input = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+        ]));
+        let expr = row_number()
+            .partition_by(vec![col("k")])
+            .order_by(vec![col("v").sort(false, false)])
+            .build()
+            .expect("a window function");
+        let (function, schema) = window_function_out(expr, &input, "rn");
+        let operator = WindowFunctionOperator::new(vec![function], Arc::clone(&input), schema, at_end);
+        Harness::single(Box::new(operator), input, &metrics())
+    }
+
+    #[test]
+    fn restored_window_functions_carry_on_where_they_stopped() {
+        let script = "
+            rows (1, 5) (2, 7) (1, 9)
+            rows (1, 7)
+            wm 5
+            rows (2, 1) (2, 9)
+            wm 10
+            wm 12
+            rows (1, 2)
+            wm +inf
+            ";
+        check_restores(|| ranked(false), script);
+        check_restores(|| ranked(true), script);
     }
 }

@@ -22,6 +22,7 @@ use datafusion::error::Result;
 use datafusion::physical_expr::window::WindowExpr;
 
 use super::window_functions::evaluate;
+use crate::stream::checkpoint::{StateSnapshot, int_columns, int_rows, with_columns};
 use crate::stream::late::LateRows;
 use crate::stream::operator::{
     Event, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values, to_nanos,
@@ -186,6 +187,59 @@ impl Operator for WindowTopNOperator {
         })
     }
 
+    fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
+        self.late.flush()?;
+        // Each open window's rows as they are held (compacted or not), after
+        // its end; and per window its end, row count and next compaction.
+        let mut ends = Vec::new();
+        let mut rows = Vec::new();
+        for (end, held) in &self.windows {
+            ends.push(vec![*end, held.rows as i64, held.compact_at as i64]);
+            rows.extend(held.batches.iter().map(|b| (*end, b)));
+        }
+        into.put_batch(
+            "window_held",
+            int_columns(&["window_end", "rows", "compact_at"], ends.into_iter())?,
+        );
+        let places = int_columns(
+            &["window_end"],
+            rows.iter()
+                .flat_map(|(end, b)| std::iter::repeat_n(vec![*end], b.num_rows())),
+        )?;
+        let batches: Vec<&RecordBatch> = rows.iter().map(|(_, b)| *b).collect();
+        let held = concat_batches(&self.input_schema, batches)?;
+        into.put_batch(
+            "window_rows",
+            with_columns(places, vec![held.columns().to_vec()])?,
+        );
+        into.put_value("watermark", self.watermark);
+        Ok(())
+    }
+
+    fn restore(&mut self, from: &StateSnapshot) -> Result<()> {
+        self.watermark = from.value("watermark")?;
+        let batch = from.batch("window_rows")?;
+        let places = int_rows(batch, 1)?;
+        let rows = RecordBatch::try_new(Arc::clone(&self.input_schema), batch.columns()[1..].to_vec())?;
+        self.windows.clear();
+        // Rows are kept window by window, in end order.
+        let mut at = 0;
+        for window in int_rows(from.batch("window_held")?, 3)? {
+            let [end, count, compact_at] = [window[0], window[1], window[2]];
+            let len = places[at..].iter().take_while(|p| p[0] == end).count();
+            self.windows.insert(
+                end,
+                Held {
+                    batches: vec![rows.slice(at, len)],
+                    rows: count as usize,
+                    compact_at: compact_at as usize,
+                },
+            );
+            at += len;
+        }
+        Ok(())
+    }
+
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
         let batch = input.batch;
         if batch.num_rows() == 0 {
@@ -273,6 +327,39 @@ mod tests {
             late(&metrics),
         );
         Harness::single(Box::new(operator), input, &metrics)
+    }
+
+    #[test]
+    fn a_restored_window_top_n_carries_on_where_it_stopped() {
+        crate::stream::operators::testing::check_restores(
+            || top_n(None),
+            "
+            rows (5, 0, 10) (9, 0, 10) (7, 10, 20)
+            wm 9
+            rows (8, 0, 10) (1, 10, 20)
+            wm 10
+            rows (100, 0, 10)
+            late
+            rows (3, 20, 30)
+            wm +inf
+            ",
+        );
+        // Under a limit, with windows compacted before and after the checkpoint.
+        let many = |from: i64, window: i64| -> String {
+            let rows: Vec<String> = (from..from + 70)
+                .map(|price| format!("({}, {window}, {})", price % 37, window + 10))
+                .collect();
+            format!("rows {}", rows.join(" "))
+        };
+        let script = [
+            many(0, 0),
+            many(100, 10),
+            many(200, 0),
+            "wm 10".into(),
+            many(300, 10),
+            "wm +inf".into(),
+        ];
+        crate::stream::operators::testing::check_restores(|| top_n(Some(2)), &script.join("\n"));
     }
 
     #[test]
