@@ -37,17 +37,20 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::utils::{evaluate_partition_ranges, get_row_at_idx};
+use datafusion::common::{ScalarValue, exec_err, internal_err, not_impl_err};
 use datafusion::error::Result;
-use datafusion::logical_expr::window_state::PartitionBatchState;
+use datafusion::logical_expr::window_state::{PartitionBatchState, WindowAggState, WindowFrameContext};
 use datafusion::logical_expr::{WindowFrame, WindowFrameBound, WindowFrameUnits};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::window::{
-    PartitionBatches, PartitionKey, PartitionWindowAggStates, StandardWindowExpr, WindowEvalContext,
-    WindowExpr,
+    PartitionBatches, PartitionKey, PartitionWindowAggStates, PlainAggregateWindowExpr,
+    SlidingAggregateWindowExpr, StandardWindowExpr, WindowEvalContext, WindowExpr, WindowState,
 };
+use datafusion::physical_plan::windows::WindowUDFExpr;
 
 use super::pending_rows::PendingRows;
 use super::window_functions::sort_by_partition;
+use crate::stream::checkpoint::{StateSnapshot, int_columns, int_rows, with_columns};
 use crate::stream::late::LateRows;
 use crate::stream::operator::{
     END_OF_INPUT, Event, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values,
@@ -350,6 +353,27 @@ impl Operator for OverAggregateOperator {
         ))
     }
 
+    fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
+        self.late.flush()?;
+        self.pending.snapshot(into, "over_waiting")?;
+        into.put_values(
+            "over_times",
+            vec![self.watermark, self.passed_on, self.next_sweep],
+        );
+        self.snapshot_partitions(into)
+    }
+
+    fn restore(&mut self, from: &StateSnapshot) -> Result<()> {
+        self.pending.restore(from, "over_waiting")?;
+        match from.values("over_times")? {
+            [watermark, passed_on, next_sweep] => {
+                (self.watermark, self.passed_on, self.next_sweep) = (*watermark, *passed_on, *next_sweep);
+            }
+            other => return exec_err!("an OVER aggregate's checkpoint has {} times, not 3", other.len()),
+        }
+        self.restore_partitions(from)
+    }
+
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
         self.pending.push(input, &mut self.late)
     }
@@ -471,6 +495,356 @@ fn short_name(function: &dyn WindowExpr) -> &str {
     &name[..cut]
 }
 
+/// How a function's state in a partition is saved. DataFusion's evaluation
+/// state ([`WindowAggState`]) is public and saved as it is; its accumulator
+/// or evaluator is not (nor nameable), so a new one is brought to the same
+/// state through DataFusion's own evaluation.
+#[derive(Clone, Copy, PartialEq)]
+enum Kept {
+    /// A sliding aggregate: its accumulator holds the rows of the last
+    /// frame, which the partition keeps, so a new one is fed them.
+    Sliding,
+    /// `ROW_NUMBER()`: its evaluator counts the rows it numbered.
+    RowNumber,
+    /// An evaluator with no state of its own (`lag`, `lead`, ...).
+    Stateless,
+}
+
+/// How `function`'s state is saved, or the refusal naming it.
+fn kept(function: &dyn WindowExpr) -> Result<Kept> {
+    let refuse = |why: &str| {
+        not_impl_err!(
+            "checkpoints: {} in an OVER aggregate cannot save its state yet ({why}); run the query without --checkpoint-dir",
+            short_name(function)
+        )
+    };
+    let frame = function.get_window_frame();
+    if frame.units == WindowFrameUnits::Groups {
+        return refuse("a GROUPS frame");
+    }
+    let any = function.as_any();
+    if any.is::<PlainAggregateWindowExpr>() {
+        return refuse("a running aggregate's accumulator cannot be given back its state");
+    }
+    if any.is::<SlidingAggregateWindowExpr>() {
+        // The filter is not public: a new accumulator could not be fed only
+        // the rows it lets through.
+        if format!("{function:?}").contains("filter: Some(") {
+            return refuse("a FILTER on a sliding frame");
+        }
+        return Ok(Kept::Sliding);
+    }
+    let Some(udwf) = any.downcast_ref::<StandardWindowExpr>().and_then(|s| {
+        s.get_standard_func_expr()
+            .as_any()
+            .downcast_ref::<WindowUDFExpr>()
+    }) else {
+        return refuse("not a known kind of window function");
+    };
+    let ignores_nulls = format!("{udwf:?}").contains("ignore_nulls: true");
+    match udwf.fun().name() {
+        "row_number" => Ok(Kept::RowNumber),
+        "lag" | "lead" if !ignores_nulls => Ok(Kept::Stateless),
+        // They remember a value only over a frame from UNBOUNDED PRECEDING.
+        "first_value" | "nth_value" if !frame.start_bound.is_unbounded() => Ok(Kept::Stateless),
+        "last_value" => Ok(Kept::Stateless),
+        _ => refuse("its evaluator's state is not public"),
+    }
+}
+
+/// The columns of the partition table, before its keys.
+const PARTITION_COLUMNS: [&str; 7] = [
+    "rows",
+    "emitted",
+    "last",
+    "waits",
+    "waiting_since",
+    "is_end",
+    "n_out_row",
+];
+
+/// The columns of a function's state table.
+const STATE_COLUMNS: [&str; 9] = [
+    "partition",
+    "frame_start",
+    "frame_end",
+    "calculated",
+    "pruned",
+    "missing",
+    "is_end",
+    "frame_context",
+    "out",
+];
+
+/// Rows `ROW_NUMBER()` is fed at a time when it counts again.
+const COUNT_CHUNK: usize = 8192;
+
+impl OverAggregateOperator {
+    /// The partitions (`over_partitions`: a row each, then its key; their
+    /// rows one after the other in `over_rows`), and per function its state
+    /// in each (`over_state_N`) and the values it computed that did not go
+    /// out yet (`over_out_N`).
+    fn snapshot_partitions(&self, into: &mut StateSnapshot) -> Result<()> {
+        for function in &self.spec.functions {
+            kept(function.as_ref())?;
+        }
+        let keys: Vec<&PartitionKey> = self.partitions.keys().collect();
+        let mut table = Vec::with_capacity(keys.len());
+        let mut rows = Vec::with_capacity(keys.len());
+        for partition in keys.iter().filter_map(|k| self.partitions.get(*k)) {
+            table.push(vec![
+                partition.rows.record_batch.num_rows() as i64,
+                partition.emitted as i64,
+                partition.last,
+                i64::from(partition.waiting_since.is_some()),
+                partition.waiting_since.unwrap_or(NO_WATERMARK),
+                i64::from(partition.rows.is_end),
+                partition.rows.n_out_row as i64,
+            ]);
+            rows.push(&partition.rows.record_batch);
+        }
+        let key_columns = self.key_columns(&keys)?;
+        into.put_batch(
+            "over_partitions",
+            with_columns(
+                int_columns(&PARTITION_COLUMNS, table.into_iter())?,
+                vec![key_columns],
+            )?,
+        );
+        into.put_batch("over_rows", concat_batches(&self.spec.input_schema, rows)?);
+        for (f, states) in self.states.iter().enumerate() {
+            let (mut kept_states, mut outs) = (Vec::new(), Vec::new());
+            for (p, key) in keys.iter().enumerate() {
+                let Some(window) = states.get(*key) else { continue };
+                let state = &window.state;
+                kept_states.push(vec![
+                    p as i64,
+                    state.window_frame_range.start as i64,
+                    state.window_frame_range.end as i64,
+                    state.last_calculated_index as i64,
+                    state.offset_pruned_rows as i64,
+                    state.n_row_result_missing as i64,
+                    i64::from(state.is_end),
+                    i64::from(state.window_frame_ctx.is_some()),
+                    state.out_col.len() as i64,
+                ]);
+                outs.push(vec![Arc::clone(&state.out_col)]);
+            }
+            into.put_batch(
+                &format!("over_state_{f}"),
+                int_columns(&STATE_COLUMNS, kept_states.into_iter())?,
+            );
+            let count: usize = outs.iter().map(|o| o[0].len()).sum();
+            let places = int_columns(&["row"], (0..count as i64).map(|i| vec![i]))?;
+            into.put_batch(&format!("over_out_{f}"), with_columns(places, outs)?);
+        }
+        Ok(())
+    }
+
+    /// The partition keys as columns, one a PARTITION BY expression.
+    fn key_columns(&self, keys: &[&PartitionKey]) -> Result<Vec<ArrayRef>> {
+        let Some(first) = self.spec.functions.first() else {
+            return Ok(Vec::new());
+        };
+        first
+            .partition_by()
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                if keys.is_empty() {
+                    let data_type = e.data_type(&self.spec.input_schema)?;
+                    return Ok(arrow::array::new_empty_array(&data_type));
+                }
+                ScalarValue::iter_to_array(
+                    keys.iter()
+                        .map(|k| k.get(i).cloned().unwrap_or(ScalarValue::Null)),
+                )
+            })
+            .collect()
+    }
+
+    /// Take back what [`OverAggregateOperator::snapshot_partitions`] wrote.
+    fn restore_partitions(&mut self, from: &StateSnapshot) -> Result<()> {
+        let table = from.batch("over_partitions")?;
+        let width = PARTITION_COLUMNS.len();
+        let partitions = int_rows(table, width)?;
+        let key_columns = &table.columns()[width..];
+        let rows = from.batch("over_rows")?;
+        let rows = RecordBatch::try_new(Arc::clone(&self.spec.input_schema), rows.columns().to_vec())?;
+        let mut keys = Vec::with_capacity(partitions.len());
+        let mut at = 0;
+        self.partitions.clear();
+        self.waiting.clear();
+        for (p, kept) in partitions.iter().enumerate() {
+            let key = get_row_at_idx(key_columns, p)?;
+            let count = as_index(kept[0])?;
+            if at + count > rows.num_rows() {
+                return exec_err!("an OVER aggregate's checkpoint has fewer rows than its partitions hold");
+            }
+            let waiting_since = (kept[3] != 0).then_some(kept[4]);
+            self.set_waiting(None, waiting_since);
+            let mut batch = PartitionBatchState::new_with_batch(rows.slice(at, count));
+            batch.is_end = kept[5] != 0;
+            batch.n_out_row = as_index(kept[6])?;
+            at += count;
+            self.partitions.insert(
+                key.clone(),
+                Partition {
+                    rows: batch,
+                    emitted: as_index(kept[1])?,
+                    last: kept[2],
+                    waiting_since,
+                },
+            );
+            keys.push(key);
+        }
+        for f in 0..self.spec.functions.len() {
+            self.states[f] = self.restore_function(f, &keys, from)?;
+        }
+        Ok(())
+    }
+
+    /// Function `f`'s states in the partitions `keys` (in the order kept).
+    fn restore_function(
+        &self,
+        f: usize,
+        keys: &[PartitionKey],
+        from: &StateSnapshot,
+    ) -> Result<PartitionWindowAggStates> {
+        let function = &self.spec.functions[f];
+        let kind = kept(function.as_ref())?;
+        let out_type = function.field()?.data_type().clone();
+        let outs = from.batch(&format!("over_out_{f}"))?;
+        let out_values = outs.columns().get(1).cloned();
+        let mut out_at = 0;
+        let mut states = PartitionWindowAggStates::default();
+        for saved in int_rows(from.batch(&format!("over_state_{f}"))?, STATE_COLUMNS.len())? {
+            let Some(key) = usize::try_from(saved[0]).ok().and_then(|p| keys.get(p)) else {
+                return exec_err!("an OVER aggregate's checkpoint has state for a partition it lacks");
+            };
+            let Some(partition) = self.partitions.get(key) else {
+                return exec_err!("an OVER aggregate's checkpoint lacks a partition's rows");
+            };
+            let frame = as_index(saved[1])?..as_index(saved[2])?;
+            let out_len = as_index(saved[8])?;
+            let out_col = match &out_values {
+                Some(values) if out_len > 0 && out_at + out_len <= values.len() => {
+                    values.slice(out_at, out_len)
+                }
+                _ if out_len > 0 => return exec_err!("an OVER aggregate's checkpoint lacks computed values"),
+                _ => arrow::array::new_empty_array(&out_type),
+            };
+            out_at += out_len;
+            let context = (saved[7] != 0).then(|| {
+                let order = function.order_by().iter().map(|o| o.options).collect();
+                WindowFrameContext::new(Arc::clone(function.get_window_frame()), order)
+            });
+            let state = WindowAggState {
+                window_frame_range: frame.clone(),
+                window_frame_ctx: context,
+                last_calculated_index: as_index(saved[3])?,
+                offset_pruned_rows: as_index(saved[4])?,
+                out_col,
+                n_row_result_missing: as_index(saved[5])?,
+                is_end: saved[6] != 0,
+            };
+            let rows = &partition.rows.record_batch;
+            let mut window = match kind {
+                Kept::Sliding => {
+                    if frame.start > frame.end || frame.end > rows.num_rows() {
+                        return exec_err!("an OVER aggregate's checkpoint has a frame outside its rows");
+                    }
+                    fed_accumulator(
+                        function.as_ref(),
+                        key,
+                        rows.slice(frame.start, frame.end - frame.start),
+                    )?
+                }
+                Kept::RowNumber => counted(
+                    function.as_ref(),
+                    key,
+                    state.offset_pruned_rows + state.last_calculated_index,
+                )?,
+                Kept::Stateless => WindowState {
+                    state: WindowAggState::new(&out_type)?,
+                    window_fn: function.create_window_fn()?,
+                    published: false,
+                },
+            };
+            window.state = state;
+            states.insert(key.clone(), window);
+        }
+        Ok(states)
+    }
+}
+
+/// A saved count or index.
+fn as_index(value: i64) -> Result<usize> {
+    usize::try_from(value)
+        .or_else(|_| exec_err!("an OVER aggregate's checkpoint has a negative count ({value})"))
+}
+
+/// A new state of sliding aggregate `function` whose accumulator took
+/// `rows` (its last frame): fed by DataFusion's evaluation of the same
+/// aggregate over a frame that holds them all.
+fn fed_accumulator(function: &dyn WindowExpr, key: &PartitionKey, rows: RecordBatch) -> Result<WindowState> {
+    let Some(sliding) = function.as_any().downcast_ref::<SlidingAggregateWindowExpr>() else {
+        return internal_err!("{} is not a sliding aggregate", function.name());
+    };
+    let all = WindowFrame::new_bounds(
+        WindowFrameUnits::Rows,
+        WindowFrameBound::Preceding(ScalarValue::UInt64(None)),
+        WindowFrameBound::Following(ScalarValue::UInt64(None)),
+    );
+    let feeder = SlidingAggregateWindowExpr::new(
+        Arc::new(sliding.get_aggregate_expr().clone()),
+        &[],
+        &[],
+        Arc::new(all),
+        None,
+    );
+    let mut batches = PartitionBatches::default();
+    let mut partition = PartitionBatchState::new_with_batch(rows);
+    partition.is_end = true;
+    batches.insert(key.clone(), partition);
+    let mut states = PartitionWindowAggStates::default();
+    feeder.evaluate_stateful(&batches, &mut states, &WindowEvalContext::default())?;
+    match states.swap_remove(key) {
+        Some(state) => Ok(state),
+        None => internal_err!("a sliding aggregate fed its frame has no state"),
+    }
+}
+
+/// A new state of `ROW_NUMBER()` `function` that numbered `rows` rows:
+/// DataFusion's evaluation over that many rows (of no columns, which it does
+/// not read), a chunk at a time.
+fn counted(function: &dyn WindowExpr, key: &PartitionKey, mut rows: usize) -> Result<WindowState> {
+    let out_type = function.field()?.data_type().clone();
+    let mut states = PartitionWindowAggStates::default();
+    let none = Arc::new(arrow::datatypes::Schema::empty());
+    while rows > 0 {
+        let chunk = rows.min(COUNT_CHUNK);
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(chunk));
+        let batch = RecordBatch::try_new_with_options(Arc::clone(&none), vec![], &options)?;
+        let mut batches = PartitionBatches::default();
+        batches.insert(key.clone(), PartitionBatchState::new_with_batch(batch));
+        function.evaluate_stateful(&batches, &mut states, &WindowEvalContext::default())?;
+        // The next chunk starts afresh; only the evaluator's count goes on.
+        if let Some(window) = states.get_mut(key) {
+            window.state = WindowAggState::new(&out_type)?;
+        }
+        rows -= chunk;
+    }
+    match states.swap_remove(key) {
+        Some(state) => Ok(state),
+        None => Ok(WindowState {
+            state: WindowAggState::new(&out_type)?,
+            window_fn: function.create_window_fn()?,
+            published: false,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -548,6 +922,77 @@ mod tests {
             WindowFrameBound::Preceding(ScalarValue::UInt64(Some(n))),
             WindowFrameBound::CurrentRow,
         )
+    }
+
+    /// A script over rows `(k, ts, v)` with rows out of order, late, held
+    /// back, and partitions forgotten by a 10 s TTL.
+    const RESTORE_SCRIPT: &str = "
+        rows (1, 3, 10) (1, 1, 1) (2, 2, 5)
+        wm 3
+        rows (1, 4, 100) (1, 5, 3)
+        rows (2, 6, 7)
+        wm 5
+        rows (1, 2, 9)
+        late
+        wm 10
+        rows (1, 12, 4) (2, 30, 8) (1, 13, 6)
+        wm 14
+        rows (1, 14, 2)
+        wm 31
+        rows (1, 31, 1) (2, 31, 2)
+        wm +inf
+        end
+        ";
+
+    #[test]
+    fn a_restored_over_aggregate_carries_on_where_it_stopped() {
+        use crate::stream::operators::testing::{S, check_restores};
+        let following = WindowFrame::new_bounds(
+            WindowFrameUnits::Rows,
+            WindowFrameBound::Preceding(ScalarValue::UInt64(Some(1))),
+            WindowFrameBound::Following(ScalarValue::UInt64(Some(1))),
+        );
+        let range = WindowFrame::new_bounds(
+            WindowFrameUnits::Range,
+            WindowFrameBound::Preceding(ScalarValue::IntervalMonthDayNano(Some(
+                arrow::datatypes::IntervalMonthDayNano::new(0, 0, 2_000_000_000),
+            ))),
+            WindowFrameBound::CurrentRow,
+        );
+        let sums = [Some(rows_preceding(2)), Some(following), Some(range)];
+        for frame in sums {
+            check_restores(
+                move || harness(vec![sum_over("v")], frame.clone(), Some(10 * S)),
+                RESTORE_SCRIPT,
+            );
+        }
+        check_restores(
+            || {
+                harness(
+                    vec![
+                        row_number(),
+                        lag(col("v"), Some(1), None),
+                        lead(col("v"), Some(1), None),
+                    ],
+                    None,
+                    Some(10 * S),
+                )
+            },
+            RESTORE_SCRIPT,
+        );
+    }
+
+    #[test]
+    fn a_running_aggregate_is_refused_by_name_at_a_checkpoint() {
+        let mut operator = operator(vec![sum_over("v")], None, None, late(&metrics()));
+        let err = operator
+            .snapshot(&mut StateSnapshot::default())
+            .expect_err("a running sum cannot be saved");
+        let text = err.to_string();
+        assert!(
+            text.contains("f0 in an OVER aggregate") && text.contains("running aggregate"),
+            "{text}"
+        );
     }
 
     #[test]
