@@ -329,21 +329,20 @@ mod tests {
         Harness::single(Box::new(operator), input, &metrics)
     }
 
+    /// Two windows, one closed by a watermark with a late row after.
+    const WINDOWS: &str = "
+        rows (5, 0, 10) (9, 0, 10) (7, 10, 20)
+        wm 9
+        rows (8, 0, 10) (1, 10, 20)
+        wm 10
+        rows (100, 0, 10)
+        late
+        wm +inf
+        ";
+
     #[test]
     fn a_restored_window_top_n_carries_on_where_it_stopped() {
-        crate::stream::operators::testing::check_restores(
-            || top_n(None),
-            "
-            rows (5, 0, 10) (9, 0, 10) (7, 10, 20)
-            wm 9
-            rows (8, 0, 10) (1, 10, 20)
-            wm 10
-            rows (100, 0, 10)
-            late
-            rows (3, 20, 30)
-            wm +inf
-            ",
-        );
+        crate::stream::operators::testing::check_restores(|| top_n(None), WINDOWS);
         // Under a limit, with windows compacted before and after the checkpoint.
         let many = |from: i64, window: i64| -> String {
             let rows: Vec<String> = (from..from + 70)
@@ -366,15 +365,7 @@ mod tests {
     fn a_windows_rows_are_ranked_when_it_closes_and_a_row_for_it_then_is_late() {
         check(
             &mut top_n(None),
-            "
-            rows (5, 0, 10) (9, 0, 10) (7, 10, 20)
-            wm 9
-            rows (8, 0, 10) (1, 10, 20)
-            wm 10
-            rows (100, 0, 10)
-            late
-            wm +inf
-            ",
+            WINDOWS,
             "
             wm 9
             (9, 0, 10, 1) @9
