@@ -501,6 +501,9 @@ fn short_name(function: &dyn WindowExpr) -> &str {
 /// state through DataFusion's own evaluation.
 #[derive(Clone, Copy, PartialEq)]
 enum Kept {
+    /// A running aggregate (a frame from UNBOUNDED PRECEDING): its
+    /// accumulator's state, merged into a new one.
+    Running,
     /// A sliding aggregate: its accumulator holds the rows of the last
     /// frame, which the partition keeps, so a new one is fed them.
     Sliding,
@@ -524,7 +527,7 @@ fn kept(function: &dyn WindowExpr) -> Result<Kept> {
     }
     let any = function.as_any();
     if any.is::<PlainAggregateWindowExpr>() {
-        return refuse("a running aggregate's accumulator cannot be given back its state");
+        return Ok(Kept::Running);
     }
     if any.is::<SlidingAggregateWindowExpr>() {
         // The filter is not public: a new accumulator could not be fed only
@@ -584,14 +587,17 @@ impl OverAggregateOperator {
     /// rows one after the other in `over_rows`), and per function its state
     /// in each (`over_state_N`) and the values it computed that did not go
     /// out yet (`over_out_N`).
-    fn snapshot_partitions(&self, into: &mut StateSnapshot) -> Result<()> {
-        for function in &self.spec.functions {
-            kept(function.as_ref())?;
-        }
-        let keys: Vec<&PartitionKey> = self.partitions.keys().collect();
+    fn snapshot_partitions(&mut self, into: &mut StateSnapshot) -> Result<()> {
+        let kinds = self
+            .spec
+            .functions
+            .iter()
+            .map(|f| kept(f.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        let keys: Vec<PartitionKey> = self.partitions.keys().cloned().collect();
         let mut table = Vec::with_capacity(keys.len());
         let mut rows = Vec::with_capacity(keys.len());
-        for partition in keys.iter().filter_map(|k| self.partitions.get(*k)) {
+        for partition in keys.iter().filter_map(|k| self.partitions.get(k)) {
             table.push(vec![
                 partition.rows.record_batch.num_rows() as i64,
                 partition.emitted as i64,
@@ -612,10 +618,28 @@ impl OverAggregateOperator {
             )?,
         );
         into.put_batch("over_rows", concat_batches(&self.spec.input_schema, rows)?);
-        for (f, states) in self.states.iter().enumerate() {
-            let (mut kept_states, mut outs) = (Vec::new(), Vec::new());
+        for (f, states) in self.states.iter_mut().enumerate() {
+            let function = &self.spec.functions[f];
+            let (mut kept_states, mut outs, mut accumulators) = (Vec::new(), Vec::new(), Vec::new());
             for (p, key) in keys.iter().enumerate() {
-                let Some(window) = states.get(*key) else { continue };
+                let Some(window) = states.get_mut(key) else {
+                    continue;
+                };
+                if kinds[f] == Kept::Running {
+                    // Reading an accumulator's state may drain it (and
+                    // DataFusion lets it be read once): go on with a new
+                    // one that merged it.
+                    let Some(values) = window.aggregate_state()? else {
+                        return internal_err!("{} has no accumulator", function.name());
+                    };
+                    let columns = values
+                        .iter()
+                        .map(|v| v.to_array_of_size(1))
+                        .collect::<Result<Vec<_>>>()?;
+                    window.window_fn = merged(function.as_ref(), key, &columns)?.window_fn;
+                    window.published = false;
+                    accumulators.push(columns);
+                }
                 let state = &window.state;
                 kept_states.push(vec![
                     p as i64,
@@ -637,12 +661,19 @@ impl OverAggregateOperator {
             let count: usize = outs.iter().map(|o| o[0].len()).sum();
             let places = int_columns(&["row"], (0..count as i64).map(|i| vec![i]))?;
             into.put_batch(&format!("over_out_{f}"), with_columns(places, outs)?);
+            if kinds[f] == Kept::Running {
+                let places = int_columns(&["row"], (0..accumulators.len() as i64).map(|i| vec![i]))?;
+                into.put_batch(
+                    &format!("over_accumulator_{f}"),
+                    with_columns(places, accumulators)?,
+                );
+            }
         }
         Ok(())
     }
 
     /// The partition keys as columns, one a PARTITION BY expression.
-    fn key_columns(&self, keys: &[&PartitionKey]) -> Result<Vec<ArrayRef>> {
+    fn key_columns(&self, keys: &[PartitionKey]) -> Result<Vec<ArrayRef>> {
         let Some(first) = self.spec.functions.first() else {
             return Ok(Vec::new());
         };
@@ -716,7 +747,12 @@ impl OverAggregateOperator {
         let out_type = function.field()?.data_type().clone();
         let outs = from.batch(&format!("over_out_{f}"))?;
         let out_values = outs.columns().get(1).cloned();
+        let accumulators = match kind {
+            Kept::Running => Some(from.batch(&format!("over_accumulator_{f}"))?),
+            _ => None,
+        };
         let mut out_at = 0;
+        let mut accumulator_at = 0;
         let mut states = PartitionWindowAggStates::default();
         for saved in int_rows(from.batch(&format!("over_state_{f}"))?, STATE_COLUMNS.len())? {
             let Some(key) = usize::try_from(saved[0]).ok().and_then(|p| keys.get(p)) else {
@@ -750,6 +786,21 @@ impl OverAggregateOperator {
             };
             let rows = &partition.rows.record_batch;
             let mut window = match kind {
+                Kept::Running => {
+                    let columns: Option<Vec<ArrayRef>> = accumulators.and_then(|batch| {
+                        (accumulator_at < batch.num_rows()).then(|| {
+                            batch.columns()[1..]
+                                .iter()
+                                .map(|c| c.slice(accumulator_at, 1))
+                                .collect()
+                        })
+                    });
+                    let Some(columns) = columns else {
+                        return exec_err!("an OVER aggregate's checkpoint lacks an accumulator's state");
+                    };
+                    accumulator_at += 1;
+                    merged(function.as_ref(), key, &columns)?
+                }
                 Kept::Sliding => {
                     if frame.start > frame.end || frame.end > rows.num_rows() {
                         return exec_err!("an OVER aggregate's checkpoint has a frame outside its rows");
@@ -778,6 +829,142 @@ impl OverAggregateOperator {
     }
 }
 
+/// A new state of running aggregate `function` whose accumulator merged
+/// the state `columns` (one row): fed by DataFusion's evaluation of an
+/// aggregate whose accumulator is a new one of `function`'s that merges what
+/// it is first given ([`MergeFirst`]).
+fn merged(function: &dyn WindowExpr, key: &PartitionKey, columns: &[ArrayRef]) -> Result<WindowState> {
+    let Some(running) = function.as_any().downcast_ref::<PlainAggregateWindowExpr>() else {
+        return internal_err!("{} is not a running aggregate", function.name());
+    };
+    let fields: Vec<arrow::datatypes::Field> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| arrow::datatypes::Field::new(format!("s{i}"), c.data_type().clone(), true))
+        .collect();
+    let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+    let arguments = (0..columns.len())
+        .map(|i| {
+            Arc::new(datafusion::physical_expr::expressions::Column::new(
+                &format!("s{i}"),
+                i,
+            )) as _
+        })
+        .collect();
+    let merge = MergeFirst::new(Arc::new(running.get_aggregate_expr().clone()));
+    let aggregate = datafusion::physical_expr::aggregate::AggregateExprBuilder::new(
+        Arc::new(datafusion::logical_expr::AggregateUDF::new_from_impl(merge)),
+        arguments,
+    )
+    .schema(Arc::clone(&schema))
+    .alias("merged")
+    .build()?;
+    let frame = WindowFrame::new_bounds(
+        WindowFrameUnits::Rows,
+        WindowFrameBound::Preceding(ScalarValue::UInt64(None)),
+        WindowFrameBound::CurrentRow,
+    );
+    let feeder = PlainAggregateWindowExpr::new(Arc::new(aggregate), &[], &[], Arc::new(frame), None);
+    evaluated_alone(&feeder, key, RecordBatch::try_new(schema, columns.to_vec())?)
+}
+
+/// An aggregate whose accumulators are `original`'s, except that the
+/// first rows they take are states to merge: how a saved running
+/// accumulator is given back (DataFusion's window evaluation only updates).
+#[derive(Debug)]
+struct MergeFirst {
+    original: Arc<datafusion::physical_expr::aggregate::AggregateFunctionExpr>,
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl MergeFirst {
+    fn new(original: Arc<datafusion::physical_expr::aggregate::AggregateFunctionExpr>) -> Self {
+        let signature = datafusion::logical_expr::Signature::variadic_any(
+            datafusion::logical_expr::Volatility::Immutable,
+        );
+        Self { original, signature }
+    }
+}
+
+impl PartialEq for MergeFirst {
+    fn eq(&self, other: &Self) -> bool {
+        self.original.name() == other.original.name()
+    }
+}
+
+impl Eq for MergeFirst {}
+
+impl std::hash::Hash for MergeFirst {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.original.name().hash(state);
+    }
+}
+
+impl datafusion::logical_expr::AggregateUDFImpl for MergeFirst {
+    fn name(&self) -> &str {
+        "merge_saved_state"
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[arrow::datatypes::DataType]) -> Result<arrow::datatypes::DataType> {
+        Ok(self.original.field().data_type().clone())
+    }
+
+    fn accumulator(
+        &self,
+        _args: datafusion::logical_expr::function::AccumulatorArgs,
+    ) -> Result<Box<dyn datafusion::logical_expr::Accumulator>> {
+        Ok(Box::new(MergingFirst {
+            inner: self.original.create_accumulator()?,
+            merged: false,
+        }))
+    }
+}
+
+/// An accumulator that merges the first rows it takes, then updates.
+#[derive(Debug)]
+struct MergingFirst {
+    inner: Box<dyn datafusion::logical_expr::Accumulator>,
+    merged: bool,
+}
+
+impl datafusion::logical_expr::Accumulator for MergingFirst {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        if self.merged {
+            return self.inner.update_batch(values);
+        }
+        self.merged = true;
+        self.inner.merge_batch(values)
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.inner.evaluate()
+    }
+
+    fn size(&self) -> usize {
+        self.inner.size()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        self.inner.state()
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.inner.merge_batch(states)
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.inner.retract_batch(values)
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        self.inner.supports_retract_batch()
+    }
+}
+
 /// A saved count or index.
 fn as_index(value: i64) -> Result<usize> {
     usize::try_from(value)
@@ -803,15 +990,24 @@ fn fed_accumulator(function: &dyn WindowExpr, key: &PartitionKey, rows: RecordBa
         Arc::new(all),
         None,
     );
-    let mut batches = PartitionBatches::default();
+    evaluated_alone(&feeder, key, rows)
+}
+
+/// The state `function` has in partition `key` after DataFusion evaluated
+/// it over `rows`, the whole partition.
+fn evaluated_alone(function: &dyn WindowExpr, key: &PartitionKey, rows: RecordBatch) -> Result<WindowState> {
     let mut partition = PartitionBatchState::new_with_batch(rows);
     partition.is_end = true;
+    let mut batches = PartitionBatches::default();
     batches.insert(key.clone(), partition);
     let mut states = PartitionWindowAggStates::default();
-    feeder.evaluate_stateful(&batches, &mut states, &WindowEvalContext::default())?;
+    function.evaluate_stateful(&batches, &mut states, &WindowEvalContext::default())?;
     match states.swap_remove(key) {
         Some(state) => Ok(state),
-        None => internal_err!("a sliding aggregate fed its frame has no state"),
+        None => internal_err!(
+            "{} evaluated over a partition has no state there",
+            function.name()
+        ),
     }
 }
 
@@ -959,7 +1155,8 @@ mod tests {
             ))),
             WindowFrameBound::CurrentRow,
         );
-        let sums = [Some(rows_preceding(2)), Some(following), Some(range)];
+        // None: the default frame, a running sum.
+        let sums = [Some(rows_preceding(2)), Some(following), Some(range), None];
         for frame in sums {
             check_restores(
                 move || harness(vec![sum_over("v")], frame.clone(), Some(10 * S)),
@@ -983,14 +1180,18 @@ mod tests {
     }
 
     #[test]
-    fn a_running_aggregate_is_refused_by_name_at_a_checkpoint() {
-        let mut operator = operator(vec![sum_over("v")], None, None, late(&metrics()));
+    fn a_function_whose_state_is_not_public_is_refused_by_name_at_a_checkpoint() {
+        let rank = Expr::from(WindowFunction::new(
+            WindowFunctionDefinition::WindowUDF(datafusion::functions_window::rank::rank_udwf()),
+            vec![],
+        ));
+        let mut operator = operator(vec![row_number(), rank], None, None, late(&metrics()));
         let err = operator
             .snapshot(&mut StateSnapshot::default())
-            .expect_err("a running sum cannot be saved");
+            .expect_err("rank's state cannot be saved");
         let text = err.to_string();
         assert!(
-            text.contains("f0 in an OVER aggregate") && text.contains("running aggregate"),
+            text.contains("f1 in an OVER aggregate") && text.contains("--checkpoint-dir"),
             "{text}"
         );
     }
