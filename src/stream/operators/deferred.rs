@@ -123,3 +123,71 @@ impl Operator for DeferredOperator {
         self.operator.as_ref().is_some_and(|o| o.is_finished())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::operator::{END_OF_INPUT, RowWatermarks};
+    use crate::stream::operators::sort::SortPerWatermarkOperator;
+    use crate::stream::operators::testing::{batch, rows_text};
+    use arrow::compute::SortOptions;
+    use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+    use datafusion::physical_expr::PhysicalSortExpr;
+    use datafusion::physical_expr::expressions::Column;
+    use datafusion::physical_plan::empty::EmptyExec;
+
+    fn rows() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]))
+    }
+
+    /// A sort by `v`, built when it opens (from a plan of no rows).
+    fn deferred() -> DeferredOperator {
+        let build: Build = Box::new(|_| {
+            let order = vec![PhysicalSortExpr::new(
+                Arc::new(Column::new("v", 0)),
+                SortOptions::default(),
+            )];
+            Ok(Box::new(SortPerWatermarkOperator::new(
+                order,
+                rows(),
+                None,
+                false,
+            )))
+        });
+        DeferredOperator::new("a sort".into(), Arc::new(EmptyExec::new(rows())), build)
+    }
+
+    #[tokio::test]
+    async fn a_state_restored_before_it_opens_is_the_operators_once_built() {
+        let task = datafusion::prelude::SessionContext::new().task_ctx();
+        let mut first = deferred();
+        // Before it opens there is nothing to keep (the check at start).
+        let mut empty = StateSnapshot::default();
+        first.snapshot(&mut empty).expect("a snapshot before it opens");
+        assert!(empty.is_empty());
+        first.open(Arc::clone(&task)).await.expect("it opens");
+        let mut out = Vec::new();
+        let held = StreamBatch::new(batch(&rows(), "(3) (1)"), RowWatermarks::Constant(0));
+        first.process(held, &mut out).expect("rows");
+        let mut state = StateSnapshot::default();
+        first.snapshot(&mut state).expect("a snapshot");
+
+        // A restarted query restores, then opens.
+        let mut second = deferred();
+        second.restore(&state).expect("kept until it opens");
+        let mut again = StateSnapshot::default();
+        second.snapshot(&mut again).expect("a snapshot before it opens");
+        assert_eq!(again.rows(), 2, "what it restored is its state until it opens");
+        second.open(task).await.expect("it opens");
+        second.on_watermark(END_OF_INPUT, &mut out).expect("a watermark");
+        let sorted: Vec<String> = out
+            .iter()
+            .filter_map(|e| match e {
+                Event::Data(b) => Some(rows_text(b.batch.columns(), b.batch.num_rows())),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(sorted, ["(1)", "(3)"]);
+    }
+}
