@@ -273,6 +273,11 @@ impl Runner {
         if let Some(metrics) = &output.metrics {
             report_late_rows(metrics);
             report_bad_rows(metrics);
+            if let Ok(last) = metrics.last_checkpoint.lock()
+                && let Some(last) = last.as_ref()
+            {
+                eprintln!("Last checkpoint: {last}");
+            }
         }
         result
     }

@@ -181,7 +181,9 @@ impl Checkpointer {
             commits,
             late_rows: self.metrics.late_rows.load(std::sync::atomic::Ordering::Relaxed),
         };
+        crash_point("before-manifest", id);
         self.store.write(&manifest, states).await?;
+        crash_point("after-manifest", id);
         CheckpointStore::commit(&self.state, &manifest.commits).await?;
         self.store.prune(id).await?;
         self.next_id += 1;
@@ -190,6 +192,19 @@ impl Checkpointer {
             *last = Some(format!("checkpoint {id} in '{}'", self.store.shown()));
         }
         Ok(())
+    }
+}
+
+/// The environment variable that makes a run die at a point of a
+/// checkpoint (`before-manifest:3`, `after-manifest:5`), as a crash there
+/// would: the tests use it to hit the two moments that matter to
+/// exactly-once, which a `kill -9` at a random time rarely hits.
+pub const CRASH_VARIABLE: &str = "SLUICE_TEST_CRASH";
+
+/// Die without cleaning up when [`CRASH_VARIABLE`] names this point.
+fn crash_point(point: &str, id: u64) {
+    if std::env::var(CRASH_VARIABLE).is_ok_and(|v| v == format!("{point}:{id}")) {
+        std::process::abort();
     }
 }
 
