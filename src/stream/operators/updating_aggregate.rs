@@ -32,6 +32,7 @@ use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 
 use super::join::Key;
 use crate::stream::changelog::{Change, Changes};
+use crate::stream::checkpoint::StateSnapshot;
 use crate::stream::groups::{Aggregates, GroupColumn, assemble};
 use crate::stream::operator::{
     END_OF_INPUT, Event, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch,
@@ -394,6 +395,20 @@ impl Operator for UpdatingAggregateOperator {
         Some(format!("groups per key: {bound}{multiset}"))
     }
 
+    fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
+        into.put_batch("groups", self.groups_batch()?);
+        into.put_values("times", vec![self.watermark, self.swept, self.batch as i64]);
+        Ok(())
+    }
+
+    fn restore(&mut self, from: &StateSnapshot) -> Result<()> {
+        let [watermark, swept, batch] = from.values("times")? else {
+            return exec_err!("the checkpoint's times of {} are malformed", self.name());
+        };
+        (self.watermark, self.swept, self.batch) = (*watermark, *swept, *batch as u64);
+        self.restore_groups(from.batch("groups")?)
+    }
+
     fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
         if input.batch.num_rows() == 0 {
             return Ok(());
@@ -421,6 +436,179 @@ impl Operator for UpdatingAggregateOperator {
 
 /// Consecutive rows (of an ordered selection) of one group, all additions or
 /// all retractions.
+/// Checkpoints: the groups as one batch (a row a group) and back.
+impl UpdatingAggregateOperator {
+    /// Columns: the key columns, then `rows` and `touched`, then per aggregate
+    /// whether it was shown and the value shown, then each aggregate's
+    /// accumulator state columns.
+    fn groups_batch(&mut self) -> Result<arrow::array::RecordBatch> {
+        let aggregates = self.spec.aggregates.aggregates().len();
+        let groups: Vec<&mut Group> = self.groups.iter_mut().flatten().collect();
+        let mut columns: Vec<ArrayRef> = match &self.converter {
+            None => vec![],
+            Some(converter) => {
+                let parser = converter.parser();
+                converter.convert_rows(groups.iter().map(|g| parser.parse(g.key.as_bytes())))?
+            }
+        };
+        columns.push(Arc::new(arrow::array::Int64Array::from_iter_values(
+            groups.iter().map(|g| g.rows),
+        )));
+        columns.push(Arc::new(arrow::array::Int64Array::from_iter_values(
+            groups.iter().map(|g| g.touched),
+        )));
+        columns.push(Arc::new(BooleanArray::from_iter(
+            groups.iter().map(|g| Some(g.shown.is_some())),
+        )));
+        let mut shown: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(groups.len()); aggregates];
+        let mut states: Vec<Vec<Vec<ScalarValue>>> = vec![Vec::new(); aggregates];
+        for group in groups {
+            for (a, value) in shown.iter_mut().enumerate() {
+                value.push(group.shown.as_ref().map_or(ScalarValue::Null, |s| s[a].clone()));
+            }
+            for (a, accumulator) in group.accumulators.iter_mut().enumerate() {
+                let state = accumulator.state()?;
+                // `state` may leave an accumulator drained: rebuild it from
+                // what it gave.
+                let arrays = state.iter().map(|v| v.to_array()).collect::<Result<Vec<_>>>()?;
+                let mut rebuilt =
+                    new_accumulator(&self.spec.aggregates.aggregates()[a].0, self.spec.retracting)?;
+                rebuilt.merge_batch(&arrays)?;
+                *accumulator = rebuilt;
+                if states[a].is_empty() {
+                    states[a] = vec![Vec::new(); state.len()];
+                }
+                for (field, value) in states[a].iter_mut().zip(state) {
+                    field.push(value);
+                }
+            }
+        }
+        for values in shown {
+            columns.push(uniform_array(values)?);
+        }
+        let widths: Vec<i64> = states.iter().map(|s| s.len() as i64).collect();
+        for fields in states {
+            for values in fields {
+                columns.push(uniform_array(values)?);
+            }
+        }
+        let mut fields: Vec<arrow::datatypes::Field> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| arrow::datatypes::Field::new(format!("c{i}"), c.data_type().clone(), true))
+            .collect();
+        // Each aggregate's number of state columns, as metadata.
+        let widths = widths.iter().map(|w| w.to_string()).collect::<Vec<_>>().join(",");
+        if let Some(last) = fields.last_mut() {
+            last.set_metadata([("widths".to_string(), widths.clone())].into());
+        }
+        let options = arrow::array::RecordBatchOptions::new()
+            .with_row_count(Some(columns.first().map_or(0, |c| c.len())));
+        let schema =
+            arrow::datatypes::Schema::new(fields).with_metadata([("widths".to_string(), widths)].into());
+        Ok(arrow::array::RecordBatch::try_new_with_options(
+            Arc::new(schema),
+            columns,
+            &options,
+        )?)
+    }
+
+    fn restore_groups(&mut self, batch: &arrow::array::RecordBatch) -> Result<()> {
+        let name = self.name();
+        let malformed =
+            || datafusion::common::exec_datafusion_err!("the checkpoint's groups of {name} are malformed");
+        let keys = self.spec.aggregates.key_types().len();
+        let aggregates = self.spec.aggregates.aggregates().len();
+        let widths: Vec<usize> = match batch.schema().metadata().get("widths") {
+            Some(w) if !w.is_empty() => w
+                .split(',')
+                .map(|n| n.parse().map_err(|_| malformed()))
+                .collect::<Result<_>>()?,
+            _ => vec![],
+        };
+        let columns = batch.columns();
+        let int = |i: usize| {
+            columns
+                .get(i)
+                .and_then(|c| c.as_any().downcast_ref::<arrow::array::Int64Array>())
+                .ok_or_else(malformed)
+        };
+        let (rows, touched) = (int(keys)?, int(keys + 1)?);
+        let has_shown = columns
+            .get(keys + 2)
+            .and_then(|c| c.as_any().downcast_ref::<BooleanArray>())
+            .ok_or_else(malformed)?;
+        let shown = columns
+            .get(keys + 3..keys + 3 + aggregates)
+            .ok_or_else(malformed)?;
+        let key_rows = match &self.converter {
+            Some(converter) => Some(converter.convert_columns(&columns[..keys])?),
+            None => None,
+        };
+        self.groups.clear();
+        self.index.clear();
+        self.free.clear();
+        self.stamps.clear();
+        for row in 0..batch.num_rows() {
+            let mut accumulators = self.new_accumulators()?;
+            let mut at = keys + 3 + aggregates;
+            for (a, accumulator) in accumulators.iter_mut().enumerate() {
+                let width = *widths.get(a).ok_or_else(malformed)?;
+                let state: Vec<ArrayRef> = columns
+                    .get(at..at + width)
+                    .ok_or_else(malformed)?
+                    .iter()
+                    .map(|c| c.slice(row, 1))
+                    .collect();
+                accumulator.merge_batch(&state)?;
+                at += width;
+            }
+            let key = match &key_rows {
+                Some(k) => Key::new(k.row(row).as_ref()),
+                None => Key::default(),
+            };
+            let shown = match has_shown.value(row) {
+                true => Some(
+                    shown
+                        .iter()
+                        .map(|c| ScalarValue::try_from_array(c, row))
+                        .collect::<Result<Vec<_>>>()?,
+                ),
+                false => None,
+            };
+            self.index.insert(key.clone(), self.groups.len());
+            self.groups.push(Some(Group {
+                key,
+                accumulators,
+                rows: rows.value(row),
+                shown,
+                touched: touched.value(row),
+            }));
+        }
+        Ok(())
+    }
+}
+
+/// Values of one column across groups as an array: a NULL where a group has
+/// none (`ScalarValue::Null`) takes the type of the others.
+fn uniform_array(values: Vec<ScalarValue>) -> Result<ArrayRef> {
+    let Some(data_type) = values
+        .iter()
+        .map(ScalarValue::data_type)
+        .find(|t| *t != arrow::datatypes::DataType::Null)
+    else {
+        return Ok(Arc::new(arrow::array::NullArray::new(values.len())));
+    };
+    let typed = values
+        .into_iter()
+        .map(|v| match v {
+            ScalarValue::Null => ScalarValue::try_new_null(&data_type),
+            v => Ok(v),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    ScalarValue::iter_to_array(typed)
+}
+
 struct Run {
     start: usize,
     len: usize,
@@ -589,12 +777,58 @@ impl Accumulator for Recount {
             + self.values.capacity() * (std::mem::size_of::<Key>() + std::mem::size_of::<i64>())
     }
 
+    /// Its multiset, for a checkpoint: per argument column the list of the
+    /// distinct values, then the list of their counts (NULLs before it saw a
+    /// value, when the argument types are not known yet).
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        internal_err!("a retracting aggregate's state is not merged across partitions")
+        let Some(converter) = &self.converter else {
+            return Ok(vec![ScalarValue::Null; self.aggregate.expressions().len() + 1]);
+        };
+        let parser = converter.parser();
+        let (keys, counts): (Vec<&Key>, Vec<i64>) = self.values.iter().map(|(k, n)| (k, *n)).unzip();
+        let distinct = converter.convert_rows(keys.iter().map(|k| parser.parse(k.as_bytes())))?;
+        let counts: ArrayRef = Arc::new(arrow::array::Int64Array::from(counts));
+        Ok(distinct
+            .into_iter()
+            .chain([counts])
+            .map(|column| {
+                datafusion::common::utils::SingleRowListArrayBuilder::new(column).build_list_scalar()
+            })
+            .collect())
     }
 
-    fn merge_batch(&mut self, _states: &[ArrayRef]) -> Result<()> {
-        internal_err!("a retracting aggregate's state is not merged across partitions")
+    /// Take back a multiset [`Recount::state`] gave (a checkpoint's).
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let Some((counts, columns)) = states.split_last() else {
+            return Ok(());
+        };
+        let Some(counts) = counts.as_any().downcast_ref::<arrow::array::ListArray>() else {
+            return Ok(()); // NULLs: it had seen no value
+        };
+        for row in 0..counts.len() {
+            if counts.is_null(row) {
+                continue;
+            }
+            let repeats = counts.value(row);
+            let Some(repeats) = repeats.as_any().downcast_ref::<arrow::array::Int64Array>() else {
+                return internal_err!("a checkpoint's multiset counts are not integers");
+            };
+            let indices: UInt32Array = repeats
+                .values()
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &n)| std::iter::repeat_n(i as u32, n.max(0) as usize))
+                .collect();
+            let values = columns
+                .iter()
+                .map(|c| match c.as_any().downcast_ref::<arrow::array::ListArray>() {
+                    Some(list) => Ok(take(list.value(row).as_ref(), &indices, None)?),
+                    None => internal_err!("a checkpoint's multiset values are not lists"),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            self.count(&values, 1)?;
+        }
+        Ok(())
     }
 }
 
@@ -703,6 +937,29 @@ mod tests {
 
     fn render(out: &[Event]) -> Vec<String> {
         crate::stream::operators::testing::changes_text(out)
+    }
+
+    fn harness(keyed: bool) -> crate::stream::operators::testing::Harness {
+        let (operator, metrics) = operator(keyed, true);
+        crate::stream::operators::testing::Harness::single(Box::new(operator), input(), &metrics)
+    }
+
+    const UPDATES: &str = "
+        changes +I (1, 10) +I (2, 5) +I (1, 1)
+        wm 5
+        changes -D (1, 10) +I (2, 7) +I (null, 3)
+        changes -D (2, 5) -D (2, 7)
+        changes +I (2, 4) -D (1, 1)
+        wm 9
+        changes +I (1, 8)
+        wm +inf
+        end
+        ";
+
+    #[test]
+    fn a_restored_updating_aggregate_carries_on_where_it_stopped() {
+        crate::stream::operators::testing::check_restores(|| harness(true), UPDATES);
+        crate::stream::operators::testing::check_restores(|| harness(false), UPDATES);
     }
 
     #[test]
