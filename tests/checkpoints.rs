@@ -217,6 +217,34 @@ fn a_crash_before_or_after_a_manifest_neither_loses_nor_repeats_rows() {
 }
 
 #[test]
+fn sigterm_takes_a_last_checkpoint_that_the_next_run_resumes_from() {
+    let (_tmp, dir) = temp();
+    let want = batch_result(&dir);
+    let ck = dir.join("ck");
+    let child = spawn(&dir, &CHECKPOINTED, &insert_sql());
+    wait_for_checkpoint(&ck, None, Duration::from_secs(20));
+    let before = latest_checkpoint(&ck);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("the stopped run");
+    assert!(stderr(&out).contains("stopped by SIGTERM"), "{}", stderr(&out));
+    let last = latest_checkpoint(&ck);
+    assert!(last > before, "the stop wrote a checkpoint of its own");
+    let out = run(&dir, &CHECKPOINTED, &insert_sql());
+    ok(&out);
+    let last = last.expect("a checkpoint");
+    assert!(
+        stderr(&out).contains(&format!("resumed from checkpoint {last}")),
+        "{}",
+        stderr(&out)
+    );
+    assert_same_rows(&written_rows(&dir.join("out")), &want);
+}
+
+#[test]
 fn a_printed_query_resumed_after_a_kill_prints_at_least_every_row() {
     let (_tmp, dir) = temp();
     let want = batch_result(&dir);
