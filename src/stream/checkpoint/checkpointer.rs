@@ -154,6 +154,7 @@ impl Checkpointer {
         sink: &mpsc::Sender<Result<Output>>,
     ) -> Result<()> {
         let id = self.next_id;
+        let started = Instant::now();
         let states = graph
             .snapshot()?
             .into_iter()
@@ -171,6 +172,7 @@ impl Checkpointer {
             Ok(commits) => commits?,
             Err(_) => return Ok(()),
         };
+        let bytes: usize = states.iter().map(|(_, s)| s.len()).sum();
         let manifest = Manifest {
             id,
             fingerprint: self.fingerprint.clone(),
@@ -189,7 +191,12 @@ impl Checkpointer {
         self.next_id += 1;
         self.last = Instant::now();
         if let Ok(mut last) = self.metrics.last_checkpoint.lock() {
-            *last = Some(format!("checkpoint {id} in '{}'", self.store.shown()));
+            *last = Some(format!(
+                "checkpoint {id} in '{}' ({} of state, taken in {} ms)",
+                self.store.shown(),
+                bytes_text(bytes),
+                started.elapsed().as_millis()
+            ));
         }
         Ok(())
     }
@@ -205,6 +212,15 @@ pub const CRASH_VARIABLE: &str = "SLUICE_TEST_CRASH";
 fn crash_point(point: &str, id: u64) {
     if std::env::var(CRASH_VARIABLE).is_ok_and(|v| v == format!("{point}:{id}")) {
         std::process::abort();
+    }
+}
+
+/// A size: `850 B`, `12 KB`, `3.4 MB`.
+fn bytes_text(bytes: usize) -> String {
+    match bytes {
+        b if b < 10_000 => format!("{b} B"),
+        b if b < 10_000_000 => format!("{} KB", b / 1_000),
+        b => format!("{:.1} MB", b as f64 / 1e6),
     }
 }
 
