@@ -87,6 +87,23 @@ fn a_bad_row_names_its_line() {
 }
 
 #[test]
+fn a_json_fraction_in_a_bigint_column_is_an_error_not_truncated() {
+    let input = "{\"id\": 1}\n{\"id\": 2}\n{\"id\": 5.7}\n";
+    let unbounded = JSON_TABLE.replace(", 'bounded' = 'true'", "");
+    for table in [JSON_TABLE, unbounded.as_str()] {
+        let sql = format!("{table} SELECT id FROM t");
+        let stderr = sluice(&sql, input).failed().to_string();
+        assert!(stderr.contains("reading table 't'"), "{stderr}");
+        assert!(
+            stderr.contains(
+                "stdin line 3: column 'id' is BIGINT but the value is 5.7, a number with a fraction: declare the column DOUBLE or DECIMAL"
+            ),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
 fn csv_rows_from_stdin() {
     let sql = "CREATE TABLE t (id BIGINT, name VARCHAR) \
                WITH ('connector' = 'stdin', 'format' = 'csv', 'csv.field-delimiter' = ';', 'bounded' = 'true'); \

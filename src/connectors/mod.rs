@@ -7,6 +7,7 @@ pub mod file;
 pub mod file_sink;
 pub mod follow;
 pub mod generator;
+pub mod json_integers;
 pub mod line_decoder;
 pub mod object_stores;
 pub mod options;
