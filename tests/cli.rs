@@ -481,6 +481,38 @@ fn csv_columns_that_do_not_match_the_header_are_an_error() {
 }
 
 #[test]
+fn a_bad_csv_value_names_its_file_line_and_column_from_1() {
+    // The header is line 1, so the third row is line 4; the second column is column 2.
+    let dir = dir_with(&[("small.csv", "a,b\n1,2\n3,4\n5,x\n")]);
+    // Large enough for DataFusion to split it into byte ranges read in parallel.
+    let mut big = String::from("a,b\n");
+    for i in 0..900_000 {
+        big.push_str(&format!("{i},{}\n", i * 7));
+    }
+    big.push_str("900000,oops\n");
+    std::fs::write(dir.path().join("big.csv"), &big).expect("write");
+    for (file, line, value) in [("small.csv", 4, "x"), ("big.csv", 900_002, "oops")] {
+        let sql = format!(
+            "CREATE TABLE t (a BIGINT, b BIGINT) WITH ('connector' = 'file', 'path' = '{file}', 'format' = 'csv'); SELECT sum(b) FROM t"
+        );
+        let out = run(sluice_in(dir.path()).args(["-e", &sql]), "");
+        let err = out.failed();
+        assert!(
+            err.contains(&format!(
+                "reading table 't' (file csv {file}): file {file} line {line}: "
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "parsing value '{value}' as type 'Int64' in column 2 ('b')"
+            )),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn bad_with_options_are_errors_naming_the_option() {
     let cases = [
         ("'bogus' = '1'", "bogus"),

@@ -22,6 +22,7 @@ use datafusion::logical_expr::{CreateExternalTable, LogicalPlanBuilder, cast, co
 
 use object_store::ObjectStoreExt;
 
+use super::locate::BadRowLocator;
 use super::{Options, column_names, object_stores};
 
 /// The file formats the connector reads.
@@ -55,7 +56,7 @@ impl FileFormat {
     }
 
     /// The format a path's extension suggests (`x.csv.gz` is not guessed).
-    fn from_extension(path: &str) -> Option<Self> {
+    pub(super) fn from_extension(path: &str) -> Option<Self> {
         let ext = Path::new(path).extension()?.to_str()?;
         Self::parse(ext).ok()
     }
@@ -167,6 +168,8 @@ pub struct FileTable {
     pub format: FileFormat,
     /// How often a continuous `INSERT` into it commits a part file.
     pub rollover: std::time::Duration,
+    /// How to name the bad row when a scan fails on one (local CSV and JSON).
+    pub locator: Option<Arc<BadRowLocator>>,
 }
 
 /// Build a file table from its options. `declared` is the schema written in
@@ -193,7 +196,7 @@ pub async fn create_table(
             format_options.insert("format.null_regex".into(), format!("^{}$", escape_regex(null)));
         }
     }
-    let null_literal = csv.null_literal;
+    let null_literal = csv.null_literal.clone();
     let rollover = match options.take("sink.rolling-policy.rollover-interval") {
         None => DEFAULT_ROLLOVER,
         Some(text) => match super::options::parse_duration_ms(&text) {
@@ -257,6 +260,7 @@ pub async fn create_table(
             factory.create(state, &command(Arc::new(schema))).await?
         }
     };
+    let locator = BadRowLocator::new(&path, format, csv, provider.schema()).map(Arc::new);
     let Some(null) = null_literal else {
         return Ok(FileTable {
             scanned: Arc::clone(&provider),
@@ -264,6 +268,7 @@ pub async fn create_table(
             path,
             format,
             rollover,
+            locator,
         });
     };
     // DataFusion's CSV reader uses the null pattern only to infer types, not
@@ -294,6 +299,7 @@ pub async fn create_table(
         path,
         format,
         rollover,
+        locator,
     })
 }
 

@@ -638,7 +638,17 @@ impl Core {
         // Each of these lines decoded alone, so they do together.
         self.inner
             .decode_all(&good, out)
-            .map_err(|e| exec_datafusion_err!("{}: {}", self.source, describe(&e)))
+            .map_err(|e| exec_datafusion_err!("{}: {}", self.source, self.describe(&e)))
+    }
+
+    /// Arrow's message for `e`, with a CSV column named as a user counts
+    /// it: from 1, and by its name (arrow counts from 0).
+    fn describe(&self, e: &ArrowError) -> String {
+        let text = describe(e);
+        match self.config.format {
+            TextFormat::Csv(_) => name_csv_columns(&text, &self.config.table_schema),
+            _ => text,
+        }
     }
 
     /// What is wrong with `line`, which failed with `error`. A value that
@@ -648,9 +658,9 @@ impl Core {
         if let Ok(mut plain) = self.config.build_with(self.batch_size, false)
             && let Err(e) = plain.decode_all(line, &mut Vec::new())
         {
-            return describe(&e);
+            return self.describe(&e);
         }
-        describe(error)
+        self.describe(error)
     }
 
     /// Find the line of `data` (whose first line is number `first`) that
@@ -684,7 +694,7 @@ impl Core {
             start += line.len();
         }
         let last = first + count_lines(data).saturating_sub(1);
-        exec_datafusion_err!("{} lines {first}-{last}: {}", self.source, describe(&error))
+        exec_datafusion_err!("{} lines {first}-{last}: {}", self.source, self.describe(&error))
     }
 
     /// Check a CSV header (line number `number`) against the declared columns:
@@ -745,6 +755,27 @@ fn describe(e: &ArrowError) -> String {
     static LINE: std::sync::LazyLock<regex::Regex> =
         std::sync::LazyLock::new(|| regex::Regex::new(r" (at|for) line \d+").expect("a valid regex"));
     LINE.replace_all(&text, "").into_owned()
+}
+
+/// `text` (arrow-csv's message) with its 0-based column numbers (`for
+/// column 0`, `Error parsing column 0`) made 1-based and named from `schema`
+/// (`in column 1 ('id')`).
+pub fn name_csv_columns(text: &str, schema: &arrow::datatypes::Schema) -> String {
+    static COLUMN: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"(for|parsing) column (\d+)").expect("a valid regex"));
+    COLUMN
+        .replace_all(text, |c: &regex::Captures<'_>| {
+            let verb = if &c[1] == "for" { "in" } else { "parsing" };
+            match c[2]
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| Some((i, schema.fields().get(i)?)))
+            {
+                Some((i, field)) => format!("{verb} column {} ('{}')", i + 1, field.name()),
+                None => c[0].to_string(),
+            }
+        })
+        .into_owned()
 }
 
 /// Append `lines` (whole lines, as read) to the bad-rows file.
@@ -1016,7 +1047,9 @@ mod tests {
         assert_eq!(ids(&out), [1, 2, 3]);
         let text = err.to_string();
         assert!(
-            text.contains("file a.csv line 4: Error while parsing value 'x' as type 'Int64' for column 0."),
+            text.contains(
+                "file a.csv line 4: Error while parsing value 'x' as type 'Int64' in column 1 ('id')."
+            ),
             "{text}"
         );
         let err = csv(CsvOptions::default())

@@ -9,6 +9,7 @@ pub mod follow;
 pub mod generator;
 pub mod json_integers;
 pub mod line_decoder;
+pub mod locate;
 pub mod object_stores;
 pub mod options;
 pub mod stdin;

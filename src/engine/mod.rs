@@ -260,7 +260,12 @@ impl Engine {
             _ => vec![],
         };
         let (stream, physical) = batch::execute_with_plan(&self.ctx, plan).await?;
-        let stream = with_source_context(stream, &choice);
+        let locators = choice
+            .sources
+            .iter()
+            .filter_map(|s| self.catalog.locator(&s.table))
+            .collect();
+        let stream = with_source_context(stream, &choice, locators);
         let stream = if explain && self.explain_executor() {
             let mut rows = vec![("executor".to_string(), choice.explanation())];
             rows.extend(
