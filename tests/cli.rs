@@ -830,15 +830,19 @@ fn metrics_are_one_json_object_a_second_with_the_source_rows() {
     ] {
         assert!(last.get(field).is_some(), "{field} missing: {last}");
     }
-    // Every row the source made was counted, and every row printed.
+    // Every row the source made was counted, and every row printed; the
+    // state, emptied at the end, is measured in bytes.
     assert_eq!(last["rows_in"], 5000, "{last}");
+    assert_eq!(last["state_bytes"], 0, "{last}");
     assert_eq!(last["rows_out"], windows, "{last}");
     assert_eq!(last["late_rows"], 0, "{last}");
     let operators = last["operators"].as_array().expect("a list of operators");
     assert!(operators.len() >= 2, "{last}");
     for operator in operators {
         assert!(
-            operator["name"].is_string() && operator["state_rows"].is_u64(),
+            operator["name"].is_string()
+                && operator["state_rows"].is_u64()
+                && operator["state_bytes"].is_u64(),
             "{operator}"
         );
     }

@@ -91,13 +91,14 @@ impl Progress {
         };
         // What matters most first: a narrow terminal cuts the end.
         format!(
-            "{} · in {} ({} rows/s) · out {} · late {} · state {} rows · {watermark}{lag}",
+            "{} · in {} ({} rows/s) · out {} · late {} · state {} rows, {} · {watermark}{lag}",
             duration_ms((s.elapsed_secs * 1000.0) as i64),
             thousands(s.rows_in),
             thousands(self.rows_per_s.round() as u64),
             thousands(s.rows_out),
             thousands(s.late_rows),
             thousands(s.state_rows),
+            bytes(s.state_bytes),
         )
     }
 
@@ -126,6 +127,7 @@ impl Progress {
                     "rows_in": o.rows_in,
                     "rows_out": o.rows_out,
                     "state_rows": o.state_rows,
+                    "state_bytes": o.state_bytes,
                 })
             })
             .collect();
@@ -139,8 +141,7 @@ impl Progress {
             "lag_ms": self.lag_ms,
             "late_rows": s.late_rows,
             "state_rows": s.state_rows,
-            // No operator measures its state in bytes yet.
-            "state_bytes": serde_json::Value::Null,
+            "state_bytes": s.state_bytes,
             "operators": operators,
         })
     }
@@ -339,6 +340,14 @@ mod tests {
         metrics.rows_in.store(12_000, Ordering::Relaxed);
         metrics.rows_out.store(5, Ordering::Relaxed);
         metrics.late_rows.store(2, Ordering::Relaxed);
+        metrics.state_rows.store(3, Ordering::Relaxed);
+        metrics.publish_operators(vec![crate::stream::metrics::OperatorStats {
+            name: "StreamJoin".into(),
+            rows_in: 12_000,
+            rows_out: 5,
+            state_rows: 3,
+            state_bytes: 2_500,
+        }]);
         // A watermark ten seconds ago.
         let now_ns = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -352,7 +361,7 @@ mod tests {
         let line = look.status_line();
         assert!(line.contains(" · in 12,000 ("), "{line}");
         assert!(
-            line.contains(" rows/s) · out 5 · late 2 · state 0 rows · watermark "),
+            line.contains(" rows/s) · out 5 · late 2 · state 3 rows, 2 KB · watermark "),
             "{line}"
         );
         assert!(line.contains("lag 10."), "{line}");
@@ -363,6 +372,8 @@ mod tests {
         let json = look.json();
         assert_eq!(json["rows_in"], 12_000);
         assert_eq!(json["late_rows"], 2);
+        assert_eq!(json["state_bytes"], 2_500);
+        assert_eq!(json["operators"][0]["state_bytes"], 2_500);
         assert!(json["watermark"].is_string(), "{json}");
         assert_eq!(
             look.summary("Query cancelled"),

@@ -73,6 +73,8 @@ pub struct OperatorStats {
     pub rows_out: u64,
     /// Rows it holds in state (operators that report it; else 0).
     pub state_rows: u64,
+    /// Bytes it holds in state, estimated (operators that measure it; else 0).
+    pub state_bytes: u64,
 }
 
 /// The counters at one moment.
@@ -88,6 +90,8 @@ pub struct MetricsSnapshot {
     pub watermark: Option<i64>,
     /// Rows held in state.
     pub state_rows: u64,
+    /// Bytes held in state: the operators' estimates as last published.
+    pub state_bytes: u64,
     /// Seconds since the query started.
     pub elapsed_secs: f64,
     /// Each operator's counters.
@@ -111,6 +115,7 @@ impl StreamMetrics {
     /// The counters now.
     pub fn snapshot(&self) -> MetricsSnapshot {
         let watermark = self.watermark.load(Ordering::Relaxed);
+        let operators = self.operators.lock().map(|o| o.clone()).unwrap_or_default();
         MetricsSnapshot {
             rows_in: self.rows_in.load(Ordering::Relaxed),
             rows_out: self.rows_out.load(Ordering::Relaxed),
@@ -119,8 +124,9 @@ impl StreamMetrics {
             watermark: (watermark != NO_WATERMARK && watermark != super::operator::END_OF_INPUT)
                 .then_some(watermark),
             state_rows: self.state_rows.load(Ordering::Relaxed),
+            state_bytes: operators.iter().map(|o| o.state_bytes).sum(),
             elapsed_secs: self.started.elapsed().as_secs_f64(),
-            operators: self.operators.lock().map(|o| o.clone()).unwrap_or_default(),
+            operators,
         }
     }
 }
@@ -146,7 +152,17 @@ mod tests {
             rows_in: 3,
             rows_out: 1,
             state_rows: 0,
+            state_bytes: 0,
         }]);
         assert_eq!(metrics.snapshot().operators[0].rows_out, 1);
+        let operator = |state_bytes| OperatorStats {
+            name: "Sort".into(),
+            rows_in: 0,
+            rows_out: 0,
+            state_rows: 1,
+            state_bytes,
+        };
+        metrics.publish_operators(vec![operator(100), operator(20)]);
+        assert_eq!(metrics.snapshot().state_bytes, 120, "the operators' sum");
     }
 }

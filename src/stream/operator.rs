@@ -204,6 +204,13 @@ pub trait Operator: Send {
     fn is_finished(&self) -> bool {
         false
     }
+
+    /// Bytes held in state, estimated from the arrays and accumulators it
+    /// keeps (a metric; 0 for operators that do not measure it). Read a few
+    /// times a second, not after every batch.
+    fn state_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// An operator with several inputs (a union, a join of two streams). The
@@ -245,6 +252,11 @@ pub trait MultiInputOperator: Send {
 
     /// Rows held in state (a metric; joins report their buffers).
     fn state_rows(&self) -> usize {
+        0
+    }
+
+    /// Bytes held in state, as [`Operator::state_bytes`].
+    fn state_bytes(&self) -> usize {
         0
     }
 }

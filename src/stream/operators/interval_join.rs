@@ -188,6 +188,10 @@ impl MultiInputOperator for IntervalJoinOperator {
     fn state_rows(&self) -> usize {
         self.state.iter().map(JoinState::len).sum()
     }
+
+    fn state_bytes(&self) -> usize {
+        self.state.iter().map(JoinState::bytes).sum()
+    }
 }
 
 impl IntervalJoinOperator {

@@ -237,6 +237,15 @@ impl MultiInputOperator for WindowJoinOperator {
     fn state_rows(&self) -> usize {
         self.rows
     }
+
+    fn state_bytes(&self) -> usize {
+        self.windows
+            .values()
+            .flatten()
+            .flatten()
+            .map(RecordBatch::get_array_memory_size)
+            .sum()
+    }
 }
 
 #[cfg(test)]
