@@ -85,9 +85,12 @@ impl Progress {
             Some(w) => format!("watermark {}", timestamp(w)),
             None => "no watermark yet".to_string(),
         };
-        let lag = match self.lag_ms {
-            Some(ms) => format!(" · lag {}", duration_ms(ms)),
-            None => String::new(),
+        let unread = s.lag_bytes.map(|b| format!("{} unread", bytes(b)));
+        let lag = match (self.lag_ms, unread) {
+            (Some(ms), Some(unread)) => format!(" · lag {}, {unread}", duration_ms(ms)),
+            (Some(ms), None) => format!(" · lag {}", duration_ms(ms)),
+            (None, Some(unread)) => format!(" · lag {unread}"),
+            (None, None) => String::new(),
         };
         // What matters most first: a narrow terminal cuts the end.
         format!(
@@ -139,6 +142,7 @@ impl Progress {
             "rows_per_s": (self.rows_per_s * 10.0).round() / 10.0,
             "watermark": s.watermark.map(timestamp),
             "lag_ms": self.lag_ms,
+            "lag_bytes": s.lag_bytes,
             "late_rows": s.late_rows,
             "state_rows": s.state_rows,
             "state_bytes": s.state_bytes,
@@ -365,6 +369,22 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("lag 10."), "{line}");
+        assert_eq!(
+            look.json()["lag_bytes"],
+            serde_json::Value::Null,
+            "no followed file"
+        );
+        let unread = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(3_400_000));
+        if let Ok(mut all) = metrics.unread_bytes.lock() {
+            all.push(("t".into(), unread));
+        }
+        let look = tracker.look(&metrics);
+        assert!(
+            look.status_line().contains(" · lag 10.0 s, 3.4 MB unread"),
+            "{}",
+            look.status_line()
+        );
+        assert_eq!(look.json()["lag_bytes"], 3_400_000);
         let lag = look.lag_ms.expect("a lag");
         assert!((10_000..11_000).contains(&lag), "{lag}");
         assert!(look.lag_alert(5_000).is_some());

@@ -47,6 +47,14 @@ pub fn bad_rows_of(
     provider.downcast_ref::<follow::FollowTable>()?.bad_rows()
 }
 
+/// The bytes the latest scan of `provider` has not read yet, if it is a
+/// followed file (see [`follow::FollowTable::unread_bytes`]).
+pub fn unread_bytes_of(
+    provider: &dyn datafusion::catalog::TableProvider,
+) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
+    Some(provider.downcast_ref::<follow::FollowTable>()?.unread_bytes())
+}
+
 /// A schema's column names, comma-separated, for errors that list them.
 pub fn column_names(schema: &arrow::datatypes::Schema) -> String {
     schema

@@ -58,12 +58,8 @@ pub async fn execute(
     for spec in std::mem::take(&mut graph.sources) {
         let (table, provider) = (spec.table.clone(), Arc::clone(&spec.provider));
         sources.push(Source::try_new(spec, state).await?);
-        // The scan made the counts of bad rows this run skips.
-        if let Some(stats) = crate::connectors::bad_rows_of(provider.as_ref())
-            && let Ok(mut bad_rows) = metrics.bad_rows.lock()
-        {
-            bad_rows.push((table, stats));
-        }
+        // The scan made the counts of bad rows this run skips, and of bytes unread.
+        metrics.watch_source(&table, provider.as_ref());
     }
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(OUTPUT_CHANNEL_CAPACITY);
     let task = tokio::spawn(run(

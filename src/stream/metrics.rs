@@ -42,6 +42,8 @@ pub struct StreamMetrics {
     pub warnings: std::sync::Mutex<Vec<String>>,
     /// The bad lines each source that skips them skipped, by table.
     pub bad_rows: std::sync::Mutex<Vec<(String, std::sync::Arc<BadRowStats>)>>,
+    /// The bytes each followed file's scan has not read yet, by table.
+    pub unread_bytes: std::sync::Mutex<Vec<(String, std::sync::Arc<AtomicU64>)>>,
 }
 
 impl Default for StreamMetrics {
@@ -58,6 +60,7 @@ impl Default for StreamMetrics {
             late_output: std::sync::OnceLock::new(),
             warnings: std::sync::Mutex::new(Vec::new()),
             bad_rows: std::sync::Mutex::new(Vec::new()),
+            unread_bytes: std::sync::Mutex::new(Vec::new()),
         }
     }
 }
@@ -92,6 +95,8 @@ pub struct MetricsSnapshot {
     pub state_rows: u64,
     /// Bytes held in state: the operators' estimates as last published.
     pub state_bytes: u64,
+    /// Bytes of followed files not read yet; `None` when no source is one.
+    pub lag_bytes: Option<u64>,
     /// Seconds since the query started.
     pub elapsed_secs: f64,
     /// Each operator's counters.
@@ -99,6 +104,22 @@ pub struct MetricsSnapshot {
 }
 
 impl StreamMetrics {
+    /// Watch what the scan of `table` (through `provider`, just scanned)
+    /// counts: the bad rows it skips, the bytes of followed files it has not
+    /// read yet.
+    pub fn watch_source(&self, table: &str, provider: &dyn datafusion::catalog::TableProvider) {
+        if let Some(stats) = crate::connectors::bad_rows_of(provider)
+            && let Ok(mut bad_rows) = self.bad_rows.lock()
+        {
+            bad_rows.push((table.to_string(), stats));
+        }
+        if let Some(unread) = crate::connectors::unread_bytes_of(provider)
+            && let Ok(mut all) = self.unread_bytes.lock()
+        {
+            all.push((table.to_string(), unread));
+        }
+    }
+
     /// Count `rows` retractions (`-U`/`-D`) of rows that were never inserted.
     pub fn count_unmatched_retractions(&self, rows: usize) {
         self.unmatched_retractions
@@ -125,6 +146,9 @@ impl StreamMetrics {
                 .then_some(watermark),
             state_rows: self.state_rows.load(Ordering::Relaxed),
             state_bytes: operators.iter().map(|o| o.state_bytes).sum(),
+            lag_bytes: self.unread_bytes.lock().ok().and_then(|all| {
+                (!all.is_empty()).then(|| all.iter().map(|(_, n)| n.load(Ordering::Relaxed)).sum())
+            }),
             elapsed_secs: self.started.elapsed().as_secs_f64(),
             operators,
         }
