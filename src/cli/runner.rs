@@ -56,6 +56,21 @@ fn report_late_rows(metrics: &crate::stream::StreamMetrics) {
     }
 }
 
+/// The rows windows left out because their event time was NULL, on stderr
+/// at the query's end (Flink drops them too, and counts them in a metric).
+fn report_null_event_times(windows: &[(String, crate::plan::NullEventTimes)]) {
+    for (column, nulls) in windows {
+        let count = nulls.rows();
+        if count == 0 {
+            continue;
+        }
+        let rows = if count == 1 { "row had" } else { "rows had" };
+        eprintln!(
+            "{count} {rows} a NULL event time ({column}) and fell in no window: left out, as in Flink; COALESCE({column}, ...) in a view keeps them"
+        );
+    }
+}
+
 /// The bad lines a continuous query's sources skipped
 /// (`'*.ignore-parse-errors'`), on stderr at its end: how many, the first,
 /// and where they were written.
@@ -267,6 +282,8 @@ impl Runner {
             report_late_rows(metrics);
             report_bad_rows(metrics);
         }
+        // Either executor's windows leave out rows with a NULL time.
+        report_null_event_times(&output.null_event_times);
         result
     }
 

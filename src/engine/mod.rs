@@ -56,6 +56,9 @@ pub struct StatementOutput {
     /// A batch query's physical plan, whose metrics say how far its scans
     /// have got (for a progress display).
     pub physical: Option<Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
+    /// Its windows' event-time columns and the rows each left out for a
+    /// NULL time (in either executor), to report when it ends.
+    pub null_event_times: Vec<(String, crate::plan::NullEventTimes)>,
 }
 
 /// A Sluice session: DataFusion's context plus the catalog of connector tables.
@@ -212,6 +215,7 @@ impl Engine {
             choice = self.apply_mode(choice)?;
         }
         let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
+        let null_event_times = crate::plan::null_event_times(&plan);
         if choice.executor == Executor::Continuous && !explain {
             let metrics = Arc::new(StreamMetrics::default());
             let state = self.continuous_state();
@@ -227,6 +231,7 @@ impl Engine {
                 executor: Some(choice),
                 metrics: Some(metrics),
                 physical: None,
+                null_event_times,
             });
         }
         if let LogicalPlan::Analyze(analyze) = &plan
@@ -289,6 +294,7 @@ impl Engine {
             executor: Some(choice),
             metrics: None,
             physical,
+            null_event_times,
         })
     }
 
@@ -331,5 +337,6 @@ fn empty_output() -> StatementOutput {
         executor: None,
         metrics: None,
         physical: None,
+        null_event_times: Vec::new(),
     }
 }
