@@ -400,7 +400,8 @@ impl Runner {
         if live {
             let fold = settings.result_mode == ResultMode::Table;
             let (_, height) = terminal_size();
-            let mut table = LiveTable::new(&schema, fold, height.max(options.max_rows.min(10_000)));
+            let mut table = LiveTable::new(&schema, fold, height.max(options.max_rows.min(10_000)))
+                .with_key(metrics.result_key.get());
             let mut screen = LiveScreen::new();
             let mut dirty = true;
             let ended = watch

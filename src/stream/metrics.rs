@@ -44,6 +44,9 @@ pub struct StreamMetrics {
     pub bad_rows: std::sync::Mutex<Vec<(String, std::sync::Arc<BadRowStats>)>>,
     /// The bytes each followed file's scan has not read yet, by table.
     pub unread_bytes: std::sync::Mutex<Vec<(String, std::sync::Arc<AtomicU64>)>>,
+    /// An updating result's key columns (its GROUP BY), when the planner
+    /// knows them: a change replaces the row with the same key.
+    pub result_key: std::sync::OnceLock<Vec<String>>,
 }
 
 impl Default for StreamMetrics {
@@ -61,6 +64,7 @@ impl Default for StreamMetrics {
             warnings: std::sync::Mutex::new(Vec::new()),
             bad_rows: std::sync::Mutex::new(Vec::new()),
             unread_bytes: std::sync::Mutex::new(Vec::new()),
+            result_key: std::sync::OnceLock::new(),
         }
     }
 }

@@ -50,8 +50,13 @@ pub async fn plan(
     metrics: Arc<StreamMetrics>,
 ) -> Result<Pipeline> {
     let optimized = state.optimize(plan)?;
-    StreamPlanner::new(state, catalog, metrics)
+    let pipeline = StreamPlanner::new(state, catalog, Arc::clone(&metrics))
         .with_emit(emit)
         .plan(&optimized)
-        .await
+        .await?;
+    // Whoever shows the result folds its changes by this key.
+    if let Some(key) = &pipeline.key {
+        let _ = metrics.result_key.set(key.clone());
+    }
+    Ok(pipeline)
 }
