@@ -513,6 +513,49 @@ fn a_bad_csv_value_names_its_file_line_and_column_from_1() {
 }
 
 #[test]
+fn a_json_fraction_in_a_bigint_column_of_a_file_is_an_error_naming_its_line() {
+    let dir = dir_with(&[(
+        "t.ndjson",
+        "{\"a\": 9007199254740993, \"s\": \"x\"}\n{\"a\": 2}\n{\"a\": 5.7}\n",
+    )]);
+    let table = "CREATE TABLE t (a BIGINT, s VARCHAR) WITH ('connector' = 'file', 'path' = 't.ndjson', 'format' = 'json')";
+    let sql = format!("{table}; SELECT a, s FROM t");
+    let out = run(sluice_in(dir.path()).args(["-e", &sql]), "");
+    let err = out.failed();
+    assert!(
+        err.contains(
+            "reading table 't' (file json t.ndjson): file t.ndjson line 3: column 'a' is BIGINT but the value is 5.7, a number with a fraction: declare the column DOUBLE or DECIMAL"
+        ),
+        "{err}"
+    );
+    // Without the bad row: integers beyond a float's 53 bits are exact, and
+    // the table still takes INSERTs.
+    std::fs::write(
+        dir.path().join("t.ndjson"),
+        "{\"a\": 9007199254740993, \"s\": \"x\"}\n",
+    )
+    .expect("write");
+    let sql = format!("{table}; INSERT INTO t VALUES (5, 'w'); SELECT a, s FROM t ORDER BY a");
+    let out = run(sluice_in(dir.path()).args(["-e", &sql]), "");
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    assert_eq!(out.stdout, "a,s\n5,w\n9007199254740993,x\n", "{out:#?}");
+}
+
+#[test]
+fn a_bad_json_line_met_while_creating_a_table_is_named_by_file_and_line() {
+    let mut text = "{\"a\": 1}\n".repeat(10);
+    text.push_str("{\"a\": 2, \"b");
+    let dir = dir_with(&[("t.ndjson", &text)]);
+    let sql = "CREATE TABLE t (a BIGINT) WITH ('connector' = 'file', 'path' = 't.ndjson', 'format' = 'json')";
+    let out = run(sluice_in(dir.path()).args(["-e", sql]), "");
+    let err = out.failed();
+    assert!(
+        err.contains("reading the files of table 't': file t.ndjson line 11: "),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_with_options_are_errors_naming_the_option() {
     let cases = [
         ("'bogus' = '1'", "bogus"),

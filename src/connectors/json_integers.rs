@@ -74,34 +74,40 @@ impl IntegerColumns {
     pub fn restore(&self, batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
         for &i in &self.columns {
-            let field = self.schema.field(i);
-            let decoded = batch.column(i);
-            let values = decoded.as_primitive::<Decimal128Type>();
-            let unit = 10i128.pow(SCALE);
-            if let Some(row) = (0..values.len()).find(|&r| values.is_valid(r) && values.value(r) % unit != 0)
-            {
-                let text = values.value_as_string(row);
-                let text = text.trim_end_matches('0');
-                return Err(ArrowError::JsonError(format!(
-                    "column '{}' is {} but the value is {text}, a number with a fraction: declare the column DOUBLE or DECIMAL(p, s) to read fractions",
-                    field.name(),
-                    sql_name(field.data_type()),
-                )));
-            }
-            let options = CastOptions {
-                safe: false,
-                ..CastOptions::default()
-            };
-            columns[i] = cast_with_options(decoded, field.data_type(), &options).map_err(|e| {
-                ArrowError::JsonError(format!(
-                    "column '{}' is {}: {e}",
-                    field.name(),
-                    sql_name(field.data_type())
-                ))
-            })?;
+            columns[i] = restore_column(batch.column(i), self.schema.field(i))?;
         }
         RecordBatch::try_new(Arc::clone(&self.schema), columns)
     }
+}
+
+/// `decoded` (a column decoded as [`DECODED`]) checked and cast to `field`'s
+/// integer type: a value with a fraction, or out of the type's range, is an
+/// error naming the column.
+pub fn restore_column(decoded: &ArrayRef, field: &Field) -> Result<ArrayRef, ArrowError> {
+    let values = decoded.as_primitive_opt::<Decimal128Type>().ok_or_else(|| {
+        ArrowError::JsonError(format!("column '{}' was not decoded as a decimal", field.name()))
+    })?;
+    let unit = 10i128.pow(SCALE);
+    if let Some(row) = (0..values.len()).find(|&r| values.is_valid(r) && values.value(r) % unit != 0) {
+        let text = values.value_as_string(row);
+        let text = text.trim_end_matches('0');
+        return Err(ArrowError::JsonError(format!(
+            "column '{}' is {} but the value is {text}, a number with a fraction: declare the column DOUBLE or DECIMAL(p, s) to read fractions",
+            field.name(),
+            sql_name(field.data_type()),
+        )));
+    }
+    let options = CastOptions {
+        safe: false,
+        ..CastOptions::default()
+    };
+    cast_with_options(decoded, field.data_type(), &options).map_err(|e| {
+        ArrowError::JsonError(format!(
+            "column '{}' is {}: {e}",
+            field.name(),
+            sql_name(field.data_type())
+        ))
+    })
 }
 
 /// The SQL name of an integer type, as the user declared it.

@@ -3,6 +3,7 @@
 
 pub mod blackhole;
 pub mod changelog;
+pub mod exact_json;
 pub mod file;
 pub mod file_sink;
 pub mod follow;
