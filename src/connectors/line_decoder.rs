@@ -30,6 +30,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use tokio::sync::mpsc;
 
 use super::file::{CsvOptions, FileFormat};
+use super::json_integers::IntegerColumns;
 use super::{Options, column_names};
 
 /// The most bytes one read asks for: large enough that a backlog decodes in
@@ -278,12 +279,23 @@ impl DecoderConfig {
 
     /// A fresh arrow decoder that makes batches of up to `batch_size` rows.
     fn build(&self, batch_size: usize) -> Result<Inner> {
+        self.build_with(batch_size, true)
+    }
+
+    /// A decoder that reads JSON integer columns exactly (see
+    /// [`IntegerColumns`]) when `exact`, or as arrow-json alone does.
+    fn build_with(&self, batch_size: usize, exact: bool) -> Result<Inner> {
         match &self.format {
-            TextFormat::Json => Ok(Inner::Json(
-                arrow::json::ReaderBuilder::new(Arc::clone(&self.schema))
-                    .with_batch_size(batch_size)
-                    .build_decoder()?,
-            )),
+            TextFormat::Json => {
+                let integers = IntegerColumns::new(&self.schema).filter(|_| exact);
+                let decoded = integers.as_ref().map_or(&self.schema, |i| i.decode_schema());
+                Ok(Inner::Json {
+                    decoder: arrow::json::ReaderBuilder::new(Arc::clone(decoded))
+                        .with_batch_size(batch_size)
+                        .build_decoder()?,
+                    integers,
+                })
+            }
             TextFormat::Csv(csv) => {
                 // The header is checked and skipped by `Core::header`.
                 let mut builder = arrow::csv::ReaderBuilder::new(Arc::clone(&self.table_schema))
@@ -315,10 +327,19 @@ impl DecoderConfig {
                     TextFormat::DebeziumJson => (super::changelog::envelope_schema(&columns), true),
                     _ => (super::changelog::op_row_schema(&columns), false),
                 };
+                // Debezium's rows are nested in its envelope, where arrow
+                // still truncates fractions (see the README).
+                let integers = (exact && !debezium)
+                    .then(|| IntegerColumns::new(&decoded))
+                    .flatten();
+                let decoded = integers
+                    .as_ref()
+                    .map_or(decoded, |i| Arc::clone(i.decode_schema()));
                 Ok(Inner::Changelog {
                     decoder: arrow::json::ReaderBuilder::new(decoded)
                         .with_batch_size(batch_size)
                         .build_decoder()?,
+                    integers,
                     debezium,
                     schema: Arc::clone(&self.schema),
                 })
@@ -329,12 +350,17 @@ impl DecoderConfig {
 
 /// Arrow's decoder for the format.
 enum Inner {
-    Json(arrow::json::reader::Decoder),
+    /// NDJSON rows; integer columns decoded exactly when there are any.
+    Json {
+        decoder: arrow::json::reader::Decoder,
+        integers: Option<IntegerColumns>,
+    },
     Csv(Box<arrow::csv::reader::Decoder>),
     /// Changelog lines (Debezium messages, or rows with an `op`), turned
     /// into rows of `schema` with their change codes when flushed.
     Changelog {
         decoder: arrow::json::reader::Decoder,
+        integers: Option<IntegerColumns>,
         debezium: bool,
         schema: SchemaRef,
     },
@@ -343,7 +369,7 @@ enum Inner {
 impl Inner {
     fn decode(&mut self, buf: &[u8]) -> Result<usize, ArrowError> {
         match self {
-            Self::Json(d) => d.decode(buf),
+            Self::Json { decoder, .. } => decoder.decode(buf),
             Self::Csv(d) => d.decode(buf),
             Self::Changelog { decoder, .. } => decoder.decode(buf),
         }
@@ -351,14 +377,20 @@ impl Inner {
 
     fn flush(&mut self) -> Result<Option<RecordBatch>, ArrowError> {
         match self {
-            Self::Json(d) => d.flush(),
+            Self::Json { decoder, integers } => decoder
+                .flush()?
+                .map(|batch| restore_integers(batch, integers.as_ref()))
+                .transpose(),
             Self::Csv(d) => d.flush(),
             Self::Changelog {
                 decoder,
+                integers,
                 debezium,
                 schema,
             } => decoder
                 .flush()?
+                .map(|batch| restore_integers(batch, integers.as_ref()))
+                .transpose()?
                 .map(|lines| match debezium {
                     true => super::changelog::unfold(&lines, schema),
                     false => super::changelog::with_change_codes(&lines, schema),
@@ -390,6 +422,18 @@ impl Inner {
             out.push(batch);
         }
         Ok(())
+    }
+}
+
+/// `batch` with its integer columns checked and cast back (see
+/// [`IntegerColumns`]), or as it is when it has none.
+fn restore_integers(
+    batch: RecordBatch,
+    integers: Option<&IntegerColumns>,
+) -> Result<RecordBatch, ArrowError> {
+    match integers {
+        Some(integers) => integers.restore(&batch),
+        None => Ok(batch),
     }
 }
 
@@ -573,7 +617,11 @@ impl Core {
                     if let Ok(mut first) = stats.first.lock()
                         && first.is_none()
                     {
-                        *first = Some(format!("{} line {number}: {}", self.source, describe(&e)));
+                        *first = Some(format!(
+                            "{} line {number}: {}",
+                            self.source,
+                            self.explain(line, &e)
+                        ));
                     }
                 }
             }
@@ -590,7 +638,29 @@ impl Core {
         // Each of these lines decoded alone, so they do together.
         self.inner
             .decode_all(&good, out)
-            .map_err(|e| exec_datafusion_err!("{}: {}", self.source, describe(&e)))
+            .map_err(|e| exec_datafusion_err!("{}: {}", self.source, self.describe(&e)))
+    }
+
+    /// Arrow's message for `e`, with a CSV column named as a user counts
+    /// it: from 1, and by its name (arrow counts from 0).
+    fn describe(&self, e: &ArrowError) -> String {
+        let text = describe(e);
+        match self.config.format {
+            TextFormat::Csv(_) => name_csv_columns(&text, &self.config.table_schema),
+            _ => text,
+        }
+    }
+
+    /// What is wrong with `line`, which failed with `error`. A value that
+    /// is no number at all fails in the exact integer decoding without the
+    /// column's name, so arrow-json's own decoding says it then.
+    fn explain(&self, line: &[u8], error: &ArrowError) -> String {
+        if let Ok(mut plain) = self.config.build_with(self.batch_size, false)
+            && let Err(e) = plain.decode_all(line, &mut Vec::new())
+        {
+            return self.describe(&e);
+        }
+        self.describe(error)
     }
 
     /// Find the line of `data` (whose first line is number `first`) that
@@ -618,13 +688,13 @@ impl Core {
                     };
                     // These lines decoded one by one, so they do together.
                     let _ = good.decode_all(&data[..start], out);
-                    return exec_datafusion_err!("{} line {number}: {}", self.source, describe(&e));
+                    return exec_datafusion_err!("{} line {number}: {}", self.source, self.explain(line, &e));
                 }
             }
             start += line.len();
         }
         let last = first + count_lines(data).saturating_sub(1);
-        exec_datafusion_err!("{} lines {first}-{last}: {}", self.source, describe(&error))
+        exec_datafusion_err!("{} lines {first}-{last}: {}", self.source, self.describe(&error))
     }
 
     /// Check a CSV header (line number `number`) against the declared columns:
@@ -685,6 +755,27 @@ fn describe(e: &ArrowError) -> String {
     static LINE: std::sync::LazyLock<regex::Regex> =
         std::sync::LazyLock::new(|| regex::Regex::new(r" (at|for) line \d+").expect("a valid regex"));
     LINE.replace_all(&text, "").into_owned()
+}
+
+/// `text` (arrow-csv's message) with its 0-based column numbers (`for
+/// column 0`, `Error parsing column 0`) made 1-based and named from `schema`
+/// (`in column 1 ('id')`).
+pub fn name_csv_columns(text: &str, schema: &arrow::datatypes::Schema) -> String {
+    static COLUMN: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"(for|parsing) column (\d+)").expect("a valid regex"));
+    COLUMN
+        .replace_all(text, |c: &regex::Captures<'_>| {
+            let verb = if &c[1] == "for" { "in" } else { "parsing" };
+            match c[2]
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| Some((i, schema.fields().get(i)?)))
+            {
+                Some((i, field)) => format!("{verb} column {} ('{}')", i + 1, field.name()),
+                None => c[0].to_string(),
+            }
+        })
+        .into_owned()
 }
 
 /// Append `lines` (whole lines, as read) to the bad-rows file.
@@ -830,6 +921,31 @@ mod tests {
     }
 
     #[test]
+    fn a_json_fraction_in_an_integer_column_is_an_error_naming_line_and_column() {
+        let mut d = json();
+        let mut out = Vec::new();
+        let err = d
+            .push(
+                b"{\"id\": 1}\n{\"id\": 2.0, \"name\": \"b\"}\n{\"id\": 5.7}\n",
+                &mut out,
+            )
+            .expect_err("fraction");
+        assert_eq!(ids(&out), [1, 2], "rows before the bad one come out");
+        assert!(
+            err.to_string().contains(
+                "stdin line 3: column 'id' is BIGINT but the value is 5.7, a number with a fraction: declare the column DOUBLE or DECIMAL"
+            ),
+            "{err}"
+        );
+        // Integers beyond a float's 53 bits stay exact.
+        let mut out = Vec::new();
+        json()
+            .push(b"{\"id\": 9007199254740993}\n", &mut out)
+            .expect("ok");
+        assert_eq!(ids(&out), [9007199254740993]);
+    }
+
+    #[test]
     fn bad_lines_are_skipped_counted_and_written_aside() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("bad.ndjson");
@@ -931,7 +1047,9 @@ mod tests {
         assert_eq!(ids(&out), [1, 2, 3]);
         let text = err.to_string();
         assert!(
-            text.contains("file a.csv line 4: Error while parsing value 'x' as type 'Int64' for column 0."),
+            text.contains(
+                "file a.csv line 4: Error while parsing value 'x' as type 'Int64' in column 1 ('id')."
+            ),
             "{text}"
         );
         let err = csv(CsvOptions::default())

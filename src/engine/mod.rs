@@ -57,6 +57,9 @@ pub struct StatementOutput {
     /// A batch query's physical plan, whose metrics say how far its scans
     /// have got (for a progress display).
     pub physical: Option<Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
+    /// Its windows' event-time columns and the rows each left out for a
+    /// NULL time (in either executor), to report when it ends.
+    pub null_event_times: Vec<(String, crate::plan::NullEventTimes)>,
 }
 
 /// A Sluice session: DataFusion's context plus the catalog of connector tables.
@@ -218,6 +221,7 @@ impl Engine {
             choice = self.apply_mode(choice)?;
         }
         let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
+        let null_event_times = crate::plan::null_event_times(&plan);
         if choice.executor == Executor::Continuous && !explain {
             let metrics = Arc::new(StreamMetrics::default());
             let state = self.continuous_state();
@@ -233,6 +237,7 @@ impl Engine {
                 executor: Some(choice),
                 metrics: Some(metrics),
                 physical: None,
+                null_event_times,
             });
         }
         if let LogicalPlan::Analyze(analyze) = &plan
@@ -266,7 +271,12 @@ impl Engine {
             _ => vec![],
         };
         let (stream, physical) = batch::execute_with_plan(&self.ctx, plan).await?;
-        let stream = with_source_context(stream, &choice);
+        let locators = choice
+            .sources
+            .iter()
+            .filter_map(|s| self.catalog.locator(&s.table))
+            .collect();
+        let stream = with_source_context(stream, &choice, locators);
         let stream = if explain && self.explain_executor() {
             let mut rows = vec![("executor".to_string(), choice.explanation())];
             rows.extend(
@@ -290,6 +300,7 @@ impl Engine {
             executor: Some(choice),
             metrics: None,
             physical,
+            null_event_times,
         })
     }
 
@@ -332,5 +343,6 @@ fn empty_output() -> StatementOutput {
         executor: None,
         metrics: None,
         physical: None,
+        null_event_times: Vec::new(),
     }
 }

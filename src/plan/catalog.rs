@@ -45,6 +45,9 @@ pub struct SourceInfo {
     /// How often a continuous `INSERT` into this table commits a part file
     /// (file tables; `'sink.rolling-policy.rollover-interval'`).
     pub rollover: std::time::Duration,
+    /// How to name the file, line and column of a bad row that failed a
+    /// batch scan (local CSV and JSON file tables).
+    pub locator: Option<Arc<crate::connectors::locate::BadRowLocator>>,
 }
 
 /// `WATERMARK FOR column AS expr`, checked and planned.
@@ -80,6 +83,11 @@ impl SourceCatalog {
             .values()
             .find(|s| Arc::ptr_eq(&s.provider, provider) || Arc::ptr_eq(&s.scanned, provider))
             .cloned()
+    }
+
+    /// The bad-row locator of the table named `table`, if it has one.
+    pub fn locator(&self, table: &str) -> Option<Arc<crate::connectors::locate::BadRowLocator>> {
+        self.sources.read().ok()?.get(table)?.locator.clone()
     }
 
     fn insert(&self, name: String, info: SourceInfo) {
@@ -147,6 +155,7 @@ pub async fn create_connector_table(
     let late_path = late_policy(&mut options).map_err(|e| locate_option_error(e, &option_span, create))?;
 
     let mut rollover = crate::connectors::file::DEFAULT_ROLLOVER;
+    let mut locator = None;
     // Stdin and followed files can be changelogs (their 'format' says).
     let mut changelog = false;
     let (provider, scanned, description, boundedness) = match connector.to_lowercase().as_str() {
@@ -172,6 +181,7 @@ pub async fn create_connector_table(
                     .map_err(locate)?;
                 let description = format!("{} {}", table.format, table.path);
                 rollover = table.rollover;
+                locator = table.locator;
                 (table.provider, table.scanned, description, Boundedness::Bounded)
             }
         }
@@ -246,6 +256,7 @@ pub async fn create_connector_table(
             scanned,
             late_path,
             rollover,
+            locator,
         },
     );
     Ok(())

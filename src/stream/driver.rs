@@ -104,12 +104,8 @@ pub async fn execute_outputs(
         let resume = position.map(|p| (p.rows, p.watermark));
         let source = Source::resumed(spec, state, resume).await?;
         sources.push((source, position.cloned()));
-        // The scan made the counts of bad rows this run skips.
-        if let Some(stats) = crate::connectors::bad_rows_of(provider.as_ref())
-            && let Ok(mut bad_rows) = metrics.bad_rows.lock()
-        {
-            bad_rows.push((table, stats));
-        }
+        // The scan made the counts of bad rows this run skips, and of bytes unread.
+        metrics.watch_source(&table, provider.as_ref());
     }
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Output>>(OUTPUT_CHANNEL_CAPACITY);
     // With checkpoints the pipeline task itself stops on a signal, after a

@@ -295,15 +295,18 @@ impl Graph {
         self.nodes
             .iter()
             .map(|n| {
-                let (name, state_rows) = match &n.kind {
-                    NodeKind::Single(o) => (o.name(), o.state_rows()),
-                    NodeKind::Multi { operator, .. } => (operator.name(), operator.state_rows()),
+                let (name, state_rows, state_bytes) = match &n.kind {
+                    NodeKind::Single(o) => (o.name(), o.state_rows(), o.state_bytes()),
+                    NodeKind::Multi { operator, .. } => {
+                        (operator.name(), operator.state_rows(), operator.state_bytes())
+                    }
                 };
                 OperatorStats {
                     name,
                     rows_in: n.rows_in,
                     rows_out: n.rows_out,
                     state_rows: state_rows as u64,
+                    state_bytes: state_bytes as u64,
                 }
             })
             .collect()

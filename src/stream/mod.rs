@@ -42,6 +42,23 @@ use crate::plan::SourceCatalog;
 use crate::sql::Emit;
 use planner::{Pipeline, StreamPlanner};
 
+/// Whether `plan` reads a table whose late rows are written aside
+/// (`'late.policy' = 'side-output'`).
+fn writes_late_rows_aside(plan: &LogicalPlan, catalog: &SourceCatalog) -> bool {
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source)
+        {
+            found |= catalog
+                .source_of(&provider)
+                .is_some_and(|s| s.late_path.is_some());
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    found
+}
+
 /// Plan `plan` for continuous execution (for EXPLAIN and [`execute`]).
 pub async fn plan(
     state: &SessionState,
@@ -50,9 +67,29 @@ pub async fn plan(
     catalog: &SourceCatalog,
     metrics: Arc<StreamMetrics>,
 ) -> Result<Pipeline> {
-    let optimized = state.optimize(plan)?;
-    StreamPlanner::new(state, catalog, metrics)
+    let optimized = if writes_late_rows_aside(plan, catalog) {
+        // Late rows written aside keep every column of their table: no
+        // column is pruned from the scans.
+        let rules = state
+            .optimizers()
+            .iter()
+            .filter(|r| r.name() != "optimize_projections")
+            .cloned()
+            .collect();
+        let whole = datafusion::execution::SessionStateBuilder::new_from_existing(state.clone())
+            .with_optimizer_rules(rules)
+            .build();
+        whole.optimize(plan)?
+    } else {
+        state.optimize(plan)?
+    };
+    let pipeline = StreamPlanner::new(state, catalog, Arc::clone(&metrics))
         .with_emit(emit)
         .plan(&optimized)
-        .await
+        .await?;
+    // Whoever shows the result folds its changes by this key.
+    if let Some(key) = &pipeline.key {
+        let _ = metrics.result_key.set(key.clone());
+    }
+    Ok(pipeline)
 }

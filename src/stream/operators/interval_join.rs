@@ -211,6 +211,10 @@ impl MultiInputOperator for IntervalJoinOperator {
         (self.watermark, self.before) = (*watermark, *before);
         Ok(())
     }
+
+    fn state_bytes(&self) -> usize {
+        self.state.iter().map(JoinState::bytes).sum()
+    }
 }
 
 impl IntervalJoinOperator {

@@ -86,6 +86,20 @@ impl JoinState {
         self.rows
     }
 
+    /// Bytes of the kept rows' batches and their bookkeeping (the key index
+    /// is not counted).
+    pub fn bytes(&self) -> usize {
+        self.chunks
+            .values()
+            .map(|c| {
+                c.batch.get_array_memory_size()
+                    + c.expire_at.capacity() * std::mem::size_of::<Nanos>()
+                    + c.matches.capacity() * std::mem::size_of::<u32>()
+                    + c.alive.capacity()
+            })
+            .sum()
+    }
+
     /// Whether no row is kept.
     pub fn is_empty(&self) -> bool {
         self.rows == 0

@@ -282,6 +282,10 @@ impl Operator for SessionAggregateOperator {
         self.waiting.iter().map(RecordBatch::num_rows).sum()
     }
 
+    fn state_bytes(&self) -> usize {
+        self.waiting_bytes
+    }
+
     fn state(&self) -> Option<String> {
         Some("session_rows per key, freed once the watermark passes a session's end (its last row plus the gap)".into())
     }

@@ -344,6 +344,10 @@ impl MultiInputOperator for StreamJoinOperator {
         self.watermark = from.value("watermark")?;
         Ok(())
     }
+
+    fn state_bytes(&self) -> usize {
+        self.state.iter().map(JoinState::bytes).sum()
+    }
 }
 
 #[cfg(test)]
@@ -435,6 +439,19 @@ mod tests {
             state 0
             ",
         );
+    }
+
+    #[test]
+    fn state_bytes_follow_the_buffered_rows() {
+        let mut h = harness(JoinType::Inner, None);
+        assert_eq!(h.state_bytes(), 0);
+        h.run("L rows (1, 10, 'a') (2, 10, 'b')");
+        let two = h.state_bytes();
+        assert!(two > 0, "buffered rows have bytes");
+        h.run("R rows (3, 50, 'x')");
+        assert!(h.state_bytes() > two, "more rows, more bytes");
+        h.run("L end\nR end");
+        assert_eq!(h.state_bytes(), 0, "nothing held at the end");
     }
 
     #[test]

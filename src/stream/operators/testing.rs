@@ -108,6 +108,14 @@ impl Harness {
         }
     }
 
+    /// The bytes the operator says it holds in state.
+    pub fn state_bytes(&self) -> usize {
+        match &self.subject {
+            Subject::Multi { operator, .. } => operator.state_bytes(),
+            Subject::Single(operator) => operator.state_bytes(),
+        }
+    }
+
     /// Run `script`; what the operator emitted, a line an event.
     pub fn run(&mut self, script: &str) -> String {
         let mut lines = Vec::new();

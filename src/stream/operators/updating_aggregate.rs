@@ -372,6 +372,37 @@ impl Operator for UpdatingAggregateOperator {
         self.groups.len().saturating_sub(self.free.len())
     }
 
+    fn state_bytes(&self) -> usize {
+        // An estimate: the groups held times the mean size of a sample of
+        // them (their key, accumulators and last emitted values), so a
+        // million groups are not walked a few times a second.
+        const SAMPLE: usize = 64;
+        let sample: Vec<usize> = self
+            .groups
+            .iter()
+            .flatten()
+            .take(SAMPLE)
+            .map(|g| {
+                // The group, its index entry, and a long key's heap bytes.
+                std::mem::size_of::<Group>()
+                    + std::mem::size_of::<(Key, usize)>()
+                    + if let Key::Boxed(bytes) = &g.key {
+                        bytes.len()
+                    } else {
+                        0
+                    }
+                    + g.accumulators.iter().map(|a| a.size()).sum::<usize>()
+                    + g.shown
+                        .as_ref()
+                        .map_or(0, |s| s.iter().map(ScalarValue::size).sum())
+            })
+            .collect();
+        match sample.len() {
+            0 => 0,
+            n => sample.iter().sum::<usize>() / n * self.state_rows(),
+        }
+    }
+
     fn state(&self) -> Option<String> {
         let bound = match self.spec.ttl {
             Some(ttl) => format!(
@@ -981,6 +1012,17 @@ mod tests {
             feed(&mut operator, &[("+I", "(1, null)")]),
             ["-U (1, 11, 2, 10)", "+U (1, 11, 3, 10)"]
         );
+    }
+
+    #[test]
+    fn state_bytes_grow_with_the_groups() {
+        let (mut operator, _) = operator(true, false);
+        assert_eq!(operator.state_bytes(), 0);
+        feed(&mut operator, &[("+I", "(1, 10)")]);
+        let one = operator.state_bytes();
+        assert!(one > 0, "a group has bytes");
+        feed(&mut operator, &[("+I", "(2, 5)"), ("+I", "(3, 5)")]);
+        assert_eq!(operator.state_bytes(), 3 * one, "three groups of one shape");
     }
 
     #[test]

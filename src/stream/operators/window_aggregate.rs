@@ -508,6 +508,10 @@ impl Operator for WindowAggregateOperator {
             .sum()
     }
 
+    fn state_bytes(&self) -> usize {
+        self.state_size()
+    }
+
     fn open(&mut self, task: Arc<TaskContext>) -> BoxFuture<'_, Result<()>> {
         self.memory.open(&task);
         Box::pin(async { Ok(()) })

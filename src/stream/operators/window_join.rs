@@ -240,6 +240,15 @@ impl MultiInputOperator for WindowJoinOperator {
         self.rows
     }
 
+    fn state_bytes(&self) -> usize {
+        self.windows
+            .values()
+            .flatten()
+            .flatten()
+            .map(RecordBatch::get_array_memory_size)
+            .sum()
+    }
+
     fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
         for side in [Side::Left, Side::Right] {
             into.put_batch(WINDOW_PARTS[side.index()], self.saved_side(side)?);

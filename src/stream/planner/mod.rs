@@ -20,6 +20,7 @@ mod aggregates;
 mod joins;
 mod lineage;
 mod ordering;
+mod result_key;
 mod windows;
 
 use std::sync::Arc;
@@ -76,6 +77,9 @@ pub struct Pipeline {
     pub schema: SchemaRef,
     /// Whether rows are a changelog (`EMIT CHANGES`).
     pub changes: bool,
+    /// A changelog's key: the output columns that name a row (its GROUP
+    /// BY), when known; `None` for appended rows.
+    pub key: Option<Vec<String>>,
 }
 
 /// A planned sub-query: where its rows come out, where its window bounds
@@ -261,6 +265,7 @@ impl<'a> StreamPlanner<'a> {
             graph: std::mem::take(&mut self.graph).finish(planned.tail)?,
             schema: Arc::new(schema),
             changes: self.changes,
+            key: self.changes.then(|| result_key::result_key(plan)).flatten(),
         })
     }
 
