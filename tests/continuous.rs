@@ -87,6 +87,39 @@ fn a_window_is_printed_while_the_input_is_still_open() {
 }
 
 #[test]
+fn a_processing_time_window_closes_on_the_clock_while_the_input_is_quiet() {
+    // 1 s windows over PROCTIME(): the rows' own times (year 2024) and
+    // watermark play no part; the window holding the two rows must close
+    // about a second after they come, with no more input and the pipe open.
+    let query = "CREATE VIEW timed AS SELECT *, PROCTIME() AS p FROM hits; \
+                 SELECT window_start, count(*) AS n \
+                 FROM TABLE(TUMBLE(TABLE timed, DESCRIPTOR(p), INTERVAL '1' SECOND)) \
+                 GROUP BY window_start, window_end";
+    let mut child = spawn(&["--format", "json", "-e", &over_stdin(query, "")]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let received = lines_of(&mut child);
+    let started = chrono::Utc::now();
+    stdin
+        .write_all(format!("{}{}", hit("/a", 1), hit("/a", 50)).as_bytes())
+        .expect("write");
+    stdin.flush().expect("flush");
+    let line = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the processing-time window closes while the input stays open");
+    let row: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(row["n"], 2, "{line}");
+    // The window is one of the wall clock's, not of the rows' times.
+    let start = row["window_start"].as_str().expect("a time");
+    let start = chrono::NaiveDateTime::parse_from_str(start, "%Y-%m-%dT%H:%M:%S").expect("a timestamp");
+    let lag = (start.and_utc() - started).num_seconds().abs();
+    assert!(lag <= 5, "window {start} is not near the clock ({started})");
+    // Ending the input ends the query; no window is left.
+    drop(stdin);
+    assert!(received.recv_timeout(Duration::from_secs(20)).is_err());
+    assert!(child.wait().expect("exits").success());
+}
+
+#[test]
 fn head_ends_an_unbounded_query_cleanly() {
     // The generator never ends; `head` closes the pipe after 3 lines.
     let sql = "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR, \

@@ -320,7 +320,14 @@ impl Graph {
     fn explain_tail(&self, tail: Tail, depth: usize, lines: &mut Vec<String>) {
         let indent = "  ".repeat(depth);
         match tail {
-            Tail::Source(s) => lines.push(format!("{indent}Source: {}", self.sources[s].table)),
+            Tail::Source(s) => lines.push(format!(
+                "{indent}Source: {}{}",
+                self.sources[s].table,
+                match self.sources[s].processing_time {
+                    true => " (processing time: its watermark is the wall clock)",
+                    false => "",
+                }
+            )),
             Tail::Node(id) => {
                 let node = &self.nodes[id];
                 let (name, state, inner) = match &node.kind {

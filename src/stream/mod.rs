@@ -50,9 +50,19 @@ pub async fn plan(
     catalog: &SourceCatalog,
     metrics: Arc<StreamMetrics>,
 ) -> Result<Pipeline> {
-    let optimized = state.optimize(plan)?;
+    // Over a stream PROCTIME() reads the clock; a bounded replay keeps
+    // batch's meaning (the query's start time), so that it gives batch's rows.
+    let live = crate::plan::choose_executor(plan, catalog)?
+        .sources
+        .iter()
+        .any(|s| s.boundedness != crate::connectors::Boundedness::Bounded);
+    let optimized = match live {
+        true => state.optimize(&crate::plan::proctime::live_proctime(plan.clone())?)?,
+        false => state.optimize(plan)?,
+    };
     StreamPlanner::new(state, catalog, metrics)
         .with_emit(emit)
+        .with_live_clock(live, &optimized)?
         .plan(&optimized)
         .await
 }

@@ -171,6 +171,11 @@ pub struct StreamPlanner<'a> {
     /// appended rows only: GROUP BYs without a window aggregate to the end of
     /// input and emit once, as batch does.
     final_at_end: bool,
+    /// Some source is a stream: `PROCTIME()` reads the clock (views' too).
+    live_clock: bool,
+    /// The query windows by `PROCTIME()`: every source's watermark is the
+    /// wall clock (see [`crate::plan::proctime`]).
+    processing_time: bool,
 }
 
 impl<'a> StreamPlanner<'a> {
@@ -186,7 +191,30 @@ impl<'a> StreamPlanner<'a> {
             refused_updating: false,
             stdin_read_by: None,
             final_at_end: false,
+            live_clock: false,
+            processing_time: false,
         }
+    }
+
+    /// Over a stream (`live`), `PROCTIME()` reads the clock, and a query that
+    /// windows by it runs on processing time. One clock drives a query's
+    /// windows, so windows by processing time and by event time in one query
+    /// are refused.
+    pub fn with_live_clock(mut self, live: bool, plan: &LogicalPlan) -> Result<Self> {
+        self.live_clock = live;
+        if !live {
+            return Ok(self);
+        }
+        let clocks = crate::plan::proctime::window_clocks(plan);
+        let processing = clocks.iter().find(|(_, p)| *p);
+        let event = clocks.iter().find(|(_, p)| !*p);
+        if let (Some((proc_column, _)), Some((event_column, _))) = (processing, event) {
+            return plan_err!(
+                "this query windows by processing time ({proc_column}, a PROCTIME() column) and by event time ({event_column}): one clock drives a continuous query's windows; window both by the same column"
+            );
+        }
+        self.processing_time = processing.is_some();
+        Ok(self)
     }
 
     /// Plan for `EMIT CHANGES` (or `EMIT ON WINDOW CLOSE`, the default).
@@ -199,6 +227,9 @@ impl<'a> StreamPlanner<'a> {
     /// Whether `plan` reads an unbounded table with no watermark (looking
     /// into views), so that its windows never close.
     fn reads_unwatermarked(&self, plan: &LogicalPlan) -> bool {
+        if self.processing_time {
+            return false; // the clock is every source's watermark
+        }
         let mut found = false;
         let _ = plan.apply_with_subqueries(|node| {
             if let LogicalPlan::TableScan(scan) = node
@@ -238,6 +269,8 @@ impl<'a> StreamPlanner<'a> {
                     warnings.clear();
                 }
                 let mut again = StreamPlanner::new(state, catalog, metrics);
+                again.live_clock = self.live_clock;
+                again.processing_time = self.processing_time;
                 again.changes = changes;
                 again.on_window_close = on_window_close;
                 again.final_at_end = true;
@@ -389,6 +422,10 @@ impl<'a> StreamPlanner<'a> {
         if let Some(view) = provider.get_logical_plan() {
             // A view: plan its query in place, then take the columns and
             // filters the scan asked of it.
+            let view = match self.live_clock {
+                true => crate::plan::proctime::live_proctime(view.into_owned())?,
+                false => view.into_owned(),
+            };
             let view = self.state.optimize(&view)?;
             let mut planned = self.node(&view, false).await?;
             let view_schema = view.schema();
@@ -435,7 +472,11 @@ impl<'a> StreamPlanner<'a> {
                 );
             }
         }
-        let sources = Sources::of_table(&table, info.as_ref());
+        let mut sources = Sources::of_table(&table, info.as_ref());
+        if self.processing_time {
+            sources.watermarked = true;
+            sources.unwatermarked = None;
+        }
         let bounded = sources.bounded;
         let updating = info
             .as_ref()
@@ -450,6 +491,7 @@ impl<'a> StreamPlanner<'a> {
             fetch: scan.fetch,
             watermark,
             bounded,
+            processing_time: self.processing_time,
         });
         Ok(Planned {
             tail,
