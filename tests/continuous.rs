@@ -279,6 +279,26 @@ fn what_cannot_run_continuously_is_refused_with_the_reason() {
             "SELECT * FROM (SELECT path, count(*) AS n FROM hits GROUP BY path) ORDER BY n",
             "ORDER BY over an updating input (a GROUP BY without a window",
         ),
+        // One clock drives a query's windows: the wall clock's watermark
+        // says nothing of event time.
+        (
+            "CREATE VIEW timed AS SELECT *, PROCTIME() AS p FROM hits; \
+             SELECT a.window_start, count(*) AS n \
+             FROM TABLE(TUMBLE(TABLE timed, DESCRIPTOR(p), INTERVAL '1' SECOND)) AS a \
+             JOIN TABLE(TUMBLE(TABLE hits, DESCRIPTOR(ts), INTERVAL '1' SECOND)) AS b ON a.path = b.path \
+             GROUP BY a.window_start, a.window_end",
+            "windows by processing time (timed.p, a PROCTIME() column) and by event time (hits.ts)",
+        ),
+        (
+            "CREATE VIEW timed AS SELECT *, PROCTIME() AS p FROM hits; \
+             SELECT path, ts, count(*) OVER (PARTITION BY path ORDER BY ts ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS c \
+             FROM (SELECT w.path, w.ts FROM TABLE(TUMBLE(TABLE timed, DESCRIPTOR(p), INTERVAL '1' SECOND)) AS w)",
+            "a window function (OVER) ordered by event time in a query that windows by a PROCTIME() column",
+        ),
+        (
+            "SELECT * FROM hits AS a JOIN hits FOR SYSTEM_TIME AS OF a.ts AS b ON a.path = b.path",
+            "FOR SYSTEM_TIME AS OF a.ts over table 'hits', a stream",
+        ),
     ];
     for (query, message) in cases {
         let (code, _, stderr) = run(&["-e", &over_stdin(query, "")], "");

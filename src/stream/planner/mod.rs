@@ -115,6 +115,8 @@ struct Sources {
     watermarked: bool,
     /// Where late rows go (the first table that says).
     late_path: Option<std::path::PathBuf>,
+    /// Their watermark is the wall clock (the query windows by `PROCTIME()`).
+    processing_time: bool,
 }
 
 impl Sources {
@@ -125,6 +127,7 @@ impl Sources {
             unwatermarked: None,
             watermarked: true,
             late_path: None,
+            processing_time: false,
         }
     }
 
@@ -138,6 +141,7 @@ impl Sources {
             unwatermarked: (!bounded && !watermarked).then(|| table.to_string()),
             watermarked,
             late_path: info.and_then(|i| i.late_path.clone()),
+            processing_time: false,
         }
     }
 
@@ -148,6 +152,7 @@ impl Sources {
             unwatermarked: self.unwatermarked.clone().or_else(|| other.unwatermarked.clone()),
             watermarked: self.watermarked && other.watermarked,
             late_path: self.late_path.clone().or_else(|| other.late_path.clone()),
+            processing_time: self.processing_time || other.processing_time,
         }
     }
 }
@@ -476,6 +481,7 @@ impl<'a> StreamPlanner<'a> {
         if self.processing_time {
             sources.watermarked = true;
             sources.unwatermarked = None;
+            sources.processing_time = true;
         }
         let bounded = sources.bounded;
         let updating = info
