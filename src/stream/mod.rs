@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod driver;
 pub mod graph;
 pub mod groups;
+pub mod idle;
 pub mod insert;
 pub mod interval_bounds;
 pub mod late;

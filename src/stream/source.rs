@@ -46,6 +46,10 @@ pub struct SourceSpec {
     /// The query windows by processing time (`PROCTIME()`): the watermark is
     /// the wall clock, not `watermark`, and it moves while no rows come.
     pub processing_time: bool,
+    /// `'scan.watermark.idle-timeout'` of a source that never ends: quiet
+    /// this long, it stops holding back a merge's watermark (see
+    /// [`super::idle`]).
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 /// How often a processing-time source moves its watermark while no rows

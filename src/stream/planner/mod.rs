@@ -488,6 +488,8 @@ impl<'a> StreamPlanner<'a> {
             .as_ref()
             .filter(|i| i.changelog)
             .map(|i| format!("table '{table}', a changelog ({})", i.description));
+        // Idleness is wall-clock time: a bounded replay never depends on it.
+        let idle_timeout = info.as_ref().and_then(|i| i.idle_timeout).filter(|_| !bounded);
         let watermark = info.and_then(|i| i.watermark).map(|w| w.expr);
         let tail = self.graph.source(SourceSpec {
             table,
@@ -498,6 +500,7 @@ impl<'a> StreamPlanner<'a> {
             watermark,
             bounded,
             processing_time: self.processing_time,
+            idle_timeout,
         });
         Ok(Planned {
             tail,
