@@ -87,6 +87,39 @@ fn a_window_is_printed_while_the_input_is_still_open() {
 }
 
 #[test]
+fn a_processing_time_window_closes_on_the_clock_while_the_input_is_quiet() {
+    // 1 s windows over PROCTIME(): the rows' own times (year 2024) and
+    // watermark play no part; the window holding the two rows must close
+    // about a second after they come, with no more input and the pipe open.
+    let query = "CREATE VIEW timed AS SELECT *, PROCTIME() AS p FROM hits; \
+                 SELECT window_start, count(*) AS n \
+                 FROM TABLE(TUMBLE(TABLE timed, DESCRIPTOR(p), INTERVAL '1' SECOND)) \
+                 GROUP BY window_start, window_end";
+    let mut child = spawn(&["--format", "json", "-e", &over_stdin(query, "")]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let received = lines_of(&mut child);
+    let started = chrono::Utc::now();
+    stdin
+        .write_all(format!("{}{}", hit("/a", 1), hit("/a", 50)).as_bytes())
+        .expect("write");
+    stdin.flush().expect("flush");
+    let line = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the processing-time window closes while the input stays open");
+    let row: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(row["n"], 2, "{line}");
+    // The window is one of the wall clock's, not of the rows' times.
+    let start = row["window_start"].as_str().expect("a time");
+    let start = chrono::NaiveDateTime::parse_from_str(start, "%Y-%m-%dT%H:%M:%S").expect("a timestamp");
+    let lag = (start.and_utc() - started).num_seconds().abs();
+    assert!(lag <= 5, "window {start} is not near the clock ({started})");
+    // Ending the input ends the query; no window is left.
+    drop(stdin);
+    assert!(received.recv_timeout(Duration::from_secs(20)).is_err());
+    assert!(child.wait().expect("exits").success());
+}
+
+#[test]
 fn head_ends_an_unbounded_query_cleanly() {
     // The generator never ends; `head` closes the pipe after 3 lines.
     let sql = "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR, \
@@ -245,6 +278,26 @@ fn what_cannot_run_continuously_is_refused_with_the_reason() {
         (
             "SELECT * FROM (SELECT path, count(*) AS n FROM hits GROUP BY path) ORDER BY n",
             "ORDER BY over an updating input (a GROUP BY without a window",
+        ),
+        // One clock drives a query's windows: the wall clock's watermark
+        // says nothing of event time.
+        (
+            "CREATE VIEW timed AS SELECT *, PROCTIME() AS p FROM hits; \
+             SELECT a.window_start, count(*) AS n \
+             FROM TABLE(TUMBLE(TABLE timed, DESCRIPTOR(p), INTERVAL '1' SECOND)) AS a \
+             JOIN TABLE(TUMBLE(TABLE hits, DESCRIPTOR(ts), INTERVAL '1' SECOND)) AS b ON a.path = b.path \
+             GROUP BY a.window_start, a.window_end",
+            "windows by processing time (timed.p, a PROCTIME() column) and by event time (hits.ts)",
+        ),
+        (
+            "CREATE VIEW timed AS SELECT *, PROCTIME() AS p FROM hits; \
+             SELECT path, ts, count(*) OVER (PARTITION BY path ORDER BY ts ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS c \
+             FROM (SELECT w.path, w.ts FROM TABLE(TUMBLE(TABLE timed, DESCRIPTOR(p), INTERVAL '1' SECOND)) AS w)",
+            "a window function (OVER) ordered by event time in a query that windows by a PROCTIME() column",
+        ),
+        (
+            "SELECT * FROM hits AS a JOIN hits FOR SYSTEM_TIME AS OF a.ts AS b ON a.path = b.path",
+            "FOR SYSTEM_TIME AS OF a.ts over table 'hits', a stream",
         ),
     ];
     for (query, message) in cases {
@@ -531,15 +584,17 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
     received
 }
 
-#[test]
-fn a_window_over_a_union_of_stdin_and_a_followed_file_closes_when_both_pass_it() {
+/// A 10 s TUMBLE count over stdin's `hits` and a followed file `more`
+/// (`options` added to its WITH), whose one row is at 2 s: the file's
+/// directory, its path, and the script.
+fn union_with_followed_file(options: &str) -> (tempfile::TempDir, std::path::PathBuf, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("more.ndjson");
     std::fs::write(&file, hit("/file", 2)).expect("first line");
     let sql = over_stdin(
         &format!(
             "CREATE TABLE more (path VARCHAR, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
-               WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json', 'follow' = 'true'); \
+               WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json', 'follow' = 'true'{options}); \
              SELECT window_start, count(*) AS n \
              FROM TABLE(TUMBLE(TABLE (SELECT * FROM hits UNION ALL SELECT * FROM more), DESCRIPTOR(ts), INTERVAL '10' SECOND)) \
              GROUP BY window_start, window_end",
@@ -547,6 +602,12 @@ fn a_window_over_a_union_of_stdin_and_a_followed_file_closes_when_both_pass_it()
         ),
         "",
     );
+    (dir, file, sql)
+}
+
+#[test]
+fn a_window_over_a_union_of_stdin_and_a_followed_file_closes_when_both_pass_it() {
+    let (_dir, file, sql) = union_with_followed_file("");
     let mut child = spawn(&["--format", "json", "-e", &sql]);
     let mut stdin = child.stdin.take().expect("stdin");
     let received = lines_of(&mut child);
@@ -571,6 +632,64 @@ fn a_window_over_a_union_of_stdin_and_a_followed_file_closes_when_both_pass_it()
     let row: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
     assert_eq!(row["window_start"], "2024-01-01T00:00:00");
     assert_eq!(row["n"], 2, "one row of each input: {line}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn an_idle_input_stops_holding_back_the_window_of_a_union() {
+    let (_dir, _, bad) = union_with_followed_file(", 'scan.watermark.idle-timeout' = 'soon'");
+    let (code, _, stderr) = run(&["-e", &bad], "");
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("option 'scan.watermark.idle-timeout' = 'soon' is not a duration"),
+        "{stderr}"
+    );
+    let (_dir, file, sql) = union_with_followed_file(", 'scan.watermark.idle-timeout' = '300 ms'");
+    let (tables, query) = sql.rsplit_once("; ").expect("statements");
+    let explain = format!("{tables}; EXPLAIN {query}");
+    let (code, stdout, stderr) = run(&["-e", &explain], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("Source: more (idle after 300ms"), "{stdout}");
+    let mut child = spawn(&["--format", "json", "-e", &sql]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let received = lines_of(&mut child);
+    // The file sent its row at once and then nothing: once it has been quiet
+    // for its timeout, stdin's watermark (11 s) alone closes [0 s, 10 s),
+    // with the file still open and still at 1 s.
+    stdin.write_all(hit("/a", 1).as_bytes()).expect("write");
+    stdin.flush().expect("flush");
+    std::thread::sleep(Duration::from_millis(1000));
+    stdin.write_all(hit("/a", 12).as_bytes()).expect("write");
+    stdin.flush().expect("flush");
+    let line = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the window closes while the followed file is idle");
+    let row: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(row["window_start"], "2024-01-01T00:00:00");
+    assert_eq!(row["n"], 2, "one row of each input: {line}");
+    // Back from idleness, the file's row for the closed window is late:
+    // left out, not added to a window already sent. Once the file is idle
+    // again, stdin's row at 25 s closes [10 s, 20 s) alone.
+    let mut appending = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .expect("open to append");
+    appending.write_all(hit("/file", 5).as_bytes()).expect("append");
+    drop(appending);
+    std::thread::sleep(Duration::from_millis(1000));
+    stdin.write_all(hit("/a", 25).as_bytes()).expect("write");
+    stdin.flush().expect("flush");
+    let line = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the next window closes");
+    let row: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(row["window_start"], "2024-01-01T00:00:10", "{line}");
+    assert_eq!(row["n"], 1, "{line}");
+    assert!(
+        received.recv_timeout(Duration::from_millis(500)).is_err(),
+        "no second row for [0 s, 10 s)"
+    );
     let _ = child.kill();
     let _ = child.wait();
 }

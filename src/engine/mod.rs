@@ -166,6 +166,7 @@ impl Engine {
             }
             Statement::DataFusion(df) => {
                 self.register_object_stores(df).map_err(at)?;
+                self.check_versioned(&statement.versioned).await?;
                 let state = self.ctx.state();
                 self.windows.take_lowered();
                 let explained = |e: DataFusionError| match session::remote_location(df) {
@@ -189,6 +190,43 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// `FOR SYSTEM_TIME AS OF` reads a table as it was at a time: Sluice
+    /// joins it as a plain table, which is right only when its rows never
+    /// change (a file, a bounded generator). A stream or a changelog has
+    /// versions that differ, so the clause is refused there.
+    async fn check_versioned(&self, versioned: &[sql::VersionedTable]) -> Result<()> {
+        for v in versioned {
+            let Ok(provider) = self.ctx.table_provider(v.table.as_str()).await else {
+                continue; // planning names the unknown table
+            };
+            let changing = match self.catalog.source_of(&provider) {
+                Some(info) if info.changelog => Some("a changelog"),
+                Some(info) if info.boundedness != crate::connectors::Boundedness::Bounded => Some("a stream"),
+                Some(_) => None,
+                // A view changes when a table under it does.
+                None => match provider.get_logical_plan() {
+                    Some(view) => choose_executor(&view, &self.catalog)
+                        .map_err(SluiceError::from)?
+                        .sources
+                        .iter()
+                        .any(|s| s.boundedness != crate::connectors::Boundedness::Bounded)
+                        .then_some("a view over a stream"),
+                    None => None,
+                },
+            };
+            if let Some(what) = changing {
+                return Err(SluiceError::at(
+                    DataFusionError::NotImplemented(format!(
+                        "FOR SYSTEM_TIME AS OF {} over table '{}', {what}: a temporal join of a table whose rows change is not supported yet; join a bounded table (a file), whose every version is the same, or join the stream itself (an interval or regular join)",
+                        v.as_of, v.table
+                    )),
+                    v.span,
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Run every statement of a script, collecting each one's rows. For tests

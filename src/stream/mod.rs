@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod driver;
 pub mod graph;
 pub mod groups;
+pub mod idle;
 pub mod insert;
 pub mod interval_bounds;
 pub mod late;
@@ -67,7 +68,17 @@ pub async fn plan(
     catalog: &SourceCatalog,
     metrics: Arc<StreamMetrics>,
 ) -> Result<Pipeline> {
-    let optimized = if writes_late_rows_aside(plan, catalog) {
+    // Over a stream PROCTIME() reads the clock; a bounded replay keeps
+    // batch's meaning (the query's start time), so that it gives batch's rows.
+    let live = crate::plan::choose_executor(plan, catalog)?
+        .sources
+        .iter()
+        .any(|s| s.boundedness != crate::connectors::Boundedness::Bounded);
+    let plan = match live {
+        true => crate::plan::proctime::live_proctime(plan.clone())?,
+        false => plan.clone(),
+    };
+    let optimized = if writes_late_rows_aside(&plan, catalog) {
         // Late rows written aside keep every column of their table: no
         // column is pruned from the scans.
         let rules = state
@@ -79,12 +90,13 @@ pub async fn plan(
         let whole = datafusion::execution::SessionStateBuilder::new_from_existing(state.clone())
             .with_optimizer_rules(rules)
             .build();
-        whole.optimize(plan)?
+        whole.optimize(&plan)?
     } else {
-        state.optimize(plan)?
+        state.optimize(&plan)?
     };
     let pipeline = StreamPlanner::new(state, catalog, Arc::clone(&metrics))
         .with_emit(emit)
+        .with_live_clock(live, &optimized)?
         .plan(&optimized)
         .await?;
     // Whoever shows the result folds its changes by this key.

@@ -119,6 +119,8 @@ struct Sources {
     watermarked: bool,
     /// Where late rows go (the first table that says).
     late_path: Option<std::path::PathBuf>,
+    /// Their watermark is the wall clock (the query windows by `PROCTIME()`).
+    processing_time: bool,
 }
 
 impl Sources {
@@ -129,6 +131,7 @@ impl Sources {
             unwatermarked: None,
             watermarked: true,
             late_path: None,
+            processing_time: false,
         }
     }
 
@@ -142,6 +145,7 @@ impl Sources {
             unwatermarked: (!bounded && !watermarked).then(|| table.to_string()),
             watermarked,
             late_path: info.and_then(|i| i.late_path.clone()),
+            processing_time: false,
         }
     }
 
@@ -152,6 +156,7 @@ impl Sources {
             unwatermarked: self.unwatermarked.clone().or_else(|| other.unwatermarked.clone()),
             watermarked: self.watermarked && other.watermarked,
             late_path: self.late_path.clone().or_else(|| other.late_path.clone()),
+            processing_time: self.processing_time || other.processing_time,
         }
     }
 }
@@ -175,6 +180,11 @@ pub struct StreamPlanner<'a> {
     /// appended rows only: GROUP BYs without a window aggregate to the end of
     /// input and emit once, as batch does.
     final_at_end: bool,
+    /// Some source is a stream: `PROCTIME()` reads the clock (views' too).
+    live_clock: bool,
+    /// The query windows by `PROCTIME()`: every source's watermark is the
+    /// wall clock (see [`crate::plan::proctime`]).
+    processing_time: bool,
 }
 
 impl<'a> StreamPlanner<'a> {
@@ -190,7 +200,30 @@ impl<'a> StreamPlanner<'a> {
             refused_updating: false,
             stdin_read_by: None,
             final_at_end: false,
+            live_clock: false,
+            processing_time: false,
         }
+    }
+
+    /// Over a stream (`live`), `PROCTIME()` reads the clock, and a query that
+    /// windows by it runs on processing time. One clock drives a query's
+    /// windows, so windows by processing time and by event time in one query
+    /// are refused.
+    pub fn with_live_clock(mut self, live: bool, plan: &LogicalPlan) -> Result<Self> {
+        self.live_clock = live;
+        if !live {
+            return Ok(self);
+        }
+        let clocks = crate::plan::proctime::window_clocks(plan);
+        let processing = clocks.iter().find(|(_, p)| *p);
+        let event = clocks.iter().find(|(_, p)| !*p);
+        if let (Some((proc_column, _)), Some((event_column, _))) = (processing, event) {
+            return plan_err!(
+                "this query windows by processing time ({proc_column}, a PROCTIME() column) and by event time ({event_column}): one clock drives a continuous query's windows; window both by the same column"
+            );
+        }
+        self.processing_time = processing.is_some();
+        Ok(self)
     }
 
     /// Plan for `EMIT CHANGES` (or `EMIT ON WINDOW CLOSE`, the default).
@@ -203,6 +236,9 @@ impl<'a> StreamPlanner<'a> {
     /// Whether `plan` reads an unbounded table with no watermark (looking
     /// into views), so that its windows never close.
     fn reads_unwatermarked(&self, plan: &LogicalPlan) -> bool {
+        if self.processing_time {
+            return false; // the clock is every source's watermark
+        }
         let mut found = false;
         let _ = plan.apply_with_subqueries(|node| {
             if let LogicalPlan::TableScan(scan) = node
@@ -242,6 +278,8 @@ impl<'a> StreamPlanner<'a> {
                     warnings.clear();
                 }
                 let mut again = StreamPlanner::new(state, catalog, metrics);
+                again.live_clock = self.live_clock;
+                again.processing_time = self.processing_time;
                 again.changes = changes;
                 again.on_window_close = on_window_close;
                 again.final_at_end = true;
@@ -394,6 +432,10 @@ impl<'a> StreamPlanner<'a> {
         if let Some(view) = provider.get_logical_plan() {
             // A view: plan its query in place, then take the columns and
             // filters the scan asked of it.
+            let view = match self.live_clock {
+                true => crate::plan::proctime::live_proctime(view.into_owned())?,
+                false => view.into_owned(),
+            };
             let view = self.state.optimize(&view)?;
             let mut planned = self.node(&view, false).await?;
             let view_schema = view.schema();
@@ -440,12 +482,19 @@ impl<'a> StreamPlanner<'a> {
                 );
             }
         }
-        let sources = Sources::of_table(&table, info.as_ref());
+        let mut sources = Sources::of_table(&table, info.as_ref());
+        if self.processing_time {
+            sources.watermarked = true;
+            sources.unwatermarked = None;
+            sources.processing_time = true;
+        }
         let bounded = sources.bounded;
         let updating = info
             .as_ref()
             .filter(|i| i.changelog)
             .map(|i| format!("table '{table}', a changelog ({})", i.description));
+        // Idleness is wall-clock time: a bounded replay never depends on it.
+        let idle_timeout = info.as_ref().and_then(|i| i.idle_timeout).filter(|_| !bounded);
         let watermark = info.and_then(|i| i.watermark).map(|w| w.expr);
         let tail = self.graph.source(SourceSpec {
             table,
@@ -455,6 +504,8 @@ impl<'a> StreamPlanner<'a> {
             fetch: scan.fetch,
             watermark,
             bounded,
+            processing_time: self.processing_time,
+            idle_timeout,
         });
         Ok(Planned {
             tail,

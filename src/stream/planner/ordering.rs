@@ -118,7 +118,9 @@ impl StreamPlanner<'_> {
                 }
                 Some(_) => {}
                 None => {
-                    needs_watermark("a window function (OVER) ordered by event time")?;
+                    planned
+                        .sources
+                        .orders_by_event_time("a window function (OVER) ordered by event time")?;
                     self.warn_keys_kept("a window function (OVER) ordered by event time", &planned);
                     let ttl = self.state_ttl();
                     let spec = OverAggregateSpec {
@@ -289,7 +291,7 @@ impl StreamPlanner<'_> {
         }
         planned
             .sources
-            .needs_event_time("a dedup ordered by event time")?;
+            .orders_by_event_time("a dedup ordered by event time")?;
         let function = self.window_function(expr, input)?;
         self.warn_keys_kept("a dedup", &planned);
         let late = LateRows::new(Arc::clone(&self.metrics), planned.sources.late_path.clone());
@@ -464,5 +466,17 @@ impl Sources {
             ),
             None => Ok(()),
         }
+    }
+
+    /// Refuse `what`, which orders rows by an event-time column, where it
+    /// cannot run: a stream with no watermark, or a query on processing
+    /// time (whose watermark, the wall clock, says nothing of event time).
+    pub(super) fn orders_by_event_time(&self, what: &str) -> Result<()> {
+        if self.processing_time {
+            return plan_err!(
+                "{what} in a query that windows by a PROCTIME() column: such a query runs on processing time (its sources' watermark is the wall clock), which says nothing of the rows' event time; window by event time instead, or run {what} in a query of its own"
+            );
+        }
+        self.needs_event_time(what)
     }
 }
