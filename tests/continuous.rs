@@ -1051,3 +1051,37 @@ fn a_query_reading_stdin_twice_is_refused_rather_than_splitting_its_lines() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_querys_own_column_named_op_is_a_column_not_a_changelog() {
+    let table = "CREATE TABLE s (op VARCHAR, v BIGINT) WITH ('connector' = 'stdin', 'format' = 'json');";
+    let input = "{\"op\":\"x\",\"v\":1}\n{\"op\":\"x\",\"v\":2}\n";
+    // Appended rows whose first column is `op`: each is an insert, and the
+    // row's own op is kept (under a unique name).
+    let sql = format!("{table} SELECT op, v FROM s");
+    let (code, stdout, stderr) = run(&["--format", "changelog", "-e", &sql], input);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            r#"{"op":"+I","op_1":"x","v":1}"#,
+            r#"{"op":"+I","op_1":"x","v":2}"#
+        ]
+    );
+    // An updating query grouped by its own `op`: the changelog's op comes
+    // first, and a memory table, which takes appended rows, refuses it.
+    let sql = format!("{table} SELECT op, count(*) AS n FROM s GROUP BY op");
+    let (code, stdout, stderr) = run(&["--format", "changelog", "-e", &sql], input);
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<String> = stdout.lines().map(str::to_string).collect();
+    assert_eq!(fold_changelog(&lines), [r#"{"n":2,"op_1":"x"}"#], "{lines:?}");
+    let sql = format!(
+        "{table} CREATE TABLE m AS VALUES ('x', 1); INSERT INTO m SELECT op, count(*) FROM s GROUP BY op;"
+    );
+    let (code, _, stderr) = run(&["-e", &sql], input);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("INSERT INTO m: the query's result is updating"),
+        "{stderr}"
+    );
+}

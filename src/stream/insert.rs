@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use datafusion::common::{not_impl_err, plan_err};
 use datafusion::datasource::source_as_provider;
 use datafusion::error::Result;
@@ -13,7 +14,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use futures::StreamExt;
 
-use super::changelog::CHANGE_COLUMN;
+use super::changelog::{is_changelog, unmarked_schema};
 use super::driver::execute;
 use super::metrics::StreamMetrics;
 use crate::connectors::file::DEFAULT_ROLLOVER;
@@ -42,13 +43,7 @@ pub async fn execute_insert(
     let target = source_as_provider(&insert.target)?;
     let rollover = catalog.source_of(&target).map(|s| s.rollover);
     let rows = execute(state, &insert.input, emit, catalog, metrics).await?;
-    let rows = changelog_into(
-        rows,
-        &insert.input,
-        &target,
-        insert.table_name.to_string(),
-        catalog,
-    )?;
+    let rows = changelog_into(rows, &target, insert.table_name.to_string(), catalog)?;
     if let Some(file) = FileTarget::of(&target) {
         let rollover = rollover.unwrap_or(DEFAULT_ROLLOVER);
         let count = Arc::clone(insert.output_schema.inner());
@@ -72,18 +67,17 @@ pub async fn execute_insert(
 /// file table is written the changelog as it is, `op` first (in JSON, lines a
 /// `'changelog-json'` table reads back); a blackhole takes the rows without
 /// it (it only counts them); the other sinks take appended rows only, and
-/// are refused with the fix.
+/// are refused with the fix. Whether rows are a changelog is the planner's
+/// mark on the change column ([`is_changelog`]): a query's own first
+/// column named `op` is a column like any other.
 fn changelog_into(
     rows: SendableRecordBatchStream,
-    query: &datafusion::logical_expr::LogicalPlan,
     target: &Arc<dyn datafusion::catalog::TableProvider>,
     table: String,
     catalog: &SourceCatalog,
 ) -> Result<SendableRecordBatchStream> {
-    let is_op = |f: Option<&arrow::datatypes::FieldRef>| f.is_some_and(|f| f.name() == CHANGE_COLUMN);
     let schema = rows.schema();
-    let query_schema = query.schema().as_arrow().clone();
-    if !is_op(schema.fields().first()) || is_op(query_schema.fields().first()) {
+    if !is_changelog(&schema) {
         return Ok(rows);
     }
     if catalog
@@ -97,7 +91,17 @@ fn changelog_into(
         return Ok(Box::pin(RecordBatchStreamAdapter::new(stream_schema, stream)));
     }
     if FileTarget::of(target).is_some() {
-        return Ok(rows);
+        // The file holds the changelog as plain columns: a Parquet or Arrow
+        // file keeps field metadata, and a query reading it is not updating.
+        let unmarked = Arc::new(unmarked_schema(&schema));
+        let stream_schema = Arc::clone(&unmarked);
+        let stream = rows.map(move |batch| {
+            Ok(RecordBatch::try_new(
+                Arc::clone(&unmarked),
+                batch?.columns().to_vec(),
+            )?)
+        });
+        return Ok(Box::pin(RecordBatchStreamAdapter::new(stream_schema, stream)));
     }
     plan_err!(
         "INSERT INTO {table}: the query's result is updating (a changelog of -U/+U/-D rows, from a GROUP BY without a window or an outer join of two streams), and {table} takes appended rows: window the aggregate (TUMBLE, HOP, ...), insert into a file table (written the changelog, its op column first), or print it with --format changelog"
