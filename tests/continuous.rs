@@ -1085,3 +1085,45 @@ fn a_querys_own_column_named_op_is_a_column_not_a_changelog() {
         "{stderr}"
     );
 }
+
+#[test]
+fn with_an_emit_interval_waiting_changes_go_out_on_the_clock_while_stdin_is_quiet() {
+    let sql = "SET sluice.emit.interval = '300 ms'; \
+               CREATE TABLE s (k VARCHAR, v BIGINT) WITH ('connector' = 'stdin', 'format' = 'json'); \
+               SELECT k, count(*) AS n, sum(v) AS total FROM s GROUP BY k";
+    let mut child = spawn(&["--format", "changelog", "-e", sql]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let received = lines_of(&mut child);
+    let started = Instant::now();
+    stdin.write_all(b"{\"k\":\"a\",\"v\":1}\n").expect("write");
+    stdin.flush().expect("flush");
+    let first = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the first change");
+    assert_eq!(first, r#"{"op":"+I","k":"a","n":1,"total":1}"#);
+    // Two more rows within the interval, in two batches: they wait, then go
+    // out as one update, on the clock, with stdin still open.
+    for row in [r#"{"k":"a","v":2}"#, r#"{"k":"a","v":3}"#] {
+        stdin.write_all(format!("{row}\n").as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("-U while open");
+    let after = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("+U while open");
+    assert_eq!(before, r#"{"op":"-U","k":"a","n":1,"total":1}"#);
+    assert_eq!(after, r#"{"op":"+U","k":"a","n":3,"total":6}"#);
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "held for the interval"
+    );
+    assert!(
+        received.recv_timeout(Duration::from_millis(500)).is_err(),
+        "nothing else"
+    );
+    drop(stdin);
+    assert!(child.wait().expect("exits").success());
+}

@@ -70,7 +70,7 @@ pub async fn execute(
         graph,
         sources,
         replay,
-        pipeline.changes,
+        (pipeline.changes, pipeline.tick),
         sender.clone(),
         metrics,
     ));
@@ -144,7 +144,7 @@ async fn run(
     mut graph: Graph,
     sources: Vec<Source>,
     replay: bool,
-    changes: bool,
+    (changes, tick): (bool, Option<std::time::Duration>),
     output: Sender<Result<RecordBatch>>,
     metrics: Arc<StreamMetrics>,
 ) {
@@ -169,7 +169,17 @@ async fn run(
             next_by_watermark(&mut inputs).await
         } else {
             turn += 1;
-            next_as_they_come(&mut inputs, turn).await
+            let next = next_as_they_come(&mut inputs, turn);
+            match tick {
+                None => next.await,
+                // Quiet sources: their watermark again, so that operators
+                // on the clock (`sluice.emit.interval`) emit what waits.
+                Some(every) => match tokio::time::timeout(every, next).await {
+                    Ok(next) => next,
+                    Err(_) => (inputs.iter().position(|i| !i.ended))
+                        .map(|i| (i, Ok(vec![Event::Watermark(inputs[i].watermark)]))),
+                },
+            }
         };
         let Some((i, events)) = next else {
             metrics.publish_operators(graph.operator_stats());

@@ -37,6 +37,7 @@ pub use changelog::{
 pub use driver::execute;
 pub use insert::execute_insert;
 pub use metrics::StreamMetrics;
+pub use operators::updating_aggregate::EmitInterval;
 pub use stop::leave_signals_to_the_shell;
 
 use crate::plan::SourceCatalog;

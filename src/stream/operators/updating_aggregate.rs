@@ -4,7 +4,10 @@
 //! `-U`/`+U` for a changed one, `-D` for a group whose last row was taken
 //! back (an updating input: a changelog, or an outer join). A group whose
 //! values did not change emits nothing. Results are emitted per input batch,
-//! never per row.
+//! never per row, or with `SET 'sluice.emit.interval'` ([`EmitInterval`]) at
+//! most once per interval of processing time: the groups touched in between
+//! wait, and a group changed five times emits one `-U`/`+U` pair (Flink's
+//! mini-batches). The end of the input emits whatever waits.
 //!
 //! State per group: its key (arrow's row format), one DataFusion
 //! `Accumulator` per aggregate, the net count of its rows, and the values it
@@ -51,7 +54,16 @@ pub struct UpdatingAggregateSpec {
     /// `state.ttl`: a group untouched while the watermark advances this far
     /// is dropped. `None`: groups are kept for ever.
     pub ttl: Option<Nanos>,
+    /// `sluice.emit.interval`: emit at most once per this much processing
+    /// time. `None`: after every input batch.
+    pub emit_every: Option<std::time::Duration>,
 }
+
+/// `SET 'sluice.emit.interval'`, as the engine hands it to the stream
+/// planner (an extension of the continuous session's config): updating
+/// aggregates emit their changes at most once per this much processing time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmitInterval(pub std::time::Duration);
 
 /// One group's state.
 struct Group {
@@ -84,6 +96,12 @@ pub struct UpdatingAggregateOperator {
     swept: Nanos,
     /// Where retractions of rows never added are counted.
     metrics: Option<Arc<crate::stream::StreamMetrics>>,
+    /// Slots touched since the last emission, first touch first, and per
+    /// slot whether it is among them.
+    waiting: Vec<usize>,
+    is_waiting: Vec<bool>,
+    /// When it last emitted (`sluice.emit.interval`); `None`: not yet.
+    emitted_at: Option<std::time::Instant>,
 }
 
 impl UpdatingAggregateOperator {
@@ -108,6 +126,9 @@ impl UpdatingAggregateOperator {
             watermark: NO_WATERMARK,
             swept: NO_WATERMARK,
             metrics: None,
+            waiting: Vec::new(),
+            is_waiting: Vec::new(),
+            emitted_at: None,
         })
     }
 
@@ -331,6 +352,38 @@ impl UpdatingAggregateOperator {
         self.emit(&slots, out)
     }
 
+    /// Note `touched` as waiting to be emitted.
+    fn wait(&mut self, touched: Vec<usize>) {
+        self.is_waiting.resize(self.groups.len(), false);
+        for slot in touched {
+            if !self.is_waiting[slot] {
+                self.is_waiting[slot] = true;
+                self.waiting.push(slot);
+            }
+        }
+    }
+
+    /// Emit the waiting groups' changes if `sluice.emit.interval` has passed
+    /// since the last emission (always, without it), or if `now`.
+    fn flush(&mut self, now: bool, out: &mut Vec<Event>) -> Result<()> {
+        if self.waiting.is_empty() {
+            return Ok(());
+        }
+        let due = match (self.spec.emit_every, self.emitted_at) {
+            (Some(every), Some(at)) => at.elapsed() >= every,
+            _ => true,
+        };
+        if !(now || due) {
+            return Ok(());
+        }
+        let waiting = std::mem::take(&mut self.waiting);
+        for &slot in &waiting {
+            self.is_waiting[slot] = false;
+        }
+        self.emitted_at = Some(std::time::Instant::now());
+        self.emit(&waiting, out)
+    }
+
     /// Drop groups untouched for `state.ttl` of event time.
     fn expire(&mut self) {
         let Some(ttl) = self.spec.ttl else { return };
@@ -340,8 +393,11 @@ impl UpdatingAggregateOperator {
         self.swept = self.watermark;
         let horizon = self.watermark.saturating_sub(ttl);
         for slot in 0..self.groups.len() {
+            // A waiting group was touched since it last emitted: it stays
+            // until it has.
             if let Some(group) = &self.groups[slot]
                 && group.touched < horizon
+                && !self.is_waiting.get(slot).copied().unwrap_or(false)
             {
                 self.index.remove(&group.key);
                 self.groups[slot] = None;
@@ -391,7 +447,11 @@ impl Operator for UpdatingAggregateOperator {
         } else {
             ""
         };
-        Some(format!("groups per key: {bound}{multiset}"))
+        let every = match self.spec.emit_every {
+            Some(every) => format!("; emits at most every {every:?} (sluice.emit.interval)"),
+            None => String::new(),
+        };
+        Some(format!("groups per key: {bound}{multiset}{every}"))
     }
 
     fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
@@ -399,11 +459,16 @@ impl Operator for UpdatingAggregateOperator {
             return Ok(());
         }
         let touched = self.update(&input)?;
-        self.emit(&touched, out)
+        self.wait(touched);
+        self.flush(false, out)
     }
 
     fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
         self.watermark = self.watermark.max(watermark);
+        // A watermark comes after each source batch (and, with an emit
+        // interval, on the driver's clock while sources are quiet), so
+        // waiting changes go out once their interval has passed.
+        self.flush(watermark == END_OF_INPUT, out)?;
         if watermark == END_OF_INPUT {
             self.emit_empty_group(out)?;
         }
@@ -413,6 +478,7 @@ impl Operator for UpdatingAggregateOperator {
     }
 
     fn on_end(&mut self, out: &mut Vec<Event>) -> Result<()> {
+        self.flush(true, out)?;
         self.emit_empty_group(out)?;
         out.push(Event::End);
         Ok(())
@@ -676,6 +742,7 @@ mod tests {
             schema: Arc::new(Schema::new(fields)),
             retracting,
             ttl: None,
+            emit_every: None,
         };
         let metrics = metrics();
         let operator = UpdatingAggregateOperator::try_new(spec)
@@ -778,5 +845,39 @@ mod tests {
 
     fn operator_pair() -> (UpdatingAggregateOperator, Arc<crate::stream::StreamMetrics>) {
         operator(false, true)
+    }
+
+    #[test]
+    fn with_an_emit_interval_a_key_changed_five_times_emits_one_update() {
+        let (mut operator, _) = operator(true, true);
+        operator.spec.emit_every = Some(std::time::Duration::from_secs(3_600));
+        // The first changes go out at once; then the interval holds them.
+        assert_eq!(feed(&mut operator, &[("+I", "(1, 10)")]), ["+I (1, 10, 1, 10)"]);
+        for v in 1..=5 {
+            assert!(feed(&mut operator, &[("+I", &format!("(1, {v})"))]).is_empty());
+        }
+        // A key inserted then deleted in between says nothing.
+        assert!(feed(&mut operator, &[("+I", "(2, 1)")]).is_empty());
+        assert!(feed(&mut operator, &[("-D", "(2, 1)")]).is_empty());
+        let mut out = Vec::new();
+        operator.on_watermark(7, &mut out).expect("a watermark");
+        assert!(render(&out).is_empty(), "{out:?}");
+        out.clear();
+        operator.on_watermark(END_OF_INPUT, &mut out).expect("ends");
+        operator.on_end(&mut out).expect("ends");
+        assert_eq!(render(&out), ["-U (1, 10, 1, 10)", "+U (1, 25, 6, 10)"]);
+        assert_eq!(operator.state_rows(), 1, "the emptied key is gone");
+    }
+
+    #[test]
+    fn waiting_changes_go_out_on_a_watermark_once_the_interval_passed() {
+        let (mut operator, _) = operator(true, false);
+        operator.spec.emit_every = Some(std::time::Duration::from_millis(20));
+        feed(&mut operator, &[("+I", "(1, 1)")]);
+        assert!(feed(&mut operator, &[("+I", "(1, 2)")]).is_empty());
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let mut out = Vec::new();
+        operator.on_watermark(0, &mut out).expect("a watermark");
+        assert_eq!(render(&out), ["-U (1, 1, 1, 1)", "+U (1, 3, 2, 2)"]);
     }
 }

@@ -175,6 +175,7 @@ impl StreamPlanner<'_> {
             schema,
             retracting: input_plan.updating.is_some(),
             ttl,
+            emit_every: self.emit_interval(),
         };
         let operator = UpdatingAggregateOperator::try_new(spec)?.with_metrics(Arc::clone(&self.metrics));
         let mut planned = self.then(input_plan, Box::new(operator), None);

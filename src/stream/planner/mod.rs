@@ -55,6 +55,7 @@ use super::operators::session_aggregate::{SessionAggregateOperator, SessionAggre
 use super::operators::sort::SortPerWatermarkOperator;
 use super::operators::stateless::{FilterOperator, LimitOperator, ProjectionOperator, RenameOperator};
 use super::operators::union::UnionOperator;
+use super::operators::updating_aggregate::EmitInterval;
 use super::operators::window_aggregate::{
     GroupColumn, PaneColumns, Panes, WindowAggregateOperator, WindowAggregateSpec, WindowColumn,
 };
@@ -74,8 +75,12 @@ pub struct Pipeline {
     pub graph: Graph,
     /// The rows that come out (after the change column, with `EMIT CHANGES`).
     pub schema: SchemaRef,
-    /// Whether rows are a changelog (`EMIT CHANGES`).
+    /// Whether rows are a changelog (`EMIT CHANGES`, an updating result).
     pub changes: bool,
+    /// `sluice.emit.interval` when an operator emits on the clock: the
+    /// driver then re-announces the watermark this often while live sources
+    /// are quiet, so that what waits goes out.
+    pub tick: Option<std::time::Duration>,
 }
 
 /// A planned sub-query: where its rows come out, where its window bounds
@@ -171,6 +176,8 @@ pub struct StreamPlanner<'a> {
     /// appended rows only: GROUP BYs without a window aggregate to the end of
     /// input and emit once, as batch does.
     final_at_end: bool,
+    /// An operator emits on the clock (see [`Pipeline::tick`]).
+    tick: Option<std::time::Duration>,
 }
 
 impl<'a> StreamPlanner<'a> {
@@ -186,6 +193,7 @@ impl<'a> StreamPlanner<'a> {
             refused_updating: false,
             stdin_read_by: None,
             final_at_end: false,
+            tick: None,
         }
     }
 
@@ -261,6 +269,7 @@ impl<'a> StreamPlanner<'a> {
             graph: std::mem::take(&mut self.graph).finish(planned.tail)?,
             schema: Arc::new(schema),
             changes: self.changes,
+            tick: self.tick,
         })
     }
 
@@ -365,6 +374,19 @@ impl<'a> StreamPlanner<'a> {
         let schema = Arc::new(projection.schema.as_arrow().clone());
         let lineage = planned.lineage.and_then(|l| l.through(&projection.expr, input));
         Ok(self.then(planned, Box::new(ProjectionOperator::new(exprs, schema)), lineage))
+    }
+
+    /// `SET 'sluice.emit.interval'`, if set; planning an operator that
+    /// uses it makes the driver tick.
+    fn emit_interval(&mut self) -> Option<std::time::Duration> {
+        let every = self
+            .state
+            .config()
+            .get_extension::<EmitInterval>()
+            .map(|e| e.0)
+            .filter(|e| !e.is_zero());
+        self.tick = self.tick.or(every);
+        every
     }
 
     /// `SET 'state.ttl'`, if set.
