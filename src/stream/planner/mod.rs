@@ -308,6 +308,10 @@ impl<'a> StreamPlanner<'a> {
                     else {
                         return plan_err!("LIMIT and OFFSET must be constants in a continuous query");
                     };
+                    if planned.updating.is_some() && (skip > 0 || fetch.is_some_and(|f| f > 0)) {
+                        let fetch = fetch.unwrap_or(usize::MAX);
+                        return self.limit_of_updating(planned, limit, (skip, fetch));
+                    }
                     Ok(self.then(
                         &planned,
                         Box::new(LimitOperator::new(skip, fetch)),

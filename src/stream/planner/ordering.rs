@@ -366,12 +366,55 @@ impl StreamPlanner<'_> {
         sort: &datafusion::logical_expr::Sort,
         fetch: usize,
     ) -> Result<Planned> {
-        let input = sort.input.schema();
-        let order = self.physical_order(&sort.expr, input)?;
+        let order = self.physical_order(&sort.expr, sort.input.schema())?;
         let label = format!(
             "ORDER BY {} LIMIT {fetch}",
             order.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ")
         );
+        self.top_rows(planned, sort.input.schema(), order, fetch, label)
+    }
+
+    /// `LIMIT fetch` over an updating input, as Flink runs it: a Top-N of
+    /// the result with no order, so the first `fetch` rows in force, by
+    /// arrival; a row taken back lets the next one in (`-D`, then `+I`).
+    /// Limiting the changes instead would end the query after `fetch`
+    /// changes, with a result that is no LIMIT of the query's. An OFFSET
+    /// is refused: the Top-N has no rank range.
+    pub(super) fn limit_of_updating(
+        &mut self,
+        planned: Planned,
+        limit: &datafusion::logical_expr::Limit,
+        (skip, fetch): (usize, usize),
+    ) -> Result<Planned> {
+        if skip > 0 {
+            return not_impl_err!(
+                "OFFSET over an updating input ({}) is not supported yet: its rows change, so which ones the offset skips changes too; drop the OFFSET, or window the aggregate (TUMBLE, HOP, ...)",
+                planned.updating.as_deref().unwrap_or_default()
+            );
+        }
+        self.top_rows(
+            planned,
+            limit.input.schema(),
+            Vec::new(),
+            fetch,
+            format!("LIMIT {fetch}"),
+        )
+    }
+
+    /// The best `fetch` rows by `order` of an updating input, as a changelog
+    /// of rows joining and leaving them.
+    fn top_rows(
+        &mut self,
+        planned: Planned,
+        input: &DFSchema,
+        order: Vec<PhysicalSortExpr>,
+        fetch: usize,
+        label: String,
+    ) -> Result<Planned> {
+        let what = match order.is_empty() {
+            true => "a LIMIT over an updating input, which updates its rows in force as rows come",
+            false => "an ORDER BY ... LIMIT over an updating input, which updates its top rows as rows come",
+        };
         let ranking = Ranking {
             keys: Vec::new(),
             order,
@@ -382,10 +425,7 @@ impl StreamPlanner<'_> {
         let operator = TopNOperator::try_new(ranking, fetch, Arc::clone(&schema), schema, self.state_ttl())?
             .retracting(Arc::clone(&self.metrics));
         let mut top = self.then(&planned, Box::new(operator), None);
-        top.updating = Some(
-            "an ORDER BY ... LIMIT over an updating input, which updates its top rows as rows come"
-                .to_string(),
-        );
+        top.updating = Some(what.to_string());
         Ok(top)
     }
 
