@@ -1172,3 +1172,137 @@ fn a_limit_over_an_updating_query_keeps_the_first_rows_in_force_not_the_first_ch
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("OFFSET over an updating input"), "{stderr}");
 }
+
+/// A changelog of orders (`id`, `k`, `v`, `ts` in seconds), out of order by
+/// up to 2 s, with updates and deletes shortly after their rows: the
+/// changelog-json lines, and the rows in force at the end.
+fn orders_changelog() -> (Vec<String>, Vec<String>) {
+    let row = |id: u32, k: &str, v: u32, ts: u32| {
+        format!(
+            r#""id":{id},"k":"{k}","v":{v},"ts":"2024-01-01 00:{:02}:{:02}""#,
+            ts / 60,
+            ts % 60
+        )
+    };
+    let mut seed: u32 = 7;
+    let mut next = move |n: u32| {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        (seed >> 16) % n
+    };
+    let keys = ["a", "b", "c"];
+    let mut lines = Vec::new();
+    // Each row in force, with its time.
+    let mut live: std::collections::BTreeMap<u32, (String, u32)> = Default::default();
+    for id in 0..300u32 {
+        let ts = (id + next(3)).saturating_sub(1);
+        let new = row(id, keys[next(3) as usize], next(100), ts);
+        lines.push(format!(r#"{{"op":"+I",{new}}}"#));
+        live.insert(id, (new, ts));
+        // Now and then an earlier row (at most 3 back) changes or goes.
+        let back = id.saturating_sub(next(4));
+        if let Some((old, ts)) = live.get(&back).cloned() {
+            match next(4) {
+                0 => {
+                    lines.push(format!(r#"{{"op":"-D",{old}}}"#));
+                    live.remove(&back);
+                }
+                1 => {
+                    let new = row(back, keys[next(3) as usize], next(100), ts);
+                    lines.push(format!(r#"{{"op":"-U",{old}}}"#));
+                    lines.push(format!(r#"{{"op":"+U",{new}}}"#));
+                    live.insert(back, (new, ts));
+                }
+                _ => {}
+            }
+        }
+    }
+    let rows = live.values().map(|(r, _)| format!("{{{r}}}")).collect();
+    (lines, rows)
+}
+
+#[test]
+fn a_tumble_aggregate_over_a_changelog_retracts_and_emits_each_window_at_its_close() {
+    let (changelog, rows) = orders_changelog();
+    assert!(changelog.iter().any(|l| l.starts_with(r#"{"op":"-D""#)));
+    assert!(changelog.iter().any(|l| l.starts_with(r#"{"op":"-U""#)));
+    let columns = "(id INT, k VARCHAR, v INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)";
+    let query = "SELECT window_start, window_end, k, count(*) AS n, sum(v) AS total, max(v) AS top \
+                 FROM TABLE(TUMBLE(TABLE o, DESCRIPTOR(ts), INTERVAL '10' SECOND)) \
+                 GROUP BY window_start, window_end, k";
+    // Batch, over the rows in force at the end.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("orders.ndjson");
+    std::fs::write(&file, rows.join("\n") + "\n").expect("write the rows");
+    let batch_sql = format!(
+        "CREATE TABLE o {columns} WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json'); {query}",
+        file.display()
+    );
+    let (code, batch, stderr) = run(&["--format", "json", "-e", &batch_sql], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut expected: Vec<&str> = batch.lines().collect();
+    expected.sort();
+    assert!(expected.len() > 40, "{expected:?}");
+    // Continuously, over the changelog on stdin: each window once, at its
+    // close, as appended rows, with batch's values.
+    let table = format!(
+        "CREATE TABLE o {columns} WITH ('connector' = 'stdin', 'format' = 'changelog-json', 'bounded' = 'true');"
+    );
+    // In small batches, so that windows close between them.
+    let input = changelog.join("\n") + "\n";
+    let small = "SET datafusion.execution.batch_size = 20;";
+    for settings in ["", small] {
+        let sql = format!("{settings} {table} {query}");
+        let (code, stream, stderr) = run(&["--format", "json", "-e", &sql], &input);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(!stderr.contains("late"), "nothing is late: {stderr}");
+        let mut got: Vec<&str> = stream.lines().collect();
+        got.sort();
+        assert_eq!(got, expected, "{settings}");
+    }
+    // With EMIT CHANGES (small batches, so windows change), its changes as
+    // they come; folded, the same rows.
+    let (code, changes, stderr) = run(
+        &[
+            "--format",
+            "changelog",
+            "-e",
+            &format!("{small} {table} {query} EMIT CHANGES"),
+        ],
+        &input,
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let changes: Vec<String> = changes.lines().map(str::to_string).collect();
+    assert!(
+        changes.iter().any(|l| l.starts_with(r#"{"op":"-U""#)),
+        "{changes:?}"
+    );
+    let expected: Vec<String> = expected
+        .iter()
+        .map(|l| {
+            let row: serde_json::Value = serde_json::from_str(l).expect("JSON");
+            row.to_string()
+        })
+        .collect();
+    let mut expected = expected;
+    expected.sort();
+    assert_eq!(fold_changelog(&changes), expected);
+    // A row taken back after its window closed is late: counted, not applied.
+    let late = [
+        r#"{"op":"+I","id":1,"k":"a","v":5,"ts":"2024-01-01 00:00:01"}"#,
+        r#"{"op":"+I","id":2,"k":"a","v":7,"ts":"2024-01-01 00:00:30"}"#,
+        r#"{"op":"-D","id":1,"k":"a","v":5,"ts":"2024-01-01 00:00:01"}"#,
+    ];
+    let (code, stream, stderr) = run(
+        &["--format", "json", "-e", &format!("{table} {query}")],
+        &(late.join("\n") + "\n"),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("1 late row was behind the watermark"), "{stderr}");
+    assert!(
+        stream
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains(r#""n":1,"total":5"#)),
+        "{stream}"
+    );
+}

@@ -9,6 +9,14 @@
 //! wait, and a group changed five times emits one `-U`/`+U` pair (Flink's
 //! mini-batches). The end of the input emits whatever waits.
 //!
+//! A TUMBLE aggregate over an updating input (a changelog table) is this
+//! operator too, grouped by the window's bounds among its keys
+//! ([`WindowClose`]): rows and retractions update their window's groups, and
+//! when the watermark reaches a window's end its groups are emitted once, as
+//! appended rows (or, with `EMIT CHANGES`, their changes as they come), and
+//! dropped. A row, or a retraction, whose window had closed when it came is
+//! late: counted (or written aside), never applied.
+//!
 //! State per group: its key (arrow's row format), one DataFusion
 //! `Accumulator` per aggregate, the net count of its rows, and the values it
 //! last emitted. Row accumulators rather than `GroupsAccumulator`s, because a
@@ -37,7 +45,7 @@ use super::join::Key;
 use crate::stream::changelog::{Change, Changes};
 use crate::stream::groups::{Aggregates, GroupColumn, assemble};
 use crate::stream::operator::{
-    END_OF_INPUT, Event, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch,
+    END_OF_INPUT, Event, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values, to_nanos,
 };
 
 /// What the updating aggregate is planned with.
@@ -57,6 +65,23 @@ pub struct UpdatingAggregateSpec {
     /// `sluice.emit.interval`: emit at most once per this much processing
     /// time. `None`: after every input batch.
     pub emit_every: Option<std::time::Duration>,
+    /// Groups are windows' (a TUMBLE aggregate over an updating input),
+    /// emitted and dropped when the watermark closes them.
+    pub windows: Option<WindowClose>,
+}
+
+/// How a TUMBLE aggregate over an updating input closes its windows.
+pub struct WindowClose {
+    /// The input column holding each row's window bound (`window_end`,
+    /// `window_time` or `window_start`)...
+    pub column: usize,
+    /// ...and what to add to it to make the window's end (0, 1 ms, the size).
+    pub to_end: Nanos,
+    /// Where rows that come after their window closed go.
+    pub late: crate::stream::late::LateRows,
+    /// `EMIT CHANGES`: emit each window's changes as rows come, rather than
+    /// its rows once, at its close.
+    pub emit_changes: bool,
 }
 
 /// `SET 'sluice.emit.interval'`, as the engine hands it to the stream
@@ -102,6 +127,10 @@ pub struct UpdatingAggregateOperator {
     is_waiting: Vec<bool>,
     /// When it last emitted (`sluice.emit.interval`); `None`: not yet.
     emitted_at: Option<std::time::Instant>,
+    /// With [`WindowClose`]: the keys of the groups of each window, by the
+    /// window's end (a key may be listed again after its group was dropped
+    /// and made anew; one no longer in the index is skipped).
+    ends: std::collections::BTreeMap<Nanos, Vec<Key>>,
 }
 
 impl UpdatingAggregateOperator {
@@ -129,6 +158,7 @@ impl UpdatingAggregateOperator {
             waiting: Vec::new(),
             is_waiting: Vec::new(),
             emitted_at: None,
+            ends: Default::default(),
         })
     }
 
@@ -149,8 +179,9 @@ impl UpdatingAggregateOperator {
             .collect()
     }
 
-    /// The group slot of each row, creating groups for new keys.
-    fn slots(&mut self, keys: &[ArrayRef], rows: usize) -> Result<Vec<usize>> {
+    /// The group slot of each row, creating groups for new keys (noted
+    /// under their window's end, from `ends`, when groups are windows').
+    fn slots(&mut self, keys: &[ArrayRef], rows: usize, ends: Option<&[Nanos]>) -> Result<Vec<usize>> {
         let keys: Vec<Key> = match &self.converter {
             None => vec![Key::default(); rows],
             Some(converter) => {
@@ -159,7 +190,7 @@ impl UpdatingAggregateOperator {
             }
         };
         let mut slots = Vec::with_capacity(rows);
-        for key in keys {
+        for (row, key) in keys.into_iter().enumerate() {
             let slot = match self.index.get(&key) {
                 Some(&slot) => slot,
                 None => {
@@ -180,6 +211,9 @@ impl UpdatingAggregateOperator {
                             self.groups.len() - 1
                         }
                     };
+                    if let Some(end) = ends.and_then(|e| e.get(row)) {
+                        self.ends.entry(*end).or_default().push(key.clone());
+                    }
                     self.index.insert(key, slot);
                     slot
                 }
@@ -190,10 +224,10 @@ impl UpdatingAggregateOperator {
     }
 
     /// Fold `input` into its groups; the slots it touched, first touch first.
-    fn update(&mut self, input: &StreamBatch) -> Result<Vec<usize>> {
+    fn update(&mut self, input: &StreamBatch, ends: Option<&[Nanos]>) -> Result<Vec<usize>> {
         let rows = input.batch.num_rows();
         let (keys, arguments) = self.spec.aggregates.evaluate(&input.batch)?;
-        let slots = self.slots(&keys, rows)?;
+        let slots = self.slots(&keys, rows, ends)?;
         let adds: Vec<bool> = match &input.changes {
             None => vec![true; rows],
             Some(changes) => changes.iter().map(Change::is_addition).collect(),
@@ -307,11 +341,18 @@ impl UpdatingAggregateOperator {
             }
             group.shown = Some(now);
         }
-        self.push_rows(rows, out)
+        self.push_rows(rows, true, self.watermark, out)
     }
 
-    /// Output rows as one batch with their changes.
-    fn push_rows(&self, rows: OutputRows, out: &mut Vec<Event>) -> Result<()> {
+    /// Output rows as one batch, with their changes if `changes` (else as
+    /// appended rows), each row under `watermark`.
+    fn push_rows(
+        &self,
+        rows: OutputRows,
+        changes: bool,
+        watermark: Nanos,
+        out: &mut Vec<Event>,
+    ) -> Result<()> {
         if rows.changes.is_empty() {
             return Ok(());
         }
@@ -335,9 +376,90 @@ impl UpdatingAggregateOperator {
             rows.changes.len(),
             |_, _| internal_err!("an aggregate without a window has no window columns"),
         )?;
-        let mut batch = StreamBatch::new(batch, RowWatermarks::Constant(self.watermark));
-        batch.changes = Some(Changes::from_changes(rows.changes));
+        let mut batch = StreamBatch::new(batch, RowWatermarks::Constant(watermark));
+        if changes {
+            batch.changes = Some(Changes::from_changes(rows.changes));
+        }
         out.push(Event::Data(batch));
+        Ok(())
+    }
+
+    /// With [`WindowClose`]: the rows of `input` whose window was still open
+    /// when they came, with their windows' ends; the others are late
+    /// (recorded), as is a row with no window (a NULL bound).
+    fn on_time(&mut self, input: StreamBatch) -> Result<(StreamBatch, Option<Vec<Nanos>>)> {
+        let Some(windows) = &mut self.spec.windows else {
+            return Ok((input, None));
+        };
+        let column = input.batch.column(windows.column);
+        let name = input.batch.schema_ref().field(windows.column).name().clone();
+        let bounds = to_nanos(column, &name)?;
+        let bounds = nanos_values(&bounds)?;
+        let ends: Vec<Option<Nanos>> = (0..bounds.len())
+            .map(|i| {
+                bounds
+                    .is_valid(i)
+                    .then(|| bounds.value(i).saturating_add(windows.to_end))
+            })
+            .collect();
+        let on_time: Vec<bool> = (0..ends.len())
+            .map(|i| ends[i].is_some_and(|end| end > input.watermarks.get(i)))
+            .collect();
+        if on_time.iter().all(|k| *k) {
+            return Ok((input, Some(ends.into_iter().flatten().collect())));
+        }
+        let late = BooleanArray::from(on_time.iter().map(|k| !k).collect::<Vec<_>>());
+        windows
+            .late
+            .record(&arrow::compute::filter_record_batch(&input.batch, &late)?)?;
+        let kept = input.filter(&BooleanArray::from(on_time.clone()))?;
+        let ends = ends
+            .into_iter()
+            .zip(on_time)
+            .filter_map(|(end, kept)| end.filter(|_| kept))
+            .collect();
+        Ok((kept, Some(ends)))
+    }
+
+    /// With [`WindowClose`]: emit (unless `EMIT CHANGES` sent them already)
+    /// and drop the groups of every window that ends at or before
+    /// `watermark`; the rows carry `before`, the watermark before this one,
+    /// so that an operator downstream does not find them late.
+    fn close_windows(&mut self, watermark: Nanos, before: Nanos, out: &mut Vec<Event>) -> Result<()> {
+        let Some(emit_changes) = self.spec.windows.as_ref().map(|w| w.emit_changes) else {
+            return Ok(());
+        };
+        let open = self.ends.split_off(&watermark.saturating_add(1));
+        let closing = std::mem::replace(&mut self.ends, open);
+        if closing.is_empty() {
+            return Ok(());
+        }
+        // What the closing windows' groups changed goes out before they do.
+        if emit_changes {
+            self.flush(true, out)?;
+        }
+        let mut rows = OutputRows::new(self.spec.aggregates.aggregates().len());
+        for key in closing.into_values().flatten() {
+            let Some(slot) = self.index.remove(&key) else {
+                continue;
+            };
+            let Some(mut group) = self.groups.get_mut(slot).and_then(Option::take) else {
+                continue;
+            };
+            self.free.push(slot);
+            if !emit_changes && group.rows > 0 {
+                let values = group
+                    .accumulators
+                    .iter_mut()
+                    .map(|a| a.evaluate())
+                    .collect::<Result<Vec<_>>>()?;
+                rows.push(&group.key, values, Change::Insert);
+            }
+        }
+        self.push_rows(rows, false, before, out)?;
+        if let Some(windows) = &mut self.spec.windows {
+            windows.late.flush()?;
+        }
         Ok(())
     }
 
@@ -348,7 +470,7 @@ impl UpdatingAggregateOperator {
             return Ok(());
         }
         // The one group, with fresh accumulators over no rows.
-        let slots = self.slots(&[], 1)?;
+        let slots = self.slots(&[], 1, None)?;
         self.emit(&slots, out)
     }
 
@@ -415,8 +537,16 @@ impl Operator for UpdatingAggregateOperator {
         } else {
             names.join(", ")
         };
+        let windows = match &self.spec.windows {
+            Some(w) if w.emit_changes => format!(
+                ", per TUMBLE window, changes until it closes; {}",
+                w.late.policy()
+            ),
+            Some(w) => format!(", per TUMBLE window, emitted when it closes; {}", w.late.policy()),
+            None => String::new(),
+        };
         format!(
-            "UpdatingAggregate: {what}{}",
+            "UpdatingAggregate: {what}{}{windows}",
             if self.spec.retracting { " (retracting)" } else { "" }
         )
     }
@@ -429,6 +559,9 @@ impl Operator for UpdatingAggregateOperator {
 
     fn state(&self) -> Option<String> {
         let bound = match self.spec.ttl {
+            _ if self.spec.windows.is_some() => {
+                "each dropped once the watermark passes its window's end".to_string()
+            }
             Some(ttl) => format!(
                 "a group untouched for state.ttl ({}) of event time is dropped",
                 super::join::show_nanos(ttl)
@@ -458,13 +591,25 @@ impl Operator for UpdatingAggregateOperator {
         if input.batch.num_rows() == 0 {
             return Ok(());
         }
-        let touched = self.update(&input)?;
+        let (input, ends) = self.on_time(input)?;
+        if input.batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let touched = self.update(&input, ends.as_deref())?;
+        if self.spec.windows.as_ref().is_some_and(|w| !w.emit_changes) {
+            // Each window's rows go out once, when it closes.
+            return Ok(());
+        }
         self.wait(touched);
         self.flush(false, out)
     }
 
     fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
+        let before = self.watermark;
         self.watermark = self.watermark.max(watermark);
+        if self.watermark > before {
+            self.close_windows(self.watermark, before, out)?;
+        }
         // A watermark comes after each source batch (and, with an emit
         // interval, on the driver's clock while sources are quiet), so
         // waiting changes go out once their interval has passed.
@@ -743,6 +888,7 @@ mod tests {
             retracting,
             ttl: None,
             emit_every: None,
+            windows: None,
         };
         let metrics = metrics();
         let operator = UpdatingAggregateOperator::try_new(spec)

@@ -2,7 +2,9 @@
 //! replay.
 
 use super::*;
-use crate::stream::operators::updating_aggregate::{UpdatingAggregateOperator, UpdatingAggregateSpec};
+use crate::stream::operators::updating_aggregate::{
+    UpdatingAggregateOperator, UpdatingAggregateSpec, WindowClose,
+};
 
 impl StreamPlanner<'_> {
     pub(super) async fn aggregate(
@@ -43,7 +45,6 @@ impl StreamPlanner<'_> {
         let Some(lineage) = planned.lineage.filter(grouped) else {
             return self.final_aggregate(aggregate, &planned);
         };
-        self.appended_only(&planned, "a windowed aggregate")?;
         if let Some(table) = &planned.sources.unwatermarked {
             if self.on_window_close || matches!(lineage.kind, WindowKind::Session { .. }) {
                 let what = match self.on_window_close {
@@ -55,6 +56,9 @@ impl StreamPlanner<'_> {
                 );
             }
             return self.final_aggregate(aggregate, &planned);
+        }
+        if planned.updating.is_some() {
+            return self.retracting_window_aggregate(aggregate, &planned, lineage);
         }
         let mut group_columns = Vec::new();
         let mut keys = Vec::new();
@@ -136,6 +140,76 @@ impl StreamPlanner<'_> {
         aggregate: &datafusion::logical_expr::Aggregate,
         input_plan: &Planned,
     ) -> Result<Planned> {
+        self.updating_aggregate(aggregate, input_plan, None)
+    }
+
+    /// A TUMBLE aggregate over an updating input (a changelog table): an
+    /// updating aggregate whose keys include the window's bounds, which takes
+    /// rows back and emits each window's groups when the watermark closes it
+    /// (appended rows), or with `EMIT CHANGES` their changes as they come.
+    /// HOP, CUMULATE and SESSION are refused: their rows count in several
+    /// windows (panes, merged sessions) that a retraction would have to find.
+    fn retracting_window_aggregate(
+        &mut self,
+        aggregate: &datafusion::logical_expr::Aggregate,
+        planned: &Planned,
+        lineage: WindowLineage,
+    ) -> Result<Planned> {
+        let WindowKind::Tumble { size, .. } = lineage.kind else {
+            // A bounded replay is planned again with its GROUP BYs at the end.
+            self.refused_updating = true;
+            return not_impl_err!(
+                "a HOP, CUMULATE or SESSION aggregate over an updating input ({}) is not supported yet: a TUMBLE aggregate takes one",
+                planned.updating.as_deref().unwrap_or_default()
+            );
+        };
+        let (column, to_end) = match (lineage.end, lineage.time, lineage.start) {
+            (Some(end), _, _) => (end, 0),
+            (None, Some(time), _) => (time, MILLISECOND),
+            (None, None, Some(start)) => (start, size),
+            (None, None, None) => {
+                return datafusion::common::internal_err!(
+                    "a windowed aggregate's input lacks its window's bounds"
+                );
+            }
+        };
+        let windows = WindowClose {
+            column,
+            to_end,
+            late: LateRows::new(Arc::clone(&self.metrics), planned.sources.late_path.clone()),
+            emit_changes: self.changes,
+        };
+        let mut out = self.updating_aggregate(aggregate, planned, Some(windows))?;
+        // The window bounds among the output's columns (the GROUP BY's first).
+        let input = aggregate.input.schema();
+        let roles: Vec<GroupColumn> = aggregate
+            .group_expr
+            .iter()
+            .enumerate()
+            .map(|(i, e)| match e {
+                Expr::Column(c) => match input.index_of_column(c).ok().and_then(|i| lineage.role(i)) {
+                    Some(role) => GroupColumn::Window(role),
+                    None => GroupColumn::Key(i),
+                },
+                _ => GroupColumn::Key(i),
+            })
+            .collect();
+        out.lineage = Some(output_lineage(lineage.kind, &roles));
+        out.updating = self.changes.then(|| {
+            "a TUMBLE aggregate with EMIT CHANGES over an updating input, which updates its open windows"
+                .to_string()
+        });
+        Ok(out)
+    }
+
+    /// An updating aggregate (see [`StreamPlanner::final_aggregate`]); with
+    /// `windows`, one per TUMBLE window over an updating input.
+    fn updating_aggregate(
+        &mut self,
+        aggregate: &datafusion::logical_expr::Aggregate,
+        input_plan: &Planned,
+        windows: Option<WindowClose>,
+    ) -> Result<Planned> {
         if aggregate
             .group_expr
             .iter()
@@ -159,7 +233,12 @@ impl StreamPlanner<'_> {
         let group_columns: Vec<GroupColumn> = (0..keys.len()).map(GroupColumn::Key).collect();
         let aggregates = Aggregates::try_new(keys, key_fields, self.aggregate_exprs(aggregate)?)?;
         let schema = Arc::new(aggregate.schema.as_arrow().clone());
-        if self.final_at_end && input_plan.sources.bounded && input_plan.updating.is_none() && !self.changes {
+        if self.final_at_end
+            && input_plan.sources.bounded
+            && input_plan.updating.is_none()
+            && !self.changes
+            && windows.is_none()
+        {
             let operator = FinalAggregateOperator::try_new(
                 aggregates,
                 group_columns,
@@ -168,14 +247,20 @@ impl StreamPlanner<'_> {
             )?;
             return Ok(self.then(input_plan, Box::new(operator), None));
         }
-        let ttl = self.state_ttl();
+        // A window's groups are bounded by its close, not by a TTL.
+        let ttl = self.state_ttl().filter(|_| windows.is_none());
         let spec = UpdatingAggregateSpec {
             aggregates,
             group_columns,
             schema,
             retracting: input_plan.updating.is_some(),
             ttl,
-            emit_every: self.emit_interval(),
+            // Windows emitted at their close wait for no clock.
+            emit_every: match &windows {
+                Some(w) if !w.emit_changes => None,
+                _ => self.emit_interval(),
+            },
+            windows,
         };
         let operator = UpdatingAggregateOperator::try_new(spec)?.with_metrics(Arc::clone(&self.metrics));
         let mut planned = self.then(input_plan, Box::new(operator), None);
