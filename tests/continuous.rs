@@ -1306,3 +1306,37 @@ fn a_tumble_aggregate_over_a_changelog_retracts_and_emits_each_window_at_its_clo
         "{stream}"
     );
 }
+
+#[test]
+fn one_querys_csv_changelog_feeds_another_as_changelog_csv() {
+    let first = "CREATE TABLE s (k VARCHAR, v BIGINT) WITH ('connector' = 'stdin', 'format' = 'json'); \
+                 SELECT k, sum(v) AS total FROM s GROUP BY k";
+    // The first query's changelog in CSV (`op` first), a batch a row.
+    let mut child = spawn(&["--format", "csv", "-e", first]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    for row in [r#"{"k":"a","v":1}"#, r#"{"k":"a","v":3}"#, r#"{"k":"b","v":3}"#] {
+        stdin.write_all(format!("{row}\n").as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(stdin);
+    let output = child.wait_with_output().expect("exits");
+    let changelog = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        changelog.starts_with("op,k,total\n") && changelog.contains("\n-U,a,1\n"),
+        "{changelog}"
+    );
+    let second = "CREATE TABLE c (k VARCHAR, total BIGINT) WITH ('connector' = 'stdin', 'format' = 'changelog-csv'); \
+                  SELECT count(*) AS keys, sum(total) AS total FROM c";
+    let (code, stdout, stderr) = run(&["--format", "changelog", "-e", second], &changelog);
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<String> = stdout.lines().map(str::to_string).collect();
+    assert_eq!(fold_changelog(&lines), [r#"{"keys":2,"total":7}"#]);
+    // Rows without their op are refused, naming the line.
+    let (code, _, stderr) = run(&["-e", second], "k,total\na,1\n");
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("stdin line 1") && stderr.contains("op"),
+        "{stderr}"
+    );
+}
