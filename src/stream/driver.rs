@@ -172,11 +172,14 @@ async fn run(
             let next = next_as_they_come(&mut inputs, turn);
             match tick {
                 None => next.await,
-                // Quiet sources: their watermark again, so that operators
-                // on the clock (`sluice.emit.interval`) emit what waits.
+                // Quiet sources: one's watermark again (each in turn), so
+                // that operators on the clock (`sluice.emit.interval`) emit
+                // what waits.
                 Some(every) => match tokio::time::timeout(every, next).await {
                     Ok(next) => next,
-                    Err(_) => (inputs.iter().position(|i| !i.ended))
+                    Err(_) => (0..inputs.len())
+                        .map(|k| (turn + k) % inputs.len())
+                        .find(|&i| !inputs[i].ended)
                         .map(|i| (i, Ok(vec![Event::Watermark(inputs[i].watermark)]))),
                 },
             }

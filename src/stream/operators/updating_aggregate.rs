@@ -584,7 +584,11 @@ impl Operator for UpdatingAggregateOperator {
             Some(every) => format!("; emits at most every {every:?} (sluice.emit.interval)"),
             None => String::new(),
         };
-        Some(format!("groups per key: {bound}{multiset}{every}"))
+        let per = match self.spec.windows {
+            Some(_) => "window and key",
+            None => "key",
+        };
+        Some(format!("groups per {per}: {bound}{multiset}{every}"))
     }
 
     fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
