@@ -1221,77 +1221,82 @@ fn orders_changelog() -> (Vec<String>, Vec<String>) {
 }
 
 #[test]
-fn a_tumble_aggregate_over_a_changelog_retracts_and_emits_each_window_at_its_close() {
+fn windowed_aggregates_over_a_changelog_retract_and_emit_each_window_at_its_close() {
     let (changelog, rows) = orders_changelog();
     assert!(changelog.iter().any(|l| l.starts_with(r#"{"op":"-D""#)));
     assert!(changelog.iter().any(|l| l.starts_with(r#"{"op":"-U""#)));
     let columns = "(id INT, k VARCHAR, v INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)";
-    let query = "SELECT window_start, window_end, k, count(*) AS n, sum(v) AS total, max(v) AS top \
-                 FROM TABLE(TUMBLE(TABLE o, DESCRIPTOR(ts), INTERVAL '10' SECOND)) \
-                 GROUP BY window_start, window_end, k";
-    // Batch, over the rows in force at the end.
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("orders.ndjson");
     std::fs::write(&file, rows.join("\n") + "\n").expect("write the rows");
-    let batch_sql = format!(
-        "CREATE TABLE o {columns} WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json'); {query}",
-        file.display()
-    );
-    let (code, batch, stderr) = run(&["--format", "json", "-e", &batch_sql], "");
-    assert_eq!(code, Some(0), "{stderr}");
-    let mut expected: Vec<&str> = batch.lines().collect();
-    expected.sort();
-    assert!(expected.len() > 40, "{expected:?}");
-    // Continuously, over the changelog on stdin: each window once, at its
-    // close, as appended rows, with batch's values.
     let table = format!(
         "CREATE TABLE o {columns} WITH ('connector' = 'stdin', 'format' = 'changelog-json', 'bounded' = 'true');"
     );
-    // In small batches, so that windows close between them.
     let input = changelog.join("\n") + "\n";
     let small = "SET datafusion.execution.batch_size = 20;";
-    for settings in ["", small] {
-        let sql = format!("{settings} {table} {query}");
-        let (code, stream, stderr) = run(&["--format", "json", "-e", &sql], &input);
+    let windows = [
+        "TUMBLE(TABLE o, DESCRIPTOR(ts), INTERVAL '10' SECOND)",
+        "HOP(TABLE o, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '15' SECOND)",
+        "CUMULATE(TABLE o, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '20' SECOND)",
+    ];
+    for window in windows {
+        let query = format!(
+            "SELECT window_start, window_end, k, count(*) AS n, sum(v) AS total, max(v) AS top \
+             FROM TABLE({window}) GROUP BY window_start, window_end, k"
+        );
+        // Batch, over the rows in force at the end.
+        let batch_sql = format!(
+            "CREATE TABLE o {columns} WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json'); {query}",
+            file.display()
+        );
+        let (code, batch, stderr) = run(&["--format", "json", "-e", &batch_sql], "");
         assert_eq!(code, Some(0), "{stderr}");
-        assert!(!stderr.contains("late"), "nothing is late: {stderr}");
-        let mut got: Vec<&str> = stream.lines().collect();
-        got.sort();
-        assert_eq!(got, expected, "{settings}");
+        let mut expected: Vec<&str> = batch.lines().collect();
+        expected.sort();
+        assert!(expected.len() > 40, "{expected:?}");
+        // Continuously, over the changelog on stdin: each window once, at
+        // its close, as appended rows, with batch's values; also in small
+        // batches, so that windows close between them.
+        for settings in ["", small] {
+            let sql = format!("{settings} {table} {query}");
+            let (code, stream, stderr) = run(&["--format", "json", "-e", &sql], &input);
+            assert_eq!(code, Some(0), "{stderr}");
+            assert!(!stderr.contains("late"), "nothing is late: {stderr}");
+            let mut got: Vec<&str> = stream.lines().collect();
+            got.sort();
+            assert_eq!(got, expected, "{window} {settings}");
+        }
+        // With EMIT CHANGES (small batches, so windows change), its changes
+        // as they come; folded, the same rows.
+        let sql = format!("{small} {table} {query} EMIT CHANGES");
+        let (code, changes, stderr) = run(&["--format", "changelog", "-e", &sql], &input);
+        assert_eq!(code, Some(0), "{stderr}");
+        let changes: Vec<String> = changes.lines().map(str::to_string).collect();
+        assert!(
+            changes.iter().any(|l| l.starts_with(r#"{"op":"-U""#)),
+            "{changes:?}"
+        );
+        let mut expected: Vec<String> = expected
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .expect("JSON")
+                    .to_string()
+            })
+            .collect();
+        expected.sort();
+        assert_eq!(fold_changelog(&changes), expected, "{window}");
     }
-    // With EMIT CHANGES (small batches, so windows change), its changes as
-    // they come; folded, the same rows.
-    let (code, changes, stderr) = run(
-        &[
-            "--format",
-            "changelog",
-            "-e",
-            &format!("{small} {table} {query} EMIT CHANGES"),
-        ],
-        &input,
-    );
-    assert_eq!(code, Some(0), "{stderr}");
-    let changes: Vec<String> = changes.lines().map(str::to_string).collect();
-    assert!(
-        changes.iter().any(|l| l.starts_with(r#"{"op":"-U""#)),
-        "{changes:?}"
-    );
-    let expected: Vec<String> = expected
-        .iter()
-        .map(|l| {
-            let row: serde_json::Value = serde_json::from_str(l).expect("JSON");
-            row.to_string()
-        })
-        .collect();
-    let mut expected = expected;
-    expected.sort();
-    assert_eq!(fold_changelog(&changes), expected);
     // A row taken back after its window closed is late: counted, not applied.
     let late = [
         r#"{"op":"+I","id":1,"k":"a","v":5,"ts":"2024-01-01 00:00:01"}"#,
         r#"{"op":"+I","id":2,"k":"a","v":7,"ts":"2024-01-01 00:00:30"}"#,
         r#"{"op":"-D","id":1,"k":"a","v":5,"ts":"2024-01-01 00:00:01"}"#,
     ];
+    let query = format!(
+        "SELECT window_start, k, count(*) AS n, sum(v) AS total FROM TABLE({}) GROUP BY window_start, window_end, k",
+        windows[0]
+    );
     let (code, stream, stderr) = run(
         &["--format", "json", "-e", &format!("{table} {query}")],
         &(late.join("\n") + "\n"),
@@ -1304,6 +1309,15 @@ fn a_tumble_aggregate_over_a_changelog_retracts_and_emits_each_window_at_its_clo
             .next()
             .is_some_and(|l| l.contains(r#""n":1,"total":5"#)),
         "{stream}"
+    );
+    // SESSION windows merge, so a retraction cannot find its window.
+    let session = "SELECT window_start, k, count(*) FROM TABLE(SESSION(TABLE o PARTITION BY k, DESCRIPTOR(ts), INTERVAL '5' SECOND)) GROUP BY window_start, window_end, k";
+    let (code, _, stderr) = run(&["-e", &format!("{table} {session}")], "");
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("a SESSION aggregate over an updating input")
+            && stderr.contains("TUMBLE, HOP and CUMULATE"),
+        "{stderr}"
     );
 }
 

@@ -9,9 +9,10 @@
 //! wait, and a group changed five times emits one `-U`/`+U` pair (Flink's
 //! mini-batches). The end of the input emits whatever waits.
 //!
-//! A TUMBLE aggregate over an updating input (a changelog table) is this
-//! operator too, grouped by the window's bounds among its keys
-//! ([`WindowClose`]): rows and retractions update their window's groups, and
+//! A TUMBLE, HOP or CUMULATE aggregate over an updating input (a changelog
+//! table) is this operator too, grouped by the window's bounds among its keys
+//! ([`WindowClose`]), each row copied into its windows by the window TVF
+//! before it: rows and retractions update their window's groups, and
 //! when the watermark reaches a window's end its groups are emitted once, as
 //! appended rows (or, with `EMIT CHANGES`, their changes as they come), and
 //! dropped. A row, or a retraction, whose window had closed when it came is
@@ -65,12 +66,12 @@ pub struct UpdatingAggregateSpec {
     /// `sluice.emit.interval`: emit at most once per this much processing
     /// time. `None`: after every input batch.
     pub emit_every: Option<std::time::Duration>,
-    /// Groups are windows' (a TUMBLE aggregate over an updating input),
+    /// Groups are windows' (a windowed aggregate over an updating input),
     /// emitted and dropped when the watermark closes them.
     pub windows: Option<WindowClose>,
 }
 
-/// How a TUMBLE aggregate over an updating input closes its windows.
+/// How a windowed aggregate over an updating input closes its windows.
 pub struct WindowClose {
     /// The input column holding each row's window bound (`window_end`,
     /// `window_time` or `window_start`)...
@@ -538,11 +539,10 @@ impl Operator for UpdatingAggregateOperator {
             names.join(", ")
         };
         let windows = match &self.spec.windows {
-            Some(w) if w.emit_changes => format!(
-                ", per TUMBLE window, changes until it closes; {}",
-                w.late.policy()
-            ),
-            Some(w) => format!(", per TUMBLE window, emitted when it closes; {}", w.late.policy()),
+            Some(w) if w.emit_changes => {
+                format!(", per window, changes until it closes; {}", w.late.policy())
+            }
+            Some(w) => format!(", per window, emitted when it closes; {}", w.late.policy()),
             None => String::new(),
         };
         format!(

@@ -21,6 +21,9 @@ impl StreamPlanner<'_> {
         // updates instead, with the window bounds as ordinary keys, so rows
         // must carry their own windows, not panes.
         let unwatermarked = self.reads_unwatermarked(&aggregate.input);
+        // Over a changelog a row taken back must find its windows: each row
+        // carries its own (copies for HOP and CUMULATE), not a pane.
+        let changelog = self.reads_changelog(&aggregate.input);
         let panes = by_window
             && !unwatermarked
             && window.is_some_and(|w| match w.kind {
@@ -28,7 +31,7 @@ impl StreamPlanner<'_> {
                 WindowKind::Session { .. } => true,
                 // EMIT CHANGES shows each window as it grows: rows are copied
                 // into their windows rather than aggregated per pane.
-                _ => !self.changes,
+                _ => !self.changes && !changelog,
             });
         let planned = self.node(&aggregate.input, panes).await?;
         let input = aggregate.input.schema();
@@ -143,33 +146,44 @@ impl StreamPlanner<'_> {
         self.updating_aggregate(aggregate, input_plan, None)
     }
 
-    /// A TUMBLE aggregate over an updating input (a changelog table): an
-    /// updating aggregate whose keys include the window's bounds, which takes
-    /// rows back and emits each window's groups when the watermark closes it
-    /// (appended rows), or with `EMIT CHANGES` their changes as they come.
-    /// HOP, CUMULATE and SESSION are refused: their rows count in several
-    /// windows (panes, merged sessions) that a retraction would have to find.
+    /// A TUMBLE, HOP or CUMULATE aggregate over an updating input (a
+    /// changelog table, an outer join): an updating aggregate whose keys
+    /// include the window's bounds, which takes rows back and emits each
+    /// window's groups when the watermark closes it (appended rows), or with
+    /// `EMIT CHANGES` their changes as they come. Each row must carry its
+    /// window (HOP and CUMULATE copy a row into each of its windows): rows in
+    /// panes (a HOP over an outer join) and SESSION windows, which merge,
+    /// are refused.
     fn retracting_window_aggregate(
         &mut self,
         aggregate: &datafusion::logical_expr::Aggregate,
         planned: &Planned,
         lineage: WindowLineage,
     ) -> Result<Planned> {
-        let WindowKind::Tumble { size, .. } = lineage.kind else {
-            // A bounded replay is planned again with its GROUP BYs at the end.
-            self.refused_updating = true;
-            return not_impl_err!(
-                "a HOP, CUMULATE or SESSION aggregate over an updating input ({}) is not supported yet: a TUMBLE aggregate takes one",
-                planned.updating.as_deref().unwrap_or_default()
-            );
+        let size = match lineage.kind {
+            WindowKind::Tumble { size, .. } | WindowKind::Hop { size, .. } if !lineage.panes => Some(size),
+            WindowKind::Cumulate { .. } if !lineage.panes => None,
+            _ => {
+                // A bounded replay is planned again with its GROUP BYs at the end.
+                self.refused_updating = true;
+                let updating = planned.updating.as_deref().unwrap_or_default();
+                return match lineage.kind {
+                    WindowKind::Session { .. } => not_impl_err!(
+                        "a SESSION aggregate over an updating input ({updating}) is not supported yet: sessions merge, so a row taken back cannot find its session; TUMBLE, HOP and CUMULATE over a changelog table take one"
+                    ),
+                    _ => not_impl_err!(
+                        "a HOP or CUMULATE aggregate over an updating input ({updating}) is supported over a changelog table only, not yet over this one; a TUMBLE aggregate takes any updating input"
+                    ),
+                };
+            }
         };
-        let (column, to_end) = match (lineage.end, lineage.time, lineage.start) {
-            (Some(end), _, _) => (end, 0),
-            (None, Some(time), _) => (time, MILLISECOND),
-            (None, None, Some(start)) => (start, size),
-            (None, None, None) => {
-                return datafusion::common::internal_err!(
-                    "a windowed aggregate's input lacks its window's bounds"
+        let (column, to_end) = match (lineage.end, lineage.time, lineage.start, size) {
+            (Some(end), ..) => (end, 0),
+            (None, Some(time), ..) => (time, MILLISECOND),
+            (None, None, Some(start), Some(size)) => (start, size),
+            _ => {
+                return plan_err!(
+                    "a CUMULATE aggregate over an updating input must GROUP BY window_end (window_start alone names several windows)"
                 );
             }
         };
@@ -196,7 +210,7 @@ impl StreamPlanner<'_> {
             .collect();
         out.lineage = Some(output_lineage(lineage.kind, &roles));
         out.updating = self.changes.then(|| {
-            "a TUMBLE aggregate with EMIT CHANGES over an updating input, which updates its open windows"
+            "a windowed aggregate with EMIT CHANGES over an updating input, which updates its open windows"
                 .to_string()
         });
         Ok(out)

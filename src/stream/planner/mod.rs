@@ -207,16 +207,25 @@ impl<'a> StreamPlanner<'a> {
     /// Whether `plan` reads an unbounded table with no watermark (looking
     /// into views), so that its windows never close.
     fn reads_unwatermarked(&self, plan: &LogicalPlan) -> bool {
+        self.reads_table(plan, &|info| Sources::of_table("", info).unwatermarked.is_some())
+    }
+
+    /// Whether `plan` reads a changelog table (looking into views).
+    fn reads_changelog(&self, plan: &LogicalPlan) -> bool {
+        self.reads_table(plan, &|info| info.is_some_and(|i| i.changelog))
+    }
+
+    /// Whether `plan` reads a table (looking into views) that `is` holds for,
+    /// given what the catalog knows of it.
+    fn reads_table(&self, plan: &LogicalPlan, is: &dyn Fn(Option<&SourceInfo>) -> bool) -> bool {
         let mut found = false;
         let _ = plan.apply_with_subqueries(|node| {
             if let LogicalPlan::TableScan(scan) = node
                 && let Ok(provider) = source_as_provider(&scan.source)
             {
                 found |= match provider.get_logical_plan() {
-                    Some(view) => self.reads_unwatermarked(&view),
-                    None => Sources::of_table("", self.catalog.source_of(&provider).as_ref())
-                        .unwatermarked
-                        .is_some(),
+                    Some(view) => self.reads_table(&view, is),
+                    None => is(self.catalog.source_of(&provider).as_ref()),
                 };
             }
             Ok(match found {
