@@ -997,6 +997,128 @@ mod tests {
         operator(false, true)
     }
 
+    /// `SELECT k, end, sum(v), count(*) ... GROUP BY k, end` over an updating
+    /// input whose rows carry their window's end (seconds), closed by the
+    /// watermark.
+    fn windowed() -> (
+        UpdatingAggregateOperator,
+        SchemaRef,
+        Arc<crate::stream::StreamMetrics>,
+    ) {
+        use arrow::datatypes::TimeUnit;
+        let end = DataType::Timestamp(TimeUnit::Millisecond, None);
+        let input: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+            Field::new("end", end.clone(), true),
+        ]));
+        let aggregates = Aggregates::try_new(
+            vec![col("k", &input).expect("k"), col("end", &input).expect("end")],
+            vec![
+                Arc::new(Field::new("k", DataType::Int64, true)),
+                Arc::new(Field::new("end", end.clone(), true)),
+            ],
+            vec![
+                aggregate(&input, sum_udaf(), "v", "total"),
+                aggregate(&input, count_udaf(), "*", "n"),
+            ],
+        )
+        .expect("aggregates");
+        let metrics = metrics();
+        let spec = UpdatingAggregateSpec {
+            aggregates,
+            group_columns: vec![GroupColumn::Key(0), GroupColumn::Key(1)],
+            schema: Arc::new(Schema::new(vec![
+                Field::new("k", DataType::Int64, true),
+                Field::new("end", end, true),
+                Field::new("total", DataType::Int64, true),
+                Field::new("n", DataType::Int64, false),
+            ])),
+            retracting: true,
+            ttl: None,
+            emit_every: None,
+            windows: Some(WindowClose {
+                column: 2,
+                to_end: 0,
+                late: crate::stream::operators::testing::late(&metrics),
+                emit_changes: false,
+            }),
+        };
+        let operator = UpdatingAggregateOperator::try_new(spec)
+            .expect("plans")
+            .with_metrics(Arc::clone(&metrics));
+        (operator, input, metrics)
+    }
+
+    #[test]
+    fn a_window_over_an_updating_input_emits_its_rows_once_at_its_close_and_late_changes_are_counted() {
+        let (mut operator, input, metrics) = windowed();
+        let mut push = |rows: &str, changes: &[Change], watermark: Nanos| {
+            let mut batch = StreamBatch::new(batch(&input, rows), RowWatermarks::Constant(watermark));
+            batch.changes = Some(Changes::from_changes(changes.iter().copied()));
+            let mut out = Vec::new();
+            operator.process(batch, &mut out).expect("processes");
+            operator.on_watermark(watermark, &mut out).expect("a watermark");
+            out
+        };
+        let s = crate::stream::operators::testing::S;
+        use Change::{Delete, Insert};
+        // Nothing comes out while the windows are open, retractions included.
+        assert!(
+            render_rows(&push(
+                "(1, 5, 10) (1, 7, 10) (2, 1, 20)",
+                &[Insert, Insert, Insert],
+                0
+            ))
+            .is_empty()
+        );
+        assert!(render_rows(&push("(1, 5, 10)", &[Delete], 0)).is_empty());
+        // The watermark closes the window ending at 10: its one group, as an
+        // appended row (no changes).
+        let out = push("(2, 4, 20)", &[Insert], 10 * s);
+        let rows: Vec<&StreamBatch> = out
+            .iter()
+            .filter_map(|e| match e {
+                Event::Data(b) => Some(b),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].changes.is_none(), "appended rows");
+        assert_eq!(
+            crate::stream::operators::testing::rows_text(rows[0].batch.columns(), 1),
+            ["(1, 10, 7, 1)"]
+        );
+        // A change to the closed window is late; the open one's group empties.
+        assert!(
+            render_rows(&push(
+                "(1, 3, 10) (2, 1, 20) (2, 4, 20)",
+                &[Insert, Delete, Delete],
+                10 * s
+            ))
+            .is_empty()
+        );
+        assert_eq!(metrics.late_rows.load(std::sync::atomic::Ordering::Relaxed), 1);
+        let mut out = Vec::new();
+        operator.on_watermark(END_OF_INPUT, &mut out).expect("ends");
+        operator.on_end(&mut out).expect("ends");
+        assert!(render_rows(&out).is_empty(), "an emptied window emits nothing");
+        assert_eq!(operator.state_rows(), 0, "closed windows are dropped");
+    }
+
+    fn render_rows(out: &[Event]) -> Vec<String> {
+        out.iter()
+            .filter_map(|e| match e {
+                Event::Data(b) => Some(crate::stream::operators::testing::rows_text(
+                    b.batch.columns(),
+                    b.batch.num_rows(),
+                )),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
     #[test]
     fn with_an_emit_interval_a_key_changed_five_times_emits_one_update() {
         let (mut operator, _) = operator(true, true);
