@@ -217,7 +217,7 @@ impl StreamPlanner<'_> {
     }
 
     /// An updating aggregate (see [`StreamPlanner::final_aggregate`]); with
-    /// `windows`, one per TUMBLE window over an updating input.
+    /// `windows`, one per window (TUMBLE, HOP, CUMULATE) over an updating input.
     fn updating_aggregate(
         &mut self,
         aggregate: &datafusion::logical_expr::Aggregate,
