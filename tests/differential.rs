@@ -454,6 +454,8 @@ async fn top_n_changelog_ends_at_the_batch_result() {
         // ORDER BY ... LIMIT over an updating GROUP BY (RisingWave's q105):
         // the top rows, no rank shown.
         "SELECT auction, count(*) AS n FROM bids GROUP BY auction ORDER BY n DESC, auction LIMIT 5",
+        // ... and with an OFFSET, Flink's rank range: ranks 4 to 8.
+        "SELECT auction, count(*) AS n FROM bids GROUP BY auction ORDER BY n DESC, auction LIMIT 5 OFFSET 3",
         // One partition, ranks shifting as better rows come.
         "SELECT * FROM (SELECT channel, auction, bidder, price,
            ROW_NUMBER() OVER (ORDER BY price DESC, bidder, auction) AS rn FROM bids)

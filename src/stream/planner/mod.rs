@@ -311,21 +311,12 @@ impl<'a> StreamPlanner<'a> {
                     Ok(self.then(&planned, Box::new(rename), planned.lineage))
                 }
                 LogicalPlan::Limit(limit) => {
-                    let planned = self.node(&limit.input, panes).await?;
                     let (SkipType::Literal(skip), FetchType::Literal(fetch)) =
                         (limit.get_skip_type()?, limit.get_fetch_type()?)
                     else {
                         return plan_err!("LIMIT and OFFSET must be constants in a continuous query");
                     };
-                    if planned.updating.is_some() && (skip > 0 || fetch.is_some_and(|f| f > 0)) {
-                        let fetch = fetch.unwrap_or(usize::MAX);
-                        return self.limit_of_updating(planned, limit, (skip, fetch));
-                    }
-                    Ok(self.then(
-                        &planned,
-                        Box::new(LimitOperator::new(skip, fetch)),
-                        planned.lineage,
-                    ))
+                    self.limit(limit, (skip, fetch), panes).await
                 }
                 LogicalPlan::Join(join) => self.join(join).await,
                 LogicalPlan::Union(union) => self.union(union).await,
