@@ -22,7 +22,6 @@ use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 use crossterm::{QueueableCommand, cursor, terminal};
 
 use super::output::{OutputError, format_rows};
-use crate::stream::CHANGE_COLUMN;
 
 /// How long a changed row stays marked.
 pub const HIGHLIGHT: Duration = Duration::from_millis(1_000);
@@ -68,7 +67,7 @@ impl LiveTable {
     /// any change column shown). `keep` bounds the rows an appending table
     /// keeps.
     pub fn new(schema: &SchemaRef, fold: bool, keep: usize) -> Self {
-        let fold = fold && schema.fields().first().is_some_and(|f| f.name() == CHANGE_COLUMN);
+        let fold = fold && crate::stream::is_changelog(schema);
         let fields = schema.fields().iter().skip(usize::from(fold));
         Self {
             header: fields.clone().map(|f| f.name().clone()).collect(),
@@ -367,11 +366,10 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
 
     fn changes(ops: &[&str], keys: &[&str], counts: &[i64]) -> RecordBatch {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("op", DataType::Utf8, false),
+        let schema = Arc::new(crate::stream::changelog_schema(&Schema::new(vec![
             Field::new("k", DataType::Utf8, false),
             Field::new("n", DataType::Int64, false),
-        ]));
+        ])));
         RecordBatch::try_new(
             schema,
             vec![
@@ -453,6 +451,17 @@ mod tests {
                 .key
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_querys_own_column_named_op_is_not_folded() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("op", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let table = LiveTable::new(&schema, true, 5);
+        assert!(!table.fold);
+        assert_eq!(table.header, ["op", "n"]);
     }
 
     #[test]

@@ -48,7 +48,8 @@ impl FileFormat {
             "json" | "ndjson" => Ok(Self::Json),
             "parquet" => Ok(Self::Parquet),
             "arrow" | "ipc" => Ok(Self::Arrow),
-            changelog @ ("debezium-json" | "debezium_json" | "changelog-json" | "changelog_json") => {
+            changelog @ ("debezium-json" | "debezium_json" | "changelog-json" | "changelog_json"
+            | "changelog-csv" | "changelog_csv") => {
                 plan_err!(
                     "'{changelog}' (a changelog) is read from stdin ('connector' = 'stdin') or a followed file ('follow' = 'true'); a file read once takes 'csv', 'json', 'parquet' or 'arrow'"
                 )

@@ -88,7 +88,7 @@ pub async fn create_table(
     let path = mine.take_required("path", "the file or directory to follow")?;
     let named = mine.take("format");
     let text = match named.as_deref() {
-        Some(name) if let Some(changelog) = TextFormat::changelog(name) => {
+        Some(name) if let Some(changelog) = TextFormat::changelog(name, &mut mine)? => {
             if declared.is_none() {
                 return plan_err!(
                     "a '{name}' table needs its columns (the row's, without 'op'): CREATE TABLE name (col TYPE, ...) WITH (...)"
@@ -104,7 +104,7 @@ pub async fn create_table(
             let csv = CsvOptions::take(&mut mine, format)?;
             let Some(text) = TextFormat::new(format, csv) else {
                 return plan_err!(
-                    "'follow' = 'true' reads 'json', 'csv', 'changelog-json' or 'debezium-json' files, not '{format}'"
+                    "'follow' = 'true' reads 'json', 'csv', 'changelog-json', 'changelog-csv' or 'debezium-json' files, not '{format}'"
                 );
             };
             text
@@ -834,7 +834,7 @@ mod tests {
         let err = create(&[("path", &p)]).await.expect_err("parquet");
         assert!(
             err.to_string()
-                .contains("'follow' = 'true' reads 'json', 'csv', 'changelog-json' or 'debezium-json' files, not 'parquet'"),
+                .contains("'follow' = 'true' reads 'json', 'csv', 'changelog-json', 'changelog-csv' or 'debezium-json' files, not 'parquet'"),
             "{err}"
         );
         let err = create(&[("path", "s3://bucket/x.ndjson")])

@@ -55,6 +55,9 @@ pub enum TextFormat {
     DebeziumJson,
     /// One JSON row per line with its change in `op`: a changelog.
     ChangelogJson,
+    /// One CSV record per line, its change (`op`) the first field: a
+    /// changelog, as `--format csv` prints an updating query's.
+    ChangelogCsv(CsvOptions),
 }
 
 impl TextFormat {
@@ -74,31 +77,46 @@ impl TextFormat {
             Self::Csv(_) => "csv",
             Self::DebeziumJson => "debezium-json",
             Self::ChangelogJson => "changelog-json",
+            Self::ChangelogCsv(_) => "changelog-csv",
         }
     }
 
     /// The changelog format `name` names (a `'format'` option), if it is one:
-    /// `debezium-json` (Flink's name; also `debezium_json`, Arroyo's) or
-    /// `changelog-json`.
-    pub fn changelog(name: &str) -> Option<Self> {
-        match name.to_lowercase().as_str() {
+    /// `debezium-json` (Flink's name; also `debezium_json`, Arroyo's),
+    /// `changelog-json` or `changelog-csv` (taking the `'csv.*'` options).
+    pub fn changelog(name: &str, options: &mut Options) -> Result<Option<Self>> {
+        Ok(match name.to_lowercase().as_str() {
             "debezium-json" | "debezium_json" => Some(Self::DebeziumJson),
             "changelog-json" | "changelog_json" => Some(Self::ChangelogJson),
+            "changelog-csv" | "changelog_csv" => {
+                Some(Self::ChangelogCsv(CsvOptions::take(options, FileFormat::Csv)?))
+            }
             _ => None,
-        }
+        })
     }
 
-    /// The file format its lines are in (a changelog's are JSON).
+    /// The file format its lines are in.
     pub fn file_format(&self) -> FileFormat {
         match self {
-            Self::Csv(_) => FileFormat::Csv,
+            Self::Csv(_) | Self::ChangelogCsv(_) => FileFormat::Csv,
             Self::Json | Self::DebeziumJson | Self::ChangelogJson => FileFormat::Json,
         }
     }
 
     /// Whether its rows are changes (a changelog), not appended rows.
     pub fn is_changelog(&self) -> bool {
-        matches!(self, Self::DebeziumJson | Self::ChangelogJson)
+        matches!(
+            self,
+            Self::DebeziumJson | Self::ChangelogJson | Self::ChangelogCsv(_)
+        )
+    }
+
+    /// Its CSV options, if its lines are CSV.
+    fn csv(&self) -> Option<&CsvOptions> {
+        match self {
+            Self::Csv(csv) | Self::ChangelogCsv(csv) => Some(csv),
+            _ => None,
+        }
     }
 }
 
@@ -240,11 +258,9 @@ impl DecoderConfig {
             None => Arc::clone(&table_schema),
         };
         // A changelog's batches carry each row's change first.
-        let schema = match format {
-            TextFormat::DebeziumJson | TextFormat::ChangelogJson => {
-                super::changelog::changelog_schema(&schema)
-            }
-            _ => schema,
+        let schema = match format.is_changelog() {
+            true => super::changelog::changelog_schema(&schema),
+            false => schema,
         };
         let config = Self {
             format,
@@ -296,27 +312,26 @@ impl DecoderConfig {
                     integers,
                 })
             }
-            TextFormat::Csv(csv) => {
-                // The header is checked and skipped by `Core::header`.
-                let mut builder = arrow::csv::ReaderBuilder::new(Arc::clone(&self.table_schema))
-                    .with_header(false)
-                    .with_batch_size(batch_size);
-                if let Some(d) = csv.delimiter {
-                    builder = builder.with_delimiter(d as u8);
-                }
-                if let Some(q) = csv.quote {
-                    builder = builder.with_quote(q as u8);
-                }
-                if let Some(null) = &csv.null_literal {
-                    let pattern = format!("^{}$", regex::escape(null));
-                    let regex = regex::Regex::new(&pattern)
-                        .map_err(|e| exec_datafusion_err!("option 'csv.null-literal': {e}"))?;
-                    builder = builder.with_null_regex(regex);
-                }
-                if let Some(p) = &self.projection {
-                    builder = builder.with_projection(p.clone());
-                }
-                Ok(Inner::Csv(Box::new(builder.build_decoder())))
+            TextFormat::Csv(csv) => Ok(Inner::Csv(Box::new(csv_decoder(
+                Arc::clone(&self.table_schema),
+                csv,
+                self.projection.clone(),
+                batch_size,
+            )?))),
+            TextFormat::ChangelogCsv(csv) => {
+                // Every declared column after `op`: CSV fields are positional.
+                let fields = super::changelog::op_row_schema(&self.table_schema);
+                let projection = self
+                    .projection
+                    .as_ref()
+                    .map(|p| std::iter::once(0).chain(p.iter().map(|i| i + 1)).collect());
+                Ok(Inner::Changelog {
+                    decoder: Box::new(Inner::Csv(Box::new(csv_decoder(
+                        fields, csv, projection, batch_size,
+                    )?))),
+                    debezium: false,
+                    schema: Arc::clone(&self.schema),
+                })
             }
             TextFormat::DebeziumJson | TextFormat::ChangelogJson => {
                 let columns = match &self.projection {
@@ -335,17 +350,56 @@ impl DecoderConfig {
                 let decoded = integers
                     .as_ref()
                     .map_or(decoded, |i| Arc::clone(i.decode_schema()));
+                let decoder = arrow::json::ReaderBuilder::new(decoded)
+                    .with_batch_size(batch_size)
+                    .build_decoder()?;
                 Ok(Inner::Changelog {
-                    decoder: arrow::json::ReaderBuilder::new(decoded)
-                        .with_batch_size(batch_size)
-                        .build_decoder()?,
-                    integers,
+                    decoder: Box::new(Inner::Json { decoder, integers }),
                     debezium,
                     schema: Arc::clone(&self.schema),
                 })
             }
         }
     }
+
+    /// The columns a CSV header must name, in order: the declared ones (after
+    /// `op` in a changelog).
+    fn header_schema(&self) -> SchemaRef {
+        match self.format {
+            TextFormat::ChangelogCsv(_) => super::changelog::op_row_schema(&self.table_schema),
+            _ => Arc::clone(&self.table_schema),
+        }
+    }
+}
+
+/// Arrow's CSV decoder for records of `fields` (all of a line's, in order),
+/// outputting `projection` of them. The header is checked and skipped by
+/// `Core::header`, not here.
+fn csv_decoder(
+    fields: SchemaRef,
+    csv: &CsvOptions,
+    projection: Option<Vec<usize>>,
+    batch_size: usize,
+) -> Result<arrow::csv::reader::Decoder> {
+    let mut builder = arrow::csv::ReaderBuilder::new(fields)
+        .with_header(false)
+        .with_batch_size(batch_size);
+    if let Some(d) = csv.delimiter {
+        builder = builder.with_delimiter(d as u8);
+    }
+    if let Some(q) = csv.quote {
+        builder = builder.with_quote(q as u8);
+    }
+    if let Some(null) = &csv.null_literal {
+        let pattern = format!("^{}$", regex::escape(null));
+        let regex = regex::Regex::new(&pattern)
+            .map_err(|e| exec_datafusion_err!("option 'csv.null-literal': {e}"))?;
+        builder = builder.with_null_regex(regex);
+    }
+    if let Some(p) = projection {
+        builder = builder.with_projection(p);
+    }
+    Ok(builder.build_decoder())
 }
 
 /// Arrow's decoder for the format.
@@ -356,11 +410,11 @@ enum Inner {
         integers: Option<IntegerColumns>,
     },
     Csv(Box<arrow::csv::reader::Decoder>),
-    /// Changelog lines (Debezium messages, or rows with an `op`), turned
-    /// into rows of `schema` with their change codes when flushed.
+    /// Changelog lines (Debezium messages, or JSON or CSV rows with an
+    /// `op`), decoded by `decoder`, turned into rows of `schema` with their
+    /// change codes when flushed.
     Changelog {
-        decoder: arrow::json::reader::Decoder,
-        integers: Option<IntegerColumns>,
+        decoder: Box<Inner>,
         debezium: bool,
         schema: SchemaRef,
     },
@@ -384,13 +438,10 @@ impl Inner {
             Self::Csv(d) => d.flush(),
             Self::Changelog {
                 decoder,
-                integers,
                 debezium,
                 schema,
             } => decoder
                 .flush()?
-                .map(|batch| restore_integers(batch, integers.as_ref()))
-                .transpose()?
                 .map(|lines| match debezium {
                     true => super::changelog::unfold(&lines, schema),
                     false => super::changelog::with_change_codes(&lines, schema),
@@ -472,7 +523,7 @@ impl LineDecoder {
     /// A decoder for `source` (a name for errors) making batches of up to `batch_size` rows.
     pub fn new(source: impl Into<String>, config: DecoderConfig, batch_size: usize) -> Result<Self> {
         let batch_size = batch_size.max(1);
-        let header_pending = matches!(&config.format, TextFormat::Csv(csv) if csv.has_header());
+        let header_pending = config.format.csv().is_some_and(CsvOptions::has_header);
         Ok(Self {
             core: Core {
                 source: source.into(),
@@ -700,7 +751,7 @@ impl Core {
     /// Check a CSV header (line number `number`) against the declared columns:
     /// the same count, the same names in the same order (any case).
     fn check_header(&self, line: &[u8], number: u64) -> Result<()> {
-        let TextFormat::Csv(csv) = &self.config.format else {
+        let Some(csv) = self.config.format.csv() else {
             return internal_err!("a header in a {} source", self.config.format.name());
         };
         let mut format = arrow::csv::reader::Format::default().with_header(true);
@@ -714,7 +765,7 @@ impl Core {
         let (header, _) = format
             .infer_schema(line, Some(0))
             .map_err(|e| exec_datafusion_err!("{source} line {number}: bad CSV header: {}", describe(&e)))?;
-        let declared = &self.config.table_schema;
+        let declared = &self.config.header_schema();
         let fix = "or set 'csv.header' = 'false' if the first line is data";
         if header.fields().len() != declared.fields().len() {
             return plan_err!(
@@ -866,6 +917,54 @@ mod tests {
             .iter()
             .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
             .collect()
+    }
+
+    #[test]
+    fn a_csv_changelog_has_its_op_first_and_a_header_naming_it() {
+        let config = DecoderConfig::try_new(
+            TextFormat::ChangelogCsv(CsvOptions::default()),
+            schema(),
+            Some(vec![1]),
+        )
+        .expect("config");
+        let mut d = LineDecoder::new("stdin", config, 1024).expect("decoder");
+        let mut out = Vec::new();
+        d.push(b"op,id,name\n+I,1,a\n-U,1,a\n+U,1,b\n-D,1,b\n", &mut out)
+            .expect("decodes");
+        let batch = arrow::compute::concat_batches(&out[0].schema(), &out).expect("one batch");
+        assert_eq!(
+            batch.schema().field(0).name(),
+            crate::connectors::changelog::CHANGE_CODE_COLUMN
+        );
+        assert_eq!(
+            batch
+                .column(0)
+                .as_primitive::<arrow::datatypes::Int8Type>()
+                .values(),
+            &[0, 1, 2, 3]
+        );
+        let names = batch.column(1).as_string::<i32>();
+        assert_eq!(
+            (0..4).map(|i| names.value(i)).collect::<Vec<_>>(),
+            ["a", "a", "b", "b"]
+        );
+        // A header without `op`, and a row with an unknown op, say so.
+        let config = DecoderConfig::try_new(TextFormat::ChangelogCsv(CsvOptions::default()), schema(), None)
+            .expect("config");
+        let mut d = LineDecoder::new("stdin", config.clone(), 1024).expect("decoder");
+        let error = d.push(b"id,name\n", &mut Vec::new()).expect_err("no op column");
+        assert!(
+            error.to_string().contains("the table declares 3 (op, id, name)"),
+            "{error}"
+        );
+        let mut d = LineDecoder::new("stdin", config, 1024).expect("decoder");
+        let error = d
+            .push(b"op,id,name\n+I,1,a\nX,2,b\n", &mut Vec::new())
+            .expect_err("bad op");
+        assert!(
+            error.to_string().contains("stdin line 3") && error.to_string().contains("'X'"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -33,10 +33,13 @@ use datafusion::error::Result;
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 
-pub use changelog::{CHANGE_COLUMN, Change, Changes, changelog_schema, with_changes};
+pub use changelog::{
+    CHANGE_COLUMN, Change, Changes, changelog_schema, is_changelog, unmarked_schema, with_changes,
+};
 pub use driver::execute;
 pub use insert::execute_insert;
 pub use metrics::StreamMetrics;
+pub use operators::updating_aggregate::EmitInterval;
 pub use stop::leave_signals_to_the_shell;
 
 use crate::plan::SourceCatalog;

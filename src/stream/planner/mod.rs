@@ -56,6 +56,7 @@ use super::operators::session_aggregate::{SessionAggregateOperator, SessionAggre
 use super::operators::sort::SortPerWatermarkOperator;
 use super::operators::stateless::{FilterOperator, LimitOperator, ProjectionOperator, RenameOperator};
 use super::operators::union::UnionOperator;
+use super::operators::updating_aggregate::EmitInterval;
 use super::operators::window_aggregate::{
     GroupColumn, PaneColumns, Panes, WindowAggregateOperator, WindowAggregateSpec, WindowColumn,
 };
@@ -75,11 +76,15 @@ pub struct Pipeline {
     pub graph: Graph,
     /// The rows that come out (after the change column, with `EMIT CHANGES`).
     pub schema: SchemaRef,
-    /// Whether rows are a changelog (`EMIT CHANGES`).
+    /// Whether rows are a changelog (`EMIT CHANGES`, an updating result).
     pub changes: bool,
     /// A changelog's key: the output columns that name a row (its GROUP
     /// BY), when known; `None` for appended rows.
     pub key: Option<Vec<String>>,
+    /// `sluice.emit.interval` when an operator emits on the clock: the
+    /// driver then re-announces the watermark this often while live sources
+    /// are quiet, so that what waits goes out.
+    pub tick: Option<std::time::Duration>,
 }
 
 /// A planned sub-query: where its rows come out, where its window bounds
@@ -185,6 +190,8 @@ pub struct StreamPlanner<'a> {
     /// The query windows by `PROCTIME()`: every source's watermark is the
     /// wall clock (see [`crate::plan::proctime`]).
     processing_time: bool,
+    /// An operator emits on the clock (see [`Pipeline::tick`]).
+    tick: Option<std::time::Duration>,
 }
 
 impl<'a> StreamPlanner<'a> {
@@ -202,6 +209,7 @@ impl<'a> StreamPlanner<'a> {
             final_at_end: false,
             live_clock: false,
             processing_time: false,
+            tick: None,
         }
     }
 
@@ -239,16 +247,25 @@ impl<'a> StreamPlanner<'a> {
         if self.processing_time {
             return false; // the clock is every source's watermark
         }
+        self.reads_table(plan, &|info| Sources::of_table("", info).unwatermarked.is_some())
+    }
+
+    /// Whether `plan` reads a changelog table (looking into views).
+    fn reads_changelog(&self, plan: &LogicalPlan) -> bool {
+        self.reads_table(plan, &|info| info.is_some_and(|i| i.changelog))
+    }
+
+    /// Whether `plan` reads a table (looking into views) that `is` holds for,
+    /// given what the catalog knows of it.
+    fn reads_table(&self, plan: &LogicalPlan, is: &dyn Fn(Option<&SourceInfo>) -> bool) -> bool {
         let mut found = false;
         let _ = plan.apply_with_subqueries(|node| {
             if let LogicalPlan::TableScan(scan) = node
                 && let Ok(provider) = source_as_provider(&scan.source)
             {
                 found |= match provider.get_logical_plan() {
-                    Some(view) => self.reads_unwatermarked(&view),
-                    None => Sources::of_table("", self.catalog.source_of(&provider).as_ref())
-                        .unwatermarked
-                        .is_some(),
+                    Some(view) => self.reads_table(&view, is),
+                    None => is(self.catalog.source_of(&provider).as_ref()),
                 };
             }
             Ok(match found {
@@ -304,6 +321,7 @@ impl<'a> StreamPlanner<'a> {
             schema: Arc::new(schema),
             changes: self.changes,
             key: self.changes.then(|| result_key::result_key(plan)).flatten(),
+            tick: self.tick,
         })
     }
 
@@ -336,17 +354,12 @@ impl<'a> StreamPlanner<'a> {
                     Ok(self.then(&planned, Box::new(rename), planned.lineage))
                 }
                 LogicalPlan::Limit(limit) => {
-                    let planned = self.node(&limit.input, panes).await?;
                     let (SkipType::Literal(skip), FetchType::Literal(fetch)) =
                         (limit.get_skip_type()?, limit.get_fetch_type()?)
                     else {
                         return plan_err!("LIMIT and OFFSET must be constants in a continuous query");
                     };
-                    Ok(self.then(
-                        &planned,
-                        Box::new(LimitOperator::new(skip, fetch)),
-                        planned.lineage,
-                    ))
+                    self.limit(limit, (skip, fetch), panes).await
                 }
                 LogicalPlan::Join(join) => self.join(join).await,
                 LogicalPlan::Union(union) => self.union(union).await,
@@ -408,6 +421,19 @@ impl<'a> StreamPlanner<'a> {
         let schema = Arc::new(projection.schema.as_arrow().clone());
         let lineage = planned.lineage.and_then(|l| l.through(&projection.expr, input));
         Ok(self.then(planned, Box::new(ProjectionOperator::new(exprs, schema)), lineage))
+    }
+
+    /// `SET 'sluice.emit.interval'`, if set; planning an operator that
+    /// uses it makes the driver tick.
+    fn emit_interval(&mut self) -> Option<std::time::Duration> {
+        let every = self
+            .state
+            .config()
+            .get_extension::<EmitInterval>()
+            .map(|e| e.0)
+            .filter(|e| !e.is_zero());
+        self.tick = self.tick.or(every);
+        every
     }
 
     /// `SET 'state.ttl'`, if set.
