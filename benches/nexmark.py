@@ -72,7 +72,21 @@ def edited(name, sql):
     sql = re.sub(r"PARTITIONED BY[^;]*", "WITH ('connector' = 'blackhole')", sql, flags=re.S)
     if name == "q23":
         sql = sql.replace("A.dateTime", "A.`dateTime`")
+    # q13's side input: the file connector over a generated side_input.txt
+    # in place of Flink 1.10's legacy options (keys 0 to 9999, value = key).
+    sql = re.sub(r"\(\s*'connector\.type' = 'filesystem'[^)]*\)",
+                 lambda _: f"('connector' = 'file', 'path' = '{side_input()}', 'format' = 'csv', "
+                           "'csv.header' = 'false')", sql)
     return sql
+
+
+def side_input():
+    """q13's side input file, written once."""
+    path = os.path.join(tempfile.gettempdir(), "sluice-bench-side-input.txt")
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            f.writelines(f"{k},{k}\n" for k in range(10_000))
+    return path
 
 
 def tables_read(sql):
@@ -117,7 +131,7 @@ def main():
         if seconds is None:
             print(f"| {name} | | | | | | | does not run: {plan} |")
             continue
-        if "LookupJoin" in plan and "bounded table" in plan:
+        if any("LookupJoin" in l and "bounded table nexmark_" in l for l in plan.splitlines()):
             print(f"| {name} | | | | | | | not timed: a join reads a side in batch (LookupJoin) |")
             continue
         if "at end of input" in plan:

@@ -180,6 +180,22 @@ fn late_query(late_path: &str) -> String {
 }
 
 #[test]
+fn a_late_row_is_written_aside_whole_even_when_the_query_reads_none_of_its_columns() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // count(*) reads only the time column; the late row keeps its id too.
+    let (ok, _, err) = run_stdin(dir.path(), &late_query("late.ndjson"), LATE);
+    assert!(ok, "{err}");
+    let late = std::fs::read_to_string(dir.path().join("late.ndjson")).expect("written");
+    let row: serde_json::Value = serde_json::from_str(late.trim()).expect("one JSON row");
+    assert_eq!(row["id"], 3, "{late}");
+    assert_eq!(row["ts"], "2024-01-01T00:00:02", "{late}");
+    assert_eq!(
+        row["window_end"], "2024-01-01T00:00:05",
+        "the window it missed: {late}"
+    );
+}
+
+#[test]
 fn the_late_row_file_is_appended_to_across_runs() {
     let dir = tempfile::tempdir().expect("temp dir");
     for run in 1..=2 {

@@ -481,6 +481,81 @@ fn csv_columns_that_do_not_match_the_header_are_an_error() {
 }
 
 #[test]
+fn a_bad_csv_value_names_its_file_line_and_column_from_1() {
+    // The header is line 1, so the third row is line 4; the second column is column 2.
+    let dir = dir_with(&[("small.csv", "a,b\n1,2\n3,4\n5,x\n")]);
+    // Large enough for DataFusion to split it into byte ranges read in parallel.
+    let mut big = String::from("a,b\n");
+    for i in 0..900_000 {
+        big.push_str(&format!("{i},{}\n", i * 7));
+    }
+    big.push_str("900000,oops\n");
+    std::fs::write(dir.path().join("big.csv"), &big).expect("write");
+    for (file, line, value) in [("small.csv", 4, "x"), ("big.csv", 900_002, "oops")] {
+        let sql = format!(
+            "CREATE TABLE t (a BIGINT, b BIGINT) WITH ('connector' = 'file', 'path' = '{file}', 'format' = 'csv'); SELECT sum(b) FROM t"
+        );
+        let out = run(sluice_in(dir.path()).args(["-e", &sql]), "");
+        let err = out.failed();
+        assert!(
+            err.contains(&format!(
+                "reading table 't' (file csv {file}): file {file} line {line}: "
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "parsing value '{value}' as type 'Int64' in column 2 ('b')"
+            )),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_json_fraction_in_a_bigint_column_of_a_file_is_an_error_naming_its_line() {
+    let dir = dir_with(&[(
+        "t.ndjson",
+        "{\"a\": 9007199254740993, \"s\": \"x\"}\n{\"a\": 2}\n{\"a\": 5.7}\n",
+    )]);
+    let table = "CREATE TABLE t (a BIGINT, s VARCHAR) WITH ('connector' = 'file', 'path' = 't.ndjson', 'format' = 'json')";
+    let sql = format!("{table}; SELECT a, s FROM t");
+    let out = run(sluice_in(dir.path()).args(["-e", &sql]), "");
+    let err = out.failed();
+    assert!(
+        err.contains(
+            "reading table 't' (file json t.ndjson): file t.ndjson line 3: column 'a' is BIGINT but the value is 5.7, a number with a fraction: declare the column DOUBLE or DECIMAL"
+        ),
+        "{err}"
+    );
+    // Without the bad row: integers beyond a float's 53 bits are exact, and
+    // the table still takes INSERTs.
+    std::fs::write(
+        dir.path().join("t.ndjson"),
+        "{\"a\": 9007199254740993, \"s\": \"x\"}\n",
+    )
+    .expect("write");
+    let sql = format!("{table}; INSERT INTO t VALUES (5, 'w'); SELECT a, s FROM t ORDER BY a");
+    let out = run(sluice_in(dir.path()).args(["-e", &sql]), "");
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    assert_eq!(out.stdout, "a,s\n5,w\n9007199254740993,x\n", "{out:#?}");
+}
+
+#[test]
+fn a_bad_json_line_met_while_creating_a_table_is_named_by_file_and_line() {
+    let mut text = "{\"a\": 1}\n".repeat(10);
+    text.push_str("{\"a\": 2, \"b");
+    let dir = dir_with(&[("t.ndjson", &text)]);
+    let sql = "CREATE TABLE t (a BIGINT) WITH ('connector' = 'file', 'path' = 't.ndjson', 'format' = 'json')";
+    let out = run(sluice_in(dir.path()).args(["-e", sql]), "");
+    let err = out.failed();
+    assert!(
+        err.contains("reading the files of table 't': file t.ndjson line 11: "),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_with_options_are_errors_naming_the_option() {
     let cases = [
         ("'bogus' = '1'", "bogus"),
@@ -798,15 +873,19 @@ fn metrics_are_one_json_object_a_second_with_the_source_rows() {
     ] {
         assert!(last.get(field).is_some(), "{field} missing: {last}");
     }
-    // Every row the source made was counted, and every row printed.
+    // Every row the source made was counted, and every row printed; the
+    // state, emptied at the end, is measured in bytes.
     assert_eq!(last["rows_in"], 5000, "{last}");
+    assert_eq!(last["state_bytes"], 0, "{last}");
     assert_eq!(last["rows_out"], windows, "{last}");
     assert_eq!(last["late_rows"], 0, "{last}");
     let operators = last["operators"].as_array().expect("a list of operators");
     assert!(operators.len() >= 2, "{last}");
     for operator in operators {
         assert!(
-            operator["name"].is_string() && operator["state_rows"].is_u64(),
+            operator["name"].is_string()
+                && operator["state_rows"].is_u64()
+                && operator["state_bytes"].is_u64(),
             "{operator}"
         );
     }

@@ -87,6 +87,39 @@ fn a_window_is_printed_while_the_input_is_still_open() {
 }
 
 #[test]
+fn a_processing_time_window_closes_on_the_clock_while_the_input_is_quiet() {
+    // 1 s windows over PROCTIME(): the rows' own times (year 2024) and
+    // watermark play no part; the window holding the two rows must close
+    // about a second after they come, with no more input and the pipe open.
+    let query = "CREATE VIEW timed AS SELECT *, PROCTIME() AS p FROM hits; \
+                 SELECT window_start, count(*) AS n \
+                 FROM TABLE(TUMBLE(TABLE timed, DESCRIPTOR(p), INTERVAL '1' SECOND)) \
+                 GROUP BY window_start, window_end";
+    let mut child = spawn(&["--format", "json", "-e", &over_stdin(query, "")]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let received = lines_of(&mut child);
+    let started = chrono::Utc::now();
+    stdin
+        .write_all(format!("{}{}", hit("/a", 1), hit("/a", 50)).as_bytes())
+        .expect("write");
+    stdin.flush().expect("flush");
+    let line = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the processing-time window closes while the input stays open");
+    let row: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(row["n"], 2, "{line}");
+    // The window is one of the wall clock's, not of the rows' times.
+    let start = row["window_start"].as_str().expect("a time");
+    let start = chrono::NaiveDateTime::parse_from_str(start, "%Y-%m-%dT%H:%M:%S").expect("a timestamp");
+    let lag = (start.and_utc() - started).num_seconds().abs();
+    assert!(lag <= 5, "window {start} is not near the clock ({started})");
+    // Ending the input ends the query; no window is left.
+    drop(stdin);
+    assert!(received.recv_timeout(Duration::from_secs(20)).is_err());
+    assert!(child.wait().expect("exits").success());
+}
+
+#[test]
 fn head_ends_an_unbounded_query_cleanly() {
     // The generator never ends; `head` closes the pipe after 3 lines.
     let sql = "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR, \
@@ -245,6 +278,26 @@ fn what_cannot_run_continuously_is_refused_with_the_reason() {
         (
             "SELECT * FROM (SELECT path, count(*) AS n FROM hits GROUP BY path) ORDER BY n",
             "ORDER BY over an updating input (a GROUP BY without a window",
+        ),
+        // One clock drives a query's windows: the wall clock's watermark
+        // says nothing of event time.
+        (
+            "CREATE VIEW timed AS SELECT *, PROCTIME() AS p FROM hits; \
+             SELECT a.window_start, count(*) AS n \
+             FROM TABLE(TUMBLE(TABLE timed, DESCRIPTOR(p), INTERVAL '1' SECOND)) AS a \
+             JOIN TABLE(TUMBLE(TABLE hits, DESCRIPTOR(ts), INTERVAL '1' SECOND)) AS b ON a.path = b.path \
+             GROUP BY a.window_start, a.window_end",
+            "windows by processing time (timed.p, a PROCTIME() column) and by event time (hits.ts)",
+        ),
+        (
+            "CREATE VIEW timed AS SELECT *, PROCTIME() AS p FROM hits; \
+             SELECT path, ts, count(*) OVER (PARTITION BY path ORDER BY ts ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS c \
+             FROM (SELECT w.path, w.ts FROM TABLE(TUMBLE(TABLE timed, DESCRIPTOR(p), INTERVAL '1' SECOND)) AS w)",
+            "a window function (OVER) ordered by event time in a query that windows by a PROCTIME() column",
+        ),
+        (
+            "SELECT * FROM hits AS a JOIN hits FOR SYSTEM_TIME AS OF a.ts AS b ON a.path = b.path",
+            "FOR SYSTEM_TIME AS OF a.ts over table 'hits', a stream",
         ),
     ];
     for (query, message) in cases {
@@ -531,15 +584,17 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
     received
 }
 
-#[test]
-fn a_window_over_a_union_of_stdin_and_a_followed_file_closes_when_both_pass_it() {
+/// A 10 s TUMBLE count over stdin's `hits` and a followed file `more`
+/// (`options` added to its WITH), whose one row is at 2 s: the file's
+/// directory, its path, and the script.
+fn union_with_followed_file(options: &str) -> (tempfile::TempDir, std::path::PathBuf, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("more.ndjson");
     std::fs::write(&file, hit("/file", 2)).expect("first line");
     let sql = over_stdin(
         &format!(
             "CREATE TABLE more (path VARCHAR, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
-               WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json', 'follow' = 'true'); \
+               WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json', 'follow' = 'true'{options}); \
              SELECT window_start, count(*) AS n \
              FROM TABLE(TUMBLE(TABLE (SELECT * FROM hits UNION ALL SELECT * FROM more), DESCRIPTOR(ts), INTERVAL '10' SECOND)) \
              GROUP BY window_start, window_end",
@@ -547,6 +602,12 @@ fn a_window_over_a_union_of_stdin_and_a_followed_file_closes_when_both_pass_it()
         ),
         "",
     );
+    (dir, file, sql)
+}
+
+#[test]
+fn a_window_over_a_union_of_stdin_and_a_followed_file_closes_when_both_pass_it() {
+    let (_dir, file, sql) = union_with_followed_file("");
     let mut child = spawn(&["--format", "json", "-e", &sql]);
     let mut stdin = child.stdin.take().expect("stdin");
     let received = lines_of(&mut child);
@@ -571,6 +632,64 @@ fn a_window_over_a_union_of_stdin_and_a_followed_file_closes_when_both_pass_it()
     let row: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
     assert_eq!(row["window_start"], "2024-01-01T00:00:00");
     assert_eq!(row["n"], 2, "one row of each input: {line}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn an_idle_input_stops_holding_back_the_window_of_a_union() {
+    let (_dir, _, bad) = union_with_followed_file(", 'scan.watermark.idle-timeout' = 'soon'");
+    let (code, _, stderr) = run(&["-e", &bad], "");
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("option 'scan.watermark.idle-timeout' = 'soon' is not a duration"),
+        "{stderr}"
+    );
+    let (_dir, file, sql) = union_with_followed_file(", 'scan.watermark.idle-timeout' = '300 ms'");
+    let (tables, query) = sql.rsplit_once("; ").expect("statements");
+    let explain = format!("{tables}; EXPLAIN {query}");
+    let (code, stdout, stderr) = run(&["-e", &explain], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("Source: more (idle after 300ms"), "{stdout}");
+    let mut child = spawn(&["--format", "json", "-e", &sql]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let received = lines_of(&mut child);
+    // The file sent its row at once and then nothing: once it has been quiet
+    // for its timeout, stdin's watermark (11 s) alone closes [0 s, 10 s),
+    // with the file still open and still at 1 s.
+    stdin.write_all(hit("/a", 1).as_bytes()).expect("write");
+    stdin.flush().expect("flush");
+    std::thread::sleep(Duration::from_millis(1000));
+    stdin.write_all(hit("/a", 12).as_bytes()).expect("write");
+    stdin.flush().expect("flush");
+    let line = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the window closes while the followed file is idle");
+    let row: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(row["window_start"], "2024-01-01T00:00:00");
+    assert_eq!(row["n"], 2, "one row of each input: {line}");
+    // Back from idleness, the file's row for the closed window is late:
+    // left out, not added to a window already sent. Once the file is idle
+    // again, stdin's row at 25 s closes [10 s, 20 s) alone.
+    let mut appending = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .expect("open to append");
+    appending.write_all(hit("/file", 5).as_bytes()).expect("append");
+    drop(appending);
+    std::thread::sleep(Duration::from_millis(1000));
+    stdin.write_all(hit("/a", 25).as_bytes()).expect("write");
+    stdin.flush().expect("flush");
+    let line = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the next window closes");
+    let row: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(row["window_start"], "2024-01-01T00:00:10", "{line}");
+    assert_eq!(row["n"], 1, "{line}");
+    assert!(
+        received.recv_timeout(Duration::from_millis(500)).is_err(),
+        "no second row for [0 s, 10 s)"
+    );
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -1048,6 +1167,325 @@ fn a_query_reading_stdin_twice_is_refused_rather_than_splitting_its_lines() {
     assert_eq!(code, Some(1), "{stdout}");
     assert!(
         stderr.contains("reads table 's' twice") && stderr.contains("follow"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_querys_own_column_named_op_is_a_column_not_a_changelog() {
+    let table = "CREATE TABLE s (op VARCHAR, v BIGINT) WITH ('connector' = 'stdin', 'format' = 'json');";
+    let input = "{\"op\":\"x\",\"v\":1}\n{\"op\":\"x\",\"v\":2}\n";
+    // Appended rows whose first column is `op`: each is an insert, and the
+    // row's own op is kept (under a unique name).
+    let sql = format!("{table} SELECT op, v FROM s");
+    let (code, stdout, stderr) = run(&["--format", "changelog", "-e", &sql], input);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            r#"{"op":"+I","op_1":"x","v":1}"#,
+            r#"{"op":"+I","op_1":"x","v":2}"#
+        ]
+    );
+    // An updating query grouped by its own `op`: the changelog's op comes
+    // first, and a memory table, which takes appended rows, refuses it.
+    let sql = format!("{table} SELECT op, count(*) AS n FROM s GROUP BY op");
+    let (code, stdout, stderr) = run(&["--format", "changelog", "-e", &sql], input);
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<String> = stdout.lines().map(str::to_string).collect();
+    assert_eq!(fold_changelog(&lines), [r#"{"n":2,"op_1":"x"}"#], "{lines:?}");
+    let sql = format!(
+        "{table} CREATE TABLE m AS VALUES ('x', 1); INSERT INTO m SELECT op, count(*) FROM s GROUP BY op;"
+    );
+    let (code, _, stderr) = run(&["-e", &sql], input);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("INSERT INTO m: the query's result is updating"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn with_an_emit_interval_waiting_changes_go_out_on_the_clock_while_stdin_is_quiet() {
+    let sql = "SET sluice.emit.interval = '300 ms'; \
+               CREATE TABLE s (k VARCHAR, v BIGINT) WITH ('connector' = 'stdin', 'format' = 'json'); \
+               SELECT k, count(*) AS n, sum(v) AS total FROM s GROUP BY k";
+    let mut child = spawn(&["--format", "changelog", "-e", sql]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let received = lines_of(&mut child);
+    let started = Instant::now();
+    stdin.write_all(b"{\"k\":\"a\",\"v\":1}\n").expect("write");
+    stdin.flush().expect("flush");
+    let first = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the first change");
+    assert_eq!(first, r#"{"op":"+I","k":"a","n":1,"total":1}"#);
+    // Two more rows within the interval, in two batches: they wait, then go
+    // out as one update, on the clock, with stdin still open.
+    for row in [r#"{"k":"a","v":2}"#, r#"{"k":"a","v":3}"#] {
+        stdin.write_all(format!("{row}\n").as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("-U while open");
+    let after = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("+U while open");
+    assert_eq!(before, r#"{"op":"-U","k":"a","n":1,"total":1}"#);
+    assert_eq!(after, r#"{"op":"+U","k":"a","n":3,"total":6}"#);
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "held for the interval"
+    );
+    assert!(
+        received.recv_timeout(Duration::from_millis(500)).is_err(),
+        "nothing else"
+    );
+    drop(stdin);
+    assert!(child.wait().expect("exits").success());
+}
+
+#[test]
+fn a_limit_over_an_updating_query_keeps_the_first_rows_in_force_not_the_first_changes() {
+    // Flink's LIMIT over an updating input: a Top-N of the result with no
+    // order, the first rows in force by arrival; a row taken back lets the
+    // next one in. The changelog lines of `query` over one changelog, fed a
+    // line a batch.
+    let table =
+        "CREATE TABLE c (k VARCHAR, v BIGINT) WITH ('connector' = 'stdin', 'format' = 'changelog-json');";
+    let changes = |query: &str| {
+        let sql = format!("{table} {query}");
+        let mut child = spawn(&["--format", "changelog", "-e", &sql]);
+        let mut stdin = child.stdin.take().expect("stdin");
+        for line in [
+            r#"{"op":"+I","k":"a","v":1}"#,
+            r#"{"op":"+I","k":"b","v":1}"#,
+            r#"{"op":"+I","k":"c","v":1}"#,
+            r#"{"op":"-D","k":"a","v":1}"#,
+            r#"{"op":"+I","k":"b","v":2}"#,
+        ] {
+            stdin.write_all(format!("{line}\n").as_bytes()).expect("write");
+            stdin.flush().expect("flush");
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        drop(stdin);
+        let output = child.wait_with_output().expect("sluice finishes");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<String>>()
+    };
+    let lines = changes("SELECT k, count(*) AS n FROM c GROUP BY k LIMIT 2");
+    assert!(
+        lines.iter().any(|l| l == r#"{"op":"-D","k":"a","n":1}"#),
+        "{lines:?}"
+    );
+    assert_eq!(
+        fold_changelog(&lines),
+        [r#"{"k":"b","n":2}"#, r#"{"k":"c","n":1}"#],
+        "{lines:?}"
+    );
+    // With an OFFSET, the rows in force after the first, by arrival (Flink's
+    // rank range), or by the ORDER BY; without a LIMIT it is refused.
+    assert_eq!(
+        fold_changelog(&changes(
+            "SELECT k, count(*) AS n FROM c GROUP BY k LIMIT 2 OFFSET 1"
+        )),
+        [r#"{"k":"b","n":2}"#]
+    );
+    let ordered = "SELECT k, count(*) AS n FROM c GROUP BY k ORDER BY n DESC, k LIMIT 2 OFFSET 1";
+    assert_eq!(fold_changelog(&changes(ordered)), [r#"{"k":"c","n":1}"#]);
+    let sql = format!("{table} SELECT k, count(*) AS n FROM c GROUP BY k OFFSET 1");
+    let (code, _, stderr) = run(&["-e", &sql], "");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("an OFFSET without a LIMIT over an updating input"),
+        "{stderr}"
+    );
+}
+
+/// A changelog of orders (`id`, `k`, `v`, `ts` in seconds), out of order by
+/// up to 2 s, with updates and deletes shortly after their rows: the
+/// changelog-json lines, and the rows in force at the end.
+fn orders_changelog() -> (Vec<String>, Vec<String>) {
+    let row = |id: u32, k: &str, v: u32, ts: u32| {
+        format!(
+            r#""id":{id},"k":"{k}","v":{v},"ts":"2024-01-01 00:{:02}:{:02}""#,
+            ts / 60,
+            ts % 60
+        )
+    };
+    let mut seed: u32 = 7;
+    let mut next = move |n: u32| {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        (seed >> 16) % n
+    };
+    let keys = ["a", "b", "c"];
+    let mut lines = Vec::new();
+    // Each row in force, with its time.
+    let mut live: std::collections::BTreeMap<u32, (String, u32)> = Default::default();
+    for id in 0..300u32 {
+        let ts = (id + next(3)).saturating_sub(1);
+        let new = row(id, keys[next(3) as usize], next(100), ts);
+        lines.push(format!(r#"{{"op":"+I",{new}}}"#));
+        live.insert(id, (new, ts));
+        // Now and then an earlier row (at most 3 back) changes or goes.
+        let back = id.saturating_sub(next(4));
+        if let Some((old, ts)) = live.get(&back).cloned() {
+            match next(4) {
+                0 => {
+                    lines.push(format!(r#"{{"op":"-D",{old}}}"#));
+                    live.remove(&back);
+                }
+                1 => {
+                    let new = row(back, keys[next(3) as usize], next(100), ts);
+                    lines.push(format!(r#"{{"op":"-U",{old}}}"#));
+                    lines.push(format!(r#"{{"op":"+U",{new}}}"#));
+                    live.insert(back, (new, ts));
+                }
+                _ => {}
+            }
+        }
+    }
+    let rows = live.values().map(|(r, _)| format!("{{{r}}}")).collect();
+    (lines, rows)
+}
+
+#[test]
+fn windowed_aggregates_over_a_changelog_retract_and_emit_each_window_at_its_close() {
+    let (changelog, rows) = orders_changelog();
+    assert!(changelog.iter().any(|l| l.starts_with(r#"{"op":"-D""#)));
+    assert!(changelog.iter().any(|l| l.starts_with(r#"{"op":"-U""#)));
+    let columns = "(id INT, k VARCHAR, v INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("orders.ndjson");
+    std::fs::write(&file, rows.join("\n") + "\n").expect("write the rows");
+    let table = format!(
+        "CREATE TABLE o {columns} WITH ('connector' = 'stdin', 'format' = 'changelog-json', 'bounded' = 'true');"
+    );
+    let input = changelog.join("\n") + "\n";
+    let small = "SET datafusion.execution.batch_size = 20;";
+    let windows = [
+        "TUMBLE(TABLE o, DESCRIPTOR(ts), INTERVAL '10' SECOND)",
+        "HOP(TABLE o, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '15' SECOND)",
+        "CUMULATE(TABLE o, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '20' SECOND)",
+    ];
+    for window in windows {
+        let query = format!(
+            "SELECT window_start, window_end, k, count(*) AS n, sum(v) AS total, max(v) AS top \
+             FROM TABLE({window}) GROUP BY window_start, window_end, k"
+        );
+        // Batch, over the rows in force at the end.
+        let batch_sql = format!(
+            "CREATE TABLE o {columns} WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json'); {query}",
+            file.display()
+        );
+        let (code, batch, stderr) = run(&["--format", "json", "-e", &batch_sql], "");
+        assert_eq!(code, Some(0), "{stderr}");
+        let mut expected: Vec<&str> = batch.lines().collect();
+        expected.sort();
+        assert!(expected.len() > 40, "{expected:?}");
+        // Continuously, over the changelog on stdin: each window once, at
+        // its close, as appended rows, with batch's values; also in small
+        // batches, so that windows close between them.
+        for settings in ["", small] {
+            let sql = format!("{settings} {table} {query}");
+            let (code, stream, stderr) = run(&["--format", "json", "-e", &sql], &input);
+            assert_eq!(code, Some(0), "{stderr}");
+            assert!(!stderr.contains("late"), "nothing is late: {stderr}");
+            let mut got: Vec<&str> = stream.lines().collect();
+            got.sort();
+            assert_eq!(got, expected, "{window} {settings}");
+        }
+        // With EMIT CHANGES (small batches, so windows change), its changes
+        // as they come; folded, the same rows.
+        let sql = format!("{small} {table} {query} EMIT CHANGES");
+        let (code, changes, stderr) = run(&["--format", "changelog", "-e", &sql], &input);
+        assert_eq!(code, Some(0), "{stderr}");
+        let changes: Vec<String> = changes.lines().map(str::to_string).collect();
+        assert!(
+            changes.iter().any(|l| l.starts_with(r#"{"op":"-U""#)),
+            "{changes:?}"
+        );
+        let mut expected: Vec<String> = expected
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .expect("JSON")
+                    .to_string()
+            })
+            .collect();
+        expected.sort();
+        assert_eq!(fold_changelog(&changes), expected, "{window}");
+    }
+    // A row taken back after its window closed is late: counted, not applied.
+    let late = [
+        r#"{"op":"+I","id":1,"k":"a","v":5,"ts":"2024-01-01 00:00:01"}"#,
+        r#"{"op":"+I","id":2,"k":"a","v":7,"ts":"2024-01-01 00:00:30"}"#,
+        r#"{"op":"-D","id":1,"k":"a","v":5,"ts":"2024-01-01 00:00:01"}"#,
+    ];
+    let query = format!(
+        "SELECT window_start, k, count(*) AS n, sum(v) AS total FROM TABLE({}) GROUP BY window_start, window_end, k",
+        windows[0]
+    );
+    let (code, stream, stderr) = run(
+        &["--format", "json", "-e", &format!("{table} {query}")],
+        &(late.join("\n") + "\n"),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("1 late row was behind the watermark"), "{stderr}");
+    assert!(
+        stream
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains(r#""n":1,"total":5"#)),
+        "{stream}"
+    );
+    // SESSION windows merge, so a retraction cannot find its window.
+    let session = "SELECT window_start, k, count(*) FROM TABLE(SESSION(TABLE o PARTITION BY k, DESCRIPTOR(ts), INTERVAL '5' SECOND)) GROUP BY window_start, window_end, k";
+    let (code, _, stderr) = run(&["-e", &format!("{table} {session}")], "");
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("a SESSION aggregate over an updating input")
+            && stderr.contains("TUMBLE, HOP and CUMULATE"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn one_querys_csv_changelog_feeds_another_as_changelog_csv() {
+    let first = "CREATE TABLE s (k VARCHAR, v BIGINT) WITH ('connector' = 'stdin', 'format' = 'json'); \
+                 SELECT k, sum(v) AS total FROM s GROUP BY k";
+    // The first query's changelog in CSV (`op` first), a batch a row.
+    let mut child = spawn(&["--format", "csv", "-e", first]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    for row in [r#"{"k":"a","v":1}"#, r#"{"k":"a","v":3}"#, r#"{"k":"b","v":3}"#] {
+        stdin.write_all(format!("{row}\n").as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(stdin);
+    let output = child.wait_with_output().expect("exits");
+    let changelog = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        changelog.starts_with("op,k,total\n") && changelog.contains("\n-U,a,1\n"),
+        "{changelog}"
+    );
+    let second = "CREATE TABLE c (k VARCHAR, total BIGINT) WITH ('connector' = 'stdin', 'format' = 'changelog-csv'); \
+                  SELECT count(*) AS keys, sum(total) AS total FROM c";
+    let (code, stdout, stderr) = run(&["--format", "changelog", "-e", second], &changelog);
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<String> = stdout.lines().map(str::to_string).collect();
+    assert_eq!(fold_changelog(&lines), [r#"{"keys":2,"total":7}"#]);
+    // Rows without their op are refused, naming the line.
+    let (code, _, stderr) = run(&["-e", second], "k,total\na,1\n");
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("stdin line 1") && stderr.contains("op"),
         "{stderr}"
     );
 }

@@ -87,6 +87,48 @@ fn a_bad_row_names_its_line() {
 }
 
 #[test]
+fn a_json_fraction_in_a_bigint_column_is_an_error_not_truncated() {
+    let input = "{\"id\": 1}\n{\"id\": 2}\n{\"id\": 5.7}\n";
+    let unbounded = JSON_TABLE.replace(", 'bounded' = 'true'", "");
+    for table in [JSON_TABLE, unbounded.as_str()] {
+        let sql = format!("{table} SELECT id FROM t");
+        let stderr = sluice(&sql, input).failed().to_string();
+        assert!(stderr.contains("reading table 't'"), "{stderr}");
+        assert!(
+            stderr.contains(
+                "stdin line 3: column 'id' is BIGINT but the value is 5.7, a number with a fraction: declare the column DOUBLE or DECIMAL"
+            ),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn rows_with_a_null_event_time_are_counted_and_reported_in_both_modes() {
+    let input = "{\"id\": 1, \"ts\": \"2024-01-01T00:00:01\"}\n{\"id\": 2, \"ts\": null}\n{\"id\": 3}\n{\"id\": 4, \"ts\": \"2024-01-01T00:00:07\"}\n";
+    let bounded = "CREATE TABLE t (id BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) \
+         WITH ('connector' = 'stdin', 'format' = 'json', 'bounded' = 'true');";
+    let unbounded = bounded.replace(", 'bounded' = 'true'", "");
+    let query = "SELECT window_start, count(*) AS n FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '5' SECOND)) GROUP BY window_start, window_end";
+    for table in [bounded, unbounded.as_str()] {
+        let run = sluice(&format!("{table} {query}"), input);
+        assert_eq!(run.code, Some(0), "{run:#?}");
+        let mut rows: Vec<&str> = run.stdout.lines().skip(1).collect();
+        rows.sort();
+        assert_eq!(
+            rows,
+            ["2024-01-01T00:00:00,1", "2024-01-01T00:00:05,1"],
+            "{run:#?}"
+        );
+        assert!(
+            run.stderr
+                .contains("2 rows had a NULL event time (ts) and fell in no window: left out, as in Flink"),
+            "{run:#?}"
+        );
+    }
+}
+
+#[test]
 fn csv_rows_from_stdin() {
     let sql = "CREATE TABLE t (id BIGINT, name VARCHAR) \
                WITH ('connector' = 'stdin', 'format' = 'csv', 'csv.field-delimiter' = ';', 'bounded' = 'true'); \

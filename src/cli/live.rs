@@ -2,10 +2,11 @@
 //! with a status line under it, like Flink's SQL client in table mode.
 //!
 //! [`LiveTable`] holds the rows: appended rows go to the bottom and the
-//! oldest scroll off; a changelog (an `op` column first) is folded, a `-U` or
-//! `-D` taking out the row with the same other columns (the whole row: no
-//! key is known here, as in Flink's table mode) and the `+U` after a `-U`
-//! taking its place, so an updated row changes where it stands. A changed
+//! oldest scroll off; a changelog (an `op` column first) is folded by its
+//! key (the GROUP BY columns, when the planner knows them; else the whole
+//! row, as in Flink's table mode): a `-U` or `-D` takes out the row with the
+//! same key, and the `+U` after a `-U`, or any row whose key is shown, takes
+//! its place, so an updated row changes where it stands. A changed
 //! row is shown in reverse video for a moment. [`LiveScreen`] draws it:
 //! the cursor goes back up over the last drawing, which is cleared and drawn
 //! again; each line is cut to the terminal's width, so the count of lines to
@@ -21,7 +22,6 @@ use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 use crossterm::{QueueableCommand, cursor, terminal};
 
 use super::output::{OutputError, format_rows};
-use crate::stream::CHANGE_COLUMN;
 
 /// How long a changed row stays marked.
 pub const HIGHLIGHT: Duration = Duration::from_millis(1_000);
@@ -42,8 +42,11 @@ pub struct LiveTable {
     slots: Vec<Option<LiveRow>>,
     /// Rows not taken out.
     live: usize,
-    /// Folding: each row's cells to the slots that hold them.
+    /// Folding: each row's key (its cells, without a key) to the slots
+    /// that hold it.
     index: HashMap<Vec<String>, Vec<usize>>,
+    /// Folding by key: the key columns' places in a row's cells.
+    key: Option<Vec<usize>>,
     /// Where the last `-U` took a row out: its `+U` goes there.
     updated: Option<usize>,
     /// Appending: rows kept at most (the oldest scroll off).
@@ -64,7 +67,7 @@ impl LiveTable {
     /// any change column shown). `keep` bounds the rows an appending table
     /// keeps.
     pub fn new(schema: &SchemaRef, fold: bool, keep: usize) -> Self {
-        let fold = fold && schema.fields().first().is_some_and(|f| f.name() == CHANGE_COLUMN);
+        let fold = fold && crate::stream::is_changelog(schema);
         let fields = schema.fields().iter().skip(usize::from(fold));
         Self {
             header: fields.clone().map(|f| f.name().clone()).collect(),
@@ -73,9 +76,30 @@ impl LiveTable {
             slots: Vec::new(),
             live: 0,
             index: HashMap::new(),
+            key: None,
             updated: None,
             keep: keep.max(1),
             unmatched: 0,
+        }
+    }
+
+    /// Fold by the columns named `key` (an updating result's GROUP BY), if
+    /// every one is shown; otherwise rows stay folded by their whole cells.
+    pub fn with_key(mut self, key: Option<&Vec<String>>) -> Self {
+        self.key = key.and_then(|names| {
+            names
+                .iter()
+                .map(|name| self.header.iter().position(|h| h == name))
+                .collect()
+        });
+        self
+    }
+
+    /// The cells that name a row: its key's, or all of them.
+    fn key_of(&self, cells: &[String]) -> Vec<String> {
+        match &self.key {
+            Some(key) => key.iter().filter_map(|&i| cells.get(i).cloned()).collect(),
+            None => cells.to_vec(),
         }
     }
 
@@ -102,7 +126,7 @@ impl LiveTable {
             let op = cells.remove(0);
             match op.as_str() {
                 "-U" | "-D" => {
-                    let taken = self.take_out(&cells);
+                    let taken = self.take_out(&self.key_of(&cells));
                     if taken.is_none() {
                         self.unmatched += 1;
                     }
@@ -125,27 +149,32 @@ impl LiveTable {
 
     fn push(&mut self, cells: Vec<String>, now: Instant) {
         if self.fold {
-            self.index
-                .entry(cells.clone())
-                .or_default()
-                .push(self.slots.len());
+            let key = self.key_of(&cells);
+            // Folding by key, a row whose key is shown replaces that row.
+            if self.key.is_some()
+                && let Some(slot) = self.take_out(&key)
+            {
+                self.put(slot, cells, now);
+                return;
+            }
+            self.index.entry(key).or_default().push(self.slots.len());
         }
         self.slots.push(Some(LiveRow { cells, changed: now }));
         self.live += 1;
     }
 
     fn put(&mut self, slot: usize, cells: Vec<String>, now: Instant) {
-        self.index.entry(cells.clone()).or_default().push(slot);
+        self.index.entry(self.key_of(&cells)).or_default().push(slot);
         self.slots[slot] = Some(LiveRow { cells, changed: now });
         self.live += 1;
     }
 
-    /// Take out a row equal to `cells`; its slot.
-    fn take_out(&mut self, cells: &[String]) -> Option<usize> {
-        let slots = self.index.get_mut(cells)?;
+    /// Take out a row with key `key`; its slot.
+    fn take_out(&mut self, key: &[String]) -> Option<usize> {
+        let slots = self.index.get_mut(key)?;
         let slot = slots.pop()?;
         if slots.is_empty() {
-            self.index.remove(cells);
+            self.index.remove(key);
         }
         self.slots[slot] = None;
         self.live -= 1;
@@ -337,11 +366,10 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
 
     fn changes(ops: &[&str], keys: &[&str], counts: &[i64]) -> RecordBatch {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("op", DataType::Utf8, false),
+        let schema = Arc::new(crate::stream::changelog_schema(&Schema::new(vec![
             Field::new("k", DataType::Utf8, false),
             Field::new("n", DataType::Int64, false),
-        ]));
+        ])));
         RecordBatch::try_new(
             schema,
             vec![
@@ -391,6 +419,49 @@ mod tests {
         let later = table.render(80, 24, start + HIGHLIGHT, false).join("\n");
         assert!(!later.contains("\x1b[7m"), "{later}");
         assert!(!table.has_marked_rows(start + HIGHLIGHT));
+    }
+
+    #[test]
+    fn a_changelog_with_a_key_is_folded_by_it() {
+        let batch = changes(&["+I", "+I"], &["a", "b"], &[1, 1]);
+        let key = vec!["k".to_string()];
+        let mut keyed = LiveTable::new(&batch.schema(), true, 10).with_key(Some(&key));
+        let mut whole = LiveTable::new(&batch.schema(), true, 10);
+        let now = Instant::now();
+        // A retraction whose other columns differ from the row shown (a
+        // changelog read from elsewhere), then a +I of a shown key.
+        let next = changes(&["-U", "+U", "+I"], &["a", "a", "b"], &[5, 6, 2]);
+        for table in [&mut keyed, &mut whole] {
+            table.apply(&batch, now).expect("apply");
+            table.apply(&next, now).expect("apply");
+        }
+        assert_eq!(rows(&keyed), vec!["a 6", "b 2"], "each key once, in its place");
+        assert_eq!(keyed.unmatched, 0);
+        assert_eq!(
+            rows(&whole),
+            vec!["a 1", "b 1", "a 6", "b 2"],
+            "by whole row nothing matched"
+        );
+        assert_eq!(whole.unmatched, 1);
+        // A key not shown (left out of the SELECT) folds by the whole row.
+        let missing = vec!["nope".to_string()];
+        assert!(
+            LiveTable::new(&batch.schema(), true, 10)
+                .with_key(Some(&missing))
+                .key
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_querys_own_column_named_op_is_not_folded() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("op", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let table = LiveTable::new(&schema, true, 5);
+        assert!(!table.fold);
+        assert_eq!(table.header, ["op", "n"]);
     }
 
     #[test]

@@ -8,7 +8,6 @@ use std::io::{self, Write};
 
 use arrow::array::RecordBatch;
 
-use crate::stream::CHANGE_COLUMN;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -479,12 +478,7 @@ impl StreamedTable {
 /// A batch with its change column first: kept if the result has one (an
 /// updating query), else every row is an insert (`+I`).
 fn with_change_column(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
-    if batch
-        .schema()
-        .fields()
-        .first()
-        .is_some_and(|f| f.name() == CHANGE_COLUMN)
-    {
+    if crate::stream::is_changelog(&batch.schema()) {
         return Ok(batch.clone());
     }
     crate::stream::with_changes(batch, None)

@@ -85,19 +85,23 @@ impl Progress {
             Some(w) => format!("watermark {}", timestamp(w)),
             None => "no watermark yet".to_string(),
         };
-        let lag = match self.lag_ms {
-            Some(ms) => format!(" · lag {}", duration_ms(ms)),
-            None => String::new(),
+        let unread = s.lag_bytes.map(|b| format!("{} unread", bytes(b)));
+        let lag = match (self.lag_ms, unread) {
+            (Some(ms), Some(unread)) => format!(" · lag {}, {unread}", duration_ms(ms)),
+            (Some(ms), None) => format!(" · lag {}", duration_ms(ms)),
+            (None, Some(unread)) => format!(" · lag {unread}"),
+            (None, None) => String::new(),
         };
         // What matters most first: a narrow terminal cuts the end.
         format!(
-            "{} · in {} ({} rows/s) · out {} · late {} · state {} rows · {watermark}{lag}",
+            "{} · in {} ({} rows/s) · out {} · late {} · state {} rows, {} · {watermark}{lag}",
             duration_ms((s.elapsed_secs * 1000.0) as i64),
             thousands(s.rows_in),
             thousands(self.rows_per_s.round() as u64),
             thousands(s.rows_out),
             thousands(s.late_rows),
             thousands(s.state_rows),
+            bytes(s.state_bytes),
         )
     }
 
@@ -126,6 +130,7 @@ impl Progress {
                     "rows_in": o.rows_in,
                     "rows_out": o.rows_out,
                     "state_rows": o.state_rows,
+                    "state_bytes": o.state_bytes,
                 })
             })
             .collect();
@@ -137,10 +142,10 @@ impl Progress {
             "rows_per_s": (self.rows_per_s * 10.0).round() / 10.0,
             "watermark": s.watermark.map(timestamp),
             "lag_ms": self.lag_ms,
+            "lag_bytes": s.lag_bytes,
             "late_rows": s.late_rows,
             "state_rows": s.state_rows,
-            // No operator measures its state in bytes yet.
-            "state_bytes": serde_json::Value::Null,
+            "state_bytes": s.state_bytes,
             "operators": operators,
         })
     }
@@ -339,6 +344,14 @@ mod tests {
         metrics.rows_in.store(12_000, Ordering::Relaxed);
         metrics.rows_out.store(5, Ordering::Relaxed);
         metrics.late_rows.store(2, Ordering::Relaxed);
+        metrics.state_rows.store(3, Ordering::Relaxed);
+        metrics.publish_operators(vec![crate::stream::metrics::OperatorStats {
+            name: "StreamJoin".into(),
+            rows_in: 12_000,
+            rows_out: 5,
+            state_rows: 3,
+            state_bytes: 2_500,
+        }]);
         // A watermark ten seconds ago.
         let now_ns = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -352,10 +365,26 @@ mod tests {
         let line = look.status_line();
         assert!(line.contains(" · in 12,000 ("), "{line}");
         assert!(
-            line.contains(" rows/s) · out 5 · late 2 · state 0 rows · watermark "),
+            line.contains(" rows/s) · out 5 · late 2 · state 3 rows, 2 KB · watermark "),
             "{line}"
         );
         assert!(line.contains("lag 10."), "{line}");
+        assert_eq!(
+            look.json()["lag_bytes"],
+            serde_json::Value::Null,
+            "no followed file"
+        );
+        let unread = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(3_400_000));
+        if let Ok(mut all) = metrics.unread_bytes.lock() {
+            all.push(("t".into(), unread));
+        }
+        let look = tracker.look(&metrics);
+        assert!(
+            look.status_line().contains(" · lag 10.0 s, 3.4 MB unread"),
+            "{}",
+            look.status_line()
+        );
+        assert_eq!(look.json()["lag_bytes"], 3_400_000);
         let lag = look.lag_ms.expect("a lag");
         assert!((10_000..11_000).contains(&lag), "{lag}");
         assert!(look.lag_alert(5_000).is_some());
@@ -363,6 +392,8 @@ mod tests {
         let json = look.json();
         assert_eq!(json["rows_in"], 12_000);
         assert_eq!(json["late_rows"], 2);
+        assert_eq!(json["state_bytes"], 2_500);
+        assert_eq!(json["operators"][0]["state_bytes"], 2_500);
         assert!(json["watermark"].is_string(), "{json}");
         assert_eq!(
             look.summary("Query cancelled"),

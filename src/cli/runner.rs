@@ -56,6 +56,21 @@ fn report_late_rows(metrics: &crate::stream::StreamMetrics) {
     }
 }
 
+/// The rows windows left out because their event time was NULL, on stderr
+/// at the query's end (Flink drops them too, and counts them in a metric).
+fn report_null_event_times(windows: &[(String, crate::plan::NullEventTimes)]) {
+    for (column, nulls) in windows {
+        let count = nulls.rows();
+        if count == 0 {
+            continue;
+        }
+        let rows = if count == 1 { "row had" } else { "rows had" };
+        eprintln!(
+            "{count} {rows} a NULL event time ({column}) and fell in no window: left out, as in Flink; COALESCE({column}, ...) in a view keeps them"
+        );
+    }
+}
+
 /// The bad lines a continuous query's sources skipped
 /// (`'*.ignore-parse-errors'`), on stderr at its end: how many, the first,
 /// and where they were written.
@@ -273,7 +288,14 @@ impl Runner {
         if let Some(metrics) = &output.metrics {
             report_late_rows(metrics);
             report_bad_rows(metrics);
+            if let Ok(last) = metrics.last_checkpoint.lock()
+                && let Some(last) = last.as_ref()
+            {
+                eprintln!("Last checkpoint: {last}");
+            }
         }
+        // Either executor's windows leave out rows with a NULL time.
+        report_null_event_times(&output.null_event_times);
         result
     }
 
@@ -390,7 +412,8 @@ impl Runner {
         if live {
             let fold = settings.result_mode == ResultMode::Table;
             let (_, height) = terminal_size();
-            let mut table = LiveTable::new(&schema, fold, height.max(options.max_rows.min(10_000)));
+            let mut table = LiveTable::new(&schema, fold, height.max(options.max_rows.min(10_000)))
+                .with_key(metrics.result_key.get());
             let mut screen = LiveScreen::new();
             let mut dirty = true;
             let ended = watch

@@ -1,9 +1,11 @@
 //! Changelog input: lines that are changes to a table, not appended rows, in
-//! two formats.
+//! three formats.
 //!
 //! `'format' = 'changelog-json'`: Sluice's own `--format changelog` output,
 //! one row a line with its change in `op` (`{"op":"-U","k":"a","n":1}`), so
-//! one query's changelog can feed another.
+//! one query's changelog can feed another. `'format' = 'changelog-csv'`: the
+//! same in CSV, as `--format csv` prints an updating query (`op,k,n` then
+//! `-U,a,1`), decoded by arrow's CSV decoder with `op` the first field.
 //!
 //! `'format' = 'debezium-json'`: Debezium's JSON envelope, one message a
 //! line, `{"before": {...}, "after": {...}, "op": "c"}`, the row's columns
@@ -74,7 +76,7 @@ pub fn with_change_codes(rows: &RecordBatch, schema: &SchemaRef) -> Result<Recor
                 "a changelog row has 'op' = '{other}'; expected '+I', '-U', '+U' or '-D'"
             ))),
             None => Err(ArrowError::JsonError(
-                "a changelog row has no 'op' ('+I', '-U', '+U' or '-D'): is the format 'json'?".into(),
+                "a changelog row has no 'op' ('+I', '-U', '+U' or '-D'): are these plain rows ('format' = 'json' or 'csv')?".into(),
             )),
         })
         .collect::<Result<Int8Array, ArrowError>>()?;

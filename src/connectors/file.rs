@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
-use datafusion::common::{Column, DFSchema, TableReference, not_impl_err, plan_err};
-use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::common::{Column, DFSchema, TableReference, not_impl_err, plan_datafusion_err, plan_err};
+use datafusion::datasource::listing::{ListingTable, ListingTableUrl};
 use datafusion::datasource::listing_table_factory::ListingTableFactory;
 use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::error::Result;
@@ -22,6 +22,9 @@ use datafusion::logical_expr::{CreateExternalTable, LogicalPlanBuilder, cast, co
 
 use object_store::ObjectStoreExt;
 
+use super::exact_json::ExactJsonTable;
+use super::json_integers::IntegerColumns;
+use super::locate::BadRowLocator;
 use super::{Options, column_names, object_stores};
 
 /// The file formats the connector reads.
@@ -45,7 +48,8 @@ impl FileFormat {
             "json" | "ndjson" => Ok(Self::Json),
             "parquet" => Ok(Self::Parquet),
             "arrow" | "ipc" => Ok(Self::Arrow),
-            changelog @ ("debezium-json" | "debezium_json" | "changelog-json" | "changelog_json") => {
+            changelog @ ("debezium-json" | "debezium_json" | "changelog-json" | "changelog_json"
+            | "changelog-csv" | "changelog_csv") => {
                 plan_err!(
                     "'{changelog}' (a changelog) is read from stdin ('connector' = 'stdin') or a followed file ('follow' = 'true'); a file read once takes 'csv', 'json', 'parquet' or 'arrow'"
                 )
@@ -55,7 +59,7 @@ impl FileFormat {
     }
 
     /// The format a path's extension suggests (`x.csv.gz` is not guessed).
-    fn from_extension(path: &str) -> Option<Self> {
+    pub(super) fn from_extension(path: &str) -> Option<Self> {
         let ext = Path::new(path).extension()?.to_str()?;
         Self::parse(ext).ok()
     }
@@ -167,6 +171,8 @@ pub struct FileTable {
     pub format: FileFormat,
     /// How often a continuous `INSERT` into it commits a part file.
     pub rollover: std::time::Duration,
+    /// How to name the bad row when a scan fails on one (local CSV and JSON).
+    pub locator: Option<Arc<BadRowLocator>>,
 }
 
 /// Build a file table from its options. `declared` is the schema written in
@@ -193,7 +199,7 @@ pub async fn create_table(
             format_options.insert("format.null_regex".into(), format!("^{}$", escape_regex(null)));
         }
     }
-    let null_literal = csv.null_literal;
+    let null_literal = csv.null_literal.clone();
     let rollover = match options.take("sink.rolling-policy.rollover-interval") {
         None => DEFAULT_ROLLOVER,
         Some(text) => match super::options::parse_duration_ms(&text) {
@@ -250,13 +256,47 @@ pub async fn create_table(
                 let from_files = factory
                     .create(state, &command(Arc::new(DFSchema::empty())))
                     .await
-                    .map_err(|e| object_stores::explain_error(&path, e))?;
+                    .map_err(|e| object_stores::explain_error(&path, e))
+                    .map_err(|e| {
+                        // Reading the files for their columns met a bad row: name its file and line.
+                        let locator = BadRowLocator::new(&path, format, csv.clone(), Arc::clone(&declared));
+                        match locator.and_then(|l| l.locate()) {
+                            Some(place) => {
+                                plan_datafusion_err!("reading the files of table '{name}': {place}")
+                            }
+                            None => e,
+                        }
+                    })?;
                 check_declared_schema(&declared, &from_files.schema(), &path, format)?;
             }
             let schema = DFSchema::try_from(declared.as_ref().clone())?;
             factory.create(state, &command(Arc::new(schema))).await?
         }
     };
+    let locator = BadRowLocator::new(&path, format, csv, provider.schema()).map(Arc::new);
+    if format == FileFormat::Json
+        && let Some(integers) = IntegerColumns::new(&provider.schema())
+        && let Some(table) = provider.downcast_ref::<ListingTable>()
+    {
+        // arrow-json would truncate a fraction read into an integer column.
+        let decoded = factory
+            .create(
+                state,
+                &command(Arc::new(DFSchema::try_from(
+                    integers.decode_schema().as_ref().clone(),
+                )?)),
+            )
+            .await?;
+        let exact: Arc<dyn TableProvider> = Arc::new(ExactJsonTable::new(Arc::new(table.clone()), decoded));
+        return Ok(FileTable {
+            scanned: Arc::clone(&exact),
+            provider: exact,
+            path,
+            format,
+            rollover,
+            locator,
+        });
+    }
     let Some(null) = null_literal else {
         return Ok(FileTable {
             scanned: Arc::clone(&provider),
@@ -264,6 +304,7 @@ pub async fn create_table(
             path,
             format,
             rollover,
+            locator,
         });
     };
     // DataFusion's CSV reader uses the null pattern only to infer types, not
@@ -294,6 +335,7 @@ pub async fn create_table(
         path,
         format,
         rollover,
+        locator,
     })
 }
 

@@ -379,7 +379,10 @@ pub struct FileTarget {
 impl FileTarget {
     /// The write target of a listing table, `None` for any other table.
     pub fn of(provider: &Arc<dyn TableProvider>) -> Option<Self> {
-        let table = provider.downcast_ref::<ListingTable>()?;
+        let table = match provider.downcast_ref::<super::exact_json::ExactJsonTable>() {
+            Some(exact) => exact.listing_table().as_ref(),
+            None => provider.downcast_ref::<ListingTable>()?,
+        };
         let url = table.table_paths().first()?.clone();
         Some(Self {
             single_file: !url.is_collection(),

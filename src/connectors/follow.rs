@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,6 +70,8 @@ pub struct FollowTable {
     bad_rows: Mutex<BadRows>,
     /// The longest line read (`'line.max-bytes'`).
     max_line: usize,
+    /// Bytes of the followed files not read yet by the latest scan.
+    unread: Mutex<Arc<AtomicU64>>,
 }
 
 /// Build a followed file table from the file connector's options (without
@@ -85,7 +88,7 @@ pub async fn create_table(
     let path = mine.take_required("path", "the file or directory to follow")?;
     let named = mine.take("format");
     let text = match named.as_deref() {
-        Some(name) if let Some(changelog) = TextFormat::changelog(name) => {
+        Some(name) if let Some(changelog) = TextFormat::changelog(name, &mut mine)? => {
             if declared.is_none() {
                 return plan_err!(
                     "a '{name}' table needs its columns (the row's, without 'op'): CREATE TABLE name (col TYPE, ...) WITH (...)"
@@ -101,7 +104,7 @@ pub async fn create_table(
             let csv = CsvOptions::take(&mut mine, format)?;
             let Some(text) = TextFormat::new(format, csv) else {
                 return plan_err!(
-                    "'follow' = 'true' reads 'json', 'csv', 'changelog-json' or 'debezium-json' files, not '{format}'"
+                    "'follow' = 'true' reads 'json', 'csv', 'changelog-json', 'changelog-csv' or 'debezium-json' files, not '{format}'"
                 );
             };
             text
@@ -170,6 +173,7 @@ impl FollowTable {
             local,
             bad_rows: Mutex::new(BadRows::default()),
             max_line: DEFAULT_MAX_LINE,
+            unread: Mutex::new(Arc::default()),
         })
     }
 
@@ -190,6 +194,15 @@ impl FollowTable {
     pub fn bad_rows(&self) -> Option<Arc<BadRowStats>> {
         let bad_rows = self.bad_rows.lock().ok()?;
         bad_rows.skip.then(|| Arc::clone(&bad_rows.stats))
+    }
+
+    /// Bytes of the followed files that the latest scan has not read yet
+    /// (their sizes less what was read), updated as it reads.
+    pub fn unread_bytes(&self) -> Arc<AtomicU64> {
+        match self.unread.lock() {
+            Ok(unread) => Arc::clone(&unread),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
     }
 
     /// What EXPLAIN shows after the connector's name: `json events.ndjson (follow)`.
@@ -220,10 +233,16 @@ impl TableProvider for FollowTable {
                 .with_bad_rows(fresh_bad_rows(&self.bad_rows))
                 .with_max_line(self.max_line);
         let schema = Arc::clone(config.schema());
+        // Fresh counts for a new scan, which the table keeps (as bad rows').
+        let unread = Arc::new(AtomicU64::new(0));
+        if let Ok(mut current) = self.unread.lock() {
+            *current = Arc::clone(&unread);
+        }
         let partition = FollowPartition {
             config,
             path: self.path.clone(),
             local: self.local.clone(),
+            unread,
         };
         let exec = StreamingTableExec::try_new(schema, vec![Arc::new(partition)], None, [], true, limit)?;
         Ok(Arc::new(exec))
@@ -236,6 +255,7 @@ struct FollowPartition {
     config: DecoderConfig,
     path: String,
     local: PathBuf,
+    unread: Arc<AtomicU64>,
 }
 
 impl PartitionStream for FollowPartition {
@@ -253,6 +273,7 @@ impl PartitionStream for FollowPartition {
             rotated: Vec::new(),
             missing_since: None,
             buf: Vec::new(),
+            unread: Arc::clone(&self.unread),
         };
         thread_stream(
             &format!("follow {}", self.path),
@@ -278,6 +299,9 @@ struct Follower {
     missing_since: Option<Instant>,
     /// Read buffer, shared by the files.
     buf: Vec<u8>,
+    /// Bytes of the files not read yet: counted at each poll, less what
+    /// each read takes, so a long backlog shows it shrinking.
+    unread: Arc<AtomicU64>,
 }
 
 /// One file being followed.
@@ -337,6 +361,7 @@ impl Follower {
             }
         }
         self.check_present()?;
+        self.count_unread();
         let mut read_any = false;
         let paths: Vec<PathBuf> = self.files.keys().cloned().collect();
         for path in paths {
@@ -351,7 +376,7 @@ impl Follower {
             // What was appended to a replaced file before it was replaced is
             // read first (a rewritten one is not the file it was).
             if !rewritten {
-                match read_file(followed, &mut self.buf, tx, out)? {
+                match read_file(followed, &mut self.buf, tx, out, &self.unread)? {
                     Outcome::Stopped => return Ok(None),
                     Outcome::Read(read) => read_any |= read,
                     Outcome::Rewritten => rewritten = !replaced,
@@ -372,7 +397,7 @@ impl Follower {
                 let Some(followed) = self.files.get_mut(&path) else {
                     continue;
                 };
-                match read_file(followed, &mut self.buf, tx, out)? {
+                match read_file(followed, &mut self.buf, tx, out, &self.unread)? {
                     Outcome::Stopped => return Ok(None),
                     // Rewritten again: the next poll reads it from its start.
                     Outcome::Read(_) | Outcome::Rewritten => read_any = true,
@@ -383,7 +408,20 @@ impl Follower {
             None => return Ok(None),
             Some(read) => read_any |= read,
         }
+        self.count_unread();
         Ok(Some(read_any))
+    }
+
+    /// Count the bytes of the files (rotated ones too) beyond what was read.
+    fn count_unread(&self) {
+        let rotated = self.rotated.iter().map(|(followed, _)| followed);
+        let unread = self
+            .files
+            .values()
+            .chain(rotated)
+            .filter_map(|f| Some(f.file.metadata().ok()?.len().saturating_sub(f.offset)))
+            .sum();
+        self.unread.store(unread, Ordering::Relaxed);
     }
 
     /// Read what writers added to rotated files; a file quiet for [`DRAIN`]
@@ -392,7 +430,7 @@ impl Follower {
         let mut read_any = false;
         let mut still = Vec::with_capacity(self.rotated.len());
         for (mut followed, mut last) in std::mem::take(&mut self.rotated) {
-            match read_file(&mut followed, &mut self.buf, tx, out)? {
+            match read_file(&mut followed, &mut self.buf, tx, out, &self.unread)? {
                 Outcome::Stopped => return Ok(None),
                 Outcome::Read(true) => {
                     read_any = true;
@@ -493,11 +531,13 @@ enum Outcome {
 
 /// Read `followed` to its current end, sending batches as they come; each
 /// read's rows go only if the file's head is still what was read first.
+/// What is read comes off the `unread` count.
 fn read_file(
     followed: &mut Followed,
     buf: &mut Vec<u8>,
     tx: &BatchSender,
     out: &mut Vec<RecordBatch>,
+    unread: &AtomicU64,
 ) -> Result<Outcome> {
     let mut read_any = false;
     loop {
@@ -515,6 +555,9 @@ fn read_file(
         }
         read_any = true;
         followed.offset += read as u64;
+        let _ = unread.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            Some(n.saturating_sub(read as u64))
+        });
         if !tx.send_all(out) {
             return Ok(Outcome::Stopped);
         }
@@ -658,6 +701,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_bytes_not_read_yet_are_counted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("backlog.ndjson");
+        let line = format!("{{\"id\": 1, \"name\": \"{}\"}}\n", "x".repeat(1000));
+        let lines = 20_000;
+        append(&path, &line.repeat(lines));
+        let total = (line.len() * lines) as u64;
+        let table = FollowTable::try_new(
+            schema(),
+            TextFormat::Json,
+            path.display().to_string(),
+            path.clone(),
+        )
+        .expect("table");
+        let ctx = SessionContext::new();
+        let plan = table.scan(&ctx.state(), None, &[], None).await.expect("scan");
+        let unread = table.unread_bytes();
+        let mut s = plan.execute(0, ctx.task_ctx()).expect("stream");
+        let mut rows = next_ids(&mut s, 1).await.len();
+        // The reader waits on the query (a few batches ahead): most is unread.
+        tokio::time::sleep(POLL * 2).await;
+        let behind = unread.load(Ordering::Relaxed);
+        assert!(behind > 0 && behind < total, "{behind} of {total}");
+        while rows < lines {
+            let batch = s.next().await.expect("more rows").expect("a batch");
+            rows += batch.num_rows();
+        }
+        tokio::time::sleep(POLL * 3).await;
+        assert_eq!(unread.load(Ordering::Relaxed), 0, "all read");
+        append(&path, &line);
+        assert_eq!(next_ids(&mut s, 1).await, [1]);
+        tokio::time::sleep(POLL * 3).await;
+        assert_eq!(unread.load(Ordering::Relaxed), 0, "the appended line read too");
+    }
+
+    #[tokio::test]
     async fn a_file_rewritten_in_place_with_more_bytes_is_read_again() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("a.ndjson");
@@ -755,7 +834,7 @@ mod tests {
         let err = create(&[("path", &p)]).await.expect_err("parquet");
         assert!(
             err.to_string()
-                .contains("'follow' = 'true' reads 'json', 'csv', 'changelog-json' or 'debezium-json' files, not 'parquet'"),
+                .contains("'follow' = 'true' reads 'json', 'csv', 'changelog-json', 'changelog-csv' or 'debezium-json' files, not 'parquet'"),
             "{err}"
         );
         let err = create(&[("path", "s3://bucket/x.ndjson")])

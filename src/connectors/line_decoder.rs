@@ -30,6 +30,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use tokio::sync::mpsc;
 
 use super::file::{CsvOptions, FileFormat};
+use super::json_integers::IntegerColumns;
 use super::{Options, column_names};
 
 /// The most bytes one read asks for: large enough that a backlog decodes in
@@ -54,6 +55,9 @@ pub enum TextFormat {
     DebeziumJson,
     /// One JSON row per line with its change in `op`: a changelog.
     ChangelogJson,
+    /// One CSV record per line, its change (`op`) the first field: a
+    /// changelog, as `--format csv` prints an updating query's.
+    ChangelogCsv(CsvOptions),
 }
 
 impl TextFormat {
@@ -73,31 +77,46 @@ impl TextFormat {
             Self::Csv(_) => "csv",
             Self::DebeziumJson => "debezium-json",
             Self::ChangelogJson => "changelog-json",
+            Self::ChangelogCsv(_) => "changelog-csv",
         }
     }
 
     /// The changelog format `name` names (a `'format'` option), if it is one:
-    /// `debezium-json` (Flink's name; also `debezium_json`, Arroyo's) or
-    /// `changelog-json`.
-    pub fn changelog(name: &str) -> Option<Self> {
-        match name.to_lowercase().as_str() {
+    /// `debezium-json` (Flink's name; also `debezium_json`, Arroyo's),
+    /// `changelog-json` or `changelog-csv` (taking the `'csv.*'` options).
+    pub fn changelog(name: &str, options: &mut Options) -> Result<Option<Self>> {
+        Ok(match name.to_lowercase().as_str() {
             "debezium-json" | "debezium_json" => Some(Self::DebeziumJson),
             "changelog-json" | "changelog_json" => Some(Self::ChangelogJson),
+            "changelog-csv" | "changelog_csv" => {
+                Some(Self::ChangelogCsv(CsvOptions::take(options, FileFormat::Csv)?))
+            }
             _ => None,
-        }
+        })
     }
 
-    /// The file format its lines are in (a changelog's are JSON).
+    /// The file format its lines are in.
     pub fn file_format(&self) -> FileFormat {
         match self {
-            Self::Csv(_) => FileFormat::Csv,
+            Self::Csv(_) | Self::ChangelogCsv(_) => FileFormat::Csv,
             Self::Json | Self::DebeziumJson | Self::ChangelogJson => FileFormat::Json,
         }
     }
 
     /// Whether its rows are changes (a changelog), not appended rows.
     pub fn is_changelog(&self) -> bool {
-        matches!(self, Self::DebeziumJson | Self::ChangelogJson)
+        matches!(
+            self,
+            Self::DebeziumJson | Self::ChangelogJson | Self::ChangelogCsv(_)
+        )
+    }
+
+    /// Its CSV options, if its lines are CSV.
+    fn csv(&self) -> Option<&CsvOptions> {
+        match self {
+            Self::Csv(csv) | Self::ChangelogCsv(csv) => Some(csv),
+            _ => None,
+        }
     }
 }
 
@@ -239,11 +258,9 @@ impl DecoderConfig {
             None => Arc::clone(&table_schema),
         };
         // A changelog's batches carry each row's change first.
-        let schema = match format {
-            TextFormat::DebeziumJson | TextFormat::ChangelogJson => {
-                super::changelog::changelog_schema(&schema)
-            }
-            _ => schema,
+        let schema = match format.is_changelog() {
+            true => super::changelog::changelog_schema(&schema),
+            false => schema,
         };
         let config = Self {
             format,
@@ -278,33 +295,43 @@ impl DecoderConfig {
 
     /// A fresh arrow decoder that makes batches of up to `batch_size` rows.
     fn build(&self, batch_size: usize) -> Result<Inner> {
+        self.build_with(batch_size, true)
+    }
+
+    /// A decoder that reads JSON integer columns exactly (see
+    /// [`IntegerColumns`]) when `exact`, or as arrow-json alone does.
+    fn build_with(&self, batch_size: usize, exact: bool) -> Result<Inner> {
         match &self.format {
-            TextFormat::Json => Ok(Inner::Json(
-                arrow::json::ReaderBuilder::new(Arc::clone(&self.schema))
-                    .with_batch_size(batch_size)
-                    .build_decoder()?,
-            )),
-            TextFormat::Csv(csv) => {
-                // The header is checked and skipped by `Core::header`.
-                let mut builder = arrow::csv::ReaderBuilder::new(Arc::clone(&self.table_schema))
-                    .with_header(false)
-                    .with_batch_size(batch_size);
-                if let Some(d) = csv.delimiter {
-                    builder = builder.with_delimiter(d as u8);
-                }
-                if let Some(q) = csv.quote {
-                    builder = builder.with_quote(q as u8);
-                }
-                if let Some(null) = &csv.null_literal {
-                    let pattern = format!("^{}$", regex::escape(null));
-                    let regex = regex::Regex::new(&pattern)
-                        .map_err(|e| exec_datafusion_err!("option 'csv.null-literal': {e}"))?;
-                    builder = builder.with_null_regex(regex);
-                }
-                if let Some(p) = &self.projection {
-                    builder = builder.with_projection(p.clone());
-                }
-                Ok(Inner::Csv(Box::new(builder.build_decoder())))
+            TextFormat::Json => {
+                let integers = IntegerColumns::new(&self.schema).filter(|_| exact);
+                let decoded = integers.as_ref().map_or(&self.schema, |i| i.decode_schema());
+                Ok(Inner::Json {
+                    decoder: arrow::json::ReaderBuilder::new(Arc::clone(decoded))
+                        .with_batch_size(batch_size)
+                        .build_decoder()?,
+                    integers,
+                })
+            }
+            TextFormat::Csv(csv) => Ok(Inner::Csv(Box::new(csv_decoder(
+                Arc::clone(&self.table_schema),
+                csv,
+                self.projection.clone(),
+                batch_size,
+            )?))),
+            TextFormat::ChangelogCsv(csv) => {
+                // Every declared column after `op`: CSV fields are positional.
+                let fields = super::changelog::op_row_schema(&self.table_schema);
+                let projection = self
+                    .projection
+                    .as_ref()
+                    .map(|p| std::iter::once(0).chain(p.iter().map(|i| i + 1)).collect());
+                Ok(Inner::Changelog {
+                    decoder: Box::new(Inner::Csv(Box::new(csv_decoder(
+                        fields, csv, projection, batch_size,
+                    )?))),
+                    debezium: false,
+                    schema: Arc::clone(&self.schema),
+                })
             }
             TextFormat::DebeziumJson | TextFormat::ChangelogJson => {
                 let columns = match &self.projection {
@@ -315,26 +342,79 @@ impl DecoderConfig {
                     TextFormat::DebeziumJson => (super::changelog::envelope_schema(&columns), true),
                     _ => (super::changelog::op_row_schema(&columns), false),
                 };
+                // Debezium's rows are nested in its envelope, where arrow
+                // still truncates fractions (see the README).
+                let integers = (exact && !debezium)
+                    .then(|| IntegerColumns::new(&decoded))
+                    .flatten();
+                let decoded = integers
+                    .as_ref()
+                    .map_or(decoded, |i| Arc::clone(i.decode_schema()));
+                let decoder = arrow::json::ReaderBuilder::new(decoded)
+                    .with_batch_size(batch_size)
+                    .build_decoder()?;
                 Ok(Inner::Changelog {
-                    decoder: arrow::json::ReaderBuilder::new(decoded)
-                        .with_batch_size(batch_size)
-                        .build_decoder()?,
+                    decoder: Box::new(Inner::Json { decoder, integers }),
                     debezium,
                     schema: Arc::clone(&self.schema),
                 })
             }
         }
     }
+
+    /// The columns a CSV header must name, in order: the declared ones (after
+    /// `op` in a changelog).
+    fn header_schema(&self) -> SchemaRef {
+        match self.format {
+            TextFormat::ChangelogCsv(_) => super::changelog::op_row_schema(&self.table_schema),
+            _ => Arc::clone(&self.table_schema),
+        }
+    }
+}
+
+/// Arrow's CSV decoder for records of `fields` (all of a line's, in order),
+/// outputting `projection` of them. The header is checked and skipped by
+/// `Core::header`, not here.
+fn csv_decoder(
+    fields: SchemaRef,
+    csv: &CsvOptions,
+    projection: Option<Vec<usize>>,
+    batch_size: usize,
+) -> Result<arrow::csv::reader::Decoder> {
+    let mut builder = arrow::csv::ReaderBuilder::new(fields)
+        .with_header(false)
+        .with_batch_size(batch_size);
+    if let Some(d) = csv.delimiter {
+        builder = builder.with_delimiter(d as u8);
+    }
+    if let Some(q) = csv.quote {
+        builder = builder.with_quote(q as u8);
+    }
+    if let Some(null) = &csv.null_literal {
+        let pattern = format!("^{}$", regex::escape(null));
+        let regex = regex::Regex::new(&pattern)
+            .map_err(|e| exec_datafusion_err!("option 'csv.null-literal': {e}"))?;
+        builder = builder.with_null_regex(regex);
+    }
+    if let Some(p) = projection {
+        builder = builder.with_projection(p);
+    }
+    Ok(builder.build_decoder())
 }
 
 /// Arrow's decoder for the format.
 enum Inner {
-    Json(arrow::json::reader::Decoder),
-    Csv(Box<arrow::csv::reader::Decoder>),
-    /// Changelog lines (Debezium messages, or rows with an `op`), turned
-    /// into rows of `schema` with their change codes when flushed.
-    Changelog {
+    /// NDJSON rows; integer columns decoded exactly when there are any.
+    Json {
         decoder: arrow::json::reader::Decoder,
+        integers: Option<IntegerColumns>,
+    },
+    Csv(Box<arrow::csv::reader::Decoder>),
+    /// Changelog lines (Debezium messages, or JSON or CSV rows with an
+    /// `op`), decoded by `decoder`, turned into rows of `schema` with their
+    /// change codes when flushed.
+    Changelog {
+        decoder: Box<Inner>,
         debezium: bool,
         schema: SchemaRef,
     },
@@ -343,7 +423,7 @@ enum Inner {
 impl Inner {
     fn decode(&mut self, buf: &[u8]) -> Result<usize, ArrowError> {
         match self {
-            Self::Json(d) => d.decode(buf),
+            Self::Json { decoder, .. } => decoder.decode(buf),
             Self::Csv(d) => d.decode(buf),
             Self::Changelog { decoder, .. } => decoder.decode(buf),
         }
@@ -351,7 +431,10 @@ impl Inner {
 
     fn flush(&mut self) -> Result<Option<RecordBatch>, ArrowError> {
         match self {
-            Self::Json(d) => d.flush(),
+            Self::Json { decoder, integers } => decoder
+                .flush()?
+                .map(|batch| restore_integers(batch, integers.as_ref()))
+                .transpose(),
             Self::Csv(d) => d.flush(),
             Self::Changelog {
                 decoder,
@@ -393,6 +476,18 @@ impl Inner {
     }
 }
 
+/// `batch` with its integer columns checked and cast back (see
+/// [`IntegerColumns`]), or as it is when it has none.
+fn restore_integers(
+    batch: RecordBatch,
+    integers: Option<&IntegerColumns>,
+) -> Result<RecordBatch, ArrowError> {
+    match integers {
+        Some(integers) => integers.restore(&batch),
+        None => Ok(batch),
+    }
+}
+
 /// Lines from one source (`stdin`, one file) decoded into batches.
 pub struct LineDecoder {
     /// Everything but the partial line.
@@ -428,7 +523,7 @@ impl LineDecoder {
     /// A decoder for `source` (a name for errors) making batches of up to `batch_size` rows.
     pub fn new(source: impl Into<String>, config: DecoderConfig, batch_size: usize) -> Result<Self> {
         let batch_size = batch_size.max(1);
-        let header_pending = matches!(&config.format, TextFormat::Csv(csv) if csv.has_header());
+        let header_pending = config.format.csv().is_some_and(CsvOptions::has_header);
         Ok(Self {
             core: Core {
                 source: source.into(),
@@ -573,7 +668,11 @@ impl Core {
                     if let Ok(mut first) = stats.first.lock()
                         && first.is_none()
                     {
-                        *first = Some(format!("{} line {number}: {}", self.source, describe(&e)));
+                        *first = Some(format!(
+                            "{} line {number}: {}",
+                            self.source,
+                            self.explain(line, &e)
+                        ));
                     }
                 }
             }
@@ -590,7 +689,29 @@ impl Core {
         // Each of these lines decoded alone, so they do together.
         self.inner
             .decode_all(&good, out)
-            .map_err(|e| exec_datafusion_err!("{}: {}", self.source, describe(&e)))
+            .map_err(|e| exec_datafusion_err!("{}: {}", self.source, self.describe(&e)))
+    }
+
+    /// Arrow's message for `e`, with a CSV column named as a user counts
+    /// it: from 1, and by its name (arrow counts from 0).
+    fn describe(&self, e: &ArrowError) -> String {
+        let text = describe(e);
+        match self.config.format {
+            TextFormat::Csv(_) => name_csv_columns(&text, &self.config.table_schema),
+            _ => text,
+        }
+    }
+
+    /// What is wrong with `line`, which failed with `error`. A value that
+    /// is no number at all fails in the exact integer decoding without the
+    /// column's name, so arrow-json's own decoding says it then.
+    fn explain(&self, line: &[u8], error: &ArrowError) -> String {
+        if let Ok(mut plain) = self.config.build_with(self.batch_size, false)
+            && let Err(e) = plain.decode_all(line, &mut Vec::new())
+        {
+            return self.describe(&e);
+        }
+        self.describe(error)
     }
 
     /// Find the line of `data` (whose first line is number `first`) that
@@ -618,19 +739,19 @@ impl Core {
                     };
                     // These lines decoded one by one, so they do together.
                     let _ = good.decode_all(&data[..start], out);
-                    return exec_datafusion_err!("{} line {number}: {}", self.source, describe(&e));
+                    return exec_datafusion_err!("{} line {number}: {}", self.source, self.explain(line, &e));
                 }
             }
             start += line.len();
         }
         let last = first + count_lines(data).saturating_sub(1);
-        exec_datafusion_err!("{} lines {first}-{last}: {}", self.source, describe(&error))
+        exec_datafusion_err!("{} lines {first}-{last}: {}", self.source, self.describe(&error))
     }
 
     /// Check a CSV header (line number `number`) against the declared columns:
     /// the same count, the same names in the same order (any case).
     fn check_header(&self, line: &[u8], number: u64) -> Result<()> {
-        let TextFormat::Csv(csv) = &self.config.format else {
+        let Some(csv) = self.config.format.csv() else {
             return internal_err!("a header in a {} source", self.config.format.name());
         };
         let mut format = arrow::csv::reader::Format::default().with_header(true);
@@ -644,7 +765,7 @@ impl Core {
         let (header, _) = format
             .infer_schema(line, Some(0))
             .map_err(|e| exec_datafusion_err!("{source} line {number}: bad CSV header: {}", describe(&e)))?;
-        let declared = &self.config.table_schema;
+        let declared = &self.config.header_schema();
         let fix = "or set 'csv.header' = 'false' if the first line is data";
         if header.fields().len() != declared.fields().len() {
             return plan_err!(
@@ -685,6 +806,27 @@ fn describe(e: &ArrowError) -> String {
     static LINE: std::sync::LazyLock<regex::Regex> =
         std::sync::LazyLock::new(|| regex::Regex::new(r" (at|for) line \d+").expect("a valid regex"));
     LINE.replace_all(&text, "").into_owned()
+}
+
+/// `text` (arrow-csv's message) with its 0-based column numbers (`for
+/// column 0`, `Error parsing column 0`) made 1-based and named from `schema`
+/// (`in column 1 ('id')`).
+pub fn name_csv_columns(text: &str, schema: &arrow::datatypes::Schema) -> String {
+    static COLUMN: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"(for|parsing) column (\d+)").expect("a valid regex"));
+    COLUMN
+        .replace_all(text, |c: &regex::Captures<'_>| {
+            let verb = if &c[1] == "for" { "in" } else { "parsing" };
+            match c[2]
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| Some((i, schema.fields().get(i)?)))
+            {
+                Some((i, field)) => format!("{verb} column {} ('{}')", i + 1, field.name()),
+                None => c[0].to_string(),
+            }
+        })
+        .into_owned()
 }
 
 /// Append `lines` (whole lines, as read) to the bad-rows file.
@@ -778,6 +920,54 @@ mod tests {
     }
 
     #[test]
+    fn a_csv_changelog_has_its_op_first_and_a_header_naming_it() {
+        let config = DecoderConfig::try_new(
+            TextFormat::ChangelogCsv(CsvOptions::default()),
+            schema(),
+            Some(vec![1]),
+        )
+        .expect("config");
+        let mut d = LineDecoder::new("stdin", config, 1024).expect("decoder");
+        let mut out = Vec::new();
+        d.push(b"op,id,name\n+I,1,a\n-U,1,a\n+U,1,b\n-D,1,b\n", &mut out)
+            .expect("decodes");
+        let batch = arrow::compute::concat_batches(&out[0].schema(), &out).expect("one batch");
+        assert_eq!(
+            batch.schema().field(0).name(),
+            crate::connectors::changelog::CHANGE_CODE_COLUMN
+        );
+        assert_eq!(
+            batch
+                .column(0)
+                .as_primitive::<arrow::datatypes::Int8Type>()
+                .values(),
+            &[0, 1, 2, 3]
+        );
+        let names = batch.column(1).as_string::<i32>();
+        assert_eq!(
+            (0..4).map(|i| names.value(i)).collect::<Vec<_>>(),
+            ["a", "a", "b", "b"]
+        );
+        // A header without `op`, and a row with an unknown op, say so.
+        let config = DecoderConfig::try_new(TextFormat::ChangelogCsv(CsvOptions::default()), schema(), None)
+            .expect("config");
+        let mut d = LineDecoder::new("stdin", config.clone(), 1024).expect("decoder");
+        let error = d.push(b"id,name\n", &mut Vec::new()).expect_err("no op column");
+        assert!(
+            error.to_string().contains("the table declares 3 (op, id, name)"),
+            "{error}"
+        );
+        let mut d = LineDecoder::new("stdin", config, 1024).expect("decoder");
+        let error = d
+            .push(b"op,id,name\n+I,1,a\nX,2,b\n", &mut Vec::new())
+            .expect_err("bad op");
+        assert!(
+            error.to_string().contains("stdin line 3") && error.to_string().contains("'X'"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn lines_split_across_reads_wait_for_their_newline() {
         let mut d = json();
         let mut out = Vec::new();
@@ -827,6 +1017,31 @@ mod tests {
             .push(b"{\"id\": 1}\n{\"id\": 2\n", &mut Vec::new())
             .expect_err("syntax");
         assert!(err.to_string().contains("stdin line 2: "), "{err}");
+    }
+
+    #[test]
+    fn a_json_fraction_in_an_integer_column_is_an_error_naming_line_and_column() {
+        let mut d = json();
+        let mut out = Vec::new();
+        let err = d
+            .push(
+                b"{\"id\": 1}\n{\"id\": 2.0, \"name\": \"b\"}\n{\"id\": 5.7}\n",
+                &mut out,
+            )
+            .expect_err("fraction");
+        assert_eq!(ids(&out), [1, 2], "rows before the bad one come out");
+        assert!(
+            err.to_string().contains(
+                "stdin line 3: column 'id' is BIGINT but the value is 5.7, a number with a fraction: declare the column DOUBLE or DECIMAL"
+            ),
+            "{err}"
+        );
+        // Integers beyond a float's 53 bits stay exact.
+        let mut out = Vec::new();
+        json()
+            .push(b"{\"id\": 9007199254740993}\n", &mut out)
+            .expect("ok");
+        assert_eq!(ids(&out), [9007199254740993]);
     }
 
     #[test]
@@ -931,7 +1146,9 @@ mod tests {
         assert_eq!(ids(&out), [1, 2, 3]);
         let text = err.to_string();
         assert!(
-            text.contains("file a.csv line 4: Error while parsing value 'x' as type 'Int64' for column 0."),
+            text.contains(
+                "file a.csv line 4: Error while parsing value 'x' as type 'Int64' in column 1 ('id')."
+            ),
             "{text}"
         );
         let err = csv(CsvOptions::default())

@@ -3,11 +3,14 @@
 
 pub mod blackhole;
 pub mod changelog;
+pub mod exact_json;
 pub mod file;
 pub mod file_sink;
 pub mod follow;
 pub mod generator;
+pub mod json_integers;
 pub mod line_decoder;
+pub mod locate;
 pub mod object_stores;
 pub mod options;
 pub mod stdin;
@@ -43,6 +46,14 @@ pub fn bad_rows_of(
         return table.bad_rows();
     }
     provider.downcast_ref::<follow::FollowTable>()?.bad_rows()
+}
+
+/// The bytes the latest scan of `provider` has not read yet, if it is a
+/// followed file (see [`follow::FollowTable::unread_bytes`]).
+pub fn unread_bytes_of(
+    provider: &dyn datafusion::catalog::TableProvider,
+) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
+    Some(provider.downcast_ref::<follow::FollowTable>()?.unread_bytes())
 }
 
 /// A schema's column names, comma-separated, for errors that list them.

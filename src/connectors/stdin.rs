@@ -72,15 +72,18 @@ impl StdinTable {
     /// A stdin table from its declared columns and `WITH` options.
     pub fn try_new(declared: Option<SchemaRef>, mut options: Options) -> Result<Self> {
         options.take("connector");
-        let format = options.take_required("format", "'json', 'csv', 'changelog-json' or 'debezium-json'")?;
-        let format = if let Some(changelog) = TextFormat::changelog(&format) {
+        let format = options.take_required(
+            "format",
+            "'json', 'csv', 'changelog-json', 'changelog-csv' or 'debezium-json'",
+        )?;
+        let format = if let Some(changelog) = TextFormat::changelog(&format, &mut options)? {
             changelog
         } else {
             let format = FileFormat::parse(&format)?;
             let csv = CsvOptions::take(&mut options, format)?;
             let Some(text) = TextFormat::new(format, csv) else {
                 return plan_err!(
-                    "stdin reads 'format' = 'json', 'csv', 'changelog-json' or 'debezium-json', not '{format}'"
+                    "stdin reads 'format' = 'json', 'csv', 'changelog-json', 'changelog-csv' or 'debezium-json', not '{format}'"
                 );
             };
             text

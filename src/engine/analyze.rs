@@ -85,6 +85,7 @@ impl Engine {
             executor: Some(choice.clone()),
             metrics: None,
             physical: None,
+            null_event_times: Vec::new(),
         })
     }
 }

@@ -55,6 +55,7 @@ impl Engine {
             executor: output.executor,
             metrics: None,
             physical: None,
+            null_event_times: Vec::new(),
         })
     }
 }

@@ -3,6 +3,9 @@
 //! the source they came from.
 
 use super::*;
+use crate::connectors::locate::BadRowLocator;
+use datafusion::common::exec_datafusion_err;
+use futures::StreamExt;
 
 impl Engine {
     pub(super) fn explain_executor(&self) -> bool {
@@ -13,9 +16,14 @@ impl Engine {
 /// Errors met while reading (a value that does not parse, a file that went
 /// away) name the connector tables the query reads, so the user knows which
 /// file to look at.
+///
+/// A bad row of a local CSV or JSON table is named by its file, line and
+/// column: the tables' `locators` read the files again to find it (arrow's
+/// own line numbers count from 0 and from a split file's byte range).
 pub(super) fn with_source_context(
     stream: SendableRecordBatchStream,
     choice: &ExecutorChoice,
+    locators: Vec<Arc<BadRowLocator>>,
 ) -> SendableRecordBatchStream {
     let tables: Vec<String> = choice
         .sources
@@ -34,13 +42,31 @@ pub(super) fn with_source_context(
     // Errors reach us wrapped (a repartition shares them as `Shared`), so the
     // kind is judged at the root: faults of the query or of Sluice are not
     // about the data and get no reading context.
-    let stream = stream.map_err(move |e| match e.find_root() {
-        DataFusionError::Plan(_)
-        | DataFusionError::NotImplemented(_)
-        | DataFusionError::Internal(_)
-        | DataFusionError::Configuration(_)
-        | DataFusionError::SchemaError(..) => e,
-        _ => e.context(context.clone()),
+    let locators = Arc::new(locators);
+    let stream = stream.then(move |item| {
+        let context = context.clone();
+        let locators = Arc::clone(&locators);
+        async move {
+            let e = match item {
+                Ok(batch) => return Ok(batch),
+                Err(e) => e,
+            };
+            match e.find_root() {
+                DataFusionError::Plan(_)
+                | DataFusionError::NotImplemented(_)
+                | DataFusionError::Internal(_)
+                | DataFusionError::Configuration(_)
+                | DataFusionError::SchemaError(..) => Err(e),
+                _ => {
+                    let place =
+                        tokio::task::spawn_blocking(move || locators.iter().find_map(|l| l.locate())).await;
+                    match place {
+                        Ok(Some(place)) => Err(exec_datafusion_err!("{context}: {place}")),
+                        _ => Err(e.context(context)),
+                    }
+                }
+            }
+        }
     });
     Box::pin(RecordBatchStreamAdapter::new(schema, stream))
 }

@@ -57,6 +57,9 @@ pub struct StatementOutput {
     /// A batch query's physical plan, whose metrics say how far its scans
     /// have got (for a progress display).
     pub physical: Option<Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
+    /// Its windows' event-time columns and the rows each left out for a
+    /// NULL time (in either executor), to report when it ends.
+    pub null_event_times: Vec<(String, crate::plan::NullEventTimes)>,
 }
 
 /// A Sluice session: DataFusion's context plus the catalog of connector tables.
@@ -163,6 +166,7 @@ impl Engine {
             }
             Statement::DataFusion(df) => {
                 self.register_object_stores(df).map_err(at)?;
+                self.check_versioned(&statement.versioned).await?;
                 let state = self.ctx.state();
                 self.windows.take_lowered();
                 let explained = |e: DataFusionError| match session::remote_location(df) {
@@ -186,6 +190,43 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// `FOR SYSTEM_TIME AS OF` reads a table as it was at a time: Sluice
+    /// joins it as a plain table, which is right only when its rows never
+    /// change (a file, a bounded generator). A stream or a changelog has
+    /// versions that differ, so the clause is refused there.
+    async fn check_versioned(&self, versioned: &[sql::VersionedTable]) -> Result<()> {
+        for v in versioned {
+            let Ok(provider) = self.ctx.table_provider(v.table.as_str()).await else {
+                continue; // planning names the unknown table
+            };
+            let changing = match self.catalog.source_of(&provider) {
+                Some(info) if info.changelog => Some("a changelog"),
+                Some(info) if info.boundedness != crate::connectors::Boundedness::Bounded => Some("a stream"),
+                Some(_) => None,
+                // A view changes when a table under it does.
+                None => match provider.get_logical_plan() {
+                    Some(view) => choose_executor(&view, &self.catalog)
+                        .map_err(SluiceError::from)?
+                        .sources
+                        .iter()
+                        .any(|s| s.boundedness != crate::connectors::Boundedness::Bounded)
+                        .then_some("a view over a stream"),
+                    None => None,
+                },
+            };
+            if let Some(what) = changing {
+                return Err(SluiceError::at(
+                    DataFusionError::NotImplemented(format!(
+                        "FOR SYSTEM_TIME AS OF {} over table '{}', {what}: a temporal join of a table whose rows change is not supported yet; join a bounded table (a file), whose every version is the same, or join the stream itself (an interval or regular join)",
+                        v.as_of, v.table
+                    )),
+                    v.span,
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Run every statement of a script, collecting each one's rows. For tests
@@ -218,6 +259,7 @@ impl Engine {
             choice = self.apply_mode(choice)?;
         }
         let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
+        let null_event_times = crate::plan::null_event_times(&plan);
         if choice.executor == Executor::Continuous && !explain {
             let metrics = Arc::new(StreamMetrics::default());
             let state = self.continuous_state();
@@ -233,6 +275,7 @@ impl Engine {
                 executor: Some(choice),
                 metrics: Some(metrics),
                 physical: None,
+                null_event_times,
             });
         }
         if let LogicalPlan::Analyze(analyze) = &plan
@@ -266,7 +309,12 @@ impl Engine {
             _ => vec![],
         };
         let (stream, physical) = batch::execute_with_plan(&self.ctx, plan).await?;
-        let stream = with_source_context(stream, &choice);
+        let locators = choice
+            .sources
+            .iter()
+            .filter_map(|s| self.catalog.locator(&s.table))
+            .collect();
+        let stream = with_source_context(stream, &choice, locators);
         let stream = if explain && self.explain_executor() {
             let mut rows = vec![("executor".to_string(), choice.explanation())];
             rows.extend(
@@ -290,6 +338,7 @@ impl Engine {
             executor: Some(choice),
             metrics: None,
             physical,
+            null_event_times,
         })
     }
 
@@ -332,5 +381,6 @@ fn empty_output() -> StatementOutput {
         executor: None,
         metrics: None,
         physical: None,
+        null_event_times: Vec::new(),
     }
 }

@@ -16,6 +16,9 @@ pub struct SluiceOptions {
     /// Warn on stderr while a continuous query's lag (now minus its
     /// watermark) is above this many milliseconds; `None`: never.
     pub alert_lag_ms: Option<u64>,
+    /// Updating aggregates emit their changes at most once per this many
+    /// milliseconds of processing time; `None`: after every input batch.
+    pub emit_interval_ms: Option<u64>,
 }
 
 impl Default for SluiceOptions {
@@ -25,6 +28,7 @@ impl Default for SluiceOptions {
             mode: Mode::Auto,
             result_mode: ResultMode::Table,
             alert_lag_ms: None,
+            emit_interval_ms: None,
         }
     }
 }
@@ -135,19 +139,15 @@ impl ExtensionOptions for SluiceOptions {
                 Ok(())
             }
             "alert.lag" => {
-                let value = value.trim();
-                self.alert_lag_ms = match value {
-                    "" | "none" => None,
-                    _ => Some(crate::connectors::options::parse_duration_ms(value).ok_or_else(|| {
-                        DataFusionError::Configuration(format!(
-                            "sluice.alert.lag takes a duration such as '30 s' or '2 min' (or 'none'), not '{value}'"
-                        ))
-                    })?),
-                };
+                self.alert_lag_ms = duration_or_none("alert.lag", value)?;
+                Ok(())
+            }
+            "emit.interval" => {
+                self.emit_interval_ms = duration_or_none("emit.interval", value)?.filter(|ms| *ms > 0);
                 Ok(())
             }
             other => Err(DataFusionError::Configuration(format!(
-                "unknown setting 'sluice.{other}'; Sluice's settings are: sluice.alert.lag, sluice.explain_executor, sluice.mode, sluice.result.mode"
+                "unknown setting 'sluice.{other}'; Sluice's settings are: sluice.alert.lag, sluice.emit.interval, sluice.explain_executor, sluice.mode, sluice.result.mode"
             ))),
         }
     }
@@ -177,6 +177,30 @@ impl ExtensionOptions for SluiceOptions {
                 }),
                 description: "warn on stderr while a continuous query's lag (now minus its watermark) is above this; none: never",
             },
+            ConfigEntry {
+                key: format!("{}.emit.interval", Self::PREFIX),
+                value: Some(match self.emit_interval_ms {
+                    Some(ms) => format!("{ms} ms"),
+                    None => "none".to_string(),
+                }),
+                description: "updating aggregates emit their changes at most once per this much processing time, a key's changes in between folded into one; none: after every input batch",
+            },
         ]
+    }
+}
+
+/// The milliseconds of a duration setting `sluice.{key}` (`'30 s'`, `'2 min'`),
+/// or `None` for `'none'`.
+fn duration_or_none(key: &str, value: &str) -> datafusion::error::Result<Option<u64>> {
+    let value = value.trim();
+    match value {
+        "" | "none" => Ok(None),
+        _ => crate::connectors::options::parse_duration_ms(value)
+            .map(Some)
+            .ok_or_else(|| {
+                DataFusionError::Configuration(format!(
+                    "sluice.{key} takes a duration such as '30 s' or '2 min' (or 'none'), not '{value}'"
+                ))
+            }),
     }
 }

@@ -18,6 +18,10 @@ impl Engine {
             .clone()
             .with_create_default_catalog_and_schema(false);
         config.options_mut().execution.target_partitions = 1;
+        if let Some(ms) = self.options().emit_interval_ms {
+            let every = std::time::Duration::from_millis(ms);
+            config = config.with_extension(Arc::new(crate::stream::EmitInterval(every)));
+        }
         config.options_mut().optimizer.repartition_file_scans = false;
         let mut analyzer_rules = Analyzer::new().rules;
         analyzer_rules.push(Arc::new(SessionWhereIntoAggregate));

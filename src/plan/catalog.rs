@@ -45,6 +45,13 @@ pub struct SourceInfo {
     /// How often a continuous `INSERT` into this table commits a part file
     /// (file tables; `'sink.rolling-policy.rollover-interval'`).
     pub rollover: std::time::Duration,
+    /// How to name the file, line and column of a bad row that failed a
+    /// batch scan (local CSV and JSON file tables).
+    pub locator: Option<Arc<crate::connectors::locate::BadRowLocator>>,
+    /// `'scan.watermark.idle-timeout'` (Flink's name): once the source sends
+    /// nothing for this long, it stops holding back the watermark of a union
+    /// or join it feeds, until it sends again. `None`: it always holds it.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 /// `WATERMARK FOR column AS expr`, checked and planned.
@@ -80,6 +87,11 @@ impl SourceCatalog {
             .values()
             .find(|s| Arc::ptr_eq(&s.provider, provider) || Arc::ptr_eq(&s.scanned, provider))
             .cloned()
+    }
+
+    /// The bad-row locator of the table named `table`, if it has one.
+    pub fn locator(&self, table: &str) -> Option<Arc<crate::connectors::locate::BadRowLocator>> {
+        self.sources.read().ok()?.get(table)?.locator.clone()
     }
 
     fn insert(&self, name: String, info: SourceInfo) {
@@ -145,8 +157,11 @@ pub async fn create_connector_table(
     let mut options =
         Options::try_new(create.options.iter().map(|o| (o.key.clone(), o.value.clone()))).map_err(at_name)?;
     let late_path = late_policy(&mut options).map_err(|e| locate_option_error(e, &option_span, create))?;
+    let idle_timeout =
+        idle_timeout(&mut options).map_err(|e| locate_option_error(e, &option_span, create))?;
 
     let mut rollover = crate::connectors::file::DEFAULT_ROLLOVER;
+    let mut locator = None;
     // Stdin and followed files can be changelogs (their 'format' says).
     let mut changelog = false;
     let (provider, scanned, description, boundedness) = match connector.to_lowercase().as_str() {
@@ -172,6 +187,7 @@ pub async fn create_connector_table(
                     .map_err(locate)?;
                 let description = format!("{} {}", table.format, table.path);
                 rollover = table.rollover;
+                locator = table.locator;
                 (table.provider, table.scanned, description, Boundedness::Bounded)
             }
         }
@@ -246,9 +262,25 @@ pub async fn create_connector_table(
             scanned,
             late_path,
             rollover,
+            locator,
+            idle_timeout,
         },
     );
     Ok(())
+}
+
+/// `'scan.watermark.idle-timeout'`: a duration (`'5 s'`, `'500 ms'`); zero
+/// is no timeout, as in Flink.
+fn idle_timeout(options: &mut Options) -> Result<Option<std::time::Duration>> {
+    const KEY: &str = "scan.watermark.idle-timeout";
+    let Some(value) = options.take(KEY) else {
+        return Ok(None);
+    };
+    match crate::connectors::options::parse_duration_ms(value.trim()) {
+        Some(0) => Ok(None),
+        Some(ms) => Ok(Some(std::time::Duration::from_millis(ms))),
+        None => plan_err!("option '{KEY}' = '{value}' is not a duration: write one as '5 s' or '500 ms'"),
+    }
 }
 
 /// `'late.policy'`: `'drop'` (the default: late rows are counted and left

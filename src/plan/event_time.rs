@@ -8,15 +8,23 @@
 //! and the column. Batch checks in the window's lowering (the first filter,
 //! [`event_time_check`]); continuous checks there too, and where a source
 //! turns event times into watermarks ([`check_nanos_range`]).
+//!
+//! A row whose event time is NULL is in no window: the same filter leaves it
+//! out, as Flink's window operators do (they count it in
+//! `numNullRowTimeRecordsDropped`), and counts it ([`NullEventTimes`]), so
+//! that both executors can say how many rows were left out and why.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{ScalarValue, exec_datafusion_err, exec_err};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, lit,
+    ColumnarValue, Expr, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    lit,
 };
 
 /// Fails on the first value of timestamp `array` that nanoseconds since the
@@ -68,30 +76,88 @@ fn out_of_range(array: &dyn Array, row: usize, column: &str, margin: i64) -> Dat
 }
 
 /// `time IS NOT NULL`, failing on a time that windows `length` long cannot
-/// compute with: the first filter of every window's lowering. A nanosecond
-/// column holds only times that fit, so it gets the plain `IS NOT NULL`.
-pub fn event_time_check(time: Expr, unit: TimeUnit, length: i64) -> Expr {
-    if unit == TimeUnit::Nanosecond {
-        return time.is_not_null();
-    }
+/// compute with, and counting the NULLs it leaves out into `nulls`: the first
+/// filter of every window's lowering. (A nanosecond column holds only times
+/// that fit: `unit` is kept for callers that know it.)
+pub fn event_time_check(time: Expr, _unit: TimeUnit, length: i64, nulls: &NullEventTimes) -> Expr {
     let column = match &time {
         Expr::Column(c) => c.name.clone(),
         other => other.to_string(),
     };
-    ScalarUDF::from(EventTimeCheck::new()).call(vec![time, lit(column), lit(length)])
+    ScalarUDF::from(EventTimeCheck::new(nulls.clone())).call(vec![time, lit(column), lit(length)])
 }
 
-/// `sluice_event_time(ts, 'ts')`: whether `ts` is not NULL; an error for a
-/// value out of the nanosecond range.
+/// The rows a window left out because their event time is NULL: a count
+/// that the window's node and every lowering of it share (equal by identity,
+/// so plans holding it still compare and hash).
+#[derive(Debug, Clone, Default)]
+pub struct NullEventTimes(Arc<AtomicU64>);
+
+impl NullEventTimes {
+    /// Rows left out so far.
+    pub fn rows(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, rows: usize) {
+        if rows > 0 {
+            self.0.fetch_add(rows as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether `other` is the same count.
+    pub fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl PartialEq for NullEventTimes {
+    fn eq(&self, other: &Self) -> bool {
+        self.same(other)
+    }
+}
+
+impl Eq for NullEventTimes {}
+
+impl std::hash::Hash for NullEventTimes {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.0).hash(state);
+    }
+}
+
+/// The windows of `plan` (its window nodes, before lowering) with their
+/// event-time columns and NULL counts, each once.
+pub fn null_event_times(plan: &LogicalPlan) -> Vec<(String, NullEventTimes)> {
+    let mut found: Vec<(String, NullEventTimes)> = Vec::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let Some(window) = super::WindowTvf::from_plan(node)
+            && !found.iter().any(|(_, n)| n.same(window.null_times()))
+        {
+            let column = match &window.time {
+                Expr::Column(c) => c.name.clone(),
+                other => other.to_string(),
+            };
+            found.push((column, window.null_times().clone()));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+/// `sluice_event_time(ts, 'ts')`: whether `ts` is not NULL (counting the
+/// NULLs); an error for a value out of the nanosecond range.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct EventTimeCheck {
     signature: Signature,
+    /// Where the NULLs are counted: the window's count.
+    nulls: NullEventTimes,
 }
 
 impl EventTimeCheck {
-    fn new() -> Self {
+    fn new(nulls: NullEventTimes) -> Self {
         Self {
             signature: Signature::any(3, Volatility::Immutable),
+            nulls,
         }
     }
 }
@@ -124,11 +190,15 @@ impl ScalarUDFImpl for EventTimeCheck {
         match time {
             ColumnarValue::Array(array) => {
                 check_nanos_range(array.as_ref(), column, length)?;
+                self.nulls.add(array.logical_null_count());
                 let valid = arrow::compute::is_not_null(array.as_ref())?;
                 Ok(ColumnarValue::Array(Arc::new(valid) as ArrayRef))
             }
             ColumnarValue::Scalar(value) => {
                 check_nanos_range(value.to_array()?.as_ref(), column, length)?;
+                if value.is_null() {
+                    self.nulls.add(args.number_rows);
+                }
                 Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(
                     !value.is_null(),
                 ))))

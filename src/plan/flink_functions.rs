@@ -8,7 +8,7 @@
 //! | `REGEXP_EXTRACT(s, re[, group])` | group `group` (0 = the whole match) of the first match; NULL if none |
 //! | `MOD(a, b)` | remainder with the sign of `a`; BIGINT for integers, DOUBLE otherwise |
 //! | `YEAR`, `QUARTER`, `MONTH`, `WEEK`, `DAYOFYEAR`, `DAYOFMONTH`, `DAYOFWEEK`, `HOUR`, `MINUTE`, `SECOND` | a BIGINT field of a timestamp or date (`DAYOFWEEK`: 1 = Sunday) |
-//! | `PROCTIME()` | processing time; in batch, the query's start time |
+//! | `PROCTIME()` | processing time; in batch (and a bounded replay), the query's start time; over a stream, each row's wall-clock time (see [`crate::plan::proctime`]) |
 //! | `count_char(s, c)` | Nexmark's UDF (q14): how many bytes of `s` equal the first byte of `c`; 0 for a NULL `s` |
 //!
 //! Each works on whole Arrow arrays; a NULL argument gives NULL (except where
@@ -382,9 +382,12 @@ enum Function {
 
 /// A Flink function as a DataFusion scalar UDF.
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct FlinkFunction {
+pub(crate) struct FlinkFunction {
     function: Function,
     signature: Signature,
+    /// `PROCTIME()` over a stream: each call reads the clock (volatile),
+    /// never folded to the query's start time.
+    live: bool,
 }
 
 impl FlinkFunction {
@@ -393,7 +396,31 @@ impl FlinkFunction {
             Function::ProcTime => Signature::nullary(Volatility::Stable),
             _ => Signature::user_defined(Volatility::Immutable),
         };
-        Self { function, signature }
+        Self {
+            function,
+            signature,
+            live: false,
+        }
+    }
+
+    /// `PROCTIME()` as a continuous query over a stream evaluates it: the
+    /// wall-clock time of each batch of rows.
+    pub(crate) fn live_proctime() -> Self {
+        Self {
+            function: Function::ProcTime,
+            signature: Signature::nullary(Volatility::Volatile),
+            live: true,
+        }
+    }
+
+    /// Whether this is `PROCTIME()`, folded or live.
+    pub(crate) fn is_proctime(&self) -> bool {
+        self.function == Function::ProcTime
+    }
+
+    /// Whether this is the live `PROCTIME()` of [`FlinkFunction::live_proctime`].
+    pub(crate) fn is_live(&self) -> bool {
+        self.live
     }
 }
 
@@ -450,10 +477,12 @@ impl ScalarUDFImpl for FlinkFunction {
 
     fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
         match (self.function, info.query_execution_start_time()) {
-            (Function::ProcTime, Some(start)) => Ok(ExprSimplifyResult::Simplified(Expr::Literal(
-                ScalarValue::TimestampMillisecond(Some(start.timestamp_millis()), None),
-                None,
-            ))),
+            (Function::ProcTime, Some(start)) if !self.live => {
+                Ok(ExprSimplifyResult::Simplified(Expr::Literal(
+                    ScalarValue::TimestampMillisecond(Some(start.timestamp_millis()), None),
+                    None,
+                )))
+            }
             _ => Ok(ExprSimplifyResult::Original(args)),
         }
     }

@@ -5,6 +5,7 @@ mod boundedness;
 mod catalog;
 mod event_time;
 pub mod flink_functions;
+pub mod proctime;
 mod session_where;
 mod sql_context;
 pub mod window_node;
@@ -12,7 +13,7 @@ pub mod windows;
 
 pub use boundedness::{DATAFUSION_TABLE, ExecutorChoice, SourceUse, choose_executor};
 pub use catalog::{SourceCatalog, SourceInfo, Watermark, create_connector_table};
-pub use event_time::{check_nanos_range, event_time_check};
+pub use event_time::{NullEventTimes, check_nanos_range, event_time_check, null_event_times};
 pub use session_where::SessionWhereIntoAggregate;
 pub use sql_context::SessionFunctions;
 pub use window_node::{LowerWindows, WindowTvf};

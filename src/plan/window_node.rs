@@ -24,6 +24,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, ExprSchemable, Extension, LogicalPlan, UserDefinedLogicalNodeCore};
 use datafusion::optimizer::AnalyzerRule;
 
+use super::event_time::NullEventTimes;
 use super::windows::{WindowKind, lower};
 
 /// `TUMBLE` / `HOP` / `CUMULATE` / `SESSION` over `input`: the input's columns
@@ -39,6 +40,8 @@ pub struct WindowTvf {
     /// SESSION's `PARTITION BY` keys (empty for the others).
     pub partition_keys: Vec<Expr>,
     schema: DFSchemaRef,
+    /// Rows left out for a NULL time, counted by every lowering of the node.
+    nulls: NullEventTimes,
 }
 
 impl WindowTvf {
@@ -50,6 +53,7 @@ impl WindowTvf {
         partition_keys: Vec<Expr>,
     ) -> Result<Self> {
         let (unit, tz) = time_type(&time, &input)?;
+        let nulls = NullEventTimes::default();
         let lowered = lower(
             input.as_ref().clone(),
             time.clone(),
@@ -57,6 +61,7 @@ impl WindowTvf {
             tz,
             &kind,
             partition_keys.clone(),
+            &nulls,
         )?;
         Ok(Self {
             input,
@@ -64,7 +69,20 @@ impl WindowTvf {
             kind,
             partition_keys,
             schema: Arc::clone(lowered.schema()),
+            nulls,
         })
+    }
+
+    /// The same node counting its NULL times with `other`'s (a rewrite of
+    /// `other`).
+    pub fn counting_with(mut self, other: &WindowTvf) -> Self {
+        self.nulls = other.nulls.clone();
+        self
+    }
+
+    /// The rows it left out for a NULL time.
+    pub fn null_times(&self) -> &NullEventTimes {
+        &self.nulls
     }
 
     /// The node as a plan.
@@ -82,6 +100,7 @@ impl WindowTvf {
             tz,
             &self.kind,
             self.partition_keys.clone(),
+            &self.nulls,
         )
     }
 
@@ -152,7 +171,7 @@ impl UserDefinedLogicalNodeCore for WindowTvf {
         }
         let time = exprs.remove(0);
         let input = Arc::new(inputs.remove(0));
-        Self::try_new(input, time, self.kind, exprs)
+        Ok(Self::try_new(input, time, self.kind, exprs)?.counting_with(self))
     }
 
     fn necessary_children_exprs(&self, output_columns: &[usize]) -> Option<Vec<Vec<usize>>> {

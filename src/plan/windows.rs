@@ -37,7 +37,7 @@ use datafusion::logical_expr::{
 };
 use sqlparser::ast::{FunctionArg, FunctionArgExpr, TableFactor};
 
-use super::event_time::event_time_check;
+use super::event_time::{NullEventTimes, event_time_check};
 use crate::sql::windows::{PARTITION_KEY_ARG, is_window_function};
 
 /// One nanosecond-precision duration, as written in an INTERVAL.
@@ -512,6 +512,7 @@ pub fn lower(
     tz: Option<Arc<str>>,
     kind: &WindowKind,
     partition_keys: Vec<Expr>,
+    nulls: &NullEventTimes,
 ) -> Result<LogicalPlan> {
     // Window bounds move by durations in the time column's own unit: arrow adds
     // those to timestamps as plain integers, while an INTERVAL goes through
@@ -531,8 +532,12 @@ pub fn lower(
         | WindowKind::Cumulate { size, .. } => size,
         WindowKind::Session { gap } => gap,
     };
-    let builder =
-        LogicalPlanBuilder::from(input.clone()).filter(event_time_check(time.clone(), unit, length))?;
+    let builder = LogicalPlanBuilder::from(input.clone()).filter(event_time_check(
+        time.clone(),
+        unit,
+        length,
+        nulls,
+    ))?;
     let window_end_cols = |builder: LogicalPlanBuilder, end: Expr| -> Result<LogicalPlanBuilder> {
         builder
             .project(with(vec![col(WINDOW_START), end.alias(WINDOW_END)]))?

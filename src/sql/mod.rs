@@ -11,12 +11,14 @@ mod emit;
 mod group_windows;
 mod nesting;
 mod split;
+mod system_time;
 pub mod windows;
 
 pub use create_table::{ConnectorOption, CreateConnectorTable, WatermarkDef};
 pub use emit::Emit;
 pub use nesting::MAX_NESTING;
 pub use split::{StatementTokens, is_complete, split_statements};
+pub use system_time::VersionedTable;
 
 use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
 use sqlparser::dialect::Dialect;
@@ -35,6 +37,9 @@ pub struct ParsedStatement {
     pub text: String,
     /// `EMIT ON WINDOW CLOSE` / `EMIT CHANGES`, if the query says when to emit.
     pub emit: Option<Emit>,
+    /// The tables it reads `FOR SYSTEM_TIME AS OF` a time (temporal joins);
+    /// the engine checks that their rows do not change.
+    pub versioned: Vec<VersionedTable>,
 }
 
 /// The statements Sluice understands.
@@ -57,6 +62,7 @@ pub fn parse_statement(
     // point at the end of the statement.
     let at_end = |e: SluiceError| e.or_at(Span::new(tokens.span.end, tokens.span.end));
     let mut emit = None;
+    let mut versioned = Vec::new();
     let statement = if create_table::is_connector_table(&tokens.tokens) {
         let create = create_table::parse(tokens.tokens.clone(), dialect).map_err(at_end)?;
         Statement::CreateConnectorTable(Box::new(create))
@@ -64,6 +70,7 @@ pub fn parse_statement(
         let mut dialect_tokens =
             windows::rewrite_flink_tvfs(tokens.tokens.clone()).map_err(|e| at_end(e.into()))?;
         emit = emit::take_emit(&mut dialect_tokens);
+        versioned = system_time::take_system_time(&mut dialect_tokens, dialect);
         let mut parser = DFParserBuilder::new(dialect_tokens)
             .with_dialect(dialect)
             .with_recursion_limit(recursion_limit)
@@ -100,6 +107,7 @@ pub fn parse_statement(
         span: tokens.span,
         text: tokens.text.clone(),
         emit,
+        versioned,
     })
 }
 

@@ -155,18 +155,52 @@ impl Changes {
     }
 }
 
-/// `schema` with the change column first.
+/// The field metadata key that marks a result's change column, so that
+/// consumers (the CLI's output, the sinks) know a changelog by what the
+/// planner decided, not by a column's name: a query may have its own `op`.
+const CHANGE_MARK: &str = "sluice.change";
+
+/// `schema` with the change column first, marked as the change column (see
+/// [`is_changelog`]).
 pub fn changelog_schema(schema: &arrow::datatypes::Schema) -> arrow::datatypes::Schema {
-    let change = Arc::new(arrow::datatypes::Field::new(
-        CHANGE_COLUMN,
-        arrow::datatypes::DataType::Utf8,
-        false,
-    ));
+    let change = Arc::new(
+        arrow::datatypes::Field::new(CHANGE_COLUMN, arrow::datatypes::DataType::Utf8, false)
+            .with_metadata([(CHANGE_MARK.to_string(), "true".to_string())].into()),
+    );
     arrow::datatypes::Schema::new(
         std::iter::once(change)
             .chain(schema.fields().iter().cloned())
             .collect::<Vec<_>>(),
     )
+}
+
+/// Whether rows of `schema` are a changelog: their first column is the
+/// change column that [`changelog_schema`] put there (a column of the query's
+/// own named `op` is not).
+pub fn is_changelog(schema: &arrow::datatypes::Schema) -> bool {
+    schema
+        .fields()
+        .first()
+        .is_some_and(|f| f.metadata().get(CHANGE_MARK).is_some_and(|v| v == "true"))
+}
+
+/// `schema` without the change column's mark: what a file sink writes (a
+/// Parquet or Arrow file keeps field metadata, and a query reading it back
+/// is not a changelog of its own).
+pub fn unmarked_schema(schema: &arrow::datatypes::Schema) -> arrow::datatypes::Schema {
+    let fields: Vec<arrow::datatypes::FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.metadata().contains_key(CHANGE_MARK) {
+            true => {
+                let mut metadata = f.metadata().clone();
+                metadata.remove(CHANGE_MARK);
+                Arc::new(f.as_ref().clone().with_metadata(metadata))
+            }
+            false => Arc::clone(f),
+        })
+        .collect();
+    arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone())
 }
 
 /// `batch` with its rows' changes first, spelled out; `None` marks every row
@@ -219,5 +253,20 @@ mod tests {
         );
         assert!(!changes.all_inserts());
         assert!(Changes::repeat(Change::Insert, 3).all_inserts());
+    }
+
+    #[test]
+    fn a_changelog_is_known_by_its_marked_column_not_by_a_column_named_op() {
+        use arrow::datatypes::{DataType, Field, Schema};
+        let own_op = Schema::new(vec![
+            Field::new(CHANGE_COLUMN, DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+        ]);
+        assert!(!is_changelog(&own_op));
+        let changelog = changelog_schema(&own_op);
+        assert!(is_changelog(&changelog));
+        assert_eq!(changelog.fields().len(), 3);
+        assert!(!is_changelog(&unmarked_schema(&changelog)));
+        assert_eq!(unmarked_schema(&changelog).fields().len(), 3);
     }
 }

@@ -104,12 +104,8 @@ pub async fn execute_outputs(
         let resume = position.map(|p| (p.rows, p.watermark));
         let source = Source::resumed(spec, state, resume).await?;
         sources.push((source, position.cloned()));
-        // The scan made the counts of bad rows this run skips.
-        if let Some(stats) = crate::connectors::bad_rows_of(provider.as_ref())
-            && let Ok(mut bad_rows) = metrics.bad_rows.lock()
-        {
-            bad_rows.push((table, stats));
-        }
+        // The scan made the counts of bad rows this run skips, and of bytes unread.
+        metrics.watch_source(&table, provider.as_ref());
     }
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Output>>(OUTPUT_CHANNEL_CAPACITY);
     // With checkpoints the pipeline task itself stops on a signal, after a
@@ -119,7 +115,7 @@ pub async fn execute_outputs(
         graph,
         sources,
         replay,
-        pipeline.changes,
+        (pipeline.changes, pipeline.tick),
         sender.clone(),
         metrics,
         checkpointer,
@@ -219,7 +215,7 @@ async fn run(
     mut graph: Graph,
     sources: Vec<(Source, Option<SourcePosition>)>,
     replay: bool,
-    changes: bool,
+    (changes, tick): (bool, Option<std::time::Duration>),
     output: Sender<Result<Output>>,
     metrics: Arc<StreamMetrics>,
     mut checkpointer: Option<Checkpointer>,
@@ -268,7 +264,20 @@ async fn run(
                     next_by_watermark(&mut inputs).await
                 } else {
                     turn += 1;
-                    next_as_they_come(&mut inputs, turn).await
+                    let next = next_as_they_come(&mut inputs, turn);
+                    match tick {
+                        None => next.await,
+                        // Quiet sources: one's watermark again (each in turn), so
+                        // that operators on the clock (`sluice.emit.interval`) emit
+                        // what waits.
+                        Some(every) => match tokio::time::timeout(every, next).await {
+                            Ok(next) => next,
+                            Err(_) => (0..inputs.len())
+                                .map(|k| (turn + k) % inputs.len())
+                                .find(|&i| !inputs[i].ended)
+                                .map(|i| (i, Ok(vec![Event::Watermark(inputs[i].watermark)]))),
+                        },
+                    }
                 }
             } => match next {
                 Some((i, events)) => Next::Events(i, events),

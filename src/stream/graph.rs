@@ -16,6 +16,7 @@ use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 
 use super::checkpoint::StateSnapshot;
+use super::idle::{IdleInputs, floor_watermarks};
 use super::metrics::OperatorStats;
 use super::operator::{
     END_OF_INPUT, Event, MultiInputOperator, NO_WATERMARK, Nanos, Operator, RowWatermarks,
@@ -95,8 +96,25 @@ impl GraphBuilder {
                 inputs.len()
             );
         }
-        let merge = WatermarkMerge::new(inputs.len());
+        let timeouts = inputs.iter().map(|&input| self.idle_timeout(input)).collect();
+        let merge = WatermarkMerge::with_idle_timeouts(timeouts);
         Ok(self.add(NodeKind::Multi { operator, merge }, inputs))
+    }
+
+    /// How long the rows out of `tail` may pause before its input to a
+    /// merge is idle: the longest idle timeout of the sources under it, if
+    /// every one has one.
+    fn idle_timeout(&self, tail: Tail) -> Option<std::time::Duration> {
+        match tail {
+            Tail::Source(s) => self.sources[s].0.idle_timeout,
+            Tail::Node(n) => self.nodes[n]
+                .inputs
+                .iter()
+                .map(|&input| self.idle_timeout(input))
+                .collect::<Option<Vec<_>>>()?
+                .into_iter()
+                .max(),
+        }
     }
 
     fn add(&mut self, kind: NodeKind, inputs: Vec<Tail>) -> Tail {
@@ -295,15 +313,18 @@ impl Graph {
         self.nodes
             .iter()
             .map(|n| {
-                let (name, state_rows) = match &n.kind {
-                    NodeKind::Single(o) => (o.name(), o.state_rows()),
-                    NodeKind::Multi { operator, .. } => (operator.name(), operator.state_rows()),
+                let (name, state_rows, state_bytes) = match &n.kind {
+                    NodeKind::Single(o) => (o.name(), o.state_rows(), o.state_bytes()),
+                    NodeKind::Multi { operator, .. } => {
+                        (operator.name(), operator.state_rows(), operator.state_bytes())
+                    }
                 };
                 OperatorStats {
                     name,
                     rows_in: n.rows_in,
                     rows_out: n.rows_out,
                     state_rows: state_rows as u64,
+                    state_bytes: state_bytes as u64,
                 }
             })
             .collect()
@@ -320,7 +341,16 @@ impl Graph {
     fn explain_tail(&self, tail: Tail, depth: usize, lines: &mut Vec<String>) {
         let indent = "  ".repeat(depth);
         match tail {
-            Tail::Source(s) => lines.push(format!("{indent}Source: {}", self.sources[s].table)),
+            Tail::Source(s) => lines.push(format!(
+                "{indent}Source: {}{}",
+                self.sources[s].table,
+                match (self.sources[s].processing_time, self.sources[s].idle_timeout) {
+                    (true, _) => " (processing time: its watermark is the wall clock)".to_string(),
+                    (false, Some(t)) =>
+                        format!(" (idle after {t:?} without rows: then it holds no merge's watermark)"),
+                    (false, None) => String::new(),
+                }
+            )),
             Tail::Node(id) => {
                 let node = &self.nodes[id];
                 let (name, state, inner) = match &node.kind {
@@ -352,24 +382,35 @@ pub struct WatermarkMerge {
     ended: Vec<bool>,
     /// The minimum last given to the operator.
     merged: Nanos,
+    /// Inputs quiet past their idle timeout are left out of the minimum.
+    idle: IdleInputs,
 }
 
 impl WatermarkMerge {
     /// A merge of `inputs` inputs, none with a watermark yet.
     pub fn new(inputs: usize) -> Self {
+        Self::with_idle_timeouts(vec![None; inputs])
+    }
+
+    /// A merge whose inputs stop holding its watermark once quiet for their
+    /// timeouts (see [`IdleInputs`]).
+    pub fn with_idle_timeouts(timeouts: Vec<Option<std::time::Duration>>) -> Self {
+        let inputs = timeouts.len();
         Self {
             current: vec![NO_WATERMARK; inputs],
             ended: vec![false; inputs],
             merged: NO_WATERMARK,
+            idle: IdleInputs::new(timeouts),
         }
     }
 
-    /// The minimum over every input but `port`.
+    /// The minimum over every holding input but `port`.
     fn others(&self, port: usize) -> Nanos {
+        let holding = self.idle.holding(&self.ended);
         self.current
             .iter()
             .enumerate()
-            .filter(|&(i, _)| i != port)
+            .filter(|&(i, _)| i != port && holding[i])
             .map(|(_, w)| *w)
             .min()
             .unwrap_or(END_OF_INPUT)
@@ -386,10 +427,16 @@ impl WatermarkMerge {
         if port >= self.current.len() {
             return internal_err!("{} has no input {port}", operator.name());
         }
+        self.idle.seen(port);
         match event {
             Event::Data(mut batch) => {
                 let cap = self.others(port);
                 batch.watermarks = cap_watermarks(&batch.watermarks, cap);
+                if self.idle.any() {
+                    // Back from idleness, an input's rows may be behind the
+                    // merged watermark, which never goes back.
+                    batch.watermarks = floor_watermarks(&batch.watermarks, self.merged);
+                }
                 operator.process(port, batch, out)
             }
             Event::Watermark(w) => {
@@ -438,7 +485,14 @@ impl WatermarkMerge {
     }
 
     fn advance(&mut self, operator: &mut dyn MultiInputOperator, out: &mut Vec<Event>) -> Result<()> {
-        let merged = self.current.iter().copied().min().unwrap_or(END_OF_INPUT);
+        let holding = self.idle.holding(&self.ended);
+        let Some(merged) = (0..self.current.len())
+            .filter(|&i| holding[i])
+            .map(|i| self.current[i])
+            .min()
+        else {
+            return Ok(()); // every open input is idle: the watermark waits
+        };
         if merged > self.merged {
             self.merged = merged;
             operator.on_watermark(merged, out)?;

@@ -13,7 +13,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use futures::StreamExt;
 
-use super::changelog::CHANGE_COLUMN;
+use super::changelog::{is_changelog, unmarked_schema};
 use super::checkpoint::CheckpointOptions;
 use super::driver::{execute, execute_outputs};
 use super::metrics::StreamMetrics;
@@ -43,7 +43,9 @@ pub async fn execute_insert(
     let target = source_as_provider(&insert.target)?;
     let rollover = catalog.source_of(&target).map(|s| s.rollover);
     if let Some(file) = FileTarget::of(&target) {
-        // A file table takes an updating query's changelog as it is.
+        // A file table takes an updating query's changelog as it is, as
+        // plain columns (a Parquet or Arrow file keeps field metadata, and a
+        // query reading it is not updating); with checkpoints, exactly once.
         let rollover = rollover.unwrap_or(DEFAULT_ROLLOVER);
         let exactly_once = state
             .config()
@@ -52,17 +54,12 @@ pub async fn execute_insert(
             .get::<CheckpointOptions>()
             .is_some_and(|c| c.dir.is_some());
         let (schema, rows) = execute_outputs(state, &insert.input, emit, catalog, metrics).await?;
+        let schema = Arc::new(unmarked_schema(&schema));
         let count = Arc::clone(insert.output_schema.inner());
         return super::rolling_sink::execute(state, file, rows, schema, rollover, exactly_once, count).await;
     }
     let rows = execute(state, &insert.input, emit, catalog, metrics).await?;
-    let rows = changelog_into(
-        rows,
-        &insert.input,
-        &target,
-        insert.table_name.to_string(),
-        catalog,
-    )?;
+    let rows = changelog_into(rows, &target, insert.table_name.to_string(), catalog)?;
     let schema = rows.schema();
     let partition: Arc<dyn PartitionStream> = Arc::new(OnceStream::new(rows));
     let input = Arc::new(StreamingTableExec::try_new(
@@ -77,22 +74,21 @@ pub async fn execute_insert(
     execute_stream(writer, state.task_ctx())
 }
 
-/// The rows of an updating query (a changelog: `op` first) for `target`: a
-/// file table is written the changelog as it is, `op` first (in JSON, lines a
-/// `'changelog-json'` table reads back); a blackhole takes the rows without
+/// The rows of an updating query (a changelog: `op` first) for `target`, not
+/// a file table (which is written the changelog as it is, `op` first: in
+/// JSON, lines a `'changelog-json'` table reads back): a blackhole takes the rows without
 /// it (it only counts them); the other sinks take appended rows only, and
-/// are refused with the fix.
+/// are refused with the fix. Whether rows are a changelog is the planner's
+/// mark on the change column ([`is_changelog`]): a query's own first
+/// column named `op` is a column like any other.
 fn changelog_into(
     rows: SendableRecordBatchStream,
-    query: &datafusion::logical_expr::LogicalPlan,
     target: &Arc<dyn datafusion::catalog::TableProvider>,
     table: String,
     catalog: &SourceCatalog,
 ) -> Result<SendableRecordBatchStream> {
-    let is_op = |f: Option<&arrow::datatypes::FieldRef>| f.is_some_and(|f| f.name() == CHANGE_COLUMN);
     let schema = rows.schema();
-    let query_schema = query.schema().as_arrow().clone();
-    if !is_op(schema.fields().first()) || is_op(query_schema.fields().first()) {
+    if !is_changelog(&schema) {
         return Ok(rows);
     }
     if catalog
@@ -104,9 +100,6 @@ fn changelog_into(
         let stream_schema = Arc::clone(&projected);
         let stream = rows.map(move |batch| Ok(batch?.project(&columns)?));
         return Ok(Box::pin(RecordBatchStreamAdapter::new(stream_schema, stream)));
-    }
-    if FileTarget::of(target).is_some() {
-        return Ok(rows);
     }
     plan_err!(
         "INSERT INTO {table}: the query's result is updating (a changelog of -U/+U/-D rows, from a GROUP BY without a window or an outer join of two streams), and {table} takes appended rows: window the aggregate (TUMBLE, HOP, ...), insert into a file table (written the changelog, its op column first), or print it with --format changelog"

@@ -46,6 +46,11 @@ pub struct StreamMetrics {
     pub notices: std::sync::Mutex<Vec<String>>,
     /// The last checkpoint taken, for the report at the end.
     pub last_checkpoint: std::sync::Mutex<Option<String>>,
+    /// The bytes each followed file's scan has not read yet, by table.
+    pub unread_bytes: std::sync::Mutex<Vec<(String, std::sync::Arc<AtomicU64>)>>,
+    /// An updating result's key columns (its GROUP BY), when the planner
+    /// knows them: a change replaces the row with the same key.
+    pub result_key: std::sync::OnceLock<Vec<String>>,
 }
 
 impl Default for StreamMetrics {
@@ -64,6 +69,8 @@ impl Default for StreamMetrics {
             bad_rows: std::sync::Mutex::new(Vec::new()),
             notices: std::sync::Mutex::new(Vec::new()),
             last_checkpoint: std::sync::Mutex::new(None),
+            unread_bytes: std::sync::Mutex::new(Vec::new()),
+            result_key: std::sync::OnceLock::new(),
         }
     }
 }
@@ -79,6 +86,8 @@ pub struct OperatorStats {
     pub rows_out: u64,
     /// Rows it holds in state (operators that report it; else 0).
     pub state_rows: u64,
+    /// Bytes it holds in state, estimated (operators that measure it; else 0).
+    pub state_bytes: u64,
 }
 
 /// The counters at one moment.
@@ -94,6 +103,10 @@ pub struct MetricsSnapshot {
     pub watermark: Option<i64>,
     /// Rows held in state.
     pub state_rows: u64,
+    /// Bytes held in state: the operators' estimates as last published.
+    pub state_bytes: u64,
+    /// Bytes of followed files not read yet; `None` when no source is one.
+    pub lag_bytes: Option<u64>,
     /// Seconds since the query started.
     pub elapsed_secs: f64,
     /// Each operator's counters.
@@ -101,6 +114,22 @@ pub struct MetricsSnapshot {
 }
 
 impl StreamMetrics {
+    /// Watch what the scan of `table` (through `provider`, just scanned)
+    /// counts: the bad rows it skips, the bytes of followed files it has not
+    /// read yet.
+    pub fn watch_source(&self, table: &str, provider: &dyn datafusion::catalog::TableProvider) {
+        if let Some(stats) = crate::connectors::bad_rows_of(provider)
+            && let Ok(mut bad_rows) = self.bad_rows.lock()
+        {
+            bad_rows.push((table.to_string(), stats));
+        }
+        if let Some(unread) = crate::connectors::unread_bytes_of(provider)
+            && let Ok(mut all) = self.unread_bytes.lock()
+        {
+            all.push((table.to_string(), unread));
+        }
+    }
+
     /// Count `rows` retractions (`-U`/`-D`) of rows that were never inserted.
     pub fn count_unmatched_retractions(&self, rows: usize) {
         self.unmatched_retractions
@@ -117,6 +146,7 @@ impl StreamMetrics {
     /// The counters now.
     pub fn snapshot(&self) -> MetricsSnapshot {
         let watermark = self.watermark.load(Ordering::Relaxed);
+        let operators = self.operators.lock().map(|o| o.clone()).unwrap_or_default();
         MetricsSnapshot {
             rows_in: self.rows_in.load(Ordering::Relaxed),
             rows_out: self.rows_out.load(Ordering::Relaxed),
@@ -125,8 +155,12 @@ impl StreamMetrics {
             watermark: (watermark != NO_WATERMARK && watermark != super::operator::END_OF_INPUT)
                 .then_some(watermark),
             state_rows: self.state_rows.load(Ordering::Relaxed),
+            state_bytes: operators.iter().map(|o| o.state_bytes).sum(),
+            lag_bytes: self.unread_bytes.lock().ok().and_then(|all| {
+                (!all.is_empty()).then(|| all.iter().map(|(_, n)| n.load(Ordering::Relaxed)).sum())
+            }),
             elapsed_secs: self.started.elapsed().as_secs_f64(),
-            operators: self.operators.lock().map(|o| o.clone()).unwrap_or_default(),
+            operators,
         }
     }
 }
@@ -152,7 +186,17 @@ mod tests {
             rows_in: 3,
             rows_out: 1,
             state_rows: 0,
+            state_bytes: 0,
         }]);
         assert_eq!(metrics.snapshot().operators[0].rows_out, 1);
+        let operator = |state_bytes| OperatorStats {
+            name: "Sort".into(),
+            rows_in: 0,
+            rows_out: 0,
+            state_rows: 1,
+            state_bytes,
+        };
+        metrics.publish_operators(vec![operator(100), operator(20)]);
+        assert_eq!(metrics.snapshot().state_bytes, 120, "the operators' sum");
     }
 }

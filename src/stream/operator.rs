@@ -218,6 +218,13 @@ pub trait Operator: Send {
     fn is_finished(&self) -> bool {
         false
     }
+
+    /// Bytes held in state, estimated from the arrays and accumulators it
+    /// keeps (a metric; 0 for operators that do not measure it). Read a few
+    /// times a second, not after every batch.
+    fn state_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// An operator with several inputs (a union, a join of two streams). The
@@ -271,6 +278,11 @@ pub trait MultiInputOperator: Send {
     /// Take back the state [`MultiInputOperator::snapshot`] wrote.
     fn restore(&mut self, _from: &StateSnapshot) -> Result<()> {
         stateless_only(self.state().is_some(), &self.name())
+    }
+
+    /// Bytes held in state, as [`Operator::state_bytes`].
+    fn state_bytes(&self) -> usize {
+        0
     }
 }
 

@@ -43,7 +43,18 @@ pub struct SourceSpec {
     pub watermark: Option<Expr>,
     /// Whether the source ends (a file, a bounded generator).
     pub bounded: bool,
+    /// The query windows by processing time (`PROCTIME()`): the watermark is
+    /// the wall clock, not `watermark`, and it moves while no rows come.
+    pub processing_time: bool,
+    /// `'scan.watermark.idle-timeout'` of a source that never ends: quiet
+    /// this long, it stops holding back a merge's watermark (see
+    /// [`super::idle`]).
+    pub idle_timeout: Option<std::time::Duration>,
 }
+
+/// How often a processing-time source moves its watermark while no rows
+/// come, so that a window over `PROCTIME()` closes on time on a quiet input.
+pub const CLOCK_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A running source.
 pub struct Source {
@@ -54,6 +65,8 @@ pub struct Source {
     stream: Option<SendableRecordBatchStream>,
     /// How each row's watermark is computed.
     watermark: Option<WatermarkFn>,
+    /// The watermark is the wall clock (see [`SourceSpec::processing_time`]).
+    processing_time: bool,
     /// The scanned columns the query reads, in its order.
     output: Vec<usize>,
     /// The scan's first column is each row's change (a changelog source).
@@ -134,6 +147,7 @@ impl Source {
             partition: 0,
             stream: None,
             watermark,
+            processing_time: spec.processing_time,
             output,
             changelog,
             current: watermark_before,
@@ -171,7 +185,18 @@ impl Source {
                 }
             }
             let stream = self.stream.as_mut()?;
-            match stream.next().await {
+            let next = match self.processing_time {
+                // A stream's next is cancel-safe: a tick loses no rows.
+                true => match tokio::time::timeout(CLOCK_TICK, stream.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        self.current = self.current.max(clock_now());
+                        return Some(Ok(vec![Event::Watermark(self.current)]));
+                    }
+                },
+                false => stream.next().await,
+            };
+            match next {
                 Some(Ok(batch)) if batch.num_rows() == 0 => continue,
                 Some(Ok(batch)) if self.to_skip >= batch.num_rows() as u64 => {
                     self.to_skip -= batch.num_rows() as u64;
@@ -192,9 +217,13 @@ impl Source {
 
     /// Each row gets the watermark before it; the source's moves past the batch.
     fn assign(&mut self, batch: RecordBatch) -> Result<Vec<Event>> {
+        if self.processing_time {
+            // Rows get PROCTIME() after this (in a projection), so no row's
+            // processing time is below the watermark it arrives under.
+            self.current = self.current.max(clock_now());
+        }
         let watermarks = match &self.watermark {
-            None => RowWatermarks::Constant(self.current),
-            Some(watermark) => {
+            Some(watermark) if !self.processing_time => {
                 let (values, delay, name) = match watermark {
                     WatermarkFn::Delayed { column, delay } => (
                         Arc::clone(batch.column(*column)),
@@ -220,6 +249,7 @@ impl Source {
                 self.current = running;
                 RowWatermarks::PerRow(Arc::new(Int64Array::from(before)))
             }
+            _ => RowWatermarks::Constant(self.current),
         };
         let changes = match self.changelog {
             true => Some(Changes::from_codes(batch.column(0))?),
@@ -234,6 +264,13 @@ impl Source {
         }
         Ok(events)
     }
+}
+
+/// The wall clock, in nanoseconds, cut to the millisecond: `PROCTIME()` is a
+/// TIMESTAMP(3) of the same clock read later, so never below it.
+fn clock_now() -> Nanos {
+    let millis = chrono::Utc::now().timestamp_millis();
+    millis.saturating_mul(1_000_000)
 }
 
 /// How a source computes its rows' watermarks.

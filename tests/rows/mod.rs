@@ -58,10 +58,10 @@ pub fn render(schema: &Schema, batches: &[RecordBatch], masked: &[&str]) -> Rows
     Rows { columns, rows }
 }
 
-/// Whether `schema` is a changelog's (its first column is the change `op`).
+/// Whether `schema` is a changelog's (its first column is the change column the planner marked).
 #[allow(dead_code)]
 pub fn is_changelog(schema: &Schema) -> bool {
-    schema.fields().first().is_some_and(|f| f.name() == "op")
+    sluice::stream::is_changelog(schema)
 }
 
 /// Apply a changelog (first column `op`), in the order it came, to a

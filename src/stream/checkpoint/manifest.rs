@@ -208,14 +208,14 @@ mod tests {
             }],
             late_rows: 5,
         };
-        assert_eq!(Manifest::from_json(&manifest.to_json()).unwrap(), manifest);
+        assert_eq!(Manifest::from_json(&manifest.to_json()).expect("ok"), manifest);
     }
 
     #[test]
     fn another_version_or_a_missing_field_is_an_error() {
-        let err = Manifest::from_json(r#"{"format_version": 99}"#).unwrap_err();
+        let err = Manifest::from_json(r#"{"format_version": 99}"#).expect_err("an error");
         assert!(err.to_string().contains("version 99"), "{err}");
-        let err = Manifest::from_json(r#"{"format_version": 1, "sources": []}"#).unwrap_err();
+        let err = Manifest::from_json(r#"{"format_version": 1, "sources": []}"#).expect_err("an error");
         assert!(err.to_string().contains("commits"), "{err}");
     }
 

@@ -263,17 +263,17 @@ mod tests {
     fn parts_come_back_as_they_were_kept() {
         let mut snapshot = StateSnapshot::default();
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true)]));
-        let batch =
-            RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec![Some("a"), None]))]).unwrap();
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec![Some("a"), None]))])
+            .expect("ok");
         snapshot.put_batch("keys", batch.clone());
         snapshot.put_value("watermark", -5);
         snapshot.put_values("ends", vec![1, 2, 3]);
         snapshot.put_values("none", vec![]);
-        let back = StateSnapshot::decode(&snapshot.encode().unwrap()).unwrap();
-        assert_eq!(back.batch("keys").unwrap(), &batch);
-        assert_eq!(back.value("watermark").unwrap(), -5);
-        assert_eq!(back.values("ends").unwrap(), &[1, 2, 3]);
-        assert!(back.values("none").unwrap().is_empty());
+        let back = StateSnapshot::decode(&snapshot.encode().expect("ok")).expect("ok");
+        assert_eq!(back.batch("keys").expect("ok"), &batch);
+        assert_eq!(back.value("watermark").expect("ok"), -5);
+        assert_eq!(back.values("ends").expect("ok"), &[1, 2, 3]);
+        assert!(back.values("none").expect("ok").is_empty());
         assert!(back.batch("other").is_err());
     }
 
@@ -281,8 +281,8 @@ mod tests {
     fn truncated_bytes_are_an_error() {
         let mut snapshot = StateSnapshot::default();
         snapshot.put_value("watermark", 7);
-        let bytes = snapshot.encode().unwrap();
-        let err = StateSnapshot::decode(&bytes[..bytes.len() - 3]).unwrap_err();
+        let bytes = snapshot.encode().expect("ok");
+        let err = StateSnapshot::decode(&bytes[..bytes.len() - 3]).expect_err("an error");
         assert!(err.to_string().contains("truncated"), "{err}");
     }
 }

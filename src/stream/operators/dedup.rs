@@ -157,6 +157,19 @@ impl Operator for DedupOperator {
         self.seen.len() + self.pending.len()
     }
 
+    fn state_bytes(&self) -> usize {
+        // An estimate: the keys held times the mean size of a sample of
+        // them (entry and key bytes), and the waiting rows.
+        const SAMPLE: usize = 64;
+        let entry = std::mem::size_of::<(Box<[u8]>, Nanos)>();
+        let sampled: Vec<usize> = self.seen.keys().take(SAMPLE).map(|k| entry + k.len()).collect();
+        let keys = match sampled.len() {
+            0 => 0,
+            n => sampled.iter().sum::<usize>() / n * self.seen.len(),
+        };
+        keys + self.pending.bytes()
+    }
+
     fn state(&self) -> Option<String> {
         let bound = match self.ttl {
             Some(ttl) => format!(

@@ -8,14 +8,16 @@
 //! once, so a probe never sees them.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, UInt32Array};
 use arrow::compute::{concat_batches, interleave_record_batch};
 use arrow::datatypes::SchemaRef;
-use datafusion::common::internal_err;
+use datafusion::common::{exec_err, internal_err};
 use datafusion::error::Result;
 
 use super::join::{JoinCore, Key, KeyIndex, Side, keep, take_rows};
+use crate::stream::checkpoint::{StateSnapshot, int_columns, int_rows, with_columns};
 use crate::stream::operator::Nanos;
 
 /// Where a kept row is: its batch and its row in it.
@@ -82,6 +84,20 @@ impl JoinState {
     /// How many rows are kept.
     pub fn len(&self) -> usize {
         self.rows
+    }
+
+    /// Bytes of the kept rows' batches and their bookkeeping (the key index
+    /// is not counted).
+    pub fn bytes(&self) -> usize {
+        self.chunks
+            .values()
+            .map(|c| {
+                c.batch.get_array_memory_size()
+                    + c.expire_at.capacity() * std::mem::size_of::<Nanos>()
+                    + c.matches.capacity() * std::mem::size_of::<u32>()
+                    + c.alive.capacity()
+            })
+            .sum()
     }
 
     /// Whether no row is kept.
@@ -359,4 +375,78 @@ impl JoinState {
         };
         Ok(Expired { unmatched })
     }
+}
+
+impl JoinState {
+    /// Its live rows for a checkpoint, in the order they came (which is the
+    /// order probes and expiry see them): columns `expire_at` and `matches`,
+    /// then the rows' own columns. Expired and retracted rows are left out.
+    pub fn snapshot(&self) -> Result<RecordBatch> {
+        let mut refs = Vec::with_capacity(self.rows);
+        let mut bookkeeping = Vec::with_capacity(self.rows);
+        for (&chunk, c) in &self.chunks {
+            for row in (0..c.alive.len()).filter(|&r| c.alive[r]) {
+                refs.push(RowRef {
+                    chunk,
+                    row: row as u32,
+                });
+                bookkeeping.push(vec![c.expire_at[row], i64::from(c.matches[row])]);
+            }
+        }
+        let rows = self.rows(&refs)?;
+        let places = int_columns(&["expire_at", "matches"], bookkeeping.into_iter())?;
+        with_columns(places, vec![rows.columns().to_vec()])
+    }
+
+    /// Take back the rows [`JoinState::snapshot`] saved, in place of any it
+    /// keeps; `keys` gives the join keys of rows of its schema (every saved
+    /// row has one: rows without are never kept).
+    pub fn restore(
+        &mut self,
+        saved: &RecordBatch,
+        keys: impl FnOnce(&RecordBatch) -> Result<Vec<Option<Key>>>,
+    ) -> Result<()> {
+        let bookkeeping = int_rows(saved, 2)?;
+        let columns = saved.columns().get(2..).unwrap_or_default().to_vec();
+        let options = RecordBatchOptions::new().with_row_count(Some(saved.num_rows()));
+        let batch = RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;
+        let keys = keys(&batch)?.into_iter().collect::<Option<Vec<Key>>>();
+        let Some(keys) = keys else {
+            return exec_err!(
+                "a checkpoint of a join keeps a row with a NULL join key, which it never keeps"
+            );
+        };
+        let mut matches = Vec::with_capacity(bookkeeping.len());
+        for row in &bookkeeping {
+            match u32::try_from(row[1]) {
+                Ok(m) => matches.push(m),
+                Err(_) => return exec_err!("a checkpoint of a join has a row with {} matches", row[1]),
+            }
+        }
+        let expire_at = bookkeeping.iter().map(|r| r[0]).collect();
+        *self = Self::new(Arc::clone(&self.schema));
+        self.insert_counted(batch, keys, expire_at, matches)
+    }
+}
+
+/// The names of the two sides' parts in a checkpoint (as EXPLAIN names them).
+const SIDE_PARTS: [&str; 2] = ["join_left", "join_right"];
+
+/// Both sides' kept rows into `into`, as parts `join_left` and `join_right`.
+pub fn snapshot_sides(state: &[JoinState; 2], into: &mut StateSnapshot) -> Result<()> {
+    for (side, part) in state.iter().zip(SIDE_PARTS) {
+        into.put_batch(part, side.snapshot()?);
+    }
+    Ok(())
+}
+
+/// Take back both sides' rows [`snapshot_sides`] saved, keyed by `core`.
+pub fn restore_sides(state: &mut [JoinState; 2], core: &JoinCore, from: &StateSnapshot) -> Result<()> {
+    for (side, (kept, part)) in [Side::Left, Side::Right]
+        .into_iter()
+        .zip(state.iter_mut().zip(SIDE_PARTS))
+    {
+        kept.restore(from.batch(part)?, |batch| core.keys(side, batch))?;
+    }
+    Ok(())
 }

@@ -18,6 +18,7 @@ use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::join::{JoinKeys, KeyIndex, Side, filter_pairs, hits, keep, left_then_right, take_columns};
+use crate::stream::checkpoint::StateSnapshot;
 use crate::stream::operator::{Event, Operator, StreamBatch};
 
 /// Which rows a join keeps, seen from the stream's side.
@@ -129,6 +130,18 @@ impl Operator for LookupJoinOperator {
         ))
     }
 
+    // Its state is the table, read again when a restarted query opens it
+    // (so a resumed query sees the table as it is then, as a fresh one
+    // would); nothing is kept from one stream batch to the next, so a
+    // checkpoint holds nothing of it.
+    fn snapshot(&mut self, _into: &mut StateSnapshot) -> Result<()> {
+        Ok(())
+    }
+
+    fn restore(&mut self, _from: &StateSnapshot) -> Result<()> {
+        Ok(())
+    }
+
     fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
         let batch = &input.batch;
         let (mut stream_rows, mut table_rows) = self.index.probe(&self.stream_keys.of(batch)?);
@@ -212,7 +225,8 @@ mod tests {
         .expect("a batch")
     }
 
-    fn join(join_type: JoinType) -> Vec<String> {
+    /// The stream joined with [`table`] on `k = id`.
+    fn operator(join_type: JoinType) -> LookupJoinOperator {
         let (stream, table) = (stream(), table());
         let pairs = Arc::new(Schema::new(vec![
             Field::new("k", DataType::Int64, true),
@@ -224,7 +238,7 @@ mod tests {
             JoinType::LeftSemi | JoinType::LeftAnti => stream.schema(),
             _ => Arc::clone(&pairs),
         };
-        let mut operator = LookupJoinOperator::try_new(
+        LookupJoinOperator::try_new(
             join_type,
             true,
             vec![col("k", &stream.schema()).expect("k")],
@@ -234,7 +248,11 @@ mod tests {
             pairs,
             schema,
         )
-        .expect("plans");
+        .expect("plans")
+    }
+
+    fn join(join_type: JoinType) -> Vec<String> {
+        let (stream, mut operator) = (stream(), operator(join_type));
         let mut out = Vec::new();
         operator
             .process(StreamBatch::new(stream, RowWatermarks::Constant(0)), &mut out)
@@ -255,6 +273,32 @@ mod tests {
         }
         rows.sort();
         rows
+    }
+
+    #[test]
+    fn a_lookup_join_keeps_nothing_in_a_checkpoint_and_joins_the_same_after_one() {
+        let mut snapshot = crate::stream::checkpoint::StateSnapshot::default();
+        operator(JoinType::Left)
+            .snapshot(&mut snapshot)
+            .expect("not refused");
+        assert!(snapshot.is_empty());
+        let harness = || {
+            let metrics = crate::stream::operators::testing::metrics();
+            crate::stream::operators::testing::Harness::single(
+                Box::new(operator(JoinType::Left)),
+                stream().schema(),
+                &metrics,
+            )
+        };
+        crate::stream::operators::testing::check_restores(
+            harness,
+            "
+            rows (1, 'a') (2, 'b')
+            wm 5
+            rows (3, 'x') (null, 'y') (1, 'z')
+            end
+            ",
+        );
     }
 
     #[test]

@@ -334,6 +334,15 @@ impl Operator for OverAggregateOperator {
             + self.pending.len()
     }
 
+    fn state_bytes(&self) -> usize {
+        // The partitions' rows and the rows waiting (not the functions' states).
+        self.partitions
+            .values()
+            .map(|p| p.rows.record_batch.get_array_memory_size())
+            .sum::<usize>()
+            + self.pending.bytes()
+    }
+
     fn state(&self) -> Option<String> {
         let keys = match self.spec.ttl {
             Some(ttl) => format!(

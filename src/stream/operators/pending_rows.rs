@@ -32,6 +32,14 @@ impl PendingRows {
         self.waiting.iter().map(|(batch, _)| batch.num_rows()).sum()
     }
 
+    /// Bytes of the waiting rows and their times.
+    pub fn bytes(&self) -> usize {
+        self.waiting
+            .iter()
+            .map(|(batch, times)| batch.get_array_memory_size() + times.get_array_memory_size())
+            .sum()
+    }
+
     /// Whether no row waits.
     pub fn is_empty(&self) -> bool {
         self.waiting.is_empty()

@@ -22,11 +22,13 @@ use arrow::compute::{
 };
 use arrow::datatypes::{DataType, Field, SchemaRef};
 use arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::common::exec_err;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use futures::future::BoxFuture;
 use std::sync::Arc;
 
+use crate::stream::checkpoint::{StateSnapshot, int_columns, int_rows, with_columns};
 use crate::stream::groups::{Aggregates, GroupColumn, assemble, take_rows};
 use crate::stream::late::LateRows;
 use crate::stream::memory::StateMemory;
@@ -280,6 +282,10 @@ impl Operator for SessionAggregateOperator {
         self.waiting.iter().map(RecordBatch::num_rows).sum()
     }
 
+    fn state_bytes(&self) -> usize {
+        self.waiting_bytes
+    }
+
     fn state(&self) -> Option<String> {
         Some("session_rows per key, freed once the watermark passes a session's end (its last row plus the gap)".into())
     }
@@ -337,6 +343,79 @@ impl Operator for SessionAggregateOperator {
         out.push(Event::Watermark(watermark));
         Ok(())
     }
+
+    fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
+        // The rows of open sessions as one batch (sessions are found over
+        // all of them together when the watermark moves, in this order).
+        let waiting: usize = self.waiting.iter().map(RecordBatch::num_rows).sum();
+        if let Some(first) = self.waiting.first() {
+            into.put_batch("session_rows", concat_batches(&first.schema(), &self.waiting)?);
+        }
+        into.put_values("session", vec![self.watermark, waiting as i64]);
+        into.put_batch("session_emitted_until", self.saved_emitted_until()?);
+        // Late rows written so far reach the side output with the checkpoint.
+        self.late.flush()
+    }
+
+    fn restore(&mut self, from: &StateSnapshot) -> Result<()> {
+        let [watermark, waiting] = from.values("session")? else {
+            return exec_err!(
+                "the checkpoint's watermark and row count of a session aggregate are malformed"
+            );
+        };
+        self.watermark = *watermark;
+        self.waiting.clear();
+        if *waiting > 0 {
+            let rows = from.batch("session_rows")?;
+            if rows.num_rows() as i64 != *waiting {
+                return exec_err!(
+                    "the checkpoint of a session aggregate has {} waiting rows, not the {waiting} it counted",
+                    rows.num_rows()
+                );
+            }
+            self.waiting.push(rows.clone());
+        }
+        self.restore_emitted_until(from.batch("session_emitted_until")?)?;
+        self.waiting_bytes = self.waiting.iter().map(RecordBatch::get_array_memory_size).sum();
+        self.account()
+    }
+}
+
+impl SessionAggregateOperator {
+    /// Per partition key, the end of its last emitted session: a column
+    /// `until`, then the key's columns (none without PARTITION BY, when no
+    /// end is kept).
+    fn saved_emitted_until(&self) -> Result<RecordBatch> {
+        let (keys, until): (Vec<_>, Vec<_>) = self
+            .emitted_until
+            .iter()
+            .map(|(key, until)| (key.row(), vec![*until]))
+            .unzip();
+        let until = int_columns(&["until"], until.into_iter())?;
+        match &self.converter {
+            None => Ok(until),
+            Some(converter) => with_columns(until, vec![converter.convert_rows(keys)?]),
+        }
+    }
+
+    /// Take back what [`SessionAggregateOperator::saved_emitted_until`] saved.
+    fn restore_emitted_until(&mut self, saved: &RecordBatch) -> Result<()> {
+        let until = int_rows(saved, 1)?;
+        self.emitted_until.clear();
+        let keys = match &self.converter {
+            Some(converter) => converter.convert_columns(saved.columns().get(1..).unwrap_or_default())?,
+            None if until.is_empty() => return Ok(()),
+            None => {
+                return exec_err!(
+                    "the checkpoint of a session aggregate has emitted sessions by key, and it has no PARTITION BY"
+                );
+            }
+        };
+        for (i, until) in until.iter().enumerate() {
+            self.emitted_until.insert(keys.row(i).owned(), until[0]);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -367,6 +446,27 @@ mod tests {
         };
         let operator = SessionAggregateOperator::try_new(spec, late(&metrics)).expect("plans");
         Harness::single(Box::new(operator), input, &metrics)
+    }
+
+    #[test]
+    fn a_restored_session_aggregate_carries_on_where_it_stopped() {
+        // Open sessions' rows, the ends of emitted ones (a later row in one
+        // is late), and sessions extended after the checkpoint.
+        crate::stream::operators::testing::check_restores(
+            session_count,
+            "
+            rows (1, 0) (1, 5) (2, 3) (null, 4)
+            wm 9
+            rows (2, 3) (2, 8)
+            rows (1, 10) (3, 12)
+            late
+            state
+            wm 16
+            rows (1, 14) (3, 20)
+            wm +inf
+            end
+            ",
+        );
     }
 
     #[test]

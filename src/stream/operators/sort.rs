@@ -55,6 +55,10 @@ impl Operator for SortPerWatermarkOperator {
         self.pending.iter().map(RecordBatch::num_rows).sum()
     }
 
+    fn state_bytes(&self) -> usize {
+        self.pending.iter().map(RecordBatch::get_array_memory_size).sum()
+    }
+
     fn state(&self) -> Option<String> {
         Some(if self.at_end {
             "every row, until the end of input (bounded replays only)".into()

@@ -16,6 +16,7 @@
 //! R rows@7 (1, 'a')          rows of the right input (port 1) under watermark 7
 //! L wm 10                    a watermark on port 0
 //! R end                      port 1 ended
+//! changes +I (1, 10) -D (1, 10)  rows with their changes (an updating input)
 //! state                      print the operator's state_rows()
 //! late                       print the late rows counted so far
 //! checkpoint                 snapshot the operator and go on with a new one
@@ -104,6 +105,14 @@ impl Harness {
             schemas,
             metrics: Arc::clone(metrics),
             factory: None,
+        }
+    }
+
+    /// The bytes the operator says it holds in state.
+    pub fn state_bytes(&self) -> usize {
+        match &self.subject {
+            Subject::Multi { operator, .. } => operator.state_bytes(),
+            Subject::Single(operator) => operator.state_bytes(),
         }
     }
 
@@ -209,6 +218,21 @@ impl Harness {
                 let w = time(rest.trim());
                 self.current[port] = w;
                 Event::Watermark(w)
+            }
+            "changes" => {
+                // `changes +I (1, 10) -U (1, 10) +U (1, 12)`: rows with their changes.
+                let pattern = regex::Regex::new(r"([+-][IUD])\s*(\([^)]*\))").expect("a pattern");
+                let (ops, tuples): (Vec<_>, Vec<_>) = pattern
+                    .captures_iter(rest)
+                    .map(|c| (c[1].to_string(), c[2].to_string()))
+                    .unzip();
+                let batch = batch(&self.schemas[port], &tuples.join(" "));
+                let mut rows = StreamBatch::new(batch, RowWatermarks::Constant(self.current[port]));
+                rows.changes = Some(crate::stream::Changes::from_changes(
+                    ops.iter()
+                        .map(|op| crate::stream::Change::parse(op).expect("a change")),
+                ));
+                Event::Data(rows)
             }
             _ if verb.starts_with("rows") => {
                 let watermark = match verb.strip_prefix("rows@") {

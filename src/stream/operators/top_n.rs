@@ -85,6 +85,9 @@ pub struct TopNOperator {
     ranking: Ranking,
     /// How many ranks a key keeps.
     limit: usize,
+    /// The first ranks not shown (an OFFSET; only without a rank column):
+    /// the rows shown are ranks `skip + 1` to `limit`.
+    skip: usize,
     /// The input's columns, then the rank (if shown).
     schema: SchemaRef,
     /// The rows that come in (a checkpoint's rows are read back as them).
@@ -137,6 +140,7 @@ impl TopNOperator {
         Ok(Self {
             ranking,
             limit,
+            skip: 0,
             schema,
             keys: RowConverter::new(key_fields)?,
             order: RowConverter::new(order_fields)?,
@@ -149,6 +153,13 @@ impl TopNOperator {
             watermark: NO_WATERMARK,
             swept: NO_WATERMARK,
         })
+    }
+
+    /// Show ranks after the first `skip` only (`LIMIT ... OFFSET skip`, no
+    /// rank column), as Flink's rank range does; `limit` counts them too.
+    pub fn skipping(mut self, skip: usize) -> Self {
+        self.skip = skip;
+        self
     }
 
     /// Take an updating input (rows taken back); retractions of rows that
@@ -247,9 +258,11 @@ impl TopNOperator {
             let Some(now) = self.state.get(&key) else { continue };
             if !self.ranking.ranks {
                 // No rank shown: only rows that left or joined the top count.
-                let now = &now.ranked[..now.ranked.len().min(self.limit)];
+                let shown = now.ranked.len().min(self.limit);
+                let now = &now.ranked[self.skip.min(shown)..shown];
+                let old = &old[self.skip.min(old.len())..];
                 let mut kept = vec![false; now.len()];
-                for was in &old {
+                for was in old {
                     match (0..now.len()).find(|&j| !kept[j] && now[j].row == was.row) {
                         Some(j) => kept[j] = true,
                         None => changes.push((was.row.clone(), 0, Change::Delete)),

@@ -4,7 +4,19 @@
 //! `-U`/`+U` for a changed one, `-D` for a group whose last row was taken
 //! back (an updating input: a changelog, or an outer join). A group whose
 //! values did not change emits nothing. Results are emitted per input batch,
-//! never per row.
+//! never per row, or with `SET 'sluice.emit.interval'` ([`EmitInterval`]) at
+//! most once per interval of processing time: the groups touched in between
+//! wait, and a group changed five times emits one `-U`/`+U` pair (Flink's
+//! mini-batches). The end of the input emits whatever waits.
+//!
+//! A TUMBLE, HOP or CUMULATE aggregate over an updating input (a changelog
+//! table) is this operator too, grouped by the window's bounds among its keys
+//! ([`WindowClose`]), each row copied into its windows by the window TVF
+//! before it: rows and retractions update their window's groups, and
+//! when the watermark reaches a window's end its groups are emitted once, as
+//! appended rows (or, with `EMIT CHANGES`, their changes as they come), and
+//! dropped. A row, or a retraction, whose window had closed when it came is
+//! late: counted (or written aside), never applied.
 //!
 //! State per group: its key (arrow's row format), one DataFusion
 //! `Accumulator` per aggregate, the net count of its rows, and the values it
@@ -32,9 +44,10 @@ use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 
 use super::join::Key;
 use crate::stream::changelog::{Change, Changes};
+use crate::stream::checkpoint::StateSnapshot;
 use crate::stream::groups::{Aggregates, GroupColumn, assemble};
 use crate::stream::operator::{
-    END_OF_INPUT, Event, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch,
+    END_OF_INPUT, Event, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values, to_nanos,
 };
 
 /// What the updating aggregate is planned with.
@@ -51,7 +64,33 @@ pub struct UpdatingAggregateSpec {
     /// `state.ttl`: a group untouched while the watermark advances this far
     /// is dropped. `None`: groups are kept for ever.
     pub ttl: Option<Nanos>,
+    /// `sluice.emit.interval`: emit at most once per this much processing
+    /// time. `None`: after every input batch.
+    pub emit_every: Option<std::time::Duration>,
+    /// Groups are windows' (a windowed aggregate over an updating input),
+    /// emitted and dropped when the watermark closes them.
+    pub windows: Option<WindowClose>,
 }
+
+/// How a windowed aggregate over an updating input closes its windows.
+pub struct WindowClose {
+    /// The input column holding each row's window bound (`window_end`,
+    /// `window_time` or `window_start`)...
+    pub column: usize,
+    /// ...and what to add to it to make the window's end (0, 1 ms, the size).
+    pub to_end: Nanos,
+    /// Where rows that come after their window closed go.
+    pub late: crate::stream::late::LateRows,
+    /// `EMIT CHANGES`: emit each window's changes as rows come, rather than
+    /// its rows once, at its close.
+    pub emit_changes: bool,
+}
+
+/// `SET 'sluice.emit.interval'`, as the engine hands it to the stream
+/// planner (an extension of the continuous session's config): updating
+/// aggregates emit their changes at most once per this much processing time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmitInterval(pub std::time::Duration);
 
 /// One group's state.
 struct Group {
@@ -84,6 +123,16 @@ pub struct UpdatingAggregateOperator {
     swept: Nanos,
     /// Where retractions of rows never added are counted.
     metrics: Option<Arc<crate::stream::StreamMetrics>>,
+    /// Slots touched since the last emission, first touch first, and per
+    /// slot whether it is among them.
+    waiting: Vec<usize>,
+    is_waiting: Vec<bool>,
+    /// When it last emitted (`sluice.emit.interval`); `None`: not yet.
+    emitted_at: Option<std::time::Instant>,
+    /// With [`WindowClose`]: the keys of the groups of each window, by the
+    /// window's end (a key may be listed again after its group was dropped
+    /// and made anew; one no longer in the index is skipped).
+    ends: std::collections::BTreeMap<Nanos, Vec<Key>>,
 }
 
 impl UpdatingAggregateOperator {
@@ -108,6 +157,10 @@ impl UpdatingAggregateOperator {
             watermark: NO_WATERMARK,
             swept: NO_WATERMARK,
             metrics: None,
+            waiting: Vec::new(),
+            is_waiting: Vec::new(),
+            emitted_at: None,
+            ends: Default::default(),
         })
     }
 
@@ -128,8 +181,9 @@ impl UpdatingAggregateOperator {
             .collect()
     }
 
-    /// The group slot of each row, creating groups for new keys.
-    fn slots(&mut self, keys: &[ArrayRef], rows: usize) -> Result<Vec<usize>> {
+    /// The group slot of each row, creating groups for new keys (noted
+    /// under their window's end, from `ends`, when groups are windows').
+    fn slots(&mut self, keys: &[ArrayRef], rows: usize, ends: Option<&[Nanos]>) -> Result<Vec<usize>> {
         let keys: Vec<Key> = match &self.converter {
             None => vec![Key::default(); rows],
             Some(converter) => {
@@ -138,7 +192,7 @@ impl UpdatingAggregateOperator {
             }
         };
         let mut slots = Vec::with_capacity(rows);
-        for key in keys {
+        for (row, key) in keys.into_iter().enumerate() {
             let slot = match self.index.get(&key) {
                 Some(&slot) => slot,
                 None => {
@@ -159,6 +213,9 @@ impl UpdatingAggregateOperator {
                             self.groups.len() - 1
                         }
                     };
+                    if let Some(end) = ends.and_then(|e| e.get(row)) {
+                        self.ends.entry(*end).or_default().push(key.clone());
+                    }
                     self.index.insert(key, slot);
                     slot
                 }
@@ -169,10 +226,10 @@ impl UpdatingAggregateOperator {
     }
 
     /// Fold `input` into its groups; the slots it touched, first touch first.
-    fn update(&mut self, input: &StreamBatch) -> Result<Vec<usize>> {
+    fn update(&mut self, input: &StreamBatch, ends: Option<&[Nanos]>) -> Result<Vec<usize>> {
         let rows = input.batch.num_rows();
         let (keys, arguments) = self.spec.aggregates.evaluate(&input.batch)?;
-        let slots = self.slots(&keys, rows)?;
+        let slots = self.slots(&keys, rows, ends)?;
         let adds: Vec<bool> = match &input.changes {
             None => vec![true; rows],
             Some(changes) => changes.iter().map(Change::is_addition).collect(),
@@ -286,11 +343,18 @@ impl UpdatingAggregateOperator {
             }
             group.shown = Some(now);
         }
-        self.push_rows(rows, out)
+        self.push_rows(rows, true, self.watermark, out)
     }
 
-    /// Output rows as one batch with their changes.
-    fn push_rows(&self, rows: OutputRows, out: &mut Vec<Event>) -> Result<()> {
+    /// Output rows as one batch, with their changes if `changes` (else as
+    /// appended rows), each row under `watermark`.
+    fn push_rows(
+        &self,
+        rows: OutputRows,
+        changes: bool,
+        watermark: Nanos,
+        out: &mut Vec<Event>,
+    ) -> Result<()> {
         if rows.changes.is_empty() {
             return Ok(());
         }
@@ -314,9 +378,90 @@ impl UpdatingAggregateOperator {
             rows.changes.len(),
             |_, _| internal_err!("an aggregate without a window has no window columns"),
         )?;
-        let mut batch = StreamBatch::new(batch, RowWatermarks::Constant(self.watermark));
-        batch.changes = Some(Changes::from_changes(rows.changes));
+        let mut batch = StreamBatch::new(batch, RowWatermarks::Constant(watermark));
+        if changes {
+            batch.changes = Some(Changes::from_changes(rows.changes));
+        }
         out.push(Event::Data(batch));
+        Ok(())
+    }
+
+    /// With [`WindowClose`]: the rows of `input` whose window was still open
+    /// when they came, with their windows' ends; the others are late
+    /// (recorded), as is a row with no window (a NULL bound).
+    fn on_time(&mut self, input: StreamBatch) -> Result<(StreamBatch, Option<Vec<Nanos>>)> {
+        let Some(windows) = &mut self.spec.windows else {
+            return Ok((input, None));
+        };
+        let column = input.batch.column(windows.column);
+        let name = input.batch.schema_ref().field(windows.column).name().clone();
+        let bounds = to_nanos(column, &name)?;
+        let bounds = nanos_values(&bounds)?;
+        let ends: Vec<Option<Nanos>> = (0..bounds.len())
+            .map(|i| {
+                bounds
+                    .is_valid(i)
+                    .then(|| bounds.value(i).saturating_add(windows.to_end))
+            })
+            .collect();
+        let on_time: Vec<bool> = (0..ends.len())
+            .map(|i| ends[i].is_some_and(|end| end > input.watermarks.get(i)))
+            .collect();
+        if on_time.iter().all(|k| *k) {
+            return Ok((input, Some(ends.into_iter().flatten().collect())));
+        }
+        let late = BooleanArray::from(on_time.iter().map(|k| !k).collect::<Vec<_>>());
+        windows
+            .late
+            .record(&arrow::compute::filter_record_batch(&input.batch, &late)?)?;
+        let kept = input.filter(&BooleanArray::from(on_time.clone()))?;
+        let ends = ends
+            .into_iter()
+            .zip(on_time)
+            .filter_map(|(end, kept)| end.filter(|_| kept))
+            .collect();
+        Ok((kept, Some(ends)))
+    }
+
+    /// With [`WindowClose`]: emit (unless `EMIT CHANGES` sent them already)
+    /// and drop the groups of every window that ends at or before
+    /// `watermark`; the rows carry `before`, the watermark before this one,
+    /// so that an operator downstream does not find them late.
+    fn close_windows(&mut self, watermark: Nanos, before: Nanos, out: &mut Vec<Event>) -> Result<()> {
+        let Some(emit_changes) = self.spec.windows.as_ref().map(|w| w.emit_changes) else {
+            return Ok(());
+        };
+        let open = self.ends.split_off(&watermark.saturating_add(1));
+        let closing = std::mem::replace(&mut self.ends, open);
+        if closing.is_empty() {
+            return Ok(());
+        }
+        // What the closing windows' groups changed goes out before they do.
+        if emit_changes {
+            self.flush(true, out)?;
+        }
+        let mut rows = OutputRows::new(self.spec.aggregates.aggregates().len());
+        for key in closing.into_values().flatten() {
+            let Some(slot) = self.index.remove(&key) else {
+                continue;
+            };
+            let Some(mut group) = self.groups.get_mut(slot).and_then(Option::take) else {
+                continue;
+            };
+            self.free.push(slot);
+            if !emit_changes && group.rows > 0 {
+                let values = group
+                    .accumulators
+                    .iter_mut()
+                    .map(|a| a.evaluate())
+                    .collect::<Result<Vec<_>>>()?;
+                rows.push(&group.key, values, Change::Insert);
+            }
+        }
+        self.push_rows(rows, false, before, out)?;
+        if let Some(windows) = &mut self.spec.windows {
+            windows.late.flush()?;
+        }
         Ok(())
     }
 
@@ -327,8 +472,40 @@ impl UpdatingAggregateOperator {
             return Ok(());
         }
         // The one group, with fresh accumulators over no rows.
-        let slots = self.slots(&[], 1)?;
+        let slots = self.slots(&[], 1, None)?;
         self.emit(&slots, out)
+    }
+
+    /// Note `touched` as waiting to be emitted.
+    fn wait(&mut self, touched: Vec<usize>) {
+        self.is_waiting.resize(self.groups.len(), false);
+        for slot in touched {
+            if !self.is_waiting[slot] {
+                self.is_waiting[slot] = true;
+                self.waiting.push(slot);
+            }
+        }
+    }
+
+    /// Emit the waiting groups' changes if `sluice.emit.interval` has passed
+    /// since the last emission (always, without it), or if `now`.
+    fn flush(&mut self, now: bool, out: &mut Vec<Event>) -> Result<()> {
+        if self.waiting.is_empty() {
+            return Ok(());
+        }
+        let due = match (self.spec.emit_every, self.emitted_at) {
+            (Some(every), Some(at)) => at.elapsed() >= every,
+            _ => true,
+        };
+        if !(now || due) {
+            return Ok(());
+        }
+        let waiting = std::mem::take(&mut self.waiting);
+        for &slot in &waiting {
+            self.is_waiting[slot] = false;
+        }
+        self.emitted_at = Some(std::time::Instant::now());
+        self.emit(&waiting, out)
     }
 
     /// Drop groups untouched for `state.ttl` of event time.
@@ -340,8 +517,11 @@ impl UpdatingAggregateOperator {
         self.swept = self.watermark;
         let horizon = self.watermark.saturating_sub(ttl);
         for slot in 0..self.groups.len() {
+            // A waiting group was touched since it last emitted: it stays
+            // until it has.
             if let Some(group) = &self.groups[slot]
                 && group.touched < horizon
+                && !self.is_waiting.get(slot).copied().unwrap_or(false)
             {
                 self.index.remove(&group.key);
                 self.groups[slot] = None;
@@ -359,8 +539,15 @@ impl Operator for UpdatingAggregateOperator {
         } else {
             names.join(", ")
         };
+        let windows = match &self.spec.windows {
+            Some(w) if w.emit_changes => {
+                format!(", per window, changes until it closes; {}", w.late.policy())
+            }
+            Some(w) => format!(", per window, emitted when it closes; {}", w.late.policy()),
+            None => String::new(),
+        };
         format!(
-            "UpdatingAggregate: {what}{}",
+            "UpdatingAggregate: {what}{}{windows}",
             if self.spec.retracting { " (retracting)" } else { "" }
         )
     }
@@ -371,8 +558,42 @@ impl Operator for UpdatingAggregateOperator {
         self.groups.len().saturating_sub(self.free.len())
     }
 
+    fn state_bytes(&self) -> usize {
+        // An estimate: the groups held times the mean size of a sample of
+        // them (their key, accumulators and last emitted values), so a
+        // million groups are not walked a few times a second.
+        const SAMPLE: usize = 64;
+        let sample: Vec<usize> = self
+            .groups
+            .iter()
+            .flatten()
+            .take(SAMPLE)
+            .map(|g| {
+                // The group, its index entry, and a long key's heap bytes.
+                std::mem::size_of::<Group>()
+                    + std::mem::size_of::<(Key, usize)>()
+                    + if let Key::Boxed(bytes) = &g.key {
+                        bytes.len()
+                    } else {
+                        0
+                    }
+                    + g.accumulators.iter().map(|a| a.size()).sum::<usize>()
+                    + g.shown
+                        .as_ref()
+                        .map_or(0, |s| s.iter().map(ScalarValue::size).sum())
+            })
+            .collect();
+        match sample.len() {
+            0 => 0,
+            n => sample.iter().sum::<usize>() / n * self.state_rows(),
+        }
+    }
+
     fn state(&self) -> Option<String> {
         let bound = match self.spec.ttl {
+            _ if self.spec.windows.is_some() => {
+                "each dropped once the watermark passes its window's end".to_string()
+            }
             Some(ttl) => format!(
                 "a group untouched for state.ttl ({}) of event time is dropped",
                 super::join::show_nanos(ttl)
@@ -391,19 +612,108 @@ impl Operator for UpdatingAggregateOperator {
         } else {
             ""
         };
-        Some(format!("groups per key: {bound}{multiset}"))
+        let every = match self.spec.emit_every {
+            Some(every) => format!("; emits at most every {every:?} (sluice.emit.interval)"),
+            None => String::new(),
+        };
+        let per = match self.spec.windows {
+            Some(_) => "window and key",
+            None => "key",
+        };
+        Some(format!("groups per {per}: {bound}{multiset}{every}"))
+    }
+
+    fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
+        // Groups are saved in slot order without the free slots: a slot's
+        // number there is its place among the live ones.
+        let mut places = vec![usize::MAX; self.groups.len()];
+        for (place, slot) in (0..self.groups.len())
+            .filter(|&s| self.groups[s].is_some())
+            .enumerate()
+        {
+            places[slot] = place;
+        }
+        into.put_batch("groups", self.groups_batch()?);
+        into.put_values("times", vec![self.watermark, self.swept, self.batch as i64]);
+        // Groups waiting for `sluice.emit.interval`, first touch first.
+        let waiting = self.waiting.iter().map(|&slot| places[slot] as i64).collect();
+        into.put_values("waiting", waiting);
+        // A windowed one's groups by window end (keys in row format).
+        let (ends, keys): (Vec<i64>, Vec<&[u8]>) = self
+            .ends
+            .iter()
+            .flat_map(|(end, keys)| keys.iter().map(move |k| (*end, k.as_bytes())))
+            .unzip();
+        let ends =
+            crate::stream::checkpoint::int_columns(&["window_end"], ends.into_iter().map(|e| vec![e]))?;
+        let keys: ArrayRef = Arc::new(arrow::array::BinaryArray::from(keys));
+        into.put_batch(
+            "window_ends",
+            crate::stream::checkpoint::with_columns(ends, vec![vec![keys]])?,
+        );
+        Ok(())
+    }
+
+    fn restore(&mut self, from: &StateSnapshot) -> Result<()> {
+        let [watermark, swept, batch] = from.values("times")? else {
+            return exec_err!("the checkpoint's times of {} are malformed", self.name());
+        };
+        (self.watermark, self.swept, self.batch) = (*watermark, *swept, *batch as u64);
+        self.restore_groups(from.batch("groups")?)?;
+        let waiting: Vec<usize> = from.values("waiting")?.iter().map(|&p| p as usize).collect();
+        self.is_waiting = vec![false; self.groups.len()];
+        for &slot in &waiting {
+            match self.is_waiting.get_mut(slot) {
+                Some(w) => *w = true,
+                None => return exec_err!("the checkpoint's waiting groups of {} are malformed", self.name()),
+            }
+        }
+        self.waiting = waiting;
+        self.emitted_at = None;
+        let ends = from.batch("window_ends")?;
+        self.ends.clear();
+        if let Some(keys) = ends.columns().get(1) {
+            let Some(keys) = keys.as_any().downcast_ref::<arrow::array::BinaryArray>() else {
+                return exec_err!("the checkpoint's window keys of {} are malformed", self.name());
+            };
+            let values = crate::stream::checkpoint::int_rows(ends, 1)?;
+            for (row, end) in values.iter().enumerate() {
+                self.ends
+                    .entry(end[0])
+                    .or_default()
+                    .push(Key::new(keys.value(row)));
+            }
+        }
+        Ok(())
     }
 
     fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
         if input.batch.num_rows() == 0 {
             return Ok(());
         }
-        let touched = self.update(&input)?;
-        self.emit(&touched, out)
+        let (input, ends) = self.on_time(input)?;
+        if input.batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let touched = self.update(&input, ends.as_deref())?;
+        if self.spec.windows.as_ref().is_some_and(|w| !w.emit_changes) {
+            // Each window's rows go out once, when it closes.
+            return Ok(());
+        }
+        self.wait(touched);
+        self.flush(false, out)
     }
 
     fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
+        let before = self.watermark;
         self.watermark = self.watermark.max(watermark);
+        if self.watermark > before {
+            self.close_windows(self.watermark, before, out)?;
+        }
+        // A watermark comes after each source batch (and, with an emit
+        // interval, on the driver's clock while sources are quiet), so
+        // waiting changes go out once their interval has passed.
+        self.flush(watermark == END_OF_INPUT, out)?;
         if watermark == END_OF_INPUT {
             self.emit_empty_group(out)?;
         }
@@ -413,6 +723,7 @@ impl Operator for UpdatingAggregateOperator {
     }
 
     fn on_end(&mut self, out: &mut Vec<Event>) -> Result<()> {
+        self.flush(true, out)?;
         self.emit_empty_group(out)?;
         out.push(Event::End);
         Ok(())
@@ -421,6 +732,179 @@ impl Operator for UpdatingAggregateOperator {
 
 /// Consecutive rows (of an ordered selection) of one group, all additions or
 /// all retractions.
+/// Checkpoints: the groups as one batch (a row a group) and back.
+impl UpdatingAggregateOperator {
+    /// Columns: the key columns, then `rows` and `touched`, then per aggregate
+    /// whether it was shown and the value shown, then each aggregate's
+    /// accumulator state columns.
+    fn groups_batch(&mut self) -> Result<arrow::array::RecordBatch> {
+        let aggregates = self.spec.aggregates.aggregates().len();
+        let groups: Vec<&mut Group> = self.groups.iter_mut().flatten().collect();
+        let mut columns: Vec<ArrayRef> = match &self.converter {
+            None => vec![],
+            Some(converter) => {
+                let parser = converter.parser();
+                converter.convert_rows(groups.iter().map(|g| parser.parse(g.key.as_bytes())))?
+            }
+        };
+        columns.push(Arc::new(arrow::array::Int64Array::from_iter_values(
+            groups.iter().map(|g| g.rows),
+        )));
+        columns.push(Arc::new(arrow::array::Int64Array::from_iter_values(
+            groups.iter().map(|g| g.touched),
+        )));
+        columns.push(Arc::new(BooleanArray::from_iter(
+            groups.iter().map(|g| Some(g.shown.is_some())),
+        )));
+        let mut shown: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(groups.len()); aggregates];
+        let mut states: Vec<Vec<Vec<ScalarValue>>> = vec![Vec::new(); aggregates];
+        for group in groups {
+            for (a, value) in shown.iter_mut().enumerate() {
+                value.push(group.shown.as_ref().map_or(ScalarValue::Null, |s| s[a].clone()));
+            }
+            for (a, accumulator) in group.accumulators.iter_mut().enumerate() {
+                let state = accumulator.state()?;
+                // `state` may leave an accumulator drained: rebuild it from
+                // what it gave.
+                let arrays = state.iter().map(|v| v.to_array()).collect::<Result<Vec<_>>>()?;
+                let mut rebuilt =
+                    new_accumulator(&self.spec.aggregates.aggregates()[a].0, self.spec.retracting)?;
+                rebuilt.merge_batch(&arrays)?;
+                *accumulator = rebuilt;
+                if states[a].is_empty() {
+                    states[a] = vec![Vec::new(); state.len()];
+                }
+                for (field, value) in states[a].iter_mut().zip(state) {
+                    field.push(value);
+                }
+            }
+        }
+        for values in shown {
+            columns.push(uniform_array(values)?);
+        }
+        let widths: Vec<i64> = states.iter().map(|s| s.len() as i64).collect();
+        for fields in states {
+            for values in fields {
+                columns.push(uniform_array(values)?);
+            }
+        }
+        let mut fields: Vec<arrow::datatypes::Field> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| arrow::datatypes::Field::new(format!("c{i}"), c.data_type().clone(), true))
+            .collect();
+        // Each aggregate's number of state columns, as metadata.
+        let widths = widths.iter().map(|w| w.to_string()).collect::<Vec<_>>().join(",");
+        if let Some(last) = fields.last_mut() {
+            last.set_metadata([("widths".to_string(), widths.clone())].into());
+        }
+        let options = arrow::array::RecordBatchOptions::new()
+            .with_row_count(Some(columns.first().map_or(0, |c| c.len())));
+        let schema =
+            arrow::datatypes::Schema::new(fields).with_metadata([("widths".to_string(), widths)].into());
+        Ok(arrow::array::RecordBatch::try_new_with_options(
+            Arc::new(schema),
+            columns,
+            &options,
+        )?)
+    }
+
+    fn restore_groups(&mut self, batch: &arrow::array::RecordBatch) -> Result<()> {
+        let name = self.name();
+        let malformed =
+            || datafusion::common::exec_datafusion_err!("the checkpoint's groups of {name} are malformed");
+        let keys = self.spec.aggregates.key_types().len();
+        let aggregates = self.spec.aggregates.aggregates().len();
+        let widths: Vec<usize> = match batch.schema().metadata().get("widths") {
+            Some(w) if !w.is_empty() => w
+                .split(',')
+                .map(|n| n.parse().map_err(|_| malformed()))
+                .collect::<Result<_>>()?,
+            _ => vec![],
+        };
+        let columns = batch.columns();
+        let int = |i: usize| {
+            columns
+                .get(i)
+                .and_then(|c| c.as_any().downcast_ref::<arrow::array::Int64Array>())
+                .ok_or_else(malformed)
+        };
+        let (rows, touched) = (int(keys)?, int(keys + 1)?);
+        let has_shown = columns
+            .get(keys + 2)
+            .and_then(|c| c.as_any().downcast_ref::<BooleanArray>())
+            .ok_or_else(malformed)?;
+        let shown = columns
+            .get(keys + 3..keys + 3 + aggregates)
+            .ok_or_else(malformed)?;
+        let key_rows = match &self.converter {
+            Some(converter) => Some(converter.convert_columns(&columns[..keys])?),
+            None => None,
+        };
+        self.groups.clear();
+        self.index.clear();
+        self.free.clear();
+        self.stamps.clear();
+        for row in 0..batch.num_rows() {
+            let mut accumulators = self.new_accumulators()?;
+            let mut at = keys + 3 + aggregates;
+            for (a, accumulator) in accumulators.iter_mut().enumerate() {
+                let width = *widths.get(a).ok_or_else(malformed)?;
+                let state: Vec<ArrayRef> = columns
+                    .get(at..at + width)
+                    .ok_or_else(malformed)?
+                    .iter()
+                    .map(|c| c.slice(row, 1))
+                    .collect();
+                accumulator.merge_batch(&state)?;
+                at += width;
+            }
+            let key = match &key_rows {
+                Some(k) => Key::new(k.row(row).as_ref()),
+                None => Key::default(),
+            };
+            let shown = match has_shown.value(row) {
+                true => Some(
+                    shown
+                        .iter()
+                        .map(|c| ScalarValue::try_from_array(c, row))
+                        .collect::<Result<Vec<_>>>()?,
+                ),
+                false => None,
+            };
+            self.index.insert(key.clone(), self.groups.len());
+            self.groups.push(Some(Group {
+                key,
+                accumulators,
+                rows: rows.value(row),
+                shown,
+                touched: touched.value(row),
+            }));
+        }
+        Ok(())
+    }
+}
+
+/// Values of one column across groups as an array: a NULL where a group has
+/// none (`ScalarValue::Null`) takes the type of the others.
+fn uniform_array(values: Vec<ScalarValue>) -> Result<ArrayRef> {
+    let Some(data_type) = values
+        .iter()
+        .map(ScalarValue::data_type)
+        .find(|t| *t != arrow::datatypes::DataType::Null)
+    else {
+        return Ok(Arc::new(arrow::array::NullArray::new(values.len())));
+    };
+    let typed = values
+        .into_iter()
+        .map(|v| match v {
+            ScalarValue::Null => ScalarValue::try_new_null(&data_type),
+            v => Ok(v),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    ScalarValue::iter_to_array(typed)
+}
+
 struct Run {
     start: usize,
     len: usize,
@@ -589,12 +1073,58 @@ impl Accumulator for Recount {
             + self.values.capacity() * (std::mem::size_of::<Key>() + std::mem::size_of::<i64>())
     }
 
+    /// Its multiset, for a checkpoint: per argument column the list of the
+    /// distinct values, then the list of their counts (NULLs before it saw a
+    /// value, when the argument types are not known yet).
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        internal_err!("a retracting aggregate's state is not merged across partitions")
+        let Some(converter) = &self.converter else {
+            return Ok(vec![ScalarValue::Null; self.aggregate.expressions().len() + 1]);
+        };
+        let parser = converter.parser();
+        let (keys, counts): (Vec<&Key>, Vec<i64>) = self.values.iter().map(|(k, n)| (k, *n)).unzip();
+        let distinct = converter.convert_rows(keys.iter().map(|k| parser.parse(k.as_bytes())))?;
+        let counts: ArrayRef = Arc::new(arrow::array::Int64Array::from(counts));
+        Ok(distinct
+            .into_iter()
+            .chain([counts])
+            .map(|column| {
+                datafusion::common::utils::SingleRowListArrayBuilder::new(column).build_list_scalar()
+            })
+            .collect())
     }
 
-    fn merge_batch(&mut self, _states: &[ArrayRef]) -> Result<()> {
-        internal_err!("a retracting aggregate's state is not merged across partitions")
+    /// Take back a multiset [`Recount::state`] gave (a checkpoint's).
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let Some((counts, columns)) = states.split_last() else {
+            return Ok(());
+        };
+        let Some(counts) = counts.as_any().downcast_ref::<arrow::array::ListArray>() else {
+            return Ok(()); // NULLs: it had seen no value
+        };
+        for row in 0..counts.len() {
+            if counts.is_null(row) {
+                continue;
+            }
+            let repeats = counts.value(row);
+            let Some(repeats) = repeats.as_any().downcast_ref::<arrow::array::Int64Array>() else {
+                return internal_err!("a checkpoint's multiset counts are not integers");
+            };
+            let indices: UInt32Array = repeats
+                .values()
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &n)| std::iter::repeat_n(i as u32, n.max(0) as usize))
+                .collect();
+            let values = columns
+                .iter()
+                .map(|c| match c.as_any().downcast_ref::<arrow::array::ListArray>() {
+                    Some(list) => Ok(take(list.value(row).as_ref(), &indices, None)?),
+                    None => internal_err!("a checkpoint's multiset values are not lists"),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            self.count(&values, 1)?;
+        }
+        Ok(())
     }
 }
 
@@ -676,6 +1206,8 @@ mod tests {
             schema: Arc::new(Schema::new(fields)),
             retracting,
             ttl: None,
+            emit_every: None,
+            windows: None,
         };
         let metrics = metrics();
         let operator = UpdatingAggregateOperator::try_new(spec)
@@ -705,6 +1237,29 @@ mod tests {
         crate::stream::operators::testing::changes_text(out)
     }
 
+    fn harness(keyed: bool) -> crate::stream::operators::testing::Harness {
+        let (operator, metrics) = operator(keyed, true);
+        crate::stream::operators::testing::Harness::single(Box::new(operator), input(), &metrics)
+    }
+
+    const UPDATES: &str = "
+        changes +I (1, 10) +I (2, 5) +I (1, 1)
+        wm 5
+        changes -D (1, 10) +I (2, 7) +I (null, 3)
+        changes -D (2, 5) -D (2, 7)
+        changes +I (2, 4) -D (1, 1)
+        wm 9
+        changes +I (1, 8)
+        wm +inf
+        end
+        ";
+
+    #[test]
+    fn a_restored_updating_aggregate_carries_on_where_it_stopped() {
+        crate::stream::operators::testing::check_restores(|| harness(true), UPDATES);
+        crate::stream::operators::testing::check_restores(|| harness(false), UPDATES);
+    }
+
     #[test]
     fn new_keys_insert_changed_keys_update_and_unchanged_keys_say_nothing() {
         let (mut operator, _) = operator(true, false);
@@ -724,6 +1279,17 @@ mod tests {
             feed(&mut operator, &[("+I", "(1, null)")]),
             ["-U (1, 11, 2, 10)", "+U (1, 11, 3, 10)"]
         );
+    }
+
+    #[test]
+    fn state_bytes_grow_with_the_groups() {
+        let (mut operator, _) = operator(true, false);
+        assert_eq!(operator.state_bytes(), 0);
+        feed(&mut operator, &[("+I", "(1, 10)")]);
+        let one = operator.state_bytes();
+        assert!(one > 0, "a group has bytes");
+        feed(&mut operator, &[("+I", "(2, 5)"), ("+I", "(3, 5)")]);
+        assert_eq!(operator.state_bytes(), 3 * one, "three groups of one shape");
     }
 
     #[test]
@@ -778,5 +1344,184 @@ mod tests {
 
     fn operator_pair() -> (UpdatingAggregateOperator, Arc<crate::stream::StreamMetrics>) {
         operator(false, true)
+    }
+
+    /// `SELECT k, end, sum(v), count(*) ... GROUP BY k, end` over an updating
+    /// input whose rows carry their window's end (seconds), closed by the
+    /// watermark.
+    fn windowed() -> (
+        UpdatingAggregateOperator,
+        SchemaRef,
+        Arc<crate::stream::StreamMetrics>,
+    ) {
+        use arrow::datatypes::TimeUnit;
+        let end = DataType::Timestamp(TimeUnit::Millisecond, None);
+        let input: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+            Field::new("end", end.clone(), true),
+        ]));
+        let aggregates = Aggregates::try_new(
+            vec![col("k", &input).expect("k"), col("end", &input).expect("end")],
+            vec![
+                Arc::new(Field::new("k", DataType::Int64, true)),
+                Arc::new(Field::new("end", end.clone(), true)),
+            ],
+            vec![
+                aggregate(&input, sum_udaf(), "v", "total"),
+                aggregate(&input, count_udaf(), "*", "n"),
+            ],
+        )
+        .expect("aggregates");
+        let metrics = metrics();
+        let spec = UpdatingAggregateSpec {
+            aggregates,
+            group_columns: vec![GroupColumn::Key(0), GroupColumn::Key(1)],
+            schema: Arc::new(Schema::new(vec![
+                Field::new("k", DataType::Int64, true),
+                Field::new("end", end, true),
+                Field::new("total", DataType::Int64, true),
+                Field::new("n", DataType::Int64, false),
+            ])),
+            retracting: true,
+            ttl: None,
+            emit_every: None,
+            windows: Some(WindowClose {
+                column: 2,
+                to_end: 0,
+                late: crate::stream::operators::testing::late(&metrics),
+                emit_changes: false,
+            }),
+        };
+        let operator = UpdatingAggregateOperator::try_new(spec)
+            .expect("plans")
+            .with_metrics(Arc::clone(&metrics));
+        (operator, input, metrics)
+    }
+
+    #[test]
+    fn a_restored_windowed_updating_aggregate_carries_on_where_it_stopped() {
+        let make = || {
+            let (operator, input, metrics) = windowed();
+            crate::stream::operators::testing::Harness::single(Box::new(operator), input, &metrics)
+        };
+        crate::stream::operators::testing::check_restores(
+            make,
+            "
+            changes +I (1, 5, 10) +I (1, 7, 10) +I (2, 1, 20)
+            changes -D (1, 5, 10)
+            wm 10
+            changes +I (2, 4, 20) -D (1, 7, 10)
+            late
+            changes +I (3, 2, 30)
+            wm 20
+            changes -D (3, 2, 30)
+            wm +inf
+            end
+            ",
+        );
+    }
+
+    #[test]
+    fn a_window_over_an_updating_input_emits_its_rows_once_at_its_close_and_late_changes_are_counted() {
+        let (mut operator, input, metrics) = windowed();
+        let mut push = |rows: &str, changes: &[Change], watermark: Nanos| {
+            let mut batch = StreamBatch::new(batch(&input, rows), RowWatermarks::Constant(watermark));
+            batch.changes = Some(Changes::from_changes(changes.iter().copied()));
+            let mut out = Vec::new();
+            operator.process(batch, &mut out).expect("processes");
+            operator.on_watermark(watermark, &mut out).expect("a watermark");
+            out
+        };
+        let s = crate::stream::operators::testing::S;
+        use Change::{Delete, Insert};
+        // Nothing comes out while the windows are open, retractions included.
+        assert!(
+            render_rows(&push(
+                "(1, 5, 10) (1, 7, 10) (2, 1, 20)",
+                &[Insert, Insert, Insert],
+                0
+            ))
+            .is_empty()
+        );
+        assert!(render_rows(&push("(1, 5, 10)", &[Delete], 0)).is_empty());
+        // The watermark closes the window ending at 10: its one group, as an
+        // appended row (no changes).
+        let out = push("(2, 4, 20)", &[Insert], 10 * s);
+        let rows: Vec<&StreamBatch> = out
+            .iter()
+            .filter_map(|e| match e {
+                Event::Data(b) => Some(b),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].changes.is_none(), "appended rows");
+        assert_eq!(
+            crate::stream::operators::testing::rows_text(rows[0].batch.columns(), 1),
+            ["(1, 10, 7, 1)"]
+        );
+        // A change to the closed window is late; the open one's group empties.
+        assert!(
+            render_rows(&push(
+                "(1, 3, 10) (2, 1, 20) (2, 4, 20)",
+                &[Insert, Delete, Delete],
+                10 * s
+            ))
+            .is_empty()
+        );
+        assert_eq!(metrics.late_rows.load(std::sync::atomic::Ordering::Relaxed), 1);
+        let mut out = Vec::new();
+        operator.on_watermark(END_OF_INPUT, &mut out).expect("ends");
+        operator.on_end(&mut out).expect("ends");
+        assert!(render_rows(&out).is_empty(), "an emptied window emits nothing");
+        assert_eq!(operator.state_rows(), 0, "closed windows are dropped");
+    }
+
+    fn render_rows(out: &[Event]) -> Vec<String> {
+        out.iter()
+            .filter_map(|e| match e {
+                Event::Data(b) => Some(crate::stream::operators::testing::rows_text(
+                    b.batch.columns(),
+                    b.batch.num_rows(),
+                )),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    #[test]
+    fn with_an_emit_interval_a_key_changed_five_times_emits_one_update() {
+        let (mut operator, _) = operator(true, true);
+        operator.spec.emit_every = Some(std::time::Duration::from_secs(3_600));
+        // The first changes go out at once; then the interval holds them.
+        assert_eq!(feed(&mut operator, &[("+I", "(1, 10)")]), ["+I (1, 10, 1, 10)"]);
+        for v in 1..=5 {
+            assert!(feed(&mut operator, &[("+I", &format!("(1, {v})"))]).is_empty());
+        }
+        // A key inserted then deleted in between says nothing.
+        assert!(feed(&mut operator, &[("+I", "(2, 1)")]).is_empty());
+        assert!(feed(&mut operator, &[("-D", "(2, 1)")]).is_empty());
+        let mut out = Vec::new();
+        operator.on_watermark(7, &mut out).expect("a watermark");
+        assert!(render(&out).is_empty(), "{out:?}");
+        out.clear();
+        operator.on_watermark(END_OF_INPUT, &mut out).expect("ends");
+        operator.on_end(&mut out).expect("ends");
+        assert_eq!(render(&out), ["-U (1, 10, 1, 10)", "+U (1, 25, 6, 10)"]);
+        assert_eq!(operator.state_rows(), 1, "the emptied key is gone");
+    }
+
+    #[test]
+    fn waiting_changes_go_out_on_a_watermark_once_the_interval_passed() {
+        let (mut operator, _) = operator(true, false);
+        operator.spec.emit_every = Some(std::time::Duration::from_millis(20));
+        feed(&mut operator, &[("+I", "(1, 1)")]);
+        assert!(feed(&mut operator, &[("+I", "(1, 2)")]).is_empty());
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let mut out = Vec::new();
+        operator.on_watermark(0, &mut out).expect("a watermark");
+        assert_eq!(render(&out), ["-U (1, 1, 1, 1)", "+U (1, 3, 2, 2)"]);
     }
 }

@@ -508,6 +508,10 @@ impl Operator for WindowAggregateOperator {
             .sum()
     }
 
+    fn state_bytes(&self) -> usize {
+        self.state_size()
+    }
+
     fn open(&mut self, task: Arc<TaskContext>) -> BoxFuture<'_, Result<()>> {
         self.memory.open(&task);
         Box::pin(async { Ok(()) })
@@ -516,7 +520,8 @@ impl Operator for WindowAggregateOperator {
     fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
         // Every slot of every pane (a row each), and every partial state in
         // them (their groups, after the slot's bounds and which piece).
-        let (mut slots, mut partials): (Vec<[i64; 5]>, Vec<([i64; 4], Partial)>) = (vec![], vec![]);
+        let mut slots: Vec<[i64; 5]> = vec![];
+        let mut partials: Vec<PartialAt> = vec![];
         let aggregates = &self.spec.aggregates;
         for (pane, state) in &mut self.panes {
             for (first_end, slot) in &mut state.slots {
@@ -552,8 +557,7 @@ impl Operator for WindowAggregateOperator {
             &["pane_end", "pane_start", "first_end", "piece"],
             partials
                 .iter()
-                .map(|(p, g)| std::iter::repeat_n(p.to_vec(), g.len()))
-                .flatten(),
+                .flat_map(|(p, g)| std::iter::repeat_n(p.to_vec(), g.len())),
         )?;
         into.put_batch(
             "window_partials",
@@ -735,6 +739,10 @@ impl WindowAggregateOperator {
         Ok(touched)
     }
 }
+
+/// A partial state in a checkpoint, after its pane's end and start, its
+/// slot's first window end and its piece (0: live, then the frozen ones).
+type PartialAt = ([i64; 4], Partial);
 
 /// The on-time slot of `pane` (Windows mode has no other).
 fn slot_of(panes: &mut BTreeMap<PaneId, Pane>, pane: PaneId) -> Option<&mut Slot> {

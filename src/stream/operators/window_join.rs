@@ -13,8 +13,9 @@
 //! every window closes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use arrow::array::{Array, RecordBatch, UInt32Array};
+use arrow::array::{Array, RecordBatch, RecordBatchOptions, UInt32Array};
 use arrow::compute::concat_batches;
 use datafusion::common::{exec_err, plan_err};
 use datafusion::error::Result;
@@ -24,6 +25,7 @@ use super::join::{
     rows_where, take_rows,
 };
 use crate::stream::changelog::Change;
+use crate::stream::checkpoint::{StateSnapshot, int_columns, int_rows, with_columns};
 use crate::stream::late::LateRows;
 use crate::stream::operator::{
     Event, MultiInputOperator, NO_WATERMARK, Nanos, RowWatermarks, StreamBatch, nanos_values, to_nanos,
@@ -237,6 +239,73 @@ impl MultiInputOperator for WindowJoinOperator {
     fn state_rows(&self) -> usize {
         self.rows
     }
+
+    fn state_bytes(&self) -> usize {
+        self.windows
+            .values()
+            .flatten()
+            .flatten()
+            .map(RecordBatch::get_array_memory_size)
+            .sum()
+    }
+
+    fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
+        for side in [Side::Left, Side::Right] {
+            into.put_batch(WINDOW_PARTS[side.index()], self.saved_side(side)?);
+        }
+        into.put_value("watermark", self.watermark);
+        // Late rows written so far reach the side output with the checkpoint.
+        for late in &mut self.late {
+            late.flush()?;
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, from: &StateSnapshot) -> Result<()> {
+        self.windows.clear();
+        self.rows = 0;
+        for side in [Side::Left, Side::Right] {
+            self.restore_side(side, from.batch(WINDOW_PARTS[side.index()])?)?;
+        }
+        self.watermark = from.value("watermark")?;
+        Ok(())
+    }
+}
+
+/// The names of the two sides' waiting rows in a checkpoint.
+const WINDOW_PARTS: [&str; 2] = ["join_left", "join_right"];
+
+impl WindowJoinOperator {
+    /// The rows of `side` waiting in open windows, windows in order of their
+    /// end: a column `window_end` (the end it closes at), then the rows.
+    fn saved_side(&self, side: Side) -> Result<RecordBatch> {
+        let schema = self.core.side_schema(side);
+        let batches: Vec<&RecordBatch> = self.windows.values().flat_map(|w| &w[side.index()]).collect();
+        let rows = concat_batches(schema, batches.iter().copied())?;
+        let ends = self.windows.iter().flat_map(|(end, w)| {
+            let rows: usize = w[side.index()].iter().map(RecordBatch::num_rows).sum();
+            std::iter::repeat_n(vec![*end], rows)
+        });
+        with_columns(int_columns(&["window_end"], ends)?, vec![rows.columns().to_vec()])
+    }
+
+    /// Put back the rows of `side` that [`WindowJoinOperator::saved_side`]
+    /// saved, each run of one end in its window.
+    fn restore_side(&mut self, side: Side, saved: &RecordBatch) -> Result<()> {
+        let ends: Vec<Nanos> = int_rows(saved, 1)?.into_iter().map(|r| r[0]).collect();
+        let columns = saved.columns().get(1..).unwrap_or_default().to_vec();
+        let options = RecordBatchOptions::new().with_row_count(Some(saved.num_rows()));
+        let rows =
+            RecordBatch::try_new_with_options(Arc::clone(self.core.side_schema(side)), columns, &options)?;
+        let mut at = 0;
+        while at < ends.len() {
+            let len = ends[at..].iter().take_while(|e| **e == ends[at]).count();
+            self.windows.entry(ends[at]).or_default()[side.index()].push(rows.slice(at, len));
+            self.rows += len;
+            at += len;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -303,6 +372,30 @@ mod tests {
         L end
         R end
         ";
+
+    #[test]
+    fn a_restored_window_join_carries_on_where_it_stopped() {
+        // Windows open on one side only, on both, closed by the watermark and
+        // by the end, and a late row.
+        let script = "
+            L wm 0
+            R wm 0
+            L rows (1, 0, 10, 'a') (2, 0, 10, 'b') (null, 0, 10, 'n') (1, 10, 20, 'c')
+            R rows (1, 0, 10, 'x') (3, 0, 10, 'z') (1, 20, 30, 'w')
+            L rows (1, 0, 10, 'q') (1, 20, 30, 'r')
+            state
+            L wm 10
+            R wm 10
+            state
+            R rows (1, 0, 10, 'late') (1, 10, 20, 'y')
+            late
+            L end
+            R end
+            ";
+        for join_type in [JoinType::Full, JoinType::LeftSemi, JoinType::RightAnti] {
+            crate::stream::operators::testing::check_restores(move || harness(join_type, true), script);
+        }
+    }
 
     #[test]
     fn inner_pairs_come_when_the_watermark_reaches_the_window_end() {

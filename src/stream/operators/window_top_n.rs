@@ -176,6 +176,14 @@ impl Operator for WindowTopNOperator {
         self.windows.values().map(|held| held.rows).sum()
     }
 
+    fn state_bytes(&self) -> usize {
+        self.windows
+            .values()
+            .flat_map(|held| &held.batches)
+            .map(RecordBatch::get_array_memory_size)
+            .sum()
+    }
+
     fn state(&self) -> Option<String> {
         Some(match self.limit {
             Some(limit) => format!(

@@ -2,7 +2,9 @@
 //! replay.
 
 use super::*;
-use crate::stream::operators::updating_aggregate::{UpdatingAggregateOperator, UpdatingAggregateSpec};
+use crate::stream::operators::updating_aggregate::{
+    UpdatingAggregateOperator, UpdatingAggregateSpec, WindowClose,
+};
 
 impl StreamPlanner<'_> {
     pub(super) async fn aggregate(
@@ -19,6 +21,9 @@ impl StreamPlanner<'_> {
         // updates instead, with the window bounds as ordinary keys, so rows
         // must carry their own windows, not panes.
         let unwatermarked = self.reads_unwatermarked(&aggregate.input);
+        // Over a changelog a row taken back must find its windows: each row
+        // carries its own (copies for HOP and CUMULATE), not a pane.
+        let changelog = self.reads_changelog(&aggregate.input);
         let panes = by_window
             && !unwatermarked
             && window.is_some_and(|w| match w.kind {
@@ -26,7 +31,7 @@ impl StreamPlanner<'_> {
                 WindowKind::Session { .. } => true,
                 // EMIT CHANGES shows each window as it grows: rows are copied
                 // into their windows rather than aggregated per pane.
-                _ => !self.changes,
+                _ => !self.changes && !changelog,
             });
         let planned = self.node(&aggregate.input, panes).await?;
         let input = aggregate.input.schema();
@@ -43,7 +48,6 @@ impl StreamPlanner<'_> {
         let Some(lineage) = planned.lineage.filter(grouped) else {
             return self.final_aggregate(aggregate, &planned);
         };
-        self.appended_only(&planned, "a windowed aggregate")?;
         if let Some(table) = &planned.sources.unwatermarked {
             if self.on_window_close || matches!(lineage.kind, WindowKind::Session { .. }) {
                 let what = match self.on_window_close {
@@ -55,6 +59,9 @@ impl StreamPlanner<'_> {
                 );
             }
             return self.final_aggregate(aggregate, &planned);
+        }
+        if planned.updating.is_some() {
+            return self.retracting_window_aggregate(aggregate, &planned, lineage);
         }
         let mut group_columns = Vec::new();
         let mut keys = Vec::new();
@@ -136,6 +143,87 @@ impl StreamPlanner<'_> {
         aggregate: &datafusion::logical_expr::Aggregate,
         input_plan: &Planned,
     ) -> Result<Planned> {
+        self.updating_aggregate(aggregate, input_plan, None)
+    }
+
+    /// A TUMBLE, HOP or CUMULATE aggregate over an updating input (a
+    /// changelog table, an outer join): an updating aggregate whose keys
+    /// include the window's bounds, which takes rows back and emits each
+    /// window's groups when the watermark closes it (appended rows), or with
+    /// `EMIT CHANGES` their changes as they come. Each row must carry its
+    /// window (HOP and CUMULATE copy a row into each of its windows): rows in
+    /// panes (a HOP over an outer join) and SESSION windows, which merge,
+    /// are refused.
+    fn retracting_window_aggregate(
+        &mut self,
+        aggregate: &datafusion::logical_expr::Aggregate,
+        planned: &Planned,
+        lineage: WindowLineage,
+    ) -> Result<Planned> {
+        let size = match lineage.kind {
+            WindowKind::Tumble { size, .. } | WindowKind::Hop { size, .. } if !lineage.panes => Some(size),
+            WindowKind::Cumulate { .. } if !lineage.panes => None,
+            _ => {
+                // A bounded replay is planned again with its GROUP BYs at the end.
+                self.refused_updating = true;
+                let updating = planned.updating.as_deref().unwrap_or_default();
+                return match lineage.kind {
+                    WindowKind::Session { .. } => not_impl_err!(
+                        "a SESSION aggregate over an updating input ({updating}) is not supported yet: sessions merge, so a row taken back cannot find its session; TUMBLE, HOP and CUMULATE over a changelog table take one"
+                    ),
+                    _ => not_impl_err!(
+                        "a HOP or CUMULATE aggregate over an updating input ({updating}) is supported over a changelog table only, not yet over this one; a TUMBLE aggregate takes any updating input"
+                    ),
+                };
+            }
+        };
+        let (column, to_end) = match (lineage.end, lineage.time, lineage.start, size) {
+            (Some(end), ..) => (end, 0),
+            (None, Some(time), ..) => (time, MILLISECOND),
+            (None, None, Some(start), Some(size)) => (start, size),
+            _ => {
+                return plan_err!(
+                    "a CUMULATE aggregate over an updating input must GROUP BY window_end (window_start alone names several windows)"
+                );
+            }
+        };
+        let windows = WindowClose {
+            column,
+            to_end,
+            late: LateRows::new(Arc::clone(&self.metrics), planned.sources.late_path.clone()),
+            emit_changes: self.changes,
+        };
+        let mut out = self.updating_aggregate(aggregate, planned, Some(windows))?;
+        // The window bounds among the output's columns (the GROUP BY's first).
+        let input = aggregate.input.schema();
+        let roles: Vec<GroupColumn> = aggregate
+            .group_expr
+            .iter()
+            .enumerate()
+            .map(|(i, e)| match e {
+                Expr::Column(c) => match input.index_of_column(c).ok().and_then(|i| lineage.role(i)) {
+                    Some(role) => GroupColumn::Window(role),
+                    None => GroupColumn::Key(i),
+                },
+                _ => GroupColumn::Key(i),
+            })
+            .collect();
+        out.lineage = Some(output_lineage(lineage.kind, &roles));
+        out.updating = self.changes.then(|| {
+            "a windowed aggregate with EMIT CHANGES over an updating input, which updates its open windows"
+                .to_string()
+        });
+        Ok(out)
+    }
+
+    /// An updating aggregate (see [`StreamPlanner::final_aggregate`]); with
+    /// `windows`, one per window (TUMBLE, HOP, CUMULATE) over an updating input.
+    fn updating_aggregate(
+        &mut self,
+        aggregate: &datafusion::logical_expr::Aggregate,
+        input_plan: &Planned,
+        windows: Option<WindowClose>,
+    ) -> Result<Planned> {
         if aggregate
             .group_expr
             .iter()
@@ -159,7 +247,12 @@ impl StreamPlanner<'_> {
         let group_columns: Vec<GroupColumn> = (0..keys.len()).map(GroupColumn::Key).collect();
         let aggregates = Aggregates::try_new(keys, key_fields, self.aggregate_exprs(aggregate)?)?;
         let schema = Arc::new(aggregate.schema.as_arrow().clone());
-        if self.final_at_end && input_plan.sources.bounded && input_plan.updating.is_none() && !self.changes {
+        if self.final_at_end
+            && input_plan.sources.bounded
+            && input_plan.updating.is_none()
+            && !self.changes
+            && windows.is_none()
+        {
             let operator = FinalAggregateOperator::try_new(
                 aggregates,
                 group_columns,
@@ -168,13 +261,20 @@ impl StreamPlanner<'_> {
             )?;
             return Ok(self.then(input_plan, Box::new(operator), None));
         }
-        let ttl = self.state_ttl();
+        // A window's groups are bounded by its close, not by a TTL.
+        let ttl = self.state_ttl().filter(|_| windows.is_none());
         let spec = UpdatingAggregateSpec {
             aggregates,
             group_columns,
             schema,
             retracting: input_plan.updating.is_some(),
             ttl,
+            // Windows emitted at their close wait for no clock.
+            emit_every: match &windows {
+                Some(w) if !w.emit_changes => None,
+                _ => self.emit_interval(),
+            },
+            windows,
         };
         let operator = UpdatingAggregateOperator::try_new(spec)?.with_metrics(Arc::clone(&self.metrics));
         let mut planned = self.then(input_plan, Box::new(operator), None);

@@ -108,6 +108,7 @@ impl StreamPlanner<'_> {
             (Box::new(operator), lineage, None)
         } else if let Some((bounds, _)) = join_interval_bounds(join) {
             needs_watermark("an interval join")?;
+            sources.orders_by_event_time("an interval join")?;
             self.appended_only(&left, "an interval join")?;
             self.appended_only(&right, "an interval join")?;
             let operator = IntervalJoinOperator::try_new(spec, bounds, late())?;

@@ -20,6 +20,7 @@ mod aggregates;
 mod joins;
 mod lineage;
 mod ordering;
+mod result_key;
 mod windows;
 
 use std::sync::Arc;
@@ -55,6 +56,7 @@ use super::operators::session_aggregate::{SessionAggregateOperator, SessionAggre
 use super::operators::sort::SortPerWatermarkOperator;
 use super::operators::stateless::{FilterOperator, LimitOperator, ProjectionOperator, RenameOperator};
 use super::operators::union::UnionOperator;
+use super::operators::updating_aggregate::EmitInterval;
 use super::operators::window_aggregate::{
     GroupColumn, PaneColumns, Panes, WindowAggregateOperator, WindowAggregateSpec, WindowColumn,
 };
@@ -74,8 +76,15 @@ pub struct Pipeline {
     pub graph: Graph,
     /// The rows that come out (after the change column, with `EMIT CHANGES`).
     pub schema: SchemaRef,
-    /// Whether rows are a changelog (`EMIT CHANGES`).
+    /// Whether rows are a changelog (`EMIT CHANGES`, an updating result).
     pub changes: bool,
+    /// A changelog's key: the output columns that name a row (its GROUP
+    /// BY), when known; `None` for appended rows.
+    pub key: Option<Vec<String>>,
+    /// `sluice.emit.interval` when an operator emits on the clock: the
+    /// driver then re-announces the watermark this often while live sources
+    /// are quiet, so that what waits goes out.
+    pub tick: Option<std::time::Duration>,
 }
 
 /// A planned sub-query: where its rows come out, where its window bounds
@@ -115,6 +124,8 @@ struct Sources {
     watermarked: bool,
     /// Where late rows go (the first table that says).
     late_path: Option<std::path::PathBuf>,
+    /// Their watermark is the wall clock (the query windows by `PROCTIME()`).
+    processing_time: bool,
 }
 
 impl Sources {
@@ -125,6 +136,7 @@ impl Sources {
             unwatermarked: None,
             watermarked: true,
             late_path: None,
+            processing_time: false,
         }
     }
 
@@ -138,6 +150,7 @@ impl Sources {
             unwatermarked: (!bounded && !watermarked).then(|| table.to_string()),
             watermarked,
             late_path: info.and_then(|i| i.late_path.clone()),
+            processing_time: false,
         }
     }
 
@@ -148,6 +161,7 @@ impl Sources {
             unwatermarked: self.unwatermarked.clone().or_else(|| other.unwatermarked.clone()),
             watermarked: self.watermarked && other.watermarked,
             late_path: self.late_path.clone().or_else(|| other.late_path.clone()),
+            processing_time: self.processing_time || other.processing_time,
         }
     }
 }
@@ -171,6 +185,13 @@ pub struct StreamPlanner<'a> {
     /// appended rows only: GROUP BYs without a window aggregate to the end of
     /// input and emit once, as batch does.
     final_at_end: bool,
+    /// Some source is a stream: `PROCTIME()` reads the clock (views' too).
+    live_clock: bool,
+    /// The query windows by `PROCTIME()`: every source's watermark is the
+    /// wall clock (see [`crate::plan::proctime`]).
+    processing_time: bool,
+    /// An operator emits on the clock (see [`Pipeline::tick`]).
+    tick: Option<std::time::Duration>,
 }
 
 impl<'a> StreamPlanner<'a> {
@@ -186,7 +207,31 @@ impl<'a> StreamPlanner<'a> {
             refused_updating: false,
             stdin_read_by: None,
             final_at_end: false,
+            live_clock: false,
+            processing_time: false,
+            tick: None,
         }
+    }
+
+    /// Over a stream (`live`), `PROCTIME()` reads the clock, and a query that
+    /// windows by it runs on processing time. One clock drives a query's
+    /// windows, so windows by processing time and by event time in one query
+    /// are refused.
+    pub fn with_live_clock(mut self, live: bool, plan: &LogicalPlan) -> Result<Self> {
+        self.live_clock = live;
+        if !live {
+            return Ok(self);
+        }
+        let clocks = crate::plan::proctime::window_clocks(plan);
+        let processing = clocks.iter().find(|(_, p)| *p);
+        let event = clocks.iter().find(|(_, p)| !*p);
+        if let (Some((proc_column, _)), Some((event_column, _))) = (processing, event) {
+            return plan_err!(
+                "this query windows by processing time ({proc_column}, a PROCTIME() column) and by event time ({event_column}): one clock drives a continuous query's windows; window both by the same column"
+            );
+        }
+        self.processing_time = processing.is_some();
+        Ok(self)
     }
 
     /// Plan for `EMIT CHANGES` (or `EMIT ON WINDOW CLOSE`, the default).
@@ -199,16 +244,28 @@ impl<'a> StreamPlanner<'a> {
     /// Whether `plan` reads an unbounded table with no watermark (looking
     /// into views), so that its windows never close.
     fn reads_unwatermarked(&self, plan: &LogicalPlan) -> bool {
+        if self.processing_time {
+            return false; // the clock is every source's watermark
+        }
+        self.reads_table(plan, &|info| Sources::of_table("", info).unwatermarked.is_some())
+    }
+
+    /// Whether `plan` reads a changelog table (looking into views).
+    fn reads_changelog(&self, plan: &LogicalPlan) -> bool {
+        self.reads_table(plan, &|info| info.is_some_and(|i| i.changelog))
+    }
+
+    /// Whether `plan` reads a table (looking into views) that `is` holds for,
+    /// given what the catalog knows of it.
+    fn reads_table(&self, plan: &LogicalPlan, is: &dyn Fn(Option<&SourceInfo>) -> bool) -> bool {
         let mut found = false;
         let _ = plan.apply_with_subqueries(|node| {
             if let LogicalPlan::TableScan(scan) = node
                 && let Ok(provider) = source_as_provider(&scan.source)
             {
                 found |= match provider.get_logical_plan() {
-                    Some(view) => self.reads_unwatermarked(&view),
-                    None => Sources::of_table("", self.catalog.source_of(&provider).as_ref())
-                        .unwatermarked
-                        .is_some(),
+                    Some(view) => self.reads_table(&view, is),
+                    None => is(self.catalog.source_of(&provider).as_ref()),
                 };
             }
             Ok(match found {
@@ -238,6 +295,8 @@ impl<'a> StreamPlanner<'a> {
                     warnings.clear();
                 }
                 let mut again = StreamPlanner::new(state, catalog, metrics);
+                again.live_clock = self.live_clock;
+                again.processing_time = self.processing_time;
                 again.changes = changes;
                 again.on_window_close = on_window_close;
                 again.final_at_end = true;
@@ -261,6 +320,8 @@ impl<'a> StreamPlanner<'a> {
             graph: std::mem::take(&mut self.graph).finish(planned.tail)?,
             schema: Arc::new(schema),
             changes: self.changes,
+            key: self.changes.then(|| result_key::result_key(plan)).flatten(),
+            tick: self.tick,
         })
     }
 
@@ -293,17 +354,12 @@ impl<'a> StreamPlanner<'a> {
                     Ok(self.then(&planned, Box::new(rename), planned.lineage))
                 }
                 LogicalPlan::Limit(limit) => {
-                    let planned = self.node(&limit.input, panes).await?;
                     let (SkipType::Literal(skip), FetchType::Literal(fetch)) =
                         (limit.get_skip_type()?, limit.get_fetch_type()?)
                     else {
                         return plan_err!("LIMIT and OFFSET must be constants in a continuous query");
                     };
-                    Ok(self.then(
-                        &planned,
-                        Box::new(LimitOperator::new(skip, fetch)),
-                        planned.lineage,
-                    ))
+                    self.limit(limit, (skip, fetch), panes).await
                 }
                 LogicalPlan::Join(join) => self.join(join).await,
                 LogicalPlan::Union(union) => self.union(union).await,
@@ -367,6 +423,19 @@ impl<'a> StreamPlanner<'a> {
         Ok(self.then(planned, Box::new(ProjectionOperator::new(exprs, schema)), lineage))
     }
 
+    /// `SET 'sluice.emit.interval'`, if set; planning an operator that
+    /// uses it makes the driver tick.
+    fn emit_interval(&mut self) -> Option<std::time::Duration> {
+        let every = self
+            .state
+            .config()
+            .get_extension::<EmitInterval>()
+            .map(|e| e.0)
+            .filter(|e| !e.is_zero());
+        self.tick = self.tick.or(every);
+        every
+    }
+
     /// `SET 'state.ttl'`, if set.
     fn state_ttl(&self) -> Option<i64> {
         self.state
@@ -389,6 +458,10 @@ impl<'a> StreamPlanner<'a> {
         if let Some(view) = provider.get_logical_plan() {
             // A view: plan its query in place, then take the columns and
             // filters the scan asked of it.
+            let view = match self.live_clock {
+                true => crate::plan::proctime::live_proctime(view.into_owned())?,
+                false => view.into_owned(),
+            };
             let view = self.state.optimize(&view)?;
             let mut planned = self.node(&view, false).await?;
             let view_schema = view.schema();
@@ -435,12 +508,19 @@ impl<'a> StreamPlanner<'a> {
                 );
             }
         }
-        let sources = Sources::of_table(&table, info.as_ref());
+        let mut sources = Sources::of_table(&table, info.as_ref());
+        if self.processing_time {
+            sources.watermarked = true;
+            sources.unwatermarked = None;
+            sources.processing_time = true;
+        }
         let bounded = sources.bounded;
         let updating = info
             .as_ref()
             .filter(|i| i.changelog)
             .map(|i| format!("table '{table}', a changelog ({})", i.description));
+        // Idleness is wall-clock time: a bounded replay never depends on it.
+        let idle_timeout = info.as_ref().and_then(|i| i.idle_timeout).filter(|_| !bounded);
         let watermark = info.and_then(|i| i.watermark).map(|w| w.expr);
         let tail = self.graph.source(SourceSpec {
             table,
@@ -450,6 +530,8 @@ impl<'a> StreamPlanner<'a> {
             fetch: scan.fetch,
             watermark,
             bounded,
+            processing_time: self.processing_time,
+            idle_timeout,
         });
         Ok(Planned {
             tail,

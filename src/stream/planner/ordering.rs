@@ -118,7 +118,9 @@ impl StreamPlanner<'_> {
                 }
                 Some(_) => {}
                 None => {
-                    needs_watermark("a window function (OVER) ordered by event time")?;
+                    planned
+                        .sources
+                        .orders_by_event_time("a window function (OVER) ordered by event time")?;
                     self.warn_keys_kept("a window function (OVER) ordered by event time", &planned);
                     let ttl = self.state_ttl();
                     let spec = OverAggregateSpec {
@@ -289,7 +291,7 @@ impl StreamPlanner<'_> {
         }
         planned
             .sources
-            .needs_event_time("a dedup ordered by event time")?;
+            .orders_by_event_time("a dedup ordered by event time")?;
         let function = self.window_function(expr, input)?;
         self.warn_keys_kept("a dedup", &planned);
         let late = LateRows::new(Arc::clone(&self.metrics), planned.sources.late_path.clone());
@@ -366,12 +368,99 @@ impl StreamPlanner<'_> {
         sort: &datafusion::logical_expr::Sort,
         fetch: usize,
     ) -> Result<Planned> {
-        let input = sort.input.schema();
-        let order = self.physical_order(&sort.expr, input)?;
+        self.top_of_skipping(planned, sort, (0, fetch))
+    }
+
+    /// `ORDER BY ... LIMIT fetch OFFSET skip` over an updating input: the top
+    /// `skip + fetch` rows, the first `skip` of them not shown.
+    fn top_of_skipping(
+        &mut self,
+        planned: Planned,
+        sort: &datafusion::logical_expr::Sort,
+        (skip, fetch): (usize, usize),
+    ) -> Result<Planned> {
+        let order = self.physical_order(&sort.expr, sort.input.schema())?;
         let label = format!(
-            "ORDER BY {} LIMIT {fetch}",
-            order.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ")
+            "ORDER BY {} {}",
+            order.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", "),
+            limit_text(skip, fetch)
         );
+        self.top_rows(planned, sort.input.schema(), order, (skip, fetch), label)
+    }
+
+    /// `LIMIT fetch OFFSET skip` over an updating input, as Flink runs it
+    /// (`StreamExecLimit`: a rank over the whole result in any order, ranks
+    /// `skip + 1` to `skip + fetch`): a Top-N of the result with no order, so
+    /// the rows in force that came first, by arrival; a row taken back lets
+    /// the next one in (`-D`, then `+I`). Limiting the changes instead would
+    /// end the query after `fetch` changes, with a result that is no LIMIT of
+    /// the query's. Over `ORDER BY ... LIMIT` (DataFusion's Sort with a
+    /// fetch, under the Limit that has the offset) the two are one Top-N by
+    /// that order. Over appended rows, the ordinary operators.
+    pub(super) async fn limit(
+        &mut self,
+        limit: &datafusion::logical_expr::Limit,
+        (skip, fetch): (usize, Option<usize>),
+        panes: bool,
+    ) -> Result<Planned> {
+        let sorted = match limit.input.as_ref() {
+            LogicalPlan::Sort(sort) if sort.fetch.is_some() => Some(sort),
+            _ => None,
+        };
+        let planned = match sorted {
+            Some(sort) => self.node(&sort.input, false).await?,
+            None => self.node(&limit.input, panes).await?,
+        };
+        let count = match (&planned.updating, fetch) {
+            // An offset counts in an order; one with a Sort out of reach
+            // (under a projection) would count in arrival order instead.
+            (Some(updating), Some(_)) if skip > 0 && sorted.is_none() && sorts(&limit.input) => {
+                return not_impl_err!(
+                    "an OFFSET over an updating input ({updating}) whose ORDER BY is not right below it is not supported yet: write ORDER BY ... LIMIT ... OFFSET in one query block"
+                );
+            }
+            (Some(_), Some(fetch @ 1..)) => fetch,
+            (Some(updating), None) if skip > 0 => {
+                return not_impl_err!(
+                    "an OFFSET without a LIMIT over an updating input ({updating}) is not supported: its rows change, so every row after the offset would be kept; add a LIMIT, as Flink asks"
+                );
+            }
+            // Appended rows, or none wanted: the ordinary operators.
+            _ => {
+                let planned = match sorted {
+                    Some(sort) => self.sort_planned(planned, sort)?,
+                    None => planned,
+                };
+                return Ok(self.then(
+                    &planned,
+                    Box::new(LimitOperator::new(skip, fetch)),
+                    planned.lineage,
+                ));
+            }
+        };
+        match sorted {
+            Some(sort) => self.top_of_skipping(planned, sort, (skip, count)),
+            None => {
+                let label = limit_text(skip, count);
+                self.top_rows(planned, limit.input.schema(), Vec::new(), (skip, count), label)
+            }
+        }
+    }
+
+    /// The best `skip + fetch` rows by `order` of an updating input, the
+    /// first `skip` not shown, as a changelog of rows joining and leaving them.
+    fn top_rows(
+        &mut self,
+        planned: Planned,
+        input: &DFSchema,
+        order: Vec<PhysicalSortExpr>,
+        (skip, fetch): (usize, usize),
+        label: String,
+    ) -> Result<Planned> {
+        let what = match order.is_empty() {
+            true => "a LIMIT over an updating input, which updates its rows in force as rows come",
+            false => "an ORDER BY ... LIMIT over an updating input, which updates its top rows as rows come",
+        };
         let ranking = Ranking {
             keys: Vec::new(),
             order,
@@ -379,18 +468,27 @@ impl StreamPlanner<'_> {
             label,
         };
         let schema = Arc::new(input.as_arrow().clone());
-        let operator = TopNOperator::try_new(ranking, fetch, Arc::clone(&schema), schema, self.state_ttl())?
-            .retracting(Arc::clone(&self.metrics));
+        let operator = TopNOperator::try_new(
+            ranking,
+            skip.saturating_add(fetch),
+            Arc::clone(&schema),
+            schema,
+            self.state_ttl(),
+        )?
+        .skipping(skip)
+        .retracting(Arc::clone(&self.metrics));
         let mut top = self.then(&planned, Box::new(operator), None);
-        top.updating = Some(
-            "an ORDER BY ... LIMIT over an updating input, which updates its top rows as rows come"
-                .to_string(),
-        );
+        top.updating = Some(what.to_string());
         Ok(top)
     }
 
     pub(super) async fn sort(&mut self, sort: &datafusion::logical_expr::Sort) -> Result<Planned> {
         let planned = self.node(&sort.input, false).await?;
+        self.sort_planned(planned, sort)
+    }
+
+    /// `sort` over its input, `planned`.
+    fn sort_planned(&mut self, planned: Planned, sort: &datafusion::logical_expr::Sort) -> Result<Planned> {
         if let (Some(fetch), Some(_)) = (sort.fetch, &planned.updating) {
             return self.top_of(planned, sort, fetch);
         }
@@ -429,6 +527,25 @@ impl StreamPlanner<'_> {
     }
 }
 
+/// Whether `plan` is sorted under projections, filters and aliases.
+fn sorts(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::Sort(_) => true,
+        LogicalPlan::Projection(p) => sorts(&p.input),
+        LogicalPlan::Filter(f) => sorts(&f.input),
+        LogicalPlan::SubqueryAlias(a) => sorts(&a.input),
+        _ => false,
+    }
+}
+
+/// `LIMIT fetch`, and its `OFFSET skip` if any, as EXPLAIN shows them.
+fn limit_text(skip: usize, fetch: usize) -> String {
+    match skip {
+        0 => format!("LIMIT {fetch}"),
+        _ => format!("LIMIT {fetch} OFFSET {skip}"),
+    }
+}
+
 /// How many row numbers `predicate` keeps of the column `is_rn` names:
 /// `rn <= N` and `rn = 1` keep N and 1, `rn < N` keeps N - 1.
 fn row_limit(predicate: &Expr, is_rn: impl Fn(&datafusion::common::Column) -> bool) -> Option<usize> {
@@ -464,5 +581,17 @@ impl Sources {
             ),
             None => Ok(()),
         }
+    }
+
+    /// Refuse `what`, which orders rows by an event-time column, where it
+    /// cannot run: a stream with no watermark, or a query on processing
+    /// time (whose watermark, the wall clock, says nothing of event time).
+    pub(super) fn orders_by_event_time(&self, what: &str) -> Result<()> {
+        if self.processing_time {
+            return plan_err!(
+                "{what} in a query that windows by a PROCTIME() column: such a query runs on processing time (its sources' watermark is the wall clock), which says nothing of the rows' event time; window by event time instead, or run {what} in a query of its own"
+            );
+        }
+        self.needs_event_time(what)
     }
 }

@@ -38,12 +38,13 @@ impl StreamPlanner<'_> {
 
 /// The same window with another kind (a HOP's panes are a TUMBLE of one slide).
 pub(super) fn retyped(window: &WindowTvf, kind: WindowKind) -> Result<WindowTvf> {
-    WindowTvf::try_new(
+    Ok(WindowTvf::try_new(
         Arc::clone(&window.input),
         window.time.clone(),
         kind,
         window.partition_keys.clone(),
-    )
+    )?
+    .counting_with(window))
 }
 
 /// SESSION under an aggregate: each row as its own session `[ts, ts + gap)`
@@ -60,7 +61,12 @@ pub(super) fn session_intervals(window: &WindowTvf, gap: i64) -> Result<LogicalP
         (end - duration(MILLISECOND, unit)).alias(WINDOW_TIME),
     ];
     LogicalPlanBuilder::from(window.input.as_ref().clone())
-        .filter(crate::plan::event_time_check(window.time.clone(), unit, gap))?
+        .filter(crate::plan::event_time_check(
+            window.time.clone(),
+            unit,
+            gap,
+            window.null_times(),
+        ))?
         .project(columns.chain(extra))?
         .build()
 }
