@@ -50,6 +50,7 @@ use datafusion::physical_plan::windows::WindowUDFExpr;
 
 use super::pending_rows::PendingRows;
 use super::window_functions::sort_by_partition;
+use super::window_top_n::own_rows;
 use crate::stream::checkpoint::{StateSnapshot, int_columns, int_rows, with_columns};
 use crate::stream::late::LateRows;
 use crate::stream::operator::{
@@ -723,7 +724,7 @@ impl OverAggregateOperator {
             }
             let waiting_since = (kept[3] != 0).then_some(kept[4]);
             self.set_waiting(None, waiting_since);
-            let mut batch = PartitionBatchState::new_with_batch(rows.slice(at, count));
+            let mut batch = PartitionBatchState::new_with_batch(own_rows(&rows, at, count)?);
             batch.is_end = kept[5] != 0;
             batch.n_out_row = as_index(kept[6])?;
             at += count;

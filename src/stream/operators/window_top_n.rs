@@ -238,7 +238,7 @@ impl Operator for WindowTopNOperator {
             self.windows.insert(
                 end,
                 Held {
-                    batches: vec![rows.slice(at, len)],
+                    batches: vec![own_rows(&rows, at, len)?],
                     rows: count as usize,
                     compact_at: compact_at as usize,
                 },
@@ -300,6 +300,14 @@ impl Operator for WindowTopNOperator {
         out.push(Event::Watermark(watermark));
         Ok(())
     }
+}
+
+/// Rows `offset..offset + len` of `rows` in arrays of their own: a slice
+/// would keep (and its state's bytes count) the whole batch a checkpoint
+/// was read into, for as long as any one piece of it is held.
+pub(super) fn own_rows(rows: &RecordBatch, offset: usize, len: usize) -> Result<RecordBatch> {
+    let indices = arrow::array::UInt32Array::from_iter_values((offset..offset + len).map(|i| i as u32));
+    Ok(arrow::compute::take_record_batch(rows, &indices)?)
 }
 
 #[cfg(test)]
