@@ -309,6 +309,115 @@ async fn continuous_equals_batch() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// Run the set-up, then the query continuously with checkpoints in `dir`
+/// after every batch of 7 rows; with `stop_after`, drop the result (as a
+/// crash would stop the query) once that many rows came. The rows it gave.
+async fn run_checkpointed(case: &Case, dir: &Path, stop_after: Option<usize>) -> Result<Rows, String> {
+    let engine = Engine::new();
+    for sql in &case.setup {
+        engine
+            .run_script(sql)
+            .await
+            .map_err(|e| format!("set-up failed: {e}"))?;
+    }
+    let settings = format!(
+        "SET sluice.mode = 'continuous'; SET datafusion.execution.batch_size = 7; \
+         SET 'checkpoint.interval' = '1 ms'; SET 'checkpoint.dir' = '{}'",
+        dir.display()
+    );
+    engine.run_script(&settings).await.map_err(|e| e.to_string())?;
+    let tokens = engine.split(&case.query).map_err(|e| e.to_string())?;
+    let statement = engine.parse(&tokens[0]).map_err(|e| e.to_string())?;
+    let mut output = engine.execute(&statement).await.map_err(|e| e.to_string())?;
+    let schema = output.stream.schema();
+    if rows::is_changelog(&schema) {
+        return Err("an updating result".into());
+    }
+    let mut batches = Vec::new();
+    let mut rows = 0;
+    while let Some(batch) = output.stream.try_next().await.map_err(|e| e.to_string())? {
+        rows += batch.num_rows();
+        batches.push(batch);
+        if stop_after.is_some_and(|n| rows >= n) {
+            break;
+        }
+    }
+    drop(output);
+    // The dropped query's task stops at its next step: let it.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    Ok(render(&schema, &batches, &[]).sorted())
+}
+
+/// The invariant across a crash: each windowed case that appends rows, run
+/// continuously with a checkpoint after every batch, stopped halfway (its
+/// result dropped, its task aborted) and run again on the same checkpoint
+/// directory, gives batch's rows: every row of batch's result came in one
+/// of the two runs, and the resumed run gave nothing batch's result lacks
+/// (stdout is at-least-once: rows after the last checkpoint come twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continuous_resumed_from_a_checkpoint_equals_batch() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let bids = scratch.path().join("bids_shuffled.ndjson");
+    shuffle_bids(&bids);
+    let mut cases = slt_cases(scratch.path());
+    cases.extend(sql_file_cases(&bids).await);
+    let status = StatusFile::read(STATUS, "tests/differential_status.txt");
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for (i, case) in cases.iter().enumerate() {
+        // Updating results are checked through their changelog elsewhere;
+        // refused queries are listed in the status file.
+        if !status.listed_passing(&case.name) {
+            continue;
+        }
+        let Ok(batch) = run(case, false).await else {
+            continue;
+        };
+        if batch.rows.len() < 2 {
+            continue;
+        }
+        let dir = scratch.path().join(format!("ck-{i}"));
+        let first = match run_checkpointed(case, &dir, Some(batch.rows.len() / 2)).await {
+            Ok(rows) => rows,
+            // Its changelog is checked against batch's elsewhere.
+            Err(e) if e == "an updating result" => continue,
+            Err(e) => {
+                problems.push(format!("{}: the checkpointed run failed: {e}", case.name));
+                continue;
+            }
+        };
+        let second = match run_checkpointed(case, &dir, None).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                problems.push(format!("{}: the resumed run failed: {e}", case.name));
+                continue;
+            }
+        };
+        let mut remaining = batch.rows.clone();
+        let mut extra = Vec::new();
+        for row in &second.rows {
+            match remaining.iter().position(|r| r == row) {
+                Some(at) => {
+                    remaining.remove(at);
+                }
+                None => extra.push(row.clone()),
+            }
+        }
+        let missing: Vec<&String> = remaining.iter().filter(|r| !first.rows.contains(r)).collect();
+        if !missing.is_empty() || !extra.is_empty() || second.columns != batch.columns {
+            problems.push(format!(
+                "{}: resumed from a checkpoint, the result differs from batch's\n  query: {}\n  in neither run: {missing:?}\n  resumed run's rows batch lacks: {extra:?}",
+                case.name, case.query
+            ));
+            continue;
+        }
+        checked += 1;
+    }
+    println!("differential: {checked} windowed queries resumed from a checkpoint give batch's result");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(checked >= 50, "only {checked} cases were checked");
+}
+
 /// The shuffled bids as a table, in `scratch`.
 fn shuffled_bids_table(scratch: &Path) -> String {
     let bids = scratch.join("bids_shuffled.ndjson");
