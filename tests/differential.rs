@@ -261,13 +261,20 @@ async fn run(case: &Case, continuous: bool) -> Result<Rows, String> {
     Ok(render(&schema, &batches, &[]).sorted())
 }
 
+/// Every case: the windowed queries of the slt files and of the SQL files
+/// (their shuffled bids written into `scratch`).
+async fn all_cases(scratch: &Path) -> Vec<Case> {
+    let bids = scratch.join("bids_shuffled.ndjson");
+    shuffle_bids(&bids);
+    let mut cases = slt_cases(scratch);
+    cases.extend(sql_file_cases(&bids).await);
+    cases
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn continuous_equals_batch() {
     let scratch = tempfile::tempdir().expect("temp dir");
-    let bids = scratch.path().join("bids_shuffled.ndjson");
-    shuffle_bids(&bids);
-    let mut cases = slt_cases(scratch.path());
-    cases.extend(sql_file_cases(&bids).await);
+    let cases = all_cases(scratch.path()).await;
     let status = StatusFile::read(STATUS, "tests/differential_status.txt");
     let mut problems = Vec::new();
     let mut passed = 0;
@@ -357,10 +364,7 @@ async fn run_checkpointed(case: &Case, dir: &Path, stop_after: Option<usize>) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn continuous_resumed_from_a_checkpoint_equals_batch() {
     let scratch = tempfile::tempdir().expect("temp dir");
-    let bids = scratch.path().join("bids_shuffled.ndjson");
-    shuffle_bids(&bids);
-    let mut cases = slt_cases(scratch.path());
-    cases.extend(sql_file_cases(&bids).await);
+    let cases = all_cases(scratch.path()).await;
     let status = StatusFile::read(STATUS, "tests/differential_status.txt");
     let mut problems = Vec::new();
     let mut checked = 0;
