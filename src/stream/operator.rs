@@ -184,12 +184,12 @@ pub trait Operator: Send {
     /// it is kept is refused, naming it, so a restarted query never runs on
     /// with an operator's state silently empty.
     fn snapshot(&mut self, _into: &mut StateSnapshot) -> Result<()> {
-        stateless_only(self.state().is_some(), &self.name())
+        stateless_only(self.state().is_some() || self.state_rows() > 0, &self.name())
     }
 
     /// Take back the state [`Operator::snapshot`] wrote, before any event.
     fn restore(&mut self, _from: &StateSnapshot) -> Result<()> {
-        stateless_only(self.state().is_some(), &self.name())
+        stateless_only(self.state().is_some() || self.state_rows() > 0, &self.name())
     }
 
     /// Load what it needs before the first event (a lookup table), so that
@@ -272,12 +272,12 @@ pub trait MultiInputOperator: Send {
     /// Write its state into `into` at a checkpoint (as
     /// [`Operator::snapshot`]); the merge's watermarks are the graph's.
     fn snapshot(&mut self, _into: &mut StateSnapshot) -> Result<()> {
-        stateless_only(self.state().is_some(), &self.name())
+        stateless_only(self.state().is_some() || self.state_rows() > 0, &self.name())
     }
 
     /// Take back the state [`MultiInputOperator::snapshot`] wrote.
     fn restore(&mut self, _from: &StateSnapshot) -> Result<()> {
-        stateless_only(self.state().is_some(), &self.name())
+        stateless_only(self.state().is_some() || self.state_rows() > 0, &self.name())
     }
 
     /// Bytes held in state, as [`Operator::state_bytes`].
@@ -287,7 +287,8 @@ pub trait MultiInputOperator: Send {
 }
 
 /// The default of the checkpoint methods: nothing to keep for an operator
-/// without state; a refusal naming one with state.
+/// without state; a refusal naming one with state (one that declares it,
+/// or that holds rows though it declares none).
 fn stateless_only(has_state: bool, name: &str) -> Result<()> {
     if has_state {
         return not_impl_err!(
@@ -330,4 +331,38 @@ pub fn timestamps(values: Vec<Nanos>, data_type: &DataType) -> Result<ArrayRef> 
     let nanos: ArrayRef =
         Arc::new(arrow::array::TimestampNanosecondArray::from(values).with_timezone_opt(tz));
     Ok(arrow::compute::cast(&nanos, data_type)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An operator that holds rows but says nothing of its state or how to save it.
+    struct Holding(usize);
+
+    impl Operator for Holding {
+        fn name(&self) -> String {
+            "Holding".into()
+        }
+
+        fn state_rows(&self) -> usize {
+            self.0
+        }
+
+        fn process(&mut self, _input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_operator_holding_rows_without_saving_them_is_refused_at_a_checkpoint() {
+        let mut state = StateSnapshot::default();
+        assert!(
+            Holding(0).snapshot(&mut state).is_ok(),
+            "nothing held, nothing lost"
+        );
+        let err = Holding(3).snapshot(&mut state).expect_err("rows would be lost");
+        assert!(err.to_string().contains("Holding cannot save its state"), "{err}");
+        assert!(Holding(3).restore(&state).is_err());
+    }
 }
