@@ -83,13 +83,7 @@ pub async fn execute_outputs(
     let pipeline = super::plan(state, plan, emit, catalog, Arc::clone(&metrics)).await?;
     let schema = Arc::clone(&pipeline.schema);
     let mut graph = pipeline.graph;
-    let options = state
-        .config()
-        .options()
-        .extensions
-        .get::<CheckpointOptions>()
-        .cloned()
-        .unwrap_or_default();
+    let options = CheckpointOptions::of(state);
     let checkpoints = Checkpointer::open(state, &options, &mut graph, &schema, &metrics).await?;
     let (checkpointer, positions) = match checkpoints {
         Some((checkpointer, positions)) => (Some(checkpointer), positions),

@@ -242,6 +242,7 @@ pub struct Groups {
 }
 
 /// Frozen partial state: keys and each aggregate's state columns.
+#[derive(Clone)]
 pub struct Partial {
     keys: Vec<ArrayRef>,
     states: Vec<Vec<ArrayRef>>,

@@ -47,12 +47,7 @@ pub async fn execute_insert(
         // plain columns (a Parquet or Arrow file keeps field metadata, and a
         // query reading it is not updating); with checkpoints, exactly once.
         let rollover = rollover.unwrap_or(DEFAULT_ROLLOVER);
-        let exactly_once = state
-            .config()
-            .options()
-            .extensions
-            .get::<CheckpointOptions>()
-            .is_some_and(|c| c.dir.is_some());
+        let exactly_once = CheckpointOptions::of(state).dir.is_some();
         let (schema, rows) = execute_outputs(state, &insert.input, emit, catalog, metrics).await?;
         let schema = Arc::new(unmarked_schema(&schema));
         let count = Arc::clone(insert.output_schema.inner());

@@ -62,6 +62,19 @@ impl Default for CheckpointOptions {
     }
 }
 
+impl CheckpointOptions {
+    /// The session's checkpoint settings (the defaults if none were made).
+    pub fn of(state: &datafusion::execution::session_state::SessionState) -> Self {
+        state
+            .config()
+            .options()
+            .extensions
+            .get::<Self>()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
 impl ConfigExtension for CheckpointOptions {
     const PREFIX: &'static str = "checkpoint";
 }

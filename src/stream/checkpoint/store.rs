@@ -170,7 +170,7 @@ impl CheckpointStore {
     /// `latest`, and unfinished ones before `latest`.
     pub async fn prune(&self, latest: u64) -> Result<()> {
         for id in self.ids().await? {
-            if id + KEEP <= latest || (id < latest && self.read_manifest_exists(id).await.is_none()) {
+            if id + KEEP <= latest || (id < latest && !self.has_manifest(id).await) {
                 delete_all(self.store.as_ref(), &self.checkpoint_dir(id))
                     .await
                     .map_err(|e| self.error("delete an old checkpoint", e))?;
@@ -179,10 +179,10 @@ impl CheckpointStore {
         Ok(())
     }
 
-    /// Whether checkpoint `id` has a manifest (`None`: not).
-    async fn read_manifest_exists(&self, id: u64) -> Option<()> {
+    /// Whether checkpoint `id` has a manifest (is complete).
+    async fn has_manifest(&self, id: u64) -> bool {
         let path = self.checkpoint_dir(id).join(MANIFEST);
-        self.store.head(&path).await.ok().map(|_| ())
+        self.store.head(&path).await.is_ok()
     }
 
     /// Make the staged files of `commits` visible: each rename not done yet

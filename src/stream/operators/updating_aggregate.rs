@@ -788,16 +788,13 @@ impl UpdatingAggregateOperator {
                 columns.push(uniform_array(values)?);
             }
         }
-        let mut fields: Vec<arrow::datatypes::Field> = columns
+        let fields: Vec<arrow::datatypes::Field> = columns
             .iter()
             .enumerate()
             .map(|(i, c)| arrow::datatypes::Field::new(format!("c{i}"), c.data_type().clone(), true))
             .collect();
-        // Each aggregate's number of state columns, as metadata.
+        // Each aggregate's number of state columns, as the schema's metadata.
         let widths = widths.iter().map(|w| w.to_string()).collect::<Vec<_>>().join(",");
-        if let Some(last) = fields.last_mut() {
-            last.set_metadata([("widths".to_string(), widths.clone())].into());
-        }
         let options = arrow::array::RecordBatchOptions::new()
             .with_row_count(Some(columns.first().map_or(0, |c| c.len())));
         let schema =

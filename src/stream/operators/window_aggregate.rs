@@ -541,8 +541,7 @@ impl Operator for WindowAggregateOperator {
                     partials.push(([bounds[0], bounds[1], bounds[2], 0], live));
                 }
                 for (i, frozen) in slot.frozen.iter().enumerate() {
-                    let copy = aggregates.partial_from(&frozen.columns(), frozen.len())?;
-                    partials.push(([bounds[0], bounds[1], bounds[2], i as i64 + 1], copy));
+                    partials.push(([bounds[0], bounds[1], bounds[2], i as i64 + 1], frozen.clone()));
                 }
             }
         }
