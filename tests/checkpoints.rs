@@ -158,13 +158,28 @@ fn a_file_sink_killed_twice_and_resumed_holds_exactly_the_batch_result() {
         .enumerate()
     {
         let before = latest_checkpoint(&ck);
-        let mut child = spawn(&dir, &args, &insert_sql());
+        // stderr to a file, read while the run goes on: the resumed notice is
+        // printed as the query starts, which may be after its first
+        // checkpoint, so the kill waits for both.
+        let log = dir.join(format!("run-{i}.err"));
+        let mut child = command(&dir, &args, &insert_sql())
+            .stderr(std::fs::File::create(&log).expect("a log file"))
+            .spawn()
+            .expect("the sluice binary starts");
         wait_for_checkpoint(&ck, before, Duration::from_secs(20));
+        let start = Instant::now();
+        let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+        while i > 0
+            && !read_log().contains("resumed from checkpoint")
+            && start.elapsed() < Duration::from_secs(20)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         std::thread::sleep(extra);
         child.kill().expect("kill -9");
-        let out = child.wait_with_output().expect("the killed run");
+        child.wait().expect("the killed run");
         if i > 0 {
-            let err = stderr(&out);
+            let err = read_log();
             assert!(
                 err.contains("resumed from checkpoint"),
                 "the second run resumes: {err}"
