@@ -4,6 +4,7 @@
 //! | function | Flink semantics kept |
 //! |---|---|
 //! | `DATE_FORMAT(ts, 'yyyy-MM-dd HH:mm')` | Java pattern letters; a pattern with `%` is chrono's, as DataFusion's own `date_format` (an alias of `to_char`) reads it |
+//! | `TO_CHAR(ts, 'YYYY-MM-DD HH24:MI')` | not Flink's but PostgreSQL's (RisingWave's Nexmark writes it): its pattern fields (see [`super::postgres_patterns`]); a pattern with `%` is chrono's, as DataFusion's `to_char` reads it |
 //! | `SPLIT_INDEX(s, sep, i)` | the `i`-th (0-based) piece of `s` split at `sep`; NULL when `i` is negative or out of range |
 //! | `REGEXP_EXTRACT(s, re[, group])` | group `group` (0 = the whole match) of the first match; NULL if none |
 //! | `MOD(a, b)` | remainder with the sign of `a`; BIGINT for integers, DOUBLE otherwise |
@@ -41,7 +42,10 @@ pub fn register_flink_functions(ctx: &SessionContext) {
     .into_iter()
     .chain(TimeField::ALL.map(Function::Time))
     .map(|function| ScalarUDF::from(FlinkFunction::new(function)))
-    .chain([ScalarUDF::from(DateFormat::new())]);
+    .chain([
+        ScalarUDF::from(DateFormat::new(Patterns::Java)),
+        ScalarUDF::from(DateFormat::new(Patterns::Postgres)),
+    ]);
     for function in functions {
         ctx.register_udf(function);
     }
@@ -182,16 +186,38 @@ fn coerce_text_and_integers(function: &str, kinds: &[char], arg_types: &[DataTyp
 // DATE_FORMAT
 
 /// `DATE_FORMAT(ts, pattern)`: `ts` formatted with a Java `DateTimeFormatter`
-/// pattern, translated to chrono's and run by DataFusion's `to_char`.
+/// pattern, translated to chrono's and run by DataFusion's `to_char`; and
+/// `TO_CHAR(ts, pattern)` with a PostgreSQL pattern, alike.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct DateFormat {
     signature: Signature,
+    /// Whose pattern letters it reads.
+    patterns: Patterns,
     /// DataFusion's `to_char`, which does the formatting.
     to_char: Arc<ScalarUDF>,
 }
 
+/// The pattern letters of a formatting function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Patterns {
+    /// Java's `DateTimeFormatter` (Flink's `DATE_FORMAT`).
+    Java,
+    /// PostgreSQL's `to_char`.
+    Postgres,
+}
+
+impl Patterns {
+    /// `pattern` as a chrono format.
+    fn to_chrono(self, pattern: &str) -> Result<String> {
+        match self {
+            Patterns::Java => java_to_chrono(pattern),
+            Patterns::Postgres => super::postgres_patterns::postgres_to_chrono(pattern),
+        }
+    }
+}
+
 impl DateFormat {
-    fn new() -> Self {
+    fn new(patterns: Patterns) -> Self {
         let to_char = datafusion::functions::datetime::to_char();
         let mut variants = match &to_char.signature().type_signature {
             TypeSignature::OneOf(variants) => variants.clone(),
@@ -201,6 +227,7 @@ impl DateFormat {
         variants.push(TypeSignature::Exact(vec![DataType::Utf8, DataType::Utf8]));
         Self {
             signature: Signature::one_of(variants, Volatility::Immutable),
+            patterns,
             to_char,
         }
     }
@@ -208,7 +235,10 @@ impl DateFormat {
 
 impl ScalarUDFImpl for DateFormat {
     fn name(&self) -> &str {
-        "date_format"
+        match self.patterns {
+            Patterns::Java => "date_format",
+            Patterns::Postgres => "to_char",
+        }
     }
 
     fn signature(&self) -> &Signature {
@@ -221,7 +251,7 @@ impl ScalarUDFImpl for DateFormat {
 
     fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let [time, pattern] = args.args.as_mut_slice() else {
-            return exec_err!("date_format takes 2 arguments, not {}", args.args.len());
+            return exec_err!("{} takes 2 arguments, not {}", self.name(), args.args.len());
         };
         if time.data_type() == DataType::Utf8 {
             let millis = DataType::Timestamp(TimeUnit::Millisecond, None);
@@ -230,15 +260,19 @@ impl ScalarUDFImpl for DateFormat {
                 *field = Arc::new(field.as_ref().clone().with_data_type(millis));
             }
         }
+        // A duration's format is DataFusion's own ('iso8601', 'pretty').
+        if matches!(time.data_type(), DataType::Duration(_)) {
+            return self.to_char.invoke_with_args(args);
+        }
         *pattern = match &*pattern {
             ColumnarValue::Scalar(ScalarValue::Utf8(Some(p))) => {
-                ColumnarValue::Scalar(ScalarValue::Utf8(Some(java_to_chrono(p)?)))
+                ColumnarValue::Scalar(ScalarValue::Utf8(Some(self.patterns.to_chrono(p)?)))
             }
             ColumnarValue::Array(patterns) => {
                 let patterns = patterns.as_string::<i32>();
                 let translated = patterns
                     .iter()
-                    .map(|p| p.map(java_to_chrono).transpose())
+                    .map(|p| p.map(|p| self.patterns.to_chrono(p)).transpose())
                     .collect::<Result<StringArray>>()?;
                 ColumnarValue::Array(Arc::new(translated))
             }

@@ -5,6 +5,7 @@ mod boundedness;
 mod catalog;
 mod event_time;
 pub mod flink_functions;
+mod postgres_patterns;
 pub mod proctime;
 mod session_where;
 mod sql_context;
