@@ -39,6 +39,11 @@ pub struct WindowTvf {
     pub kind: WindowKind,
     /// SESSION's `PARTITION BY` keys (empty for the others).
     pub partition_keys: Vec<Expr>,
+    /// Continuous only: a windowed aggregate above it makes its windows of
+    /// panes, so each row needs its pane (a HOP's slide, a CUMULATE's step)
+    /// or its own session interval, not a copy per window. Batch lowers
+    /// every window the same.
+    pub panes: bool,
     schema: DFSchemaRef,
     /// Rows left out for a NULL time, counted by every lowering of the node.
     nulls: NullEventTimes,
@@ -68,6 +73,7 @@ impl WindowTvf {
             time,
             kind,
             partition_keys,
+            panes: false,
             schema: Arc::clone(lowered.schema()),
             nulls,
         })
@@ -162,6 +168,9 @@ impl UserDefinedLogicalNodeCore for WindowTvf {
             let keys: Vec<String> = self.partition_keys.iter().map(|k| k.to_string()).collect();
             write!(f, " partition by {}", keys.join(", "))?;
         }
+        if self.panes {
+            write!(f, ", per pane")?;
+        }
         Ok(())
     }
 
@@ -171,7 +180,9 @@ impl UserDefinedLogicalNodeCore for WindowTvf {
         }
         let time = exprs.remove(0);
         let input = Arc::new(inputs.remove(0));
-        Ok(Self::try_new(input, time, self.kind, exprs)?.counting_with(self))
+        let mut window = Self::try_new(input, time, self.kind, exprs)?.counting_with(self);
+        window.panes = self.panes;
+        Ok(window)
     }
 
     fn necessary_children_exprs(&self, output_columns: &[usize]) -> Option<Vec<Vec<usize>>> {

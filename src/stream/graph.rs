@@ -1,8 +1,10 @@
 //! The operator graph of a continuous query: sources at the leaves, operators
 //! with input ports, one sink at the root.
 //!
-//! Every node has one output, so the graph is a tree: a source or node feeds
-//! exactly one port of one node (or the sink). Single-input operators pass
+//! Every node has one output, so the graph is a tree but for its leaves: a
+//! node feeds exactly one port of one node (or the sink), and a source feeds
+//! one port, or several when its scans share one reader (stdin, which can
+//! be read once: each of its scans gets every event). Single-input operators pass
 //! events through; a multi-input operator sits behind a [`WatermarkMerge`],
 //! which holds each input's watermark and gives the operator their minimum
 //! (an ended input counts as +infinity) and rows whose watermarks are capped
@@ -70,14 +72,23 @@ struct Node {
 /// Builds a [`Graph`] bottom-up, as the planner walks the plan.
 #[derive(Default)]
 pub struct GraphBuilder {
-    sources: Vec<(SourceSpec, Target)>,
+    /// Each source and where its events go (none yet, or the sink: `None`).
+    sources: Vec<(SourceSpec, Vec<Target>)>,
     nodes: Vec<Node>,
 }
 
 impl GraphBuilder {
-    /// A new source; its rows come out at the returned tail.
+    /// A new source; its rows come out at the returned tail. A shared
+    /// source ([`SourceSpec::shared`]) is the same source each time its
+    /// table comes again.
     pub fn source(&mut self, spec: SourceSpec) -> Tail {
-        self.sources.push((spec, None));
+        let same = |(other, _): &(SourceSpec, Vec<Target>)| other.shared && other.table == spec.table;
+        if spec.shared
+            && let Some(existing) = self.sources.iter().position(same)
+        {
+            return Tail::Source(existing);
+        }
+        self.sources.push((spec, Vec::new()));
         Tail::Source(self.sources.len() - 1)
     }
 
@@ -122,7 +133,7 @@ impl GraphBuilder {
         for (port, input) in inputs.iter().enumerate() {
             let target = Some((id, port));
             match *input {
-                Tail::Source(s) => self.sources[s].1 = target,
+                Tail::Source(s) => self.sources[s].1.push(target),
                 Tail::Node(n) => self.nodes[n].output = target,
             }
         }
@@ -138,17 +149,16 @@ impl GraphBuilder {
     }
 
     /// The graph whose rows come out at `root`.
-    pub fn finish(self, root: Tail) -> Result<Graph> {
+    pub fn finish(mut self, root: Tail) -> Result<Graph> {
+        if let Tail::Source(s) = root {
+            self.sources[s].1.push(None); // straight to the sink
+        }
         // Every source and node but the root must feed something.
         let dangling = |target: &Target, tail: Tail| target.is_none() && tail != root;
         if self.sources.is_empty() {
             return internal_err!("a continuous query's graph has no source");
         }
-        if self
-            .sources
-            .iter()
-            .enumerate()
-            .any(|(i, (_, t))| dangling(t, Tail::Source(i)))
+        if self.sources.iter().any(|(_, targets)| targets.is_empty())
             || self
                 .nodes
                 .iter()
@@ -171,7 +181,9 @@ impl GraphBuilder {
 pub struct Graph {
     /// What each source reads (taken by the driver when it starts them).
     pub sources: Vec<SourceSpec>,
-    source_targets: Vec<Target>,
+    /// Where each source's events go: one port, or several for a shared
+    /// source; `None` is the sink.
+    source_targets: Vec<Vec<Target>>,
     nodes: Vec<Node>,
     root: Tail,
 }
@@ -179,9 +191,24 @@ pub struct Graph {
 impl Graph {
     /// Push events of source `source` through the graph; what reaches the sink.
     pub fn push(&mut self, source: usize, events: Vec<Event>) -> Result<Vec<Event>> {
-        let Some(&target) = self.source_targets.get(source) else {
+        let Some(targets) = self.source_targets.get(source).cloned() else {
             return internal_err!("no source {source} in the graph");
         };
+        match targets.as_slice() {
+            [target] => self.push_to(*target, events),
+            // A shared source: each scan of it, in turn, gets every event.
+            targets => {
+                let mut out = Vec::new();
+                for &target in targets {
+                    out.extend(self.push_to(target, events.clone())?);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Push `events` into `target` and on to the sink; what reaches it.
+    fn push_to(&mut self, target: Target, events: Vec<Event>) -> Result<Vec<Event>> {
         let mut target = target;
         let mut events = events;
         while let Some((id, port)) = target {
@@ -342,13 +369,17 @@ impl Graph {
         let indent = "  ".repeat(depth);
         match tail {
             Tail::Source(s) => lines.push(format!(
-                "{indent}Source: {}{}",
+                "{indent}Source: {}{}{}",
                 self.sources[s].table,
                 match (self.sources[s].processing_time, self.sources[s].idle_timeout) {
                     (true, _) => " (processing time: its watermark is the wall clock)".to_string(),
                     (false, Some(t)) =>
                         format!(" (idle after {t:?} without rows: then it holds no merge's watermark)"),
                     (false, None) => String::new(),
+                },
+                match self.sources[s].shared {
+                    true => " (one reader, shared by every scan of it)",
+                    false => "",
                 }
             )),
             Tail::Node(id) => {

@@ -54,6 +54,7 @@ pub type Aggregate = (Arc<AggregateFunctionExpr>, Option<Arc<dyn PhysicalExpr>>)
 pub type Arguments = Vec<(Vec<ArrayRef>, Option<ArrayRef>)>;
 
 /// The keys and aggregates of a GROUP BY, planned.
+#[derive(Clone)]
 pub struct Aggregates {
     keys: Vec<Arc<dyn PhysicalExpr>>,
     key_schema: SchemaRef,

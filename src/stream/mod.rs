@@ -21,6 +21,7 @@ pub mod memory;
 pub mod metrics;
 pub mod operator;
 pub mod operators;
+pub mod plan;
 pub mod planner;
 mod rolling_sink;
 pub mod source;
@@ -97,11 +98,11 @@ pub async fn plan(
     } else {
         state.optimize(&plan)?
     };
-    let pipeline = StreamPlanner::new(state, catalog, Arc::clone(&metrics))
+    let pipeline = StreamPlanner::new(state, catalog)
         .with_emit(emit)
         .with_live_clock(live, &optimized)?
-        .plan(&optimized)
-        .await?;
+        .plan(&optimized)?
+        .build(&metrics)?;
     // Whoever shows the result folds its changes by this key.
     if let Some(key) = &pipeline.key {
         let _ = metrics.result_key.set(key.clone());

@@ -28,6 +28,7 @@ use crate::connectors::changelog::CHANGE_CODE_COLUMN;
 
 /// What the planner hands the source: a table, the columns the query reads,
 /// and its declared watermark.
+#[derive(Clone)]
 pub struct SourceSpec {
     /// The table's name, for messages.
     pub table: String,
@@ -50,6 +51,10 @@ pub struct SourceSpec {
     /// this long, it stops holding back a merge's watermark (see
     /// [`super::idle`]).
     pub idle_timeout: Option<std::time::Duration>,
+    /// The table is scanned more than once and can be read once (stdin):
+    /// its scans share one source, which reads every column and applies no
+    /// filter (each scan selects its own after it).
+    pub shared: bool,
 }
 
 /// How often a processing-time source moves its watermark while no rows

@@ -1,6 +1,7 @@
 //! An operator built when the query starts from rows a batch plan reads then
 //! (a lookup join's table), so that planning, and so `EXPLAIN`, reads
-//! nothing: the plan is only planned until the operator opens.
+//! nothing: the batch plan is made physical (which may list files) and run
+//! only when the operator opens.
 
 use std::sync::Arc;
 
@@ -17,12 +18,15 @@ use crate::stream::operator::{Event, Nanos, Operator, StreamBatch};
 /// Makes the operator from the rows the plan read.
 pub type Build = Box<dyn FnOnce(RecordBatch) -> Result<Box<dyn Operator>> + Send>;
 
+/// Makes the physical plan of the rows to read.
+pub type Planning = Box<dyn FnOnce() -> BoxFuture<'static, Result<Arc<dyn ExecutionPlan>>> + Send>;
+
 /// The operator, before and after it opens.
 pub struct DeferredOperator {
     /// What EXPLAIN calls it before it is built.
     name: String,
-    /// The rows to read when it opens.
-    plan: Arc<dyn ExecutionPlan>,
+    /// The plan of the rows to read when it opens; `None` once it did.
+    plan: Option<Planning>,
     /// `Some` until it opens.
     build: Option<Build>,
     /// `Some` once it opened.
@@ -33,11 +37,12 @@ pub struct DeferredOperator {
 }
 
 impl DeferredOperator {
-    /// An operator `name` that `build` makes out of what `plan` reads.
-    pub fn new(name: String, plan: Arc<dyn ExecutionPlan>, build: Build) -> Self {
+    /// An operator `name` that `build` makes out of what the plan `plan`
+    /// makes reads.
+    pub fn new(name: String, plan: Planning, build: Build) -> Self {
         Self {
             name,
-            plan,
+            plan: Some(plan),
             build: Some(build),
             operator: None,
             restored: None,
@@ -62,11 +67,12 @@ impl Operator for DeferredOperator {
 
     fn open(&mut self, task: Arc<TaskContext>) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let Some(build) = self.build.take() else {
+            let (Some(build), Some(plan)) = (self.build.take(), self.plan.take()) else {
                 return Ok(()); // opened already
             };
-            let schema = self.plan.schema();
-            let batches = datafusion::physical_plan::collect(Arc::clone(&self.plan), task).await?;
+            let plan = plan().await?;
+            let schema = plan.schema();
+            let batches = datafusion::physical_plan::collect(plan, task).await?;
             let rows = arrow::compute::concat_batches(&schema, &batches)?;
             let mut operator = build(rows)?;
             if let Some(state) = self.restored.take() {
@@ -154,7 +160,9 @@ mod tests {
                 false,
             )))
         });
-        DeferredOperator::new("a sort".into(), Arc::new(EmptyExec::new(rows())), build)
+        let plan: Planning =
+            Box::new(|| Box::pin(async { Ok(Arc::new(EmptyExec::new(rows())) as Arc<dyn ExecutionPlan>) }));
+        DeferredOperator::new("a sort".into(), plan, build)
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@
 
 pub mod dedup;
 pub mod deferred;
+pub mod emit_on_watermark;
 pub mod final_aggregate;
 pub mod interval_join;
 pub mod join;

@@ -58,6 +58,7 @@ use crate::stream::operator::{
 };
 
 /// What an [`OverAggregateOperator`] computes.
+#[derive(Clone)]
 pub struct OverAggregateSpec {
     /// The functions, sharing one PARTITION BY and one ORDER BY that starts
     /// with the event time, ascending (the planner checks).

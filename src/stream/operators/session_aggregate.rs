@@ -37,6 +37,7 @@ use crate::stream::operator::{
 };
 
 /// Everything the planner decided for one session aggregate.
+#[derive(Clone)]
 pub struct SessionAggregateSpec {
     /// The inactivity that ends a session.
     pub gap: Nanos,

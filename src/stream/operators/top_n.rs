@@ -54,6 +54,7 @@ struct Key {
 }
 
 /// What a Top-N ranks by.
+#[derive(Clone)]
 pub struct Ranking {
     /// The key (a `ROW_NUMBER()`'s PARTITION BY; none for `ORDER BY ...
     /// LIMIT`).

@@ -121,6 +121,7 @@ pub struct PaneColumns {
 }
 
 /// Everything the planner decided for one windowed aggregate.
+#[derive(Clone)]
 pub struct WindowAggregateSpec {
     /// The panes and how they make windows.
     pub panes: Panes,

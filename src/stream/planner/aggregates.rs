@@ -2,38 +2,13 @@
 //! replay.
 
 use super::*;
-use crate::stream::operators::updating_aggregate::{
-    UpdatingAggregateOperator, UpdatingAggregateSpec, WindowClose,
-};
+use crate::stream::plan::{ClosingWindows, UpdatingAggregateNode};
 
 impl StreamPlanner<'_> {
-    pub(super) async fn aggregate(
-        &mut self,
-        aggregate: &datafusion::logical_expr::Aggregate,
-    ) -> Result<Planned> {
+    pub(super) fn aggregate(&mut self, aggregate: &datafusion::logical_expr::Aggregate) -> Result<Planned> {
+        // A window right below: SESSION's keys are its PARTITION BY.
         let window = window_below(&aggregate.input);
-        // Panes and sessions only when the aggregate groups by the window's
-        // bounds: otherwise it needs every copy of a row (count(*) over HOP).
-        let by_window = aggregate.group_expr.iter().any(|e| {
-            matches!(e, Expr::Column(c) if [WINDOW_START, WINDOW_END, WINDOW_TIME].contains(&c.name.as_str()))
-        });
-        // Over a table with no watermark, windows never close: the aggregate
-        // updates instead, with the window bounds as ordinary keys, so rows
-        // must carry their own windows, not panes.
-        let unwatermarked = self.reads_unwatermarked(&aggregate.input);
-        // Over a changelog a row taken back must find its windows: each row
-        // carries its own (copies for HOP and CUMULATE), not a pane.
-        let changelog = self.reads_changelog(&aggregate.input);
-        let panes = by_window
-            && !unwatermarked
-            && window.is_some_and(|w| match w.kind {
-                WindowKind::Tumble { .. } => false,
-                WindowKind::Session { .. } => true,
-                // EMIT CHANGES shows each window as it grows: rows are copied
-                // into their windows rather than aggregated per pane.
-                _ => !self.changes && !changelog,
-            });
-        let planned = self.node(&aggregate.input, panes).await?;
+        let planned = self.node(&aggregate.input)?;
         let input = aggregate.input.schema();
         let grouped = |lineage: &WindowLineage| {
             aggregate.group_expr.iter().any(|e| match e {
@@ -122,15 +97,13 @@ impl StreamPlanner<'_> {
             aggregates,
             schema: Arc::new(aggregate.schema.as_arrow().clone()),
         };
-        let late = LateRows::new(Arc::clone(&self.metrics), planned.sources.late_path.clone());
-        let operator = WindowAggregateOperator::new(spec, late);
-        let operator = if self.changes {
-            operator.emit_changes()?
-        } else {
-            operator
+        let node = StreamNode::WindowAggregate {
+            spec,
+            late: planned.sources.late_path.clone(),
+            emit_changes: self.changes,
         };
         let lineage = output_lineage(lineage.kind, &group_columns);
-        Ok(self.then(&planned, Box::new(operator), Some(lineage)))
+        Ok(self.then(&planned, node, Some(lineage)))
     }
 }
 
@@ -187,10 +160,10 @@ impl StreamPlanner<'_> {
                 );
             }
         };
-        let windows = WindowClose {
+        let windows = ClosingWindows {
             column,
             to_end,
-            late: LateRows::new(Arc::clone(&self.metrics), planned.sources.late_path.clone()),
+            late: planned.sources.late_path.clone(),
             emit_changes: self.changes,
         };
         let mut out = self.updating_aggregate(aggregate, planned, Some(windows))?;
@@ -222,7 +195,7 @@ impl StreamPlanner<'_> {
         &mut self,
         aggregate: &datafusion::logical_expr::Aggregate,
         input_plan: &Planned,
-        windows: Option<WindowClose>,
+        windows: Option<ClosingWindows>,
     ) -> Result<Planned> {
         if aggregate
             .group_expr
@@ -253,17 +226,17 @@ impl StreamPlanner<'_> {
             && !self.changes
             && windows.is_none()
         {
-            let operator = FinalAggregateOperator::try_new(
+            let node = StreamNode::FinalAggregate {
                 aggregates,
                 group_columns,
                 schema,
-                Arc::new(input.as_arrow().clone()),
-            )?;
-            return Ok(self.then(input_plan, Box::new(operator), None));
+                input_schema: Arc::new(input.as_arrow().clone()),
+            };
+            return Ok(self.then(input_plan, node, None));
         }
         // A window's groups are bounded by its close, not by a TTL.
         let ttl = self.state_ttl().filter(|_| windows.is_none());
-        let spec = UpdatingAggregateSpec {
+        let node = UpdatingAggregateNode {
             aggregates,
             group_columns,
             schema,
@@ -276,8 +249,7 @@ impl StreamPlanner<'_> {
             },
             windows,
         };
-        let operator = UpdatingAggregateOperator::try_new(spec)?.with_metrics(Arc::clone(&self.metrics));
-        let mut planned = self.then(input_plan, Box::new(operator), None);
+        let mut planned = self.then(input_plan, StreamNode::UpdatingAggregate(node), None);
         planned.updating = Some(if aggregate.aggr_expr.is_empty() {
             "a DISTINCT or GROUP BY without a window, which updates its result as rows come".to_string()
         } else {
@@ -359,10 +331,12 @@ impl StreamPlanner<'_> {
             aggregates,
             schema: Arc::new(aggregate.schema.as_arrow().clone()),
         };
-        let late = LateRows::new(Arc::clone(&self.metrics), input_plan.sources.late_path.clone());
-        let operator = SessionAggregateOperator::try_new(spec, late)?;
+        let node = StreamNode::SessionAggregate {
+            spec,
+            late: input_plan.sources.late_path.clone(),
+        };
         let lineage = output_lineage(lineage.kind, &group_columns);
-        Ok(self.then(input_plan, Box::new(operator), Some(lineage)))
+        Ok(self.then(input_plan, node, Some(lineage)))
     }
 }
 

@@ -3,19 +3,18 @@
 
 use super::*;
 use crate::stream::interval_bounds::join_interval_bounds;
-use crate::stream::operator::MultiInputOperator;
-use crate::stream::operators::interval_join::IntervalJoinOperator;
 use crate::stream::operators::join::JoinSpec;
+use crate::stream::operators::lookup_join::LookupJoinOperator;
 use crate::stream::operators::stream_join::StreamJoinOperator;
 use crate::stream::operators::window_join::WindowBound;
-use crate::stream::operators::window_join::WindowJoinOperator;
+use crate::stream::plan::LookupJoinNode;
 
 impl StreamPlanner<'_> {
     /// A join: of two streams (both sides stream), or of a stream with a
     /// bounded table (a lookup). A side is a lookup table when it is bounded
     /// and the other is not; in a bounded replay, when it has no watermark
     /// while the other has one, or reads no table at all (HOP's shifts).
-    pub(super) async fn join(&mut self, join: &datafusion::logical_expr::Join) -> Result<Planned> {
+    pub(super) fn join(&mut self, join: &datafusion::logical_expr::Join) -> Result<Planned> {
         use datafusion::common::JoinType;
         let (left, right) = (self.sources_of(&join.left), self.sources_of(&join.right));
         let lookup_side = match (left.bounded, right.bounded) {
@@ -39,8 +38,8 @@ impl StreamPlanner<'_> {
         };
         match lookup_side {
             // `Some(true)`: the left side is the table.
-            Some(table_is_left) => self.lookup_join(join, !table_is_left).await,
-            None => self.stream_join(join).await,
+            Some(table_is_left) => self.lookup_join(join, !table_is_left),
+            None => self.stream_join(join),
         }
     }
 }
@@ -51,14 +50,14 @@ impl StreamPlanner<'_> {
     /// interval join when the condition bounds one side's time by the
     /// other's; otherwise a regular join that keeps every row (for
     /// `state.ttl`, or for ever, with a warning).
-    async fn stream_join(&mut self, join: &datafusion::logical_expr::Join) -> Result<Planned> {
+    fn stream_join(&mut self, join: &datafusion::logical_expr::Join) -> Result<Planned> {
         if join.null_equality == datafusion::common::NullEquality::NullEqualsNull {
             return not_impl_err!(
                 "a join of two streams where NULL keys match (IS NOT DISTINCT FROM) is not supported yet; compare with ="
             );
         }
-        let left = self.node(&join.left, false).await?;
-        let right = self.node(&join.right, false).await?;
+        let left = self.node(&join.left)?;
+        let right = self.node(&join.right)?;
         let updating_input = left.updating.clone().or_else(|| right.updating.clone());
         let (left_schema, right_schema) = (join.left.schema(), join.right.schema());
         let (left_keys, right_keys): (Vec<_>, Vec<_>) = join.on.iter().cloned().unzip();
@@ -83,10 +82,7 @@ impl StreamPlanner<'_> {
             schema: Arc::new(join.schema.as_arrow().clone()),
         };
         let sources = left.sources.and(&right.sources);
-        let metrics = Arc::clone(&self.metrics);
-        let late = || {
-            [&left, &right].map(|side| LateRows::new(Arc::clone(&metrics), side.sources.late_path.clone()))
-        };
+        let late = [&left, &right].map(|side| side.sources.late_path.clone());
         let needs_watermark = |kind: &str| match &sources.unwatermarked {
             Some(table) => plan_err!(
                 "table '{table}' has no watermark, so {kind} over it would never free its state: declare one, as in WATERMARK FOR ts AS ts - INTERVAL '5' SECOND"
@@ -94,25 +90,24 @@ impl StreamPlanner<'_> {
             None => Ok(()),
         };
         let window = window_join_bounds(join, &left, &right);
-        // (operator, window bounds of its output, whether it is updating)
-        let (operator, lineage, updating): (Box<dyn MultiInputOperator>, _, _) = if let Some((
-            left_end,
-            right_end,
-            lineage,
-        )) = window
-        {
+        // (node, window bounds of its output, whether it is updating)
+        let (node, lineage, updating) = if let Some((left_end, right_end, lineage)) = window {
             needs_watermark("a window join")?;
             self.appended_only(&left, "a window join")?;
             self.appended_only(&right, "a window join")?;
-            let operator = WindowJoinOperator::try_new(spec, left_end, right_end, late())?;
-            (Box::new(operator), lineage, None)
+            let node = StreamNode::WindowJoin {
+                spec,
+                left_end,
+                right_end,
+                late,
+            };
+            (node, lineage, None)
         } else if let Some((bounds, _)) = join_interval_bounds(join) {
             needs_watermark("an interval join")?;
             sources.orders_by_event_time("an interval join")?;
             self.appended_only(&left, "an interval join")?;
             self.appended_only(&right, "an interval join")?;
-            let operator = IntervalJoinOperator::try_new(spec, bounds, late())?;
-            (Box::new(operator), None, None)
+            (StreamNode::IntervalJoin { spec, bounds, late }, None, None)
         } else {
             let ttl = self.state_ttl();
             if ttl.is_none() || sources.unwatermarked.is_some() {
@@ -125,27 +120,29 @@ impl StreamPlanner<'_> {
                         join.join_type
                     ));
             }
-            let mut operator = StreamJoinOperator::try_new(spec, ttl)?;
-            if updating_input.is_some() {
-                operator = operator.with_updating_inputs(Arc::clone(&self.metrics));
-            }
             // An outer (anti) row is sent padded (alone) at once, and
             // retracted when its match comes; a join of an updating input
             // takes back what its retracted rows made.
-            let updating = match updating_input {
+            let updating = match &updating_input {
                 Some(input) => Some(format!("a join of two streams over {input}")),
-                None => operator.is_updating().then(|| {
-                    format!(
-                        "the {} join of two streams, which retracts its NULL-padded rows",
-                        join.join_type
-                    )
-                }),
+                None => StreamJoinOperator::try_new(spec.clone(), ttl)?
+                    .is_updating()
+                    .then(|| {
+                        format!(
+                            "the {} join of two streams, which retracts its NULL-padded rows",
+                            join.join_type
+                        )
+                    }),
             };
-            (Box::new(operator), None, updating)
+            let node = StreamNode::StreamJoin {
+                spec,
+                ttl,
+                updating_inputs: updating_input.is_some(),
+            };
+            (node, None, updating)
         };
-        let tail = self.graph.merge(vec![left.tail, right.tail], operator)?;
         Ok(Planned {
-            tail,
+            plan: StreamPlan::over(node, vec![left.plan, right.plan]),
             lineage,
             sources,
             updating,
@@ -156,7 +153,7 @@ impl StreamPlanner<'_> {
 impl StreamPlanner<'_> {
     /// A join of the stream with a bounded table: the stream's side streams;
     /// the other is read once, in batch, and looked up.
-    pub(super) async fn lookup_join(
+    pub(super) fn lookup_join(
         &mut self,
         join: &datafusion::logical_expr::Join,
         stream_is_left: bool,
@@ -169,10 +166,9 @@ impl StreamPlanner<'_> {
         // The table side is plain batch: lower its windows as batch does.
         let table_plan =
             crate::plan::LowerWindows.analyze(table_side.as_ref().clone(), self.state.config_options())?;
-        let physical = self.state.create_physical_plan(&table_plan).await?;
         // An updating stream is looked up too: the table does not change, so
         // the join of a change is the change of the join.
-        let stream = self.node(stream_side, false).await?;
+        let stream = self.node(stream_side)?;
         let (stream_keys, table_keys): (Vec<&Expr>, Vec<&Expr>) = join
             .on
             .iter()
@@ -195,21 +191,17 @@ impl StreamPlanner<'_> {
         let join_type = join.join_type;
         let pairs_schema = Arc::new(pairs_schema.as_arrow().clone());
         let schema = Arc::new(join.schema.as_arrow().clone());
-        let lookup = move |table: RecordBatch| {
-            LookupJoinOperator::try_new(
-                join_type,
-                stream_is_left,
-                stream_keys.clone(),
-                table,
-                table_keys.clone(),
-                filter.clone(),
-                Arc::clone(&pairs_schema),
-                Arc::clone(&schema),
-            )
-        };
         // Refused kinds are refused now; the table is read when the query starts.
-        lookup(RecordBatch::new_empty(physical.schema()))?;
-        let build: Build = Box::new(move |table| Ok(Box::new(lookup(table)?) as Box<dyn Operator>));
+        LookupJoinOperator::try_new(
+            join_type,
+            stream_is_left,
+            stream_keys.clone(),
+            RecordBatch::new_empty(Arc::new(table_plan.schema().as_arrow().clone())),
+            table_keys.clone(),
+            filter.clone(),
+            Arc::clone(&pairs_schema),
+            Arc::clone(&schema),
+        )?;
         let tables = tables_of(table_side);
         let name = format!(
             "LookupJoin: {join_type} join, the stream {} {}, read when the query starts",
@@ -219,7 +211,18 @@ impl StreamPlanner<'_> {
                 false => format!("bounded table {}", tables.join(", ")),
             }
         );
-        let operator = DeferredOperator::new(name, physical, build);
+        let node = LookupJoinNode {
+            name,
+            table: table_plan,
+            session: self.state.clone(),
+            join_type,
+            stream_is_left,
+            stream_keys,
+            table_keys,
+            filter,
+            pairs_schema,
+            schema,
+        };
         // The stream's window bounds move right by the table's width when the
         // table's columns come first.
         let offset = if stream_is_left {
@@ -228,26 +231,27 @@ impl StreamPlanner<'_> {
             table_side.schema().fields().len()
         };
         let lineage = stream.lineage.and_then(|l| l.remap(|i| Some(i + offset)));
-        Ok(self.then(&stream, Box::new(operator), lineage))
+        Ok(self.then(&stream, StreamNode::LookupJoin(Box::new(node)), lineage))
     }
 }
 
 impl StreamPlanner<'_> {
     /// `UNION ALL` of streams (or of streams and tables): every input streams.
-    pub(super) async fn union(&mut self, union: &datafusion::logical_expr::Union) -> Result<Planned> {
+    pub(super) fn union(&mut self, union: &datafusion::logical_expr::Union) -> Result<Planned> {
         let mut inputs = Vec::with_capacity(union.inputs.len());
         for input in &union.inputs {
-            inputs.push(self.node(input, false).await?);
+            inputs.push(self.node(input)?);
         }
         if inputs.is_empty() {
             return plan_err!("a UNION with no inputs");
         }
         let sources = inputs.iter().fold(Sources::none(), |all, i| all.and(&i.sources));
         let schema = Arc::new(union.schema.as_arrow().clone());
-        let operator = UnionOperator::new(inputs.len(), schema);
-        let tail = self
-            .graph
-            .merge(inputs.iter().map(|i| i.tail).collect(), Box::new(operator))?;
+        let node = StreamNode::Union {
+            inputs: inputs.len(),
+            schema,
+        };
+        let plan = StreamPlan::over(node, inputs.iter().map(|i| Arc::clone(&i.plan)).collect());
         // Window bounds survive a union only where every input has them at
         // the same place, of the same window.
         let lineage = inputs
@@ -259,7 +263,7 @@ impl StreamPlanner<'_> {
             })
             .flatten();
         Ok(Planned {
-            tail,
+            plan,
             lineage,
             sources,
             updating: inputs.iter().find_map(|i| i.updating.clone()),

@@ -20,6 +20,7 @@ mod aggregates;
 mod joins;
 mod lineage;
 mod ordering;
+mod panes;
 mod result_key;
 mod windows;
 
@@ -42,25 +43,16 @@ use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_planner::create_window_expr;
-use futures::future::BoxFuture;
 
-use super::graph::{Graph, GraphBuilder, Tail};
+use super::graph::Graph;
 use super::groups::Aggregates;
-use super::late::LateRows;
 use super::operator::MILLISECOND;
-use super::operator::Operator;
-use super::operators::deferred::{Build, DeferredOperator};
-use super::operators::final_aggregate::FinalAggregateOperator;
-use super::operators::lookup_join::LookupJoinOperator;
-use super::operators::session_aggregate::{SessionAggregateOperator, SessionAggregateSpec};
-use super::operators::sort::SortPerWatermarkOperator;
-use super::operators::stateless::{FilterOperator, LimitOperator, ProjectionOperator, RenameOperator};
-use super::operators::union::UnionOperator;
+use super::operators::session_aggregate::SessionAggregateSpec;
 use super::operators::updating_aggregate::EmitInterval;
 use super::operators::window_aggregate::{
-    GroupColumn, PaneColumns, Panes, WindowAggregateOperator, WindowAggregateSpec, WindowColumn,
+    GroupColumn, PaneColumns, Panes, WindowAggregateSpec, WindowColumn,
 };
-use super::operators::window_functions::WindowFunctionOperator;
+use super::plan::{StreamNode, StreamPlan};
 use super::source::SourceSpec;
 use super::{StreamMetrics, changelog_schema};
 use crate::connectors::Boundedness;
@@ -70,10 +62,13 @@ use crate::sql::Emit;
 use lineage::{WindowLineage, is_bound_column, output_lineage, strip_alias};
 use windows::window_below;
 
-/// A planned continuous query: its operator graph.
-pub struct Pipeline {
-    /// Sources, operators and the sink.
-    pub graph: Graph,
+/// A planned continuous query: its stream plan and what its rows are like.
+pub struct StreamQuery {
+    /// What runs: sources, operators, and their inputs.
+    pub plan: Arc<StreamPlan>,
+    /// What planning found worth saying when the query starts (and in
+    /// EXPLAIN): state that grows without bound, and such.
+    pub warnings: Vec<String>,
     /// The rows that come out (after the change column, with `EMIT CHANGES`).
     pub schema: SchemaRef,
     /// Whether rows are a changelog (`EMIT CHANGES`, an updating result).
@@ -87,11 +82,42 @@ pub struct Pipeline {
     pub tick: Option<std::time::Duration>,
 }
 
+/// A continuous query ready to run: its plan, built.
+pub struct Pipeline {
+    /// Sources, operators and the sink, built from `query.plan`.
+    pub graph: Graph,
+    /// The rows that come out (after the change column, with `EMIT CHANGES`).
+    pub schema: SchemaRef,
+    /// Whether rows are a changelog.
+    pub changes: bool,
+    /// A changelog's key (see [`StreamQuery::key`]).
+    pub key: Option<Vec<String>>,
+    /// See [`StreamQuery::tick`].
+    pub tick: Option<std::time::Duration>,
+}
+
+impl StreamQuery {
+    /// Build the query's operators, which count into `metrics`; the
+    /// planner's warnings go there too.
+    pub fn build(self, metrics: &Arc<StreamMetrics>) -> Result<Pipeline> {
+        if let Ok(mut warnings) = metrics.warnings.lock() {
+            warnings.extend(self.warnings.iter().cloned());
+        }
+        Ok(Pipeline {
+            graph: self.plan.build(metrics)?,
+            schema: self.schema,
+            changes: self.changes,
+            key: self.key,
+            tick: self.tick,
+        })
+    }
+}
+
 /// A planned sub-query: where its rows come out, where its window bounds
 /// are, and what its sources are like.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Planned {
-    tail: Tail,
+    plan: Arc<StreamPlan>,
     lineage: Option<WindowLineage>,
     sources: Sources,
     /// Its rows are changes (`+I`, `-D`, ...), not only appended rows: what
@@ -101,10 +127,10 @@ struct Planned {
 }
 
 impl Planned {
-    /// The same rows out of another tail, with other window bounds.
-    fn at(&self, tail: Tail, lineage: Option<WindowLineage>) -> Planned {
+    /// The same sources' rows out of another node, with other window bounds.
+    fn at(&self, plan: Arc<StreamPlan>, lineage: Option<WindowLineage>) -> Planned {
         Planned {
-            tail,
+            plan,
             lineage,
             sources: self.sources.clone(),
             updating: self.updating.clone(),
@@ -170,8 +196,8 @@ impl Sources {
 pub struct StreamPlanner<'a> {
     state: &'a SessionState,
     catalog: &'a SourceCatalog,
-    metrics: Arc<StreamMetrics>,
-    graph: GraphBuilder,
+    /// See [`StreamQuery::warnings`].
+    warnings: Vec<String>,
     /// `EMIT CHANGES`: windowed aggregates emit early results as a changelog.
     changes: bool,
     /// An operator refused an updating input (see [`StreamPlanner::plan`]).
@@ -181,6 +207,9 @@ pub struct StreamPlanner<'a> {
     on_window_close: bool,
     /// The stdin table a scan reads, once a scan has (it can be read once).
     stdin_read_by: Option<String>,
+    /// How many times the query scans each stdin table: scans of one
+    /// scanned more than once share its reader.
+    stdin_scans: std::collections::HashMap<String, usize>,
     /// A bounded replay whose updating GROUP BY feeds an operator that takes
     /// appended rows only: GROUP BYs without a window aggregate to the end of
     /// input and emit once, as batch does.
@@ -196,16 +225,16 @@ pub struct StreamPlanner<'a> {
 
 impl<'a> StreamPlanner<'a> {
     /// A planner over a session analyzed without batch's window lowering.
-    pub fn new(state: &'a SessionState, catalog: &'a SourceCatalog, metrics: Arc<StreamMetrics>) -> Self {
+    pub fn new(state: &'a SessionState, catalog: &'a SourceCatalog) -> Self {
         Self {
             state,
             catalog,
-            metrics,
-            graph: GraphBuilder::default(),
+            warnings: Vec::new(),
             changes: false,
             on_window_close: false,
             refused_updating: false,
             stdin_read_by: None,
+            stdin_scans: Default::default(),
             final_at_end: false,
             live_clock: false,
             processing_time: false,
@@ -280,10 +309,10 @@ impl<'a> StreamPlanner<'a> {
     /// refuses the changelog of a GROUP BY (an ORDER BY or a window function
     /// over its result) is planned again with the GROUP BY aggregated to the
     /// end of input, which emits its rows once, as batch does.
-    pub async fn plan(mut self, plan: &LogicalPlan) -> Result<Pipeline> {
-        let (state, catalog, metrics) = (self.state, self.catalog, Arc::clone(&self.metrics));
+    pub fn plan(mut self, plan: &LogicalPlan) -> Result<StreamQuery> {
+        let (state, catalog) = (self.state, self.catalog);
         let (changes, on_window_close) = (self.changes, self.on_window_close);
-        match self.plan_once(plan).await {
+        match self.plan_once(plan) {
             Err(_)
                 if self.refused_updating
                     && crate::plan::choose_executor(plan, catalog)?
@@ -291,23 +320,25 @@ impl<'a> StreamPlanner<'a> {
                         .iter()
                         .all(|s| s.boundedness == Boundedness::Bounded) =>
             {
-                if let Ok(mut warnings) = metrics.warnings.lock() {
-                    warnings.clear();
-                }
-                let mut again = StreamPlanner::new(state, catalog, metrics);
+                let mut again = StreamPlanner::new(state, catalog);
                 again.live_clock = self.live_clock;
                 again.processing_time = self.processing_time;
                 again.changes = changes;
                 again.on_window_close = on_window_close;
                 again.final_at_end = true;
-                again.plan_once(plan).await
+                again.plan_once(plan)
             }
             other => other,
         }
     }
 
-    async fn plan_once(&mut self, plan: &LogicalPlan) -> Result<Pipeline> {
-        let planned = self.node(plan, false).await?;
+    fn plan_once(&mut self, plan: &LogicalPlan) -> Result<StreamQuery> {
+        let marked = self.mark_panes(plan.clone())?;
+        self.stdin_scans = self.count_stdin_scans(&marked);
+        let mut planned = self.node(&marked)?;
+        if self.on_window_close && planned.updating.is_none() && !holds_for_the_watermark(&planned.plan) {
+            planned = self.emit_on_watermark(planned, &marked)?;
+        }
         // An updating result goes out as a changelog.
         self.changes |= planned.updating.is_some();
         let schema = plan.schema().as_arrow().clone();
@@ -316,8 +347,9 @@ impl<'a> StreamPlanner<'a> {
         } else {
             schema
         };
-        Ok(Pipeline {
-            graph: std::mem::take(&mut self.graph).finish(planned.tail)?,
+        Ok(StreamQuery {
+            plan: planned.plan.optimized()?,
+            warnings: std::mem::take(&mut self.warnings),
             schema: Arc::new(schema),
             changes: self.changes,
             key: self.changes.then(|| result_key::result_key(plan)).flatten(),
@@ -325,61 +357,52 @@ impl<'a> StreamPlanner<'a> {
         })
     }
 
-    fn node<'b>(&'b mut self, node: &'b LogicalPlan, panes: bool) -> BoxFuture<'b, Result<Planned>> {
-        Box::pin(async move {
-            match node {
-                LogicalPlan::TableScan(scan) => {
-                    let provider = source_as_provider(&scan.source)?;
-                    self.scan(scan.table_name.to_string(), provider, scan).await
-                }
-                LogicalPlan::Projection(projection) => {
-                    let planned = self.node(&projection.input, panes).await?;
-                    self.project(&planned, projection)
-                }
-                LogicalPlan::Filter(filter) => {
-                    if let Some(ranked) = self.ranked(filter).await? {
-                        return Ok(ranked);
-                    }
-                    let planned = self.node(&filter.input, panes).await?;
-                    let predicate = self.physical(&filter.predicate, filter.input.schema())?;
-                    Ok(self.then(
-                        &planned,
-                        Box::new(FilterOperator::new(predicate)),
-                        planned.lineage,
-                    ))
-                }
-                LogicalPlan::SubqueryAlias(alias) => {
-                    let planned = self.node(&alias.input, panes).await?;
-                    let rename = RenameOperator::new(Arc::new(alias.schema.as_arrow().clone()));
-                    Ok(self.then(&planned, Box::new(rename), planned.lineage))
-                }
-                LogicalPlan::Limit(limit) => {
-                    let (SkipType::Literal(skip), FetchType::Literal(fetch)) =
-                        (limit.get_skip_type()?, limit.get_fetch_type()?)
-                    else {
-                        return plan_err!("LIMIT and OFFSET must be constants in a continuous query");
-                    };
-                    self.limit(limit, (skip, fetch), panes).await
-                }
-                LogicalPlan::Join(join) => self.join(join).await,
-                LogicalPlan::Union(union) => self.union(union).await,
-                LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate).await,
-                LogicalPlan::Sort(sort) => self.sort(sort).await,
-                LogicalPlan::Window(window) => self.window_functions(window, None).await,
-                other => match WindowTvf::from_plan(other) {
-                    Some(window) => self.window(window, panes).await,
-                    None => refuse(other),
-                },
+    fn node(&mut self, node: &LogicalPlan) -> Result<Planned> {
+        match node {
+            LogicalPlan::TableScan(scan) => {
+                let provider = source_as_provider(&scan.source)?;
+                self.scan(scan.table_name.to_string(), provider, scan)
             }
-        })
+            LogicalPlan::Projection(projection) => {
+                let planned = self.node(&projection.input)?;
+                self.project(&planned, projection)
+            }
+            LogicalPlan::Filter(filter) => {
+                if let Some(ranked) = self.ranked(filter)? {
+                    return Ok(ranked);
+                }
+                let planned = self.node(&filter.input)?;
+                let predicate = self.physical(&filter.predicate, filter.input.schema())?;
+                Ok(self.then(&planned, StreamNode::Filter { predicate }, planned.lineage))
+            }
+            LogicalPlan::SubqueryAlias(alias) => {
+                let planned = self.node(&alias.input)?;
+                let schema = Arc::new(alias.schema.as_arrow().clone());
+                Ok(self.then(&planned, StreamNode::Rename { schema }, planned.lineage))
+            }
+            LogicalPlan::Limit(limit) => {
+                let (SkipType::Literal(skip), FetchType::Literal(fetch)) =
+                    (limit.get_skip_type()?, limit.get_fetch_type()?)
+                else {
+                    return plan_err!("LIMIT and OFFSET must be constants in a continuous query");
+                };
+                self.limit(limit, (skip, fetch))
+            }
+            LogicalPlan::Join(join) => self.join(join),
+            LogicalPlan::Union(union) => self.union(union),
+            LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate),
+            LogicalPlan::Sort(sort) => self.sort(sort),
+            LogicalPlan::Window(window) => self.window_functions(window, None),
+            other => match WindowTvf::from_plan(other) {
+                Some(window) => self.window(window),
+                None => refuse(other),
+            },
+        }
     }
 
-    /// Say `warning` on stderr when the query starts, and in EXPLAIN: both
-    /// read the query's metrics.
-    fn warn(&self, warning: String) {
-        if let Ok(mut warnings) = self.metrics.warnings.lock() {
-            warnings.push(warning);
-        }
+    /// Say `warning` on stderr when the query starts, and in EXPLAIN.
+    fn warn(&mut self, warning: String) {
+        self.warnings.push(warning);
     }
 
     /// Refuse an operator that takes appended rows only over `input` if its
@@ -395,15 +418,9 @@ impl<'a> StreamPlanner<'a> {
         Ok(())
     }
 
-    /// `operator` after `input`'s rows, with window bounds `lineage`.
-    fn then(
-        &mut self,
-        input: &Planned,
-        operator: Box<dyn Operator>,
-        lineage: Option<WindowLineage>,
-    ) -> Planned {
-        let tail = self.graph.chain(input.tail, operator);
-        input.at(tail, lineage)
+    /// `node` after `input`'s rows, with window bounds `lineage`.
+    fn then(&mut self, input: &Planned, node: StreamNode, lineage: Option<WindowLineage>) -> Planned {
+        input.at(StreamPlan::over(node, vec![Arc::clone(&input.plan)]), lineage)
     }
 
     /// `projection` over `planned`'s rows.
@@ -420,7 +437,7 @@ impl<'a> StreamPlanner<'a> {
             .collect::<Result<Vec<_>>>()?;
         let schema = Arc::new(projection.schema.as_arrow().clone());
         let lineage = planned.lineage.and_then(|l| l.through(&projection.expr, input));
-        Ok(self.then(planned, Box::new(ProjectionOperator::new(exprs, schema)), lineage))
+        Ok(self.then(planned, StreamNode::Projection { exprs, schema }, lineage))
     }
 
     /// `SET 'sluice.emit.interval'`, if set; planning an operator that
@@ -449,7 +466,7 @@ impl<'a> StreamPlanner<'a> {
         self.state.create_physical_expr(expr.clone(), schema)
     }
 
-    async fn scan(
+    fn scan(
         &mut self,
         table: String,
         provider: Arc<dyn TableProvider>,
@@ -462,16 +479,12 @@ impl<'a> StreamPlanner<'a> {
                 true => crate::plan::proctime::live_proctime(view.into_owned())?,
                 false => view.into_owned(),
             };
-            let view = self.state.optimize(&view)?;
-            let mut planned = self.node(&view, false).await?;
+            let view = self.mark_panes(self.state.optimize(&view)?)?;
+            let mut planned = self.node(&view)?;
             let view_schema = view.schema();
             for filter in &scan.filters {
                 let predicate = self.physical(filter, view_schema)?;
-                planned = self.then(
-                    &planned,
-                    Box::new(FilterOperator::new(predicate)),
-                    planned.lineage,
-                );
+                planned = self.then(&planned, StreamNode::Filter { predicate }, planned.lineage);
             }
             let columns: Vec<usize> = scan
                 .projection
@@ -489,16 +502,17 @@ impl<'a> StreamPlanner<'a> {
                 .collect::<Result<Vec<_>>>()?;
             let schema = Arc::new(scan.projected_schema.as_arrow().clone());
             let lineage = planned.lineage.and_then(|l| l.select(&columns));
-            return Ok(self.then(
-                &planned,
-                Box::new(ProjectionOperator::new(exprs, schema)),
-                lineage,
-            ));
+            return Ok(self.then(&planned, StreamNode::Projection { exprs, schema }, lineage));
         }
         let info = self.catalog.source_of(&provider);
+        let shared = info.as_ref().is_some_and(|i| i.connector == "stdin")
+            && self.stdin_scans.get(&table).is_some_and(|&n| n > 1);
         if info.as_ref().is_some_and(|i| i.connector == "stdin") {
-            // Two readers of one stdin would each get some of its lines.
-            if let Some(first) = self.stdin_read_by.replace(table.clone()) {
+            // Two readers of one stdin would each get some of its lines;
+            // scans of one table share its reader.
+            if let Some(first) = self.stdin_read_by.replace(table.clone())
+                && !(shared && first == table)
+            {
                 let what = match first == table {
                     true => format!("table '{table}' twice"),
                     false => format!("it twice (tables '{first}' and '{table}')"),
@@ -522,7 +536,7 @@ impl<'a> StreamPlanner<'a> {
         // Idleness is wall-clock time: a bounded replay never depends on it.
         let idle_timeout = info.as_ref().and_then(|i| i.idle_timeout).filter(|_| !bounded);
         let watermark = info.and_then(|i| i.watermark).map(|w| w.expr);
-        let tail = self.graph.source(SourceSpec {
+        let spec = SourceSpec {
             table,
             provider,
             projection: scan.projection.clone(),
@@ -532,14 +546,151 @@ impl<'a> StreamPlanner<'a> {
             bounded,
             processing_time: self.processing_time,
             idle_timeout,
-        });
+            shared,
+        };
+        let plan = match shared {
+            true => self.shared_scan(spec, scan)?,
+            false => StreamPlan::source(spec),
+        };
         Ok(Planned {
-            tail,
+            plan,
             lineage: None,
             sources,
             updating,
         })
     }
+}
+
+impl StreamPlanner<'_> {
+    /// One scan of a shared table (see [`SourceSpec::shared`]): the shared
+    /// source, read whole, then this scan's filters and columns.
+    fn shared_scan(
+        &self,
+        spec: SourceSpec,
+        scan: &datafusion::logical_expr::TableScan,
+    ) -> Result<Arc<StreamPlan>> {
+        let table_schema = spec.provider.schema();
+        let whole = DFSchema::try_from_qualified_schema(scan.table_name.clone(), &table_schema)?;
+        let mut plan = StreamPlan::source(SourceSpec {
+            projection: None,
+            filters: Vec::new(),
+            fetch: None,
+            ..spec
+        });
+        for filter in &scan.filters {
+            let predicate = self.physical(filter, &whole)?;
+            plan = StreamPlan::over(StreamNode::Filter { predicate }, vec![plan]);
+        }
+        let columns = scan
+            .projection
+            .clone()
+            .unwrap_or_else(|| (0..table_schema.fields().len()).collect());
+        let exprs = columns
+            .iter()
+            .map(|&i| {
+                let column =
+                    datafusion::physical_expr::expressions::Column::new(table_schema.field(i).name(), i);
+                Arc::new(column) as Arc<dyn PhysicalExpr>
+            })
+            .collect();
+        let schema = Arc::new(scan.projected_schema.as_arrow().clone());
+        Ok(StreamPlan::over(
+            StreamNode::Projection { exprs, schema },
+            vec![plan],
+        ))
+    }
+
+    /// How many times `plan` scans each stdin table, views included.
+    fn count_stdin_scans(&self, plan: &LogicalPlan) -> std::collections::HashMap<String, usize> {
+        let mut scans = std::collections::HashMap::new();
+        let _ = plan.apply(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && let Ok(provider) = source_as_provider(&scan.source)
+            {
+                match provider.get_logical_plan() {
+                    Some(view) => {
+                        for (table, n) in self.count_stdin_scans(&view) {
+                            *scans.entry(table).or_default() += n;
+                        }
+                    }
+                    None => {
+                        if self
+                            .catalog
+                            .source_of(&provider)
+                            .is_some_and(|i| i.connector == "stdin")
+                        {
+                            *scans.entry(scan.table_name.to_string()).or_default() += 1;
+                        }
+                    }
+                }
+            }
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        });
+        scans
+    }
+}
+
+impl StreamPlanner<'_> {
+    /// `EMIT ON WINDOW CLOSE` of a query with no window (nor any operator
+    /// that emits as the watermark passes): each result row is held until
+    /// the watermark passes its event time, as RisingWave does; the result
+    /// must carry a watermarked table's event-time column.
+    fn emit_on_watermark(&self, planned: Planned, plan: &LogicalPlan) -> Result<Planned> {
+        let mut columns = Vec::new();
+        let _ = plan.apply(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && let Ok(provider) = source_as_provider(&scan.source)
+                && let Some(watermark) = self.catalog.source_of(&provider).and_then(|i| i.watermark)
+            {
+                columns.push(watermark.column);
+            }
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        });
+        let schema = plan.schema().as_arrow();
+        let time = schema.fields().iter().position(|f| {
+            columns.iter().any(|c| c.eq_ignore_ascii_case(f.name()))
+                && matches!(f.data_type(), DataType::Timestamp(..))
+        });
+        let Some(time) = time else {
+            return plan_err!(
+                "EMIT ON WINDOW CLOSE over a query with no window holds each row until the watermark passes its event time, so the result must have the event-time column{}: select it, or drop EMIT ON WINDOW CLOSE",
+                match columns.is_empty() {
+                    true => " (and no table it reads declares a WATERMARK)".to_string(),
+                    false => format!(" ({})", columns.join(", ")),
+                }
+            );
+        };
+        let node = StreamNode::EmitOnWatermark {
+            time: Arc::new(datafusion::physical_expr::expressions::Column::new(
+                schema.field(time).name(),
+                time,
+            )),
+            schema: Arc::new(schema.clone()),
+            late: planned.sources.late_path.clone(),
+        };
+        Ok(planned.at(
+            StreamPlan::over(node, vec![Arc::clone(&planned.plan)]),
+            planned.lineage,
+        ))
+    }
+}
+
+/// Whether some operator of `plan` emits as the watermark passes (a
+/// window's close, a row's time), so that `EMIT ON WINDOW CLOSE` holds
+/// already.
+fn holds_for_the_watermark(plan: &StreamPlan) -> bool {
+    let holds = match &plan.node {
+        StreamNode::WindowAggregate { emit_changes, .. } => !emit_changes,
+        StreamNode::UpdatingAggregate(node) => node.windows.as_ref().is_some_and(|w| !w.emit_changes),
+        StreamNode::SessionAggregate { .. }
+        | StreamNode::WindowJoin { .. }
+        | StreamNode::WindowTopN { .. }
+        | StreamNode::OverAggregate { .. }
+        | StreamNode::Dedup { .. }
+        | StreamNode::EmitOnWatermark { .. } => true,
+        _ => false,
+    };
+    holds || plan.inputs.iter().any(|input| holds_for_the_watermark(input))
 }
 
 /// The error for a node with no incremental operator.

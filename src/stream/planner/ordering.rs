@@ -6,10 +6,10 @@
 //! of a bounded replay.
 
 use super::*;
-use crate::stream::operators::dedup::DedupOperator;
-use crate::stream::operators::over_aggregate::{OverAggregateOperator, OverAggregateSpec};
-use crate::stream::operators::top_n::{Ranking, TopNOperator};
-use crate::stream::operators::window_top_n::{WindowClose, WindowTopNOperator};
+use crate::stream::operators::over_aggregate::OverAggregateSpec;
+use crate::stream::operators::top_n::Ranking;
+use crate::stream::operators::window_top_n::WindowClose;
+use crate::stream::plan::TopNNode;
 
 impl StreamPlanner<'_> {
     /// Window functions: per emission when partitioned by a window bound of a
@@ -17,12 +17,12 @@ impl StreamPlanner<'_> {
     /// row by row when ordered by event time, else at the end of a bounded
     /// replay. `limit`: a `WHERE rn <= N` over the (one) `ROW_NUMBER()`
     /// follows, which lets a window TVF's windows drop rows past N.
-    pub(super) async fn window_functions(
+    pub(super) fn window_functions(
         &mut self,
         node: &datafusion::logical_expr::Window,
         limit: Option<usize>,
     ) -> Result<Planned> {
-        let planned = self.node(&node.input, false).await?;
+        let planned = self.node(&node.input)?;
         self.window_functions_over(planned, node, limit)
     }
 
@@ -68,12 +68,17 @@ impl StreamPlanner<'_> {
             .collect::<Result<Vec<_>>>()?;
         let input_schema = Arc::new(input.as_arrow().clone());
         let schema = Arc::new(node.schema.as_arrow().clone());
-        let late = || LateRows::new(Arc::clone(&self.metrics), planned.sources.late_path.clone());
+        let late = planned.sources.late_path.clone();
         let needs_watermark = |what: &str| planned.sources.needs_event_time(what);
         let (partition_by, order_by) = specs.first().cloned().unwrap_or_default();
         if per_window {
-            let operator = WindowFunctionOperator::new(functions, input_schema, schema, false);
-            return Ok(self.then(&planned, Box::new(operator), lineage));
+            let node = StreamNode::WindowFunctions {
+                functions,
+                input_schema,
+                schema,
+                at_end: false,
+            };
+            return Ok(self.then(&planned, node, lineage));
         }
         // Straight over a window TVF's rows, partitioned by the window: each
         // window's rows are evaluated when it closes (window Top-N, dedup).
@@ -103,9 +108,16 @@ impl StreamPlanner<'_> {
                 }
             };
             needs_watermark("a window function per window")?;
-            let operator = WindowTopNOperator::new(functions, close, input_schema, schema, limit, late());
+            let node = StreamNode::WindowTopN {
+                functions,
+                close,
+                input_schema,
+                schema,
+                limit,
+                late,
+            };
             let closed = WindowLineage { complete: true, ..l };
-            return Ok(self.then(&planned, Box::new(operator), Some(closed)));
+            return Ok(self.then(&planned, node, Some(closed)));
         }
         // Ordered by event time: each row goes out once the watermark passes it.
         if let Some(time) = self.event_time_order(&order_by, input)? {
@@ -130,8 +142,7 @@ impl StreamPlanner<'_> {
                         schema,
                         ttl,
                     };
-                    let operator = OverAggregateOperator::try_new(spec, late())?;
-                    return Ok(self.then(&planned, Box::new(operator), lineage));
+                    return Ok(self.then(&planned, StreamNode::OverAggregate { spec, late }, lineage));
                 }
             }
         }
@@ -140,8 +151,13 @@ impl StreamPlanner<'_> {
                 "window functions (OVER) on an unbounded source need ORDER BY an event-time column first (ascending; each row goes out when the watermark passes it), or PARTITION BY window_start, window_end of a window TVF or windowed aggregate (Top-N per window)"
             );
         }
-        let operator = WindowFunctionOperator::new(functions, input_schema, schema, true);
-        Ok(self.then(&planned, Box::new(operator), lineage))
+        let node = StreamNode::WindowFunctions {
+            functions,
+            input_schema,
+            schema,
+            at_end: true,
+        };
+        Ok(self.then(&planned, node, lineage))
     }
 }
 
@@ -180,7 +196,7 @@ impl StreamPlanner<'_> {
 
     /// Warn that `what` over an unbounded input keeps every key it sees
     /// unless `state.ttl` bounds it.
-    fn warn_keys_kept(&self, what: &str, planned: &Planned) {
+    fn warn_keys_kept(&mut self, what: &str, planned: &Planned) {
         if !planned.sources.bounded && self.state_ttl().is_none() {
             self.warn(format!(
                 "{what} keeps state for every key it sees and no state.ttl is set, so its state grows with the keys: SET 'state.ttl' = '1 h' forgets a key idle that long"
@@ -195,10 +211,7 @@ impl StreamPlanner<'_> {
     /// by event time, or in a replay that aggregates to the end), the window
     /// functions and then the filter, the window Top-N told `N`. `None`: not
     /// that shape (planned as the filter and window functions it is).
-    pub(super) async fn ranked(
-        &mut self,
-        filter: &datafusion::logical_expr::Filter,
-    ) -> Result<Option<Planned>> {
+    pub(super) fn ranked(&mut self, filter: &datafusion::logical_expr::Filter) -> Result<Option<Planned>> {
         // A projection may stand between (the optimizer prunes columns and
         // pulls expressions up there); the row number must pass it as is.
         let (window, projection) = match filter.input.as_ref() {
@@ -239,7 +252,7 @@ impl StreamPlanner<'_> {
         let Some(limit) = limit.filter(|_| is_row_number) else {
             return Ok(None);
         };
-        let planned = self.node(&window.input, false).await?;
+        let planned = self.node(&window.input)?;
         let input = window.input.schema();
         let by_window = planned.lineage.is_some_and(|l| {
             function
@@ -268,7 +281,7 @@ impl StreamPlanner<'_> {
         }
         if filter_after {
             let predicate = self.physical(&filter.predicate, filter.input.schema())?;
-            ranked = self.then(&ranked, Box::new(FilterOperator::new(predicate)), ranked.lineage);
+            ranked = self.then(&ranked, StreamNode::Filter { predicate }, ranked.lineage);
         }
         Ok(Some(ranked))
     }
@@ -294,16 +307,15 @@ impl StreamPlanner<'_> {
             .orders_by_event_time("a dedup ordered by event time")?;
         let function = self.window_function(expr, input)?;
         self.warn_keys_kept("a dedup", &planned);
-        let late = LateRows::new(Arc::clone(&self.metrics), planned.sources.late_path.clone());
-        let operator = DedupOperator::try_new(
+        let node = StreamNode::Dedup {
             function,
             time,
-            Arc::new(input.as_arrow().clone()),
-            Arc::new(window.schema.as_arrow().clone()),
-            self.state_ttl(),
-            late,
-        )?;
-        Ok(self.then(&planned, Box::new(operator), planned.lineage))
+            input_schema: Arc::new(input.as_arrow().clone()),
+            schema: Arc::new(window.schema.as_arrow().clone()),
+            ttl: self.state_ttl(),
+            late: planned.sources.late_path.clone(),
+        };
+        Ok(self.then(&planned, node, planned.lineage))
     }
 
     /// An updating Top-N: the best `limit` rows per key of `expr` (a
@@ -320,18 +332,16 @@ impl StreamPlanner<'_> {
         let input = window.input.schema();
         self.warn_keys_kept("a Top-N", &planned);
         let function = self.window_function(expr, input)?;
-        let operator = TopNOperator::try_new(
-            Ranking::of(function.as_ref()),
+        let node = TopNNode {
+            ranking: Ranking::of(function.as_ref()),
             limit,
-            Arc::new(input.as_arrow().clone()),
-            Arc::new(window.schema.as_arrow().clone()),
-            self.state_ttl(),
-        )?;
-        let operator = match planned.updating {
-            Some(_) => operator.retracting(Arc::clone(&self.metrics)),
-            None => operator,
+            skip: 0,
+            input_schema: Arc::new(input.as_arrow().clone()),
+            schema: Arc::new(window.schema.as_arrow().clone()),
+            ttl: self.state_ttl(),
+            retracting: planned.updating.is_some(),
         };
-        let mut ranked = self.then(&planned, Box::new(operator), planned.lineage);
+        let mut ranked = self.then(&planned, StreamNode::TopN(node), planned.lineage);
         ranked.updating = Some(
             "a Top-N (ROW_NUMBER() ... <= N) not ordered by event time, which updates its ranks as rows come"
                 .to_string(),
@@ -397,19 +407,18 @@ impl StreamPlanner<'_> {
     /// the query's. Over `ORDER BY ... LIMIT` (DataFusion's Sort with a
     /// fetch, under the Limit that has the offset) the two are one Top-N by
     /// that order. Over appended rows, the ordinary operators.
-    pub(super) async fn limit(
+    pub(super) fn limit(
         &mut self,
         limit: &datafusion::logical_expr::Limit,
         (skip, fetch): (usize, Option<usize>),
-        panes: bool,
     ) -> Result<Planned> {
         let sorted = match limit.input.as_ref() {
             LogicalPlan::Sort(sort) if sort.fetch.is_some() => Some(sort),
             _ => None,
         };
         let planned = match sorted {
-            Some(sort) => self.node(&sort.input, false).await?,
-            None => self.node(&limit.input, panes).await?,
+            Some(sort) => self.node(&sort.input)?,
+            None => self.node(&limit.input)?,
         };
         let count = match (&planned.updating, fetch) {
             // An offset counts in an order; one with a Sort out of reach
@@ -431,11 +440,7 @@ impl StreamPlanner<'_> {
                     Some(sort) => self.sort_planned(planned, sort)?,
                     None => planned,
                 };
-                return Ok(self.then(
-                    &planned,
-                    Box::new(LimitOperator::new(skip, fetch)),
-                    planned.lineage,
-                ));
+                return Ok(self.then(&planned, StreamNode::Limit { skip, fetch }, planned.lineage));
             }
         };
         match sorted {
@@ -468,22 +473,22 @@ impl StreamPlanner<'_> {
             label,
         };
         let schema = Arc::new(input.as_arrow().clone());
-        let operator = TopNOperator::try_new(
+        let node = TopNNode {
             ranking,
-            skip.saturating_add(fetch),
-            Arc::clone(&schema),
+            limit: skip.saturating_add(fetch),
+            skip,
+            input_schema: Arc::clone(&schema),
             schema,
-            self.state_ttl(),
-        )?
-        .skipping(skip)
-        .retracting(Arc::clone(&self.metrics));
-        let mut top = self.then(&planned, Box::new(operator), None);
+            ttl: self.state_ttl(),
+            retracting: true,
+        };
+        let mut top = self.then(&planned, StreamNode::TopN(node), None);
         top.updating = Some(what.to_string());
         Ok(top)
     }
 
-    pub(super) async fn sort(&mut self, sort: &datafusion::logical_expr::Sort) -> Result<Planned> {
-        let planned = self.node(&sort.input, false).await?;
+    pub(super) fn sort(&mut self, sort: &datafusion::logical_expr::Sort) -> Result<Planned> {
+        let planned = self.node(&sort.input)?;
         self.sort_planned(planned, sort)
     }
 
@@ -515,12 +520,21 @@ impl StreamPlanner<'_> {
         }
         let order = self.physical_order(&sort.expr, input)?;
         let schema = Arc::new(sort.input.schema().as_arrow().clone());
-        let operator = SortPerWatermarkOperator::new(order, schema, sort.fetch, !leads_with_window);
-        let sorted = self.then(&planned, Box::new(operator), lineage);
+        let node = StreamNode::SortPerWatermark {
+            order,
+            schema,
+            fetch: sort.fetch,
+            at_end: !leads_with_window,
+        };
+        let sorted = self.then(&planned, node, lineage);
         Ok(match sort.fetch {
             // Each emission keeps its first rows; the LIMIT holds across them.
             Some(fetch) if leads_with_window => {
-                self.then(&sorted, Box::new(LimitOperator::new(0, Some(fetch))), lineage)
+                let limit = StreamNode::Limit {
+                    skip: 0,
+                    fetch: Some(fetch),
+                };
+                self.then(&sorted, limit, lineage)
             }
             _ => sorted,
         })

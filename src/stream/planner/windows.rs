@@ -5,7 +5,8 @@ use super::*;
 
 impl StreamPlanner<'_> {
     /// A window TVF: its lowering (or, for panes, a TUMBLE of one pane).
-    pub(super) async fn window(&mut self, window: &WindowTvf, panes: bool) -> Result<Planned> {
+    pub(super) fn window(&mut self, window: &WindowTvf) -> Result<Planned> {
+        let panes = window.panes;
         let lowered = match window.kind {
             WindowKind::Hop { slide, offset, .. } if panes => {
                 retyped(window, WindowKind::Tumble { size: slide, offset })?.lower()?
@@ -22,7 +23,7 @@ impl StreamPlanner<'_> {
             _ => window.lower()?,
         };
         let lowered = TypeCoercion::new().analyze(lowered, self.state.config_options())?;
-        let planned = self.node(&lowered, false).await?;
+        let planned = self.node(&lowered)?;
         let width = window.input_width();
         let lineage = WindowLineage {
             kind: window.kind,
@@ -32,7 +33,7 @@ impl StreamPlanner<'_> {
             end: Some(width + 1),
             time: Some(width + 2),
         };
-        Ok(planned.at(planned.tail, Some(lineage)))
+        Ok(planned.at(Arc::clone(&planned.plan), Some(lineage)))
     }
 }
 
