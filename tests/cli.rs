@@ -513,6 +513,42 @@ fn a_bad_csv_value_names_its_file_line_and_column_from_1() {
 }
 
 #[test]
+fn a_continuous_replay_names_a_bad_rows_file_line_and_column_as_batch_does() {
+    let dir = dir_with(&[
+        ("small.csv", "a,b\n1,2\n3,4\n5,x\n"),
+        ("t.ndjson", "{\"a\": 1}\n{\"a\": 5.7}\n"),
+    ]);
+    let cases = [
+        (
+            "a BIGINT, b BIGINT",
+            "small.csv",
+            "csv",
+            "file small.csv line 4: Error while parsing value 'x' as type 'Int64' in column 2 ('b')",
+        ),
+        (
+            "a BIGINT",
+            "t.ndjson",
+            "json",
+            "file t.ndjson line 2: column 'a' is BIGINT but the value is 5.7, a number with a fraction",
+        ),
+    ];
+    for (columns, file, format, place) in cases {
+        let sql = format!(
+            "CREATE TABLE t ({columns}) WITH ('connector' = 'file', 'path' = '{file}', 'format' = '{format}'); SELECT * FROM t"
+        );
+        let out = run(
+            sluice_in(dir.path()).args(["--mode", "continuous", "-e", &sql]),
+            "",
+        );
+        let err = out.failed();
+        assert!(
+            err.contains(&format!("reading table 't' (file {format} {file}): {place}")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn a_json_fraction_in_a_bigint_column_of_a_file_is_an_error_naming_its_line() {
     let dir = dir_with(&[(
         "t.ndjson",
