@@ -85,12 +85,14 @@ fn reading_context(choice: &ExecutorChoice) -> Option<String> {
     }
 }
 
-/// The first bad row of the `locators`' files, read again off the runtime.
+/// The first bad row of the `locators`' files, read again.
 async fn locate(locators: Arc<Vec<Arc<BadRowLocator>>>) -> Option<String> {
-    tokio::task::spawn_blocking(move || locators.iter().find_map(|l| l.locate()))
-        .await
-        .ok()
-        .flatten()
+    for locator in locators.iter() {
+        if let Some(place) = locator.locate().await {
+            return Some(place);
+        }
+    }
+    None
 }
 
 /// EXPLAIN's rows are `(plan_type, plan)`; put Sluice's own first: the
