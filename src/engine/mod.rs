@@ -270,6 +270,7 @@ impl Engine {
                 _ => stream::execute(&state, &plan, emit, &self.catalog, Arc::clone(&metrics)).await?,
             };
             let stream = with_source_context(stream, &choice, self.locators(&choice), true);
+            metrics.watch_null_times(null_event_times.iter().map(|(_, n)| n.clone()));
             return Ok(StatementOutput {
                 stream,
                 returns_rows,
