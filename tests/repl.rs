@@ -31,6 +31,19 @@ fn shell(data_home: &Path) -> Result<PtySession, Error> {
     Ok(session)
 }
 
+/// Create the table `products` over testdata/products.parquet.
+fn create_products(s: &mut PtySession) -> Result<(), Error> {
+    s.send_line(
+        "CREATE TABLE products (product_id BIGINT, name VARCHAR, category VARCHAR, price DOUBLE) \
+         WITH ('connector' = 'file', 'path' = 'testdata/products.parquet', 'format' = 'parquet');",
+    )?;
+    // The echo redraws the prompt while the line is typed: wait for the end
+    // of the statement's echo, then for the next prompt.
+    s.exp_string("'format' = 'parquet');")?;
+    s.exp_string(PROMPT)?;
+    Ok(())
+}
+
 /// Send `\q` and wait for the shell to end.
 fn quit(mut session: PtySession) -> Result<String, Error> {
     session.send_line("\\q")?;
@@ -53,14 +66,7 @@ fn multi_line_query_commands_and_history() -> Result<(), Error> {
     s.exp_string(PROMPT)?;
 
     // \d lists a table once it exists, \d NAME describes it.
-    s.send_line(
-        "CREATE TABLE products (product_id BIGINT, name VARCHAR, category VARCHAR, price DOUBLE) \
-         WITH ('connector' = 'file', 'path' = 'testdata/products.parquet', 'format' = 'parquet');",
-    )?;
-    // The echo redraws the prompt while the line is typed: wait for the end
-    // of the statement's echo, then for the next prompt.
-    s.exp_string("'format' = 'parquet');")?;
-    s.exp_string(PROMPT)?;
+    create_products(&mut s)?;
     s.send_line("\\d")?;
     s.exp_regex(r"public [^\n]* products ")?;
     s.exp_string(PROMPT)?;
@@ -127,12 +133,61 @@ fn multi_line_query_commands_and_history() -> Result<(), Error> {
 }
 
 #[test]
+fn tab_completes_columns_and_functions() -> Result<(), Error> {
+    let home = tempfile::tempdir().expect("a temp dir");
+    let mut s = shell(home.path())?;
+    create_products(&mut s)?;
+    // A column of the table: `categ` becomes `category`, or the query fails.
+    s.send("SELECT count(DISTINCT categ")?;
+    s.send("\t")?;
+    s.send_line(") AS kinds FROM products;")?;
+    s.exp_string(") AS kinds FROM products;")?;
+    s.exp_regex(r"kinds [^\n]*\n[^\n]*\n[^\n]* \d+ ")?;
+    s.exp_regex(r"1 row")?;
+    s.exp_string(PROMPT)?;
+    // A function, with its parenthesis: `uppe` becomes `upper(`.
+    s.send("SELECT uppe")?;
+    s.send("\t")?;
+    s.send_line("'done') AS shout;")?;
+    s.exp_regex(r"shout")?;
+    s.exp_regex(r"DONE")?;
+    s.exp_string(PROMPT)?;
+    quit(s)?;
+    Ok(())
+}
+
+#[test]
+fn describe_shows_sql_types_with_their_precision() -> Result<(), Error> {
+    let home = tempfile::tempdir().expect("a temp dir");
+    let mut s = shell(home.path())?;
+    s.send_line(
+        "CREATE TABLE g (k INT, amount DECIMAL(10, 2), ts TIMESTAMP(3), d DATE) WITH ('connector' = 'datagen');",
+    )?;
+    s.exp_string("'datagen');")?;
+    s.exp_string(PROMPT)?;
+    s.send_line("\\d g")?;
+    s.exp_regex(r"k [^\n]* INT")?;
+    s.exp_regex(r"amount [^\n]* DECIMAL\(10, 2\)")?;
+    s.exp_regex(r"ts [^\n]* TIMESTAMP\(3\)")?;
+    s.exp_regex(r"d [^\n]* DATE")?;
+    s.exp_string(PROMPT)?;
+    quit(s)?;
+    Ok(())
+}
+
+#[test]
 fn include_runs_a_file() -> Result<(), Error> {
     let home = tempfile::tempdir().expect("a temp dir");
     let script = home.path().join("inc.sql");
     std::fs::write(&script, "SELECT 'from a file' AS origin;\n").expect("write the script");
     let mut s = shell(home.path())?;
     s.send_line(&format!("\\i {}", script.display()))?;
+    s.exp_string("from a file")?;
+    s.exp_string(PROMPT)?;
+    // Tab completes the path: the one file there that starts so.
+    s.send(&format!("\\i {}/in", home.path().display()))?;
+    s.send("\t")?;
+    s.send_line("")?;
     s.exp_string("from a file")?;
     s.exp_string(PROMPT)?;
     s.send_line("\\i no/such/file.sql")?;
