@@ -177,3 +177,36 @@ fn tables_read_and_copy_writes_s3() {
     assert!(ok, "{err}");
     assert!(out.ends_with("total\n30\n"), "{out}");
 }
+
+#[test]
+fn an_unreachable_host_fails_in_seconds_naming_it_and_the_cause() {
+    // A loopback port nothing listens on: the connection is refused.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let credentials = "'s3.allow_http' = 'true', 's3.region' = 'us-east-1', \
+                       's3.access_key_id' = 'k', 's3.secret_access_key' = 's'";
+    for (path, extra) in [
+        (format!("http://127.0.0.1:{port}/a.csv"), String::new()),
+        (
+            "s3://lake/a.csv".to_string(),
+            format!(", 's3.endpoint' = 'http://127.0.0.1:{port}', {credentials}"),
+        ),
+    ] {
+        let started = Instant::now();
+        let (ok, _, err) = sluice(&format!(
+            "CREATE TABLE t WITH ('connector' = 'file', 'path' = '{path}', 'format' = 'csv'{extra})"
+        ));
+        assert!(!ok);
+        assert!(
+            err.contains(&format!("cannot read '{path}': Connection refused")),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}

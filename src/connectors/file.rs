@@ -398,7 +398,7 @@ async fn check_http_file_exists(state: &dyn Session, path: &str) -> Result<()> {
         Err(object_store::Error::NotFound { .. }) => {
             plan_err!("file not found: '{path}' (the server answered 404)")
         }
-        Err(e) => plan_err!("cannot read '{path}': {e}"),
+        Err(e) => Err(object_stores::explain_error(path, e.into())),
     }
 }
 
