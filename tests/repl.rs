@@ -271,3 +271,48 @@ fn a_continuous_query_shows_each_window_and_ctrl_c_stops_it() -> Result<(), Erro
     quit(s)?;
     Ok(())
 }
+
+#[test]
+fn a_long_batch_query_draws_its_progress_bar_on_time() -> Result<(), Error> {
+    // Enough rows to keep every worker of the runtime busy for seconds.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut csv = String::from("k,v\n");
+    for i in 0..1_500_000u64 {
+        csv.push_str(&format!("{},{i}\n", i % 97));
+    }
+    std::fs::write(dir.path().join("big.csv"), csv).expect("write");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command.current_dir(dir.path()).env("TERM", "xterm").args([
+        "-e",
+        "CREATE TABLE b (k BIGINT, v BIGINT) WITH ('connector' = 'file', 'path' = 'big.csv', 'format' = 'csv');
+         SELECT k, sum(v) FROM b GROUP BY k ORDER BY k LIMIT 1",
+    ]);
+    let mut session = spawn_command(command, Some(120_000))?;
+    let screen = session.exp_eof()?;
+    // Each drawing is `\r\x1b[K[###...]  N% 0 of 2 file parts (15 MB) · 1.3 s · ...`.
+    let bars: Vec<&str> = screen.split('\r').filter(|d| d.contains("file parts")).collect();
+    let elapsed: Vec<f64> = bars
+        .iter()
+        .filter_map(|bar| {
+            // The time follows the total's `)` and a separator (its UTF-8
+            // arrives mangled, see above).
+            let (_, after) = bar.split_once(") ")?;
+            let after = after.trim_start_matches(|c: char| !c.is_ascii_digit());
+            after.split_once(" s ")?.0.parse().ok()
+        })
+        .collect();
+    assert!(
+        elapsed.len() >= 2,
+        "the bar is drawn while the query runs: {screen:?}"
+    );
+    // First drawn after a second (as it should), not once the workers let
+    // a timer through; then redrawn as time passes, not in bursts of the
+    // same numbers.
+    assert!(elapsed[0] < 4.0, "first drawn at {} s: {elapsed:?}", elapsed[0]);
+    let repeats = elapsed
+        .windows(3)
+        .filter(|w| w[0] == w[1] && w[1] == w[2])
+        .count();
+    assert_eq!(repeats, 0, "the same time drawn over and over: {elapsed:?}");
+    Ok(())
+}
