@@ -513,6 +513,42 @@ fn a_bad_csv_value_names_its_file_line_and_column_from_1() {
 }
 
 #[test]
+fn a_continuous_replay_names_a_bad_rows_file_line_and_column_as_batch_does() {
+    let dir = dir_with(&[
+        ("small.csv", "a,b\n1,2\n3,4\n5,x\n"),
+        ("t.ndjson", "{\"a\": 1}\n{\"a\": 5.7}\n"),
+    ]);
+    let cases = [
+        (
+            "a BIGINT, b BIGINT",
+            "small.csv",
+            "csv",
+            "file small.csv line 4: Error while parsing value 'x' as type 'Int64' in column 2 ('b')",
+        ),
+        (
+            "a BIGINT",
+            "t.ndjson",
+            "json",
+            "file t.ndjson line 2: column 'a' is BIGINT but the value is 5.7, a number with a fraction",
+        ),
+    ];
+    for (columns, file, format, place) in cases {
+        let sql = format!(
+            "CREATE TABLE t ({columns}) WITH ('connector' = 'file', 'path' = '{file}', 'format' = '{format}'); SELECT * FROM t"
+        );
+        let out = run(
+            sluice_in(dir.path()).args(["--mode", "continuous", "-e", &sql]),
+            "",
+        );
+        let err = out.failed();
+        assert!(
+            err.contains(&format!("reading table 't' (file {format} {file}): {place}")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn a_json_fraction_in_a_bigint_column_of_a_file_is_an_error_naming_its_line() {
     let dir = dir_with(&[(
         "t.ndjson",
@@ -867,6 +903,7 @@ fn metrics_are_one_json_object_a_second_with_the_source_rows() {
         "watermark",
         "lag_ms",
         "late_rows",
+        "null_time_rows",
         "state_rows",
         "state_bytes",
         "operators",
@@ -912,6 +949,47 @@ fn metrics_are_one_json_object_a_second_with_the_source_rows() {
     .ok();
     let again = std::fs::read_to_string(&metrics).expect("the metrics file");
     assert!(again.lines().count() > objects.len() && again.starts_with(&text));
+}
+
+#[test]
+fn rows_left_out_for_a_null_event_time_are_in_the_metrics_and_the_status_line() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let metrics = dir.path().join("metrics.ndjson");
+    // Slowed so that the status line is drawn while the query runs.
+    let sql = "CREATE TABLE slow (k BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) \
+         WITH ('connector' = 'datagen', 'rows' = '1500', 'rows-per-second' = '1000', \
+               'fields.ts.kind' = 'sequence', 'fields.ts.null-rate' = '0.1');
+         SELECT window_start, count(*) AS n FROM TABLE(TUMBLE(TABLE slow, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) \
+         GROUP BY window_start, window_end;";
+    let out = sluice(&[
+        "--mode",
+        "continuous",
+        "--progress",
+        "--metrics",
+        metrics.to_str().expect("utf-8 path"),
+        "-e",
+        sql,
+    ]);
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    // The report at the end says how many; the metrics agree.
+    let reported: u64 = out
+        .stderr
+        .lines()
+        .find_map(|l| l.split_once(" rows had a NULL event time (ts)"))
+        .and_then(|(n, _)| n.parse().ok())
+        .expect("the NULL time report");
+    assert!(reported > 0, "{out:#?}");
+    let text = std::fs::read_to_string(&metrics).expect("the metrics file");
+    let last: serde_json::Value =
+        serde_json::from_str(text.lines().last().expect("an object")).expect("JSON");
+    assert_eq!(last["null_time_rows"], reported, "{last}");
+    assert!(
+        out.stderr.contains(" · late 0 · NULL time "),
+        "the status line counts them: {out:#?}"
+    );
+    // A query without any shows none.
+    let plain = sluice(&["--mode", "continuous", "--progress", "-e", GENERATED_WINDOWS]);
+    assert!(!plain.stderr.contains("NULL time"), "{plain:#?}");
 }
 
 #[test]

@@ -86,6 +86,22 @@ fn tables_read_csv_over_http() {
     assert!(ok, "{err}");
     assert_eq!(out, "n\n3\n");
 
+    // A bad value is named by the file's URL and its line, counted from 1.
+    std::fs::write(dir.path().join("bad.csv"), "region,amount\neu,10\nus,x\n").expect("write");
+    let (ok, _, err) = sluice(&format!(
+        "CREATE TABLE bad (region VARCHAR, amount BIGINT) WITH ('connector' = 'file', 'path' = 'http://127.0.0.1:{}/bad.csv', 'format' = 'csv');
+         SELECT sum(amount) FROM bad;",
+        server.port
+    ));
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "file http://127.0.0.1:{}/bad.csv line 3: Error while parsing value 'x' as type 'Int64' in column 2 ('amount')",
+            server.port
+        )),
+        "{err}"
+    );
+
     let (ok, _, err) = sluice(&format!(
         "CREATE TABLE gone WITH ('connector' = 'file', 'path' = 'http://127.0.0.1:{}/gone.csv')",
         server.port
@@ -109,7 +125,9 @@ fn tables_read_and_copy_writes_s3() {
             "import sys, boto3\n\
              s3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='k', aws_secret_access_key='s', region_name='us-east-1')\n\
              s3.create_bucket(Bucket='lake')\n\
-             s3.put_object(Bucket='lake', Key='sales/a.csv', Body=b'region,amount\\neu,10\\nus,5\\n')",
+             s3.put_object(Bucket='lake', Key='sales/a.csv', Body=b'region,amount\\neu,10\\nus,5\\n')\n\
+             s3.put_object(Bucket='lake', Key='events/a.ndjson', Body=b'{\"n\": 1}\\n')\n\
+             s3.put_object(Bucket='lake', Key='events/b.ndjson', Body=b'{\"n\": 2}\\n{\"n\": 5.7}\\n')",
             &endpoint,
         ])
         .status()
@@ -125,6 +143,21 @@ fn tables_read_and_copy_writes_s3() {
     ));
     assert!(ok, "{err}");
     assert_eq!(out, "region,amount\neu,10\nus,5\n");
+
+    // A bad value under a prefix is named by its object's URL and line.
+    let (ok, _, err) = sluice(&format!(
+        "CREATE TABLE events (n BIGINT) WITH ('connector' = 'file', 'path' = 's3://lake/events/', 'format' = 'json',
+            's3.endpoint' = '{endpoint}', 's3.allow_http' = 'true', 's3.region' = 'us-east-1',
+            's3.access_key_id' = 'k', 's3.secret_access_key' = 's');
+         SELECT sum(n) FROM events;"
+    ));
+    assert!(!ok);
+    assert!(
+        err.contains(
+            "file s3://lake/events/b.ndjson line 2: column 'n' is BIGINT but the value is 5.7, a number with a fraction"
+        ),
+        "{err}"
+    );
 
     // ...or from the usual AWS environment, for DataFusion's COPY as well.
     let env = [
@@ -143,4 +176,37 @@ fn tables_read_and_copy_writes_s3() {
     );
     assert!(ok, "{err}");
     assert!(out.ends_with("total\n30\n"), "{out}");
+}
+
+#[test]
+fn an_unreachable_host_fails_in_seconds_naming_it_and_the_cause() {
+    // A loopback port nothing listens on: the connection is refused.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let credentials = "'s3.allow_http' = 'true', 's3.region' = 'us-east-1', \
+                       's3.access_key_id' = 'k', 's3.secret_access_key' = 's'";
+    for (path, extra) in [
+        (format!("http://127.0.0.1:{port}/a.csv"), String::new()),
+        (
+            "s3://lake/a.csv".to_string(),
+            format!(", 's3.endpoint' = 'http://127.0.0.1:{port}', {credentials}"),
+        ),
+    ] {
+        let started = Instant::now();
+        let (ok, _, err) = sluice(&format!(
+            "CREATE TABLE t WITH ('connector' = 'file', 'path' = '{path}', 'format' = 'csv'{extra})"
+        ));
+        assert!(!ok);
+        assert!(
+            err.contains(&format!("cannot read '{path}': Connection refused")),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 }

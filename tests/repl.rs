@@ -31,6 +31,19 @@ fn shell(data_home: &Path) -> Result<PtySession, Error> {
     Ok(session)
 }
 
+/// Create the table `products` over testdata/products.parquet.
+fn create_products(s: &mut PtySession) -> Result<(), Error> {
+    s.send_line(
+        "CREATE TABLE products (product_id BIGINT, name VARCHAR, category VARCHAR, price DOUBLE) \
+         WITH ('connector' = 'file', 'path' = 'testdata/products.parquet', 'format' = 'parquet');",
+    )?;
+    // The echo redraws the prompt while the line is typed: wait for the end
+    // of the statement's echo, then for the next prompt.
+    s.exp_string("'format' = 'parquet');")?;
+    s.exp_string(PROMPT)?;
+    Ok(())
+}
+
 /// Send `\q` and wait for the shell to end.
 fn quit(mut session: PtySession) -> Result<String, Error> {
     session.send_line("\\q")?;
@@ -53,14 +66,7 @@ fn multi_line_query_commands_and_history() -> Result<(), Error> {
     s.exp_string(PROMPT)?;
 
     // \d lists a table once it exists, \d NAME describes it.
-    s.send_line(
-        "CREATE TABLE products (product_id BIGINT, name VARCHAR, category VARCHAR, price DOUBLE) \
-         WITH ('connector' = 'file', 'path' = 'testdata/products.parquet', 'format' = 'parquet');",
-    )?;
-    // The echo redraws the prompt while the line is typed: wait for the end
-    // of the statement's echo, then for the next prompt.
-    s.exp_string("'format' = 'parquet');")?;
-    s.exp_string(PROMPT)?;
+    create_products(&mut s)?;
     s.send_line("\\d")?;
     s.exp_regex(r"public [^\n]* products ")?;
     s.exp_string(PROMPT)?;
@@ -127,12 +133,61 @@ fn multi_line_query_commands_and_history() -> Result<(), Error> {
 }
 
 #[test]
+fn tab_completes_columns_and_functions() -> Result<(), Error> {
+    let home = tempfile::tempdir().expect("a temp dir");
+    let mut s = shell(home.path())?;
+    create_products(&mut s)?;
+    // A column of the table: `categ` becomes `category`, or the query fails.
+    s.send("SELECT count(DISTINCT categ")?;
+    s.send("\t")?;
+    s.send_line(") AS kinds FROM products;")?;
+    s.exp_string(") AS kinds FROM products;")?;
+    s.exp_regex(r"kinds [^\n]*\n[^\n]*\n[^\n]* \d+ ")?;
+    s.exp_regex(r"1 row")?;
+    s.exp_string(PROMPT)?;
+    // A function, with its parenthesis: `uppe` becomes `upper(`.
+    s.send("SELECT uppe")?;
+    s.send("\t")?;
+    s.send_line("'done') AS shout;")?;
+    s.exp_regex(r"shout")?;
+    s.exp_regex(r"DONE")?;
+    s.exp_string(PROMPT)?;
+    quit(s)?;
+    Ok(())
+}
+
+#[test]
+fn describe_shows_sql_types_with_their_precision() -> Result<(), Error> {
+    let home = tempfile::tempdir().expect("a temp dir");
+    let mut s = shell(home.path())?;
+    s.send_line(
+        "CREATE TABLE g (k INT, amount DECIMAL(10, 2), ts TIMESTAMP(3), d DATE) WITH ('connector' = 'datagen');",
+    )?;
+    s.exp_string("'datagen');")?;
+    s.exp_string(PROMPT)?;
+    s.send_line("\\d g")?;
+    s.exp_regex(r"k [^\n]* INT")?;
+    s.exp_regex(r"amount [^\n]* DECIMAL\(10, 2\)")?;
+    s.exp_regex(r"ts [^\n]* TIMESTAMP\(3\)")?;
+    s.exp_regex(r"d [^\n]* DATE")?;
+    s.exp_string(PROMPT)?;
+    quit(s)?;
+    Ok(())
+}
+
+#[test]
 fn include_runs_a_file() -> Result<(), Error> {
     let home = tempfile::tempdir().expect("a temp dir");
     let script = home.path().join("inc.sql");
     std::fs::write(&script, "SELECT 'from a file' AS origin;\n").expect("write the script");
     let mut s = shell(home.path())?;
     s.send_line(&format!("\\i {}", script.display()))?;
+    s.exp_string("from a file")?;
+    s.exp_string(PROMPT)?;
+    // Tab completes the path: the one file there that starts so.
+    s.send(&format!("\\i {}/in", home.path().display()))?;
+    s.send("\t")?;
+    s.send_line("")?;
     s.exp_string("from a file")?;
     s.exp_string(PROMPT)?;
     s.send_line("\\i no/such/file.sql")?;
@@ -212,6 +267,90 @@ fn a_continuous_query_shows_each_window_and_ctrl_c_stops_it() -> Result<(), Erro
     s.exp_string(PROMPT)?;
     s.send_line("SELECT 'still here' AS after;")?;
     s.exp_string("still here")?;
+    s.exp_string(PROMPT)?;
+    quit(s)?;
+    Ok(())
+}
+
+#[test]
+fn a_long_batch_query_draws_its_progress_bar_on_time() -> Result<(), Error> {
+    let dir = big_csv();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command
+        .current_dir(dir.path())
+        .env("TERM", "xterm")
+        .args(["-e", &format!("{BIG_TABLE}; {BIG_QUERY}")]);
+    let mut session = spawn_command(command, Some(120_000))?;
+    let screen = session.exp_eof()?;
+    // Each drawing is `\r\x1b[K[###...]  N% 0 of 2 file parts (15 MB) · 1.3 s · ...`.
+    let bars: Vec<&str> = screen.split('\r').filter(|d| d.contains("file parts")).collect();
+    let elapsed: Vec<f64> = bars
+        .iter()
+        .filter_map(|bar| {
+            // The time follows the total's `)` and a separator (its UTF-8
+            // arrives mangled, see above).
+            let (_, after) = bar.split_once(") ")?;
+            let after = after.trim_start_matches(|c: char| !c.is_ascii_digit());
+            after.split_once(" s ")?.0.parse().ok()
+        })
+        .collect();
+    assert!(
+        elapsed.len() >= 2,
+        "the bar is drawn while the query runs: {screen:?}"
+    );
+    // First drawn after a second (as it should), not once the workers let
+    // a timer through; then redrawn as time passes, not in bursts of the
+    // same numbers.
+    assert!(elapsed[0] < 4.0, "first drawn at {} s: {elapsed:?}", elapsed[0]);
+    let repeats = elapsed
+        .windows(3)
+        .filter(|w| w[0] == w[1] && w[1] == w[2])
+        .count();
+    assert_eq!(repeats, 0, "the same time drawn over and over: {elapsed:?}");
+    Ok(())
+}
+
+/// A temp dir with `big.csv`: enough rows to keep every worker of the
+/// runtime busy for seconds (in a debug build), read as [`BIG_TABLE`].
+fn big_csv() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut csv = String::from("k,v\n");
+    for i in 0..1_500_000u64 {
+        csv.push_str(&format!("{},{i}\n", i % 97));
+    }
+    std::fs::write(dir.path().join("big.csv"), csv).expect("write");
+    dir
+}
+
+const BIG_TABLE: &str =
+    "CREATE TABLE b (k BIGINT, v BIGINT) WITH ('connector' = 'file', 'path' = 'big.csv', 'format' = 'csv')";
+const BIG_QUERY: &str = "SELECT k, sum(v) FROM b GROUP BY k ORDER BY k LIMIT 1";
+
+#[test]
+fn ctrl_c_cancels_a_busy_batch_scan_at_once() -> Result<(), Error> {
+    let dir = big_csv();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command
+        .current_dir(dir.path())
+        .env("XDG_DATA_HOME", dir.path())
+        .env("HOME", dir.path())
+        .env("TERM", "xterm");
+    let mut s = spawn_command(command, Some(TIMEOUT_MS))?;
+    s.exp_string(PROMPT)?;
+    s.send_line(&format!("{BIG_TABLE};"))?;
+    s.exp_string("'csv');")?;
+    s.exp_string(PROMPT)?;
+    s.send_line(&format!("{BIG_QUERY};"))?;
+    // The scan is under way (its bar is drawn after a second).
+    s.exp_string("file parts")?;
+    let pressed = std::time::Instant::now();
+    s.send_control('c')?;
+    s.exp_string("Query cancelled.")?;
+    let took = pressed.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "cancelled after {took:?}"
+    );
     s.exp_string(PROMPT)?;
     quit(s)?;
     Ok(())

@@ -104,6 +104,27 @@ fn a_json_fraction_in_a_bigint_column_is_an_error_not_truncated() {
 }
 
 #[test]
+fn a_json_fraction_in_a_debezium_row_is_the_same_error_as_in_a_flat_one() {
+    // The row's columns are nested in the envelope's `before` and `after`.
+    let input = concat!(
+        "{\"before\": null, \"after\": {\"id\": 1, \"n\": 2}, \"op\": \"c\"}\n",
+        "{\"before\": {\"id\": 1, \"n\": 2}, \"after\": {\"id\": 1, \"n\": 5.7}, \"op\": \"u\"}\n",
+    );
+    let sql = "CREATE TABLE d (id BIGINT, n BIGINT) WITH ('connector' = 'stdin', 'format' = 'debezium-json'); \
+               SELECT * FROM d";
+    let stderr = sluice(sql, input).failed().to_string();
+    assert!(
+        stderr.contains(
+            "stdin line 2: column 'n' is BIGINT but the value is 5.7, a number with a fraction: declare the column DOUBLE or DECIMAL"
+        ),
+        "{stderr}"
+    );
+    // Whole numbers (also written `2.0`) are read as they are.
+    let input = "{\"after\": {\"id\": 9007199254740993, \"n\": 2.0}, \"op\": \"c\"}\n";
+    assert_eq!(sluice(sql, input).ok(), "op,id,n\n+I,9007199254740993,2\n");
+}
+
+#[test]
 fn rows_with_a_null_event_time_are_counted_and_reported_in_both_modes() {
     let input = "{\"id\": 1, \"ts\": \"2024-01-01T00:00:01\"}\n{\"id\": 2, \"ts\": null}\n{\"id\": 3}\n{\"id\": 4, \"ts\": \"2024-01-01T00:00:07\"}\n";
     let bounded = "CREATE TABLE t (id BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) \

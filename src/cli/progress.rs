@@ -92,9 +92,14 @@ impl Progress {
             (None, Some(unread)) => format!(" · lag {unread}"),
             (None, None) => String::new(),
         };
+        // Shown once there are any: most queries have none.
+        let null_times = match s.null_time_rows {
+            0 => String::new(),
+            n => format!(" · NULL time {}", thousands(n)),
+        };
         // What matters most first: a narrow terminal cuts the end.
         format!(
-            "{} · in {} ({} rows/s) · out {} · late {} · state {} rows, {} · {watermark}{lag}",
+            "{} · in {} ({} rows/s) · out {} · late {}{null_times} · state {} rows, {} · {watermark}{lag}",
             duration_ms((s.elapsed_secs * 1000.0) as i64),
             thousands(s.rows_in),
             thousands(self.rows_per_s.round() as u64),
@@ -144,6 +149,7 @@ impl Progress {
             "lag_ms": self.lag_ms,
             "lag_bytes": s.lag_bytes,
             "late_rows": s.late_rows,
+            "null_time_rows": s.null_time_rows,
             "state_rows": s.state_rows,
             "state_bytes": s.state_bytes,
             "operators": operators,
@@ -369,6 +375,7 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("lag 10."), "{line}");
+        assert_eq!(look.json()["null_time_rows"], 0);
         assert_eq!(
             look.json()["lag_bytes"],
             serde_json::Value::Null,

@@ -374,7 +374,7 @@ impl Runner {
         Some(ProgressBar {
             scan: ScanProgress::new(Arc::clone(plan)),
             shown: false,
-            ticks: tokio::time::interval(LOOK_EVERY),
+            ticks: clock_ticks(LOOK_EVERY),
         })
     }
 
@@ -704,8 +704,7 @@ impl Watch<'_> {
         &mut self,
         mut step: impl FnMut(Step<'_>) -> Result<(), Failure>,
     ) -> Result<Drove, Failure> {
-        let mut ticks = tokio::time::interval(LOOK_EVERY);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut ticks = clock_ticks(LOOK_EVERY);
         let interrupt = Arc::clone(&self.interrupt);
         let _watching = interrupt.watch();
         let statement = self.statement;
@@ -715,7 +714,7 @@ impl Watch<'_> {
                 () = interrupt.interrupted() => break Ended::Interrupted,
                 // Ticks before rows: a query whose rows are always ready
                 // must still be looked at.
-                _ = ticks.tick() => {
+                Some(()) = ticks.recv() => {
                     let look = self.tracker.look(self.metrics);
                     let alert = self.look(&look);
                     step(Step::Look(&look, alert))?;
@@ -841,7 +840,33 @@ struct ProgressBar {
     scan: ScanProgress,
     /// The line is on screen (to clear before rows or the end).
     shown: bool,
-    ticks: tokio::time::Interval,
+    /// When to draw the line again (see [`clock_ticks`]).
+    ticks: tokio::sync::mpsc::Receiver<()>,
+}
+
+/// A tick now and then one every `every` (as tokio's interval gives them),
+/// from a thread of its own. Not tokio's timer: it is driven by the
+/// runtime's workers, which a running query keeps busy, so its ticks came
+/// seconds late and then all at once (a batch query's bar first drawn after
+/// 13 s, then redrawn 50 times with the same numbers). The thread ends when
+/// the receiver is dropped; a tick not yet taken is not doubled.
+fn clock_ticks(every: Duration) -> tokio::sync::mpsc::Receiver<()> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    let _ = sender.try_send(());
+    let ticking = std::thread::Builder::new()
+        .name("sluice-progress".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                match sender.try_send(()) {
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => break,
+                    _ => continue,
+                }
+            }
+        });
+    // Without the thread there is no bar, and the query runs as ever.
+    drop(ticking);
+    receiver
 }
 
 impl ProgressBar {
@@ -867,7 +892,7 @@ async fn next_batch(
     let next = loop {
         tokio::select! {
             biased;
-            _ = progress.ticks.tick() => {
+            Some(()) = progress.ticks.recv() => {
                 if progress.scan.elapsed() >= PROGRESS_AFTER {
                     let (width, _) = terminal_size();
                     let mut err = std::io::stderr().lock();

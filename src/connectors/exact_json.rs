@@ -3,7 +3,8 @@
 //! DataFusion's JSON reader is arrow-json's, which truncates a number with a
 //! fraction read into an integer column (`5.7` becomes `5`). [`ExactJsonTable`]
 //! wraps the table's listing table: scans read the files through a second
-//! listing table that declares the integer columns `DECIMAL(38, 18)`, and a
+//! listing table that declares the integer columns `DECIMAL(38, 18)` (in
+//! struct columns too), and a
 //! projection checks and casts them back ([`restore_column`]), so a fraction
 //! is an error naming the column (the batch executor then names its file and
 //! line, see [`super::locate`]). Everything else (the schema, `INSERT`) is the
@@ -25,7 +26,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::json_integers::restore_column;
+use super::json_integers::{holds_integers, restore_column};
 
 /// A JSON listing table whose scans read integer columns exactly.
 #[derive(Debug)]
@@ -77,7 +78,7 @@ impl TableProvider for ExactJsonTable {
         let columns = fields.iter().map(|&i| {
             let field = schema.field(i);
             let column = Expr::Column(Column::new(Some(NAME), field.name()));
-            match field.data_type().is_integer() {
+            match holds_integers(field.data_type()) {
                 true => ScalarUDF::from(ExactInteger::new(field.clone()))
                     .call(vec![column])
                     .alias(field.name()),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
-use datafusion::common::{Column, DFSchema, TableReference, not_impl_err, plan_datafusion_err, plan_err};
+use datafusion::common::{Column, DFSchema, TableReference, not_impl_err, plan_err};
 use datafusion::datasource::listing::{ListingTable, ListingTableUrl};
 use datafusion::datasource::listing_table_factory::ListingTableFactory;
 use datafusion::datasource::{ViewTable, provider_as_source};
@@ -253,27 +253,35 @@ pub async fn create_table(
             .map_err(|e| object_stores::explain_error(&path, e))?,
         Some(declared) => {
             if !empty {
-                let from_files = factory
-                    .create(state, &command(Arc::new(DFSchema::empty())))
-                    .await
-                    .map_err(|e| object_stores::explain_error(&path, e))
-                    .map_err(|e| {
+                let from_files = match factory.create(state, &command(Arc::new(DFSchema::empty()))).await {
+                    Ok(from_files) => from_files,
+                    Err(e) => {
                         // Reading the files for their columns met a bad row: name its file and line.
-                        let locator = BadRowLocator::new(&path, format, csv.clone(), Arc::clone(&declared));
-                        match locator.and_then(|l| l.locate()) {
-                            Some(place) => {
-                                plan_datafusion_err!("reading the files of table '{name}': {place}")
-                            }
-                            None => e,
-                        }
-                    })?;
+                        let e = object_stores::explain_error(&path, e);
+                        let locator = BadRowLocator::new(
+                            &path,
+                            format,
+                            csv.clone(),
+                            Arc::clone(&declared),
+                            state.runtime_env(),
+                        );
+                        return match locator {
+                            Some(locator) => match locator.locate().await {
+                                Some(place) => plan_err!("reading the files of table '{name}': {place}"),
+                                None => Err(e),
+                            },
+                            None => Err(e),
+                        };
+                    }
+                };
                 check_declared_schema(&declared, &from_files.schema(), &path, format)?;
             }
             let schema = DFSchema::try_from(declared.as_ref().clone())?;
             factory.create(state, &command(Arc::new(schema))).await?
         }
     };
-    let locator = BadRowLocator::new(&path, format, csv, provider.schema()).map(Arc::new);
+    let locator =
+        BadRowLocator::new(&path, format, csv, provider.schema(), state.runtime_env()).map(Arc::new);
     if format == FileFormat::Json
         && let Some(integers) = IntegerColumns::new(&provider.schema())
         && let Some(table) = provider.downcast_ref::<ListingTable>()
@@ -390,7 +398,7 @@ async fn check_http_file_exists(state: &dyn Session, path: &str) -> Result<()> {
         Err(object_store::Error::NotFound { .. }) => {
             plan_err!("file not found: '{path}' (the server answered 404)")
         }
-        Err(e) => plan_err!("cannot read '{path}': {e}"),
+        Err(e) => Err(object_stores::explain_error(path, e.into())),
     }
 }
 

@@ -7,14 +7,15 @@
 //! text into it digit by digit, integers beyond 2^53 exactly), and
 //! [`IntegerColumns::restore`] checks that each value has no fraction before
 //! casting it to the declared type (a value out of the type's range is an
-//! error too). Fractions below 10^-18 are beyond the decimal's scale and are
-//! not seen.
+//! error too). Integers inside struct columns (a `ROW`, a Debezium message's
+//! `before` and `after`) are decoded and checked the same way. Fractions below
+//! 10^-18 are beyond the decimal's scale and are not seen.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StructArray};
 use arrow::compute::{CastOptions, cast_with_options};
-use arrow::datatypes::{DataType, Decimal128Type, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Decimal128Type, Field, Fields, Schema, SchemaRef};
 use arrow::error::ArrowError;
 
 /// The decimal integer columns are decoded as: 20 digits before the point
@@ -31,33 +32,29 @@ pub struct IntegerColumns {
     decode_schema: SchemaRef,
     /// The schema to return.
     schema: SchemaRef,
-    /// The integer columns' indices.
+    /// The indices of the columns that are integers or hold some.
     columns: Vec<usize>,
 }
 
 impl IntegerColumns {
-    /// The integer columns of `schema` (top level), or `None` if it has none.
+    /// The columns of `schema` that are integers or structs holding some,
+    /// or `None` if it has none.
     pub fn new(schema: &SchemaRef) -> Option<Self> {
         let columns: Vec<usize> = schema
             .fields()
             .iter()
             .enumerate()
-            .filter(|(_, f)| f.data_type().is_integer())
+            .filter(|(_, f)| holds_integers(f.data_type()))
             .map(|(i, _)| i)
             .collect();
         if columns.is_empty() {
             return None;
         }
-        let fields: Vec<Field> = schema
-            .fields()
-            .iter()
-            .map(|f| match f.data_type().is_integer() {
-                true => f.as_ref().clone().with_data_type(DECODED),
-                false => f.as_ref().clone(),
-            })
-            .collect();
         Some(Self {
-            decode_schema: Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())),
+            decode_schema: Arc::new(Schema::new_with_metadata(
+                decoded_fields(schema.fields()),
+                schema.metadata().clone(),
+            )),
             schema: Arc::clone(schema),
             columns,
         })
@@ -80,10 +77,49 @@ impl IntegerColumns {
     }
 }
 
-/// `decoded` (a column decoded as [`DECODED`]) checked and cast to `field`'s
-/// integer type: a value with a fraction, or out of the type's range, is an
-/// error naming the column.
+/// Whether a column of type `t` is an integer or a struct holding one,
+/// which arrow-json would truncate a fraction into.
+pub fn holds_integers(t: &DataType) -> bool {
+    match t {
+        DataType::Struct(fields) => fields.iter().any(|f| holds_integers(f.data_type())),
+        t => t.is_integer(),
+    }
+}
+
+/// `fields` as decoded: integers as [`DECODED`], in structs too.
+fn decoded_fields(fields: &Fields) -> Fields {
+    fields
+        .iter()
+        .map(|f| {
+            let decoded = match f.data_type() {
+                DataType::Struct(inner) => DataType::Struct(decoded_fields(inner)),
+                t if t.is_integer() => DECODED,
+                t => t.clone(),
+            };
+            Arc::new(f.as_ref().clone().with_data_type(decoded))
+        })
+        .collect()
+}
+
+/// `decoded` (a column decoded as [`DECODED`], or a struct of such columns)
+/// checked and cast to `field`'s type: a value with a fraction, or out of
+/// the type's range, is an error naming the (innermost) column.
 pub fn restore_column(decoded: &ArrayRef, field: &Field) -> Result<ArrayRef, ArrowError> {
+    if let DataType::Struct(fields) = field.data_type() {
+        let inner = decoded.as_struct_opt().ok_or_else(|| {
+            ArrowError::JsonError(format!("column '{}' was not decoded as a struct", field.name()))
+        })?;
+        let columns = fields
+            .iter()
+            .zip(inner.columns())
+            .map(|(f, c)| match holds_integers(f.data_type()) {
+                true => restore_column(c, f),
+                false => Ok(Arc::clone(c)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let restored = StructArray::try_new(fields.clone(), columns, inner.nulls().cloned())?;
+        return Ok(Arc::new(restored));
+    }
     let values = decoded.as_primitive_opt::<Decimal128Type>().ok_or_else(|| {
         ArrowError::JsonError(format!("column '{}' was not decoded as a decimal", field.name()))
     })?;
@@ -162,6 +198,32 @@ mod tests {
             err.to_string().contains(
                 "column 'a' is BIGINT but the value is 5.7, a number with a fraction: declare the column DOUBLE or DECIMAL"
             ),
+            "{err}"
+        );
+        let nested = Arc::new(Schema::new(vec![Field::new(
+            "r",
+            DataType::Struct(
+                vec![
+                    Field::new("a", DataType::Int64, true),
+                    Field::new("s", DataType::Utf8, true),
+                ]
+                .into(),
+            ),
+            true,
+        )]));
+        let batch = decode(
+            &nested,
+            "{\"r\": {\"a\": 9007199254740993, \"s\": \"x\"}}\n{\"r\": null}\n",
+        )
+        .expect("nested");
+        assert_eq!(batch.schema(), nested);
+        let r = batch.column(0).as_struct();
+        assert_eq!(r.column(0).as_primitive::<Int64Type>().value(0), 9007199254740993);
+        assert!(r.is_null(1));
+        let err = decode(&nested, "{\"r\": {\"a\": 5.7}}\n").expect_err("nested fraction");
+        assert!(
+            err.to_string()
+                .contains("column 'a' is BIGINT but the value is 5.7"),
             "{err}"
         );
         let err = decode(&schema, "{\"t\": 300}\n").expect_err("range");

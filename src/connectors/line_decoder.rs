@@ -342,11 +342,9 @@ impl DecoderConfig {
                     TextFormat::DebeziumJson => (super::changelog::envelope_schema(&columns), true),
                     _ => (super::changelog::op_row_schema(&columns), false),
                 };
-                // Debezium's rows are nested in its envelope, where arrow
-                // still truncates fractions (see the README).
-                let integers = (exact && !debezium)
-                    .then(|| IntegerColumns::new(&decoded))
-                    .flatten();
+                // Debezium's rows are nested in its envelope's `before` and
+                // `after`: their integers are checked there.
+                let integers = exact.then(|| IntegerColumns::new(&decoded)).flatten();
                 let decoded = integers
                     .as_ref()
                     .map_or(decoded, |i| Arc::clone(i.decode_schema()));

@@ -81,9 +81,14 @@ const CONNECT_TIMEOUT: &str = "5 seconds";
 /// in the table's options or the environment, object_store's S3 client asks
 /// the instance metadata service for a role, and its refusal (a 403 from
 /// 169.254.169.254) says nothing of the cause: say that no credentials were
-/// found and which settings give them.
+/// found and which settings give them. A host that cannot be reached is
+/// named with the cause (a refused connection, an unknown name), which
+/// object_store's "error sending request" leaves out.
 pub fn explain_error(location: &str, error: DataFusionError) -> DataFusionError {
     let text = error.to_string();
+    if text.contains("error sending request") {
+        return exec_datafusion_err!("cannot read '{location}': {}; {text}", root_cause(&error));
+    }
     let s3 = location.starts_with("s3://") || location.starts_with("s3a://");
     if s3 && (text.contains("169.254.169.254") || text.contains("/latest/api/token")) {
         return exec_datafusion_err!(
@@ -93,6 +98,17 @@ pub fn explain_error(location: &str, error: DataFusionError) -> DataFusionError 
         );
     }
     error
+}
+
+/// The innermost cause of `error` (what its `source` chain ends at), such
+/// as `Connection refused (os error 111)` under an HTTP client's "error
+/// sending request".
+pub fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
 }
 
 /// `scheme://host[:port]`: the part of a URL that picks the store.

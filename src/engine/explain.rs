@@ -20,28 +20,20 @@ impl Engine {
 /// A bad row of a local CSV or JSON table is named by its file, line and
 /// column: the tables' `locators` read the files again to find it (arrow's
 /// own line numbers count from 0 and from a split file's byte range).
+///
+/// A continuous `replay`'s errors already name the table: only a bad value
+/// (arrow's error, which names no file and counts lines from 0) is located;
+/// others (a stop, a fault) are left as the executor gave them.
 pub(super) fn with_source_context(
     stream: SendableRecordBatchStream,
     choice: &ExecutorChoice,
     locators: Vec<Arc<BadRowLocator>>,
+    replay: bool,
 ) -> SendableRecordBatchStream {
-    let tables: Vec<String> = choice
-        .sources
-        .iter()
-        .filter(|s| s.description != crate::plan::DATAFUSION_TABLE)
-        .map(|s| format!("'{}' ({})", s.table, s.description))
-        .collect();
-    if tables.is_empty() {
+    let Some(context) = reading_context(choice).filter(|_| !replay || !locators.is_empty()) else {
         return stream;
-    }
-    let context = match tables.as_slice() {
-        [one] => format!("reading table {one}"),
-        many => format!("reading tables {}", many.join(", ")),
     };
     let schema = stream.schema();
-    // Errors reach us wrapped (a repartition shares them as `Shared`), so the
-    // kind is judged at the root: faults of the query or of Sluice are not
-    // about the data and get no reading context.
     let locators = Arc::new(locators);
     let stream = stream.then(move |item| {
         let context = context.clone();
@@ -51,24 +43,56 @@ pub(super) fn with_source_context(
                 Ok(batch) => return Ok(batch),
                 Err(e) => e,
             };
-            match e.find_root() {
+            // Errors reach us wrapped (a repartition shares them as
+            // `Shared`), so the kind is judged at the root: faults of the
+            // query or of Sluice are not about the data and get no reading
+            // context.
+            let about_data = match e.find_root() {
+                DataFusionError::ArrowError(..) => true,
                 DataFusionError::Plan(_)
                 | DataFusionError::NotImplemented(_)
                 | DataFusionError::Internal(_)
                 | DataFusionError::Configuration(_)
-                | DataFusionError::SchemaError(..) => Err(e),
-                _ => {
-                    let place =
-                        tokio::task::spawn_blocking(move || locators.iter().find_map(|l| l.locate())).await;
-                    match place {
-                        Ok(Some(place)) => Err(exec_datafusion_err!("{context}: {place}")),
-                        _ => Err(e.context(context)),
-                    }
-                }
+                | DataFusionError::SchemaError(..) => false,
+                _ => !replay,
+            };
+            if !about_data {
+                return Err(e);
+            }
+            match locate(locators).await {
+                Some(place) => Err(exec_datafusion_err!("{context}: {place}")),
+                None if replay => Err(e),
+                None => Err(e.context(context)),
             }
         }
     });
     Box::pin(RecordBatchStreamAdapter::new(schema, stream))
+}
+
+/// `reading table 't' (description)`, naming the connector tables `choice`
+/// reads, or `None` when it reads none.
+fn reading_context(choice: &ExecutorChoice) -> Option<String> {
+    let tables: Vec<String> = choice
+        .sources
+        .iter()
+        .filter(|s| s.description != crate::plan::DATAFUSION_TABLE)
+        .map(|s| format!("'{}' ({})", s.table, s.description))
+        .collect();
+    match tables.as_slice() {
+        [] => None,
+        [one] => Some(format!("reading table {one}")),
+        many => Some(format!("reading tables {}", many.join(", "))),
+    }
+}
+
+/// The first bad row of the `locators`' files, read again.
+async fn locate(locators: Arc<Vec<Arc<BadRowLocator>>>) -> Option<String> {
+    for locator in locators.iter() {
+        if let Some(place) = locator.locate().await {
+            return Some(place);
+        }
+    }
+    None
 }
 
 /// EXPLAIN's rows are `(plan_type, plan)`; put Sluice's own first: the

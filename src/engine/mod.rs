@@ -269,6 +269,8 @@ impl Engine {
                 }
                 _ => stream::execute(&state, &plan, emit, &self.catalog, Arc::clone(&metrics)).await?,
             };
+            let stream = with_source_context(stream, &choice, self.locators(&choice), true);
+            metrics.watch_null_times(null_event_times.iter().map(|(_, n)| n.clone()));
             return Ok(StatementOutput {
                 stream,
                 returns_rows,
@@ -309,12 +311,7 @@ impl Engine {
             _ => vec![],
         };
         let (stream, physical) = batch::execute_with_plan(&self.ctx, plan).await?;
-        let locators = choice
-            .sources
-            .iter()
-            .filter_map(|s| self.catalog.locator(&s.table))
-            .collect();
-        let stream = with_source_context(stream, &choice, locators);
+        let stream = with_source_context(stream, &choice, self.locators(&choice), false);
         let stream = if explain && self.explain_executor() {
             let mut rows = vec![("executor".to_string(), choice.explanation())];
             rows.extend(
@@ -344,6 +341,16 @@ impl Engine {
 
     /// `sluice.mode` over the choice by boundedness: `continuous` replays
     /// bounded tables as streams; `batch` refuses unbounded ones.
+    /// The bad-row locators of the tables `choice` reads (local CSV and JSON
+    /// files read once).
+    fn locators(&self, choice: &ExecutorChoice) -> Vec<Arc<crate::connectors::locate::BadRowLocator>> {
+        choice
+            .sources
+            .iter()
+            .filter_map(|s| self.catalog.locator(&s.table))
+            .collect()
+    }
+
     fn apply_mode(&self, mut choice: ExecutorChoice) -> Result<ExecutorChoice> {
         match self.options().mode {
             Mode::Auto => {}

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use super::operator::NO_WATERMARK;
 use crate::connectors::line_decoder::BadRowStats;
+use crate::plan::NullEventTimes;
 
 /// What a running continuous query reports (for stderr at the end, and the
 /// REPL's status line).
@@ -51,6 +52,9 @@ pub struct StreamMetrics {
     /// An updating result's key columns (its GROUP BY), when the planner
     /// knows them: a change replaces the row with the same key.
     pub result_key: std::sync::OnceLock<Vec<String>>,
+    /// The counts of rows the query's windows left out for a NULL event
+    /// time, one per window (see [`StreamMetrics::watch_null_times`]).
+    pub null_times: Mutex<Vec<NullEventTimes>>,
 }
 
 impl Default for StreamMetrics {
@@ -71,6 +75,7 @@ impl Default for StreamMetrics {
             last_checkpoint: std::sync::Mutex::new(None),
             unread_bytes: std::sync::Mutex::new(Vec::new()),
             result_key: std::sync::OnceLock::new(),
+            null_times: Mutex::new(Vec::new()),
         }
     }
 }
@@ -99,6 +104,8 @@ pub struct MetricsSnapshot {
     pub rows_out: u64,
     /// Late rows so far.
     pub late_rows: u64,
+    /// Rows windows left out for a NULL event time, so far.
+    pub null_time_rows: u64,
     /// The watermark, nanoseconds since the epoch; `None` before the first.
     pub watermark: Option<i64>,
     /// Rows held in state.
@@ -130,6 +137,14 @@ impl StreamMetrics {
         }
     }
 
+    /// Count, with the rest, the rows the query's windows leave out for a
+    /// NULL event time (the counts its plan's windows keep).
+    pub fn watch_null_times(&self, counts: impl IntoIterator<Item = NullEventTimes>) {
+        if let Ok(mut all) = self.null_times.lock() {
+            all.extend(counts);
+        }
+    }
+
     /// Count `rows` retractions (`-U`/`-D`) of rows that were never inserted.
     pub fn count_unmatched_retractions(&self, rows: usize) {
         self.unmatched_retractions
@@ -151,6 +166,11 @@ impl StreamMetrics {
             rows_in: self.rows_in.load(Ordering::Relaxed),
             rows_out: self.rows_out.load(Ordering::Relaxed),
             late_rows: self.late_rows.load(Ordering::Relaxed),
+            null_time_rows: self
+                .null_times
+                .lock()
+                .map(|all| all.iter().map(NullEventTimes::rows).sum())
+                .unwrap_or_default(),
             // The end of a bounded input is +infinity: no time to show.
             watermark: (watermark != NO_WATERMARK && watermark != super::operator::END_OF_INPUT)
                 .then_some(watermark),

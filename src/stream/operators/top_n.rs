@@ -341,6 +341,31 @@ impl Operator for TopNOperator {
         self.state.values().map(|key| key.ranked.len()).sum()
     }
 
+    fn state_bytes(&self) -> usize {
+        // An estimate: the keys held times the mean size of a sample of them
+        // (entry, key bytes, and each ranked row's sort key and row bytes).
+        const SAMPLE: usize = 64;
+        let entry = std::mem::size_of::<(Box<[u8]>, Key)>();
+        let ranked = std::mem::size_of::<Ranked>();
+        let sampled: Vec<usize> = self
+            .state
+            .iter()
+            .take(SAMPLE)
+            .map(|(k, key)| {
+                let rows: usize = key
+                    .ranked
+                    .iter()
+                    .map(|r| ranked + r.order.len() + r.row.row().as_ref().len())
+                    .sum();
+                entry + k.len() + rows
+            })
+            .collect();
+        match sampled.len() {
+            0 => 0,
+            n => sampled.iter().sum::<usize>() / n * self.state.len(),
+        }
+    }
+
     fn state(&self) -> Option<String> {
         let bound = match self.ttl {
             Some(ttl) => format!(
@@ -523,6 +548,17 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn state_bytes_follow_the_ranked_rows() {
+        let mut h = top_two(None);
+        assert_eq!(h.state_bytes(), 0);
+        h.run("rows (1, 5) (2, 1)");
+        let two_keys = h.state_bytes();
+        assert!(two_keys > 0, "ranked rows have bytes");
+        h.run("rows (1, 7) (3, 2)");
+        assert!(h.state_bytes() > two_keys, "more rows and keys, more bytes");
     }
 
     #[test]
