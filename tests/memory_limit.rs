@@ -1,6 +1,8 @@
-//! The continuous executor's window state counts against DataFusion's memory
-//! pool (`datafusion.runtime.memory_limit`): state that does not fit is an
-//! error naming the operator and its state, not a process that aborts.
+//! The continuous executor's state (windows, sessions, joins, ...) counts
+//! against DataFusion's memory pool (`datafusion.runtime.memory_limit`), or
+//! without one against a default derived from what the process may use:
+//! state that does not fit is an error naming the operator and its state,
+//! not a process that aborts.
 
 use std::process::Command;
 
@@ -84,5 +86,32 @@ fn join_rows_beyond_the_memory_limit_are_an_error_naming_them() {
             "does not fit in datafusion.runtime.memory_limit (2097152 bytes)",
             "SET 'state.ttl'",
         ],
+    );
+}
+
+/// Without a memory_limit, under `ulimit -v` (the address space a process
+/// may map), the continuous state still has a limit: the default one, a
+/// third of what the limit leaves the process. Its state outgrows that long
+/// before an allocation fails, so the query ends with an error naming the
+/// operator, exit code 1, not an abort (SIGABRT, "memory allocation of N
+/// bytes failed"). Two worker threads keep the stacks the process maps
+/// alike on any machine.
+#[test]
+fn under_ulimit_v_without_a_memory_limit_the_state_is_an_error_not_an_abort() {
+    let query = QUERY.replace("'rows' = '300000'", "'rows' = '10000000'");
+    let out = Command::new("sh")
+        .args(["-c", "ulimit -v 1200000 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_sluice"))
+        .args(["--mode", "continuous", "-e", &query])
+        .env("TOKIO_WORKER_THREADS", "2")
+        .output()
+        .expect("sluice runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{:?}: {err}", out.status);
+    assert!(
+        err.contains("the continuous WindowAggregate's state (window_partials: 1 open panes,")
+            && err.contains("does not fit in the default memory limit of continuous state (")
+            && err.contains("a third of the address space ulimit -v leaves the process"),
+        "{err}"
     );
 }

@@ -5,16 +5,25 @@
 //! after each change of its state; a state that does not fit is an error
 //! naming the operator, the state and its size, instead of a process that
 //! grows until the system stops it.
+//!
+//! Without a `memory_limit` (DataFusion's pool is then unbounded) the
+//! continuous operators share one pool of the default limit
+//! [`super::process_memory`] derives from what the process may use, so an
+//! oversized state is still an error and not an aborted process.
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow::array::RecordBatch;
 use datafusion::common::resources_err;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryReservation};
+use datafusion::execution::memory_pool::{
+    GreedyMemoryPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
+};
 use futures::future::BoxFuture;
+
+use super::process_memory::{DefaultLimit, Limits};
 
 /// What to do about a state that does not fit, unless the operator says
 /// better.
@@ -33,8 +42,21 @@ pub struct StateMemory {
     /// it from its own `&self` measures (`state_bytes`, `state_rows`) in one
     /// call; operators are `Send`, not shared.
     reservation: RefCell<Option<MemoryReservation>>,
-    /// The pool's limit, for the message.
-    limit: Option<usize>,
+    /// The pool's limit and where it comes from, for the message
+    /// (`datafusion.runtime.memory_limit (2097152 bytes)`).
+    limit: String,
+}
+
+/// The pool of continuous state when the session's is unbounded, with its
+/// limit; none where the process's limits are unknown.
+fn default_pool() -> Option<&'static (Arc<dyn MemoryPool>, DefaultLimit)> {
+    static POOL: OnceLock<Option<(Arc<dyn MemoryPool>, DefaultLimit)>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let limit = Limits::read().default_limit()?;
+        let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(limit.bytes));
+        Some((pool, limit))
+    })
+    .as_ref()
 }
 
 impl StateMemory {
@@ -45,7 +67,7 @@ impl StateMemory {
             state,
             fix: DEFAULT_FIX,
             reservation: RefCell::new(None),
-            limit: None,
+            limit: String::new(),
         }
     }
 
@@ -56,15 +78,28 @@ impl StateMemory {
         self
     }
 
-    /// Register with the pool of the query's task.
+    /// Register with the pool of the query's task, or, if that is
+    /// unbounded, with the default pool of continuous state.
     pub fn open(&mut self, task: &Arc<TaskContext>) {
-        let pool = task.memory_pool();
+        let mut pool = task.memory_pool();
+        self.limit = match pool.memory_limit() {
+            MemoryLimit::Finite(bytes) => format!("datafusion.runtime.memory_limit ({bytes} bytes)"),
+            MemoryLimit::Unknown => "datafusion.runtime.memory_limit".into(),
+            MemoryLimit::Infinite => match default_pool() {
+                Some((default, limit)) => {
+                    pool = default;
+                    format!(
+                        "the default memory limit of continuous state ({} bytes, {}; \
+                         SET datafusion.runtime.memory_limit to choose it)",
+                        limit.bytes,
+                        limit.source()
+                    )
+                }
+                None => "memory".into(),
+            },
+        };
         let consumer = MemoryConsumer::new(format!("continuous {}", self.operator));
         *self.reservation.get_mut() = Some(consumer.register(pool));
-        self.limit = match pool.memory_limit() {
-            MemoryLimit::Finite(bytes) => Some(bytes),
-            MemoryLimit::Infinite | MemoryLimit::Unknown => None,
-        };
     }
 
     /// Register as [`StateMemory::open`] does and reserve the `bytes` held
@@ -86,13 +121,13 @@ impl StateMemory {
         if reservation.size() == bytes || reservation.try_resize(bytes).is_ok() {
             return Ok(());
         }
-        let limit = self.limit.map(|l| format!(" ({l} bytes)")).unwrap_or_default();
         resources_err!(
-            "the continuous {}'s state ({}: {}, {bytes} bytes) does not fit in datafusion.runtime.memory_limit{limit}: \
+            "the continuous {}'s state ({}: {}, {bytes} bytes) does not fit in {}: \
              raise the limit, or make the state smaller ({})",
             self.operator,
             self.state,
             detail(),
+            self.limit,
             self.fix
         )
     }

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod operator;
 pub mod operators;
 pub mod planner;
+pub mod process_memory;
 mod rolling_sink;
 pub mod source;
 pub mod state_options;
