@@ -103,10 +103,11 @@ impl StateMemory {
     }
 
     /// Register as [`StateMemory::open`] does and reserve the `bytes` held
-    /// already (restored from a checkpoint), as an operator's whole `open`.
+    /// already (restored from a checkpoint, or allocated up front), as an
+    /// operator's whole `open`.
     pub fn opened(&mut self, task: &Arc<TaskContext>, bytes: usize) -> BoxFuture<'static, Result<()>> {
         self.open(task);
-        let reserved = self.resize(bytes, || "restored from a checkpoint".into());
+        let reserved = self.resize(bytes, || "held as the query starts".into());
         Box::pin(async { reserved })
     }
 

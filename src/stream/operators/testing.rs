@@ -296,6 +296,18 @@ pub fn check(harness: &mut Harness, script: &str, expected: &str) {
 /// `state` (its name and what it holds: `sort_rows: 2 rows`); under a large
 /// limit, no error.
 pub fn check_memory_limit(make: impl Fn() -> Harness, script: &str, operator: &str, state: &str) {
+    check_memory_limit_of(make, script, operator, state, 64);
+}
+
+/// [`check_memory_limit`] with a limit of `small` bytes, for an operator
+/// that holds some before any row.
+pub fn check_memory_limit_of(
+    make: impl Fn() -> Harness,
+    script: &str,
+    operator: &str,
+    state: &str,
+    small: usize,
+) {
     let mut fits = make().with_memory_limit(1 << 30);
     let out = fits.run(script);
     assert!(!out.contains("error"), "{out}");
@@ -305,12 +317,10 @@ pub fn check_memory_limit(make: impl Fn() -> Harness, script: &str, operator: &s
         fits.state_bytes(),
         "the reservation follows the state"
     );
-    let out = make().with_memory_limit(64).run(script);
+    let out = make().with_memory_limit(small).run(script);
     let expected = format!("error Resources exhausted: the continuous {operator}'s state ({state}, ");
-    assert!(
-        out.contains(&expected) && out.contains("does not fit in datafusion.runtime.memory_limit (64 bytes)"),
-        "{out}"
-    );
+    let limit = format!("does not fit in datafusion.runtime.memory_limit ({small} bytes)");
+    assert!(out.contains(&expected) && out.contains(&limit), "{out}");
 }
 
 /// Run `script` on a harness from `make` once straight through, then once
