@@ -253,11 +253,13 @@ impl Graph {
         Ok(events)
     }
 
-    /// Open every operator (load lookup tables), before the first event.
+    /// Open every operator (load lookup tables, register state with the
+    /// memory pool), before the first event.
     pub async fn open(&mut self, task: Arc<TaskContext>) -> Result<()> {
         for node in &mut self.nodes {
-            if let NodeKind::Single(operator) = &mut node.kind {
-                operator.open(Arc::clone(&task)).await?;
+            match &mut node.kind {
+                NodeKind::Single(operator) => operator.open(Arc::clone(&task)).await?,
+                NodeKind::Multi { operator, .. } => operator.open(Arc::clone(&task)).await?,
             }
         }
         Ok(())

@@ -23,6 +23,7 @@ pub mod operator;
 pub mod operators;
 pub mod plan;
 pub mod planner;
+pub mod process_memory;
 mod rolling_sink;
 pub mod source;
 pub mod state_options;

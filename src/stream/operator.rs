@@ -220,8 +220,10 @@ pub trait Operator: Send {
     }
 
     /// Bytes held in state, estimated from the arrays and accumulators it
-    /// keeps (a metric; 0 for operators that do not measure it). Read a few
-    /// times a second, not after every batch.
+    /// keeps (a metric, and what the operator reserves in the memory pool;
+    /// 0 for operators without state). Stateful operators read it after
+    /// every batch and watermark: keep it cheap (a running count, or a
+    /// sample), never a walk over every key.
     fn state_bytes(&self) -> usize {
         0
     }
@@ -241,6 +243,12 @@ pub trait MultiInputOperator: Send {
 
     /// Take rows from input `port`, push what they produce.
     fn process(&mut self, port: usize, input: StreamBatch, out: &mut Vec<Event>) -> Result<()>;
+
+    /// Get ready before the first event (as [`Operator::open`]): register
+    /// its state with the query's memory pool.
+    fn open(&mut self, _task: Arc<TaskContext>) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
 
     /// The merged watermark advanced: emit what it closes, then pass it on.
     fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {

@@ -22,6 +22,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::{ScalarValue, exec_err};
 use datafusion::error::Result;
+use datafusion::execution::TaskContext;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::window::WindowExpr;
 
@@ -29,6 +30,7 @@ use super::pending_rows::PendingRows;
 use super::window_functions::{RowBytes, sort_by_partition};
 use crate::stream::checkpoint::{StateSnapshot, int_columns, int_rows, with_columns};
 use crate::stream::late::LateRows;
+use crate::stream::memory::StateMemory;
 use crate::stream::operator::{
     END_OF_INPUT, Event, MILLISECOND, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values,
 };
@@ -49,6 +51,8 @@ pub struct DedupOperator {
     late: LateRows,
     watermark: Nanos,
     next_sweep: Nanos,
+    /// The keys' and waiting rows' share of the memory pool.
+    memory: StateMemory,
 }
 
 impl DedupOperator {
@@ -77,6 +81,8 @@ impl DedupOperator {
             late,
             watermark: NO_WATERMARK,
             next_sweep: NO_WATERMARK,
+            memory: StateMemory::new("Dedup", "dedup_keys")
+                .with_fix("bound the keys with SET 'state.ttl', or deduplicate on fewer keys"),
         })
     }
 
@@ -170,6 +176,11 @@ impl Operator for DedupOperator {
         keys + self.pending.bytes()
     }
 
+    fn open(&mut self, task: Arc<TaskContext>) -> futures::future::BoxFuture<'_, Result<()>> {
+        let bytes = self.state_bytes();
+        self.memory.opened(&task, bytes)
+    }
+
     fn state(&self) -> Option<String> {
         let bound = match self.ttl {
             Some(ttl) => format!(
@@ -203,7 +214,8 @@ impl Operator for DedupOperator {
     }
 
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
-        self.pending.push(input, &mut self.late)
+        self.pending.push(input, &mut self.late)?;
+        self.reserve()
     }
 
     fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
@@ -224,11 +236,18 @@ impl Operator for DedupOperator {
         self.late.flush()?;
         self.watermark = watermark;
         out.push(Event::Watermark(watermark));
-        Ok(())
+        self.reserve()
     }
 }
 
 impl DedupOperator {
+    /// Resize the memory pool's share to the keys and waiting rows.
+    fn reserve(&self) -> Result<()> {
+        self.memory.resize(self.state_bytes(), || {
+            format!("{} keys and {} waiting rows", self.seen.len(), self.pending.len())
+        })
+    }
+
     /// The keys seen, a row each: the time of its latest row, then the key's
     /// columns (none without a PARTITION BY: the one key is empty bytes).
     fn keys_batch(&self) -> Result<RecordBatch> {
@@ -264,7 +283,9 @@ impl DedupOperator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::operators::testing::{Harness, S, check, late, metrics, window_function_out};
+    use crate::stream::operators::testing::{
+        Harness, S, check, check_memory_limit, late, metrics, window_function_out,
+    };
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     use datafusion::functions_window::expr_fn::row_number;
     use datafusion::logical_expr::{ExprFunctionExt, col};
@@ -417,6 +438,17 @@ mod tests {
             wm 3
             wm +inf
             ",
+        );
+    }
+
+    #[test]
+    fn keys_beyond_the_memory_limit_are_an_error_naming_them() {
+        let script = "rows (1, 5, 10) (2, 6, 20)\nwm 10";
+        check_memory_limit(
+            || dedup(None),
+            script,
+            "Dedup",
+            "dedup_keys: 0 keys and 2 waiting rows",
         );
     }
 }

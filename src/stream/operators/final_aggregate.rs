@@ -7,9 +7,11 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::internal_err;
 use datafusion::error::Result;
+use datafusion::execution::TaskContext;
 
 use crate::stream::checkpoint::{StateSnapshot, int_columns, int_rows, with_columns};
 use crate::stream::groups::{Aggregates, GroupColumn, Groups, assemble};
+use crate::stream::memory::StateMemory;
 use crate::stream::operator::{END_OF_INPUT, Event, Nanos, Operator, RowWatermarks, StreamBatch};
 
 /// Aggregates everything, emits at the end of input.
@@ -20,6 +22,8 @@ pub struct FinalAggregateOperator {
     schema: SchemaRef,
     /// The aggregate's input, to evaluate a keyless aggregate over no rows.
     input_schema: SchemaRef,
+    /// The groups' share of the memory pool.
+    memory: StateMemory,
 }
 
 impl FinalAggregateOperator {
@@ -36,6 +40,15 @@ impl FinalAggregateOperator {
             group_columns,
             schema,
             input_schema,
+            memory: StateMemory::new("FinalAggregate", "groups")
+                .with_fix("group by fewer keys, or aggregate per window"),
+        })
+    }
+
+    /// Resize the memory pool's share to the groups held.
+    fn reserve(&self) -> Result<()> {
+        self.memory.resize(self.state_bytes(), || {
+            format!("{} groups", self.groups.as_ref().map_or(0, Groups::len))
         })
     }
 }
@@ -50,6 +63,19 @@ impl Operator for FinalAggregateOperator {
 
     fn state(&self) -> Option<String> {
         Some("groups per key, until the end of input (bounded replays only)".into())
+    }
+
+    fn state_rows(&self) -> usize {
+        self.groups.as_ref().map_or(0, Groups::len)
+    }
+
+    fn state_bytes(&self) -> usize {
+        self.groups.as_ref().map_or(0, Groups::size)
+    }
+
+    fn open(&mut self, task: std::sync::Arc<TaskContext>) -> futures::future::BoxFuture<'_, Result<()>> {
+        let bytes = self.state_bytes();
+        self.memory.opened(&task, bytes)
     }
 
     fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
@@ -82,9 +108,10 @@ impl Operator for FinalAggregateOperator {
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
         let (keys, arguments) = self.aggregates.evaluate(&input.batch)?;
         match &mut self.groups {
-            Some(groups) => groups.update(&keys, &arguments, input.batch.num_rows()),
-            None => internal_err!("rows after the end of input"),
+            Some(groups) => groups.update(&keys, &arguments, input.batch.num_rows())?,
+            None => return internal_err!("rows after the end of input"),
         }
+        self.reserve()
     }
 
     fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
@@ -112,7 +139,7 @@ impl Operator for FinalAggregateOperator {
             )));
         }
         out.push(Event::Watermark(watermark));
-        Ok(())
+        self.reserve()
     }
 }
 
@@ -121,7 +148,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::stream::operators::testing::{Harness, check_restores, count_by, metrics};
+    use crate::stream::operators::testing::{
+        Harness, check_memory_limit_of, check_restores, count_by, metrics,
+    };
     use arrow::datatypes::{DataType, Field, Schema};
 
     /// `count(*)` of rows `(k, v)` by `k`, at the end of input.
@@ -156,5 +185,13 @@ mod tests {
             end
             ",
         );
+    }
+
+    #[test]
+    fn groups_beyond_the_memory_limit_are_an_error_naming_them() {
+        let script = "rows (1, 5) (2, 7) (1, 9)\nwm 5";
+        // The accumulators hold a few KB before any group.
+        let empty = counts().state_bytes() + 1;
+        check_memory_limit_of(counts, script, "FinalAggregate", "groups: 2 groups", empty);
     }
 }

@@ -27,10 +27,13 @@ use super::join::{
     JoinCore, JoinSpec, Output, Side, check_append_only, check_timestamp, hits, late_policy, rows_where,
     show_nanos, take_rows,
 };
-use super::join_state::{JoinState, Probe, restore_sides, snapshot_sides};
+use super::join_state::{
+    JoinState, Probe, reserve_sides, restore_sides, sides_bytes, sides_memory, snapshot_sides,
+};
 use crate::stream::changelog::Change;
 use crate::stream::checkpoint::StateSnapshot;
 use crate::stream::late::LateRows;
+use crate::stream::memory::StateMemory;
 use crate::stream::operator::{
     END_OF_INPUT, Event, MultiInputOperator, NO_WATERMARK, Nanos, RowWatermarks, StreamBatch, nanos_values,
     to_nanos,
@@ -68,6 +71,8 @@ pub struct IntervalJoinOperator {
     /// the watermark passed on are this much earlier, and a window after the
     /// join does not find its rows late.
     hold: Nanos,
+    /// Both sides' share of the memory pool.
+    memory: StateMemory,
 }
 
 impl IntervalJoinOperator {
@@ -96,6 +101,10 @@ impl IntervalJoinOperator {
             watermark: NO_WATERMARK,
             before: NO_WATERMARK,
             hold: bounds.upper.max(bounds.lower.saturating_neg()).max(0),
+            memory: sides_memory(
+                "IntervalJoin",
+                "a tighter bound between the two sides' times, or join on more selective keys",
+            ),
         })
     }
 
@@ -169,14 +178,21 @@ impl MultiInputOperator for IntervalJoinOperator {
         let start = out.len();
         self.join_rows(port, input, out)?;
         self.hold_back(&mut out[start..]);
-        Ok(())
+        reserve_sides(&self.state, &self.memory)
+    }
+
+    fn open(
+        &mut self,
+        task: std::sync::Arc<datafusion::execution::TaskContext>,
+    ) -> futures::future::BoxFuture<'_, Result<()>> {
+        self.memory.opened(&task, sides_bytes(&self.state))
     }
 
     fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
         let start = out.len();
         self.advance(watermark, out)?;
         self.hold_back(&mut out[start..]);
-        Ok(())
+        reserve_sides(&self.state, &self.memory)
     }
 
     fn on_end(&mut self, out: &mut Vec<Event>) -> Result<()> {
@@ -213,7 +229,7 @@ impl MultiInputOperator for IntervalJoinOperator {
     }
 
     fn state_bytes(&self) -> usize {
-        self.state.iter().map(JoinState::bytes).sum()
+        sides_bytes(&self.state)
     }
 }
 
@@ -378,7 +394,7 @@ impl IntervalJoinOperator {
 mod tests {
     use super::*;
     use crate::stream::operators::testing::{
-        Harness, S, check, join_inputs, join_spec, late, metrics, time_between,
+        Harness, S, check, check_memory_limit, join_inputs, join_spec, late, metrics, time_between,
     };
     use datafusion::common::JoinType;
 
@@ -656,5 +672,16 @@ mod tests {
             ..bounds
         };
         assert!(IntervalJoinOperator::try_new(spec, on_a_string, [late(&metrics), late(&metrics)]).is_err());
+    }
+
+    #[test]
+    fn rows_beyond_the_memory_limit_are_an_error_naming_the_join() {
+        let script = "L rows (1, 10, 'a') (2, 10, 'b')\nR rows (1, 12, 'x')";
+        check_memory_limit(
+            || harness(JoinType::Inner),
+            script,
+            "IntervalJoin",
+            "join_left and join_right: 2 left and 1 right rows",
+        );
     }
 }

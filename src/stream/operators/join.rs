@@ -333,6 +333,12 @@ impl<V: Copy> KeyIndex<V> {
         (probe, found)
     }
 
+    /// Bytes of the index holding `entries` rows, estimated from its keys
+    /// (the heap bytes of long keys not counted).
+    pub fn bytes(&self, entries: usize) -> usize {
+        self.map.len() * std::mem::size_of::<(Key, Vec<V>)>() + entries * std::mem::size_of::<V>()
+    }
+
     /// Keep the rows of every key that `keep` says; drop keys left empty.
     pub fn retain_all(&mut self, mut keep: impl FnMut(&V) -> bool) {
         self.map.retain(|_, rows| {

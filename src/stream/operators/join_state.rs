@@ -18,6 +18,7 @@ use datafusion::error::Result;
 
 use super::join::{JoinCore, Key, KeyIndex, Side, keep, take_rows};
 use crate::stream::checkpoint::{StateSnapshot, int_columns, int_rows, with_columns};
+use crate::stream::memory::StateMemory;
 use crate::stream::operator::Nanos;
 
 /// Where a kept row is: its batch and its row in it.
@@ -40,6 +41,16 @@ struct Chunk {
     first_expiry: Nanos,
 }
 
+impl Chunk {
+    /// Bytes of its rows and their bookkeeping.
+    fn bytes(&self) -> usize {
+        self.batch.get_array_memory_size()
+            + self.expire_at.capacity() * std::mem::size_of::<Nanos>()
+            + self.matches.capacity() * std::mem::size_of::<u32>()
+            + self.alive.capacity()
+    }
+}
+
 /// The rows one side of a join keeps.
 pub struct JoinState {
     schema: SchemaRef,
@@ -50,6 +61,8 @@ pub struct JoinState {
     rows: usize,
     /// Rows expired since the index was last swept of them.
     unswept: usize,
+    /// Bytes of `chunks`, kept as they come and go (read after every batch).
+    chunk_bytes: usize,
 }
 
 /// The pairs of a batch with a side's kept rows that match.
@@ -78,6 +91,7 @@ impl JoinState {
             index: KeyIndex::default(),
             rows: 0,
             unswept: 0,
+            chunk_bytes: 0,
         }
     }
 
@@ -86,18 +100,17 @@ impl JoinState {
         self.rows
     }
 
-    /// Bytes of the kept rows' batches and their bookkeeping (the key index
-    /// is not counted).
+    /// Bytes of the kept rows' batches, their bookkeeping and the key index
+    /// (estimated); no walk over the rows.
     pub fn bytes(&self) -> usize {
-        self.chunks
-            .values()
-            .map(|c| {
-                c.batch.get_array_memory_size()
-                    + c.expire_at.capacity() * std::mem::size_of::<Nanos>()
-                    + c.matches.capacity() * std::mem::size_of::<u32>()
-                    + c.alive.capacity()
-            })
-            .sum()
+        self.chunk_bytes + self.index.bytes(self.rows + self.unswept)
+    }
+
+    /// Drop chunk `id`, all of whose rows are gone.
+    fn drop_chunk(&mut self, id: u64) {
+        if let Some(chunk) = self.chunks.remove(&id) {
+            self.chunk_bytes -= chunk.bytes();
+        }
     }
 
     /// Whether no row is kept.
@@ -146,17 +159,16 @@ impl JoinState {
             );
         }
         let first_expiry = expire_at.iter().copied().min().unwrap_or(Nanos::MAX);
-        self.chunks.insert(
-            chunk,
-            Chunk {
-                batch,
-                expire_at,
-                matches,
-                alive: vec![true; rows],
-                live: rows,
-                first_expiry,
-            },
-        );
+        let kept = Chunk {
+            batch,
+            expire_at,
+            matches,
+            alive: vec![true; rows],
+            live: rows,
+            first_expiry,
+        };
+        self.chunk_bytes += kept.bytes();
+        self.chunks.insert(chunk, kept);
         self.rows += rows;
         Ok(())
     }
@@ -314,7 +326,7 @@ impl JoinState {
             }
         }
         for chunk in emptied {
-            self.chunks.remove(&chunk);
+            self.drop_chunk(chunk);
         }
     }
 
@@ -354,7 +366,7 @@ impl JoinState {
             }
         }
         for id in emptied {
-            self.chunks.remove(&id);
+            self.drop_chunk(id);
         }
         // Expired rows leave the index lazily: probes skip them, and once
         // they outnumber the live rows one sweep drops them all, so each row
@@ -431,6 +443,24 @@ impl JoinState {
 
 /// The names of the two sides' parts in a checkpoint (as EXPLAIN names them).
 const SIDE_PARTS: [&str; 2] = ["join_left", "join_right"];
+
+/// Both sides' share of the memory pool for join `operator`; `fix` says
+/// how to keep fewer rows.
+pub fn sides_memory(operator: &'static str, fix: &'static str) -> StateMemory {
+    StateMemory::new(operator, "join_left and join_right").with_fix(fix)
+}
+
+/// Bytes both sides keep.
+pub fn sides_bytes(state: &[JoinState; 2]) -> usize {
+    state.iter().map(JoinState::bytes).sum()
+}
+
+/// Resize `memory` to both sides' kept rows.
+pub fn reserve_sides(state: &[JoinState; 2], memory: &StateMemory) -> Result<()> {
+    memory.resize(sides_bytes(state), || {
+        format!("{} left and {} right rows", state[0].len(), state[1].len())
+    })
+}
 
 /// Both sides' kept rows into `into`, as parts `join_left` and `join_right`.
 pub fn snapshot_sides(state: &[JoinState; 2], into: &mut StateSnapshot) -> Result<()> {

@@ -39,6 +39,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::utils::{evaluate_partition_ranges, get_row_at_idx};
 use datafusion::common::{ScalarValue, exec_err, internal_err, not_impl_err};
 use datafusion::error::Result;
+use datafusion::execution::TaskContext;
 use datafusion::logical_expr::window_state::{PartitionBatchState, WindowAggState, WindowFrameContext};
 use datafusion::logical_expr::{WindowFrame, WindowFrameBound, WindowFrameUnits};
 use datafusion::physical_expr::PhysicalExpr;
@@ -53,6 +54,7 @@ use super::window_functions::sort_by_partition;
 use super::window_top_n::own_rows;
 use crate::stream::checkpoint::{StateSnapshot, int_columns, int_rows, with_columns};
 use crate::stream::late::LateRows;
+use crate::stream::memory::StateMemory;
 use crate::stream::operator::{
     END_OF_INPUT, Event, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values,
 };
@@ -105,6 +107,16 @@ pub struct OverAggregateOperator {
     passed_on: Nanos,
     /// When the next sweep of partitions the TTL forgot runs.
     next_sweep: Nanos,
+    /// Bytes of the partitions' rows, kept as they change (read after
+    /// every batch: a walk over a million partitions would not do).
+    partition_bytes: usize,
+    /// The partitions' and waiting rows' share of the memory pool.
+    memory: StateMemory,
+}
+
+/// Bytes of a partition's rows.
+fn partition_bytes(partition: &Partition) -> usize {
+    partition.rows.record_batch.get_array_memory_size()
 }
 
 impl OverAggregateOperator {
@@ -131,6 +143,21 @@ impl OverAggregateOperator {
             waiting: BTreeMap::new(),
             passed_on: NO_WATERMARK,
             next_sweep: NO_WATERMARK,
+            partition_bytes: 0,
+            memory: StateMemory::new("OverAggregate", "over_partitions").with_fix(
+                "bound the partitions with SET 'state.ttl', a frame that reaches back less, fewer keys",
+            ),
+        })
+    }
+
+    /// Resize the memory pool's share to the partitions' and waiting rows.
+    fn reserve(&self) -> Result<()> {
+        self.memory.resize(self.state_bytes(), || {
+            format!(
+                "{} partitions and {} waiting rows",
+                self.partitions.len(),
+                self.pending.len()
+            )
         })
     }
 
@@ -157,13 +184,22 @@ impl OverAggregateOperator {
             if self.partitions.get(&key).is_some_and(expired) {
                 self.forget(&key);
             }
-            let partition = self.partitions.entry(key.clone()).or_insert_with(|| Partition {
-                rows: PartitionBatchState::new(Arc::clone(&self.spec.input_schema)),
-                emitted: 0,
-                last: first_time,
-                waiting_since: None,
-            });
+            let partition = match self.partitions.entry(key.clone()) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    let new = Partition {
+                        rows: PartitionBatchState::new(Arc::clone(&self.spec.input_schema)),
+                        emitted: 0,
+                        last: first_time,
+                        waiting_since: None,
+                    };
+                    self.partition_bytes += partition_bytes(&new);
+                    entry.insert(new)
+                }
+            };
+            self.partition_bytes -= partition_bytes(partition);
             partition.rows.extend(&slice)?;
+            self.partition_bytes += partition_bytes(partition);
             partition.last = last_time;
             touched.push(key);
         }
@@ -173,6 +209,7 @@ impl OverAggregateOperator {
     /// Drop a partition and its functions' states.
     fn forget(&mut self, key: &PartitionKey) {
         if let Some(partition) = self.partitions.remove(key) {
+            self.partition_bytes -= partition_bytes(&partition);
             self.set_waiting(partition.waiting_since, None);
         }
         for states in &mut self.states {
@@ -187,6 +224,7 @@ impl OverAggregateOperator {
         let mut progress = Vec::with_capacity(touched.len());
         for key in touched {
             if let Some(partition) = self.partitions.remove(&key) {
+                self.partition_bytes -= partition_bytes(&partition);
                 progress.push((
                     key.clone(),
                     partition.emitted,
@@ -263,15 +301,14 @@ impl OverAggregateOperator {
                 None
             };
             self.set_waiting(was_waiting, waiting_since);
-            self.partitions.insert(
-                key,
-                Partition {
-                    rows,
-                    emitted,
-                    last,
-                    waiting_since,
-                },
-            );
+            let partition = Partition {
+                rows,
+                emitted,
+                last,
+                waiting_since,
+            };
+            self.partition_bytes += partition_bytes(&partition);
+            self.partitions.insert(key, partition);
         }
         Ok(out)
     }
@@ -338,11 +375,12 @@ impl Operator for OverAggregateOperator {
 
     fn state_bytes(&self) -> usize {
         // The partitions' rows and the rows waiting (not the functions' states).
-        self.partitions
-            .values()
-            .map(|p| p.rows.record_batch.get_array_memory_size())
-            .sum::<usize>()
-            + self.pending.bytes()
+        self.partition_bytes + self.pending.bytes()
+    }
+
+    fn open(&mut self, task: Arc<TaskContext>) -> futures::future::BoxFuture<'_, Result<()>> {
+        let bytes = self.state_bytes();
+        self.memory.opened(&task, bytes)
     }
 
     fn state(&self) -> Option<String> {
@@ -386,7 +424,8 @@ impl Operator for OverAggregateOperator {
     }
 
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
-        self.pending.push(input, &mut self.late)
+        self.pending.push(input, &mut self.late)?;
+        self.reserve()
     }
 
     fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
@@ -416,6 +455,7 @@ impl Operator for OverAggregateOperator {
         }
         if end {
             self.partitions.clear();
+            self.partition_bytes = 0;
             self.states.iter_mut().for_each(|s| s.clear());
             self.waiting.clear();
         }
@@ -431,7 +471,7 @@ impl Operator for OverAggregateOperator {
             self.passed_on = held;
             out.push(Event::Watermark(held));
         }
-        Ok(())
+        self.reserve()
     }
 }
 
@@ -743,6 +783,7 @@ impl OverAggregateOperator {
         for f in 0..self.spec.functions.len() {
             self.states[f] = self.restore_function(f, &keys, from)?;
         }
+        self.partition_bytes = self.partitions.values().map(partition_bytes).sum();
         Ok(())
     }
 
@@ -1055,7 +1096,9 @@ fn counted(function: &dyn WindowExpr, key: &PartitionKey, mut rows: usize) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::operators::testing::{Harness, check, late, metrics, window_function};
+    use crate::stream::operators::testing::{
+        Harness, check, check_memory_limit, late, metrics, window_function,
+    };
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     use datafusion::common::ScalarValue;
     use datafusion::functions_aggregate::sum::sum_udaf;
@@ -1353,6 +1396,11 @@ mod tests {
             operator
                 .on_watermark((second + 1) * crate::stream::operators::testing::S, &mut out)
                 .expect("a watermark");
+            let counted: usize = operator.partitions.values().map(partition_bytes).sum();
+            assert_eq!(
+                operator.partition_bytes, counted,
+                "the running count of bytes is right"
+            );
         }
         let held: usize = operator
             .partitions
@@ -1368,5 +1416,16 @@ mod tests {
             })
             .sum();
         assert_eq!(emitted, 50);
+    }
+
+    #[test]
+    fn partitions_beyond_the_memory_limit_are_an_error_naming_them() {
+        let script = "rows (1, 3, 10) (1, 1, 1) (2, 2, 5)\nwm 3";
+        check_memory_limit(
+            || harness(vec![sum_over("v")], Some(rows_preceding(1)), None),
+            script,
+            "OverAggregate",
+            "over_partitions: 0 partitions and 3 waiting rows",
+        );
     }
 }

@@ -24,6 +24,13 @@ pub struct PendingRows {
     schema: SchemaRef,
     /// Batches waiting, each with its rows' times in nanoseconds.
     waiting: Vec<(RecordBatch, ArrayRef)>,
+    /// Bytes of `waiting`, kept as it changes (read after every batch).
+    bytes: usize,
+}
+
+/// Bytes of a waiting batch and its times.
+fn waiting_bytes((batch, times): &(RecordBatch, ArrayRef)) -> usize {
+    batch.get_array_memory_size() + times.get_array_memory_size()
 }
 
 impl PendingRows {
@@ -34,10 +41,14 @@ impl PendingRows {
 
     /// Bytes of the waiting rows and their times.
     pub fn bytes(&self) -> usize {
-        self.waiting
-            .iter()
-            .map(|(batch, times)| batch.get_array_memory_size() + times.get_array_memory_size())
-            .sum()
+        self.bytes
+    }
+
+    /// Keep a batch waiting.
+    fn wait(&mut self, batch: RecordBatch, times: ArrayRef) {
+        let waiting = (batch, times);
+        self.bytes += waiting_bytes(&waiting);
+        self.waiting.push(waiting);
     }
 
     /// Whether no row waits.
@@ -51,6 +62,7 @@ impl PendingRows {
             time,
             schema,
             waiting: Vec::new(),
+            bytes: 0,
         }
     }
 
@@ -77,7 +89,7 @@ impl PendingRows {
             .map(|i| Some(values.is_null(i) || values.value(i) < input.watermarks.get(i)))
             .collect();
         if behind.true_count() == 0 {
-            self.waiting.push((batch, times));
+            self.wait(batch, times);
             return Ok(());
         }
         late.record(&filter_record_batch(&batch, &behind)?)?;
@@ -85,7 +97,7 @@ impl PendingRows {
         let batch = filter_record_batch(&batch, &on_time)?;
         if batch.num_rows() > 0 {
             let times = filter(times.as_ref(), &on_time)?;
-            self.waiting.push((batch, times));
+            self.wait(batch, times);
         }
         Ok(())
     }
@@ -110,6 +122,7 @@ impl PendingRows {
                 }
             }
         }
+        self.bytes = kept.iter().map(waiting_bytes).sum();
         self.waiting = kept;
         if released.is_empty() {
             return Ok(None);
@@ -133,9 +146,10 @@ impl PendingRows {
         let kept = from.batch(name)?;
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), kept.columns().to_vec())?;
         self.waiting.clear();
+        self.bytes = 0;
         if batch.num_rows() > 0 {
             let times = self.times(&batch)?;
-            self.waiting.push((batch, times));
+            self.wait(batch, times);
         }
         Ok(())
     }

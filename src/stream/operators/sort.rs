@@ -9,16 +9,21 @@ use arrow::array::RecordBatch;
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use datafusion::error::Result;
+use datafusion::execution::TaskContext;
 use datafusion::physical_expr::PhysicalSortExpr;
+use futures::future::BoxFuture;
 
 use crate::stream::checkpoint::StateSnapshot;
+use crate::stream::memory::{HeldBatches, StateMemory};
 use crate::stream::operator::{Event, Nanos, Operator, RowWatermarks, StreamBatch};
 
 /// Buffers rows until the next watermark, then emits them sorted.
 pub struct SortPerWatermarkOperator {
     order: Vec<PhysicalSortExpr>,
     schema: SchemaRef,
-    pending: Vec<RecordBatch>,
+    pending: HeldBatches,
+    /// `pending`'s share of the memory pool.
+    memory: StateMemory,
     watermark: Nanos,
     fetch: Option<usize>,
     /// Sort only at the end of input (a bounded replay).
@@ -31,7 +36,9 @@ impl SortPerWatermarkOperator {
         Self {
             order,
             schema,
-            pending: Vec::new(),
+            pending: HeldBatches::default(),
+            memory: StateMemory::new("Sort", "sort_rows")
+                .with_fix("sort by a window bound first, so each emission sorts alone"),
             watermark: crate::stream::operator::NO_WATERMARK,
             fetch,
             at_end,
@@ -52,11 +59,16 @@ impl Operator for SortPerWatermarkOperator {
 
     fn state_rows(&self) -> usize {
         // The rows waiting for the watermark (or the end).
-        self.pending.iter().map(RecordBatch::num_rows).sum()
+        self.pending.rows()
     }
 
     fn state_bytes(&self) -> usize {
-        self.pending.iter().map(RecordBatch::get_array_memory_size).sum()
+        self.pending.bytes()
+    }
+
+    fn open(&mut self, task: std::sync::Arc<TaskContext>) -> BoxFuture<'_, Result<()>> {
+        let bytes = self.state_bytes();
+        self.memory.opened(&task, bytes)
     }
 
     fn state(&self) -> Option<String> {
@@ -68,26 +80,26 @@ impl Operator for SortPerWatermarkOperator {
     }
 
     fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
-        into.put_batch("sort_rows", concat_batches(&self.schema, &self.pending)?);
+        into.put_batch("sort_rows", concat_batches(&self.schema, self.pending.batches())?);
         into.put_value("watermark", self.watermark);
         Ok(())
     }
 
     fn restore(&mut self, from: &StateSnapshot) -> Result<()> {
-        self.pending = held_rows(from, "sort_rows", &self.schema)?;
+        self.pending.set(held_rows(from, "sort_rows", &self.schema)?);
         self.watermark = from.value("watermark")?;
         Ok(())
     }
 
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
         self.pending.push(input.batch);
-        Ok(())
+        self.reserve()
     }
 
     fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
         let ready = !self.at_end || watermark == crate::stream::operator::END_OF_INPUT;
         if ready && !self.pending.is_empty() {
-            let batch = concat_batches(&self.schema, &std::mem::take(&mut self.pending))?;
+            let batch = concat_batches(&self.schema, &self.pending.take())?;
             let columns = self
                 .order
                 .iter()
@@ -107,7 +119,15 @@ impl Operator for SortPerWatermarkOperator {
         }
         self.watermark = watermark;
         out.push(Event::Watermark(watermark));
-        Ok(())
+        self.reserve()
+    }
+}
+
+impl SortPerWatermarkOperator {
+    /// Resize the memory pool's share to the rows waiting.
+    fn reserve(&self) -> Result<()> {
+        self.memory
+            .resize(self.pending.bytes(), || format!("{} rows", self.state_rows()))
     }
 }
 
@@ -130,7 +150,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::stream::operators::testing::{Harness, check_restores, metrics};
+    use crate::stream::operators::testing::{Harness, check_memory_limit, check_restores, metrics};
     use arrow::compute::SortOptions;
     use arrow::datatypes::{DataType, Field, Schema};
     use datafusion::physical_expr::expressions::Column;
@@ -164,5 +184,15 @@ mod tests {
         check_restores(|| sort(None, false), script);
         check_restores(|| sort(Some(2), false), script);
         check_restores(|| sort(None, true), script);
+    }
+
+    #[test]
+    fn rows_beyond_the_memory_limit_are_an_error_naming_the_sort() {
+        check_memory_limit(
+            || sort(None, true),
+            "rows (1, 5) (2, 7)\nwm 5",
+            "Sort",
+            "sort_rows: 2 rows",
+        );
     }
 }

@@ -28,9 +28,12 @@ use datafusion::common::{internal_err, plan_err};
 use datafusion::error::Result;
 
 use super::join::{JoinCore, JoinSpec, Output, Side, hits, show_nanos};
-use super::join_state::{JoinState, Probe, RowRef, restore_sides, snapshot_sides};
+use super::join_state::{
+    JoinState, Probe, RowRef, reserve_sides, restore_sides, sides_bytes, sides_memory, snapshot_sides,
+};
 use crate::stream::changelog::Change;
 use crate::stream::checkpoint::StateSnapshot;
+use crate::stream::memory::StateMemory;
 use crate::stream::operator::{Event, MultiInputOperator, NO_WATERMARK, Nanos, StreamBatch};
 
 /// The operator.
@@ -47,6 +50,8 @@ pub struct StreamJoinOperator {
     updating_inputs: bool,
     /// Where retractions of rows never kept are counted.
     metrics: Option<Arc<crate::stream::StreamMetrics>>,
+    /// Both sides' share of the memory pool.
+    memory: StateMemory,
 }
 
 impl StreamJoinOperator {
@@ -71,6 +76,10 @@ impl StreamJoinOperator {
             watermark: NO_WATERMARK,
             updating_inputs: false,
             metrics: None,
+            memory: sides_memory(
+                "StreamJoin",
+                "bound the rows kept with SET 'state.ttl', or join on more selective keys",
+            ),
         })
     }
 
@@ -302,7 +311,15 @@ impl MultiInputOperator for StreamJoinOperator {
                 }
             }
         }
+        reserve_sides(&self.state, &self.memory)?;
         output.emit(&self.core.spec.schema, self.is_updating(), out)
+    }
+
+    fn open(
+        &mut self,
+        task: Arc<datafusion::execution::TaskContext>,
+    ) -> futures::future::BoxFuture<'_, Result<()>> {
+        self.memory.opened(&task, sides_bytes(&self.state))
     }
 
     fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
@@ -315,7 +332,7 @@ impl MultiInputOperator for StreamJoinOperator {
             }
         }
         out.push(Event::Watermark(watermark));
-        Ok(())
+        reserve_sides(&self.state, &self.memory)
     }
 
     fn on_end(&mut self, out: &mut Vec<Event>) -> Result<()> {
@@ -346,7 +363,7 @@ impl MultiInputOperator for StreamJoinOperator {
     }
 
     fn state_bytes(&self) -> usize {
-        self.state.iter().map(JoinState::bytes).sum()
+        sides_bytes(&self.state)
     }
 }
 
@@ -354,7 +371,7 @@ impl MultiInputOperator for StreamJoinOperator {
 mod tests {
     use super::*;
     use crate::stream::operators::testing::{
-        Harness, S, check, join_inputs, join_spec, metrics, time_between,
+        Harness, S, check, check_memory_limit, join_inputs, join_spec, metrics, time_between,
     };
     use datafusion::common::JoinType;
 
@@ -609,5 +626,16 @@ mod tests {
         rows.changes = Some(crate::stream::Changes::repeat(Change::Delete, 1));
         let refused = operator.process(0, rows, &mut Vec::new());
         assert!(refused.is_err_and(|e| e.to_string().contains("got a retraction")));
+    }
+
+    #[test]
+    fn rows_beyond_the_memory_limit_are_an_error_naming_the_join() {
+        let script = "L rows (1, 10, 'a') (2, 10, 'b')\nR rows (3, 50, 'x')";
+        check_memory_limit(
+            || harness(JoinType::Inner, None),
+            script,
+            "StreamJoin",
+            "join_left and join_right: 2 left and 1 right rows",
+        );
     }
 }

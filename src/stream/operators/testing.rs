@@ -68,6 +68,8 @@ pub struct Harness {
     /// Builds the same harness afresh, for `checkpoint` (restore into a new
     /// operator).
     factory: Option<std::rc::Rc<dyn Fn() -> Harness>>,
+    /// The memory pool it was opened with ([`Harness::with_memory_limit`]).
+    pool: Option<Arc<dyn datafusion::execution::memory_pool::MemoryPool>>,
 }
 
 /// Metrics for a harness and the operators' late rows.
@@ -89,6 +91,7 @@ impl Harness {
             current: vec![NO_WATERMARK],
             metrics: Arc::clone(metrics),
             factory: None,
+            pool: None,
         }
     }
 
@@ -105,7 +108,30 @@ impl Harness {
             schemas,
             metrics: Arc::clone(metrics),
             factory: None,
+            pool: None,
         }
+    }
+
+    /// The operator opened with a task whose memory pool holds `bytes`
+    /// (`datafusion.runtime.memory_limit`).
+    pub fn with_memory_limit(mut self, bytes: usize) -> Self {
+        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_memory_limit(bytes, 1.0)
+            .build_arc()
+            .expect("a runtime");
+        self.pool = Some(Arc::clone(&runtime.memory_pool));
+        let task = Arc::new(datafusion::execution::TaskContext::default().with_runtime(runtime));
+        let opened = match &mut self.subject {
+            Subject::Single(operator) => futures::executor::block_on(operator.open(task)),
+            Subject::Multi { operator, .. } => futures::executor::block_on(operator.open(task)),
+        };
+        opened.expect("the operator opens");
+        self
+    }
+
+    /// The bytes reserved in the memory pool it was opened with.
+    pub fn reserved(&self) -> usize {
+        self.pool.as_ref().map_or(0, |pool| pool.reserved())
     }
 
     /// The bytes the operator says it holds in state.
@@ -263,6 +289,38 @@ pub fn check(harness: &mut Harness, script: &str, expected: &str) {
         "\n--- got ---\n{got}\n--- expected ---\n{}\n",
         expected.join("\n")
     );
+}
+
+/// `script` (which ends holding state) run by `make()`'s operator under a
+/// memory limit too small for its state: an error naming `operator` and
+/// `state` (its name and what it holds: `sort_rows: 2 rows`); under a large
+/// limit, no error.
+pub fn check_memory_limit(make: impl Fn() -> Harness, script: &str, operator: &str, state: &str) {
+    check_memory_limit_of(make, script, operator, state, 64);
+}
+
+/// [`check_memory_limit`] with a limit of `small` bytes, for an operator
+/// that holds some before any row.
+pub fn check_memory_limit_of(
+    make: impl Fn() -> Harness,
+    script: &str,
+    operator: &str,
+    state: &str,
+    small: usize,
+) {
+    let mut fits = make().with_memory_limit(1 << 30);
+    let out = fits.run(script);
+    assert!(!out.contains("error"), "{out}");
+    assert!(fits.reserved() > 0, "the state is reserved");
+    assert_eq!(
+        fits.reserved(),
+        fits.state_bytes(),
+        "the reservation follows the state"
+    );
+    let out = make().with_memory_limit(small).run(script);
+    let expected = format!("error Resources exhausted: the continuous {operator}'s state ({state}, ");
+    let limit = format!("does not fit in datafusion.runtime.memory_limit ({small} bytes)");
+    assert!(out.contains(&expected) && out.contains(&limit), "{out}");
 }
 
 /// Run `script` on a harness from `make` once straight through, then once

@@ -27,11 +27,13 @@ use arrow::datatypes::SchemaRef;
 use arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::error::Result;
+use datafusion::execution::TaskContext;
 use datafusion::physical_expr::window::WindowExpr;
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 
 use super::window_functions::RowBytes;
 use crate::stream::checkpoint::{StateSnapshot, int_columns, int_rows, with_columns};
+use crate::stream::memory::StateMemory;
 use crate::stream::operator::{
     END_OF_INPUT, Event, MILLISECOND, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch,
 };
@@ -103,6 +105,8 @@ pub struct TopNOperator {
     ttl: Option<Nanos>,
     watermark: Nanos,
     swept: Nanos,
+    /// The ranked rows' share of the memory pool.
+    memory: StateMemory,
 }
 
 impl TopNOperator {
@@ -153,6 +157,8 @@ impl TopNOperator {
             ttl,
             watermark: NO_WATERMARK,
             swept: NO_WATERMARK,
+            memory: StateMemory::new("TopN", "top_rows")
+                .with_fix("bound the keys with SET 'state.ttl', a smaller N, fewer keys"),
         })
     }
 
@@ -342,8 +348,9 @@ impl Operator for TopNOperator {
     }
 
     fn state_bytes(&self) -> usize {
-        // An estimate: the keys held times the mean size of a sample of them
-        // (entry, key bytes, and each ranked row's sort key and row bytes).
+        // An estimate: the keys held times the mean size of a sample of
+        // them (entry, key bytes, and their ranked rows' bytes), so a
+        // million keys are not walked after every batch.
         const SAMPLE: usize = 64;
         let entry = std::mem::size_of::<(Box<[u8]>, Key)>();
         let ranked = std::mem::size_of::<Ranked>();
@@ -352,18 +359,24 @@ impl Operator for TopNOperator {
             .iter()
             .take(SAMPLE)
             .map(|(k, key)| {
-                let rows: usize = key
-                    .ranked
-                    .iter()
-                    .map(|r| ranked + r.order.len() + r.row.row().as_ref().len())
-                    .sum();
-                entry + k.len() + rows
+                entry
+                    + k.len()
+                    + key
+                        .ranked
+                        .iter()
+                        .map(|r| ranked + r.order.len() + r.row.row().as_ref().len())
+                        .sum::<usize>()
             })
             .collect();
         match sampled.len() {
             0 => 0,
             n => sampled.iter().sum::<usize>() / n * self.state.len(),
         }
+    }
+
+    fn open(&mut self, task: Arc<TaskContext>) -> futures::future::BoxFuture<'_, Result<()>> {
+        let bytes = self.state_bytes();
+        self.memory.opened(&task, bytes)
     }
 
     fn state(&self) -> Option<String> {
@@ -409,6 +422,7 @@ impl Operator for TopNOperator {
             return Ok(());
         }
         let changes = self.rank(&input.batch, changes)?;
+        self.reserve()?;
         self.emit(changes, out)
     }
 
@@ -418,11 +432,18 @@ impl Operator for TopNOperator {
             self.sweep();
         }
         out.push(Event::Watermark(watermark));
-        Ok(())
+        self.reserve()
     }
 }
 
 impl TopNOperator {
+    /// Resize the memory pool's share to the ranked rows.
+    fn reserve(&self) -> Result<()> {
+        self.memory.resize(self.state_bytes(), || {
+            format!("{} rows of {} keys", self.state_rows(), self.state.len())
+        })
+    }
+
     /// Every ranked row, a key's rows together and best first: when its key
     /// was last touched, then the row's columns. A key with no row left
     /// (all taken back) is not kept: it ranks as a key never seen.
@@ -466,7 +487,9 @@ impl TopNOperator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::operators::testing::{Harness, S, check, metrics, window_function_out};
+    use crate::stream::operators::testing::{
+        Harness, S, check, check_memory_limit, metrics, window_function_out,
+    };
     use arrow::datatypes::{DataType, Field, Schema};
     use datafusion::functions_window::expr_fn::row_number;
     use datafusion::logical_expr::{ExprFunctionExt, col};
@@ -657,5 +680,22 @@ mod tests {
                 .load(std::sync::atomic::Ordering::Relaxed),
             1
         );
+    }
+
+    #[test]
+    fn ranked_rows_beyond_the_memory_limit_are_an_error_naming_them() {
+        let script = "rows (1, 5) (1, 7) (2, 1)";
+        check_memory_limit(|| top_two(None), script, "TopN", "top_rows: 3 rows of 2 keys");
+    }
+
+    #[test]
+    fn state_bytes_grow_with_the_keys() {
+        let mut h = top_two(None);
+        assert_eq!(h.state_bytes(), 0);
+        h.run("rows (1, 5)");
+        let one = h.state_bytes();
+        assert!(one > 0, "a ranked row has bytes");
+        h.run("rows (2, 5) (3, 5)");
+        assert_eq!(h.state_bytes(), 3 * one, "three keys of one shape");
     }
 }

@@ -39,6 +39,7 @@ use arrow::compute::take;
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::{ScalarValue, exec_err, internal_err};
 use datafusion::error::Result;
+use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 
@@ -46,6 +47,7 @@ use super::join::Key;
 use crate::stream::changelog::{Change, Changes};
 use crate::stream::checkpoint::StateSnapshot;
 use crate::stream::groups::{Aggregates, GroupColumn, assemble};
+use crate::stream::memory::StateMemory;
 use crate::stream::operator::{
     END_OF_INPUT, Event, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values, to_nanos,
 };
@@ -133,6 +135,8 @@ pub struct UpdatingAggregateOperator {
     /// window's end (a key may be listed again after its group was dropped
     /// and made anew; one no longer in the index is skipped).
     ends: std::collections::BTreeMap<Nanos, Vec<Key>>,
+    /// The groups' share of the memory pool.
+    memory: StateMemory,
 }
 
 impl UpdatingAggregateOperator {
@@ -161,7 +165,33 @@ impl UpdatingAggregateOperator {
             is_waiting: Vec::new(),
             emitted_at: None,
             ends: Default::default(),
+            memory: StateMemory::new("UpdatingAggregate", "groups")
+                .with_fix("bound the groups with SET 'state.ttl', or group by fewer keys"),
         })
+    }
+
+    /// Fold rows into their groups; emit the changes due.
+    fn take(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
+        if input.batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let (input, ends) = self.on_time(input)?;
+        if input.batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let touched = self.update(&input, ends.as_deref())?;
+        if self.spec.windows.as_ref().is_some_and(|w| !w.emit_changes) {
+            // Each window's rows go out once, when it closes.
+            return Ok(());
+        }
+        self.wait(touched);
+        self.flush(false, out)
+    }
+
+    /// Resize the memory pool's share to the groups held.
+    fn reserve(&self) -> Result<()> {
+        self.memory
+            .resize(self.state_bytes(), || format!("{} groups", self.state_rows()))
     }
 
     /// Report retractions of rows never added to `metrics`.
@@ -687,21 +717,14 @@ impl Operator for UpdatingAggregateOperator {
         Ok(())
     }
 
+    fn open(&mut self, task: Arc<TaskContext>) -> futures::future::BoxFuture<'_, Result<()>> {
+        let bytes = self.state_bytes();
+        self.memory.opened(&task, bytes)
+    }
+
     fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
-        if input.batch.num_rows() == 0 {
-            return Ok(());
-        }
-        let (input, ends) = self.on_time(input)?;
-        if input.batch.num_rows() == 0 {
-            return Ok(());
-        }
-        let touched = self.update(&input, ends.as_deref())?;
-        if self.spec.windows.as_ref().is_some_and(|w| !w.emit_changes) {
-            // Each window's rows go out once, when it closes.
-            return Ok(());
-        }
-        self.wait(touched);
-        self.flush(false, out)
+        self.take(input, out)?;
+        self.reserve()
     }
 
     fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
@@ -719,7 +742,7 @@ impl Operator for UpdatingAggregateOperator {
         }
         self.expire();
         out.push(Event::Watermark(watermark));
-        Ok(())
+        self.reserve()
     }
 
     fn on_end(&mut self, out: &mut Vec<Event>) -> Result<()> {
@@ -1138,7 +1161,7 @@ mod tests {
     use datafusion::physical_expr::expressions::{col, lit};
 
     use super::*;
-    use crate::stream::operators::testing::{batch, metrics};
+    use crate::stream::operators::testing::{batch, check_memory_limit, metrics};
 
     fn input() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -1520,5 +1543,11 @@ mod tests {
         let mut out = Vec::new();
         operator.on_watermark(0, &mut out).expect("a watermark");
         assert_eq!(render(&out), ["-U (1, 1, 1, 1)", "+U (1, 3, 2, 2)"]);
+    }
+
+    #[test]
+    fn groups_beyond_the_memory_limit_are_an_error_naming_them() {
+        let script = "changes +I (1, 10) +I (2, 5) +I (1, 1)";
+        check_memory_limit(|| harness(true), script, "UpdatingAggregate", "groups: 2 groups");
     }
 }

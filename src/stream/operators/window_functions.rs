@@ -19,9 +19,12 @@ use arrow::compute::{SortColumn, concat, concat_batches, lexsort_to_indices, tak
 use arrow::datatypes::SchemaRef;
 use datafusion::common::utils::evaluate_partition_ranges;
 use datafusion::error::Result;
+use datafusion::execution::TaskContext;
 use datafusion::physical_expr::window::WindowExpr;
+use futures::future::BoxFuture;
 
 use crate::stream::checkpoint::StateSnapshot;
+use crate::stream::memory::{HeldBatches, StateMemory};
 use crate::stream::operator::{END_OF_INPUT, Event, Nanos, Operator, RowWatermarks, StreamBatch};
 
 /// Holds rows, then appends the window functions' values.
@@ -29,7 +32,9 @@ pub struct WindowFunctionOperator {
     functions: Vec<Arc<dyn WindowExpr>>,
     input_schema: SchemaRef,
     schema: SchemaRef,
-    pending: Vec<RecordBatch>,
+    pending: HeldBatches,
+    /// `pending`'s share of the memory pool.
+    memory: StateMemory,
     /// Evaluate only at the end of input (else at every watermark).
     at_end: bool,
     watermark: Nanos,
@@ -47,7 +52,9 @@ impl WindowFunctionOperator {
             functions,
             input_schema,
             schema,
-            pending: Vec::new(),
+            pending: HeldBatches::default(),
+            memory: StateMemory::new("WindowFunctions", "function_rows")
+                .with_fix("partition the functions by a window bound, so each emission holds one window"),
             at_end,
             watermark: crate::stream::operator::NO_WATERMARK,
         }
@@ -76,27 +83,41 @@ impl Operator for WindowFunctionOperator {
     fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
         into.put_batch(
             "function_rows",
-            concat_batches(&self.input_schema, &self.pending)?,
+            concat_batches(&self.input_schema, self.pending.batches())?,
         );
         into.put_value("watermark", self.watermark);
         Ok(())
     }
 
     fn restore(&mut self, from: &StateSnapshot) -> Result<()> {
-        self.pending = super::sort::held_rows(from, "function_rows", &self.input_schema)?;
+        self.pending
+            .set(super::sort::held_rows(from, "function_rows", &self.input_schema)?);
         self.watermark = from.value("watermark")?;
         Ok(())
     }
 
+    fn open(&mut self, task: Arc<TaskContext>) -> BoxFuture<'_, Result<()>> {
+        let bytes = self.state_bytes();
+        self.memory.opened(&task, bytes)
+    }
+
+    fn state_rows(&self) -> usize {
+        self.pending.rows()
+    }
+
+    fn state_bytes(&self) -> usize {
+        self.pending.bytes()
+    }
+
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
         self.pending.push(input.batch);
-        Ok(())
+        self.reserve()
     }
 
     fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
         let ready = !self.at_end || watermark == END_OF_INPUT;
         if ready && !self.pending.is_empty() {
-            let rows = concat_batches(&self.input_schema, &std::mem::take(&mut self.pending))?;
+            let rows = concat_batches(&self.input_schema, &self.pending.take())?;
             let batch = evaluate(&self.functions, &self.schema, rows)?;
             out.push(Event::Data(StreamBatch::new(
                 batch,
@@ -105,7 +126,15 @@ impl Operator for WindowFunctionOperator {
         }
         self.watermark = watermark;
         out.push(Event::Watermark(watermark));
-        Ok(())
+        self.reserve()
+    }
+}
+
+impl WindowFunctionOperator {
+    /// Resize the memory pool's share to the rows held.
+    fn reserve(&self) -> Result<()> {
+        self.memory
+            .resize(self.pending.bytes(), || format!("{} rows", self.pending.rows()))
     }
 }
 
@@ -209,7 +238,9 @@ impl RowBytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::operators::testing::{Harness, check_restores, metrics, window_function_out};
+    use crate::stream::operators::testing::{
+        Harness, check_memory_limit, check_restores, metrics, window_function_out,
+    };
     use arrow::datatypes::{DataType, Field, Schema};
     use datafusion::functions_window::expr_fn::row_number;
     use datafusion::logical_expr::{ExprFunctionExt, col};
@@ -244,5 +275,16 @@ mod tests {
             ";
         check_restores(|| ranked(false), script);
         check_restores(|| ranked(true), script);
+    }
+
+    #[test]
+    fn rows_beyond_the_memory_limit_are_an_error_naming_the_functions() {
+        let script = "rows (1, 5) (2, 7) (1, 9)\nwm 5";
+        check_memory_limit(
+            || ranked(true),
+            script,
+            "WindowFunctions",
+            "function_rows: 3 rows",
+        );
     }
 }

@@ -27,6 +27,7 @@ use super::join::{
 use crate::stream::changelog::Change;
 use crate::stream::checkpoint::{StateSnapshot, int_columns, int_rows, with_columns};
 use crate::stream::late::LateRows;
+use crate::stream::memory::StateMemory;
 use crate::stream::operator::{
     Event, MultiInputOperator, NO_WATERMARK, Nanos, RowWatermarks, StreamBatch, nanos_values, to_nanos,
 };
@@ -62,6 +63,10 @@ pub struct WindowJoinOperator {
     late: [LateRows; 2],
     /// The merged watermark last seen.
     watermark: Nanos,
+    /// Bytes of the open windows' rows, kept as they come and go.
+    bytes: usize,
+    /// The open windows' share of the memory pool.
+    memory: StateMemory,
 }
 
 impl WindowJoinOperator {
@@ -84,6 +89,9 @@ impl WindowJoinOperator {
             rows: 0,
             late,
             watermark: NO_WATERMARK,
+            bytes: 0,
+            memory: StateMemory::new("WindowJoin", "join_left and join_right")
+                .with_fix("a shorter window, or join on more selective keys"),
         })
     }
 
@@ -144,6 +152,12 @@ impl WindowJoinOperator {
             if let Some(window) = self.windows.remove(&end) {
                 let rows: usize = window.iter().flatten().map(RecordBatch::num_rows).sum();
                 self.rows = self.rows.saturating_sub(rows);
+                let bytes: usize = window
+                    .iter()
+                    .flatten()
+                    .map(RecordBatch::get_array_memory_size)
+                    .sum();
+                self.bytes = self.bytes.saturating_sub(bytes);
                 self.join(window, &mut output, self.watermark)?;
             }
         }
@@ -213,9 +227,17 @@ impl MultiInputOperator for WindowJoinOperator {
                 take_rows(batch, &UInt32Array::from(rows))?
             };
             self.rows += rows.num_rows();
+            self.bytes += rows.get_array_memory_size();
             self.windows.entry(end).or_default()[side.index()].push(rows);
         }
-        Ok(())
+        self.reserve()
+    }
+
+    fn open(
+        &mut self,
+        task: Arc<datafusion::execution::TaskContext>,
+    ) -> futures::future::BoxFuture<'_, Result<()>> {
+        self.memory.opened(&task, self.bytes)
     }
 
     fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
@@ -227,7 +249,7 @@ impl MultiInputOperator for WindowJoinOperator {
             }
         }
         out.push(Event::Watermark(watermark));
-        Ok(())
+        self.reserve()
     }
 
     fn on_end(&mut self, out: &mut Vec<Event>) -> Result<()> {
@@ -241,12 +263,7 @@ impl MultiInputOperator for WindowJoinOperator {
     }
 
     fn state_bytes(&self) -> usize {
-        self.windows
-            .values()
-            .flatten()
-            .flatten()
-            .map(RecordBatch::get_array_memory_size)
-            .sum()
+        self.bytes
     }
 
     fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
@@ -264,6 +281,7 @@ impl MultiInputOperator for WindowJoinOperator {
     fn restore(&mut self, from: &StateSnapshot) -> Result<()> {
         self.windows.clear();
         self.rows = 0;
+        self.bytes = 0;
         for side in [Side::Left, Side::Right] {
             self.restore_side(side, from.batch(WINDOW_PARTS[side.index()])?)?;
         }
@@ -276,6 +294,13 @@ impl MultiInputOperator for WindowJoinOperator {
 const WINDOW_PARTS: [&str; 2] = ["join_left", "join_right"];
 
 impl WindowJoinOperator {
+    /// Resize the memory pool's share to the open windows' rows.
+    fn reserve(&self) -> Result<()> {
+        self.memory.resize(self.bytes, || {
+            format!("{} rows in {} open windows", self.rows, self.windows.len())
+        })
+    }
+
     /// The rows of `side` waiting in open windows, windows in order of their
     /// end: a column `window_end` (the end it closes at), then the rows.
     fn saved_side(&self, side: Side) -> Result<RecordBatch> {
@@ -300,7 +325,10 @@ impl WindowJoinOperator {
         let mut at = 0;
         while at < ends.len() {
             let len = ends[at..].iter().take_while(|e| **e == ends[at]).count();
-            self.windows.entry(ends[at]).or_default()[side.index()].push(rows.slice(at, len));
+            // Rows of their own: a slice would keep (and count) all of them.
+            let window = super::window_top_n::own_rows(&rows, at, len)?;
+            self.bytes += window.get_array_memory_size();
+            self.windows.entry(ends[at]).or_default()[side.index()].push(window);
             self.rows += len;
             at += len;
         }
@@ -311,7 +339,7 @@ impl WindowJoinOperator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::operators::testing::{Harness, check, late, metrics, spec};
+    use crate::stream::operators::testing::{Harness, check, check_memory_limit, late, metrics, spec};
     use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
     use datafusion::common::JoinType;
     use datafusion::logical_expr::Operator;
@@ -493,6 +521,17 @@ mod tests {
             wm +inf
             end
             ",
+        );
+    }
+
+    #[test]
+    fn open_windows_beyond_the_memory_limit_are_an_error_naming_them() {
+        let script = "L rows (1, 0, 10, 'a') (2, 0, 10, 'b')\nR rows (1, 0, 10, 'x')";
+        check_memory_limit(
+            || harness(JoinType::Inner, false),
+            script,
+            "WindowJoin",
+            "join_left and join_right: 3 rows in 1 open windows",
         );
     }
 }

@@ -19,11 +19,14 @@ use arrow::array::{Array, BooleanArray, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::SchemaRef;
 use datafusion::error::Result;
+use datafusion::execution::TaskContext;
 use datafusion::physical_expr::window::WindowExpr;
+use futures::future::BoxFuture;
 
 use super::window_functions::evaluate;
 use crate::stream::checkpoint::{StateSnapshot, int_columns, int_rows, with_columns};
 use crate::stream::late::LateRows;
+use crate::stream::memory::StateMemory;
 use crate::stream::operator::{
     Event, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values, to_nanos,
 };
@@ -54,6 +57,10 @@ pub struct WindowTopNOperator {
     limit: Option<usize>,
     late: LateRows,
     watermark: Nanos,
+    /// Bytes of every open window's rows, kept as they change.
+    held_bytes: usize,
+    /// The open windows' share of the memory pool.
+    memory: StateMemory,
 }
 
 /// One open window's rows.
@@ -61,6 +68,8 @@ pub struct WindowTopNOperator {
 struct Held {
     batches: Vec<RecordBatch>,
     rows: usize,
+    /// Bytes of `batches`.
+    bytes: usize,
     /// Rank the rows (and drop those past the limit) once this many are held.
     compact_at: usize,
 }
@@ -86,7 +95,21 @@ impl WindowTopNOperator {
             limit: limit.filter(|&n| n > 0),
             late,
             watermark: NO_WATERMARK,
+            held_bytes: 0,
+            memory: StateMemory::new("WindowTopN", "window_rows")
+                .with_fix("a shorter window, a smaller N, fewer rows per window"),
         }
+    }
+
+    /// Resize the memory pool's share to the open windows' rows.
+    fn reserve(&self) -> Result<()> {
+        self.memory.resize(self.held_bytes, || {
+            format!(
+                "{} rows in {} open windows",
+                self.state_rows(),
+                self.windows.len()
+            )
+        })
     }
 
     fn ends(&self, batch: &RecordBatch) -> Result<Vec<Nanos>> {
@@ -122,7 +145,9 @@ impl WindowTopNOperator {
                 filter_record_batch(batch, &mask)?
             };
             let held = self.windows.entry(end).or_default();
+            let before = held.bytes;
             held.rows += rows.num_rows();
+            held.bytes += rows.get_array_memory_size();
             held.batches.push(rows);
             if let Some(limit) = self.limit
                 && held.rows >= held.compact_at.max(4 * limit).max(64)
@@ -131,10 +156,12 @@ impl WindowTopNOperator {
                 let kept = best(&self.functions, &self.schema, rows, limit)?;
                 held.rows = kept.num_rows();
                 held.compact_at = 2 * held.rows;
+                held.bytes = kept.get_array_memory_size();
                 held.batches = vec![kept];
             }
+            self.held_bytes = self.held_bytes - before + held.bytes;
         }
-        Ok(())
+        self.reserve()
     }
 }
 
@@ -177,11 +204,12 @@ impl Operator for WindowTopNOperator {
     }
 
     fn state_bytes(&self) -> usize {
-        self.windows
-            .values()
-            .flat_map(|held| &held.batches)
-            .map(RecordBatch::get_array_memory_size)
-            .sum()
+        self.held_bytes
+    }
+
+    fn open(&mut self, task: Arc<TaskContext>) -> BoxFuture<'_, Result<()>> {
+        let bytes = self.state_bytes();
+        self.memory.opened(&task, bytes)
     }
 
     fn state(&self) -> Option<String> {
@@ -235,16 +263,19 @@ impl Operator for WindowTopNOperator {
         for window in int_rows(from.batch("window_held")?, 3)? {
             let [end, count, compact_at] = [window[0], window[1], window[2]];
             let len = places[at..].iter().take_while(|p| p[0] == end).count();
+            let held = own_rows(&rows, at, len)?;
             self.windows.insert(
                 end,
                 Held {
-                    batches: vec![own_rows(&rows, at, len)?],
+                    bytes: held.get_array_memory_size(),
+                    batches: vec![held],
                     rows: count as usize,
                     compact_at: compact_at as usize,
                 },
             );
             at += len;
         }
+        self.held_bytes = self.windows.values().map(|held| held.bytes).sum();
         Ok(())
     }
 
@@ -281,10 +312,9 @@ impl Operator for WindowTopNOperator {
             return Ok(());
         }
         let open = self.windows.split_off(&watermark.saturating_add(1));
-        let closed: Vec<RecordBatch> = std::mem::replace(&mut self.windows, open)
-            .into_values()
-            .flat_map(|held| held.batches)
-            .collect();
+        let closed: Vec<Held> = std::mem::replace(&mut self.windows, open).into_values().collect();
+        self.held_bytes -= closed.iter().map(|held| held.bytes).sum::<usize>();
+        let closed: Vec<RecordBatch> = closed.into_iter().flat_map(|held| held.batches).collect();
         if !closed.is_empty() {
             let rows = concat_batches(&self.input_schema, &closed)?;
             let batch = evaluate(&self.functions, &self.schema, rows)?;
@@ -298,7 +328,7 @@ impl Operator for WindowTopNOperator {
         self.late.flush()?;
         self.watermark = watermark;
         out.push(Event::Watermark(watermark));
-        Ok(())
+        self.reserve()
     }
 }
 
@@ -313,7 +343,9 @@ pub(super) fn own_rows(rows: &RecordBatch, offset: usize, len: usize) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::operators::testing::{Harness, check, late, metrics, window_function_out};
+    use crate::stream::operators::testing::{
+        Harness, check, check_memory_limit, late, metrics, window_function_out,
+    };
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     use datafusion::functions_window::expr_fn::row_number;
     use datafusion::logical_expr::{ExprFunctionExt, col};
@@ -410,5 +442,16 @@ mod tests {
             lines.len()
         );
         assert_eq!(lines.last(), Some(&"wm 10"));
+    }
+
+    #[test]
+    fn open_windows_beyond_the_memory_limit_are_an_error_naming_them() {
+        let script = "rows (5, 0, 10) (9, 0, 10) (7, 10, 20)\nwm 9";
+        check_memory_limit(
+            || top_n(None),
+            script,
+            "WindowTopN",
+            "window_rows: 3 rows in 2 open windows",
+        );
     }
 }
