@@ -21,10 +21,12 @@ use datafusion::physical_plan::ExecutionPlan;
 use futures::StreamExt;
 
 use super::changelog::Changes;
+use super::checkpoint::manifest::SourcePosition;
 use super::operator::{
     END_OF_INPUT, Event, NO_WATERMARK, Nanos, RowWatermarks, StreamBatch, nanos_values, to_nanos,
 };
 use crate::connectors::changelog::CHANGE_CODE_COLUMN;
+use crate::connectors::follow::{FilePositions, FollowTable};
 
 /// What the planner hands the source: a table, the columns the query reads,
 /// and its declared watermark.
@@ -76,6 +78,10 @@ pub struct Source {
     /// Rows of the scan still to pass over before the first one sent (a
     /// query resumed from a checkpoint: those rows were taken before it).
     to_skip: u64,
+    /// Where a followed file's scan is in its files, for checkpoints.
+    files: Option<FilePositions>,
+    /// What resuming found (a followed file rotated while the query was down).
+    notices: Vec<String>,
 }
 
 impl Source {
@@ -84,16 +90,32 @@ impl Source {
         Self::resumed(spec, state, None).await
     }
 
-    /// A source that goes on from `resume` (rows taken, and the watermark
-    /// then): a generator starts at that row; any other source scans again
-    /// and passes over the rows before it.
+    /// A source that goes on from `resume` (a checkpoint's position): a
+    /// generator starts at its row; a followed file seeks to each file's
+    /// byte offset; any other source scans again and passes over the rows
+    /// before it.
     pub async fn resumed(
         spec: SourceSpec,
         state: &SessionState,
-        resume: Option<(u64, Nanos)>,
+        resume: Option<&SourcePosition>,
     ) -> Result<Self> {
-        let (rows_before, watermark_before) = resume.unwrap_or((0, NO_WATERMARK));
+        let (rows_before, watermark_before) = resume.map_or((0, NO_WATERMARK), |p| (p.rows, p.watermark));
         let mut to_skip = rows_before;
+        let follow = spec.provider.downcast_ref::<FollowTable>();
+        let mut notices = Vec::new();
+        let mut start = Vec::new();
+        // A checkpoint from before byte offsets has none: rows are skipped.
+        if let (Some(follow), Some(resume)) = (follow, resume)
+            && !resume.files.is_empty()
+        {
+            to_skip = 0;
+            let (kept, changed) = follow.resume_from(&resume.files);
+            start = kept;
+            notices = changed
+                .into_iter()
+                .map(|change| format!("table '{}': followed file {change}", spec.table))
+                .collect();
+        }
         let provider: Arc<dyn TableProvider> = match spec
             .provider
             .downcast_ref::<crate::connectors::generator::GeneratorProvider>(
@@ -122,6 +144,7 @@ impl Source {
         let plan = provider
             .scan(state, Some(&scanned), &spec.filters, spec.fetch)
             .await?;
+        let files = follow.map(|f| FilePositions::new(f.positions(), start));
         let scanned_schema = plan.schema();
         // A changelog source's batches carry each row's change first.
         let changelog = scanned_schema
@@ -153,7 +176,20 @@ impl Source {
             current: watermark_before,
             ended: false,
             to_skip,
+            files,
+            notices,
         })
+    }
+
+    /// Where a followed file's scan is in its files (taken once, by the
+    /// driver, which counts the rows the query takes).
+    pub fn take_file_positions(&mut self) -> Option<FilePositions> {
+        self.files.take()
+    }
+
+    /// What resuming found that the user should know.
+    pub fn notices(&self) -> &[String] {
+        &self.notices
     }
 
     /// The table's name.
