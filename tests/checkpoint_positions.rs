@@ -103,6 +103,15 @@ impl Run {
         }
     }
 
+    /// Run `sql` until it printed `n` ids and a moment more (for any row
+    /// too many), then stop it: its ids and stderr.
+    fn until(dir: &Path, sql: &str, n: usize) -> (Vec<i64>, String) {
+        let run = Self::start(dir, sql);
+        run.wait_for(n);
+        std::thread::sleep(Duration::from_millis(300));
+        run.stop()
+    }
+
     /// SIGTERM (the query takes a last checkpoint), then its ids and stderr.
     fn stop(mut self) -> (Vec<i64>, String) {
         let status = Command::new("kill")
@@ -143,9 +152,7 @@ fn a_followed_file_resumes_at_its_byte_offset_without_decoding_what_came_before(
     let (_tmp, dir) = temp();
     let file = dir.join("events.ndjson");
     append(&file, &lines(0..500));
-    let run = Run::start(&dir, &follow_sql(&file));
-    run.wait_for(500);
-    let (first, _) = run.stop();
+    let (first, _) = Run::until(&dir, &follow_sql(&file), 500);
     assert_eq!(first, (0..500).collect::<Vec<_>>());
     let manifest = latest_manifest(&dir.join("ck"));
     let files = &manifest["sources"][0]["files"];
@@ -162,11 +169,13 @@ fn a_followed_file_resumes_at_its_byte_offset_without_decoding_what_came_before(
         .expect("overwrite");
     drop(f);
     append(&file, &lines(500..510));
-    let run = Run::start(&dir, &follow_sql(&file));
-    run.wait_for(10);
-    std::thread::sleep(Duration::from_millis(300));
-    let (second, err) = run.stop();
-    assert!(err.contains("resumed from checkpoint"), "{err}");
+    let (second, err) = Run::until(&dir, &follow_sql(&file), 10);
+    let shown = file.display().to_string();
+    assert!(
+        err.contains("resumed from checkpoint")
+            && err.contains(&format!("(t: from row 501, at byte {size} of '{shown}')")),
+        "{err}"
+    );
     assert_eq!(second, (500..510).collect::<Vec<_>>(), "only the new rows: {err}");
 }
 
@@ -182,9 +191,7 @@ fn a_resumed_csv_directory_goes_on_in_every_file_and_names_its_lines() {
          SET 'checkpoint.interval' = '100 ms'; SELECT id FROM t",
         logs.display()
     );
-    let run = Run::start(&dir, &sql);
-    run.wait_for(3);
-    let (first, _) = run.stop();
+    let (first, _) = Run::until(&dir, &sql, 3);
     assert_eq!(first, [1, 2, 3]);
     // Past the header: the resumed files read no header again.
     append(&logs.join("a.csv"), "4,a\n");
@@ -234,9 +241,7 @@ fn a_followed_file_rotated_truncated_or_rewritten_while_down_is_read_from_its_st
         let (_tmp, dir) = temp();
         let file = dir.join("app.log");
         append(&file, &lines(0..20));
-        let run = Run::start(&dir, &follow_sql(&file));
-        run.wait_for(20);
-        run.stop();
+        Run::until(&dir, &follow_sql(&file), 20);
         let fresh = match change {
             Change::Rotated => {
                 std::fs::rename(&file, dir.join("app.log.1")).expect("rotate");
@@ -254,10 +259,7 @@ fn a_followed_file_rotated_truncated_or_rewritten_while_down_is_read_from_its_st
         f.write_all(fresh.as_bytes()).expect("write");
         drop(f);
         let want = fresh.lines().count();
-        let run = Run::start(&dir, &follow_sql(&file));
-        run.wait_for(want);
-        std::thread::sleep(Duration::from_millis(300));
-        let (ids, err) = run.stop();
+        let (ids, err) = Run::until(&dir, &follow_sql(&file), want);
         assert_eq!(ids, (100..100 + want as i64).collect::<Vec<_>>(), "{says}: {err}");
         let shown = file.display().to_string();
         assert!(
@@ -329,4 +331,98 @@ async fn the_resumed_notice_is_there_before_the_query_runs() {
         drop(output);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[test]
+fn a_file_read_once_that_changed_since_the_checkpoint_is_refused() {
+    let (_tmp, dir) = temp();
+    let file = dir.join("orders.csv");
+    let mut csv = String::from("id,ts\n");
+    for i in 0..10_000 {
+        csv.push_str(&format!(
+            "{i},2024-01-01 00:{:02}:{:02}.{:03}\n",
+            i / 6000,
+            (i / 100) % 60,
+            (i % 100) * 10
+        ));
+    }
+    append(&file, &csv);
+    // The file is replayed in step with a generator held to 2,000 rows a
+    // second (the source with the lowest watermark goes next), so a stop
+    // after a second finds it part read.
+    let sql = format!(
+        "SET sluice.mode = 'continuous'; SET 'datafusion.execution.batch_size' = '500'; SET 'checkpoint.interval' = '100 ms'; \
+         CREATE TABLE f (id BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv'); \
+         CREATE TABLE g (id BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = 'datagen', 'rows' = '10000', 'rows-per-second' = '2000', \
+           'fields.id.kind' = 'sequence', 'fields.ts.kind' = 'sequence', 'fields.ts.start' = '2024-01-01 00:00:00', 'fields.ts.step' = '10 ms'); \
+         SELECT id FROM f UNION ALL SELECT id FROM g",
+        file.display()
+    );
+    Run::until(&dir, &sql, 2000);
+    let manifest = latest_manifest(&dir.join("ck"));
+    let f = &manifest["sources"][0];
+    assert_eq!(f["table"], "f", "{manifest}");
+    assert_eq!(f["ended"], false, "stopped midway through the file: {manifest}");
+    assert_eq!(f["read_once"][0]["size"], csv.len(), "{manifest}");
+    // Written again with the same rows (a COPY run again: another inode, a
+    // new time), it is the same file: it resumes.
+    std::fs::remove_file(&file).expect("remove");
+    append(&file, &csv);
+    let (_, err) = Run::until(&dir, &sql, 1);
+    assert!(err.contains("resumed from checkpoint"), "{err}");
+    // Grown since: passing over the rows read by count could skip others.
+    append(&file, "10000,2024-01-01 00:01:40\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .current_dir(&dir)
+        .args(["--format", "csv", "--checkpoint-dir", "ck", "-e", &sql])
+        .stdin(Stdio::null())
+        .output()
+        .expect("the sluice binary runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let shown = file.display().to_string();
+    assert!(
+        err.contains("table 'f' reads its files once")
+            && err.contains(&format!(
+                "'{shown}' has {} bytes, {} then",
+                csv.len() + 26,
+                csv.len()
+            ))
+            && err.contains("delete the checkpoint directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_checkpoint_without_byte_offsets_resumes_by_row_count_and_the_next_one_has_them() {
+    let (_tmp, dir) = temp();
+    let file = dir.join("events.ndjson");
+    append(&file, &lines(0..50));
+    Run::until(&dir, &follow_sql(&file), 50);
+    // As a checkpoint written before sources kept byte offsets.
+    let ck = dir.join("ck");
+    for entry in std::fs::read_dir(&ck).expect("checkpoints") {
+        let manifest = entry.expect("an entry").path().join("_manifest.json");
+        if let Ok(text) = std::fs::read_to_string(&manifest) {
+            let mut value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+            for source in value["sources"].as_array_mut().expect("sources") {
+                source.as_object_mut().expect("a source").remove("files");
+            }
+            std::fs::write(&manifest, value.to_string()).expect("rewrite the manifest");
+        }
+    }
+    append(&file, &lines(50..55));
+    let (second, _) = Run::until(&dir, &follow_sql(&file), 5);
+    assert_eq!(second, (50..55).collect::<Vec<_>>());
+    let manifest = latest_manifest(&ck);
+    let size = std::fs::metadata(&file).expect("the file").len();
+    let files = &manifest["sources"][0]["files"][0];
+    assert_eq!(
+        (&files["offset"], &files["skip"]),
+        (&size.into(), &0.into()),
+        "{manifest}"
+    );
+    append(&file, &lines(55..57));
+    let (third, _) = Run::until(&dir, &follow_sql(&file), 2);
+    assert_eq!(third, [55, 56]);
 }

@@ -861,6 +861,11 @@ fn read_file(
     }
 }
 
+/// The first bytes (up to 4 KB) of the file at `path`; none if it cannot be read.
+pub fn head_of(path: &Path) -> Vec<u8> {
+    File::open(path).map(|f| read_head(&f, HEAD)).unwrap_or_default()
+}
+
 /// The first `len` bytes of `file` (fewer if it is shorter).
 fn read_head(file: &File, len: usize) -> Vec<u8> {
     let mut head = vec![0; len];

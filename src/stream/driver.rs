@@ -25,7 +25,7 @@ use futures::FutureExt;
 use tokio::sync::mpsc::{Receiver, Sender};
 
 use super::changelog::with_changes;
-use super::checkpoint::manifest::{FilePosition, SourcePosition};
+use super::checkpoint::manifest::{FileIdentity, FilePosition, SourcePosition};
 use super::checkpoint::{self, CheckpointOptions, Checkpointer, Output};
 use super::graph::{Graph, data_rows};
 use super::metrics::StreamMetrics;
@@ -97,7 +97,7 @@ pub async fn execute_outputs(
     for (i, spec) in std::mem::take(&mut graph.sources).into_iter().enumerate() {
         let (table, provider) = (spec.table.clone(), Arc::clone(&spec.provider));
         let position = positions.as_ref().and_then(|p| p.get(i));
-        let source = Source::resumed(spec, state, position).await?;
+        let source = Source::resumed(spec, state, position, checkpointer.is_some()).await?;
         notices.extend(source.notices().iter().cloned());
         sources.push((source, position.cloned()));
         // The scan made the counts of bad rows this run skips, and of bytes unread.
@@ -214,13 +214,16 @@ struct Input {
     /// Rows the graph has taken from it, over every run (its position for a
     /// checkpoint, and a generator's).
     rows: u64,
-    /// Rows taken in this run: the scan's own count.
+    /// Rows of this run's scan taken (those it passes over included): the
+    /// count a followed file's positions go by.
     rows_now: u64,
     /// A followed file's positions in its files.
     files: Option<FilePositions>,
     /// The positions it resumed from, kept while the source is not read
     /// (it had ended).
     resumed_files: Vec<FilePosition>,
+    /// The local files it reads once.
+    read_once: Vec<FileIdentity>,
 }
 
 impl Input {
@@ -235,6 +238,7 @@ impl Input {
             ended: self.ended,
             watermark: self.watermark,
             files,
+            read_once: self.read_once.clone(),
         }
     }
 }
@@ -268,8 +272,11 @@ async fn run(
                 ended: false,
                 watermark: NO_WATERMARK,
                 files: Vec::new(),
+                read_once: Vec::new(),
             });
             let files = source.take_file_positions();
+            let read_once = source.read_once().to_vec();
+            let passed_over = source.rows_to_pass_over();
             // A source that had ended before the checkpoint is not read again.
             let (events, reader) = match position.ended {
                 true => (tokio::sync::mpsc::channel(1).1, None),
@@ -285,9 +292,10 @@ async fn run(
                 watermark: position.watermark,
                 ended: position.ended,
                 rows: position.rows,
-                rows_now: 0,
+                rows_now: passed_over,
                 files: files.filter(|_| !position.ended),
                 resumed_files: position.files,
+                read_once,
             }
         })
         .collect();

@@ -22,6 +22,23 @@ pub struct SourcePosition {
     /// Where it was in each of its files (a followed file or directory),
     /// to seek to on resume; empty for other sources, which resume by `rows`.
     pub files: Vec<FilePosition>,
+    /// The local files a source reads once (a file table in a continuous
+    /// replay), which resumes by `rows`: a resume checks they are the same.
+    pub read_once: Vec<FileIdentity>,
+}
+
+/// Which file a source read once: a resume passes over the rows read
+/// before, which are those rows only if the file has not changed. Its size
+/// and first bytes, not its inode or time: a file written again with the
+/// same rows (a `COPY` run again) is the same file to a reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileIdentity {
+    /// Its local path.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The hash ([`fingerprint_bytes`]) of its first bytes (up to 4 KB).
+    pub head_hash: String,
 }
 
 /// How far a source had read one file: the bytes of whole lines decoded,
@@ -95,6 +112,13 @@ impl Manifest {
                 if !s.files.is_empty() {
                     source["files"] = s.files.iter().map(FilePosition::to_json).collect();
                 }
+                if !s.read_once.is_empty() {
+                    source["read_once"] = s
+                        .read_once
+                        .iter()
+                        .map(|f| json!({"path": f.path, "size": f.size, "head_hash": f.head_hash}))
+                        .collect();
+                }
                 source
             })
             .collect();
@@ -139,10 +163,14 @@ impl Manifest {
                         .and_then(Value::as_i64)
                         .ok_or_else(|| missing("watermark"))?,
                     // Checkpoints of version 1 before byte offsets have none.
-                    files: match s.get("files").and_then(Value::as_array) {
-                        Some(files) => files.iter().map(FilePosition::from_json).collect::<Result<_>>()?,
-                        None => Vec::new(),
-                    },
+                    files: optional_array(s, "files", FilePosition::from_json)?,
+                    read_once: optional_array(s, "read_once", |f| {
+                        Ok(FileIdentity {
+                            path: str_of(f, "path")?,
+                            size: u64_of(f, "size")?,
+                            head_hash: str_of(f, "head_hash")?,
+                        })
+                    })?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -184,7 +212,7 @@ impl FilePosition {
     fn to_json(&self) -> Value {
         json!({
             "path": self.path,
-            "inode": self.inode.map(|(dev, ino)| vec![dev, ino]),
+            "inode": inode_json(self.inode),
             "offset": self.offset,
             "lines": self.lines,
             "header_pending": self.header_pending,
@@ -195,17 +223,9 @@ impl FilePosition {
     }
 
     fn from_json(value: &Value) -> Result<Self> {
-        let inode = match value.get("inode") {
-            None | Some(Value::Null) => None,
-            Some(Value::Array(pair)) if pair.len() == 2 => Some((
-                pair[0].as_u64().ok_or_else(|| missing("inode"))?,
-                pair[1].as_u64().ok_or_else(|| missing("inode"))?,
-            )),
-            Some(_) => return Err(missing("inode")),
-        };
         Ok(Self {
             path: str_of(value, "path")?,
-            inode,
+            inode: inode_of(value)?,
             offset: u64_of(value, "offset")?,
             lines: u64_of(value, "lines")?,
             header_pending: bool_of(value, "header_pending")?,
@@ -213,6 +233,30 @@ impl FilePosition {
             head_hash: str_of(value, "head_hash")?,
             head_len: u64_of(value, "head_len")?,
         })
+    }
+}
+
+/// The items of an array `field` that may be left out (none then).
+fn optional_array<T>(value: &Value, field: &str, item: impl Fn(&Value) -> Result<T>) -> Result<Vec<T>> {
+    match value.get(field).and_then(Value::as_array) {
+        Some(items) => items.iter().map(item).collect(),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// A device and inode as JSON: `[dev, ino]`, or null.
+fn inode_json(inode: Option<(u64, u64)>) -> Value {
+    json!(inode.map(|(dev, ino)| vec![dev, ino]))
+}
+
+fn inode_of(value: &Value) -> Result<Option<(u64, u64)>> {
+    match value.get("inode") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(pair)) if pair.len() == 2 => Ok(Some((
+            pair[0].as_u64().ok_or_else(|| missing("inode"))?,
+            pair[1].as_u64().ok_or_else(|| missing("inode"))?,
+        ))),
+        Some(_) => Err(missing("inode")),
     }
 }
 
@@ -290,6 +334,11 @@ mod tests {
                     skip: 3,
                     head_hash: fingerprint("head"),
                     head_len: 4096,
+                }],
+                read_once: vec![FileIdentity {
+                    path: "/data/orders.csv".into(),
+                    size: 120,
+                    head_hash: fingerprint("id,ts"),
                 }],
             }],
             nodes: vec![0, 2],
