@@ -12,13 +12,19 @@
 //! its partial last line included, while the new file is read. A followed
 //! path that is gone for [`GONE_AFTER`] ends the query with an error saying so.
 //!
+//! With checkpoints the scan keeps, per file, where it is ([`FilePosition`]:
+//! the bytes of whole lines handed over, the rows after them, which file it
+//! is), and a resumed scan seeks there ([`FollowTable::resume_from`]); a file
+//! rotated, truncated or rewritten while the query was down is read from its
+//! start, and said so.
+//!
 //! Files of a directory are read in path order, each to its current end, then
 //! each again for what was appended; names starting with `.` (editors' and
 //! writers' temporary files) are skipped, and so are subdirectories.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,6 +43,8 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 
 use super::Options;
 use super::file::{self, CsvOptions, FileFormat};
+use crate::stream::checkpoint::manifest::{FilePosition, fingerprint_bytes};
+
 use super::line_decoder::{
     BadRowStats, BadRows, BatchSender, DEFAULT_MAX_LINE, DecoderConfig, LineDecoder, TextFormat,
     fresh_bad_rows, take_max_line, thread_stream,
@@ -72,6 +80,10 @@ pub struct FollowTable {
     max_line: usize,
     /// Bytes of the followed files not read yet by the latest scan.
     unread: Mutex<Arc<AtomicU64>>,
+    /// Where the next scan starts in each file (a resumed query), by path.
+    resume: Mutex<BTreeMap<PathBuf, FilePosition>>,
+    /// Where the latest scan is in its files, as it hands rows over.
+    positions: Mutex<Arc<PositionLog>>,
 }
 
 /// Build a followed file table from the file connector's options (without
@@ -174,6 +186,8 @@ impl FollowTable {
             bad_rows: Mutex::new(BadRows::default()),
             max_line: DEFAULT_MAX_LINE,
             unread: Mutex::new(Arc::default()),
+            resume: Mutex::new(BTreeMap::new()),
+            positions: Mutex::new(Arc::default()),
         })
     }
 
@@ -201,6 +215,36 @@ impl FollowTable {
     pub fn unread_bytes(&self) -> Arc<AtomicU64> {
         match self.unread.lock() {
             Ok(unread) => Arc::clone(&unread),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Start the next scan at `files` (a checkpoint's positions): each file
+    /// that is still the one the checkpoint read goes on from its position;
+    /// one rotated, truncated or rewritten since then is read from its start.
+    /// Returns the positions kept, and a sentence for each file that is not.
+    pub fn resume_from(&self, files: &[FilePosition]) -> (Vec<FilePosition>, Vec<String>) {
+        let mut kept = Vec::new();
+        let mut notices = Vec::new();
+        for position in files {
+            let path = PathBuf::from(&position.path);
+            match changed_since(&path, position) {
+                None => kept.push(position.clone()),
+                Some(change) => notices.push(format!("'{}' {change}", position.path)),
+            }
+        }
+        if let Ok(mut resume) = self.resume.lock() {
+            // A path read twice at the checkpoint (a rotated file still read)
+            // goes on with the file under the name now.
+            *resume = kept.iter().map(|p| (PathBuf::from(&p.path), p.clone())).collect();
+        }
+        (kept, notices)
+    }
+
+    /// Where the latest scan is in its files (see [`FilePositions`]).
+    pub fn positions(&self) -> Arc<PositionLog> {
+        match self.positions.lock() {
+            Ok(positions) => Arc::clone(&positions),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
     }
@@ -238,11 +282,21 @@ impl TableProvider for FollowTable {
         if let Ok(mut current) = self.unread.lock() {
             *current = Arc::clone(&unread);
         }
+        let positions = Arc::new(PositionLog::default());
+        if let Ok(mut current) = self.positions.lock() {
+            *current = Arc::clone(&positions);
+        }
+        let resume = match self.resume.lock() {
+            Ok(mut resume) => std::mem::take(&mut *resume),
+            Err(_) => BTreeMap::new(),
+        };
         let partition = FollowPartition {
             config,
             path: self.path.clone(),
             local: self.local.clone(),
             unread,
+            resume,
+            positions,
         };
         let exec = StreamingTableExec::try_new(schema, vec![Arc::new(partition)], None, [], true, limit)?;
         Ok(Arc::new(exec))
@@ -256,6 +310,8 @@ struct FollowPartition {
     path: String,
     local: PathBuf,
     unread: Arc<AtomicU64>,
+    resume: BTreeMap<PathBuf, FilePosition>,
+    positions: Arc<PositionLog>,
 }
 
 impl PartitionStream for FollowPartition {
@@ -274,6 +330,12 @@ impl PartitionStream for FollowPartition {
             missing_since: None,
             buf: Vec::new(),
             unread: Arc::clone(&self.unread),
+            resume: self.resume.clone(),
+            marks: Marks {
+                log: Arc::clone(&self.positions),
+                sent: 0,
+                last: None,
+            },
         };
         thread_stream(
             &format!("follow {}", self.path),
@@ -302,10 +364,16 @@ struct Follower {
     /// Bytes of the files not read yet: counted at each poll, less what
     /// each read takes, so a long backlog shows it shrinking.
     unread: Arc<AtomicU64>,
+    /// Where files start (a resumed scan), taken as each is first opened.
+    resume: BTreeMap<PathBuf, FilePosition>,
+    /// The positions of the rows sent, for checkpoints.
+    marks: Marks,
 }
 
 /// One file being followed.
 struct Followed {
+    /// Its path, as positions name it.
+    name: String,
     file: File,
     /// Which file the handle is (device and inode), to notice a new file under the name.
     id: Option<(u64, u64)>,
@@ -314,6 +382,206 @@ struct Followed {
     /// Its first bytes (up to [`HEAD`]) as last read, to notice a rewrite.
     head: Vec<u8>,
     decoder: LineDecoder,
+    /// Rows still to pass over: a resumed file's rows after its position
+    /// that the query had taken before the checkpoint.
+    skip: u64,
+}
+
+impl Followed {
+    /// Where it is: after the whole lines read, with the rows still to pass over.
+    fn position(&self) -> FilePosition {
+        let offset = self.whole_offset();
+        let head = &self.head[..self.head.len().min(offset as usize)];
+        FilePosition {
+            path: self.name.clone(),
+            inode: self.id,
+            offset,
+            lines: self.decoder.lines(),
+            header_pending: self.decoder.header_pending(),
+            skip: self.skip,
+            head_hash: fingerprint_bytes(head),
+            head_len: head.len() as u64,
+        }
+    }
+
+    /// The bytes of the whole lines read.
+    fn whole_offset(&self) -> u64 {
+        self.offset.saturating_sub(self.decoder.partial_len() as u64)
+    }
+
+    /// Pass over the first rows of `out` still to skip.
+    fn drop_skipped(&mut self, out: &mut Vec<RecordBatch>) {
+        while self.skip > 0 && !out.is_empty() {
+            let rows = out[0].num_rows() as u64;
+            if rows <= self.skip {
+                self.skip -= rows;
+                out.remove(0);
+            } else {
+                out[0] = out[0].slice(self.skip as usize, (rows - self.skip) as usize);
+                self.skip = 0;
+            }
+        }
+    }
+}
+
+/// Where a followed scan is in its files, as the reader thread hands rows
+/// over: marks, each saying where one file is once the scan has sent so
+/// many rows. The reader pushes a mark before the rows it covers; whoever
+/// counts the rows the query took ([`FilePositions`]) applies it once they
+/// are all taken.
+#[derive(Debug, Default)]
+pub struct PositionLog {
+    marks: Mutex<VecDeque<Mark>>,
+}
+
+#[derive(Debug)]
+struct Mark {
+    /// Rows the scan had sent when it holds.
+    rows: u64,
+    file: FilePosition,
+    /// The file was read to its end and closed (a rotated one).
+    closed: bool,
+}
+
+/// The reader's side of a [`PositionLog`].
+struct Marks {
+    log: Arc<PositionLog>,
+    /// Rows sent so far.
+    sent: u64,
+    /// The last mark pushed: its file and where it was.
+    last: Option<(FileKey, u64, u64)>,
+}
+
+impl Marks {
+    fn push(&mut self, rows: u64, file: FilePosition, closed: bool) {
+        self.last = Some((key_of(&file), file.offset, file.skip));
+        if let Ok(mut marks) = self.log.marks.lock() {
+            marks.push_back(Mark { rows, file, closed });
+        }
+    }
+
+    /// `followed` is about to be read: rows sent from now on are its own
+    /// (unless the last mark already says where it is).
+    fn reading(&mut self, followed: &Followed) {
+        // Compared before the position is made: a poll finds most files unchanged.
+        let same = self.last.as_ref().is_some_and(|((path, inode), offset, skip)| {
+            *path == followed.name
+                && *inode == followed.id
+                && (*offset, *skip) == (followed.whole_offset(), followed.skip)
+        });
+        if !same {
+            self.push(self.sent, followed.position(), false);
+        }
+    }
+
+    /// `out`, read from `followed`, is about to be sent.
+    fn read(&mut self, followed: &Followed, out: &[RecordBatch], closed: bool) {
+        self.sent += out.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        self.push(self.sent, followed.position(), closed);
+    }
+}
+
+/// The positions of a followed scan's files after the rows a query took
+/// from it, for its checkpoints.
+#[derive(Debug)]
+pub struct FilePositions {
+    log: Arc<PositionLog>,
+    /// Each file's position, by path and inode (a rotated file still read
+    /// shares its path with the new one).
+    files: BTreeMap<FileKey, FilePosition>,
+    /// The last mark applied: its file, and the rows sent then. Rows taken
+    /// after it are that file's.
+    latest: Option<(FileKey, u64)>,
+}
+
+/// A file as positions tell files apart: its path and inode.
+type FileKey = (String, Option<(u64, u64)>);
+
+fn key_of(file: &FilePosition) -> FileKey {
+    (file.path.clone(), file.inode)
+}
+
+impl FilePositions {
+    /// The positions of the scan `log` reports on, which started at `start`.
+    pub fn new(log: Arc<PositionLog>, start: Vec<FilePosition>) -> Self {
+        Self {
+            log,
+            files: start.into_iter().map(|f| (key_of(&f), f)).collect(),
+            latest: None,
+        }
+    }
+
+    /// The query has taken the scan's first `rows` rows.
+    pub fn advance(&mut self, rows: u64) {
+        let Ok(mut marks) = self.log.marks.lock() else {
+            return;
+        };
+        while marks.front().is_some_and(|m| m.rows <= rows) {
+            let Some(mark) = marks.pop_front() else { break };
+            let key = key_of(&mark.file);
+            match mark.closed {
+                true => {
+                    self.files.remove(&key);
+                    self.latest = None;
+                }
+                false => {
+                    self.latest = Some((key.clone(), mark.rows));
+                    self.files.insert(key, mark.file);
+                }
+            }
+        }
+    }
+
+    /// Each file's position once the scan's first `rows` rows are taken.
+    pub fn at(&mut self, rows: u64) -> Vec<FilePosition> {
+        self.advance(rows);
+        let mut files: Vec<FilePosition> = self.files.values().cloned().collect();
+        if let Some((key, since)) = &self.latest
+            && let Some(file) = files.iter_mut().find(|f| key_of(f) == *key)
+        {
+            file.skip += rows.saturating_sub(*since);
+        }
+        files
+    }
+}
+
+/// What changed in the file at `path` since `position` was taken (a
+/// sentence), or `None` if it is still that file, at least that long.
+fn changed_since(path: &Path, position: &FilePosition) -> Option<String> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) => {
+            return Some(format!(
+                "cannot be opened ({e}): it is read from its start if it comes back"
+            ));
+        }
+    };
+    let meta = match file.metadata() {
+        Ok(meta) => meta,
+        Err(e) => return Some(format!("cannot be read ({e})")),
+    };
+    let id = file_id(&meta);
+    if position.inode.is_some() && id != position.inode {
+        return Some(format!(
+            "is another file than at the checkpoint (its inode changed: rotated or replaced while the query was down): read from its start; what the old file got after byte {} is not read",
+            position.offset
+        ));
+    }
+    if meta.len() < position.offset {
+        return Some(format!(
+            "is shorter than at the checkpoint ({} bytes, {} were read then: truncated or rewritten while the query was down): read from its start",
+            meta.len(),
+            position.offset
+        ));
+    }
+    let head = read_head(&file, position.head_len as usize);
+    if fingerprint_bytes(&head) != position.head_hash {
+        return Some(format!(
+            "changed in its first {} bytes since the checkpoint (rewritten while the query was down): read from its start",
+            position.head_len
+        ));
+    }
+    None
 }
 
 impl Follower {
@@ -376,7 +644,7 @@ impl Follower {
             // What was appended to a replaced file before it was replaced is
             // read first (a rewritten one is not the file it was).
             if !rewritten {
-                match read_file(followed, &mut self.buf, tx, out, &self.unread)? {
+                match read_file(followed, &mut self.buf, tx, out, &self.unread, &mut self.marks)? {
                     Outcome::Stopped => return Ok(None),
                     Outcome::Read(read) => read_any |= read,
                     Outcome::Rewritten => rewritten = !replaced,
@@ -397,7 +665,7 @@ impl Follower {
                 let Some(followed) = self.files.get_mut(&path) else {
                     continue;
                 };
-                match read_file(followed, &mut self.buf, tx, out, &self.unread)? {
+                match read_file(followed, &mut self.buf, tx, out, &self.unread, &mut self.marks)? {
                     Outcome::Stopped => return Ok(None),
                     // Rewritten again: the next poll reads it from its start.
                     Outcome::Read(_) | Outcome::Rewritten => read_any = true,
@@ -430,7 +698,14 @@ impl Follower {
         let mut read_any = false;
         let mut still = Vec::with_capacity(self.rotated.len());
         for (mut followed, mut last) in std::mem::take(&mut self.rotated) {
-            match read_file(&mut followed, &mut self.buf, tx, out, &self.unread)? {
+            match read_file(
+                &mut followed,
+                &mut self.buf,
+                tx,
+                out,
+                &self.unread,
+                &mut self.marks,
+            )? {
                 Outcome::Stopped => return Ok(None),
                 Outcome::Read(true) => {
                     read_any = true;
@@ -443,7 +718,9 @@ impl Follower {
                 still.push((followed, last));
                 continue;
             }
+            self.marks.reading(&followed);
             followed.decoder.finish(out)?;
+            self.marks.read(&followed, out, true);
             if !tx.send_all(out) {
                 return Ok(None);
             }
@@ -497,23 +774,36 @@ impl Follower {
         Ok(paths)
     }
 
-    /// Open `path` to read it from its start.
-    fn open(&self, path: &Path) -> std::io::Result<Followed> {
-        let file = File::open(path)?;
+    /// Open `path` to read it from its start, or from where a resumed scan
+    /// starts it if it is still the file the checkpoint read.
+    fn open(&mut self, path: &Path) -> std::io::Result<Followed> {
+        let mut file = File::open(path)?;
         let id = file_id(&file.metadata()?);
         let name = if path == self.local {
             self.path.clone()
         } else {
             path.display().to_string()
         };
-        let decoder = LineDecoder::new(format!("file {name}"), self.config.clone(), self.batch_size)
+        let mut decoder = LineDecoder::new(format!("file {name}"), self.config.clone(), self.batch_size)
             .map_err(std::io::Error::other)?;
+        let (mut offset, mut head, mut skip) = (0, Vec::new(), 0);
+        // Checked again now it is open: it may have changed since the resume was planned.
+        if let Some(start) = self.resume.remove(path)
+            && changed_since(path, &start).is_none()
+        {
+            file.seek(SeekFrom::Start(start.offset))?;
+            head = read_head(&file, HEAD.min(start.offset as usize));
+            decoder.resume_at(start.lines, start.header_pending);
+            (offset, skip) = (start.offset, start.skip);
+        }
         Ok(Followed {
+            name: path.display().to_string(),
             file,
             id,
-            offset: 0,
-            head: Vec::new(),
+            offset,
+            head,
             decoder,
+            skip,
         })
     }
 }
@@ -532,20 +822,26 @@ enum Outcome {
 /// Read `followed` to its current end, sending batches as they come; each
 /// read's rows go only if the file's head is still what was read first.
 /// What is read comes off the `unread` count.
+/// Each read is marked in `marks` with where the file is after it.
 fn read_file(
     followed: &mut Followed,
     buf: &mut Vec<u8>,
     tx: &BatchSender,
     out: &mut Vec<RecordBatch>,
     unread: &AtomicU64,
+    marks: &mut Marks,
 ) -> Result<Outcome> {
     let mut read_any = false;
     loop {
+        marks.reading(followed);
         let mut reader = KeepHead {
             file: &mut followed.file,
             head: &mut followed.head,
         };
-        let read = followed.decoder.read_from(&mut reader, buf, out)?;
+        let read = followed.decoder.read_from(&mut reader, buf, out);
+        // The rows before a bad line go out with its error: not those taken before.
+        followed.drop_skipped(out);
+        let read = read?;
         if read == 0 {
             return Ok(Outcome::Read(read_any));
         }
@@ -558,10 +854,16 @@ fn read_file(
         let _ = unread.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
             Some(n.saturating_sub(read as u64))
         });
+        marks.read(followed, out, false);
         if !tx.send_all(out) {
             return Ok(Outcome::Stopped);
         }
     }
+}
+
+/// The first bytes (up to 4 KB) of the file at `path`; none if it cannot be read.
+pub fn head_of(path: &Path) -> Vec<u8> {
+    File::open(path).map(|f| read_head(&f, HEAD)).unwrap_or_default()
 }
 
 /// The first `len` bytes of `file` (fewer if it is shorter).
@@ -797,6 +1099,75 @@ mod tests {
             err.to_string().contains("is gone: deleted or moved away"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn positions_follow_the_rows_taken_and_a_resumed_scan_starts_there() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("events.ndjson");
+        append(
+            &path,
+            "{\"id\": 1}\n{\"id\": 2}\n{\"id\": 3}\n{\"id\": 4}\n{\"id\": 5}\n{\"id\"",
+        );
+        let whole = std::fs::metadata(&path).expect("the file").len() - "{\"id\"".len() as u64;
+        let shown = path.display().to_string();
+        let table =
+            FollowTable::try_new(schema(), TextFormat::Json, shown.clone(), path.clone()).expect("table");
+        let ctx = SessionContext::new();
+        let plan = table.scan(&ctx.state(), None, &[], None).await.expect("scan");
+        let mut positions = FilePositions::new(table.positions(), Vec::new());
+        let mut s = plan.execute(0, ctx.task_ctx()).expect("stream");
+        assert_eq!(next_ids(&mut s, 5).await, [1, 2, 3, 4, 5]);
+        // Three rows of the read taken: its start, and three rows to pass over.
+        let at = positions.at(3);
+        assert_eq!(at.len(), 1);
+        assert_eq!(
+            (at[0].path.as_str(), at[0].offset, at[0].skip),
+            (shown.as_str(), 0, 3)
+        );
+        // All taken: after the whole lines (not the partial one), nothing to pass over.
+        let at = positions.at(5);
+        assert_eq!((at[0].offset, at[0].skip, at[0].lines), (whole, 0, 5));
+        drop(s);
+
+        // Resumed at three rows taken: the other two, then what comes.
+        let resumed =
+            FollowTable::try_new(schema(), TextFormat::Json, shown.clone(), path.clone()).expect("table");
+        let (kept, notices) = resumed.resume_from(&positions_at(&table, &path, 3).await);
+        assert!(notices.is_empty(), "{notices:?}");
+        assert_eq!(kept.len(), 1);
+        let plan = resumed.scan(&ctx.state(), None, &[], None).await.expect("scan");
+        let mut s = plan.execute(0, ctx.task_ctx()).expect("stream");
+        assert_eq!(next_ids(&mut s, 2).await, [4, 5]);
+        append(&path, ": 6}\n");
+        assert_eq!(next_ids(&mut s, 1).await, [6]);
+        drop(s);
+
+        // A file cut shorter than the position is read from its start, said so.
+        let cut =
+            FollowTable::try_new(schema(), TextFormat::Json, shown.clone(), path.clone()).expect("table");
+        std::fs::write(&path, "{\"id\": 9}\n").expect("truncate");
+        let (kept, notices) = cut.resume_from(&at);
+        assert!(kept.is_empty());
+        assert!(
+            notices[0].contains("is shorter than at the checkpoint"),
+            "{notices:?}"
+        );
+        let plan = cut.scan(&ctx.state(), None, &[], None).await.expect("scan");
+        let mut s = plan.execute(0, ctx.task_ctx()).expect("stream");
+        assert_eq!(next_ids(&mut s, 1).await, [9]);
+    }
+
+    /// The positions of a fresh scan of `path` once `rows` rows are taken.
+    async fn positions_at(table: &FollowTable, path: &Path, rows: u64) -> Vec<FilePosition> {
+        let ctx = SessionContext::new();
+        let plan = table.scan(&ctx.state(), None, &[], None).await.expect("scan");
+        let mut positions = FilePositions::new(table.positions(), Vec::new());
+        let mut s = plan.execute(0, ctx.task_ctx()).expect("stream");
+        next_ids(&mut s, rows as usize).await;
+        let at = positions.at(rows);
+        assert!(at.iter().all(|f| f.path == path.display().to_string()));
+        at
     }
 
     #[tokio::test]

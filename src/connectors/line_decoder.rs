@@ -540,6 +540,23 @@ impl LineDecoder {
         self.core.lines
     }
 
+    /// Bytes read after the last whole line (a line still being written).
+    pub fn partial_len(&self) -> usize {
+        self.partial.len()
+    }
+
+    /// Whether a CSV header is still expected.
+    pub fn header_pending(&self) -> bool {
+        self.core.header_pending
+    }
+
+    /// Go on as if `lines` lines had been decoded, a header (if any) read
+    /// unless `header_pending`: a source resumed at a byte offset.
+    pub fn resume_at(&mut self, lines: u64, header_pending: bool) {
+        self.core.lines = lines;
+        self.core.header_pending &= header_pending;
+    }
+
     /// Read once from `reader` and decode the whole lines it completes,
     /// pushing the batches onto `out`. `buf` is scratch space, reused across
     /// calls (and decoders). Returns the bytes read: 0 at the end of input

@@ -25,12 +25,13 @@ use futures::FutureExt;
 use tokio::sync::mpsc::{Receiver, Sender};
 
 use super::changelog::with_changes;
-use super::checkpoint::manifest::SourcePosition;
+use super::checkpoint::manifest::{FileIdentity, FilePosition, SourcePosition};
 use super::checkpoint::{self, CheckpointOptions, Checkpointer, Output};
 use super::graph::{Graph, data_rows};
 use super::metrics::StreamMetrics;
 use super::operator::{END_OF_INPUT, Event, NO_WATERMARK, Nanos};
 use super::source::Source;
+use crate::connectors::follow::FilePositions;
 use crate::plan::SourceCatalog;
 use crate::sql::Emit;
 
@@ -92,45 +93,57 @@ pub async fn execute_outputs(
     graph.open(state.task_ctx()).await?;
     let replay = graph.sources.iter().all(|s| s.bounded);
     let mut sources = Vec::with_capacity(graph.sources.len());
+    let mut notices = Vec::new();
     for (i, spec) in std::mem::take(&mut graph.sources).into_iter().enumerate() {
         let (table, provider) = (spec.table.clone(), Arc::clone(&spec.provider));
         let position = positions.as_ref().and_then(|p| p.get(i));
-        let resume = position.map(|p| (p.rows, p.watermark));
-        let source = Source::resumed(spec, state, resume).await?;
+        let source = Source::resumed(spec, state, position, checkpointer.is_some()).await?;
+        notices.extend(source.notices().iter().cloned());
         sources.push((source, position.cloned()));
         // The scan made the counts of bad rows this run skips, and of bytes unread.
         metrics.watch_source(&table, provider.as_ref());
+    }
+    if let Ok(mut shown) = metrics.notices.lock() {
+        shown.extend(notices);
     }
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Output>>(OUTPUT_CHANNEL_CAPACITY);
     // With checkpoints the pipeline task itself stops on a signal, after a
     // last checkpoint; without, the reader stops it (below).
     let listens = checkpointer.is_some();
-    let task = tokio::spawn(run(
-        graph,
-        sources,
-        replay,
-        (pipeline.changes, pipeline.tick),
-        sender.clone(),
-        metrics,
-        checkpointer,
-    ));
-    // Dropping the result stream stops the pipeline task itself, not only
-    // its watcher (a dropped join handle would leave the task running until
-    // it next sends a row, which a selective query may not do for long).
-    let pipeline_task = AbortTaskOnDrop(task.abort_handle());
-    let errors = sender;
-    // The task's own failure (a panic) reaches the reader as an error.
-    let watcher = tokio::spawn(async move {
-        if let Err(e) = task.await
-            && !e.is_cancelled()
-        {
-            let _ = errors
-                .send(Err(DataFusionError::Internal(format!(
-                    "the continuous query stopped: {e}"
-                ))))
-                .await;
-        }
-    });
+    // The pipeline starts when its rows are first asked for, so that what
+    // the setup says (the checkpoint it resumed from, in `metrics.notices`)
+    // is shown before any row and any new checkpoint.
+    let changes = (pipeline.changes, pipeline.tick);
+    let start = move || {
+        let task = tokio::spawn(run(
+            graph,
+            sources,
+            replay,
+            changes,
+            sender.clone(),
+            metrics,
+            checkpointer,
+        ));
+        // Dropping the result stream stops the pipeline task itself, not only
+        // its watcher (a dropped join handle would leave the task running until
+        // it next sends a row, which a selective query may not do for long).
+        let pipeline_task = AbortTaskOnDrop(task.abort_handle());
+        let errors = sender;
+        // The task's own failure (a panic) reaches the reader as an error.
+        let watcher = tokio::spawn(async move {
+            if let Err(e) = task.await
+                && !e.is_cancelled()
+            {
+                let _ = errors
+                    .send(Err(DataFusionError::Internal(format!(
+                        "the continuous query stopped: {e}"
+                    ))))
+                    .await;
+            }
+        });
+        (AbortOnDrop(watcher), pipeline_task)
+    };
+    let pipeline = Pipeline::NotStarted(Box::new(start));
     // A signal ends the query with an error saying so (the caller then
     // reports what it left out); the pipeline stops when the stream drops.
     let stop: futures::future::BoxFuture<'static, &'static str> = match listens {
@@ -138,19 +151,37 @@ pub async fn execute_outputs(
         false => Box::pin(super::stop::stop_signal()),
     };
     let stream = futures::stream::unfold(
-        (receiver, (AbortOnDrop(watcher), pipeline_task), Some(stop)),
-        |(mut receiver, guard, stop)| async move {
+        (receiver, pipeline, Some(stop)),
+        |(mut receiver, pipeline, stop)| async move {
             let mut stop = stop?;
+            let pipeline = pipeline.running();
             tokio::select! {
-                item = receiver.recv() => item.map(|item| (item, (receiver, guard, Some(stop)))),
+                item = receiver.recv() => item.map(|item| (item, (receiver, pipeline, Some(stop)))),
                 signal = &mut stop => {
                     let stopped = DataFusionError::Execution(format!("stopped by {signal}"));
-                    Some((Err(stopped), (receiver, guard, None)))
+                    Some((Err(stopped), (receiver, pipeline, None)))
                 }
             }
         },
     );
     Ok((schema, Box::pin(stream)))
+}
+
+/// The pipeline's tasks: started when the result is first read, stopped
+/// when it is dropped.
+enum Pipeline {
+    NotStarted(Box<dyn FnOnce() -> (AbortOnDrop, AbortTaskOnDrop) + Send>),
+    Running { _tasks: (AbortOnDrop, AbortTaskOnDrop) },
+}
+
+impl Pipeline {
+    /// Started, if it was not yet.
+    fn running(self) -> Self {
+        match self {
+            Self::NotStarted(start) => Self::Running { _tasks: start() },
+            running => running,
+        }
+    }
 }
 
 /// Stops a task when dropped.
@@ -180,17 +211,34 @@ struct Input {
     watermark: Nanos,
     /// It sent its end (or its reader stopped).
     ended: bool,
-    /// Rows the graph has taken from it (its position for a checkpoint).
+    /// Rows the graph has taken from it, over every run (its position for a
+    /// checkpoint, and a generator's).
     rows: u64,
+    /// Rows of this run's scan taken (those it passes over included): the
+    /// count a followed file's positions go by.
+    rows_now: u64,
+    /// A followed file's positions in its files.
+    files: Option<FilePositions>,
+    /// The positions it resumed from, kept while the source is not read
+    /// (it had ended).
+    resumed_files: Vec<FilePosition>,
+    /// The local files it reads once.
+    read_once: Vec<FileIdentity>,
 }
 
 impl Input {
-    fn position(&self) -> SourcePosition {
+    fn position(&mut self) -> SourcePosition {
+        let files = match &mut self.files {
+            Some(files) => files.at(self.rows_now),
+            None => self.resumed_files.clone(),
+        };
         SourcePosition {
             table: self.table.clone(),
             rows: self.rows,
             ended: self.ended,
             watermark: self.watermark,
+            files,
+            read_once: self.read_once.clone(),
         }
     }
 }
@@ -216,14 +264,19 @@ async fn run(
 ) {
     let mut inputs: Vec<Input> = sources
         .into_iter()
-        .map(|(source, position)| {
+        .map(|(mut source, position)| {
             let table = source.table().to_string();
             let position = position.unwrap_or(SourcePosition {
                 table: table.clone(),
                 rows: 0,
                 ended: false,
                 watermark: NO_WATERMARK,
+                files: Vec::new(),
+                read_once: Vec::new(),
             });
+            let files = source.take_file_positions();
+            let read_once = source.read_once().to_vec();
+            let passed_over = source.rows_to_pass_over();
             // A source that had ended before the checkpoint is not read again.
             let (events, reader) = match position.ended {
                 true => (tokio::sync::mpsc::channel(1).1, None),
@@ -239,6 +292,10 @@ async fn run(
                 watermark: position.watermark,
                 ended: position.ended,
                 rows: position.rows,
+                rows_now: passed_over,
+                files: files.filter(|_| !position.ended),
+                resumed_files: position.files,
+                read_once,
             }
         })
         .collect();
@@ -284,11 +341,11 @@ async fn run(
                 metrics.publish_operators(graph.operator_stats());
                 // The last checkpoint says the query finished, so a rerun
                 // does not emit its tail again.
-                checkpoint(&mut checkpointer, &mut graph, &inputs, true, &output).await;
+                checkpoint(&mut checkpointer, &mut graph, &mut inputs, true, &output).await;
                 return; // every source ended
             }
             Next::Stop(signal) => {
-                if checkpoint(&mut checkpointer, &mut graph, &inputs, false, &output).await {
+                if checkpoint(&mut checkpointer, &mut graph, &mut inputs, false, &output).await {
                     let stopped = DataFusionError::Execution(format!("stopped by {signal}"));
                     let _ = output.send(Err(stopped)).await;
                 }
@@ -302,7 +359,7 @@ async fn run(
                 if checkpointer.is_some() {
                     // Everything before the bad row is committed; a restart
                     // (with the row fixed or skipped) goes on from it.
-                    if checkpoint(&mut checkpointer, &mut graph, &inputs, false, &output).await {
+                    if checkpoint(&mut checkpointer, &mut graph, &mut inputs, false, &output).await {
                         let _ = output.send(Err(e)).await;
                     }
                     return;
@@ -325,11 +382,16 @@ async fn run(
                 Event::Data(batch) => {
                     let rows = batch.batch.num_rows() as u64;
                     input.rows += rows;
+                    input.rows_now += rows;
                     metrics.rows_in.fetch_add(rows, Ordering::Relaxed);
                 }
                 Event::Watermark(w) => input.watermark = input.watermark.max(*w),
                 Event::End => input.ended = true,
             }
+        }
+        // The marks of a followed file's rows taken do not pile up.
+        if let Some(files) = &mut input.files {
+            files.advance(input.rows_now);
         }
         let result = graph.push(i, events);
         let table = input.table.clone();
@@ -362,11 +424,11 @@ async fn run(
             }
         }
         if graph.is_finished() {
-            checkpoint(&mut checkpointer, &mut graph, &inputs, true, &output).await;
+            checkpoint(&mut checkpointer, &mut graph, &mut inputs, true, &output).await;
             return;
         }
         if checkpointer.as_ref().is_some_and(Checkpointer::due)
-            && !checkpoint(&mut checkpointer, &mut graph, &inputs, false, &output).await
+            && !checkpoint(&mut checkpointer, &mut graph, &mut inputs, false, &output).await
         {
             return;
         }
@@ -378,14 +440,14 @@ async fn run(
 async fn checkpoint(
     checkpointer: &mut Option<Checkpointer>,
     graph: &mut Graph,
-    inputs: &[Input],
+    inputs: &mut [Input],
     finished: bool,
     output: &Sender<Result<Output>>,
 ) -> bool {
     let Some(checkpointer) = checkpointer else {
         return true;
     };
-    let positions = inputs.iter().map(Input::position).collect();
+    let positions = inputs.iter_mut().map(Input::position).collect();
     match checkpointer.take(graph, positions, finished, output).await {
         Ok(()) => true,
         Err(e) => {

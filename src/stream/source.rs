@@ -21,10 +21,12 @@ use datafusion::physical_plan::ExecutionPlan;
 use futures::StreamExt;
 
 use super::changelog::Changes;
+use super::checkpoint::manifest::{FileIdentity, SourcePosition, fingerprint_bytes};
 use super::operator::{
     END_OF_INPUT, Event, NO_WATERMARK, Nanos, RowWatermarks, StreamBatch, nanos_values, to_nanos,
 };
 use crate::connectors::changelog::CHANGE_CODE_COLUMN;
+use crate::connectors::follow::{FilePositions, FollowTable};
 
 /// What the planner hands the source: a table, the columns the query reads,
 /// and its declared watermark.
@@ -81,24 +83,48 @@ pub struct Source {
     /// Rows of the scan still to pass over before the first one sent (a
     /// query resumed from a checkpoint: those rows were taken before it).
     to_skip: u64,
+    /// Where a followed file's scan is in its files, for checkpoints.
+    files: Option<FilePositions>,
+    /// What resuming found (a followed file rotated while the query was down).
+    notices: Vec<String>,
+    /// The local files it reads once, as they were when the scan was planned.
+    read_once: Vec<FileIdentity>,
 }
 
 impl Source {
     /// Plan the scan (one partition, so rows keep their order).
     pub async fn try_new(spec: SourceSpec, state: &SessionState) -> Result<Self> {
-        Self::resumed(spec, state, None).await
+        Self::resumed(spec, state, None, false).await
     }
 
-    /// A source that goes on from `resume` (rows taken, and the watermark
-    /// then): a generator starts at that row; any other source scans again
-    /// and passes over the rows before it.
+    /// A source that goes on from `resume` (a checkpoint's position; with
+    /// `checkpointed`, it keeps what its checkpoints need): a
+    /// generator starts at its row; a followed file seeks to each file's
+    /// byte offset; any other source scans again and passes over the rows
+    /// before it.
     pub async fn resumed(
         spec: SourceSpec,
         state: &SessionState,
-        resume: Option<(u64, Nanos)>,
+        resume: Option<&SourcePosition>,
+        checkpointed: bool,
     ) -> Result<Self> {
-        let (rows_before, watermark_before) = resume.unwrap_or((0, NO_WATERMARK));
+        let (rows_before, watermark_before) = resume.map_or((0, NO_WATERMARK), |p| (p.rows, p.watermark));
         let mut to_skip = rows_before;
+        let follow = spec.provider.downcast_ref::<FollowTable>();
+        let mut notices = Vec::new();
+        let mut start = Vec::new();
+        // A checkpoint from before byte offsets has none: rows are skipped.
+        if let (Some(follow), Some(resume)) = (follow, resume)
+            && !resume.files.is_empty()
+        {
+            to_skip = 0;
+            let (kept, changed) = follow.resume_from(&resume.files);
+            start = kept;
+            notices = changed
+                .into_iter()
+                .map(|change| format!("table '{}': followed file {change}", spec.table))
+                .collect();
+        }
         let provider: Arc<dyn TableProvider> = match spec
             .provider
             .downcast_ref::<crate::connectors::generator::GeneratorProvider>(
@@ -127,6 +153,17 @@ impl Source {
         let plan = provider
             .scan(state, Some(&scanned), &spec.filters, spec.fetch)
             .await?;
+        let files = follow.map(|f| FilePositions::new(f.positions(), start));
+        let read_once = match checkpointed {
+            true => local_files(&plan),
+            false => Vec::new(),
+        };
+        if let Some(resume) = resume
+            && !resume.ended
+            && resume.rows > 0
+        {
+            check_unchanged(&spec.table, resume, &read_once)?;
+        }
         let scanned_schema = plan.schema();
         // A changelog source's batches carry each row's change first.
         let changelog = scanned_schema
@@ -158,7 +195,33 @@ impl Source {
             current: watermark_before,
             ended: false,
             to_skip,
+            files,
+            notices,
+            read_once,
         })
+    }
+
+    /// Rows of the scan it will pass over before its first (those taken
+    /// before a checkpoint, when it resumes by count): the scan's rows are
+    /// counted from its start.
+    pub fn rows_to_pass_over(&self) -> u64 {
+        self.to_skip
+    }
+
+    /// The local files it reads once (for its checkpoints).
+    pub fn read_once(&self) -> &[FileIdentity] {
+        &self.read_once
+    }
+
+    /// Where a followed file's scan is in its files (taken once, by the
+    /// driver, which counts the rows the query takes).
+    pub fn take_file_positions(&mut self) -> Option<FilePositions> {
+        self.files.take()
+    }
+
+    /// What resuming found that the user should know.
+    pub fn notices(&self) -> &[String] {
+        &self.notices
     }
 
     /// The table's name.
@@ -268,6 +331,73 @@ impl Source {
             events.push(Event::Watermark(self.current));
         }
         Ok(events)
+    }
+}
+
+/// The local files a scan reads (a file table's), as they are now.
+fn local_files(plan: &Arc<dyn ExecutionPlan>) -> Vec<FileIdentity> {
+    use datafusion::datasource::physical_plan::FileScanConfig;
+    use datafusion::datasource::source::DataSourceExec;
+    use datafusion::execution::object_store::ObjectStoreUrl;
+    let mut files: Vec<FileIdentity> = Vec::new();
+    let mut nodes = vec![Arc::clone(plan)];
+    while let Some(node) = nodes.pop() {
+        let scan = node
+            .downcast_ref::<DataSourceExec>()
+            .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>());
+        if let Some(scan) = scan
+            && scan.object_store_url == ObjectStoreUrl::local_filesystem()
+        {
+            for file in scan.file_groups.iter().flat_map(|g| g.files()) {
+                let path = std::path::Path::new("/").join(file.object_meta.location.as_ref());
+                let path = path.display().to_string();
+                if files.iter().any(|f| f.path == path) {
+                    continue; // a file split into byte ranges
+                }
+                let head = crate::connectors::follow::head_of(std::path::Path::new(&path));
+                files.push(FileIdentity {
+                    path,
+                    size: file.object_meta.size,
+                    head_hash: fingerprint_bytes(&head),
+                });
+            }
+        }
+        nodes.extend(node.children().into_iter().cloned());
+    }
+    files
+}
+
+/// A source that reads its files once resumes by passing over the rows it
+/// had taken: an error if its files are not those it read (the rows passed
+/// over would be others, so rows would be lost or repeated without a word).
+fn check_unchanged(table: &str, resume: &SourcePosition, now: &[FileIdentity]) -> Result<()> {
+    let change = resume.read_once.iter().find_map(|then| {
+        let Some(file) = now.iter().find(|f| f.path == then.path) else {
+            return Some(format!("'{}' is gone", then.path));
+        };
+        if file.size != then.size {
+            return Some(format!(
+                "'{}' has {} bytes, {} then",
+                then.path, file.size, then.size
+            ));
+        }
+        if file.head_hash != then.head_hash {
+            return Some(format!("'{}' begins with other bytes", then.path));
+        }
+        None
+    });
+    let change = change.or_else(|| {
+        now.iter()
+            .find(|f| !resume.read_once.iter().any(|then| then.path == f.path))
+            .filter(|_| !resume.read_once.is_empty())
+            .map(|f| format!("'{}' is new", f.path))
+    });
+    match change {
+        None => Ok(()),
+        Some(change) => datafusion::common::plan_err!(
+            "table '{table}' reads its files once and resumes by passing over the {} rows it had read at the checkpoint, but since then {change}: those rows would not be the ones read. Put the files back as they were, or delete the checkpoint directory to start afresh",
+            resume.rows
+        ),
     }
 }
 

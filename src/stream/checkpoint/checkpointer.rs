@@ -118,7 +118,7 @@ impl Checkpointer {
             .iter()
             .map(|s| match s.ended {
                 true => format!("{}: read to its end", s.table),
-                false => format!("{}: from row {}", s.table, s.rows + 1),
+                false => format!("{}: from row {}{}", s.table, s.rows + 1, file_offsets(&s.files)),
             })
             .collect();
         notices.push(match manifest.finished {
@@ -212,6 +212,24 @@ pub const CRASH_VARIABLE: &str = "SLUICE_TEST_CRASH";
 fn crash_point(point: &str, id: u64) {
     if std::env::var(CRASH_VARIABLE).is_ok_and(|v| v == format!("{point}:{id}")) {
         std::process::abort();
+    }
+}
+
+/// Where a followed source goes on in its files: ` at byte 4500 of
+/// 'events.ndjson'` (the first few of a directory's, and how many more).
+fn file_offsets(files: &[super::manifest::FilePosition]) -> String {
+    const SHOWN: usize = 3;
+    let mut places: Vec<String> = files
+        .iter()
+        .take(SHOWN)
+        .map(|f| format!("byte {} of '{}'", f.offset, f.path))
+        .collect();
+    if files.len() > SHOWN {
+        places.push(format!("{} more files", files.len() - SHOWN));
+    }
+    match places.is_empty() {
+        true => String::new(),
+        false => format!(", at {}", places.join(", ")),
     }
 }
 

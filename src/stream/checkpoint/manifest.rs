@@ -19,6 +19,52 @@ pub struct SourcePosition {
     pub ended: bool,
     /// Its watermark then (the next rows' watermarks start from it).
     pub watermark: i64,
+    /// Where it was in each of its files (a followed file or directory),
+    /// to seek to on resume; empty for other sources, which resume by `rows`.
+    pub files: Vec<FilePosition>,
+    /// The local files a source reads once (a file table in a continuous
+    /// replay), which resumes by `rows`: a resume checks they are the same.
+    pub read_once: Vec<FileIdentity>,
+}
+
+/// Which file a source read once: a resume passes over the rows read
+/// before, which are those rows only if the file has not changed. Its size
+/// and first bytes, not its inode or time: a file written again with the
+/// same rows (a `COPY` run again) is the same file to a reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileIdentity {
+    /// Its local path.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The hash ([`fingerprint_bytes`]) of its first bytes (up to 4 KB).
+    pub head_hash: String,
+}
+
+/// How far a source had read one file: the bytes of whole lines decoded,
+/// the rows after them already taken, and which file it was, so a resumed
+/// query seeks there instead of decoding the file again, and notices a file
+/// rotated or rewritten while it was down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilePosition {
+    /// The path it was read under.
+    pub path: String,
+    /// Its device and inode then (unix), to notice another file under the name.
+    pub inode: Option<(u64, u64)>,
+    /// Bytes of whole lines up to the position.
+    pub offset: u64,
+    /// Lines up to `offset` (a header and blank ones included), so errors
+    /// after a resume still name the file's own line numbers.
+    pub lines: u64,
+    /// A CSV header is still expected (none read before `offset`).
+    pub header_pending: bool,
+    /// Rows of the lines after `offset` already taken.
+    pub skip: u64,
+    /// The hash ([`fingerprint_bytes`]) of the file's first `head_len` bytes,
+    /// to notice it was rewritten in place.
+    pub head_hash: String,
+    /// How many first bytes `head_hash` covers (at most the offset).
+    pub head_len: u64,
 }
 
 /// A staged file a sink makes visible once the checkpoint is complete; a
@@ -60,7 +106,21 @@ impl Manifest {
         let sources: Vec<Value> = self
             .sources
             .iter()
-            .map(|s| json!({"table": s.table, "rows": s.rows, "ended": s.ended, "watermark": s.watermark}))
+            .map(|s| {
+                let mut source =
+                    json!({"table": s.table, "rows": s.rows, "ended": s.ended, "watermark": s.watermark});
+                if !s.files.is_empty() {
+                    source["files"] = s.files.iter().map(FilePosition::to_json).collect();
+                }
+                if !s.read_once.is_empty() {
+                    source["read_once"] = s
+                        .read_once
+                        .iter()
+                        .map(|f| json!({"path": f.path, "size": f.size, "head_hash": f.head_hash}))
+                        .collect();
+                }
+                source
+            })
             .collect();
         let commits: Vec<Value> = self
             .commits
@@ -102,6 +162,15 @@ impl Manifest {
                         .get("watermark")
                         .and_then(Value::as_i64)
                         .ok_or_else(|| missing("watermark"))?,
+                    // Checkpoints of version 1 before byte offsets have none.
+                    files: optional_array(s, "files", FilePosition::from_json)?,
+                    read_once: optional_array(s, "read_once", |f| {
+                        Ok(FileIdentity {
+                            path: str_of(f, "path")?,
+                            size: u64_of(f, "size")?,
+                            head_hash: str_of(f, "head_hash")?,
+                        })
+                    })?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -136,6 +205,58 @@ impl Manifest {
             commits,
             late_rows: u64_of(&value, "late_rows")?,
         })
+    }
+}
+
+impl FilePosition {
+    fn to_json(&self) -> Value {
+        json!({
+            "path": self.path,
+            "inode": inode_json(self.inode),
+            "offset": self.offset,
+            "lines": self.lines,
+            "header_pending": self.header_pending,
+            "skip": self.skip,
+            "head_hash": self.head_hash,
+            "head_len": self.head_len,
+        })
+    }
+
+    fn from_json(value: &Value) -> Result<Self> {
+        Ok(Self {
+            path: str_of(value, "path")?,
+            inode: inode_of(value)?,
+            offset: u64_of(value, "offset")?,
+            lines: u64_of(value, "lines")?,
+            header_pending: bool_of(value, "header_pending")?,
+            skip: u64_of(value, "skip")?,
+            head_hash: str_of(value, "head_hash")?,
+            head_len: u64_of(value, "head_len")?,
+        })
+    }
+}
+
+/// The items of an array `field` that may be left out (none then).
+fn optional_array<T>(value: &Value, field: &str, item: impl Fn(&Value) -> Result<T>) -> Result<Vec<T>> {
+    match value.get(field).and_then(Value::as_array) {
+        Some(items) => items.iter().map(item).collect(),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// A device and inode as JSON: `[dev, ino]`, or null.
+fn inode_json(inode: Option<(u64, u64)>) -> Value {
+    json!(inode.map(|(dev, ino)| vec![dev, ino]))
+}
+
+fn inode_of(value: &Value) -> Result<Option<(u64, u64)>> {
+    match value.get("inode") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(pair)) if pair.len() == 2 => Ok(Some((
+            pair[0].as_u64().ok_or_else(|| missing("inode"))?,
+            pair[1].as_u64().ok_or_else(|| missing("inode"))?,
+        ))),
+        Some(_) => Err(missing("inode")),
     }
 }
 
@@ -175,8 +296,13 @@ fn array_of<'a>(value: &'a Value, field: &str) -> Result<&'a Vec<Value>> {
 /// A stable fingerprint of a plan's text (FNV-1a, 64 bits): the same in every
 /// build and run, unlike the standard library's hasher.
 pub fn fingerprint(text: &str) -> String {
+    fingerprint_bytes(text.as_bytes())
+}
+
+/// [`fingerprint`] of bytes (a file's head).
+pub fn fingerprint_bytes(bytes: &[u8]) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.bytes() {
+    for &byte in bytes {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
@@ -199,6 +325,21 @@ mod tests {
                 rows: 1234,
                 ended: false,
                 watermark: -7,
+                files: vec![FilePosition {
+                    path: "logs/a.ndjson".into(),
+                    inode: Some((2049, 77)),
+                    offset: 4096,
+                    lines: 40,
+                    header_pending: false,
+                    skip: 3,
+                    head_hash: fingerprint("head"),
+                    head_len: 4096,
+                }],
+                read_once: vec![FileIdentity {
+                    path: "/data/orders.csv".into(),
+                    size: 120,
+                    head_hash: fingerprint("id,ts"),
+                }],
             }],
             nodes: vec![0, 2],
             commits: vec![PendingCommit {
@@ -217,6 +358,21 @@ mod tests {
         assert!(err.to_string().contains("version 99"), "{err}");
         let err = Manifest::from_json(r#"{"format_version": 1, "sources": []}"#).expect_err("an error");
         assert!(err.to_string().contains("commits"), "{err}");
+    }
+
+    #[test]
+    fn a_manifest_without_file_positions_still_reads() {
+        // As this build wrote them before sources kept byte offsets.
+        let text = r#"{"format_version": 1, "id": 2, "fingerprint": "f", "taken_at_ms": 5, "finished": false,
+            "sources": [{"table": "t", "rows": 10, "ended": false, "watermark": 3}],
+            "nodes": [], "commits": [], "late_rows": 0}"#;
+        let manifest = Manifest::from_json(text).expect("a version 1 manifest");
+        assert_eq!(manifest.sources[0].rows, 10);
+        assert!(manifest.sources[0].files.is_empty());
+        assert!(
+            !manifest.to_json().contains("files"),
+            "none written for a source without files"
+        );
     }
 
     #[test]
