@@ -39,6 +39,11 @@ pub struct SinkBarrier {
     pub id: u64,
     /// Where the sink answers with its staged files.
     pub staged: tokio::sync::oneshot::Sender<datafusion::error::Result<Vec<manifest::PendingCommit>>>,
+    /// Resolves (its sender dropped) once the checkpoint is written and its
+    /// renames done, or given up: the background write may still be renaming
+    /// the sink's staged files, so the sink waits for it before it deletes
+    /// its staging.
+    pub written: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// How often a checkpoint is taken unless `checkpoint.interval` says otherwise.
