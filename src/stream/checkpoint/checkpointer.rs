@@ -48,6 +48,15 @@ pub struct Checkpointer {
     recent: VecDeque<(u64, BTreeSet<u64>)>,
     /// The checkpoint being written, if one is.
     writing: Option<JoinHandle<Result<()>>>,
+    /// Over this run: the longest pause, and the bytes written.
+    totals: Arc<Totals>,
+}
+
+/// What this run's checkpoints cost, for the report of the last one.
+#[derive(Default)]
+struct Totals {
+    longest_pause_ms: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Checkpointer {
@@ -90,6 +99,7 @@ impl Checkpointer {
             pieces: BTreeMap::new(),
             recent: VecDeque::new(),
             writing: None,
+            totals: Arc::default(),
         };
         let positions = match latest {
             None => None,
@@ -228,6 +238,7 @@ impl Checkpointer {
             keep: self.recent.iter().flat_map(|(_, r)| r.iter().copied()).collect(),
             metrics: Arc::clone(&self.metrics),
             pause: started.elapsed(),
+            totals: Arc::clone(&self.totals),
             rows_at: self.metrics.rows_in.load(std::sync::atomic::Ordering::Relaxed),
             done,
         };
@@ -266,6 +277,7 @@ struct Write {
     metrics: Arc<StreamMetrics>,
     /// How long the query paused for it.
     pause: Duration,
+    totals: Arc<Totals>,
     /// Rows the query had read when it paused.
     rows_at: u64,
     /// Dropped when it is over, so the sink may clean up its staging.
@@ -283,6 +295,7 @@ impl Write {
             keep,
             metrics,
             pause,
+            totals,
             rows_at,
             done,
         } = self;
@@ -309,17 +322,25 @@ impl Write {
         crash_point("after-manifest", id);
         CheckpointStore::commit(&state, &manifest.commits).await?;
         store.prune(id, &keep).await?;
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        let longest = totals
+            .longest_pause_ms
+            .fetch_max(pause.as_millis() as u64, relaxed)
+            .max(pause.as_millis() as u64);
+        let all = totals.bytes.fetch_add(bytes as u64, relaxed) + bytes as u64;
         if let Ok(mut last) = metrics.last_checkpoint.lock() {
             let unchanged = match manifest.reads_from.len() {
                 0 => String::new(),
                 n => format!(", the unchanged rest in {n} earlier"),
             };
             *last = Some(format!(
-                "checkpoint {id} in '{}' ({} written{unchanged}; the query paused {} ms, written in {} ms)",
+                "checkpoint {id} in '{}' ({} written{unchanged}; the query paused {} ms, written in {} ms); \
+                 this run's checkpoints wrote {} and paused the query {longest} ms at most",
                 store.shown(),
                 bytes_text(bytes),
                 pause.as_millis(),
-                started.elapsed().as_millis()
+                started.elapsed().as_millis(),
+                bytes_text(all as usize),
             ));
         }
         drop(done);
