@@ -250,3 +250,111 @@ impl CheckpointStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    fn rows(values: &[i64]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(values.to_vec()))]).expect("a batch")
+    }
+
+    /// Write checkpoint `id` of one node whose pieces `a` and `b` are given
+    /// (changed) or `None` (unchanged); where the pieces now are.
+    async fn checkpoint(
+        store: &CheckpointStore,
+        id: u64,
+        pieces: [(&str, Option<&[i64]>); 2],
+        before: &BTreeMap<String, u64>,
+    ) -> (BTreeMap<String, u64>, Vec<u64>) {
+        let mut state = StateSnapshot::default();
+        for (name, values) in pieces {
+            match values {
+                Some(values) => state.put_piece(name.into(), rows(values)),
+                None => state.keep_piece(name.into()),
+            }
+        }
+        let at = state.locate(id, before).expect("located");
+        let reads_from: Vec<u64> = state.stored_in().into_iter().collect();
+        store
+            .write_states(id, vec![(0, state.encode().expect("bytes"))])
+            .await
+            .expect("written");
+        let manifest = Manifest {
+            id,
+            fingerprint: "f".into(),
+            taken_at_ms: 0,
+            finished: false,
+            sources: vec![],
+            nodes: vec![0],
+            reads_from: reads_from.clone(),
+            commits: vec![],
+            late_rows: 0,
+        };
+        store.write_manifest(&manifest).await.expect("written");
+        (at, reads_from)
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_another_reads_from_is_kept_and_its_pieces_read_back() {
+        let tmp = tempfile::tempdir().expect("a directory");
+        let dir = tmp.path().join("ck");
+        let state = datafusion::prelude::SessionContext::new().state();
+        let store = CheckpointStore::open(&state, &dir.to_string_lossy())
+            .await
+            .expect("opens");
+        let (at, _) = checkpoint(
+            &store,
+            1,
+            [("a", Some(&[1, 2])), ("b", Some(&[3]))],
+            &BTreeMap::new(),
+        )
+        .await;
+        let (at, _) = checkpoint(&store, 2, [("a", None), ("b", Some(&[4]))], &at).await;
+        let (at, three) = checkpoint(&store, 3, [("a", None), ("b", None)], &at).await;
+        assert_eq!(three, vec![1, 2]);
+        let (at, four) = checkpoint(&store, 4, [("a", None), ("b", Some(&[5]))], &at).await;
+        assert_eq!(four, vec![1]);
+        // Kept: 3 and 4, and 1 and 2, which they read from.
+        let read: BTreeSet<u64> = three.iter().chain(&four).copied().collect();
+        store.prune(4, &read).await.expect("pruned");
+        assert_eq!(store.ids().await.expect("listed"), vec![1, 2, 3, 4]);
+        let (_, five) = checkpoint(&store, 5, [("a", Some(&[6])), ("b", None)], &at).await;
+        assert_eq!(five, vec![4]);
+        // 5 reads from 4, 4 from 1: 2 and 3 go.
+        let read: BTreeSet<u64> = four.iter().chain(&five).copied().collect();
+        store.prune(5, &read).await.expect("pruned");
+        assert_eq!(store.ids().await.expect("listed"), vec![1, 4, 5]);
+        let (latest, notes) = store.latest().await.expect("read");
+        let latest = latest.expect("a checkpoint");
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(latest.manifest.id, 5);
+        let node = &latest.states[&0];
+        assert_eq!(node.piece("a").expect("a"), &rows(&[6]));
+        assert_eq!(node.piece("b").expect("b"), &rows(&[5]), "read from checkpoint 4");
+        assert_eq!(
+            latest.pieces[&0],
+            BTreeMap::from([("a".into(), 5), ("b".into(), 4)])
+        );
+        // Without 5's manifest, 4 is the latest: its `a` comes from 1.
+        std::fs::remove_file(dir.join("chk-000005/_manifest.json")).expect("removed");
+        let latest = store.latest().await.expect("read").0.expect("a checkpoint");
+        assert_eq!(latest.manifest.id, 4);
+        assert_eq!(latest.states[&0].piece("a").expect("a"), &rows(&[1, 2]));
+        // A checkpoint whose earlier one is gone is not usable, and says so.
+        std::fs::remove_dir_all(dir.join("chk-000001")).expect("removed");
+        let (latest, notes) = store.latest().await.expect("read");
+        assert!(latest.is_none());
+        assert!(
+            notes.iter().any(|n| n.starts_with("checkpoint 4 is not usable")
+                && n.contains("checkpoint 1, which it reads from")),
+            "{notes:?}"
+        );
+    }
+}
