@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Checkpoint overhead: a continuous replay of the Nexmark bid stream (100 M events, generated) through a 10 s
 # TUMBLE count per auction, timed without and with --checkpoint-dir at SET 'checkpoint.interval' = '1 s'.
-# Release binary, wall clock and peak RSS of the process, best of 2. Usage: benches/checkpoints.sh [events]
+# Release binary, wall clock and peak RSS of the process, best of 2; then what the last checkpoint wrote.
+# Usage: benches/checkpoints.sh [events]; SLUICE=path/to/sluice runs that binary instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-release}"
-cargo build --release --quiet
-bin="$CARGO_TARGET_DIR/release/sluice"
+if [ -z "${SLUICE:-}" ]; then
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-release}"
+  cargo build --release --quiet
+fi
+bin="${SLUICE:-$CARGO_TARGET_DIR/release/sluice}"
 events="${1:-100000000}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -26,3 +29,5 @@ best() { # label, args...: best wall time of 2 runs, and its peak RSS
 }
 best "no checkpoints" 
 best "checkpoints every 1 s" --checkpoint-dir "$work/ck"
+grep -o 'Last checkpoint.*' "$work/err"
+du -sh "$work/ck" | awk '{print "checkpoint directory at the end: " $1}'

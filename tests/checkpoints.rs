@@ -353,3 +353,86 @@ fn a_checkpoint_without_its_manifest_is_passed_over() {
         "{err}"
     );
 }
+
+/// The orders without a watermark: every window stays open to the end of
+/// the input, so a checkpoint holds many panes, most unchanged since the one
+/// before (what incremental checkpoints are for).
+fn open_windows_sql() -> String {
+    insert_sql().replace(", WATERMARK FOR ts AS ts - INTERVAL '2' SECOND", "")
+}
+
+/// The `reads_from` of every complete checkpoint in `ck`.
+fn reads_from(ck: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(ck).into_iter().flatten().flatten() {
+        if let Ok(text) = std::fs::read_to_string(entry.path().join("_manifest.json")) {
+            let value: serde_json::Value = serde_json::from_str(&text).expect("a manifest is JSON");
+            found.push(value["reads_from"].to_string());
+        }
+    }
+    found
+}
+
+#[test]
+fn incremental_checkpoints_of_open_windows_killed_and_resumed_hold_exactly_the_batch_result() {
+    let (_tmp, dir) = temp();
+    let want = batch_result(&dir);
+    let sql = open_windows_sql();
+    assert!(!sql.contains("WATERMARK"), "{sql}");
+    let ck = dir.join("ck");
+    // Killed twice, each time once a second checkpoint of the run is
+    // complete: the later ones refer to the panes the earlier ones wrote.
+    for _ in 0..2 {
+        let mut child = spawn(&dir, &CHECKPOINTED, &sql);
+        let first = latest_checkpoint(&ck);
+        wait_for_checkpoint(&ck, first, Duration::from_secs(20));
+        let second = latest_checkpoint(&ck);
+        wait_for_checkpoint(&ck, second, Duration::from_secs(20));
+        child.kill().expect("kill -9");
+        child.wait().expect("the killed run");
+        let kept = reads_from(&ck);
+        assert!(
+            kept.iter().any(|r| r != "[]"),
+            "a checkpoint reads unchanged panes from an earlier one: {kept:?}"
+        );
+    }
+    let out = run(&dir, &CHECKPOINTED, &sql);
+    ok(&out);
+    assert!(
+        stderr(&out).contains("resumed from checkpoint"),
+        "{}",
+        stderr(&out)
+    );
+    assert_same_rows(&written_rows(&dir.join("out")), &want);
+}
+
+#[test]
+fn a_crash_while_a_checkpoint_is_written_in_the_background_resumes_from_the_one_before() {
+    use std::os::unix::process::ExitStatusExt;
+    let (_tmp, dir) = temp();
+    let want = batch_result(&dir);
+    let sql = open_windows_sql();
+    // It dies once checkpoint 3's state files are written and the query has
+    // read on past its cut, before its manifest: the query did not wait.
+    let out = command(&dir, &CHECKPOINTED, &sql)
+        .env("SLUICE_TEST_CRASH", "writing:3")
+        .output()
+        .expect("the sluice binary runs");
+    assert_eq!(
+        out.status.signal(),
+        Some(6),
+        "the run aborts at the crash point, while the query goes on ({:?}: exit 3 means it waited): {}",
+        out.status,
+        stderr(&out)
+    );
+    assert!(dir.join("ck/chk-000003").exists() && !dir.join("ck/chk-000003/_manifest.json").exists());
+    let out = run(&dir, &CHECKPOINTED, &sql);
+    ok(&out);
+    assert!(
+        stderr(&out).contains("checkpoint 3 is not usable")
+            && stderr(&out).contains("resumed from checkpoint 2"),
+        "{}",
+        stderr(&out)
+    );
+    assert_same_rows(&written_rows(&dir.join("out")), &want);
+}

@@ -341,11 +341,11 @@ async fn run(
                 metrics.publish_operators(graph.operator_stats());
                 // The last checkpoint says the query finished, so a rerun
                 // does not emit its tail again.
-                checkpoint(&mut checkpointer, &mut graph, &mut inputs, true, &output).await;
+                checkpoint(&mut checkpointer, &mut graph, &mut inputs, true, true, &output).await;
                 return; // every source ended
             }
             Next::Stop(signal) => {
-                if checkpoint(&mut checkpointer, &mut graph, &mut inputs, false, &output).await {
+                if checkpoint(&mut checkpointer, &mut graph, &mut inputs, false, true, &output).await {
                     let stopped = DataFusionError::Execution(format!("stopped by {signal}"));
                     let _ = output.send(Err(stopped)).await;
                 }
@@ -359,7 +359,7 @@ async fn run(
                 if checkpointer.is_some() {
                     // Everything before the bad row is committed; a restart
                     // (with the row fixed or skipped) goes on from it.
-                    if checkpoint(&mut checkpointer, &mut graph, &mut inputs, false, &output).await {
+                    if checkpoint(&mut checkpointer, &mut graph, &mut inputs, false, true, &output).await {
                         let _ = output.send(Err(e)).await;
                     }
                     return;
@@ -424,11 +424,11 @@ async fn run(
             }
         }
         if graph.is_finished() {
-            checkpoint(&mut checkpointer, &mut graph, &mut inputs, true, &output).await;
+            checkpoint(&mut checkpointer, &mut graph, &mut inputs, true, true, &output).await;
             return;
         }
         if checkpointer.as_ref().is_some_and(Checkpointer::due)
-            && !checkpoint(&mut checkpointer, &mut graph, &mut inputs, false, &output).await
+            && !checkpoint(&mut checkpointer, &mut graph, &mut inputs, false, false, &output).await
         {
             return;
         }
@@ -436,19 +436,22 @@ async fn run(
 }
 
 /// Take a checkpoint if the query takes them; whether the query may go on
-/// (a failed checkpoint ends it, with the error sent to the reader).
+/// (a failed checkpoint ends it, with the error sent to the reader). The
+/// `last` one, after which the query stops, is waited for; the others are
+/// written while the query goes on.
 async fn checkpoint(
     checkpointer: &mut Option<Checkpointer>,
     graph: &mut Graph,
     inputs: &mut [Input],
     finished: bool,
+    last: bool,
     output: &Sender<Result<Output>>,
 ) -> bool {
     let Some(checkpointer) = checkpointer else {
         return true;
     };
     let positions = inputs.iter_mut().map(Input::position).collect();
-    match checkpointer.take(graph, positions, finished, output).await {
+    match checkpointer.take(graph, positions, finished, last, output).await {
         Ok(()) => true,
         Err(e) => {
             let _ = output.send(Err(checkpoint::failed(e))).await;

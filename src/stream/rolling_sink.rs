@@ -102,6 +102,9 @@ impl RollingSink {
             false => Box::pin(super::stop::stop_signal()),
         };
         tokio::pin!(stop);
+        // The last checkpoint, written in the background: its renames of
+        // staged parts must be done before the staging is deleted.
+        let mut writing: Option<tokio::sync::oneshot::Receiver<()>> = None;
         let outcome: Result<()> = loop {
             tokio::select! {
                 next = rows.next() => match next {
@@ -124,6 +127,7 @@ impl RollingSink {
                         };
                         let failed = staged.is_err();
                         let _ = barrier.staged.send(staged);
+                        writing = Some(barrier.written);
                         if failed {
                             break Ok(()); // the driver reports the error
                         }
@@ -153,6 +157,9 @@ impl RollingSink {
             Some(p) if !self.exactly_once => self.commit(p).await,
             _ => Ok(()),
         };
+        if let Some(written) = writing {
+            let _ = written.await;
+        }
         let cleaned = self.staging.finish().await;
         outcome?;
         committed?;

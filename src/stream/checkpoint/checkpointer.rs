@@ -1,5 +1,13 @@
 //! Taking checkpoints while a query runs, and resuming from the last one.
+//!
+//! The query pauses only to copy its operators' state (changed pieces only,
+//! see [`super::StateSnapshot`]) and to send its sink a barrier; encoding,
+//! writing, the manifest, the sink's renames and pruning run on a task of
+//! their own while the query goes on. One checkpoint is written at a time:
+//! the next is not due until the last is durable, and a query that stops
+//! waits for it.
 
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -7,10 +15,11 @@ use datafusion::common::{exec_datafusion_err, plan_err};
 use datafusion::error::Result;
 use datafusion::execution::session_state::SessionState;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 use super::manifest::{Manifest, PendingCommit, SourcePosition, fingerprint};
-use super::store::{CheckpointStore, Restored};
-use super::{CheckpointOptions, SinkBarrier};
+use super::store::{CheckpointStore, KEEP, Restored};
+use super::{CheckpointOptions, SinkBarrier, StateSnapshot};
 use crate::stream::graph::Graph;
 use crate::stream::metrics::StreamMetrics;
 use crate::stream::source::Source;
@@ -33,6 +42,21 @@ pub struct Checkpointer {
     next_id: u64,
     last: Instant,
     metrics: Arc<StreamMetrics>,
+    /// Which checkpoint holds each node's state pieces as last snapshot.
+    pieces: BTreeMap<usize, BTreeMap<String, u64>>,
+    /// The last [`KEEP`] checkpoints, each with those it reads pieces from.
+    recent: VecDeque<(u64, BTreeSet<u64>)>,
+    /// The checkpoint being written, if one is.
+    writing: Option<JoinHandle<Result<()>>>,
+    /// Over this run: the longest pause, and the bytes written.
+    totals: Arc<Totals>,
+}
+
+/// What this run's checkpoints cost, for the report of the last one.
+#[derive(Default)]
+struct Totals {
+    longest_pause_ms: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Checkpointer {
@@ -72,6 +96,10 @@ impl Checkpointer {
             next_id: 1,
             last: Instant::now(),
             metrics: Arc::clone(metrics),
+            pieces: BTreeMap::new(),
+            recent: VecDeque::new(),
+            writing: None,
+            totals: Arc::default(),
         };
         let positions = match latest {
             None => None,
@@ -89,7 +117,11 @@ impl Checkpointer {
         restored: Restored,
         notices: &mut Vec<String>,
     ) -> Result<Vec<SourcePosition>> {
-        let Restored { manifest, states } = restored;
+        let Restored {
+            manifest,
+            states,
+            pieces,
+        } = restored;
         let dir = self.store.shown().to_string();
         if manifest.fingerprint != self.fingerprint {
             return plan_err!(
@@ -112,6 +144,11 @@ impl Checkpointer {
             .late_rows
             .fetch_add(manifest.late_rows, std::sync::atomic::Ordering::Relaxed);
         self.next_id = manifest.id + 1;
+        // The restored pieces stay where they are: the next checkpoint
+        // refers to them while they are unchanged.
+        self.pieces = pieces;
+        let reads_from = manifest.reads_from.iter().copied().collect();
+        self.recent.push_back((manifest.id, reads_from));
         let age = chrono::Utc::now().timestamp_millis() - manifest.taken_at_ms;
         let positions: Vec<String> = manifest
             .sources
@@ -137,67 +174,176 @@ impl Checkpointer {
         Ok(manifest.sources)
     }
 
-    /// Whether the interval since the last checkpoint has passed.
+    /// Whether a checkpoint is due: the interval since the last one has
+    /// passed and it is written (or failed, which the next one reports).
     pub fn due(&self) -> bool {
-        self.last.elapsed() >= self.interval
+        self.last.elapsed() >= self.interval && self.writing.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
-    /// Take a checkpoint of `graph` with its sources at `positions`: the
-    /// operators' states, then the sink's staged files (through a barrier
-    /// after the rows sent so far), then the manifest; then the sink's files
-    /// are made visible. `finished`: the query has emitted everything.
+    /// Take a checkpoint of `graph` with its sources at `positions`: a
+    /// barrier to the sink after the rows sent so far, and the operators'
+    /// states; the rest (the sink's staged files, the state files, the
+    /// manifest, then the sink's renames) is written in the background. A
+    /// checkpoint still being written is waited for first, and its error is
+    /// this one's. `finished`: the query has emitted everything. `last`: the
+    /// query stops after it, so it is waited for.
     pub async fn take(
         &mut self,
         graph: &mut Graph,
         positions: Vec<SourcePosition>,
         finished: bool,
+        last: bool,
         sink: &mpsc::Sender<Result<Output>>,
     ) -> Result<()> {
+        self.settle().await?;
         let id = self.next_id;
         let started = Instant::now();
-        let states = graph
-            .snapshot()?
-            .into_iter()
-            .map(|(node, state)| Ok((node, state.encode()?)))
-            .collect::<Result<Vec<_>>>()?;
+        // The barrier first: when the reader is gone there is nothing to
+        // checkpoint for, and no operator has marked its state as saved.
         let (staged, commits) = oneshot::channel::<Result<Vec<PendingCommit>>>();
-        if sink
-            .send(Ok(Output::Barrier(SinkBarrier { id, staged })))
-            .await
-            .is_err()
-        {
-            return Ok(()); // the reader is gone: nothing to checkpoint for
+        let (done, written) = oneshot::channel();
+        let barrier = SinkBarrier { id, staged, written };
+        if sink.send(Ok(Output::Barrier(barrier))).await.is_err() {
+            return Ok(());
         }
-        let commits = match commits.await {
-            Ok(commits) => commits?,
-            Err(_) => return Ok(()),
-        };
-        let bytes: usize = states.iter().map(|(_, s)| s.len()).sum();
-        let manifest = Manifest {
-            id,
-            fingerprint: self.fingerprint.clone(),
-            taken_at_ms: chrono::Utc::now().timestamp_millis(),
-            finished,
-            nodes: states.iter().map(|(node, _)| *node).collect(),
-            sources: positions,
+        let mut states = graph.snapshot()?;
+        let mut pieces = BTreeMap::new();
+        let mut reads_from = BTreeSet::new();
+        let none = BTreeMap::new();
+        for (node, state) in &mut states {
+            pieces.insert(*node, state.locate(id, self.pieces.get(node).unwrap_or(&none))?);
+            reads_from.extend(state.stored_in());
+        }
+        self.pieces = pieces;
+        self.recent.push_back((id, reads_from.clone()));
+        while self.recent.len() > KEEP as usize {
+            self.recent.pop_front();
+        }
+        let job = Write {
+            store: self.store.clone(),
+            state: self.state.clone(),
+            manifest: Manifest {
+                id,
+                fingerprint: self.fingerprint.clone(),
+                taken_at_ms: chrono::Utc::now().timestamp_millis(),
+                finished,
+                nodes: states.iter().map(|(node, _)| *node).collect(),
+                reads_from: reads_from.into_iter().collect(),
+                sources: positions,
+                commits: vec![],
+                late_rows: self.metrics.late_rows.load(std::sync::atomic::Ordering::Relaxed),
+            },
+            states,
             commits,
-            late_rows: self.metrics.late_rows.load(std::sync::atomic::Ordering::Relaxed),
+            keep: self.recent.iter().flat_map(|(_, r)| r.iter().copied()).collect(),
+            metrics: Arc::clone(&self.metrics),
+            pause: started.elapsed(),
+            totals: Arc::clone(&self.totals),
+            rows_at: self.metrics.rows_in.load(std::sync::atomic::Ordering::Relaxed),
+            done,
         };
-        crash_point("before-manifest", id);
-        self.store.write(&manifest, states).await?;
-        crash_point("after-manifest", id);
-        CheckpointStore::commit(&self.state, &manifest.commits).await?;
-        self.store.prune(id).await?;
+        self.writing = Some(tokio::spawn(job.run()));
         self.next_id += 1;
         self.last = Instant::now();
-        if let Ok(mut last) = self.metrics.last_checkpoint.lock() {
+        if last {
+            self.settle().await?;
+        }
+        Ok(())
+    }
+
+    /// Wait for the checkpoint being written, if one is; its error if it
+    /// failed.
+    pub async fn settle(&mut self) -> Result<()> {
+        match self.writing.take() {
+            None => Ok(()),
+            Some(job) => job
+                .await
+                .map_err(|e| exec_datafusion_err!("the checkpoint writer stopped: {e}"))?,
+        }
+    }
+}
+
+/// A checkpoint being written in the background.
+struct Write {
+    store: CheckpointStore,
+    state: SessionState,
+    /// Its manifest, but for the sink's staged files.
+    manifest: Manifest,
+    states: Vec<(usize, StateSnapshot)>,
+    /// The sink's answer to the barrier.
+    commits: oneshot::Receiver<Result<Vec<PendingCommit>>>,
+    /// Checkpoints pruning must keep: kept ones read pieces from them.
+    keep: BTreeSet<u64>,
+    metrics: Arc<StreamMetrics>,
+    /// How long the query paused for it.
+    pause: Duration,
+    totals: Arc<Totals>,
+    /// Rows the query had read when it paused.
+    rows_at: u64,
+    /// Dropped when it is over, so the sink may clean up its staging.
+    done: oneshot::Sender<()>,
+}
+
+impl Write {
+    async fn run(self) -> Result<()> {
+        let Self {
+            store,
+            state,
+            mut manifest,
+            states,
+            commits,
+            keep,
+            metrics,
+            pause,
+            totals,
+            rows_at,
+            done,
+        } = self;
+        let started = Instant::now();
+        manifest.commits = match commits.await {
+            Ok(commits) => commits?,
+            Err(_) => return Ok(()), // the reader is gone: nothing to checkpoint for
+        };
+        // Encoding is CPU work: off the runtime's workers.
+        let states = tokio::task::spawn_blocking(move || {
+            states
+                .into_iter()
+                .map(|(node, state)| Ok((node, state.encode()?)))
+                .collect::<Result<Vec<_>>>()
+        })
+        .await
+        .map_err(|e| exec_datafusion_err!("encoding a checkpoint stopped: {e}"))??;
+        let bytes: usize = states.iter().map(|(_, s)| s.len()).sum();
+        let id = manifest.id;
+        store.write_states(id, states).await?;
+        crash_while_the_query_goes_on(id, &metrics, rows_at).await;
+        crash_point("before-manifest", id);
+        store.write_manifest(&manifest).await?;
+        crash_point("after-manifest", id);
+        CheckpointStore::commit(&state, &manifest.commits).await?;
+        store.prune(id, &keep).await?;
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        let longest = totals
+            .longest_pause_ms
+            .fetch_max(pause.as_millis() as u64, relaxed)
+            .max(pause.as_millis() as u64);
+        let all = totals.bytes.fetch_add(bytes as u64, relaxed) + bytes as u64;
+        if let Ok(mut last) = metrics.last_checkpoint.lock() {
+            let unchanged = match manifest.reads_from.len() {
+                0 => String::new(),
+                n => format!(", the unchanged rest in {n} earlier"),
+            };
             *last = Some(format!(
-                "checkpoint {id} in '{}' ({} of state, taken in {} ms)",
-                self.store.shown(),
+                "checkpoint {id} in '{}' ({} written{unchanged}; the query paused {} ms, written in {} ms); \
+                 this run's checkpoints wrote {} and paused the query {longest} ms at most",
+                store.shown(),
                 bytes_text(bytes),
-                started.elapsed().as_millis()
+                pause.as_millis(),
+                started.elapsed().as_millis(),
+                bytes_text(all as usize),
             ));
         }
+        drop(done);
         Ok(())
     }
 }
@@ -231,6 +377,25 @@ fn file_offsets(files: &[super::manifest::FilePosition]) -> String {
         true => String::new(),
         false => format!(", at {}", places.join(", ")),
     }
+}
+
+/// Die at `writing:N` ([`CRASH_VARIABLE`]) once the query has read rows
+/// after checkpoint N's cut, its state files written and its manifest not:
+/// a crash while a checkpoint is written in the background. If the query
+/// does not go on within 10 s (it waits for the write), exit with code 3
+/// instead, which the test tells apart from the abort.
+async fn crash_while_the_query_goes_on(id: u64, metrics: &StreamMetrics, rows_at: u64) {
+    if !std::env::var(CRASH_VARIABLE).is_ok_and(|v| v == format!("writing:{id}")) {
+        return;
+    }
+    let start = Instant::now();
+    while metrics.rows_in.load(std::sync::atomic::Ordering::Relaxed) <= rows_at {
+        if start.elapsed() > Duration::from_secs(10) {
+            std::process::exit(3);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    std::process::abort();
 }
 
 /// A size: `850 B`, `12 KB`, `3.4 MB`.

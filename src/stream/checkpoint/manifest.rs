@@ -5,8 +5,9 @@ use datafusion::common::exec_datafusion_err;
 use datafusion::error::Result;
 use serde_json::{Value, json};
 
-/// The manifest format this build writes and reads.
-pub const FORMAT_VERSION: u64 = 1;
+/// The manifest format this build writes (2: state pieces may be held by
+/// earlier checkpoints, `reads_from`); it reads 1 too.
+pub const FORMAT_VERSION: u64 = 2;
 
 /// How far a source had been read when the checkpoint was taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +95,9 @@ pub struct Manifest {
     pub sources: Vec<SourcePosition>,
     /// The nodes that wrote a state file.
     pub nodes: Vec<usize>,
+    /// Earlier checkpoints whose state files hold pieces of this one's state
+    /// (unchanged since): they are kept as long as this one is.
+    pub reads_from: Vec<u64>,
     /// Sinks' staged files, made visible after this manifest is written.
     pub commits: Vec<PendingCommit>,
     /// Late rows counted up to this checkpoint (carried over on resume).
@@ -135,6 +139,7 @@ impl Manifest {
             "finished": self.finished,
             "sources": sources,
             "nodes": self.nodes,
+            "reads_from": self.reads_from,
             "commits": commits,
             "late_rows": self.late_rows,
         });
@@ -146,9 +151,9 @@ impl Manifest {
         let value: Value =
             serde_json::from_str(text).map_err(|e| exec_datafusion_err!("the manifest is not JSON: {e}"))?;
         let version = u64_of(&value, "format_version")?;
-        if version != FORMAT_VERSION {
+        if version != 1 && version != FORMAT_VERSION {
             return Err(exec_datafusion_err!(
-                "the manifest has format version {version}; this Sluice reads version {FORMAT_VERSION}"
+                "the manifest has format version {version}; this Sluice reads versions 1 to {FORMAT_VERSION}"
             ));
         }
         let sources = array_of(&value, "sources")?
@@ -192,6 +197,17 @@ impl Manifest {
                     .ok_or_else(|| exec_datafusion_err!("the manifest's nodes are not numbers"))
             })
             .collect::<Result<Vec<_>>>()?;
+        // Version 1 wrote every state whole.
+        let reads_from = match value.get("reads_from") {
+            None if version == 1 => vec![],
+            _ => array_of(&value, "reads_from")?
+                .iter()
+                .map(|n| {
+                    n.as_u64()
+                        .ok_or_else(|| exec_datafusion_err!("the manifest's reads_from are not numbers"))
+                })
+                .collect::<Result<Vec<_>>>()?,
+        };
         Ok(Self {
             id: u64_of(&value, "id")?,
             fingerprint: str_of(&value, "fingerprint")?,
@@ -202,6 +218,7 @@ impl Manifest {
             finished: bool_of(&value, "finished")?,
             sources,
             nodes,
+            reads_from,
             commits,
             late_rows: u64_of(&value, "late_rows")?,
         })
@@ -342,6 +359,7 @@ mod tests {
                 }],
             }],
             nodes: vec![0, 2],
+            reads_from: vec![1],
             commits: vec![PendingCommit {
                 store: "file:///".into(),
                 from: "tmp/out/.sluice-staging-1/part-0/a.csv".into(),
@@ -373,6 +391,17 @@ mod tests {
             !manifest.to_json().contains("files"),
             "none written for a source without files"
         );
+    }
+
+    #[test]
+    fn a_version_1_manifest_reads_from_no_earlier_checkpoint() {
+        let v1 = r#"{"format_version": 1, "id": 2, "fingerprint": "f", "taken_at_ms": 0, "finished": false,
+            "sources": [], "nodes": [3], "commits": [], "late_rows": 0}"#;
+        let manifest = Manifest::from_json(v1).expect("a version 1 manifest reads");
+        assert_eq!((manifest.nodes, manifest.reads_from), (vec![3], vec![]));
+        let v2 = v1.replace(r#""format_version": 1"#, r#""format_version": 2"#);
+        let err = Manifest::from_json(&v2).expect_err("version 2 lists reads_from");
+        assert!(err.to_string().contains("reads_from"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,12 @@
 //! ([`manifest::Manifest`]): a checkpoint without a manifest is incomplete
 //! and ignored. Everything goes through object_store ([`store`]), so
 //! `s3://` works as a checkpoint directory.
+//!
+//! A checkpoint costs what changed: a state's pieces unchanged since the last
+//! checkpoint (a window aggregate's quiet panes) are not written again but
+//! read from the earlier checkpoint that holds them (the manifest's
+//! `reads_from`, which pruning keeps), and only the copy of the state pauses
+//! the query: the rest is written in the background ([`Checkpointer`]).
 
 mod checkpointer;
 pub mod manifest;
@@ -39,6 +45,11 @@ pub struct SinkBarrier {
     pub id: u64,
     /// Where the sink answers with its staged files.
     pub staged: tokio::sync::oneshot::Sender<datafusion::error::Result<Vec<manifest::PendingCommit>>>,
+    /// Resolves (its sender dropped) once the checkpoint is written and its
+    /// renames done, or given up: the background write may still be renaming
+    /// the sink's staged files, so the sink waits for it before it deletes
+    /// its staging.
+    pub written: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// How often a checkpoint is taken unless `checkpoint.interval` says otherwise.

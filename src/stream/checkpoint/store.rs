@@ -3,7 +3,7 @@
 //! `_manifest.json`. Read and written through object_store, so a local path
 //! and an `s3://` URL work alike.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use datafusion::common::exec_datafusion_err;
@@ -18,8 +18,8 @@ use super::manifest::Manifest;
 use crate::connectors::file_sink::{delete_all, io_cause};
 
 /// Complete checkpoints kept: the latest, and the one before it in case the
-/// latest turns out unreadable.
-const KEEP: u64 = 2;
+/// latest turns out unreadable (with the earlier ones they read from).
+pub const KEEP: u64 = 2;
 
 const MANIFEST: &str = "_manifest.json";
 
@@ -27,11 +27,15 @@ const MANIFEST: &str = "_manifest.json";
 pub struct Restored {
     /// What it holds.
     pub manifest: Manifest,
-    /// The state of each node that wrote one.
+    /// The state of each node that wrote one, pieces held by earlier
+    /// checkpoints read from them.
     pub states: BTreeMap<usize, StateSnapshot>,
+    /// Which checkpoint holds each node's pieces, by piece.
+    pub pieces: BTreeMap<usize, BTreeMap<String, u64>>,
 }
 
 /// Where a query's checkpoints are.
+#[derive(Clone)]
 pub struct CheckpointStore {
     store: Arc<dyn ObjectStore>,
     root: Path,
@@ -122,32 +126,60 @@ impl CheckpointStore {
             std::str::from_utf8(&manifest).map_err(|_| exec_datafusion_err!("its manifest is not text"))?;
         let manifest = Manifest::from_json(text)?;
         let mut states = BTreeMap::new();
+        let mut pieces = BTreeMap::new();
         for &node in &manifest.nodes {
-            let path = dir.clone().join(format!("node-{node}.arrow"));
-            let bytes = match self.store.get(&path).await {
-                Ok(got) => got
-                    .bytes()
-                    .await
-                    .map_err(|e| self.error("read a state file", e))?,
-                Err(e) => {
+            let mut state = self.read_state(id, node).await?;
+            pieces.insert(node, state.locate(id, &BTreeMap::new())?);
+            // The pieces unchanged since an earlier checkpoint, from its file.
+            let mut earlier = BTreeMap::new();
+            for from in state.stored_in() {
+                if !manifest.reads_from.contains(&from) {
                     return Err(exec_datafusion_err!(
-                        "state file node-{node}.arrow: {}",
-                        io_cause(&e)
+                        "state file node-{node}.arrow refers to checkpoint {from}, which its manifest does not list"
                     ));
                 }
-            };
-            let state = StateSnapshot::decode(&bytes)
-                .map_err(|e| exec_datafusion_err!("state file node-{node}.arrow: {e}"))?;
+                let held = self
+                    .read_state(from, node)
+                    .await
+                    .map_err(|e| exec_datafusion_err!("checkpoint {from}, which it reads from: {e}"))?;
+                earlier.insert(from, held);
+            }
+            state.resolve(|from, name| match earlier.get(&from) {
+                Some(held) => held.piece(name).cloned().map_err(|e| {
+                    exec_datafusion_err!("checkpoint {from}, which it reads from, node-{node}.arrow: {e}")
+                }),
+                None => Err(exec_datafusion_err!("checkpoint {from} was not read")),
+            })?;
             states.insert(node, state);
         }
-        Ok(Restored { manifest, states })
+        Ok(Restored {
+            manifest,
+            states,
+            pieces,
+        })
     }
 
-    /// Write checkpoint `manifest.id`: the nodes' state files, then the
-    /// manifest under a temporary name, renamed into place (a reader sees a
-    /// whole manifest or none).
-    pub async fn write(&self, manifest: &Manifest, states: Vec<(usize, Vec<u8>)>) -> Result<()> {
-        let dir = self.checkpoint_dir(manifest.id);
+    /// The state file of `node` in checkpoint `id`, decoded.
+    async fn read_state(&self, id: u64, node: usize) -> Result<StateSnapshot> {
+        let path = self.checkpoint_dir(id).join(format!("node-{node}.arrow"));
+        let bytes = match self.store.get(&path).await {
+            Ok(got) => got
+                .bytes()
+                .await
+                .map_err(|e| self.error("read a state file", e))?,
+            Err(e) => {
+                return Err(exec_datafusion_err!(
+                    "state file node-{node}.arrow: {}",
+                    io_cause(&e)
+                ));
+            }
+        };
+        StateSnapshot::decode(&bytes).map_err(|e| exec_datafusion_err!("state file node-{node}.arrow: {e}"))
+    }
+
+    /// Write checkpoint `id`'s state files, one per node.
+    pub async fn write_states(&self, id: u64, states: Vec<(usize, Vec<u8>)>) -> Result<()> {
+        let dir = self.checkpoint_dir(id);
         for (node, bytes) in states {
             let path = dir.clone().join(format!("node-{node}.arrow"));
             self.store
@@ -155,6 +187,14 @@ impl CheckpointStore {
                 .await
                 .map_err(|e| self.error("write a state file", e))?;
         }
+        Ok(())
+    }
+
+    /// Complete checkpoint `manifest.id` (its state files written): the
+    /// manifest under a temporary name, renamed into place (a reader sees a
+    /// whole manifest or none).
+    pub async fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
+        let dir = self.checkpoint_dir(manifest.id);
         let staged = dir.clone().join(format!("{MANIFEST}.tmp"));
         self.store
             .put(&staged, PutPayload::from(manifest.to_json().into_bytes()))
@@ -167,9 +207,13 @@ impl CheckpointStore {
     }
 
     /// Delete the checkpoints before the last [`KEEP`] complete ones up to
-    /// `latest`, and unfinished ones before `latest`.
-    pub async fn prune(&self, latest: u64) -> Result<()> {
+    /// `latest`, and unfinished ones before `latest`, except those in `read`
+    /// (the kept ones read pieces of their state from them).
+    pub async fn prune(&self, latest: u64, read: &BTreeSet<u64>) -> Result<()> {
         for id in self.ids().await? {
+            if read.contains(&id) {
+                continue;
+            }
             if id + KEEP <= latest || (id < latest && !self.has_manifest(id).await) {
                 delete_all(self.store.as_ref(), &self.checkpoint_dir(id))
                     .await
@@ -204,5 +248,113 @@ impl CheckpointStore {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    fn rows(values: &[i64]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(values.to_vec()))]).expect("a batch")
+    }
+
+    /// Write checkpoint `id` of one node whose pieces `a` and `b` are given
+    /// (changed) or `None` (unchanged); where the pieces now are.
+    async fn checkpoint(
+        store: &CheckpointStore,
+        id: u64,
+        pieces: [(&str, Option<&[i64]>); 2],
+        before: &BTreeMap<String, u64>,
+    ) -> (BTreeMap<String, u64>, Vec<u64>) {
+        let mut state = StateSnapshot::default();
+        for (name, values) in pieces {
+            match values {
+                Some(values) => state.put_piece(name.into(), rows(values)),
+                None => state.keep_piece(name.into()),
+            }
+        }
+        let at = state.locate(id, before).expect("located");
+        let reads_from: Vec<u64> = state.stored_in().into_iter().collect();
+        store
+            .write_states(id, vec![(0, state.encode().expect("bytes"))])
+            .await
+            .expect("written");
+        let manifest = Manifest {
+            id,
+            fingerprint: "f".into(),
+            taken_at_ms: 0,
+            finished: false,
+            sources: vec![],
+            nodes: vec![0],
+            reads_from: reads_from.clone(),
+            commits: vec![],
+            late_rows: 0,
+        };
+        store.write_manifest(&manifest).await.expect("written");
+        (at, reads_from)
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_another_reads_from_is_kept_and_its_pieces_read_back() {
+        let tmp = tempfile::tempdir().expect("a directory");
+        let dir = tmp.path().join("ck");
+        let state = datafusion::prelude::SessionContext::new().state();
+        let store = CheckpointStore::open(&state, &dir.to_string_lossy())
+            .await
+            .expect("opens");
+        let (at, _) = checkpoint(
+            &store,
+            1,
+            [("a", Some(&[1, 2])), ("b", Some(&[3]))],
+            &BTreeMap::new(),
+        )
+        .await;
+        let (at, _) = checkpoint(&store, 2, [("a", None), ("b", Some(&[4]))], &at).await;
+        let (at, three) = checkpoint(&store, 3, [("a", None), ("b", None)], &at).await;
+        assert_eq!(three, vec![1, 2]);
+        let (at, four) = checkpoint(&store, 4, [("a", None), ("b", Some(&[5]))], &at).await;
+        assert_eq!(four, vec![1]);
+        // Kept: 3 and 4, and 1 and 2, which they read from.
+        let read: BTreeSet<u64> = three.iter().chain(&four).copied().collect();
+        store.prune(4, &read).await.expect("pruned");
+        assert_eq!(store.ids().await.expect("listed"), vec![1, 2, 3, 4]);
+        let (_, five) = checkpoint(&store, 5, [("a", Some(&[6])), ("b", None)], &at).await;
+        assert_eq!(five, vec![4]);
+        // 5 reads from 4, 4 from 1: 2 and 3 go.
+        let read: BTreeSet<u64> = four.iter().chain(&five).copied().collect();
+        store.prune(5, &read).await.expect("pruned");
+        assert_eq!(store.ids().await.expect("listed"), vec![1, 4, 5]);
+        let (latest, notes) = store.latest().await.expect("read");
+        let latest = latest.expect("a checkpoint");
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(latest.manifest.id, 5);
+        let node = &latest.states[&0];
+        assert_eq!(node.piece("a").expect("a"), &rows(&[6]));
+        assert_eq!(node.piece("b").expect("b"), &rows(&[5]), "read from checkpoint 4");
+        assert_eq!(
+            latest.pieces[&0],
+            BTreeMap::from([("a".into(), 5), ("b".into(), 4)])
+        );
+        // Without 5's manifest, 4 is the latest: its `a` comes from 1.
+        std::fs::remove_file(dir.join("chk-000005/_manifest.json")).expect("removed");
+        let latest = store.latest().await.expect("read").0.expect("a checkpoint");
+        assert_eq!(latest.manifest.id, 4);
+        assert_eq!(latest.states[&0].piece("a").expect("a"), &rows(&[1, 2]));
+        // A checkpoint whose earlier one is gone is not usable, and says so.
+        std::fs::remove_dir_all(dir.join("chk-000001")).expect("removed");
+        let (latest, notes) = store.latest().await.expect("read");
+        assert!(latest.is_none());
+        assert!(
+            notes.iter().any(|n| n.starts_with("checkpoint 4 is not usable")
+                && n.contains("checkpoint 1, which it reads from")),
+            "{notes:?}"
+        );
     }
 }

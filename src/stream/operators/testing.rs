@@ -70,6 +70,11 @@ pub struct Harness {
     factory: Option<std::rc::Rc<dyn Fn() -> Harness>>,
     /// The memory pool it was opened with ([`Harness::with_memory_limit`]).
     pool: Option<Arc<dyn datafusion::execution::memory_pool::MemoryPool>>,
+    /// The checkpoints taken so far, decoded from their bytes, by number:
+    /// a later one reads its unchanged state pieces from them.
+    checkpoints: Vec<StateSnapshot>,
+    /// Which checkpoint holds each state piece as last snapshot.
+    pieces: std::collections::BTreeMap<String, u64>,
 }
 
 /// Metrics for a harness and the operators' late rows.
@@ -92,6 +97,8 @@ impl Harness {
             metrics: Arc::clone(metrics),
             factory: None,
             pool: None,
+            checkpoints: Vec::new(),
+            pieces: std::collections::BTreeMap::new(),
         }
     }
 
@@ -109,6 +116,8 @@ impl Harness {
             metrics: Arc::clone(metrics),
             factory: None,
             pool: None,
+            checkpoints: Vec::new(),
+            pieces: std::collections::BTreeMap::new(),
         }
     }
 
@@ -206,7 +215,17 @@ impl Harness {
                 merge.snapshot(&mut state);
             }
         }
-        let state = StateSnapshot::decode(&state.encode()?)?;
+        // As the checkpointer does: unchanged pieces refer to the checkpoint
+        // that holds them, and read back from it.
+        let id = self.checkpoints.len() as u64;
+        self.pieces = state.locate(id, &self.pieces)?;
+        let mut state = StateSnapshot::decode(&state.encode()?)?;
+        self.checkpoints.push(state.clone());
+        let earlier = &self.checkpoints;
+        state.resolve(|id, name| match earlier.get(id as usize) {
+            Some(held) => held.piece(name).cloned(),
+            None => datafusion::common::internal_err!("no checkpoint {id}"),
+        })?;
         let mut fresh = factory();
         match &mut fresh.subject {
             Subject::Single(operator) => operator.restore(&state)?,
@@ -325,8 +344,8 @@ pub fn check_memory_limit_of(
 
 /// Run `script` on a harness from `make` once straight through, then once
 /// with a `checkpoint` (snapshot, restore into a new operator) after each of
-/// its commands: every run must emit the same, so a restarted operator
-/// carries on exactly where it stopped.
+/// its commands, and once with one after every command: every run must emit
+/// the same, so a restarted operator carries on exactly where it stopped.
 pub fn check_restores(make: impl Fn() -> Harness + 'static, script: &str) {
     let straight = make().run(script);
     assert!(
@@ -350,6 +369,23 @@ pub fn check_restores(make: impl Fn() -> Harness + 'static, script: &str) {
             "a checkpoint after '{command}' changed the output\n--- with it ---\n{got}\n--- without ---\n{straight}"
         );
     }
+    // A chain: a checkpoint after every command, each restored into a new
+    // operator, whose state pieces unchanged since an earlier checkpoint are
+    // read from it (incremental checkpoints).
+    let every: Vec<&str> = lines
+        .iter()
+        .flat_map(|line| match line.split('#').next().unwrap_or("").trim() {
+            "" => vec![*line],
+            _ => vec![*line, "checkpoint"],
+        })
+        .collect();
+    let mut harness = make();
+    harness.factory = Some(std::rc::Rc::clone(&make));
+    let got = harness.run(&every.join("\n"));
+    assert_eq!(
+        got, straight,
+        "a checkpoint after every command changed the output\n--- with them ---\n{got}\n--- without ---\n{straight}"
+    );
 }
 
 /// A time in seconds (`-inf`/`+inf` for no watermark / the end).

@@ -136,12 +136,23 @@ pub struct WindowAggregateSpec {
     pub schema: SchemaRef,
 }
 
-#[derive(Default)]
 struct Pane {
     /// State by the first window its rows count in: rows on time count in
     /// every window of the pane (the slot keyed by the pane's end); a row
     /// late for the pane's first windows only in the later ones.
     slots: BTreeMap<Nanos, Slot>,
+    /// Changed since the last snapshot (a new pane is): a checkpoint writes
+    /// the partials of changed panes only and refers to the others.
+    changed: bool,
+}
+
+impl Default for Pane {
+    fn default() -> Self {
+        Self {
+            slots: BTreeMap::new(),
+            changed: true,
+        }
+    }
 }
 
 /// Rows of a pane that count from one window on.
@@ -377,13 +388,9 @@ impl WindowAggregateOperator {
         arguments: &Arguments,
         rows: usize,
     ) -> Result<()> {
-        let slot = self
-            .panes
-            .entry(pane)
-            .or_default()
-            .slots
-            .entry(first_end)
-            .or_default();
+        let state = self.panes.entry(pane).or_default();
+        state.changed = true;
+        let slot = state.slots.entry(first_end).or_default();
         if slot.live.is_none() {
             slot.live = Some(self.spec.aggregates.new_groups()?);
         }
@@ -458,6 +465,7 @@ impl WindowAggregateOperator {
             for (_, slot) in pane.slots.range_mut(..=window.end) {
                 if let Some(live) = slot.live.take() {
                     slot.frozen.push(live.freeze()?);
+                    pane.changed = true;
                 }
                 for partial in &slot.frozen {
                     merged.merge(partial)?;
@@ -519,32 +527,50 @@ impl Operator for WindowAggregateOperator {
     }
 
     fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
-        // Every slot of every pane (a row each), and every partial state in
-        // them (their groups, after the slot's bounds and which piece).
+        // Every slot of every pane (a row each); the partial states of each
+        // pane (their groups, after the slot's bounds and which piece) as a
+        // state piece of its own, written only if the pane changed since the
+        // last snapshot: a checkpoint of a long replay's many open windows
+        // writes the few that moved.
         let mut slots: Vec<[i64; 5]> = vec![];
-        let mut partials: Vec<PartialAt> = vec![];
         let aggregates = &self.spec.aggregates;
         for (pane, state) in &mut self.panes {
+            let mut partials: Vec<PartialAt> = vec![];
             for (first_end, slot) in &mut state.slots {
                 let bounds = [pane.end, pane.start, *first_end];
-                let live = match &mut slot.live {
-                    Some(groups) => Some(aggregates.copy_out(groups)?),
-                    None => None,
-                };
                 slots.push([
                     bounds[0],
                     bounds[1],
                     bounds[2],
-                    i64::from(live.is_some()),
+                    i64::from(slot.live.is_some()),
                     slot.frozen.len() as i64,
                 ]);
-                if let Some(live) = live {
-                    partials.push(([bounds[0], bounds[1], bounds[2], 0], live));
+                if !state.changed {
+                    continue;
+                }
+                if let Some(live) = &mut slot.live {
+                    partials.push(([bounds[0], bounds[1], bounds[2], 0], aggregates.copy_out(live)?));
                 }
                 for (i, frozen) in slot.frozen.iter().enumerate() {
                     partials.push(([bounds[0], bounds[1], bounds[2], i as i64 + 1], frozen.clone()));
                 }
             }
+            let name = pane_piece(*pane);
+            if !state.changed {
+                into.keep_piece(name);
+                continue;
+            }
+            let places = int_columns(
+                &["pane_end", "pane_start", "first_end", "piece"],
+                partials
+                    .iter()
+                    .flat_map(|(p, g)| std::iter::repeat_n(p.to_vec(), g.len())),
+            )?;
+            into.put_piece(
+                name,
+                with_columns(places, partials.iter().map(|(_, g)| g.columns()).collect())?,
+            );
+            state.changed = false;
         }
         into.put_batch(
             "window_slots",
@@ -552,16 +578,6 @@ impl Operator for WindowAggregateOperator {
                 &["pane_end", "pane_start", "first_end", "live", "frozen"],
                 slots.iter().map(|r| r.to_vec()),
             )?,
-        );
-        let places = int_columns(
-            &["pane_end", "pane_start", "first_end", "piece"],
-            partials
-                .iter()
-                .flat_map(|(p, g)| std::iter::repeat_n(p.to_vec(), g.len())),
-        )?;
-        into.put_batch(
-            "window_partials",
-            with_columns(places, partials.iter().map(|(_, g)| g.columns()).collect())?,
         );
         into.put_value("watermark", self.watermark);
         if let Some(changes) = &self.changes {
@@ -584,33 +600,39 @@ impl Operator for WindowAggregateOperator {
     fn restore(&mut self, from: &StateSnapshot) -> Result<()> {
         self.watermark = from.value("watermark")?;
         let slots = int_rows(from.batch("window_slots")?, 5)?;
-        let partials = from.batch("window_partials")?;
-        let places = int_rows(partials, 4)?;
-        let columns = &partials.columns()[4..];
-        // Partials are stored in slot order, each a run of rows.
-        let mut at = 0;
-        let mut piece = |bounds: [i64; 4]| -> Result<Partial> {
-            let len = places[at..].iter().take_while(|p| **p == bounds).count();
-            let part: Vec<ArrayRef> = columns.iter().map(|c| c.slice(at, len)).collect();
-            at += len;
-            self.spec.aggregates.partial_from(&part, len)
+        // Before pieces (manifest format 1) every pane's partials were one
+        // part, in slot order.
+        let whole = match from.has_pieces() {
+            true => None,
+            false => from.batch("window_partials").ok(),
         };
         let mut panes: BTreeMap<PaneId, Pane> = BTreeMap::new();
+        let mut reader: Option<(PaneId, PartialReader)> = match whole {
+            Some(batch) => Some((PaneId { end: 0, start: 0 }, PartialReader::new(batch)?)),
+            None => None,
+        };
         for [end, start, first_end, live, frozen] in slots.iter().map(|r| [r[0], r[1], r[2], r[3], r[4]]) {
+            let pane = PaneId { end, start };
+            if whole.is_none() && reader.as_ref().is_none_or(|(at, _)| *at != pane) {
+                reader = Some((pane, PartialReader::new(from.piece(&pane_piece(pane))?)?));
+            }
+            let Some((_, partials)) = &mut reader else {
+                return internal_err!("a window pane's partials were not read");
+            };
             let mut slot = Slot::default();
             if live != 0 {
                 let mut groups = self.spec.aggregates.new_groups()?;
-                groups.merge(&piece([end, start, first_end, 0])?)?;
+                groups.merge(&partials.next([end, start, first_end, 0], &self.spec.aggregates)?)?;
                 slot.live = Some(groups);
             }
             for i in 0..frozen {
-                slot.frozen.push(piece([end, start, first_end, i + 1])?);
+                slot.frozen
+                    .push(partials.next([end, start, first_end, i + 1], &self.spec.aggregates)?);
             }
-            panes
-                .entry(PaneId { end, start })
-                .or_default()
-                .slots
-                .insert(first_end, slot);
+            let state = panes.entry(pane).or_default();
+            // As the checkpoint holds it: the next one refers to it.
+            state.changed = whole.is_some();
+            state.slots.insert(first_end, slot);
         }
         self.panes = panes;
         if let Some(changes) = &mut self.changes {
@@ -743,6 +765,39 @@ impl WindowAggregateOperator {
 /// A partial state in a checkpoint, after its pane's end and start, its
 /// slot's first window end and its piece (0: live, then the frozen ones).
 type PartialAt = ([i64; 4], Partial);
+
+/// The name of the state piece that holds `pane`'s partials.
+fn pane_piece(pane: PaneId) -> String {
+    format!("window_partials/{}/{}", pane.end, pane.start)
+}
+
+/// Reads a checkpoint's partials back in the order they were written, each
+/// a run of rows after its place (pane, slot, piece).
+struct PartialReader {
+    places: Vec<Vec<i64>>,
+    columns: Vec<ArrayRef>,
+    at: usize,
+}
+
+impl PartialReader {
+    fn new(batch: &RecordBatch) -> Result<Self> {
+        let places = int_rows(batch, 4)?;
+        let columns = batch.columns().get(4..).unwrap_or_default().to_vec();
+        Ok(Self {
+            places,
+            columns,
+            at: 0,
+        })
+    }
+
+    /// The partial at `place`: the rows from here on that carry it.
+    fn next(&mut self, place: [i64; 4], aggregates: &crate::stream::groups::Aggregates) -> Result<Partial> {
+        let len = self.places[self.at..].iter().take_while(|p| **p == place).count();
+        let part: Vec<ArrayRef> = self.columns.iter().map(|c| c.slice(self.at, len)).collect();
+        self.at += len;
+        aggregates.partial_from(&part, len)
+    }
+}
 
 /// The on-time slot of `pane` (Windows mode has no other).
 fn slot_of(panes: &mut BTreeMap<PaneId, Pane>, pane: PaneId) -> Option<&mut Slot> {
