@@ -426,7 +426,8 @@ pub fn assemble(
     )?)
 }
 
-fn as_boolean(array: &ArrayRef) -> Result<&BooleanArray> {
+/// An aggregate's FILTER column as booleans, or an error naming its type.
+pub fn as_boolean(array: &ArrayRef) -> Result<&BooleanArray> {
     match array.data_type() {
         DataType::Boolean => Ok(array.as_boolean()),
         other => plan_err!("an aggregate's FILTER must be boolean, not {other}"),

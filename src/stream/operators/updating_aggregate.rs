@@ -18,11 +18,21 @@
 //! dropped. A row, or a retraction, whose window had closed when it came is
 //! late: counted (or written aside), never applied.
 //!
-//! State per group: its key (arrow's row format), one DataFusion
-//! `Accumulator` per aggregate, the net count of its rows, and the values it
-//! last emitted. Row accumulators rather than `GroupsAccumulator`s, because a
-//! group's value is read after every batch and a `GroupsAccumulator` can only
-//! be read by draining it; `Accumulator::evaluate` leaves the state as it was.
+//! State per group: its key (arrow's row format), the net count of its rows,
+//! and where its aggregates' state and the values it last emitted are. A
+//! group's values are read after every batch that touched it, and a
+//! `GroupsAccumulator` can only be read by draining it, so over appended rows
+//! an aggregate with a flat state (`count`, `sum`, `min`, `max`, `avg`, ...)
+//! keeps each group's partial state as a row of arrow arrays ([`Rows`]): a
+//! batch merges the touched groups' states into a fresh DataFusion
+//! `GroupsAccumulator`, updates it with the batch's rows, and takes the new
+//! states out (`state` -> `merge_batch` -> `update_batch` -> `state`, all
+//! vectorized); reading the groups merges them once more and `evaluate`s.
+//! The others (DISTINCT aggregates, whose state is a list a merge would
+//! rebuild per batch, and every aggregate over an updating input, which must
+//! retract) keep one DataFusion row `Accumulator` per group;
+//! `Accumulator::evaluate` leaves its state as it was. The values last
+//! emitted are rows of arrow arrays too, compared column by column.
 //!
 //! Retractions go through DataFusion's `retract_batch` where it is exact in
 //! any order (`sum`, `count`, `avg`: their sliding accumulators). The others
@@ -35,18 +45,20 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, UInt32Array};
+use arrow::compute::kernels::interleave::interleave;
 use arrow::compute::take;
+use arrow::datatypes::DataType;
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::{ScalarValue, exec_err, internal_err};
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::Accumulator;
+use datafusion::logical_expr::{Accumulator, EmitTo};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 
 use super::join::Key;
 use crate::stream::changelog::{Change, Changes};
 use crate::stream::checkpoint::StateSnapshot;
-use crate::stream::groups::{Aggregates, GroupColumn, assemble};
+use crate::stream::groups::{Aggregates, Arguments, GroupColumn, as_boolean, assemble};
 use crate::stream::memory::StateMemory;
 use crate::stream::operator::{
     END_OF_INPUT, Event, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch, nanos_values, to_nanos,
@@ -97,13 +109,49 @@ pub struct EmitInterval(pub std::time::Duration);
 /// One group's state.
 struct Group {
     key: Key,
+    /// The accumulators of the aggregates kept per group ([`Kept::Rows`]).
     accumulators: Vec<Box<dyn Accumulator>>,
+    /// Where the partial state of the others ([`Kept::Groups`]) is, in
+    /// `states`.
+    state: Option<Loc>,
     /// Rows added minus rows taken back: at zero the group disappears.
     rows: i64,
-    /// The aggregate values it last emitted, if it did.
-    shown: Option<Vec<ScalarValue>>,
+    /// Where the aggregate values it last emitted are, in `shown`, if it did.
+    shown: Option<Loc>,
     /// The watermark when a row last touched it (for `state.ttl`).
     touched: Nanos,
+}
+
+/// How an aggregate keeps its groups' state.
+#[derive(Debug, Clone, PartialEq)]
+enum Kept {
+    /// A row `Accumulator` per group: the `i`th of a group's accumulators.
+    Rows(usize),
+    /// Partial states as rows of arrow arrays: these columns of `states`,
+    /// read and written through a fresh `GroupsAccumulator` per batch.
+    Groups(std::ops::Range<usize>),
+}
+
+/// How each aggregate keeps its state: over appended rows an aggregate
+/// with a groups accumulator and a flat state (no lists: a DISTINCT
+/// aggregate's set would be rebuilt from its list at every batch) keeps
+/// partial states; the others a row accumulator per group.
+fn kept(aggregates: &Aggregates, retracting: bool) -> Result<(Vec<Kept>, Vec<DataType>)> {
+    let (mut kept, mut types, mut rows) = (Vec::new(), Vec::new(), 0);
+    for (aggregate, _) in aggregates.aggregates() {
+        let fields = aggregate.state_fields()?;
+        if !retracting
+            && aggregate.groups_accumulator_supported()
+            && fields.iter().all(|f| !f.data_type().is_nested())
+        {
+            kept.push(Kept::Groups(types.len()..types.len() + fields.len()));
+            types.extend(fields.iter().map(|f| f.data_type().clone()));
+        } else {
+            kept.push(Kept::Rows(rows));
+            rows += 1;
+        }
+    }
+    Ok((kept, types))
 }
 
 /// The updating aggregate.
@@ -116,8 +164,16 @@ pub struct UpdatingAggregateOperator {
     groups: Vec<Option<Group>>,
     /// Slots freed by groups that disappeared.
     free: Vec<usize>,
-    /// Per slot, the last input batch that touched it (by `batch`).
-    stamps: Vec<u64>,
+    /// Per slot, the last input batch that touched it (by `batch`) and its
+    /// place among the groups that batch touched.
+    stamps: Vec<(u64, usize)>,
+    /// How each aggregate keeps its state.
+    kept: Vec<Kept>,
+    /// The partial states of the aggregates kept as [`Kept::Groups`].
+    states: Rows,
+    /// The values each group last emitted, one column per aggregate, of the
+    /// output schema's types.
+    shown: Rows,
     /// Input batches so far.
     batch: u64,
     watermark: Nanos,
@@ -150,13 +206,21 @@ impl UpdatingAggregateOperator {
                 key_types.into_iter().map(SortField::new).collect(),
             )?)
         };
+        let (kept, state_types) = kept(&spec.aggregates, spec.retracting)?;
+        let value_types = spec.schema.fields()[spec.group_columns.len()..]
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
         Ok(Self {
-            spec,
             converter,
             index: Default::default(),
             groups: Vec::new(),
             free: Vec::new(),
             stamps: Vec::new(),
+            kept,
+            states: Rows::new(state_types),
+            shown: Rows::new(value_types),
+            spec,
             batch: 0,
             watermark: NO_WATERMARK,
             swept: NO_WATERMARK,
@@ -200,15 +264,30 @@ impl UpdatingAggregateOperator {
         self
     }
 
-    /// A fresh accumulator per aggregate, able to take rows back if the
-    /// input is updating.
+    /// A fresh accumulator per aggregate kept per group, able to take rows
+    /// back if the input is updating.
     fn new_accumulators(&self) -> Result<Vec<Box<dyn Accumulator>>> {
         self.spec
             .aggregates
             .aggregates()
             .iter()
-            .map(|(aggregate, _)| new_accumulator(aggregate, self.spec.retracting))
+            .zip(&self.kept)
+            .filter(|(_, kept)| matches!(kept, Kept::Rows(_)))
+            .map(|((aggregate, _), _)| new_accumulator(aggregate, self.spec.retracting))
             .collect()
+    }
+
+    /// Drop the group in `slot`, with its rows in `states` and `shown`.
+    fn drop_group(&mut self, slot: usize) {
+        if let Some(group) = self.groups.get_mut(slot).and_then(Option::take) {
+            self.index.remove(&group.key);
+            for (rows, loc) in [(&mut self.states, group.state), (&mut self.shown, group.shown)] {
+                if let Some(loc) = loc {
+                    rows.release(loc);
+                }
+            }
+            self.free.push(slot);
+        }
     }
 
     /// The group slot of each row, creating groups for new keys (noted
@@ -229,6 +308,7 @@ impl UpdatingAggregateOperator {
                     let group = Group {
                         key: key.clone(),
                         accumulators: self.new_accumulators()?,
+                        state: None,
                         rows: 0,
                         shown: None,
                         touched: self.watermark,
@@ -267,19 +347,35 @@ impl UpdatingAggregateOperator {
         if adds.iter().any(|a| !a) && !self.spec.retracting {
             return internal_err!("an updating aggregate planned for appended rows got a retraction");
         }
-        // Rows grouped by slot, additions before retractions, each group's
-        // rows in input order: one `take` per argument, then a slice per run.
-        let mut order: Vec<u32> = (0..rows as u32).collect();
-        order.sort_unstable_by_key(|&r| (slots[r as usize], !adds[r as usize], r));
-        // Each touched slot once, first touch first (stamped with this batch's number).
+        // Each touched slot once, first touch first (stamped with this
+        // batch's number), and each row's place among them.
         self.batch += 1;
-        self.stamps.resize(self.groups.len(), 0);
+        self.stamps.resize(self.groups.len(), (0, 0));
         let mut touched = Vec::new();
+        let mut places = Vec::with_capacity(rows);
         for &slot in &slots {
-            if self.stamps[slot] != self.batch {
-                self.stamps[slot] = self.batch;
+            let (stamp, place) = &mut self.stamps[slot];
+            if *stamp != self.batch {
+                (*stamp, *place) = (self.batch, touched.len());
                 touched.push(slot);
             }
+            places.push(*place);
+        }
+        // Rows grouped by their group, additions before retractions, each
+        // group's rows in input order (a counting sort): one `take` per
+        // argument, then a slice per run.
+        let mut starts = vec![0usize; 2 * touched.len() + 1];
+        for r in 0..rows {
+            starts[2 * places[r] + usize::from(!adds[r]) + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut order = vec![0u32; rows];
+        for r in 0..rows {
+            let bucket = &mut starts[2 * places[r] + usize::from(!adds[r])];
+            order[*bucket] = r as u32;
+            *bucket += 1;
         }
         // Net rows per group; a retraction of a row its group does not have
         // is counted and skipped.
@@ -298,15 +394,24 @@ impl UpdatingAggregateOperator {
             }
             group.touched = self.watermark;
         }
-        // Without FILTERs and skipped rows every aggregate sees the same rows.
         let skipped = skip.iter().filter(|s| **s).count();
         if skipped > 0
             && let Some(metrics) = &self.metrics
         {
             metrics.count_unmatched_retractions(skipped);
         }
+        // Aggregates kept as partial states: all of the batch at once (the
+        // input is append-only: nothing is skipped).
+        self.refresh_states(&touched, &places, &arguments)?;
+        if !self.kept.iter().any(|k| matches!(k, Kept::Rows(_))) {
+            return Ok(touched);
+        }
+        // Without FILTERs and skipped rows every aggregate sees the same rows.
         let shared = (UInt32Array::from(order.clone()), runs(&order, &slots, &adds));
         for (a, (values, filter)) in arguments.iter().enumerate() {
+            let Kept::Rows(kept) = self.kept[a] else {
+                continue;
+            };
             let own;
             let (indices, runs) = if filter.is_none() && skipped == 0 {
                 (&shared.0, &shared.1)
@@ -332,55 +437,212 @@ impl UpdatingAggregateOperator {
                     return internal_err!("a row's group slot is empty");
                 };
                 match run.adds {
-                    true => group.accumulators[a].update_batch(&slice)?,
-                    false => group.accumulators[a].retract_batch(&slice)?,
+                    true => group.accumulators[kept].update_batch(&slice)?,
+                    false => group.accumulators[kept].retract_batch(&slice)?,
                 }
             }
         }
         Ok(touched)
     }
 
+    /// The partial states of the aggregates kept as [`Kept::Groups`] in the
+    /// groups of `slots`, updated with `rows` (each row's place in `slots`,
+    /// and the aggregates' arguments): merged into a fresh
+    /// `GroupsAccumulator`, updated, and written back as a new chunk.
+    fn refresh_states(&mut self, slots: &[usize], rows: &[usize], arguments: &Arguments) -> Result<()> {
+        if self.states.types.is_empty() || slots.is_empty() {
+            return Ok(());
+        }
+        // The groups that have a state come first in the accumulator: a
+        // `GroupsAccumulator` takes groups with no value seen to be new
+        // groups of the rows it is given (as DataFusion's hash aggregate
+        // makes them), and would count those with none as seen (a `sum` of
+        // 0, not NULL) if `total_num_groups` ran ahead of its rows.
+        let (places, locs) = self.state_locs(slots)?;
+        let mut local = vec![usize::MAX; slots.len()];
+        for (i, &place) in places.iter().enumerate() {
+            local[place] = i;
+        }
+        for (next, l) in (places.len()..).zip(local.iter_mut().filter(|l| **l == usize::MAX)) {
+            *l = next;
+        }
+        let merged: Vec<usize> = (0..places.len()).collect();
+        let rows: Vec<usize> = rows.iter().map(|&place| local[place]).collect();
+        let mut columns = Vec::with_capacity(self.states.types.len());
+        for (a, kept) in self.kept.iter().enumerate() {
+            let Kept::Groups(range) = kept else { continue };
+            let aggregate = &self.spec.aggregates.aggregates()[a].0;
+            let mut accumulator = aggregate.create_groups_accumulator()?;
+            let state = self.states.gather(&locs, range.clone())?;
+            accumulator.merge_batch(&state, &merged, places.len())?;
+            let (values, filter) = &arguments[a];
+            let filter = filter.as_ref().map(as_boolean).transpose()?;
+            accumulator.update_batch(values, &rows, filter, slots.len())?;
+            columns.extend(accumulator.state(EmitTo::All)?);
+        }
+        let chunk = self.states.push(columns, slots.len())?;
+        for (place, &slot) in slots.iter().enumerate() {
+            let Some(group) = self.groups[slot].as_mut() else {
+                return internal_err!("a touched group slot is empty");
+            };
+            if let Some(old) = group.state.replace(Loc {
+                chunk,
+                row: local[place],
+            }) {
+                self.states.release(old);
+            }
+        }
+        compact(&mut self.states, &mut self.groups, |g| &mut g.state)
+    }
+
+    /// The partial state over no rows of the aggregates kept as
+    /// [`Kept::Groups`], for the group in `slot`: a fresh row accumulator's
+    /// (the state of the one group of a GROUP BY without keys over no input;
+    /// a `GroupsAccumulator` makes no group without a row).
+    fn empty_state(&mut self, slot: usize) -> Result<()> {
+        if self.states.types.is_empty() {
+            return Ok(());
+        }
+        let mut columns = Vec::with_capacity(self.states.types.len());
+        for ((aggregate, _), kept) in self.spec.aggregates.aggregates().iter().zip(&self.kept) {
+            if let Kept::Groups(_) = kept {
+                for value in aggregate.create_accumulator()?.state()? {
+                    columns.push(value.to_array()?);
+                }
+            }
+        }
+        let chunk = self.states.push(columns, 1)?;
+        let Some(group) = self.groups[slot].as_mut() else {
+            return internal_err!("the empty group's slot is empty");
+        };
+        if let Some(old) = group.state.replace(Loc { chunk, row: 0 }) {
+            self.states.release(old);
+        }
+        Ok(())
+    }
+
+    /// The groups of `slots` that have a partial state: their places in
+    /// `slots` and where their states are.
+    fn state_locs(&self, slots: &[usize]) -> Result<(Vec<usize>, Vec<Loc>)> {
+        let mut found = (Vec::new(), Vec::new());
+        for (place, &slot) in slots.iter().enumerate() {
+            let Some(group) = self.groups[slot].as_ref() else {
+                return internal_err!("a group slot read is empty");
+            };
+            if let Some(loc) = group.state {
+                found.0.push(place);
+                found.1.push(loc);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The aggregate values of the groups of `slots`, one column per
+    /// aggregate of the output schema's type.
+    fn values(&mut self, slots: &[usize]) -> Result<Vec<ArrayRef>> {
+        let n = slots.len();
+        let (places, locs) = self.state_locs(slots)?;
+        if !self.states.types.is_empty() && places.len() != n {
+            return internal_err!("a group read has no partial state");
+        }
+        let mut columns = Vec::with_capacity(self.kept.len());
+        for (a, kept) in self.kept.iter().enumerate() {
+            let column = match kept {
+                _ if n == 0 => arrow::array::new_empty_array(&self.shown.types[a]),
+                Kept::Groups(range) => {
+                    let aggregate = &self.spec.aggregates.aggregates()[a].0;
+                    let mut accumulator = aggregate.create_groups_accumulator()?;
+                    let state = self.states.gather(&locs, range.clone())?;
+                    accumulator.merge_batch(&state, &places, n)?;
+                    accumulator.evaluate(EmitTo::All)?
+                }
+                Kept::Rows(i) => {
+                    let mut values = Vec::with_capacity(n);
+                    for &slot in slots {
+                        let Some(group) = self.groups[slot].as_mut() else {
+                            return internal_err!("a group slot read is empty");
+                        };
+                        values.push(group.accumulators[*i].evaluate()?);
+                    }
+                    uniform_array(values)?
+                }
+            };
+            columns.push(match &self.shown.types[a] {
+                t if t == column.data_type() => column,
+                t => arrow::compute::cast(&column, t)?,
+            });
+        }
+        Ok(columns)
+    }
+
     /// The changes that take the touched groups from what they last showed
     /// to what they hold now; groups left with no rows are dropped.
     fn emit(&mut self, touched: &[usize], out: &mut Vec<Event>) -> Result<()> {
         let keyless = self.converter.is_none();
-        let mut rows = OutputRows::new(self.spec.aggregates.aggregates().len());
+        // Per touched group: its key, its row among the values it showed
+        // (`old`) and among those it holds (`new`; none once emptied).
+        let (mut keys, mut parts, mut shown, mut reading, mut gone) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for &slot in touched {
-            let Some(group) = self.groups[slot].as_mut() else {
+            let Some(group) = self.groups[slot].as_ref() else {
                 continue;
             };
-            if group.rows == 0 && !keyless {
-                if let Some(old) = group.shown.take() {
-                    rows.push(&group.key, old, Change::Delete);
-                }
-                self.index.remove(&group.key);
-                self.groups[slot] = None;
-                self.free.push(slot);
-                continue;
-            }
-            let now = group
-                .accumulators
-                .iter_mut()
-                .map(|a| a.evaluate())
-                .collect::<Result<Vec<_>>>()?;
-            match group.shown.take() {
-                None => rows.push(&group.key, now.clone(), Change::Insert),
-                Some(old) if old != now => {
-                    rows.push(&group.key, old, Change::UpdateBefore);
-                    rows.push(&group.key, now.clone(), Change::UpdateAfter);
-                }
-                Some(_) => {}
-            }
-            group.shown = Some(now);
+            let old = group.shown.map(|loc| {
+                shown.push(loc);
+                shown.len() - 1
+            });
+            let new = if group.rows == 0 && !keyless {
+                gone.push(slot);
+                None
+            } else {
+                reading.push(slot);
+                Some(reading.len() - 1)
+            };
+            keys.push(group.key.clone());
+            parts.push((old, new));
         }
-        self.push_rows(rows, true, self.watermark, out)
+        let old = self.shown.gather(&shown, 0..self.shown.types.len())?;
+        let new = self.values(&reading)?;
+        let same = Same::new(&old, &new)?;
+        let mut rows = Picks::default();
+        for (key, part) in parts.iter().enumerate() {
+            match *part {
+                (Some(o), None) => rows.push(key, (0, o), Change::Delete),
+                (None, Some(n)) => rows.push(key, (1, n), Change::Insert),
+                (Some(o), Some(n)) if !same.rows(o, n)? => {
+                    rows.push(key, (0, o), Change::UpdateBefore);
+                    rows.push(key, (1, n), Change::UpdateAfter);
+                }
+                _ => {}
+            }
+        }
+        // What the groups hold now is what they show.
+        if !reading.is_empty() {
+            let chunk = self.shown.push(new.clone(), reading.len())?;
+            for (row, &slot) in reading.iter().enumerate() {
+                if let Some(group) = self.groups[slot].as_mut()
+                    && let Some(old) = group.shown.replace(Loc { chunk, row })
+                {
+                    self.shown.release(old);
+                }
+            }
+        }
+        for slot in gone {
+            self.drop_group(slot);
+        }
+        compact(&mut self.shown, &mut self.groups, |g| &mut g.shown)?;
+        self.push_rows(&keys, rows, &[&old, &new], true, self.watermark, out)
     }
 
-    /// Output rows as one batch, with their changes if `changes` (else as
-    /// appended rows), each row under `watermark`.
+    /// Output rows as one batch: each `rows` row is the key `keys` has at
+    /// its place and a row of one of `sources`' value columns; with their
+    /// changes if `changes` (else as appended rows), each row under
+    /// `watermark`.
     fn push_rows(
         &self,
-        rows: OutputRows,
+        keys: &[Key],
+        rows: Picks,
+        sources: &[&[ArrayRef]],
         changes: bool,
         watermark: Nanos,
         out: &mut Vec<Event>,
@@ -392,13 +654,14 @@ impl UpdatingAggregateOperator {
             None => vec![],
             Some(converter) => {
                 let parser = converter.parser();
-                converter.convert_rows(rows.keys.iter().map(|k| parser.parse(k.as_bytes())))?
+                converter.convert_rows(rows.keys.iter().map(|&k| parser.parse(keys[k].as_bytes())))?
             }
         };
-        let values = rows
-            .values
-            .into_iter()
-            .map(ScalarValue::iter_to_array)
+        let values = (0..self.shown.types.len())
+            .map(|c| {
+                let columns: Vec<&dyn Array> = sources.iter().map(|s| s[c].as_ref()).collect();
+                Ok(interleave(&columns, &rows.values)?)
+            })
             .collect::<Result<Vec<_>>>()?;
         let batch = assemble(
             &self.spec.schema,
@@ -470,25 +733,31 @@ impl UpdatingAggregateOperator {
         if emit_changes {
             self.flush(true, out)?;
         }
-        let mut rows = OutputRows::new(self.spec.aggregates.aggregates().len());
+        let mut slots = Vec::new();
+        let mut reading = Vec::new();
         for key in closing.into_values().flatten() {
+            // Out of the index, so that a key listed twice is read once.
             let Some(slot) = self.index.remove(&key) else {
                 continue;
             };
-            let Some(mut group) = self.groups.get_mut(slot).and_then(Option::take) else {
-                continue;
-            };
-            self.free.push(slot);
-            if !emit_changes && group.rows > 0 {
-                let values = group
-                    .accumulators
-                    .iter_mut()
-                    .map(|a| a.evaluate())
-                    .collect::<Result<Vec<_>>>()?;
-                rows.push(&group.key, values, Change::Insert);
+            slots.push(slot);
+            if !emit_changes && self.groups[slot].as_ref().is_some_and(|g| g.rows > 0) {
+                reading.push(slot);
             }
         }
-        self.push_rows(rows, false, before, out)?;
+        let values = self.values(&reading)?;
+        let mut keys = Vec::with_capacity(reading.len());
+        let mut rows = Picks::default();
+        for (row, &slot) in reading.iter().enumerate() {
+            if let Some(group) = &self.groups[slot] {
+                keys.push(group.key.clone());
+                rows.push(row, (0, row), Change::Insert);
+            }
+        }
+        for slot in slots {
+            self.drop_group(slot);
+        }
+        self.push_rows(&keys, rows, &[&values], false, before, out)?;
         if let Some(windows) = &mut self.spec.windows {
             windows.late.flush()?;
         }
@@ -503,6 +772,9 @@ impl UpdatingAggregateOperator {
         }
         // The one group, with fresh accumulators over no rows.
         let slots = self.slots(&[], 1, None)?;
+        for &slot in &slots {
+            self.empty_state(slot)?;
+        }
         self.emit(&slots, out)
     }
 
@@ -553,9 +825,7 @@ impl UpdatingAggregateOperator {
                 && group.touched < horizon
                 && !self.is_waiting.get(slot).copied().unwrap_or(false)
             {
-                self.index.remove(&group.key);
-                self.groups[slot] = None;
-                self.free.push(slot);
+                self.drop_group(slot);
             }
         }
     }
@@ -608,14 +878,13 @@ impl Operator for UpdatingAggregateOperator {
                         0
                     }
                     + g.accumulators.iter().map(|a| a.size()).sum::<usize>()
-                    + g.shown
-                        .as_ref()
-                        .map_or(0, |s| s.iter().map(ScalarValue::size).sum())
             })
             .collect();
+        // Partial states and values shown are held in arrays, counted whole.
+        let held = self.states.size() + self.shown.size();
         match sample.len() {
             0 => 0,
-            n => sample.iter().sum::<usize>() / n * self.state_rows(),
+            n => sample.iter().sum::<usize>() / n * self.state_rows() + held,
         }
     }
 
@@ -779,13 +1048,27 @@ impl UpdatingAggregateOperator {
         columns.push(Arc::new(BooleanArray::from_iter(
             groups.iter().map(|g| Some(g.shown.is_some())),
         )));
-        let mut shown: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(groups.len()); aggregates];
+        let shown: Vec<Option<Loc>> = groups.iter().map(|g| g.shown).collect();
+        columns.extend(self.shown.gather_or_null(&shown)?);
+        // Partial states kept as rows are read as they are; a row
+        // accumulator's are its `state`.
+        let locs = groups
+            .iter()
+            .map(|g| g.state)
+            .collect::<Option<Vec<Loc>>>()
+            .filter(|_| !self.states.types.is_empty())
+            .unwrap_or_default();
+        if !self.states.types.is_empty() && locs.len() != groups.len() {
+            return internal_err!(
+                "a group of {} has no partial state",
+                self.spec.aggregates.names().join(", ")
+            );
+        }
         let mut states: Vec<Vec<Vec<ScalarValue>>> = vec![Vec::new(); aggregates];
         for group in groups {
-            for (a, value) in shown.iter_mut().enumerate() {
-                value.push(group.shown.as_ref().map_or(ScalarValue::Null, |s| s[a].clone()));
-            }
-            for (a, accumulator) in group.accumulators.iter_mut().enumerate() {
+            for (a, kept) in self.kept.iter().enumerate() {
+                let Kept::Rows(i) = kept else { continue };
+                let accumulator = &mut group.accumulators[*i];
                 let state = accumulator.state()?;
                 // `state` may leave an accumulator drained: rebuild it from
                 // what it gave.
@@ -802,13 +1085,19 @@ impl UpdatingAggregateOperator {
                 }
             }
         }
-        for values in shown {
-            columns.push(uniform_array(values)?);
-        }
-        let widths: Vec<i64> = states.iter().map(|s| s.len() as i64).collect();
-        for fields in states {
-            for values in fields {
-                columns.push(uniform_array(values)?);
+        let mut widths = Vec::with_capacity(aggregates);
+        for (kept, fields) in self.kept.iter().zip(states) {
+            match kept {
+                Kept::Groups(range) => {
+                    widths.push(range.len());
+                    columns.extend(self.states.gather(&locs, range.clone())?);
+                }
+                Kept::Rows(_) => {
+                    widths.push(fields.len());
+                    for values in fields {
+                        columns.push(uniform_array(values)?);
+                    }
+                }
             }
         }
         let fields: Vec<arrow::datatypes::Field> = columns
@@ -865,41 +1154,64 @@ impl UpdatingAggregateOperator {
         self.index.clear();
         self.free.clear();
         self.stamps.clear();
+        self.states.clear();
+        self.shown.clear();
+        // Each aggregate's state columns; those kept as rows become one chunk.
+        let mut state_columns = Vec::with_capacity(aggregates);
+        let mut kept_states = Vec::new();
+        let mut at = keys + 3 + aggregates;
+        for (a, kept) in self.kept.iter().enumerate() {
+            let width = *widths.get(a).ok_or_else(malformed)?;
+            let state = columns.get(at..at + width).ok_or_else(malformed)?;
+            if let Kept::Groups(range) = kept {
+                if range.len() != width {
+                    return Err(malformed());
+                }
+                kept_states.extend(state.iter().cloned());
+            }
+            state_columns.push(state);
+            at += width;
+        }
+        let states = match self.states.types.is_empty() || batch.num_rows() == 0 {
+            true => None,
+            false => Some(self.states.push(kept_states, batch.num_rows())?),
+        };
+        let shown_chunk = match batch.num_rows() {
+            0 => None,
+            _ => Some(self.shown.push(shown.to_vec(), batch.num_rows())?),
+        };
         for row in 0..batch.num_rows() {
             let mut accumulators = self.new_accumulators()?;
-            let mut at = keys + 3 + aggregates;
-            for (a, accumulator) in accumulators.iter_mut().enumerate() {
-                let width = *widths.get(a).ok_or_else(malformed)?;
-                let state: Vec<ArrayRef> = columns
-                    .get(at..at + width)
-                    .ok_or_else(malformed)?
-                    .iter()
-                    .map(|c| c.slice(row, 1))
-                    .collect();
-                accumulator.merge_batch(&state)?;
-                at += width;
+            for (kept, state) in self.kept.iter().zip(&state_columns) {
+                if let Kept::Rows(i) = kept {
+                    let state: Vec<ArrayRef> = state.iter().map(|c| c.slice(row, 1)).collect();
+                    accumulators[*i].merge_batch(&state)?;
+                }
             }
             let key = match &key_rows {
                 Some(k) => Key::new(k.row(row).as_ref()),
                 None => Key::default(),
             };
-            let shown = match has_shown.value(row) {
-                true => Some(
-                    shown
-                        .iter()
-                        .map(|c| ScalarValue::try_from_array(c, row))
-                        .collect::<Result<Vec<_>>>()?,
-                ),
-                false => None,
-            };
+            let shown = shown_chunk
+                .filter(|_| has_shown.value(row))
+                .map(|chunk| Loc { chunk, row });
             self.index.insert(key.clone(), self.groups.len());
             self.groups.push(Some(Group {
                 key,
                 accumulators,
+                state: states.map(|chunk| Loc { chunk, row }),
                 rows: rows.value(row),
                 shown,
                 touched: touched.value(row),
             }));
+        }
+        // Rows of the chunks no group shows are not in use.
+        if let Some(chunk) = shown_chunk {
+            for row in 0..batch.num_rows() {
+                if !has_shown.value(row) {
+                    self.shown.release(Loc { chunk, row });
+                }
+            }
         }
         Ok(())
     }
@@ -950,29 +1262,253 @@ fn runs(rows: &[u32], slots: &[usize], adds: &[bool]) -> Vec<Run> {
     runs
 }
 
-/// Output rows being gathered, column by column: each row's key, its
-/// aggregate values (one column per aggregate) and its change.
-struct OutputRows {
-    keys: Vec<Key>,
-    values: Vec<Vec<ScalarValue>>,
+/// Output rows being gathered: per row, the place of its key (in the keys
+/// the caller holds), its values (a source and a row of it) and its change.
+#[derive(Default)]
+struct Picks {
+    keys: Vec<usize>,
+    values: Vec<(usize, usize)>,
     changes: Vec<Change>,
 }
 
-impl OutputRows {
-    fn new(aggregates: usize) -> Self {
+impl Picks {
+    fn push(&mut self, key: usize, values: (usize, usize), change: Change) {
+        self.keys.push(key);
+        self.values.push(values);
+        self.changes.push(change);
+    }
+}
+
+/// Where a group's row is in [`Rows`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Loc {
+    chunk: usize,
+    row: usize,
+}
+
+/// Rows of arrow arrays (one column per type) kept in chunks as they are
+/// written: a batch writes the rows of the groups it touched as a new chunk,
+/// and those groups' older rows are released. A chunk goes once none of its
+/// rows is in use, and when most rows held are no longer in use, [`compact`]
+/// copies the ones in use into one chunk; so each row in use costs its
+/// columns' bytes, about twice at worst, rather than a `ScalarValue` per
+/// value.
+struct Rows {
+    types: Vec<DataType>,
+    chunks: Vec<Option<Chunk>>,
+    /// Chunk numbers free for reuse.
+    free: Vec<usize>,
+    /// Rows held in chunks, and those in use.
+    held: usize,
+    used: usize,
+    bytes: usize,
+}
+
+struct Chunk {
+    columns: Vec<ArrayRef>,
+    len: usize,
+    used: usize,
+    bytes: usize,
+}
+
+impl Rows {
+    fn new(types: Vec<DataType>) -> Self {
         Self {
-            keys: Vec::new(),
-            values: (0..aggregates).map(|_| Vec::new()).collect(),
-            changes: Vec::new(),
+            types,
+            chunks: Vec::new(),
+            free: Vec::new(),
+            held: 0,
+            used: 0,
+            bytes: 0,
         }
     }
 
-    fn push(&mut self, key: &Key, values: Vec<ScalarValue>, change: Change) {
-        self.keys.push(key.clone());
-        for (column, value) in self.values.iter_mut().zip(values) {
-            column.push(value);
+    /// Keep `columns` (of `types`, cast where spelt otherwise) of `len`
+    /// rows (there may be no column) as a new chunk, every row in use; its
+    /// number.
+    fn push(&mut self, columns: Vec<ArrayRef>, len: usize) -> Result<usize> {
+        if columns.len() != self.types.len() || columns.iter().any(|c| c.len() != len) {
+            return internal_err!(
+                "rows of {} columns given {} columns",
+                self.types.len(),
+                columns.len()
+            );
         }
-        self.changes.push(change);
+        let columns = columns
+            .into_iter()
+            .zip(&self.types)
+            .map(|(c, t)| match c.data_type() == t {
+                true => Ok(c),
+                false => Ok(arrow::compute::cast(&c, t)?),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let bytes = columns.iter().map(|c| c.get_array_memory_size()).sum();
+        let chunk = Chunk {
+            columns,
+            len,
+            used: len,
+            bytes,
+        };
+        (self.held, self.used, self.bytes) = (self.held + len, self.used + len, self.bytes + bytes);
+        Ok(match self.free.pop() {
+            Some(at) => {
+                self.chunks[at] = Some(chunk);
+                at
+            }
+            None => {
+                self.chunks.push(Some(chunk));
+                self.chunks.len() - 1
+            }
+        })
+    }
+
+    /// The row at `loc` is no longer in use.
+    fn release(&mut self, loc: Loc) {
+        let Some(entry) = self.chunks.get_mut(loc.chunk) else {
+            return;
+        };
+        let Some(chunk) = entry else { return };
+        chunk.used -= 1;
+        self.used -= 1;
+        if chunk.used == 0 {
+            self.held -= chunk.len;
+            self.bytes -= chunk.bytes;
+            *entry = None;
+            self.free.push(loc.chunk);
+        }
+    }
+
+    /// Columns `columns` of the rows at `locs`, in that order.
+    fn gather(&self, locs: &[Loc], columns: std::ops::Range<usize>) -> Result<Vec<ArrayRef>> {
+        if locs.is_empty() {
+            return Ok(self.types[columns]
+                .iter()
+                .map(arrow::array::new_empty_array)
+                .collect());
+        }
+        // The chunks read, numbered in the order first read.
+        let mut source = vec![usize::MAX; self.chunks.len()];
+        let mut read = Vec::new();
+        let mut indices = Vec::with_capacity(locs.len());
+        for loc in locs {
+            let Some(Some(chunk)) = self.chunks.get(loc.chunk) else {
+                return internal_err!("a group's row is in a chunk no longer held");
+            };
+            if source[loc.chunk] == usize::MAX {
+                source[loc.chunk] = read.len();
+                read.push(chunk);
+            }
+            indices.push((source[loc.chunk], loc.row));
+        }
+        columns
+            .map(|c| {
+                let arrays: Vec<&dyn Array> = read.iter().map(|chunk| chunk.columns[c].as_ref()).collect();
+                Ok(interleave(&arrays, &indices)?)
+            })
+            .collect()
+    }
+
+    /// The rows at `locs` as columns, a NULL row where there is none.
+    fn gather_or_null(&self, locs: &[Option<Loc>]) -> Result<Vec<ArrayRef>> {
+        let present: Vec<Loc> = locs.iter().flatten().copied().collect();
+        let columns = self.gather(&present, 0..self.types.len())?;
+        if present.len() == locs.len() {
+            return Ok(columns);
+        }
+        let mut next = 0u32;
+        let rows: UInt32Array = locs
+            .iter()
+            .map(|loc| {
+                loc.map(|_| {
+                    next += 1;
+                    next - 1
+                })
+            })
+            .collect();
+        columns
+            .iter()
+            .map(|c| Ok(take(c.as_ref(), &rows, None)?))
+            .collect()
+    }
+
+    /// Bytes held by its chunks.
+    fn size(&self) -> usize {
+        self.bytes
+    }
+
+    fn clear(&mut self) {
+        self.chunks.clear();
+        self.free.clear();
+        (self.held, self.used, self.bytes) = (0, 0, 0);
+    }
+}
+
+/// When more than half the rows `rows` holds are not in use (and there are
+/// some), copy the ones in use, those the groups point at through `loc`,
+/// into one chunk.
+fn compact(
+    rows: &mut Rows,
+    groups: &mut [Option<Group>],
+    loc: impl Fn(&mut Group) -> &mut Option<Loc>,
+) -> Result<()> {
+    if rows.held <= 2 * rows.used + 8192 {
+        return Ok(());
+    }
+    let locs: Vec<Loc> = groups.iter_mut().flatten().filter_map(|g| *loc(g)).collect();
+    let columns = rows.gather(&locs, 0..rows.types.len())?;
+    rows.clear();
+    let chunk = rows.push(columns, locs.len())?;
+    let mut row = 0;
+    for group in groups.iter_mut().flatten() {
+        if let Some(at) = loc(group) {
+            *at = Loc { chunk, row };
+            row += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Whether a row of one set of value columns equals a row of another,
+/// column by column (arrow's comparators; `ScalarValue`s for a type they do
+/// not order).
+struct Same {
+    columns: Vec<Compare>,
+}
+
+enum Compare {
+    Arrow(arrow::array::DynComparator),
+    Scalars(ArrayRef, ArrayRef),
+}
+
+impl Same {
+    fn new(old: &[ArrayRef], new: &[ArrayRef]) -> Result<Self> {
+        let columns = old
+            .iter()
+            .zip(new)
+            .map(
+                |(o, n)| match arrow::array::make_comparator(o.as_ref(), n.as_ref(), Default::default()) {
+                    Ok(compare) => Compare::Arrow(compare),
+                    Err(_) => Compare::Scalars(Arc::clone(o), Arc::clone(n)),
+                },
+            )
+            .collect();
+        Ok(Self { columns })
+    }
+
+    /// Whether row `o` of the old columns equals row `n` of the new ones.
+    fn rows(&self, o: usize, n: usize) -> Result<bool> {
+        for column in &self.columns {
+            let same = match column {
+                Compare::Arrow(compare) => compare(o, n).is_eq(),
+                Compare::Scalars(old, new) => {
+                    ScalarValue::try_from_array(old, o)? == ScalarValue::try_from_array(new, n)?
+                }
+            };
+            if !same {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }
 
@@ -1309,7 +1845,141 @@ mod tests {
         let one = operator.state_bytes();
         assert!(one > 0, "a group has bytes");
         feed(&mut operator, &[("+I", "(2, 5)"), ("+I", "(3, 5)")]);
-        assert_eq!(operator.state_bytes(), 3 * one, "three groups of one shape");
+        assert!(operator.state_bytes() > one, "more groups, more bytes");
+        // Many groups: their states and shown values are rows of arrays
+        // (no ScalarValue, no accumulator per group), a few hundred bytes each.
+        let rows: Vec<(&str, String)> = (10..2010).map(|k| ("+I", format!("({k}, {k})"))).collect();
+        let rows: Vec<(&str, &str)> = rows.iter().map(|(op, t)| (*op, t.as_str())).collect();
+        feed(&mut operator, &rows);
+        let per_group = operator.state_bytes() / operator.state_rows();
+        assert!(per_group < 300, "{per_group} bytes per group");
+    }
+
+    #[test]
+    fn rows_are_gathered_released_and_compacted() {
+        let mut rows = Rows::new(vec![DataType::Int64]);
+        let column =
+            |values: &[i64]| -> ArrayRef { Arc::new(arrow::array::Int64Array::from(values.to_vec())) };
+        let first = rows.push(vec![column(&[1, 2, 3])], 3).expect("pushes");
+        let second = rows.push(vec![column(&[4, 5])], 2).expect("pushes");
+        let at = |chunk, row| Loc { chunk, row };
+        let gathered = rows
+            .gather(&[at(second, 1), at(first, 0), at(second, 0)], 0..1)
+            .expect("gathers");
+        assert_eq!(
+            crate::stream::operators::testing::rows_text(&gathered, 3),
+            ["(5)", "(1)", "(4)"]
+        );
+        let nulls = rows.gather_or_null(&[None, Some(at(first, 2))]).expect("gathers");
+        assert_eq!(
+            crate::stream::operators::testing::rows_text(&nulls, 2),
+            ["(null)", "(3)"]
+        );
+        // A chunk goes with its last row in use.
+        let bytes = rows.size();
+        rows.release(at(second, 0));
+        rows.release(at(second, 1));
+        assert!(rows.size() < bytes);
+        assert!(
+            rows.gather(&[at(second, 0)], 0..1).is_err(),
+            "a released chunk is not read"
+        );
+        assert_eq!((rows.held, rows.used), (3, 3));
+    }
+
+    #[test]
+    fn groups_read_after_their_rows_were_compacted_carry_on() {
+        let (mut operator, _) = operator(true, false);
+        let rows: Vec<(&str, String)> = (0..2000).map(|k| ("+I", format!("({k}, 1)"))).collect();
+        let rows: Vec<(&str, &str)> = rows.iter().map(|(op, t)| (*op, t.as_str())).collect();
+        for _ in 0..9 {
+            feed(&mut operator, &rows);
+        }
+        // Nine batches of the same 2,000 groups: the rows no longer in use
+        // were dropped on the way, and the groups read on as before.
+        assert!(operator.states.held <= 2 * operator.states.used + 8192 + 2000);
+        assert!(operator.shown.held <= 2 * operator.shown.used + 8192 + 2000);
+        let out = feed(&mut operator, &[("+I", "(7, 5)")]);
+        assert_eq!(out, ["-U (7, 9, 9, 1)", "+U (7, 14, 10, 5)"]);
+    }
+
+    #[test]
+    fn only_flat_states_over_appended_rows_are_kept_as_rows_of_arrays() {
+        let input = input();
+        let distinct = AggregateExprBuilder::new(count_udaf(), vec![col("v", &input).expect("v")])
+            .schema(Arc::clone(&input))
+            .alias("d")
+            .distinct()
+            .build()
+            .expect("an aggregate");
+        let aggregates = Aggregates::try_new(
+            vec![],
+            vec![],
+            vec![
+                aggregate(&input, sum_udaf(), "v", "total"),
+                (Arc::new(distinct), None),
+                aggregate(&input, max_udaf(), "v", "top"),
+            ],
+        )
+        .expect("aggregates");
+        let (appended, types) = kept(&aggregates, false).expect("plans");
+        assert_eq!(appended, [Kept::Groups(0..1), Kept::Rows(0), Kept::Groups(1..2)]);
+        assert_eq!(types, [DataType::Int64, DataType::Int64]);
+        let (retracting, types) = kept(&aggregates, true).expect("plans");
+        assert_eq!(retracting, [Kept::Rows(0), Kept::Rows(1), Kept::Rows(2)]);
+        assert!(types.is_empty());
+    }
+
+    #[test]
+    fn a_filtered_aggregate_kept_as_partial_states_counts_only_the_rows_its_filter_passes() {
+        // `sum(v) FILTER (WHERE v > 4)` and `count(*)` per k, over appended rows.
+        let input = input();
+        let filtered = (
+            aggregate(&input, sum_udaf(), "v", "total").0,
+            Some(
+                datafusion::physical_expr::expressions::binary(
+                    col("v", &input).expect("v"),
+                    datafusion::logical_expr::Operator::Gt,
+                    lit(4i64),
+                    &input,
+                )
+                .expect("a filter"),
+            ),
+        );
+        let aggregates = Aggregates::try_new(
+            vec![col("k", &input).expect("k")],
+            vec![Arc::new(Field::new("k", DataType::Int64, true))],
+            vec![filtered, aggregate(&input, count_udaf(), "*", "n")],
+        )
+        .expect("aggregates");
+        let spec = UpdatingAggregateSpec {
+            aggregates,
+            group_columns: vec![GroupColumn::Key(0)],
+            schema: Arc::new(Schema::new(vec![
+                Field::new("k", DataType::Int64, true),
+                Field::new("total", DataType::Int64, true),
+                Field::new("n", DataType::Int64, false),
+            ])),
+            retracting: false,
+            ttl: None,
+            emit_every: None,
+            windows: None,
+        };
+        let mut operator = UpdatingAggregateOperator::try_new(spec).expect("plans");
+        assert!(operator.kept.iter().all(|k| matches!(k, Kept::Groups(_))));
+        assert_eq!(
+            feed(
+                &mut operator,
+                &[("+I", "(1, 3)"), ("+I", "(2, 9)"), ("+I", "(1, 5)")]
+            ),
+            ["+I (1, 5, 2)", "+I (2, 9, 1)"]
+        );
+        // A row the filter drops still counts; an unchanged group says nothing.
+        assert_eq!(
+            feed(&mut operator, &[("+I", "(1, 1)")]),
+            ["-U (1, 5, 2)", "+U (1, 5, 3)"]
+        );
+        assert_eq!(feed(&mut operator, &[("+I", "(3, 1)")]), ["+I (3, null, 1)"]);
     }
 
     #[test]
