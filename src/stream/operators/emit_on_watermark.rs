@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use datafusion::execution::TaskContext;
+
 use arrow::compute::{SortOptions, sort_to_indices, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use datafusion::common::exec_err;
@@ -14,6 +16,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use super::pending_rows::PendingRows;
 use crate::stream::checkpoint::StateSnapshot;
 use crate::stream::late::LateRows;
+use crate::stream::memory::StateMemory;
 use crate::stream::operator::{Event, NO_WATERMARK, Nanos, Operator, RowWatermarks, StreamBatch};
 
 /// Rows held until the watermark passes their time.
@@ -21,6 +24,8 @@ pub struct EmitOnWatermarkOperator {
     pending: PendingRows,
     late: LateRows,
     watermark: Nanos,
+    /// The waiting rows' share of the memory pool.
+    memory: StateMemory,
 }
 
 impl EmitOnWatermarkOperator {
@@ -30,7 +35,15 @@ impl EmitOnWatermarkOperator {
             pending: PendingRows::new(time, schema),
             late,
             watermark: NO_WATERMARK,
+            memory: StateMemory::new("EmitOnWatermark", "waiting_rows")
+                .with_fix("lower the watermark's delay, or drop EMIT ON WINDOW CLOSE"),
         }
+    }
+
+    /// Resize the memory pool's share to the waiting rows.
+    fn reserve(&self) -> Result<()> {
+        self.memory
+            .resize(self.state_bytes(), || format!("{} rows", self.pending.len()))
     }
 }
 
@@ -68,8 +81,14 @@ impl Operator for EmitOnWatermarkOperator {
         Ok(())
     }
 
+    fn open(&mut self, task: Arc<TaskContext>) -> futures::future::BoxFuture<'_, Result<()>> {
+        let bytes = self.state_bytes();
+        self.memory.opened(&task, bytes)
+    }
+
     fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
-        self.pending.push(input, &mut self.late)
+        self.pending.push(input, &mut self.late)?;
+        self.reserve()
     }
 
     fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
@@ -90,7 +109,7 @@ impl Operator for EmitOnWatermarkOperator {
         self.late.flush()?;
         self.watermark = watermark;
         out.push(Event::Watermark(watermark));
-        Ok(())
+        self.reserve()
     }
 
     fn on_end(&mut self, out: &mut Vec<Event>) -> Result<()> {
@@ -107,7 +126,9 @@ impl Operator for EmitOnWatermarkOperator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::operators::testing::{Harness, check, check_restores, late, metrics};
+    use crate::stream::operators::testing::{
+        Harness, check, check_memory_limit, check_restores, late, metrics,
+    };
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     use datafusion::physical_expr::expressions::Column;
 
@@ -158,6 +179,16 @@ mod tests {
             wm 8
             end
             ",
+        );
+    }
+
+    #[test]
+    fn waiting_rows_beyond_the_memory_limit_are_an_error_naming_them() {
+        check_memory_limit(
+            held,
+            "rows (5, 50) (2, 20)\nwm 1",
+            "EmitOnWatermark",
+            "waiting_rows: 2 rows",
         );
     }
 }
