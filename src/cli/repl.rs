@@ -41,7 +41,6 @@ const CONTINUATION: &str = "   ...> ";
 pub async fn run(runner: &mut Runner) -> ExitCode {
     // Ctrl-C cancels the running statement here (`run_cancellable`).
     crate::stream::leave_signals_to_the_shell();
-    ctrl_c_presses();
     let names = Arc::new(Mutex::new(Names::default()));
     let helper = SqlHelper {
         names: Arc::clone(&names),
@@ -178,7 +177,6 @@ async fn run_command(runner: &mut Runner, command: &str) -> Command {
 /// summary stay on screen).
 async fn run_cancellable(runner: &mut Runner, name: &str, sql: &str) {
     let interrupt = runner.interrupt();
-    let mut presses = ctrl_c_presses();
     let run = runner.run_text(name, sql);
     tokio::pin!(run);
     loop {
@@ -190,7 +188,7 @@ async fn run_cancellable(runner: &mut Runner, name: &str, sql: &str) {
                 }
                 return;
             }
-            Ok(()) = presses.changed() => {
+            _ = tokio::signal::ctrl_c() => {
                 if interrupt.is_watched() {
                     interrupt.interrupt();
                 } else {
@@ -201,35 +199,6 @@ async fn run_cancellable(runner: &mut Runner, name: &str, sql: &str) {
             }
         }
     }
-}
-
-/// The count of Ctrl-C presses, from now on. They are caught by a thread
-/// of its own, on a runtime of its own: the shared runtime's signal driver
-/// is polled by its workers, which a batch query keeps busy, so a Ctrl-C
-/// took 15 s to cancel a long scan. The first call starts the thread.
-fn ctrl_c_presses() -> tokio::sync::watch::Receiver<u64> {
-    static PRESSES: std::sync::OnceLock<tokio::sync::watch::Sender<u64>> = std::sync::OnceLock::new();
-    PRESSES
-        .get_or_init(|| {
-            let (presses, _) = tokio::sync::watch::channel(0);
-            let counting = presses.clone();
-            let catching = std::thread::Builder::new()
-                .name("sluice-ctrl-c".into())
-                .spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-                    let Ok(runtime) = runtime else {
-                        return; // no handler: Ctrl-C ends the shell, as by default
-                    };
-                    runtime.block_on(async {
-                        while tokio::signal::ctrl_c().await.is_ok() {
-                            counting.send_modify(|n| *n += 1);
-                        }
-                    });
-                });
-            drop(catching);
-            presses
-        })
-        .subscribe()
 }
 
 /// What completion offers besides keywords: the session's tables, their
