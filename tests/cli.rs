@@ -1068,9 +1068,17 @@ fn explain_analyze_runs_a_bounded_replay_and_counts_each_operator() {
         .find(|(_, p)| p.starts_with("WindowAggregate"))
         .expect("the window aggregate");
     assert!(
-        aggregate.1.ends_with(", rows out 84, state rows at the end 0"),
+        aggregate.1.ends_with(", state rows at the end 0") && aggregate.1.contains(", rows out 84, "),
         "{aggregate:?}"
     );
+    // Its time, and the state it held at its largest (windows open while
+    // the replay ran), read after every push: more than it ends with.
+    let peak = regex::Regex::new(r", (\d+\.\d) ms, peak state (\d+) rows \((\d+) bytes\)")
+        .expect("a pattern")
+        .captures(aggregate.1)
+        .unwrap_or_else(|| panic!("no time and peak in {aggregate:?}"));
+    assert!(peak[2].parse::<u64>().expect("rows") > 0, "{aggregate:?}");
+    assert!(peak[3].parse::<u64>().expect("bytes") > 0, "{aggregate:?}");
     let total = plans.last().expect("a last row");
     assert_eq!(total.0, "continuous query");
     assert!(

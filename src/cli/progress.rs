@@ -357,6 +357,7 @@ mod tests {
             rows_out: 5,
             state_rows: 3,
             state_bytes: 2_500,
+            ..Default::default()
         }]);
         // A watermark ten seconds ago.
         let now_ns = SystemTime::now()

@@ -29,6 +29,9 @@ impl Engine {
             other => other,
         };
         let metrics = Arc::new(StreamMetrics::default());
+        metrics
+            .track_peaks
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let started = std::time::Instant::now();
         let mut rows = stream::execute(
             &self.continuous_state(),
@@ -48,8 +51,14 @@ impl Engine {
             (
                 "continuous operator".to_string(),
                 format!(
-                    "{}: rows in {}, rows out {}, state rows at the end {}",
-                    o.name, o.rows_in, o.rows_out, o.state_rows
+                    "{}: rows in {}, rows out {}, {:.1} ms, peak state {} rows ({} bytes), state rows at the end {}",
+                    o.name,
+                    o.rows_in,
+                    o.rows_out,
+                    o.busy_ns as f64 / 1e6,
+                    o.peak_state_rows,
+                    o.peak_state_bytes,
+                    o.state_rows
                 ),
             )
         }));

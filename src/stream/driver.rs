@@ -84,6 +84,7 @@ pub async fn execute_outputs(
     let pipeline = super::plan(state, plan, emit, catalog, Arc::clone(&metrics)).await?;
     let schema = Arc::clone(&pipeline.schema);
     let mut graph = pipeline.graph;
+    graph.track_peaks(metrics.track_peaks.load(Ordering::Relaxed));
     let options = CheckpointOptions::of(state);
     let checkpoints = Checkpointer::open(state, &options, &mut graph, &schema, &metrics).await?;
     let (checkpointer, positions) = match checkpoints {

@@ -67,6 +67,24 @@ struct Node {
     /// Rows given to it and rows it passed on (metrics).
     rows_in: u64,
     rows_out: u64,
+    /// The most state it held, as last read (see [`Graph::track_peaks`]).
+    peak_rows: usize,
+    peak_bytes: usize,
+    /// Time spent in it.
+    busy: std::time::Duration,
+}
+
+impl Node {
+    /// The state it holds now (rows, bytes), kept as its peak if larger.
+    fn read_peaks(&mut self) -> (usize, usize) {
+        let (rows, bytes) = match &self.kind {
+            NodeKind::Single(o) => (o.state_rows(), o.state_bytes()),
+            NodeKind::Multi { operator, .. } => (operator.state_rows(), operator.state_bytes()),
+        };
+        self.peak_rows = self.peak_rows.max(rows);
+        self.peak_bytes = self.peak_bytes.max(bytes);
+        (rows, bytes)
+    }
 }
 
 /// Builds a [`Graph`] bottom-up, as the planner walks the plan.
@@ -144,6 +162,9 @@ impl GraphBuilder {
             ended: false,
             rows_in: 0,
             rows_out: 0,
+            peak_rows: 0,
+            peak_bytes: 0,
+            busy: std::time::Duration::ZERO,
         });
         Tail::Node(id)
     }
@@ -173,6 +194,7 @@ impl GraphBuilder {
             source_targets: targets,
             nodes: self.nodes,
             root,
+            track_peaks: false,
         })
     }
 }
@@ -186,9 +208,17 @@ pub struct Graph {
     source_targets: Vec<Vec<Target>>,
     nodes: Vec<Node>,
     root: Tail,
+    /// Read each node's state after every push it takes, for its peak.
+    track_peaks: bool,
 }
 
 impl Graph {
+    /// Read each operator's state after every push, so that its peak is
+    /// exact (EXPLAIN ANALYZE); otherwise peaks are read when counters are.
+    pub fn track_peaks(&mut self, track: bool) {
+        self.track_peaks = track;
+    }
+
     /// Push events of source `source` through the graph; what reaches the sink.
     pub fn push(&mut self, source: usize, events: Vec<Event>) -> Result<Vec<Event>> {
         let Some(targets) = self.source_targets.get(source).cloned() else {
@@ -216,6 +246,7 @@ impl Graph {
             if node.ended {
                 return Ok(vec![]);
             }
+            let started = std::time::Instant::now();
             let mut out = Vec::with_capacity(events.len());
             let is_end = |e: &Event| matches!(e, Event::End);
             for event in events {
@@ -247,6 +278,10 @@ impl Graph {
                 }
             }
             node.rows_out += data_rows(&out);
+            node.busy += started.elapsed();
+            if self.track_peaks {
+                node.read_peaks();
+            }
             events = out;
             target = node.output;
         }
@@ -338,15 +373,14 @@ impl Graph {
 
     /// Each operator's rows in and out and state rows, in the order they
     /// were built (inputs before the nodes they feed).
-    pub fn operator_stats(&self) -> Vec<OperatorStats> {
+    pub fn operator_stats(&mut self) -> Vec<OperatorStats> {
         self.nodes
-            .iter()
+            .iter_mut()
             .map(|n| {
-                let (name, state_rows, state_bytes) = match &n.kind {
-                    NodeKind::Single(o) => (o.name(), o.state_rows(), o.state_bytes()),
-                    NodeKind::Multi { operator, .. } => {
-                        (operator.name(), operator.state_rows(), operator.state_bytes())
-                    }
+                let (state_rows, state_bytes) = n.read_peaks();
+                let name = match &n.kind {
+                    NodeKind::Single(o) => o.name(),
+                    NodeKind::Multi { operator, .. } => operator.name(),
                 };
                 OperatorStats {
                     name,
@@ -354,6 +388,9 @@ impl Graph {
                     rows_out: n.rows_out,
                     state_rows: state_rows as u64,
                     state_bytes: state_bytes as u64,
+                    peak_state_rows: n.peak_rows as u64,
+                    peak_state_bytes: n.peak_bytes as u64,
+                    busy_ns: n.busy.as_nanos().min(u64::MAX as u128) as u64,
                 }
             })
             .collect()

@@ -55,6 +55,9 @@ pub struct StreamMetrics {
     /// The counts of rows the query's windows left out for a NULL event
     /// time, one per window (see [`StreamMetrics::watch_null_times`]).
     pub null_times: Mutex<Vec<NullEventTimes>>,
+    /// EXPLAIN ANALYZE: the graph reads each operator's state after every
+    /// push, for its peak (a cost no other run pays).
+    pub track_peaks: std::sync::atomic::AtomicBool,
 }
 
 impl Default for StreamMetrics {
@@ -76,12 +79,13 @@ impl Default for StreamMetrics {
             unread_bytes: std::sync::Mutex::new(Vec::new()),
             result_key: std::sync::OnceLock::new(),
             null_times: Mutex::new(Vec::new()),
+            track_peaks: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
 
 /// One operator's counters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OperatorStats {
     /// Its name, as EXPLAIN shows it.
     pub name: String,
@@ -93,6 +97,12 @@ pub struct OperatorStats {
     pub state_rows: u64,
     /// Bytes it holds in state, estimated (operators that measure it; else 0).
     pub state_bytes: u64,
+    /// The most rows and bytes it held, as read after each push when the
+    /// graph tracks peaks (EXPLAIN ANALYZE), else when counters are published.
+    pub peak_state_rows: u64,
+    pub peak_state_bytes: u64,
+    /// Time spent in it (its events, and the merge before it), nanoseconds.
+    pub busy_ns: u64,
 }
 
 /// The counters at one moment.
@@ -207,6 +217,7 @@ mod tests {
             rows_out: 1,
             state_rows: 0,
             state_bytes: 0,
+            ..Default::default()
         }]);
         assert_eq!(metrics.snapshot().operators[0].rows_out, 1);
         let operator = |state_bytes| OperatorStats {
@@ -215,6 +226,7 @@ mod tests {
             rows_out: 0,
             state_rows: 1,
             state_bytes,
+            ..Default::default()
         };
         metrics.publish_operators(vec![operator(100), operator(20)]);
         assert_eq!(metrics.snapshot().state_bytes, 120, "the operators' sum");
