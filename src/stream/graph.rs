@@ -221,20 +221,19 @@ impl Graph {
 
     /// Push events of source `source` through the graph; what reaches the sink.
     pub fn push(&mut self, source: usize, events: Vec<Event>) -> Result<Vec<Event>> {
-        let Some(targets) = self.source_targets.get(source).cloned() else {
+        let Some(targets) = self.source_targets.get(source) else {
             return internal_err!("no source {source} in the graph");
         };
-        match targets.as_slice() {
-            [target] => self.push_to(*target, events),
-            // A shared source: each scan of it, in turn, gets every event.
-            targets => {
-                let mut out = Vec::new();
-                for &target in targets {
-                    out.extend(self.push_to(target, events.clone())?);
-                }
-                Ok(out)
-            }
+        if let [target] = targets.as_slice() {
+            return self.push_to(*target, events);
         }
+        // A shared source: each scan of it, in turn, gets every event.
+        let mut out = Vec::new();
+        for k in 0..targets.len() {
+            let target = self.source_targets[source][k];
+            out.extend(self.push_to(target, events.clone())?);
+        }
+        Ok(out)
     }
 
     /// Push `events` into `target` and on to the sink; what reaches it.

@@ -3,9 +3,8 @@
 
 use super::*;
 use crate::stream::interval_bounds::join_interval_bounds;
-use crate::stream::operators::join::JoinSpec;
+use crate::stream::operators::join::{Emits, JoinSpec};
 use crate::stream::operators::lookup_join::LookupJoinOperator;
-use crate::stream::operators::stream_join::StreamJoinOperator;
 use crate::stream::operators::window_join::WindowBound;
 use crate::stream::plan::LookupJoinNode;
 
@@ -125,8 +124,9 @@ impl StreamPlanner<'_> {
             // takes back what its retracted rows made.
             let updating = match &updating_input {
                 Some(input) => Some(format!("a join of two streams over {input}")),
-                None => StreamJoinOperator::try_new(spec.clone(), ttl)?
-                    .is_updating()
+                None => Emits::of(join.join_type, "StreamJoin")?
+                    .unmatched
+                    .contains(&true)
                     .then(|| {
                         format!(
                             "the {} join of two streams, which retracts its NULL-padded rows",
@@ -276,20 +276,9 @@ impl StreamPlanner<'_> {
     /// planning it: a join chooses its kind by them).
     pub(super) fn sources_of(&self, plan: &LogicalPlan) -> Sources {
         let mut sources = Sources::none();
-        let _ = plan.apply(|node| {
-            if let LogicalPlan::TableScan(scan) = node
-                && let Ok(provider) = source_as_provider(&scan.source)
-            {
-                let of_scan = match provider.get_logical_plan() {
-                    Some(view) => self.sources_of(&view),
-                    None => Sources::of_table(
-                        &scan.table_name.to_string(),
-                        self.catalog.source_of(&provider).as_ref(),
-                    ),
-                };
-                sources = sources.and(&of_scan);
-            }
-            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        self.visit_tables(plan, &mut |table, info| {
+            sources = sources.and(&Sources::of_table(table, info));
+            true
         });
         sources
     }

@@ -288,21 +288,41 @@ impl<'a> StreamPlanner<'a> {
     /// given what the catalog knows of it.
     fn reads_table(&self, plan: &LogicalPlan, is: &dyn Fn(Option<&SourceInfo>) -> bool) -> bool {
         let mut found = false;
+        self.visit_tables(plan, &mut |_, info| {
+            found = is(info);
+            !found
+        });
+        found
+    }
+
+    /// Call `visit` with each table `plan` scans (subqueries and views looked
+    /// into), by name, with what the catalog knows of it (`None`: a plain
+    /// DataFusion table); it returns whether to go on. Whether the walk went
+    /// through.
+    pub(super) fn visit_tables(
+        &self,
+        plan: &LogicalPlan,
+        visit: &mut dyn FnMut(&str, Option<&SourceInfo>) -> bool,
+    ) -> bool {
+        let mut going = true;
         let _ = plan.apply_with_subqueries(|node| {
             if let LogicalPlan::TableScan(scan) = node
                 && let Ok(provider) = source_as_provider(&scan.source)
             {
-                found |= match provider.get_logical_plan() {
-                    Some(view) => self.reads_table(&view, is),
-                    None => is(self.catalog.source_of(&provider).as_ref()),
+                going = match provider.get_logical_plan() {
+                    Some(view) => self.visit_tables(&view, visit),
+                    None => visit(
+                        &scan.table_name.to_string(),
+                        self.catalog.source_of(&provider).as_ref(),
+                    ),
                 };
             }
-            Ok(match found {
-                true => datafusion::common::tree_node::TreeNodeRecursion::Stop,
-                false => datafusion::common::tree_node::TreeNodeRecursion::Continue,
+            Ok(match going {
+                true => datafusion::common::tree_node::TreeNodeRecursion::Continue,
+                false => datafusion::common::tree_node::TreeNodeRecursion::Stop,
             })
         });
-        found
+        going
     }
 
     /// Plan an optimized logical plan. A bounded replay in which an operator
@@ -603,28 +623,11 @@ impl StreamPlanner<'_> {
     /// How many times `plan` scans each stdin table, views included.
     fn count_stdin_scans(&self, plan: &LogicalPlan) -> std::collections::HashMap<String, usize> {
         let mut scans = std::collections::HashMap::new();
-        let _ = plan.apply(|node| {
-            if let LogicalPlan::TableScan(scan) = node
-                && let Ok(provider) = source_as_provider(&scan.source)
-            {
-                match provider.get_logical_plan() {
-                    Some(view) => {
-                        for (table, n) in self.count_stdin_scans(&view) {
-                            *scans.entry(table).or_default() += n;
-                        }
-                    }
-                    None => {
-                        if self
-                            .catalog
-                            .source_of(&provider)
-                            .is_some_and(|i| i.connector == "stdin")
-                        {
-                            *scans.entry(scan.table_name.to_string()).or_default() += 1;
-                        }
-                    }
-                }
+        self.visit_tables(plan, &mut |table, info| {
+            if info.is_some_and(|i| i.connector == "stdin") {
+                *scans.entry(table.to_string()).or_default() += 1;
             }
-            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+            true
         });
         scans
     }
@@ -637,14 +640,9 @@ impl StreamPlanner<'_> {
     /// must carry a watermarked table's event-time column.
     fn emit_on_watermark(&self, planned: Planned, plan: &LogicalPlan) -> Result<Planned> {
         let mut columns = Vec::new();
-        let _ = plan.apply(|node| {
-            if let LogicalPlan::TableScan(scan) = node
-                && let Ok(provider) = source_as_provider(&scan.source)
-                && let Some(watermark) = self.catalog.source_of(&provider).and_then(|i| i.watermark)
-            {
-                columns.push(watermark.column);
-            }
-            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        self.visit_tables(plan, &mut |_, info| {
+            columns.extend(info.and_then(|i| i.watermark.as_ref()).map(|w| w.column.clone()));
+            true
         });
         let schema = plan.schema().as_arrow();
         let time = schema.fields().iter().position(|f| {
