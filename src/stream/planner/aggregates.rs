@@ -8,7 +8,7 @@ impl StreamPlanner<'_> {
     pub(super) fn aggregate(&mut self, aggregate: &datafusion::logical_expr::Aggregate) -> Result<Planned> {
         // A window right below: SESSION's keys are its PARTITION BY.
         let window = window_below(&aggregate.input);
-        let planned = self.node(&aggregate.input)?;
+        let planned = self.lowered(&aggregate.input)?;
         let input = aggregate.input.schema();
         let grouped = |lineage: &WindowLineage| {
             aggregate.group_expr.iter().any(|e| match e {

@@ -21,7 +21,10 @@ impl StreamPlanner<'_> {
             (false, true) => Some(false),
             (true, false) => Some(true),
             // A bounded replay.
-            (true, true) => match (reads_table(&join.left), reads_table(&join.right)) {
+            (true, true) => match (
+                reads_table(&unlowered(&join.left)?),
+                reads_table(&unlowered(&join.right)?),
+            ) {
                 (true, false) => Some(false),
                 (false, true) => Some(true),
                 _ => match (left.watermarked, right.watermarked) {
@@ -55,8 +58,8 @@ impl StreamPlanner<'_> {
                 "a join of two streams where NULL keys match (IS NOT DISTINCT FROM) is not supported yet; compare with ="
             );
         }
-        let left = self.node(&join.left)?;
-        let right = self.node(&join.right)?;
+        let left = self.lowered(&join.left)?;
+        let right = self.lowered(&join.right)?;
         let updating_input = left.updating.clone().or_else(|| right.updating.clone());
         let (left_schema, right_schema) = (join.left.schema(), join.right.schema());
         let (left_keys, right_keys): (Vec<_>, Vec<_>) = join.on.iter().cloned().unzip();
@@ -163,12 +166,14 @@ impl StreamPlanner<'_> {
         } else {
             (&join.right, &join.left)
         };
-        // The table side is plain batch: lower its windows as batch does.
+        // The table side is plain batch, as it was before lowering: lower
+        // its windows as batch does.
+        let table_side = &unlowered(table_side)?;
         let table_plan =
-            crate::plan::LowerWindows.analyze(table_side.as_ref().clone(), self.state.config_options())?;
+            crate::plan::LowerWindows.analyze(table_side.clone(), self.state.config_options())?;
         // An updating stream is looked up too: the table does not change, so
         // the join of a change is the change of the join.
-        let stream = self.node(stream_side)?;
+        let stream = self.lowered(stream_side)?;
         let (stream_keys, table_keys): (Vec<&Expr>, Vec<&Expr>) = join
             .on
             .iter()
@@ -240,7 +245,7 @@ impl StreamPlanner<'_> {
     pub(super) fn union(&mut self, union: &datafusion::logical_expr::Union) -> Result<Planned> {
         let mut inputs = Vec::with_capacity(union.inputs.len());
         for input in &union.inputs {
-            inputs.push(self.node(input)?);
+            inputs.push(self.lowered(input)?);
         }
         if inputs.is_empty() {
             return plan_err!("a UNION with no inputs");

@@ -1,14 +1,18 @@
-//! The stream planner: an optimized DataFusion `LogicalPlan` mapped node by
-//! node to incremental operators, built bottom-up into a [`Graph`]: each
-//! table scan a source, each node an operator after its inputs' (a union or a
-//! join of two streams merges them). What flows up is a [`Planned`]: where the
-//! rows come out, where their window bounds are (`lineage`), what their
-//! sources are like, and whether they are changes. A node with no
-//! incremental operator gets an error naming it and why; nothing falls back
-//! to batch silently.
+//! The stream planner: an optimized DataFusion `LogicalPlan` lowered to a
+//! [`StreamPlan`] by a chain of small named rules (`rules.rs`), applied
+//! bottom-up through DataFusion's `TreeNode`: each rule rewrites one kind of
+//! logical node, its inputs lowered already, into a [`extension::Lowered`]
+//! extension node that holds what it lowers to (a [`Planned`]: its stream
+//! plan, where its window bounds are (`lineage`), what its sources are like,
+//! and whether its rows are changes, each computed from the node and its
+//! lowered inputs), or why it cannot be. A final visitor reports the deepest
+//! refusal left in the lowered plan, naming the node and why; nothing falls
+//! back to batch silently.
 //!
-//! Files: `windows` (window TVFs), `aggregates`, `joins` (joins and unions),
-//! `ordering` (ORDER BY, window functions, dedup, Top-N), `lineage` (window bounds).
+//! Files: `rules` (the chain and the final visitor), `extension` (the
+//! lowered node), `windows` (window TVFs), `aggregates`, `joins` (joins and
+//! unions), `ordering` (ORDER BY, window functions, dedup, Top-N), `lineage`
+//! (window bounds), `panes` (a rule over the logical plan, run first).
 //!
 //! Windows: a `Window` node (see [`crate::plan::WindowTvf`]) is planned
 //! through its relational lowering, so window bounds are computed by the very
@@ -17,11 +21,13 @@
 //! the aggregate makes windows out of panes, never copying a row.
 
 mod aggregates;
+mod extension;
 mod joins;
 mod lineage;
 mod ordering;
 mod panes;
 mod result_key;
+mod rules;
 mod windows;
 
 use std::sync::Arc;
@@ -59,6 +65,7 @@ use crate::connectors::Boundedness;
 use crate::plan::windows::{WINDOW_END, WINDOW_START, WINDOW_TIME, WindowKind, duration};
 use crate::plan::{SourceCatalog, SourceInfo, WindowTvf};
 use crate::sql::Emit;
+use extension::{logical, unlowered};
 use lineage::{WindowLineage, is_bound_column, output_lineage, strip_alias};
 use windows::window_below;
 
@@ -221,6 +228,9 @@ pub struct StreamPlanner<'a> {
     processing_time: bool,
     /// An operator emits on the clock (see [`Pipeline::tick`]).
     tick: Option<std::time::Duration>,
+    /// The lowered inputs the rule at work has read (see
+    /// [`StreamPlanner::lowered`]).
+    used: Vec<LogicalPlan>,
 }
 
 impl<'a> StreamPlanner<'a> {
@@ -239,6 +249,7 @@ impl<'a> StreamPlanner<'a> {
             live_clock: false,
             processing_time: false,
             tick: None,
+            used: Vec::new(),
         }
     }
 
@@ -306,6 +317,14 @@ impl<'a> StreamPlanner<'a> {
     ) -> bool {
         let mut going = true;
         let _ = plan.apply_with_subqueries(|node| {
+            if extension::Lowered::of(node).is_some() {
+                // A lowered node: the tables its original reads.
+                going = self.visit_tables(logical(node), visit);
+                return Ok(match going {
+                    true => datafusion::common::tree_node::TreeNodeRecursion::Jump,
+                    false => datafusion::common::tree_node::TreeNodeRecursion::Stop,
+                });
+            }
             if let LogicalPlan::TableScan(scan) = node
                 && let Ok(provider) = source_as_provider(&scan.source)
             {
@@ -355,7 +374,8 @@ impl<'a> StreamPlanner<'a> {
     fn plan_once(&mut self, plan: &LogicalPlan) -> Result<StreamQuery> {
         let marked = self.mark_panes(plan.clone())?;
         self.stdin_scans = self.count_stdin_scans(&marked);
-        let mut planned = self.node(&marked)?;
+        let lowered = self.lower(&marked)?;
+        let mut planned = self.finish(&lowered)?;
         if self.on_window_close && planned.updating.is_none() && !holds_for_the_watermark(&planned.plan) {
             planned = self.emit_on_watermark(planned, &marked)?;
         }
@@ -377,47 +397,21 @@ impl<'a> StreamPlanner<'a> {
         })
     }
 
-    fn node(&mut self, node: &LogicalPlan) -> Result<Planned> {
-        match node {
-            LogicalPlan::TableScan(scan) => {
-                let provider = source_as_provider(&scan.source)?;
-                self.scan(scan.table_name.to_string(), provider, scan)
-            }
-            LogicalPlan::Projection(projection) => {
-                let planned = self.node(&projection.input)?;
-                self.project(&planned, projection)
-            }
-            LogicalPlan::Filter(filter) => {
-                if let Some(ranked) = self.ranked(filter)? {
-                    return Ok(ranked);
-                }
-                let planned = self.node(&filter.input)?;
-                let predicate = self.physical(&filter.predicate, filter.input.schema())?;
-                Ok(self.then(&planned, StreamNode::Filter { predicate }, planned.lineage))
-            }
-            LogicalPlan::SubqueryAlias(alias) => {
-                let planned = self.node(&alias.input)?;
-                let schema = Arc::new(alias.schema.as_arrow().clone());
-                Ok(self.then(&planned, StreamNode::Rename { schema }, planned.lineage))
-            }
-            LogicalPlan::Limit(limit) => {
-                let (SkipType::Literal(skip), FetchType::Literal(fetch)) =
-                    (limit.get_skip_type()?, limit.get_fetch_type()?)
-                else {
-                    return plan_err!("LIMIT and OFFSET must be constants in a continuous query");
-                };
-                self.limit(limit, (skip, fetch))
-            }
-            LogicalPlan::Join(join) => self.join(join),
-            LogicalPlan::Union(union) => self.union(union),
-            LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate),
-            LogicalPlan::Sort(sort) => self.sort(sort),
-            LogicalPlan::Window(window) => self.window_functions(window, None),
-            other => match WindowTvf::from_plan(other) {
-                Some(window) => self.window(window),
-                None => refuse(other),
-            },
-        }
+    /// `filter` over its lowered input.
+    fn filter(&mut self, filter: &datafusion::logical_expr::Filter) -> Result<Planned> {
+        let planned = self.lowered(&filter.input)?;
+        let predicate = self.physical(&filter.predicate, filter.input.schema())?;
+        Ok(self.then(&planned, StreamNode::Filter { predicate }, planned.lineage))
+    }
+
+    /// A LIMIT (and OFFSET), which must be constants.
+    fn constant_limit(&mut self, limit: &datafusion::logical_expr::Limit) -> Result<Planned> {
+        let (SkipType::Literal(skip), FetchType::Literal(fetch)) =
+            (limit.get_skip_type()?, limit.get_fetch_type()?)
+        else {
+            return plan_err!("LIMIT and OFFSET must be constants in a continuous query");
+        };
+        self.limit(limit, (skip, fetch))
     }
 
     /// Say `warning` on stderr when the query starts, and in EXPLAIN.
@@ -500,7 +494,8 @@ impl<'a> StreamPlanner<'a> {
                 false => view.into_owned(),
             };
             let view = self.mark_panes(self.state.optimize(&view)?)?;
-            let mut planned = self.node(&view)?;
+            let view = self.lower(&view)?;
+            let mut planned = self.lowered(&view)?;
             let view_schema = view.schema();
             for filter in &scan.filters {
                 let predicate = self.physical(filter, view_schema)?;

@@ -22,7 +22,7 @@ impl StreamPlanner<'_> {
         node: &datafusion::logical_expr::Window,
         limit: Option<usize>,
     ) -> Result<Planned> {
-        let planned = self.node(&node.input)?;
+        let planned = self.lowered(&node.input)?;
         self.window_functions_over(planned, node, limit)
     }
 
@@ -214,9 +214,9 @@ impl StreamPlanner<'_> {
     pub(super) fn ranked(&mut self, filter: &datafusion::logical_expr::Filter) -> Result<Option<Planned>> {
         // A projection may stand between (the optimizer prunes columns and
         // pulls expressions up there); the row number must pass it as is.
-        let (window, projection) = match filter.input.as_ref() {
+        let (window, projection) = match logical(&filter.input) {
             LogicalPlan::Window(window) => (window, None),
-            LogicalPlan::Projection(p) => match p.input.as_ref() {
+            LogicalPlan::Projection(p) => match logical(&p.input) {
                 LogicalPlan::Window(window) => (window, Some(p)),
                 _ => return Ok(None),
             },
@@ -252,7 +252,7 @@ impl StreamPlanner<'_> {
         let Some(limit) = limit.filter(|_| is_row_number) else {
             return Ok(None);
         };
-        let planned = self.node(&window.input)?;
+        let planned = self.lowered(&window.input)?;
         let input = window.input.schema();
         let by_window = planned.lineage.is_some_and(|l| {
             function
@@ -412,13 +412,13 @@ impl StreamPlanner<'_> {
         limit: &datafusion::logical_expr::Limit,
         (skip, fetch): (usize, Option<usize>),
     ) -> Result<Planned> {
-        let sorted = match limit.input.as_ref() {
+        let sorted = match logical(&limit.input) {
             LogicalPlan::Sort(sort) if sort.fetch.is_some() => Some(sort),
             _ => None,
         };
         let planned = match sorted {
-            Some(sort) => self.node(&sort.input)?,
-            None => self.node(&limit.input)?,
+            Some(sort) => self.lowered(&sort.input)?,
+            None => self.lowered(&limit.input)?,
         };
         let count = match (&planned.updating, fetch) {
             // An offset counts in an order; one with a Sort out of reach
@@ -488,7 +488,7 @@ impl StreamPlanner<'_> {
     }
 
     pub(super) fn sort(&mut self, sort: &datafusion::logical_expr::Sort) -> Result<Planned> {
-        let planned = self.node(&sort.input)?;
+        let planned = self.lowered(&sort.input)?;
         self.sort_planned(planned, sort)
     }
 
@@ -543,7 +543,7 @@ impl StreamPlanner<'_> {
 
 /// Whether `plan` is sorted under projections, filters and aliases.
 fn sorts(plan: &LogicalPlan) -> bool {
-    match plan {
+    match logical(plan) {
         LogicalPlan::Sort(_) => true,
         LogicalPlan::Projection(p) => sorts(&p.input),
         LogicalPlan::Filter(f) => sorts(&f.input),

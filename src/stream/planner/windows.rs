@@ -23,7 +23,8 @@ impl StreamPlanner<'_> {
             _ => window.lower()?,
         };
         let lowered = TypeCoercion::new().analyze(lowered, self.state.config_options())?;
-        let planned = self.node(&lowered)?;
+        let lowered = self.lower(&lowered)?;
+        let planned = self.lowered(&lowered)?;
         let width = window.input_width();
         let lineage = WindowLineage {
             kind: window.kind,
@@ -77,7 +78,7 @@ pub(super) fn session_intervals(window: &WindowTvf, gap: i64) -> Result<LogicalP
 /// aggregate may work on panes, or on rows' sessions).
 pub(super) fn window_below(plan: &LogicalPlan) -> Option<&WindowTvf> {
     let is_bound = |name: &str| [WINDOW_START, WINDOW_END, WINDOW_TIME].contains(&name);
-    match plan {
+    match logical(plan) {
         LogicalPlan::Projection(p) => {
             let computes_on_bounds = p.expr.iter().any(|e| {
                 !matches!(strip_alias(e), Expr::Column(_))
