@@ -22,6 +22,7 @@ mod lineage;
 mod ordering;
 mod panes;
 mod result_key;
+mod unnest;
 mod windows;
 
 use std::sync::Arc;
@@ -413,6 +414,7 @@ impl<'a> StreamPlanner<'a> {
             LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate),
             LogicalPlan::Sort(sort) => self.sort(sort),
             LogicalPlan::Window(window) => self.window_functions(window, None),
+            LogicalPlan::Unnest(unnest) => self.unnest(unnest),
             other => match WindowTvf::from_plan(other) {
                 Some(window) => self.window(window),
                 None => refuse(other),
