@@ -23,6 +23,12 @@ impl Engine {
             config = config.with_extension(Arc::new(crate::stream::EmitInterval(every)));
         }
         config.options_mut().optimizer.repartition_file_scans = false;
+        // No ScalarSubqueryExec runs a stream's subquery to its end first:
+        // scalar subqueries become joins (see crate::plan::scalar_subqueries).
+        config
+            .options_mut()
+            .optimizer
+            .enable_physical_uncorrelated_scalar_subquery = false;
         let mut analyzer_rules = Analyzer::new().rules;
         analyzer_rules.push(Arc::new(SessionWhereIntoAggregate));
         // The single-distinct rewrite splits `count(DISTINCT v)` into two

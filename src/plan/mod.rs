@@ -7,6 +7,7 @@ mod event_time;
 pub mod flink_functions;
 mod postgres_patterns;
 pub mod proctime;
+pub mod scalar_subqueries;
 mod session_where;
 mod sql_context;
 pub mod window_node;

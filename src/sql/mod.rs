@@ -8,6 +8,7 @@
 
 mod create_table;
 mod emit;
+mod frame_exclusion;
 mod group_windows;
 mod nesting;
 mod split;
@@ -71,6 +72,7 @@ pub fn parse_statement(
             windows::rewrite_flink_tvfs(tokens.tokens.clone()).map_err(|e| at_end(e.into()))?;
         emit = emit::take_emit(&mut dialect_tokens);
         versioned = system_time::take_system_time(&mut dialect_tokens, dialect);
+        let dialect_tokens = frame_exclusion::rewrite(dialect_tokens, dialect).map_err(at_end)?;
         let mut parser = DFParserBuilder::new(dialect_tokens)
             .with_dialect(dialect)
             .with_recursion_limit(recursion_limit)

@@ -83,6 +83,8 @@ pub async fn plan(
         true => crate::plan::proctime::live_proctime(plan.clone())?,
         false => plan.clone(),
     };
+    // The continuous session rewrites scalar subqueries into joins.
+    crate::plan::scalar_subqueries::check_single_row_subqueries(&plan)?;
     let optimized = if writes_late_rows_aside(&plan, catalog) {
         // Late rows written aside keep every column of their table: no
         // column is pruned from the scans.

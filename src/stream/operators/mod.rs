@@ -24,6 +24,7 @@ pub mod stream_join;
 pub mod testing;
 pub mod top_n;
 pub mod union;
+pub mod unnest;
 pub mod updating_aggregate;
 pub mod window_aggregate;
 pub mod window_functions;

@@ -28,6 +28,7 @@ use crate::stream::operators::stateless::{
 use crate::stream::operators::stream_join::StreamJoinOperator;
 use crate::stream::operators::top_n::TopNOperator;
 use crate::stream::operators::union::UnionOperator;
+use crate::stream::operators::unnest::UnnestOperator;
 use crate::stream::operators::updating_aggregate::{
     UpdatingAggregateOperator, UpdatingAggregateSpec, WindowClose,
 };
@@ -87,6 +88,7 @@ fn operator(node: &StreamNode, metrics: &Arc<StreamMetrics>) -> Result<Built> {
         ))),
         StreamNode::Rename { schema } => single(Box::new(RenameOperator::new(Arc::clone(schema)))),
         StreamNode::Limit { skip, fetch } => single(Box::new(LimitOperator::new(*skip, *fetch))),
+        StreamNode::Unnest(spec) => single(Box::new(UnnestOperator::try_new(spec.clone())?)),
         StreamNode::WindowAggregate {
             spec,
             late: path,

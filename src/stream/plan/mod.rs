@@ -33,6 +33,7 @@ use super::operators::join::JoinSpec;
 use super::operators::over_aggregate::OverAggregateSpec;
 use super::operators::session_aggregate::SessionAggregateSpec;
 use super::operators::top_n::Ranking;
+use super::operators::unnest::UnnestSpec;
 use super::operators::window_aggregate::WindowAggregateSpec;
 use super::operators::window_join::WindowBound;
 use super::operators::window_top_n;
@@ -83,6 +84,8 @@ pub enum StreamNode {
     Rename { schema: SchemaRef },
     /// `OFFSET skip LIMIT fetch` of appended rows.
     Limit { skip: usize, fetch: Option<usize> },
+    /// `unnest(...)`: each row as many rows as its lists have elements.
+    Unnest(UnnestSpec),
     /// TUMBLE, HOP or CUMULATE aggregates, each window emitted at its close
     /// (or, with `emit_changes`, as it grows).
     WindowAggregate {

@@ -12,7 +12,8 @@ impl StreamPlanner<'_> {
     /// A join: of two streams (both sides stream), or of a stream with a
     /// bounded table (a lookup). A side is a lookup table when it is bounded
     /// and the other is not; in a bounded replay, when it has no watermark
-    /// while the other has one, or reads no table at all (HOP's shifts).
+    /// while the other has one, or reads no table at all (HOP's shifts), or
+    /// when neither has one and the join is not FULL.
     pub(super) fn join(&mut self, join: &datafusion::logical_expr::Join) -> Result<Planned> {
         use datafusion::common::JoinType;
         let (left, right) = (self.sources_of(&join.left), self.sources_of(&join.right));
@@ -31,6 +32,10 @@ impl StreamPlanner<'_> {
                     (true, true) => None,
                     (true, false) => Some(false),
                     (false, true) => Some(true),
+                    // A FULL join pads both sides' unmatched rows, which
+                    // a lookup (one side read whole, the other streamed)
+                    // cannot: both stream.
+                    (false, false) if join.join_type == JoinType::Full => None,
                     (false, false) => Some(matches!(
                         join.join_type,
                         JoinType::Right | JoinType::RightSemi | JoinType::RightAnti

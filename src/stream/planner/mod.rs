@@ -28,6 +28,7 @@ mod ordering;
 mod panes;
 mod result_key;
 mod rules;
+mod unnest;
 mod windows;
 
 use std::sync::Arc;

@@ -115,6 +115,13 @@ pub(super) const RULES: &[LoweringRule] = &[
         },
     },
     LoweringRule {
+        name: "lower_unnest",
+        lower: |planner, node| match node {
+            LogicalPlan::Unnest(unnest) => Some(planner.unnest(unnest)),
+            _ => None,
+        },
+    },
+    LoweringRule {
         name: "lower_window_tvf",
         lower: |planner, node| WindowTvf::from_plan(node).map(|window| planner.window(window)),
     },
