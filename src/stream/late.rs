@@ -38,6 +38,12 @@ impl LateRows {
         }
     }
 
+    /// The metrics late rows are counted in (an operator counts its other
+    /// dropped rows there too, such as retractions of rows never inserted).
+    pub fn metrics(&self) -> &Arc<StreamMetrics> {
+        &self.metrics
+    }
+
     /// The policy, for EXPLAIN.
     pub fn policy(&self) -> String {
         match &self.side_output {

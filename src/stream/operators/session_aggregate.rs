@@ -13,6 +13,14 @@
 //! Late rows: a row whose own session would already have closed
 //! (`ts + gap < watermark`), or that falls in or at the end of a session
 //! already emitted for its key, is counted and left out.
+//!
+//! Over an updating input (a changelog table, an updating aggregate, an
+//! outer join of two streams), changes are taken in order: a row taken back
+//! (`-U`, `-D`) leaves the open session that holds it, which may split it
+//! when the session closes (sessions are found over the rows in force
+//! then). An emitted session is final: a retraction of a row no open
+//! session holds is late if its session closed (by the rule above),
+//! otherwise a retraction of a row never inserted, counted and not applied.
 
 use std::collections::HashMap;
 
@@ -22,7 +30,7 @@ use arrow::compute::{
 };
 use arrow::datatypes::{DataType, Field, SchemaRef};
 use arrow::row::{OwnedRow, RowConverter, SortField};
-use datafusion::common::exec_err;
+use datafusion::common::{exec_err, internal_err};
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use futures::future::BoxFuture;
@@ -51,6 +59,8 @@ pub struct SessionAggregateSpec {
     pub aggregates: Aggregates,
     /// The output schema.
     pub schema: SchemaRef,
+    /// The input is a changelog: rows are taken back.
+    pub retracting: bool,
 }
 
 /// The operator.
@@ -94,6 +104,115 @@ impl SessionAggregateOperator {
             .fields()
             .get(self.spec.start)
             .map_or("window_start", |f| f.name().as_str())
+    }
+
+    /// Whether each row is late: its own session would already have closed
+    /// when it came, or it falls in or at the end of a session already
+    /// emitted for its key.
+    fn late_mask(&self, batch: &RecordBatch, watermarks: &RowWatermarks) -> Result<Vec<bool>> {
+        let times = to_nanos(batch.column(self.spec.start), self.start_name(batch))?;
+        let times = nanos_values(&times)?;
+        let partitions = self.partition_rows(&self.spec.aggregates.evaluate_keys(batch)?)?;
+        Ok((0..batch.num_rows())
+            .map(|i| {
+                let time = times.value(i);
+                let behind = time + self.spec.gap < watermarks.get(i);
+                let in_emitted = partitions
+                    .as_ref()
+                    .and_then(|p| self.emitted_until.get(&p.row(i).owned()))
+                    .is_some_and(|&until| time <= until);
+                behind || in_emitted
+            })
+            .collect())
+    }
+
+    /// Emit the sessions closed at `watermark`, as rows that came under the
+    /// operator's watermark so far.
+    fn emit_closed(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
+        let closed = self.close_sessions(watermark)?;
+        self.waiting_bytes = self.waiting.iter().map(RecordBatch::get_array_memory_size).sum();
+        self.account()?;
+        if let Some(batch) = closed {
+            out.push(Event::Data(StreamBatch::new(
+                batch,
+                RowWatermarks::Constant(self.watermark),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Keep the rows that are on time; count (or write aside) the late ones.
+    fn add(&mut self, batch: RecordBatch, watermarks: &RowWatermarks) -> Result<()> {
+        let late = self.late_mask(&batch, watermarks)?;
+        if !late.iter().any(|&l| l) {
+            return self.keep(batch);
+        }
+        self.late
+            .record(&filter_record_batch(&batch, &BooleanArray::from(late.clone()))?)?;
+        let on_time = filter_record_batch(&batch, &BooleanArray::from_iter(late.iter().map(|l| Some(!l))))?;
+        if on_time.num_rows() > 0 {
+            self.keep(on_time)?;
+        }
+        Ok(())
+    }
+
+    /// Take rows back from the open sessions that hold them; one that no
+    /// open session holds is late if its session closed, and otherwise was
+    /// never inserted (counted, not applied).
+    fn take_back(&mut self, retractions: StreamBatch) -> Result<()> {
+        let found = self.remove_waiting(&retractions.batch)?;
+        if found.iter().all(|&f| f) {
+            return Ok(());
+        }
+        let missing = retractions.filter(&BooleanArray::from_iter(found.iter().map(|f| Some(!f))))?;
+        let late = self.late_mask(&missing.batch, &missing.watermarks)?;
+        self.late.record(&filter_record_batch(
+            &missing.batch,
+            &BooleanArray::from(late.clone()),
+        )?)?;
+        let never_inserted = late.iter().filter(|&&l| !l).count();
+        if never_inserted > 0 {
+            self.late.metrics().count_unmatched_retractions(never_inserted);
+        }
+        Ok(())
+    }
+
+    /// Remove one waiting row equal to each row of `retractions` (in every
+    /// column); whether each was found.
+    fn remove_waiting(&mut self, retractions: &RecordBatch) -> Result<Vec<bool>> {
+        let mut found = vec![false; retractions.num_rows()];
+        let Some(first) = self.waiting.first() else {
+            return Ok(found);
+        };
+        let waiting = concat_batches(&first.schema(), &self.waiting)?;
+        let converter = RowConverter::new(
+            waiting
+                .schema_ref()
+                .fields()
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )?;
+        let held = converter.convert_columns(waiting.columns())?;
+        let taken = converter.convert_columns(retractions.columns())?;
+        let mut rows: HashMap<arrow::row::Row<'_>, Vec<usize>> = HashMap::new();
+        for i in (0..held.num_rows()).rev() {
+            rows.entry(held.row(i)).or_default().push(i);
+        }
+        let mut kept = vec![true; waiting.num_rows()];
+        for (i, found) in found.iter_mut().enumerate() {
+            if let Some(at) = rows.get_mut(&taken.row(i)).and_then(Vec::pop) {
+                kept[at] = false;
+                *found = true;
+            }
+        }
+        if found.iter().any(|&f| f) {
+            let kept = filter_record_batch(&waiting, &BooleanArray::from(kept))?;
+            self.waiting = vec![kept];
+            self.waiting_bytes = self.waiting.iter().map(RecordBatch::get_array_memory_size).sum();
+            self.account()?;
+        }
+        Ok(found)
     }
 
     /// An operator with no state yet.
@@ -271,9 +390,13 @@ impl SessionAggregateOperator {
 impl Operator for SessionAggregateOperator {
     fn name(&self) -> String {
         format!(
-            "SessionAggregate: gap {:?}, aggregates {}; {}",
+            "SessionAggregate: gap {:?}, aggregates {}{}; {}",
             std::time::Duration::from_nanos(self.spec.gap.unsigned_abs()),
             self.spec.aggregates.names().join(", "),
+            match self.spec.retracting {
+                true => ", rows taken back from open sessions",
+                false => "",
+            },
             self.late.policy()
         )
     }
@@ -291,31 +414,34 @@ impl Operator for SessionAggregateOperator {
         Some("session_rows per key, freed once the watermark passes a session's end (its last row plus the gap)".into())
     }
 
-    fn process(&mut self, input: StreamBatch, _out: &mut Vec<Event>) -> Result<()> {
-        let batch = input.batch;
-        let times = to_nanos(batch.column(self.spec.start), self.start_name(&batch))?;
-        let times = nanos_values(&times)?;
-        let partitions = self.partition_rows(&self.spec.aggregates.evaluate_keys(&batch)?)?;
-        let late: Vec<bool> = (0..batch.num_rows())
-            .map(|i| {
-                let time = times.value(i);
-                let behind = time + self.spec.gap < input.watermarks.get(i);
-                let in_emitted = partitions
-                    .as_ref()
-                    .and_then(|p| self.emitted_until.get(&p.row(i).owned()))
-                    .is_some_and(|&until| time <= until);
-                behind || in_emitted
-            })
-            .collect();
-        if !late.iter().any(|&l| l) {
-            self.keep(batch)?;
-            return Ok(());
+    fn process(&mut self, input: StreamBatch, out: &mut Vec<Event>) -> Result<()> {
+        let Some(changes) = input.changes.as_ref().filter(|c| !c.all_inserts()) else {
+            return self.add(input.batch, &input.watermarks);
+        };
+        if !self.spec.retracting {
+            return internal_err!("a session aggregate planned for appended rows got a retraction");
         }
-        self.late
-            .record(&filter_record_batch(&batch, &BooleanArray::from(late.clone()))?)?;
-        let on_time = filter_record_batch(&batch, &BooleanArray::from_iter(late.iter().map(|l| Some(!l))))?;
-        if on_time.num_rows() > 0 {
-            self.keep(on_time)?;
+        // In order: each run of additions kept, each run of retractions
+        // taken back from the rows kept so far.
+        let mut start = 0;
+        while start < changes.len() {
+            let adds = changes.get(start).is_addition();
+            let len = (start..changes.len())
+                .take_while(|&i| changes.get(i).is_addition() == adds)
+                .count();
+            let run = input.slice(start, len);
+            if adds {
+                self.add(run.batch, &run.watermarks)?;
+            } else {
+                // A session the watermark closed before a retraction came
+                // is final, even within one input batch: emit it first.
+                let reached = (0..run.batch.num_rows()).map(|i| run.watermarks.get(i)).min();
+                if let Some(reached) = reached.filter(|&w| w > self.watermark) {
+                    self.emit_closed(reached, out)?;
+                }
+                self.take_back(run)?;
+            }
+            start += len;
         }
         Ok(())
     }
@@ -329,16 +455,7 @@ impl Operator for SessionAggregateOperator {
         if watermark <= self.watermark {
             return Ok(());
         }
-        let before = self.watermark;
-        let closed = self.close_sessions(watermark)?;
-        self.waiting_bytes = self.waiting.iter().map(RecordBatch::get_array_memory_size).sum();
-        self.account()?;
-        if let Some(batch) = closed {
-            out.push(Event::Data(StreamBatch::new(
-                batch,
-                RowWatermarks::Constant(before),
-            )));
-        }
+        self.emit_closed(watermark, out)?;
         self.watermark = watermark;
         self.late.flush()?;
         out.push(Event::Watermark(watermark));
@@ -428,11 +545,16 @@ mod tests {
 
     /// `count(*)` per SESSION of 5 s gap, PARTITION BY k, over `(k, ts)`.
     fn session_count() -> Harness {
+        session_count_of(false, &metrics())
+    }
+
+    /// The same over an updating input (with `retracting`), counting into
+    /// `metrics`.
+    fn session_count_of(retracting: bool, metrics: &Arc<crate::stream::StreamMetrics>) -> Harness {
         let input = Arc::new(Schema::new(vec![
             Field::new("k", DataType::Int64, true),
             Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), false),
         ]));
-        let metrics = metrics();
         let spec = SessionAggregateSpec {
             gap: 5 * S,
             start: 1,
@@ -444,9 +566,10 @@ mod tests {
             session_keys: vec![0],
             aggregates: count_by(&input, "k"),
             schema: window_counts(TimeUnit::Second),
+            retracting,
         };
-        let operator = SessionAggregateOperator::try_new(spec, late(&metrics)).expect("plans");
-        Harness::single(Box::new(operator), input, &metrics)
+        let operator = SessionAggregateOperator::try_new(spec, late(metrics)).expect("plans");
+        Harness::single(Box::new(operator), input, metrics)
     }
 
     #[test]
@@ -498,6 +621,65 @@ mod tests {
             wm +inf
             end
             ",
+        );
+    }
+
+    /// Changes over k = 1's [0 s, 13 s) and k = 2's [1 s, 6 s), taken back
+    /// and updated while open, then after a session closed.
+    const RETRACTIONS: &str = "
+        changes +I (1, 0) +I (1, 4) +I (1, 8) +I (2, 1)
+        wm 2
+        # 4 s leaves k = 1's session, which splits into [0 s, 5 s) and
+        # [8 s, 13 s); k = 2's row moves from 1 s to 3 s: [3 s, 8 s).
+        changes -D (1, 4) -U (2, 1) +U (2, 3)
+        state
+        wm 7
+        # [0 s, 5 s) was emitted: taking 0 s back is late. No session ever
+        # held (1, 9): a retraction of a row never inserted. An insert and
+        # its retraction in one batch cancel.
+        changes -D (1, 0) -D (1, 9) +I (2, 9) -D (2, 9)
+        late
+        state
+        wm +inf
+        end
+    ";
+
+    #[test]
+    fn a_row_taken_back_leaves_its_open_session_which_may_split_and_closed_sessions_are_final() {
+        let metrics = metrics();
+        check(
+            &mut session_count_of(true, &metrics),
+            RETRACTIONS,
+            "
+            wm 2
+            state 3
+            (0, 5, 1, 1) @2
+            wm 7
+            late 1
+            state 2
+            (3, 8, 2, 1) @7
+            (8, 13, 1, 1) @7
+            wm +inf
+            end
+            ",
+        );
+        let unmatched = metrics
+            .unmatched_retractions
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(unmatched, 1, "the retraction of a row never inserted is counted");
+    }
+
+    #[test]
+    fn a_restored_session_aggregate_over_changes_carries_on_where_it_stopped() {
+        crate::stream::operators::testing::check_restores(|| session_count_of(true, &metrics()), RETRACTIONS);
+    }
+
+    #[test]
+    fn retractions_into_a_session_aggregate_planned_for_appended_rows_are_an_internal_error() {
+        let out = session_count().run("changes +I (1, 0) -D (1, 0)");
+        assert!(
+            out.contains("planned for appended rows got a retraction"),
+            "{out}"
         );
     }
 }

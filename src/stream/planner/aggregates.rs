@@ -8,7 +8,7 @@ impl StreamPlanner<'_> {
     pub(super) fn aggregate(&mut self, aggregate: &datafusion::logical_expr::Aggregate) -> Result<Planned> {
         // A window right below: SESSION's keys are its PARTITION BY.
         let window = window_below(&aggregate.input);
-        let planned = self.lowered(&aggregate.input)?;
+        let planned = self.aggregate_input(aggregate)?;
         let input = aggregate.input.schema();
         let grouped = |lineage: &WindowLineage| {
             aggregate.group_expr.iter().any(|e| match e {
@@ -35,7 +35,8 @@ impl StreamPlanner<'_> {
             }
             return self.final_aggregate(aggregate, &planned);
         }
-        if planned.updating.is_some() {
+        // Sessions take changes themselves (their rows wait until they close).
+        if planned.updating.is_some() && !matches!(lineage.kind, WindowKind::Session { .. }) {
             return self.retracting_window_aggregate(aggregate, &planned, lineage);
         }
         let mut group_columns = Vec::new();
@@ -64,11 +65,6 @@ impl StreamPlanner<'_> {
             }
             (_, _) => (Panes::Windows, None),
         };
-        if lineage.end.is_none() && lineage.time.is_none() && length.is_none() {
-            return plan_err!(
-                "a CUMULATE aggregate must GROUP BY window_end (window_start alone names several windows)"
-            );
-        }
         let key_fields = group_columns
             .iter()
             .zip(aggregate.schema.fields())
@@ -84,6 +80,11 @@ impl StreamPlanner<'_> {
             }
             let session = SessionPlan { window, lineage, gap };
             return self.session_aggregate(aggregate, &planned, session, group_columns, aggregates);
+        }
+        if lineage.end.is_none() && lineage.time.is_none() && length.is_none() {
+            return plan_err!(
+                "a CUMULATE aggregate must GROUP BY window_end (window_start alone names several windows)"
+            );
         }
         let spec = WindowAggregateSpec {
             panes: panes_spec,
@@ -120,13 +121,12 @@ impl StreamPlanner<'_> {
     }
 
     /// A TUMBLE, HOP or CUMULATE aggregate over an updating input (a
-    /// changelog table, an outer join): an updating aggregate whose keys
-    /// include the window's bounds, which takes rows back and emits each
-    /// window's groups when the watermark closes it (appended rows), or with
-    /// `EMIT CHANGES` their changes as they come. Each row must carry its
-    /// window (HOP and CUMULATE copy a row into each of its windows): rows in
-    /// panes (a HOP over an outer join) and SESSION windows, which merge,
-    /// are refused.
+    /// changelog table, an updating aggregate, an outer join): an updating
+    /// aggregate whose keys include the window's bounds, which takes rows
+    /// back and emits each window's groups when the watermark closes it
+    /// (appended rows), or with `EMIT CHANGES` their changes as they come.
+    /// Each row carries its window (HOP and CUMULATE copy a row into each of
+    /// its windows: see [`StreamPlanner::aggregate_input`]).
     fn retracting_window_aggregate(
         &mut self,
         aggregate: &datafusion::logical_expr::Aggregate,
@@ -140,14 +140,9 @@ impl StreamPlanner<'_> {
                 // A bounded replay is planned again with its GROUP BYs at the end.
                 self.refused_updating = true;
                 let updating = planned.updating.as_deref().unwrap_or_default();
-                return match lineage.kind {
-                    WindowKind::Session { .. } => not_impl_err!(
-                        "a SESSION aggregate over an updating input ({updating}) is not supported yet: sessions merge, so a row taken back cannot find its session; TUMBLE, HOP and CUMULATE over a changelog table take one"
-                    ),
-                    _ => not_impl_err!(
-                        "a HOP or CUMULATE aggregate over an updating input ({updating}) is supported over a changelog table only, not yet over this one; a TUMBLE aggregate takes any updating input"
-                    ),
-                };
+                return not_impl_err!(
+                    "a windowed aggregate over an updating input ({updating}) needs each row in its own windows, and these rows carry panes of windows: put the window TVF right under the aggregate"
+                );
             }
         };
         let (column, to_end) = match (lineage.end, lineage.time, lineage.start, size) {
@@ -330,13 +325,17 @@ impl StreamPlanner<'_> {
             session_keys,
             aggregates,
             schema: Arc::new(aggregate.schema.as_arrow().clone()),
+            retracting: input_plan.updating.is_some(),
         };
         let node = StreamNode::SessionAggregate {
             spec,
             late: input_plan.sources.late_path.clone(),
         };
         let lineage = output_lineage(lineage.kind, &group_columns);
-        Ok(self.then(input_plan, node, Some(lineage)))
+        // Each session goes out once, final, when it closes: appended rows.
+        let mut planned = self.then(input_plan, node, Some(lineage));
+        planned.updating = None;
+        Ok(planned)
     }
 }
 
