@@ -2,7 +2,10 @@
 //! `kill -9` at any moment and run again resumes from its last checkpoint,
 //! and a file sink then holds exactly the batch result (no row lost, none
 //! twice); a checkpoint of another query, or of a finished one, is refused
-//! or reported; stdin cannot be checkpointed.
+//! or reported; stdin cannot be checkpointed. The same through an `s3://`
+//! checkpoint directory served by moto, which also stops answering.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -435,4 +438,127 @@ fn a_crash_while_a_checkpoint_is_written_in_the_background_resumes_from_the_one_
         stderr(&out)
     );
     assert_same_rows(&written_rows(&dir.join("out")), &want);
+}
+
+/// A checkpointed continuous run of `sql` with its checkpoints in `url`
+/// (an `s3://` URL of the moto `server`).
+fn s3_command(dir: &Path, server: &common::Server, url: &str, sql: &str) -> Command {
+    let mut command = command(dir, &["--mode", "continuous", "--checkpoint-dir", url], sql);
+    command.envs(common::s3_env(server)).stdout(Stdio::null());
+    command
+}
+
+/// How many part files are visible in `out` (each made visible once its
+/// checkpoint was complete).
+fn parts(out: &Path) -> usize {
+    std::fs::read_dir(out)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "csv"))
+        .count()
+}
+
+/// Wait until `done`, or `limit`.
+fn wait_until(limit: Duration, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !done() && start.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_query_checkpointed_to_s3_killed_and_resumed_writes_what_an_uninterrupted_run_does() {
+    let (_tmp, dir) = temp();
+    let server = common::moto(&dir, &["sluice-ck"], &[]);
+    // The uninterrupted run, checkpointed to S3 as well, into another directory.
+    let whole = insert_sql().replace("'path' = 'out/'", "'path' = 'whole/'");
+    let out = s3_command(&dir, &server, "s3://sluice-ck/whole", &whole)
+        .output()
+        .expect("the sluice binary runs");
+    ok(&out);
+    let want = written_rows(&dir.join("whole"));
+    assert_same_rows(&want, &batch_result(&dir));
+    // Killed with SIGKILL once a checkpoint of the run is complete (a part
+    // it covers is visible), twice; the second run resumes.
+    let sql = insert_sql();
+    let url = "s3://sluice-ck/run";
+    let out_dir = dir.join("out");
+    for i in 0..2 {
+        let log = dir.join(format!("s3-run-{i}.err"));
+        let before = parts(&out_dir);
+        let mut child = s3_command(&dir, &server, url, &sql)
+            .stderr(std::fs::File::create(&log).expect("a log file"))
+            .spawn()
+            .expect("the sluice binary starts");
+        wait_until(Duration::from_secs(30), || parts(&out_dir) > before);
+        child.kill().expect("kill -9");
+        child.wait().expect("the killed run");
+        let err = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(parts(&out_dir) > before, "run {i} completed a checkpoint: {err}");
+        if i > 0 {
+            assert!(
+                err.contains(&format!("in '{url}', taken")) && err.contains("resumed from checkpoint"),
+                "the second run resumes from S3: {err}"
+            );
+        }
+    }
+    let out = s3_command(&dir, &server, url, &sql)
+        .output()
+        .expect("the sluice binary runs");
+    ok(&out);
+    assert!(
+        stderr(&out).contains("resumed from checkpoint") && stderr(&out).contains(url),
+        "{}",
+        stderr(&out)
+    );
+    assert_same_rows(&written_rows(&out_dir), &want);
+}
+
+#[test]
+fn a_missing_bucket_or_a_store_that_stops_answering_is_a_clear_error_that_loses_nothing() {
+    let (_tmp, dir) = temp();
+    let mut server = common::moto(&dir, &["sluice-ck"], &[]);
+    let want = batch_result(&dir);
+    let sql = insert_sql();
+    let out_dir = dir.join("out");
+    // A bucket that does not exist: refused before the query runs.
+    let out = s3_command(&dir, &server, "s3://nobucket/ck", &sql)
+        .output()
+        .expect("the sluice binary runs");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot write to the checkpoint directory 's3://nobucket/ck'") && err.contains("bucket"),
+        "{err}"
+    );
+    assert_eq!(parts(&out_dir), 0, "nothing written");
+    // The store stops answering once a checkpoint is complete: the query
+    // stops with an error naming the directory, and what it made visible
+    // is whole (rows of the result, none twice).
+    let mut child = s3_command(&dir, &server, "s3://sluice-ck/run", &sql)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the sluice binary starts");
+    wait_until(Duration::from_secs(30), || parts(&out_dir) > 0);
+    server.stop();
+    let start = Instant::now();
+    while child.try_wait().expect("the run").is_none() && start.elapsed() < Duration::from_secs(240) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("the run");
+    let err = stderr(&out);
+    assert!(!out.status.success(), "the run fails: {err}");
+    assert!(
+        err.contains("a checkpoint failed") && err.contains("'s3://sluice-ck/run'"),
+        "{err}"
+    );
+    let got = written_rows(&out_dir);
+    assert!(!got.is_empty());
+    let mut seen = std::collections::HashSet::new();
+    for row in &got {
+        assert!(want.contains(row), "a row not in the result: {row}");
+        assert!(seen.insert(row), "a row twice: {row}");
+    }
 }

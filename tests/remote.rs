@@ -4,46 +4,13 @@
 //!
 //! `.ci/run` installs both (python3, and `pip install 'moto[server]'`).
 
+mod common;
+
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Start a server that takes its port from `args`, on a free loopback port,
-/// and wait until it accepts connections.
-fn start(dir: &std::path::Path, program: &str, args: impl Fn(u16) -> Vec<String>) -> Server {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let child = Command::new(program)
-        .args(args(port))
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program} ({e}); .ci/run installs it"));
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{program} did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server { child, port }
-}
+use common::{endpoint, moto, s3_env, start};
 
 fn sluice(sql: &str) -> (bool, String, String) {
     sluice_with_env(sql, &[])
@@ -114,25 +81,16 @@ fn tables_read_csv_over_http() {
 #[test]
 fn tables_read_and_copy_writes_s3() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = start(dir.path(), "moto_server", |port| {
-        vec!["-H".into(), "127.0.0.1".into(), "-p".into(), port.to_string()]
-    });
-    let endpoint = format!("http://127.0.0.1:{}", server.port);
-    // The bucket and a first object, made with the S3 API (boto3 comes with moto).
-    let made = Command::new("python3")
-        .args([
-            "-c",
-            "import sys, boto3\n\
-             s3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='k', aws_secret_access_key='s', region_name='us-east-1')\n\
-             s3.create_bucket(Bucket='lake')\n\
-             s3.put_object(Bucket='lake', Key='sales/a.csv', Body=b'region,amount\\neu,10\\nus,5\\n')\n\
-             s3.put_object(Bucket='lake', Key='events/a.ndjson', Body=b'{\"n\": 1}\\n')\n\
-             s3.put_object(Bucket='lake', Key='events/b.ndjson', Body=b'{\"n\": 2}\\n{\"n\": 5.7}\\n')",
-            &endpoint,
-        ])
-        .status()
-        .expect("python3 runs");
-    assert!(made.success(), "could not create the bucket");
+    let server = moto(
+        dir.path(),
+        &["lake"],
+        &[
+            ("lake", "sales/a.csv", b"region,amount\neu,10\nus,5\n"),
+            ("lake", "events/a.ndjson", b"{\"n\": 1}\n"),
+            ("lake", "events/b.ndjson", b"{\"n\": 2}\n{\"n\": 5.7}\n"),
+        ],
+    );
+    let endpoint = endpoint(&server);
 
     // Credentials and endpoint from the WITH options...
     let (ok, out, err) = sluice(&format!(
@@ -160,13 +118,7 @@ fn tables_read_and_copy_writes_s3() {
     );
 
     // ...or from the usual AWS environment, for DataFusion's COPY as well.
-    let env = [
-        ("AWS_ACCESS_KEY_ID", "k".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "s".to_string()),
-        ("AWS_REGION", "us-east-1".to_string()),
-        ("AWS_ENDPOINT", endpoint.clone()),
-        ("AWS_ALLOW_HTTP", "true".to_string()),
-    ];
+    let env = s3_env(&server);
     let (ok, out, err) = sluice_with_env(
         "CREATE TABLE sales WITH ('connector' = 'file', 'path' = 's3://lake/sales/a.csv');
          COPY (SELECT region, amount * 2 AS doubled FROM sales) TO 's3://lake/out/doubled.parquet';

@@ -87,6 +87,11 @@ impl StateSnapshot {
         }
     }
 
+    /// The names of its pieces, in order.
+    pub fn piece_names(&self) -> impl Iterator<Item = &str> {
+        self.pieces.keys().map(String::as_str)
+    }
+
     /// Whether it has pieces (a state of a format before pieces has none).
     pub fn has_pieces(&self) -> bool {
         !self.pieces.is_empty()

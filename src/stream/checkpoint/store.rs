@@ -23,6 +23,9 @@ pub const KEEP: u64 = 2;
 
 const MANIFEST: &str = "_manifest.json";
 
+/// What [`CheckpointStore::open`] writes and deletes to check it may write.
+const PROBE: &str = "_sluice_probe";
+
 /// A checkpoint read back: its manifest and its nodes' states.
 pub struct Restored {
     /// What it holds.
@@ -59,10 +62,33 @@ impl CheckpointStore {
             format!("{}/", absolute.display())
         };
         let url = ListingTableUrl::parse(&location)?;
-        Ok(Self {
+        let opened = Self {
             store: state.runtime_env().object_store(&url)?,
             root: url.prefix().clone(),
             shown: dir.to_string(),
+        };
+        opened.check_writable().await?;
+        Ok(opened)
+    }
+
+    /// Write and delete a small object, so that a directory the query cannot
+    /// write to (a bucket that does not exist, credentials that may not
+    /// write, a store that does not answer) is an error now, before the
+    /// query runs, rather than at its first checkpoint. (An S3 listing of a
+    /// bucket that does not exist is empty, not an error.)
+    async fn check_writable(&self) -> Result<()> {
+        let probe = self.root.clone().join(PROBE);
+        let written = match self.store.put(&probe, PutPayload::from_static(b"sluice")).await {
+            Ok(_) => self.store.delete(&probe).await,
+            Err(e) => Err(e),
+        };
+        written.map_err(|e| {
+            exec_datafusion_err!(
+                "cannot write to the checkpoint directory '{}': {}; check that it exists{} and that this query may write there, or give another --checkpoint-dir",
+                self.shown,
+                io_cause(&e),
+                if self.shown.contains("://") { " (the bucket too)" } else { "" }
+            )
         })
     }
 
@@ -190,19 +216,19 @@ impl CheckpointStore {
         Ok(())
     }
 
-    /// Complete checkpoint `manifest.id` (its state files written): the
-    /// manifest under a temporary name, renamed into place (a reader sees a
-    /// whole manifest or none).
+    /// Complete checkpoint `manifest.id` (its state files written): one put
+    /// of the manifest, the last object of the checkpoint. A put is atomic in
+    /// every object store, so a reader sees a whole manifest or none: on S3
+    /// an object appears whole once its PUT succeeds; a local file is
+    /// written under a temporary name and renamed into place by
+    /// object_store. (A put, not a rename: on S3 a rename is a copy and a
+    /// delete, two more requests that can fail.)
     pub async fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
-        let dir = self.checkpoint_dir(manifest.id);
-        let staged = dir.clone().join(format!("{MANIFEST}.tmp"));
+        let path = self.checkpoint_dir(manifest.id).join(MANIFEST);
         self.store
-            .put(&staged, PutPayload::from(manifest.to_json().into_bytes()))
+            .put(&path, PutPayload::from(manifest.to_json().into_bytes()))
             .await
-            .map_err(|e| self.error("write a manifest", e))?;
-        self.store
-            .rename(&staged, &dir.join(MANIFEST))
-            .await
+            .map(|_| ())
             .map_err(|e| self.error("write a manifest", e))
     }
 

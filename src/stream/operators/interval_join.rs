@@ -210,7 +210,7 @@ impl MultiInputOperator for IntervalJoinOperator {
         // Each side's rows that can still match, with their expiry and
         // whether they matched (outer, semi and anti rows depend on it); the
         // watermark before the last one is what expired rows are emitted at.
-        snapshot_sides(&self.state, into)?;
+        snapshot_sides(&mut self.state, into)?;
         into.put_values("watermark", vec![self.watermark, self.before]);
         // Late rows written so far reach the side output with the checkpoint.
         for late in &mut self.late {

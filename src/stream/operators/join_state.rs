@@ -17,7 +17,7 @@ use datafusion::common::{exec_err, internal_err};
 use datafusion::error::Result;
 
 use super::join::{JoinCore, Key, KeyIndex, Side, keep, take_rows};
-use crate::stream::checkpoint::{StateSnapshot, int_columns, int_rows, with_columns};
+use crate::stream::checkpoint::{StateSnapshot, int_columns, int_rows};
 use crate::stream::memory::StateMemory;
 use crate::stream::operator::Nanos;
 
@@ -39,6 +39,9 @@ struct Chunk {
     live: usize,
     /// The earliest `expire_at` of a live row (a chunk is skipped until then).
     first_expiry: Nanos,
+    /// The snapshot whose checkpoint last wrote its rows (its state piece);
+    /// `None`: none has.
+    written: Option<u64>,
 }
 
 impl Chunk {
@@ -63,6 +66,8 @@ pub struct JoinState {
     unswept: usize,
     /// Bytes of `chunks`, kept as they come and go (read after every batch).
     chunk_bytes: usize,
+    /// Snapshots taken (or restored) so far.
+    snapshots: u64,
 }
 
 /// The pairs of a batch with a side's kept rows that match.
@@ -92,6 +97,7 @@ impl JoinState {
             rows: 0,
             unswept: 0,
             chunk_bytes: 0,
+            snapshots: 0,
         }
     }
 
@@ -166,6 +172,7 @@ impl JoinState {
             alive: vec![true; rows],
             live: rows,
             first_expiry,
+            written: None,
         };
         self.chunk_bytes += kept.bytes();
         self.chunks.insert(chunk, kept);
@@ -389,10 +396,131 @@ impl JoinState {
     }
 }
 
+/// Checkpoints older than this many snapshots are not read from: a chunk
+/// whose piece one wrote is written again, so a long run keeps a few
+/// earlier checkpoints, not one per chunk still alive.
+pub const REWRITE_AFTER: u64 = 8;
+
 impl JoinState {
-    /// Its live rows for a checkpoint, in the order they came (which is the
-    /// order probes and expiry see them): columns `expire_at` and `matches`,
-    /// then the rows' own columns. Expired and retracted rows are left out.
+    /// Its live rows for a checkpoint, incrementally: each chunk's rows as a
+    /// state piece `{part}:{chunk}`, written when the chunk is new (or its
+    /// piece is [`REWRITE_AFTER`] snapshots old) and else referred to in the
+    /// earlier checkpoint that holds it (rows of a chunk never change; some
+    /// die); and part `part` with, per live row in the order they came, its
+    /// chunk, row, `expire_at` and `matches`, written whole (four integers a
+    /// row).
+    pub fn snapshot_pieces(&mut self, part: &str, into: &mut StateSnapshot) -> Result<()> {
+        self.snapshots += 1;
+        let mut bookkeeping = Vec::with_capacity(self.rows);
+        for (&id, chunk) in &mut self.chunks {
+            if chunk.live == 0 {
+                continue;
+            }
+            let name = format!("{part}:{id:012}");
+            match chunk.written {
+                Some(at) if self.snapshots - at < REWRITE_AFTER => into.keep_piece(name),
+                _ => {
+                    into.put_piece(name, chunk.batch.clone());
+                    chunk.written = Some(self.snapshots);
+                }
+            }
+            for row in (0..chunk.alive.len()).filter(|&r| chunk.alive[r]) {
+                bookkeeping.push(vec![
+                    id as i64,
+                    row as i64,
+                    chunk.expire_at[row],
+                    i64::from(chunk.matches[row]),
+                    chunk.written.unwrap_or_default() as i64,
+                ]);
+            }
+        }
+        into.put_batch(
+            part,
+            int_columns(
+                &["chunk", "row", "expire_at", "matches", "written"],
+                bookkeeping.into_iter(),
+            )?,
+        );
+        into.put_values(&format!("{part}_snapshots"), vec![self.snapshots as i64]);
+        Ok(())
+    }
+
+    /// Take back the rows [`JoinState::snapshot_pieces`] saved, in place of
+    /// any it keeps, each chunk under its number (so that the next snapshot
+    /// refers to its piece); `keys` gives the join keys of rows of its schema.
+    fn restore_pieces(
+        &mut self,
+        part: &str,
+        from: &StateSnapshot,
+        keys: impl Fn(&RecordBatch) -> Result<Vec<Option<Key>>>,
+    ) -> Result<()> {
+        let snapshots = from.value(&format!("{part}_snapshots"))?;
+        *self = Self::new(Arc::clone(&self.schema));
+        self.snapshots = snapshots as u64;
+        let rows = int_rows(from.batch(part)?, 5)?;
+        let mut at = 0;
+        while at < rows.len() {
+            let id = rows[at][0];
+            let len = rows[at..].iter().take_while(|r| r[0] == id).count();
+            let (Ok(chunk), written) = (u64::try_from(id), rows[at][4]) else {
+                return exec_err!("a checkpoint of a join names chunk {id}");
+            };
+            let batch = from.piece(&format!("{part}:{chunk:012}"))?;
+            let batch = RecordBatch::try_new_with_options(
+                Arc::clone(&self.schema),
+                batch.columns().to_vec(),
+                &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+            )?;
+            let n = batch.num_rows();
+            let (mut expire_at, mut matches, mut alive) = (vec![0; n], vec![0u32; n], vec![false; n]);
+            let keys = keys(&batch)?;
+            for r in &rows[at..at + len] {
+                let row = usize::try_from(r[1]).ok().filter(|&row| row < n);
+                let (Some(row), Ok(count)) = (row, u32::try_from(r[3])) else {
+                    return exec_err!("a checkpoint of a join has a row {} of chunk {id} it lacks", r[1]);
+                };
+                let Some(key) = keys.get(row).cloned().flatten() else {
+                    return exec_err!(
+                        "a checkpoint of a join keeps a row with a NULL join key, which it never keeps"
+                    );
+                };
+                (expire_at[row], matches[row], alive[row]) = (r[2], count, true);
+                self.index.insert(
+                    key,
+                    RowRef {
+                        chunk,
+                        row: row as u32,
+                    },
+                );
+            }
+            let kept = Chunk {
+                first_expiry: rows[at..at + len]
+                    .iter()
+                    .map(|r| r[2])
+                    .min()
+                    .unwrap_or(Nanos::MAX),
+                batch,
+                expire_at,
+                matches,
+                alive,
+                live: len,
+                written: u64::try_from(written).ok(),
+            };
+            self.chunk_bytes += kept.bytes();
+            self.chunks.insert(chunk, kept);
+            self.rows += len;
+            self.next = self.next.max(chunk + 1);
+            at += len;
+        }
+        Ok(())
+    }
+
+    /// Its live rows for a checkpoint as this build wrote them before
+    /// incremental ones (which [`JoinState::restore`] still reads), in the
+    /// order they came (which is the order probes and expiry see them):
+    /// columns `expire_at` and `matches`, then the rows' own columns.
+    /// Expired and retracted rows are left out.
+    #[cfg(test)]
     pub fn snapshot(&self) -> Result<RecordBatch> {
         let mut refs = Vec::with_capacity(self.rows);
         let mut bookkeeping = Vec::with_capacity(self.rows);
@@ -407,7 +535,7 @@ impl JoinState {
         }
         let rows = self.rows(&refs)?;
         let places = int_columns(&["expire_at", "matches"], bookkeeping.into_iter())?;
-        with_columns(places, vec![rows.columns().to_vec()])
+        crate::stream::checkpoint::with_columns(places, vec![rows.columns().to_vec()])
     }
 
     /// Take back the rows [`JoinState::snapshot`] saved, in place of any it
@@ -462,21 +590,143 @@ pub fn reserve_sides(state: &[JoinState; 2], memory: &StateMemory) -> Result<()>
     })
 }
 
-/// Both sides' kept rows into `into`, as parts `join_left` and `join_right`.
-pub fn snapshot_sides(state: &[JoinState; 2], into: &mut StateSnapshot) -> Result<()> {
-    for (side, part) in state.iter().zip(SIDE_PARTS) {
-        into.put_batch(part, side.snapshot()?);
+/// Both sides' kept rows into `into`, as parts `join_left` and `join_right`
+/// and the pieces of their chunks (incremental: see
+/// [`JoinState::snapshot_pieces`]).
+pub fn snapshot_sides(state: &mut [JoinState; 2], into: &mut StateSnapshot) -> Result<()> {
+    for (side, part) in state.iter_mut().zip(SIDE_PARTS) {
+        side.snapshot_pieces(part, into)?;
     }
     Ok(())
 }
 
-/// Take back both sides' rows [`snapshot_sides`] saved, keyed by `core`.
+/// Take back both sides' rows [`snapshot_sides`] saved, keyed by `core`; a
+/// checkpoint from before incremental ones has each side's rows as one part.
 pub fn restore_sides(state: &mut [JoinState; 2], core: &JoinCore, from: &StateSnapshot) -> Result<()> {
     for (side, (kept, part)) in [Side::Left, Side::Right]
         .into_iter()
         .zip(state.iter_mut().zip(SIDE_PARTS))
     {
-        kept.restore(from.batch(part)?, |batch| core.keys(side, batch))?;
+        match from.values(&format!("{part}_snapshots")) {
+            Ok(_) => kept.restore_pieces(part, from, |batch| core.keys(side, batch))?,
+            Err(_) => kept.restore(from.batch(part)?, |batch| core.keys(side, batch))?,
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, Int64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]))
+    }
+
+    fn rows(values: &[i64]) -> RecordBatch {
+        RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from(values.to_vec()))]).expect("a batch")
+    }
+
+    /// Each row's key: its value.
+    fn keys(batch: &RecordBatch) -> Result<Vec<Option<Key>>> {
+        let values = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("integers");
+        Ok((0..values.len())
+            .map(|i| Some(Key::new(&values.value(i).to_le_bytes())))
+            .collect())
+    }
+
+    fn insert(state: &mut JoinState, values: &[i64]) {
+        let batch = rows(values);
+        let keys = keys(&batch).expect("keys").into_iter().flatten().collect();
+        state
+            .insert(batch, keys, vec![100; values.len()], vec![false; values.len()])
+            .expect("kept");
+    }
+
+    /// The pieces a snapshot wrote (with rows), by name.
+    fn written(
+        state: &mut JoinState,
+        id: u64,
+        at: &mut BTreeMap<String, u64>,
+    ) -> (Vec<String>, StateSnapshot) {
+        let mut snapshot = StateSnapshot::default();
+        state
+            .snapshot_pieces("join_left", &mut snapshot)
+            .expect("a snapshot");
+        *at = snapshot.locate(id, at).expect("located");
+        let names = at
+            .iter()
+            .filter(|(_, held)| **held == id)
+            .map(|(n, _)| n.clone())
+            .collect();
+        (names, snapshot)
+    }
+
+    #[test]
+    fn a_chunk_is_written_once_and_again_only_when_its_checkpoint_is_old() {
+        let mut state = JoinState::new(schema());
+        let mut at = BTreeMap::new();
+        insert(&mut state, &[1, 2]);
+        let (names, _) = written(&mut state, 1, &mut at);
+        assert_eq!(names, ["join_left:000000000000"]);
+        insert(&mut state, &[3]);
+        let (names, _) = written(&mut state, 2, &mut at);
+        assert_eq!(
+            names,
+            ["join_left:000000000001"],
+            "the first chunk is read from checkpoint 1"
+        );
+        // A retraction changes the bookkeeping only.
+        let found = state
+            .find_equal(&rows(&[2]), &keys(&rows(&[2])).expect("keys"))
+            .expect("found");
+        state.remove(&found.into_iter().flatten().collect::<Vec<_>>());
+        let (names, snapshot) = written(&mut state, 3, &mut at);
+        assert!(names.is_empty(), "{names:?}");
+        assert_eq!(snapshot.batch("join_left").expect("rows").num_rows(), 2);
+        // Read back: the live rows, in their chunks, which the next snapshot
+        // refers to.
+        let mut resolved = StateSnapshot::decode(&snapshot.encode().expect("bytes")).expect("decoded");
+        let pieces = [(0, rows(&[1, 2])), (1, rows(&[3]))];
+        resolved
+            .resolve(|_, name| {
+                let n: usize = name.trim_start_matches("join_left:").parse().expect("a number");
+                Ok(pieces[n].1.clone())
+            })
+            .expect("resolved");
+        let mut back = JoinState::new(schema());
+        back.restore_pieces("join_left", &resolved, keys)
+            .expect("restored");
+        assert_eq!(back.len(), 2);
+        let (probe, _) = back.candidates(&keys(&rows(&[1, 2, 3])).expect("keys"));
+        assert_eq!(probe, [0, 2], "rows 1 and 3 are kept, 2 was retracted");
+        let (names, _) = written(&mut back, 4, &mut at);
+        assert!(names.is_empty(), "{names:?}");
+        // A chunk whose piece is REWRITE_AFTER snapshots old is written again.
+        let mut names = vec![];
+        for id in 5..5 + REWRITE_AFTER {
+            names.extend(written(&mut back, id, &mut at).0);
+        }
+        assert_eq!(names, ["join_left:000000000000", "join_left:000000000001"]);
+    }
+
+    #[test]
+    fn a_checkpoint_before_incremental_ones_still_restores() {
+        let mut state = JoinState::new(schema());
+        insert(&mut state, &[1, 2]);
+        insert(&mut state, &[3]);
+        let mut snapshot = StateSnapshot::default();
+        snapshot.put_batch("join_left", state.snapshot().expect("rows"));
+        let mut back = JoinState::new(schema());
+        back.restore(snapshot.batch("join_left").expect("a part"), keys)
+            .expect("restored");
+        assert_eq!(back.len(), 3);
+    }
 }

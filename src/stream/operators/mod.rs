@@ -8,6 +8,7 @@ pub mod dedup;
 pub mod deferred;
 pub mod emit_on_watermark;
 pub mod final_aggregate;
+pub mod group_changes;
 pub mod interval_join;
 pub mod join;
 #[cfg(test)]

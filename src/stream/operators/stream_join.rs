@@ -351,7 +351,7 @@ impl MultiInputOperator for StreamJoinOperator {
     fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
         // Each side's live rows with their expiry (TTL) and match counts
         // (what outer, semi and anti rows and retractions depend on).
-        snapshot_sides(&self.state, into)?;
+        snapshot_sides(&mut self.state, into)?;
         into.put_value("watermark", self.watermark);
         Ok(())
     }

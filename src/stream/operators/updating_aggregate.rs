@@ -55,6 +55,7 @@ use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Accumulator, EmitTo};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 
+use super::group_changes::GroupChanges;
 use super::join::Key;
 use crate::stream::changelog::{Change, Changes};
 use crate::stream::checkpoint::StateSnapshot;
@@ -193,6 +194,9 @@ pub struct UpdatingAggregateOperator {
     ends: std::collections::BTreeMap<Nanos, Vec<Key>>,
     /// The groups' share of the memory pool.
     memory: StateMemory,
+    /// The groups changed since the last checkpoint, which is all the next
+    /// one writes of them.
+    changed: GroupChanges,
 }
 
 impl UpdatingAggregateOperator {
@@ -231,6 +235,7 @@ impl UpdatingAggregateOperator {
             ends: Default::default(),
             memory: StateMemory::new("UpdatingAggregate", "groups")
                 .with_fix("bound the groups with SET 'state.ttl', or group by fewer keys"),
+            changed: GroupChanges::default(),
         })
     }
 
@@ -244,6 +249,7 @@ impl UpdatingAggregateOperator {
             return Ok(());
         }
         let touched = self.update(&input, ends.as_deref())?;
+        self.changed.touch(&touched);
         if self.spec.windows.as_ref().is_some_and(|w| !w.emit_changes) {
             // Each window's rows go out once, when it closes.
             return Ok(());
@@ -281,6 +287,7 @@ impl UpdatingAggregateOperator {
     fn drop_group(&mut self, slot: usize) {
         if let Some(group) = self.groups.get_mut(slot).and_then(Option::take) {
             self.index.remove(&group.key);
+            self.changed.dropped(&group.key);
             for (rows, loc) in [(&mut self.states, group.state), (&mut self.shown, group.shown)] {
                 if let Some(loc) = loc {
                     rows.release(loc);
@@ -578,6 +585,8 @@ impl UpdatingAggregateOperator {
     /// The changes that take the touched groups from what they last showed
     /// to what they hold now; groups left with no rows are dropped.
     fn emit(&mut self, touched: &[usize], out: &mut Vec<Event>) -> Result<()> {
+        // The values they show change.
+        self.changed.touch(touched);
         let keyless = self.converter.is_none();
         // Per touched group: its key, its row among the values it showed
         // (`old`) and among those it holds (`new`; none once emptied).
@@ -923,20 +932,20 @@ impl Operator for UpdatingAggregateOperator {
     }
 
     fn snapshot(&mut self, into: &mut StateSnapshot) -> Result<()> {
-        // Groups are saved in slot order without the free slots: a slot's
-        // number there is its place among the live ones.
-        let mut places = vec![usize::MAX; self.groups.len()];
-        for (place, slot) in (0..self.groups.len())
-            .filter(|&s| self.groups[s].is_some())
-            .enumerate()
-        {
-            places[slot] = place;
-        }
-        into.put_batch("groups", self.groups_batch()?);
+        // The groups changed since the last checkpoint, or all of them.
+        let mut changed = std::mem::take(&mut self.changed);
+        let live = self.state_rows();
+        let written = changed.snapshot(into, live, |slots| self.groups_batch(slots));
+        self.changed = changed;
+        written?;
         into.put_values("times", vec![self.watermark, self.swept, self.batch as i64]);
-        // Groups waiting for `sluice.emit.interval`, first touch first.
-        let waiting = self.waiting.iter().map(|&slot| places[slot] as i64).collect();
-        into.put_values("waiting", waiting);
+        // Groups waiting for `sluice.emit.interval`, first touch first, by key.
+        let waiting: Vec<Key> = self
+            .waiting
+            .iter()
+            .filter_map(|&slot| self.groups[slot].as_ref().map(|g| g.key.clone()))
+            .collect();
+        into.put_batch("waiting_keys", super::group_changes::keys_batch(&waiting)?);
         // A windowed one's groups by window end (keys in row format).
         let (ends, keys): (Vec<i64>, Vec<&[u8]>) = self
             .ends
@@ -958,8 +967,46 @@ impl Operator for UpdatingAggregateOperator {
             return exec_err!("the checkpoint's times of {} are malformed", self.name());
         };
         (self.watermark, self.swept, self.batch) = (*watermark, *swept, *batch as u64);
-        self.restore_groups(from.batch("groups")?)?;
-        let waiting: Vec<usize> = from.values("waiting")?.iter().map(|&p| p as usize).collect();
+        self.clear_groups();
+        // Out while the groups are rebuilt: what that drops and makes is
+        // not a change since the checkpoint.
+        let mut changed = GroupChanges::default();
+        let restored = changed.restore(from)?;
+        self.changed = GroupChanges::default();
+        let waiting: Vec<usize> = match restored {
+            // A checkpoint before incremental ones: one batch of groups, and
+            // the waiting ones by their place in it.
+            None => {
+                self.add_groups(from.batch("groups")?)?;
+                from.values("waiting")?.iter().map(|&p| p as usize).collect()
+            }
+            // The base, then each delta: its dropped groups out, its changed
+            // ones in, in place of what was there.
+            Some((base, deltas)) => {
+                self.add_groups(base)?;
+                for delta in deltas {
+                    for key in delta.gone.iter().flatten() {
+                        if let Some(&slot) = self.index.get(&Key::new(key)) {
+                            self.drop_group(slot);
+                        }
+                    }
+                    self.add_groups(delta.changed)?;
+                }
+                let keys = from.batch("waiting_keys")?;
+                let Some(keys) = keys
+                    .columns()
+                    .first()
+                    .and_then(|c| c.as_any().downcast_ref::<arrow::array::BinaryArray>())
+                else {
+                    return exec_err!("the checkpoint's waiting groups of {} are malformed", self.name());
+                };
+                keys.iter()
+                    .flatten()
+                    .map(|key| self.index.get(&Key::new(key)).copied().unwrap_or(usize::MAX))
+                    .collect()
+            }
+        };
+        self.changed = changed;
         self.is_waiting = vec![false; self.groups.len()];
         for &slot in &waiting {
             match self.is_waiting.get_mut(slot) {
@@ -1026,12 +1073,28 @@ impl Operator for UpdatingAggregateOperator {
 /// all retractions.
 /// Checkpoints: the groups as one batch (a row a group) and back.
 impl UpdatingAggregateOperator {
-    /// Columns: the key columns, then `rows` and `touched`, then per aggregate
-    /// whether it was shown and the value shown, then each aggregate's
-    /// accumulator state columns.
-    fn groups_batch(&mut self) -> Result<arrow::array::RecordBatch> {
+    /// The groups of `slots` (every group if `None`; empty slots are
+    /// skipped), in slot order. Columns: the key columns, then `rows` and
+    /// `touched`, then per aggregate whether it was shown and the value
+    /// shown, then each aggregate's accumulator state columns.
+    fn groups_batch(&mut self, slots: Option<&[usize]>) -> Result<arrow::array::RecordBatch> {
         let aggregates = self.spec.aggregates.aggregates().len();
-        let groups: Vec<&mut Group> = self.groups.iter_mut().flatten().collect();
+        let picked = slots.map(|slots| {
+            let mut picked = vec![false; self.groups.len()];
+            for &slot in slots {
+                if let Some(p) = picked.get_mut(slot) {
+                    *p = true;
+                }
+            }
+            picked
+        });
+        let groups: Vec<&mut Group> = self
+            .groups
+            .iter_mut()
+            .enumerate()
+            .filter(|(slot, _)| picked.as_ref().is_none_or(|p| p[*slot]))
+            .filter_map(|(_, group)| group.as_mut())
+            .collect();
         let mut columns: Vec<ArrayRef> = match &self.converter {
             None => vec![],
             Some(converter) => {
@@ -1118,7 +1181,19 @@ impl UpdatingAggregateOperator {
         )?)
     }
 
-    fn restore_groups(&mut self, batch: &arrow::array::RecordBatch) -> Result<()> {
+    /// No groups.
+    fn clear_groups(&mut self) {
+        self.groups.clear();
+        self.index.clear();
+        self.free.clear();
+        self.stamps.clear();
+        self.states.clear();
+        self.shown.clear();
+    }
+
+    /// Take in the groups of `batch` (as [`Self::groups_batch`] wrote them),
+    /// each in place of a group of its key if there is one.
+    fn add_groups(&mut self, batch: &arrow::array::RecordBatch) -> Result<()> {
         let name = self.name();
         let malformed =
             || datafusion::common::exec_datafusion_err!("the checkpoint's groups of {name} are malformed");
@@ -1150,12 +1225,6 @@ impl UpdatingAggregateOperator {
             Some(converter) => Some(converter.convert_columns(&columns[..keys])?),
             None => None,
         };
-        self.groups.clear();
-        self.index.clear();
-        self.free.clear();
-        self.stamps.clear();
-        self.states.clear();
-        self.shown.clear();
         // Each aggregate's state columns; those kept as rows become one chunk.
         let mut state_columns = Vec::with_capacity(aggregates);
         let mut kept_states = Vec::new();
@@ -1195,6 +1264,9 @@ impl UpdatingAggregateOperator {
             let shown = shown_chunk
                 .filter(|_| has_shown.value(row))
                 .map(|chunk| Loc { chunk, row });
+            if let Some(&slot) = self.index.get(&key) {
+                self.drop_group(slot);
+            }
             self.index.insert(key.clone(), self.groups.len());
             self.groups.push(Some(Group {
                 key,
@@ -1814,6 +1886,84 @@ mod tests {
     fn a_restored_updating_aggregate_carries_on_where_it_stopped() {
         crate::stream::operators::testing::check_restores(|| harness(true), UPDATES);
         crate::stream::operators::testing::check_restores(|| harness(false), UPDATES);
+    }
+
+    /// Ten keys, then changes to a few of them at a time: deletions, a key
+    /// made again, a new key.
+    const FEW_CHANGES: &str = "
+        changes +I (1, 1) +I (2, 2) +I (3, 3) +I (4, 4) +I (5, 5) +I (6, 6) +I (7, 7) +I (8, 8) +I (9, 9) +I (10, 10)
+        changes +I (3, 1)
+        changes -D (4, 4)
+        changes +I (4, 9)
+        changes +I (11, 1) -D (3, 1)
+        changes -D (2, 2) +I (2, 5)
+        wm +inf
+        end
+        ";
+
+    #[test]
+    fn a_restored_chain_of_incremental_checkpoints_carries_on_where_it_stopped() {
+        crate::stream::operators::testing::check_restores(|| harness(true), FEW_CHANGES);
+    }
+
+    #[test]
+    fn a_checkpoint_after_a_few_changes_writes_those_groups_only() {
+        let (mut operator, _) = operator(true, true);
+        let ten: Vec<(&str, String)> = (1..=10).map(|k| ("+I", format!("({k}, {k})"))).collect();
+        let ten: Vec<(&str, &str)> = ten.iter().map(|(op, t)| (*op, t.as_str())).collect();
+        feed(&mut operator, &ten);
+        // Each checkpoint as the checkpointer takes it: located, through its
+        // bytes; the pieces it wrote, by rows.
+        let mut at = std::collections::BTreeMap::new();
+        let mut held = Vec::new();
+        let mut checkpoint = |operator: &mut UpdatingAggregateOperator| {
+            let mut state = StateSnapshot::default();
+            operator.snapshot(&mut state).expect("a snapshot");
+            let id = held.len() as u64;
+            at = state.locate(id, &at).expect("located");
+            let state = StateSnapshot::decode(&state.encode().expect("bytes")).expect("decoded");
+            let written: Vec<(String, usize)> = at
+                .iter()
+                .filter(|(_, held)| **held == id)
+                .map(|(name, _)| (name.clone(), state.piece(name).expect("rows").num_rows()))
+                .collect();
+            held.push(state.clone());
+            let mut state = state;
+            state
+                .resolve(|id, name| held[id as usize].piece(name).cloned())
+                .expect("resolved");
+            (written, state)
+        };
+        let (written, _) = checkpoint(&mut operator);
+        assert_eq!(written, vec![("groups".to_string(), 10)]);
+        feed(&mut operator, &[("+I", "(3, 1)")]);
+        let (written, _) = checkpoint(&mut operator);
+        assert_eq!(
+            written,
+            vec![
+                ("gone+000000000000".to_string(), 0),
+                ("groups+000000000000".to_string(), 1)
+            ]
+        );
+        feed(&mut operator, &[("-D", "(3, 1)"), ("-D", "(3, 3)")]);
+        let (written, state) = checkpoint(&mut operator);
+        assert_eq!(
+            written,
+            vec![
+                ("gone+000000000001".to_string(), 1),
+                ("groups+000000000001".to_string(), 0)
+            ]
+        );
+        // Restored from the base and its two deltas: key 3 is gone, the others
+        // carry on.
+        let (mut restored, _) = self::operator(true, true);
+        restored.restore(&state).expect("restored");
+        assert_eq!(restored.state_rows(), 9);
+        assert_eq!(feed(&mut restored, &[("+I", "(3, 4)")]), ["+I (3, 4, 1, 4)"]);
+        assert_eq!(
+            feed(&mut restored, &[("+I", "(5, 1)")]),
+            ["-U (5, 5, 1, 5)", "+U (5, 6, 2, 5)"]
+        );
     }
 
     #[test]

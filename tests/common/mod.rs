@@ -1,0 +1,99 @@
+//! Servers the CLI tests start on loopback: Python's `http.server` and
+//! moto's S3 server (`.ci/run` installs both: python3, and
+//! `pip install 'moto[server]'`).
+#![allow(dead_code)] // each test crate uses its own share of these
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server process, killed when dropped.
+pub struct Server {
+    child: Child,
+    /// The loopback port it listens on.
+    pub port: u16,
+}
+
+impl Server {
+    /// Kill it now (a store that stops answering).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Start a server that takes its port from `args`, on a free loopback port,
+/// and wait until it accepts connections.
+pub fn start(dir: &std::path::Path, program: &str, args: impl Fn(u16) -> Vec<String>) -> Server {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = Command::new(program)
+        .args(args(port))
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program} ({e}); .ci/run installs it"));
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{program} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server { child, port }
+}
+
+/// moto's S3 server on loopback, with `buckets` made (through boto3, which
+/// comes with moto) and `objects` put in them (`(bucket, key, body)`).
+pub fn moto(dir: &std::path::Path, buckets: &[&str], objects: &[(&str, &str, &[u8])]) -> Server {
+    let server = start(dir, "moto_server", |port| {
+        vec!["-H".into(), "127.0.0.1".into(), "-p".into(), port.to_string()]
+    });
+    let mut script = String::from(
+        "import sys, boto3\n\
+         s3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='k', aws_secret_access_key='s', region_name='us-east-1')\n",
+    );
+    for bucket in buckets {
+        script.push_str(&format!("s3.create_bucket(Bucket='{bucket}')\n"));
+    }
+    for (bucket, key, body) in objects {
+        let body: Vec<String> = body.iter().map(|b| b.to_string()).collect();
+        script.push_str(&format!(
+            "s3.put_object(Bucket='{bucket}', Key='{key}', Body=bytes([{}]))\n",
+            body.join(",")
+        ));
+    }
+    let made = Command::new("python3")
+        .args(["-c", &script, &endpoint(&server)])
+        .status()
+        .expect("python3 runs");
+    assert!(made.success(), "could not make the buckets");
+    server
+}
+
+/// The server's URL.
+pub fn endpoint(server: &Server) -> String {
+    format!("http://127.0.0.1:{}", server.port)
+}
+
+/// The usual AWS environment pointing at a moto `server` (moto takes any
+/// credentials).
+pub fn s3_env(server: &Server) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", "k".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "s".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ENDPOINT", endpoint(server)),
+        ("AWS_ALLOW_HTTP", "true".to_string()),
+    ]
+}
