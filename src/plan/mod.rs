@@ -9,6 +9,7 @@ mod postgres_patterns;
 pub mod proctime;
 mod session_where;
 mod sql_context;
+mod timestamp_format;
 pub mod window_node;
 pub mod windows;
 
