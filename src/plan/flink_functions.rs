@@ -278,6 +278,12 @@ impl ScalarUDFImpl for DateFormat {
             }
             other => other.clone(),
         };
+        if let (ColumnarValue::Array(times), ColumnarValue::Scalar(ScalarValue::Utf8(Some(pattern)))) =
+            (&*time, &*pattern)
+            && let Some(formatted) = super::timestamp_format::format_timestamps(times, pattern)
+        {
+            return Ok(ColumnarValue::Array(formatted));
+        }
         self.to_char.invoke_with_args(args)
     }
 }

@@ -10,6 +10,7 @@ pub mod proctime;
 pub mod scalar_subqueries;
 mod session_where;
 mod sql_context;
+mod timestamp_format;
 pub mod window_node;
 pub mod windows;
 

@@ -4,8 +4,15 @@
 //! rows that never did; a retraction can bring a count back to zero).
 //!
 //! Rows are kept in the batches they came in (no copy per row); a batch is
-//! freed once all of its rows expired. Expired rows leave the key index at
-//! once, so a probe never sees them.
+//! freed once all of its rows expired. Expired rows leave the key index
+//! lazily (probes skip them).
+//!
+//! A batch enters the key index only once probes have compared enough keys
+//! with it ([`SCAN_KEYS`]); until then a probe compares its few keys with
+//! the batch's row by row. A side that is probed rarely, by few keys (the
+//! bids of Nexmark q7, probed by one maximum every ten seconds), is then
+//! never indexed; one probed by whole batches is indexed at their first
+//! probe, as before.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,9 +35,21 @@ pub struct RowRef {
     row: u32,
 }
 
+/// How many probe keys, in all, are compared row by row with a batch of
+/// kept rows before it is indexed: comparing a key with a row costs a small
+/// fraction of indexing the row (hashing its key, a place in the index, a
+/// sweep when it expires), so a batch that probes barely touch is never
+/// indexed, and one that many keys probe costs at most this many
+/// comparisons per row more than if it had been indexed at once.
+pub const SCAN_KEYS: usize = 16;
+
 /// Rows that came in one batch.
 struct Chunk {
     batch: RecordBatch,
+    /// Its rows' keys while it is not in the index (empty once it is).
+    keys: Vec<Key>,
+    /// Probe keys compared with its rows so far.
+    scanned: usize,
     /// The row is dropped once the watermark passes this.
     expire_at: Vec<Nanos>,
     /// Rows of the other side it matches.
@@ -51,6 +70,7 @@ impl Chunk {
             + self.expire_at.capacity() * std::mem::size_of::<Nanos>()
             + self.matches.capacity() * std::mem::size_of::<u32>()
             + self.alive.capacity()
+            + self.keys.capacity() * std::mem::size_of::<Key>()
     }
 }
 
@@ -59,8 +79,13 @@ pub struct JoinState {
     schema: SchemaRef,
     chunks: BTreeMap<u64, Chunk>,
     next: u64,
-    /// Live rows by key, and dead ones not yet swept (see [`JoinState::expire`]).
+    /// Live rows by key, and dead ones not yet swept (see [`JoinState::expire`]),
+    /// of the chunks below `indexed_below`.
     index: KeyIndex<RowRef>,
+    /// Chunks below this are in `index`; the others keep their keys.
+    indexed_below: u64,
+    /// Live rows in `index`.
+    indexed_rows: usize,
     rows: usize,
     /// Rows expired since the index was last swept of them.
     unswept: usize,
@@ -94,6 +119,8 @@ impl JoinState {
             chunks: BTreeMap::new(),
             next: 0,
             index: KeyIndex::default(),
+            indexed_below: 0,
+            indexed_rows: 0,
             rows: 0,
             unswept: 0,
             chunk_bytes: 0,
@@ -109,7 +136,16 @@ impl JoinState {
     /// Bytes of the kept rows' batches, their bookkeeping and the key index
     /// (estimated); no walk over the rows.
     pub fn bytes(&self) -> usize {
-        self.chunk_bytes + self.index.bytes(self.rows + self.unswept)
+        self.chunk_bytes + self.index.bytes(self.indexed_rows + self.unswept)
+    }
+
+    /// A row of chunk `chunk` died: count it out of the index, if it is there.
+    fn died(&mut self, chunk: u64) {
+        self.rows -= 1;
+        if chunk < self.indexed_below {
+            self.indexed_rows -= 1;
+            self.unswept += 1;
+        }
     }
 
     /// Drop chunk `id`, all of whose rows are gone.
@@ -155,18 +191,11 @@ impl JoinState {
         }
         let chunk = self.next;
         self.next += 1;
-        for (row, key) in keys.into_iter().enumerate() {
-            self.index.insert(
-                key,
-                RowRef {
-                    chunk,
-                    row: row as u32,
-                },
-            );
-        }
         let first_expiry = expire_at.iter().copied().min().unwrap_or(Nanos::MAX);
         let kept = Chunk {
             batch,
+            keys,
+            scanned: 0,
             expire_at,
             matches,
             alive: vec![true; rows],
@@ -180,18 +209,97 @@ impl JoinState {
         Ok(())
     }
 
-    /// Each (probe row, kept row) pair with equal keys, probe rows in order.
-    pub fn candidates(&self, keys: &[Option<Key>]) -> (Vec<u32>, Vec<RowRef>) {
+    /// Each (probe row, kept row) pair with equal keys, probe rows in order,
+    /// each probe row's kept rows in the order they came.
+    pub fn candidates(&mut self, keys: &[Option<Key>]) -> (Vec<u32>, Vec<RowRef>) {
+        let wanted: Vec<(u32, &Key)> = keys
+            .iter()
+            .enumerate()
+            .filter_map(|(row, key)| key.as_ref().map(|k| (row as u32, k)))
+            .collect();
+        self.index_probed(wanted.len());
         let (probe, found) = self.index.probe(keys);
-        if self.unswept == 0 {
+        let (probe, found): (Vec<u32>, Vec<RowRef>) = if self.unswept == 0 {
+            (probe, found)
+        } else {
+            // The index may still name expired rows: leave them out.
+            probe
+                .into_iter()
+                .zip(found)
+                .filter(|(_, r)| self.is_alive(r))
+                .unzip()
+        };
+        if wanted.is_empty() || self.chunks.range(self.indexed_below..).next().is_none() {
             return (probe, found);
         }
-        // The index may still name expired rows: leave them out.
-        probe
-            .into_iter()
-            .zip(found)
-            .filter(|(_, r)| self.is_alive(r))
-            .unzip()
+        // The chunks not indexed: each wanted key with each live row. They
+        // all came after the indexed ones, so each probe row's indexed rows
+        // go first.
+        let mut scanned: Vec<Vec<RowRef>> = vec![Vec::new(); wanted.len()];
+        for (&chunk, c) in self.chunks.range_mut(self.indexed_below..) {
+            c.scanned += wanted.len();
+            for (row, key) in c.keys.iter().enumerate() {
+                if !c.alive[row] {
+                    continue;
+                }
+                for (at, (_, want)) in wanted.iter().enumerate() {
+                    if key == *want {
+                        scanned[at].push(RowRef {
+                            chunk,
+                            row: row as u32,
+                        });
+                    }
+                }
+            }
+        }
+        let mut pairs = (Vec::with_capacity(probe.len()), Vec::with_capacity(found.len()));
+        let mut next = 0;
+        for ((row, _), scanned) in wanted.iter().zip(scanned) {
+            while probe.get(next) == Some(row) {
+                pairs.0.push(*row);
+                pairs.1.push(found[next]);
+                next += 1;
+            }
+            pairs.0.extend(std::iter::repeat_n(*row, scanned.len()));
+            pairs.1.extend(scanned);
+        }
+        pairs
+    }
+
+    /// Index the chunks, oldest first, that a probe of `wanted` more keys
+    /// would take past [`SCAN_KEYS`] (each probe compares with every chunk
+    /// not indexed, so older chunks have been compared with at least as many).
+    fn index_probed(&mut self, wanted: usize) {
+        if wanted == 0 {
+            return;
+        }
+        let due: Vec<u64> = self
+            .chunks
+            .range(self.indexed_below..)
+            .take_while(|(_, c)| c.scanned + wanted > SCAN_KEYS)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in due {
+            let Some(c) = self.chunks.get_mut(&id) else {
+                continue;
+            };
+            let before = c.bytes();
+            let keys = std::mem::take(&mut c.keys);
+            for (row, key) in keys.into_iter().enumerate() {
+                if c.alive[row] {
+                    self.index.insert(
+                        key,
+                        RowRef {
+                            chunk: id,
+                            row: row as u32,
+                        },
+                    );
+                }
+            }
+            self.indexed_rows += c.live;
+            self.chunk_bytes = self.chunk_bytes + c.bytes() - before;
+            self.indexed_below = id + 1;
+        }
     }
 
     fn is_alive(&self, r: &RowRef) -> bool {
@@ -203,7 +311,7 @@ impl JoinState {
     /// The pairs of `batch` (rows of `side`, keys `keys`) with the kept rows
     /// (of the other side) that match: equal keys and the join condition.
     pub fn probe(
-        &self,
+        &mut self,
         core: &JoinCore,
         side: Side,
         batch: &RecordBatch,
@@ -292,7 +400,7 @@ impl JoinState {
     /// For each row of `batch` (with `keys`), a kept row equal to it in every
     /// column, if there is one, each kept row named at most once: the row a
     /// retraction takes back.
-    pub fn find_equal(&self, batch: &RecordBatch, keys: &[Option<Key>]) -> Result<Vec<Option<RowRef>>> {
+    pub fn find_equal(&mut self, batch: &RecordBatch, keys: &[Option<Key>]) -> Result<Vec<Option<RowRef>>> {
         let (probe, found) = self.candidates(keys);
         let fields = self
             .schema
@@ -325,11 +433,10 @@ impl JoinState {
             {
                 *alive = false;
                 chunk.live -= 1;
-                self.rows -= 1;
-                self.unswept += 1;
                 if chunk.live == 0 {
                     emptied.push(r.chunk);
                 }
+                self.died(r.chunk);
             }
         }
         for chunk in emptied {
@@ -342,12 +449,14 @@ impl JoinState {
     pub fn expire(&mut self, watermark: Nanos, all: bool) -> Result<Expired> {
         let mut unmatched: Vec<RecordBatch> = Vec::new();
         let mut emptied = Vec::new();
+        let mut died = [0, 0];
         for (id, chunk) in self.chunks.iter_mut() {
             if !all && chunk.first_expiry >= watermark {
                 continue;
             }
             let mut lonely = Vec::new();
             let mut first_expiry = Nanos::MAX;
+            let indexed = usize::from(*id < self.indexed_below);
             for row in 0..chunk.alive.len() {
                 if !chunk.alive[row] {
                     continue;
@@ -355,8 +464,7 @@ impl JoinState {
                 if all || chunk.expire_at[row] < watermark {
                     chunk.alive[row] = false;
                     chunk.live -= 1;
-                    self.rows -= 1;
-                    self.unswept += 1;
+                    died[indexed] += 1;
                     if chunk.matches[row] == 0 {
                         lonely.push(row as u32);
                     }
@@ -372,13 +480,16 @@ impl JoinState {
                 emptied.push(*id);
             }
         }
+        self.rows -= died[0] + died[1];
+        self.indexed_rows -= died[1];
+        self.unswept += died[1];
         for id in emptied {
             self.drop_chunk(id);
         }
         // Expired rows leave the index lazily: probes skip them, and once
         // they outnumber the live rows one sweep drops them all, so each row
         // costs the index O(1) however often the watermark moves.
-        if self.unswept > self.rows.max(1024) || self.rows == 0 {
+        if self.unswept > self.indexed_rows.max(1024) || (self.indexed_rows == 0 && self.unswept > 0) {
             let chunks = &self.chunks;
             self.index.retain_all(|r| {
                 chunks
@@ -493,7 +604,10 @@ impl JoinState {
                     },
                 );
             }
+            // Its rows went into the index above.
             let kept = Chunk {
+                keys: Vec::new(),
+                scanned: 0,
                 first_expiry: rows[at..at + len]
                     .iter()
                     .map(|r| r[2])
@@ -509,9 +623,12 @@ impl JoinState {
             self.chunk_bytes += kept.bytes();
             self.chunks.insert(chunk, kept);
             self.rows += len;
+            self.indexed_rows += len;
             self.next = self.next.max(chunk + 1);
             at += len;
         }
+        // Every restored chunk is indexed.
+        self.indexed_below = self.next;
         Ok(())
     }
 
@@ -728,5 +845,94 @@ mod tests {
         back.restore(snapshot.batch("join_left").expect("a part"), keys)
             .expect("restored");
         assert_eq!(back.len(), 3);
+    }
+
+    fn key(k: i64) -> Key {
+        Key::new(&k.to_be_bytes())
+    }
+
+    /// Each probe row's live rows of equal key, in the order they came.
+    fn reference(rows: &[(RowRef, i64, bool)], probe: &[Option<i64>]) -> (Vec<u32>, Vec<RowRef>) {
+        let mut out = (Vec::new(), Vec::new());
+        for (at, want) in probe.iter().enumerate() {
+            for (r, k, alive) in rows {
+                if *alive && Some(*k) == *want {
+                    out.0.push(at as u32);
+                    out.1.push(*r);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn probes_find_the_same_rows_in_the_same_order_indexed_or_not() {
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
+        let mut state = JoinState::new(Arc::clone(&schema));
+        // (row, key, alive) of every row kept, in the order they came.
+        let mut rows: Vec<(RowRef, i64, bool)> = Vec::new();
+        let mut time = 0;
+        for step in 0..40_i64 {
+            // A chunk of keys step % 5, .., with an expiry each.
+            let keys: Vec<i64> = (0..6).map(|i| (step + i * 3) % 5).collect();
+            let batch = RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(Int64Array::from(keys.clone()))],
+            )
+            .expect("a batch");
+            let expire_at: Vec<Nanos> = (0..6).map(|i| time + 10 + i).collect();
+            time += 3;
+            let chunk = state.next;
+            state
+                .insert(
+                    batch,
+                    keys.iter().map(|k| key(*k)).collect(),
+                    expire_at.clone(),
+                    vec![false; 6],
+                )
+                .expect("kept");
+            for (row, k) in keys.iter().enumerate() {
+                rows.push((
+                    RowRef {
+                        chunk,
+                        row: row as u32,
+                    },
+                    *k,
+                    true,
+                ));
+            }
+            // Probes of one key, of a few, with a NULL and a repeat, and now
+            // and then of many: chunks are indexed a few at a time.
+            let probe: Vec<Option<i64>> = match step % 4 {
+                0 => vec![Some(step % 5)],
+                1 => vec![Some(1), None, Some(3), Some(1)],
+                2 if step % 12 == 2 => (0..20).map(|k| Some(k % 7)).collect(),
+                _ => vec![None, Some(4)],
+            };
+            let keys: Vec<Option<Key>> = probe.iter().map(|k| k.map(key)).collect();
+            assert_eq!(state.candidates(&keys), reference(&rows, &probe), "step {step}");
+            // A retraction, and the watermark expiring older rows.
+            if step % 3 == 0 {
+                let (r, _, alive) = rows.iter_mut().rev().nth(2).expect("rows");
+                state.remove(&[*r]);
+                *alive = false;
+            }
+            state.expire(time, false).expect("expires");
+            for (r, _, alive) in rows.iter_mut() {
+                let expiry = (r.chunk as i64) * 3 + 10 + i64::from(r.row);
+                if expiry < time {
+                    *alive = false;
+                }
+            }
+            assert_eq!(state.len(), rows.iter().filter(|(_, _, a)| *a).count());
+            assert_eq!(
+                state.indexed_rows,
+                rows.iter()
+                    .filter(|(r, _, a)| *a && r.chunk < state.indexed_below)
+                    .count()
+            );
+        }
+        assert!(state.indexed_below > 0, "some chunks were indexed");
+        assert!(state.indexed_below < state.next, "some were not");
     }
 }

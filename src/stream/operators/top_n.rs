@@ -19,13 +19,13 @@
 //! forgotten, silently: its rows stay in the result, and its next row starts
 //! it afresh at rank 1 (documented as changing results, as Flink's TTL).
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use arrow::array::UInt64Array;
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
-use arrow::row::{OwnedRow, RowConverter, SortField};
-use datafusion::common::{ScalarValue, exec_err, plan_err};
+use arrow::row::{OwnedRow, Row, RowConverter, SortField};
+use datafusion::common::{HashMap, exec_err, plan_err};
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::window::WindowExpr;
@@ -53,6 +53,9 @@ struct Key {
     ranked: Vec<Ranked>,
     /// The watermark when a row last touched it (for `state.ttl`).
     touched: Nanos,
+    /// The last input batch that touched it (its ranks before that batch
+    /// are kept aside once per batch).
+    batch: u64,
 }
 
 /// What a Top-N ranks by.
@@ -98,7 +101,10 @@ pub struct TopNOperator {
     keys: RowConverter,
     order: RowConverter,
     rows: RowConverter,
-    state: HashMap<Box<[u8]>, Key>,
+    /// Keys by their bytes (DataFusion's hash map: foldhash, not SipHash).
+    state: HashMap<Vec<u8>, Key>,
+    /// Input batches ranked so far (the one being ranked, while it is).
+    batches: u64,
     /// The input updates: keep every row, not only the best `limit`.
     retracting: bool,
     metrics: Option<Arc<crate::stream::StreamMetrics>>,
@@ -151,7 +157,8 @@ impl TopNOperator {
             order: RowConverter::new(order_fields)?,
             rows: RowConverter::new(row_fields)?,
             input_schema,
-            state: HashMap::new(),
+            state: HashMap::default(),
+            batches: 0,
             retracting: false,
             metrics: None,
             ttl,
@@ -187,41 +194,31 @@ impl TopNOperator {
             .collect()
     }
 
-    /// Rank `batch`'s rows into their keys; the ranks that changed, as
-    /// (row, rank, change) in order.
-    fn rank(
-        &mut self,
-        batch: &RecordBatch,
-        changes: Option<&Changes>,
-    ) -> Result<Vec<(OwnedRow, usize, Change)>> {
+    /// Rank `batch`'s rows into their keys; the ranks that changed, as rows
+    /// with their changes, in the order their keys were first touched.
+    fn rank(&mut self, batch: &RecordBatch, changes: Option<&Changes>) -> Result<Option<StreamBatch>> {
         let keys = self.evaluate(self.ranking.keys.iter().cloned(), batch)?;
         let order = self.evaluate(self.ranking.order.iter().map(|o| Arc::clone(&o.expr)), batch)?;
         let keys = RowBytes::new(&self.keys, &keys)?;
         let order = RowBytes::new(&self.order, &order)?;
         let rows = self.rows.convert_columns(batch.columns())?;
-        // Each touched key's ranks before this batch, in first-touch order.
-        let mut before: Vec<(Box<[u8]>, Vec<Ranked>)> = Vec::new();
-        let mut seen: HashSet<Box<[u8]>> = HashSet::new();
+        self.batches += 1;
+        // Each touched key's ranks before this batch, in first-touch order,
+        // with the first row that touched it (whose key it is).
+        let mut before: Vec<(usize, Vec<Ranked>)> = Vec::new();
         let mut unmatched = 0;
         for i in 0..batch.num_rows() {
             let key = keys.get(i);
-            if !self.state.contains_key(key) {
-                self.state.insert(
-                    key.into(),
-                    Key {
-                        ranked: Vec::new(),
-                        touched: NO_WATERMARK,
-                    },
-                );
-            }
-            let Some(entry) = self.state.get_mut(key) else {
-                continue;
-            };
+            let entry = self.state.entry_ref(key).or_insert_with(|| Key {
+                ranked: Vec::new(),
+                touched: NO_WATERMARK,
+                batch: 0,
+            });
             entry.touched = self.watermark;
-            if !seen.contains(key) {
-                seen.insert(key.into());
+            if entry.batch != self.batches {
+                entry.batch = self.batches;
                 let shown = entry.ranked.len().min(self.limit);
-                before.push((key.into(), entry.ranked[..shown].to_vec()));
+                before.push((i, entry.ranked[..shown].to_vec()));
             }
             let order = order.get(i);
             if changes.is_some_and(|c| !c.get(i).is_addition()) {
@@ -260,9 +257,12 @@ impl TopNOperator {
         {
             metrics.count_unmatched_retractions(unmatched);
         }
-        let mut changes = Vec::new();
-        for (key, old) in before {
-            let Some(now) = self.state.get(&key) else { continue };
+        // The changes, as rows of the state or of `before` (no copies).
+        let mut changed: Vec<(Row<'_>, usize, Change)> = Vec::new();
+        for (first, old) in &before {
+            let Some(now) = self.state.get(keys.get(*first)) else {
+                continue;
+            };
             if !self.ranking.ranks {
                 // No rank shown: only rows that left or joined the top count.
                 let shown = now.ranked.len().min(self.limit);
@@ -272,12 +272,12 @@ impl TopNOperator {
                 for was in old {
                     match (0..now.len()).find(|&j| !kept[j] && now[j].row == was.row) {
                         Some(j) => kept[j] = true,
-                        None => changes.push((was.row.clone(), 0, Change::Delete)),
+                        None => changed.push((was.row.row(), 0, Change::Delete)),
                     }
                 }
                 for (is, kept) in now.iter().zip(kept) {
                     if !kept {
-                        changes.push((is.row.clone(), 0, Change::Insert));
+                        changed.push((is.row.row(), 0, Change::Insert));
                     }
                 }
                 continue;
@@ -287,39 +287,34 @@ impl TopNOperator {
                     // The same row (or an equal one) still holds the rank.
                     (Some(was), Some(is)) if was.row == is.row => {}
                     (Some(was), Some(is)) => {
-                        changes.push((was.row.clone(), rank + 1, Change::UpdateBefore));
-                        changes.push((is.row.clone(), rank + 1, Change::UpdateAfter));
+                        changed.push((was.row.row(), rank + 1, Change::UpdateBefore));
+                        changed.push((is.row.row(), rank + 1, Change::UpdateAfter));
                     }
-                    (None, Some(is)) => changes.push((is.row.clone(), rank + 1, Change::Insert)),
-                    (Some(was), None) => changes.push((was.row.clone(), rank + 1, Change::Delete)),
-                    (None, None) => {}
+                    (None, Some(is)) => changed.push((is.row.row(), rank + 1, Change::Insert)),
+                    (Some(was), None) => changed.push((was.row.row(), rank + 1, Change::Delete)),
+                    // No rank past this one is filled either.
+                    (None, None) => break,
                 }
             }
         }
-        Ok(changes)
+        self.changed_rows(changed)
     }
 
     /// The changed ranks as rows with their changes.
-    fn emit(&self, changes: Vec<(OwnedRow, usize, Change)>, out: &mut Vec<Event>) -> Result<()> {
+    fn changed_rows(&self, changes: Vec<(Row<'_>, usize, Change)>) -> Result<Option<StreamBatch>> {
         if changes.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        let mut columns = self
-            .rows
-            .convert_rows(changes.iter().map(|(row, _, _)| row.row()))?;
+        let mut columns = self.rows.convert_rows(changes.iter().map(|(row, _, _)| *row))?;
         if self.ranking.ranks {
             let rank_type = self.schema.field(self.schema.fields().len() - 1).data_type();
-            let ranks = changes
-                .iter()
-                .map(|(_, rank, _)| ScalarValue::UInt64(Some(*rank as u64)).cast_to(rank_type))
-                .collect::<Result<Vec<_>>>()?;
-            columns.push(ScalarValue::iter_to_array(ranks)?);
+            let ranks: UInt64Array = changes.iter().map(|(_, rank, _)| *rank as u64).collect();
+            columns.push(arrow::compute::cast(&ranks, rank_type)?);
         }
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
         let mut rows = StreamBatch::new(batch, RowWatermarks::Constant(self.watermark));
         rows.changes = Some(Changes::from_changes(changes.iter().map(|(_, _, c)| *c)));
-        out.push(Event::Data(rows));
-        Ok(())
+        Ok(Some(rows))
     }
 
     /// Forget keys untouched for `state.ttl` of event time.
@@ -352,7 +347,7 @@ impl Operator for TopNOperator {
         // them (entry, key bytes, and their ranked rows' bytes), so a
         // million keys are not walked after every batch.
         const SAMPLE: usize = 64;
-        let entry = std::mem::size_of::<(Box<[u8]>, Key)>();
+        let entry = std::mem::size_of::<(Vec<u8>, Key)>();
         let ranked = std::mem::size_of::<Ranked>();
         let sampled: Vec<usize> = self
             .state
@@ -421,9 +416,10 @@ impl Operator for TopNOperator {
         if input.batch.num_rows() == 0 {
             return Ok(());
         }
-        let changes = self.rank(&input.batch, changes)?;
+        let changed = self.rank(&input.batch, changes)?;
         self.reserve()?;
-        self.emit(changes, out)
+        out.extend(changed.map(Event::Data));
+        Ok(())
     }
 
     fn on_watermark(&mut self, watermark: Nanos, out: &mut Vec<Event>) -> Result<()> {
@@ -471,9 +467,10 @@ impl TopNOperator {
         let converted = self.rows.convert_columns(rows.columns())?;
         self.state.clear();
         for (i, touched) in touched.iter().enumerate() {
-            let key = self.state.entry(keys.get(i).into()).or_insert_with(|| Key {
+            let key = self.state.entry_ref(keys.get(i)).or_insert_with(|| Key {
                 ranked: Vec::new(),
                 touched: touched[0],
+                batch: 0,
             });
             key.ranked.push(Ranked {
                 order: order.get(i).into(),

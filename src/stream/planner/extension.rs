@@ -28,9 +28,8 @@ use super::Planned;
 #[derive(Clone)]
 pub(super) struct Lowered {
     lowering: Arc<Lowering>,
-    /// The lowered nodes it reads: those its stream plan is built on, or,
-    /// for a refusal, the node's own inputs (so that the final visitor finds
-    /// the deepest refusal).
+    /// The lowered nodes its rule read: those its stream plan is built on
+    /// (for a refusal, where the final visitor looks for a deeper one).
     inputs: Vec<LogicalPlan>,
 }
 
@@ -73,7 +72,7 @@ impl Lowered {
     }
 
     /// `original`, which `rule` refused with `error`; `inputs`: the lowered
-    /// plans below it, where a deeper refusal may be.
+    /// plans its rule read, where a deeper refusal may be.
     pub(super) fn refused(
         rule: &'static str,
         original: LogicalPlan,

@@ -148,24 +148,16 @@ impl StreamPlanner<'_> {
             .iter()
             .find_map(|rule| (rule.lower)(self, &node).map(|outcome| (rule.name, outcome)))
             .unwrap_or_else(|| ("refuse", refuse(&node)));
-        let mut inputs = std::mem::replace(&mut self.used, used);
+        let inputs = std::mem::replace(&mut self.used, used);
         let warnings = self.warnings.split_off(warned);
         let of_updating_input = std::mem::replace(&mut self.refused_updating, refused_before);
         match outcome {
             Ok(planned) => Lowered::planned(rule, node, planned, inputs, warnings),
-            Err(error) => {
-                // The node's inputs, then any other lowered plan its rule
-                // read (a view's query, a window's lowering).
-                let own: Vec<LogicalPlan> = node.inputs().into_iter().cloned().collect();
-                inputs.retain(|input| !own.contains(input));
-                Lowered::refused(
-                    rule,
-                    node,
-                    error,
-                    of_updating_input,
-                    own.into_iter().chain(inputs).collect(),
-                )
-            }
+            // Where its rule read a refused input, that is the refusal to
+            // report (the final visitor looks below); where it refused the
+            // node itself (having taken over what is below, as a Top-N its
+            // window functions), this one.
+            Err(error) => Lowered::refused(rule, node, error, of_updating_input, inputs),
         }
     }
 
