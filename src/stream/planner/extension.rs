@@ -168,9 +168,6 @@ pub(super) fn logical(plan: &LogicalPlan) -> &LogicalPlan {
 /// original (a lookup join's table side runs in batch; what a side reads
 /// is found by its table scans).
 pub(super) fn unlowered(plan: &LogicalPlan) -> Result<LogicalPlan> {
-    if !plan.exists(|node| Ok(Lowered::of(node).is_some()))? {
-        return Ok(plan.clone());
-    }
     plan.clone()
         .transform_down(|node| match Lowered::of(&node) {
             Some(lowered) => Ok(Transformed::yes(lowered.lowering.original.clone())),
@@ -229,12 +226,13 @@ impl UserDefinedLogicalNodeCore for Lowered {
 
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
         let lowering = &self.lowering;
-        match &lowering.outcome {
-            Outcome::Planned(_) => write!(f, "Stream: {} by {}", lowering.original.display(), lowering.rule),
-            Outcome::Refused { .. } => {
-                write!(f, "Refused: {} by {}", lowering.original.display(), lowering.rule)
-            }
-        }
+        write!(
+            f,
+            "{}: {} by {}",
+            self.name(),
+            lowering.original.display(),
+            lowering.rule
+        )
     }
 
     /// The same lowering over other inputs (DataFusion's analyzers rebuild

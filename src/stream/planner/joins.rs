@@ -22,10 +22,7 @@ impl StreamPlanner<'_> {
             (false, true) => Some(false),
             (true, false) => Some(true),
             // A bounded replay.
-            (true, true) => match (
-                reads_table(&unlowered(&join.left)?),
-                reads_table(&unlowered(&join.right)?),
-            ) {
+            (true, true) => match (reads_table(&join.left), reads_table(&join.right)) {
                 (true, false) => Some(false),
                 (false, true) => Some(true),
                 _ => match (left.watermarked, right.watermarked) {
@@ -364,10 +361,15 @@ pub(super) fn window_join_bounds(
     Some((left_end, right_end, output))
 }
 
-/// The tables `plan` scans, by name.
+/// The tables `plan` scans, by name (a lowered node's, those its original
+/// scans).
 fn tables_of(plan: &LogicalPlan) -> Vec<String> {
     let mut tables = Vec::new();
     let _ = plan.apply(|node| {
+        if extension::Lowered::of(node).is_some() {
+            tables.extend(tables_of(logical(node)));
+            return Ok(datafusion::common::tree_node::TreeNodeRecursion::Jump);
+        }
         if let LogicalPlan::TableScan(scan) = node {
             tables.push(scan.table_name.to_string());
         }
