@@ -63,6 +63,10 @@ pub struct Staging {
     shown: String,
     /// The errors of the store the writes go to.
     recorder: Recorder,
+    /// Committed files are named after their part, so that the directory's
+    /// files in path order are the parts in the order they were committed
+    /// (a changelog read back applies its changes in order).
+    ordered: bool,
 }
 
 impl Staging {
@@ -88,9 +92,17 @@ impl Staging {
             single_file,
             shown: url.as_str().to_string(),
             recorder,
+            ordered: false,
         };
         staging.clean_stale(&parent, &name).await?;
         Ok(staging)
+    }
+
+    /// Name committed files after their part ([`Staging::ordered`]'s field),
+    /// for parts whose names sort in the order they are committed.
+    pub fn ordered(mut self) -> Self {
+        self.ordered = true;
+        self
     }
 
     /// The URL a writer writes part `part` to: a directory, or for a single
@@ -149,9 +161,14 @@ impl Staging {
         Ok(staged
             .into_iter()
             .filter_map(|object| {
-                let relative = object.location.prefix_match(&dir)?;
-                let to = relative.fold(self.target.clone(), |p, part| p.join(part));
-                Some((object.location, to))
+                let relative: Vec<_> = object.location.prefix_match(&dir)?.collect();
+                let (file, dirs) = relative.split_last()?;
+                let file = match self.ordered {
+                    true => format!("{part}-{}", file.as_ref()),
+                    false => file.as_ref().to_string(),
+                };
+                let to = dirs.iter().fold(self.target.clone(), |p, d| p.join(d.as_ref()));
+                Some((object.location, to.join(file)))
             })
             .collect())
     }
@@ -163,11 +180,7 @@ impl Staging {
             .renames(part)
             .await?
             .into_iter()
-            .map(|(from, to)| PendingCommit {
-                store: self.store_url.as_str().to_string(),
-                from: from.to_string(),
-                to: to.to_string(),
-            })
+            .map(|(from, to)| PendingCommit::new(self.store_url.as_str(), &from, &to))
             .collect())
     }
 
@@ -419,6 +432,23 @@ impl FileTarget {
     ) -> Result<u64> {
         let options = self.table.options();
         let schema = self.table.schema();
+        // An ordered part is one file: DataFusion's writer would otherwise
+        // deal its batches round robin to several files (and start a new one
+        // after many rows), which a reader reads one after the other, out of
+        // the order the rows came in.
+        let mut one_file;
+        let state = if staging.ordered {
+            one_file = state.clone();
+            let config = one_file.config_mut().options_mut();
+            config.set("datafusion.execution.minimum_parallel_output_files", "1")?;
+            config.set(
+                "datafusion.execution.soft_max_rows_per_output_file",
+                &usize::MAX.to_string(),
+            )?;
+            &one_file
+        } else {
+            state
+        };
         let counted = Arc::new(AtomicU64::new(0));
         let input = counting(input, Arc::clone(&schema), Arc::clone(&counted));
         let input = if self.single_file && !replace && staging.store.head(&staging.target).await.is_ok() {

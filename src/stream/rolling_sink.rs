@@ -49,7 +49,9 @@ pub async fn execute(
     count_schema: SchemaRef,
 ) -> Result<SendableRecordBatchStream> {
     target.check()?;
-    let staging = Staging::begin(state, &target.url, target.single_file).await?;
+    let staging = Staging::begin(state, &target.url, target.single_file)
+        .await?
+        .ordered();
     let sink = RollingSink {
         state: state.clone(),
         target,
@@ -172,7 +174,13 @@ impl RollingSink {
         let batches =
             futures::stream::unfold(receiver, |mut r| async move { r.recv().await.map(|b| (b, r)) });
         let input: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(schema, batches));
-        let name = format!("part-{}", self.parts);
+        // Named by when it started (and its number in this run), so the
+        // table's files sort in the order they were committed, across
+        // restarts too.
+        let started_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let name = format!("part-{started_ms:013}-{:06}", self.parts);
         self.parts += 1;
         let state = self.state.clone();
         let target = self.target.clone();

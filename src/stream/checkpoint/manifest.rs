@@ -2,7 +2,9 @@
 //! checkpoint with a manifest is complete.
 
 use datafusion::common::exec_datafusion_err;
+use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::error::Result;
+use object_store::path::Path;
 use serde_json::{Value, json};
 
 /// The manifest format this build writes (2: state pieces may be held by
@@ -78,6 +80,63 @@ pub struct PendingCommit {
     pub from: String,
     /// Where it goes.
     pub to: String,
+    /// `from` and `to` are local paths relative to the working directory
+    /// (they were under it when written), so a checkpoint directory moved
+    /// with its output (a project copied elsewhere, a committed test
+    /// fixture) still finishes its renames there.
+    pub relative: bool,
+}
+
+impl PendingCommit {
+    /// The rename of `from` to `to` in the store at `store`; local paths
+    /// under the working directory are kept relative to it.
+    pub fn new(store: &str, from: &Path, to: &Path) -> Self {
+        let under_working_dir = (store == LOCAL_STORE)
+            .then(working_dir)
+            .flatten()
+            .and_then(|dir| Some((relative_to(&dir, from)?, relative_to(&dir, to)?)));
+        match under_working_dir {
+            Some((from, to)) => Self {
+                store: store.to_string(),
+                from,
+                to,
+                relative: true,
+            },
+            None => Self {
+                store: store.to_string(),
+                from: from.to_string(),
+                to: to.to_string(),
+                relative: false,
+            },
+        }
+    }
+
+    /// The two paths in the store, relative ones put under today's working
+    /// directory.
+    pub fn paths(&self) -> Result<(Path, Path)> {
+        if !self.relative {
+            return Ok((Path::from(self.from.as_str()), Path::from(self.to.as_str())));
+        }
+        let dir =
+            working_dir().ok_or_else(|| exec_datafusion_err!("the working directory cannot be read"))?;
+        let under = |relative: &str| Path::from_iter(dir.parts().chain(Path::from(relative).parts()));
+        Ok((under(&self.from), under(&self.to)))
+    }
+}
+
+/// The URL of the local file system's store.
+const LOCAL_STORE: &str = "file:///";
+
+/// The working directory as a local store's path, resolved as a relative
+/// table path is.
+fn working_dir() -> Option<Path> {
+    Some(ListingTableUrl::parse("./").ok()?.prefix().clone())
+}
+
+/// `path` relative to `dir`, if under it.
+fn relative_to(dir: &Path, path: &Path) -> Option<String> {
+    let parts: Vec<_> = path.prefix_match(dir)?.map(|p| p.as_ref().to_string()).collect();
+    (!parts.is_empty()).then(|| parts.join("/"))
 }
 
 /// What one checkpoint holds.
@@ -129,7 +188,13 @@ impl Manifest {
         let commits: Vec<Value> = self
             .commits
             .iter()
-            .map(|c| json!({"store": c.store, "from": c.from, "to": c.to}))
+            .map(|c| {
+                let mut commit = json!({"store": c.store, "from": c.from, "to": c.to});
+                if c.relative {
+                    commit["relative"] = Value::Bool(true);
+                }
+                commit
+            })
             .collect();
         let value = json!({
             "format_version": FORMAT_VERSION,
@@ -186,6 +251,7 @@ impl Manifest {
                     store: str_of(c, "store")?,
                     from: str_of(c, "from")?,
                     to: str_of(c, "to")?,
+                    relative: c.get("relative").and_then(Value::as_bool).unwrap_or(false),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -360,11 +426,20 @@ mod tests {
             }],
             nodes: vec![0, 2],
             reads_from: vec![1],
-            commits: vec![PendingCommit {
-                store: "file:///".into(),
-                from: "tmp/out/.sluice-staging-1/part-0/a.csv".into(),
-                to: "tmp/out/a.csv".into(),
-            }],
+            commits: vec![
+                PendingCommit {
+                    store: "file:///".into(),
+                    from: "tmp/out/.sluice-staging-1/part-0/a.csv".into(),
+                    to: "tmp/out/a.csv".into(),
+                    relative: false,
+                },
+                PendingCommit {
+                    store: "file:///".into(),
+                    from: "out/.sluice-staging-1/part-0/b.csv".into(),
+                    to: "out/b.csv".into(),
+                    relative: true,
+                },
+            ],
             late_rows: 5,
         };
         assert_eq!(Manifest::from_json(&manifest.to_json()).expect("ok"), manifest);

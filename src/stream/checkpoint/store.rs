@@ -261,7 +261,7 @@ impl CheckpointStore {
         for commit in commits {
             let url = ListingTableUrl::parse(&commit.store)?;
             let store = state.runtime_env().object_store(&url)?;
-            let (from, to) = (Path::from(commit.from.as_str()), Path::from(commit.to.as_str()));
+            let (from, to) = commit.paths()?;
             match store.rename(&from, &to).await {
                 Ok(()) => {}
                 Err(object_store::Error::NotFound { .. }) if store.head(&to).await.is_ok() => {}
