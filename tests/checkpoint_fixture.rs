@@ -8,6 +8,10 @@
 //! old checkpoints fails here; if the break is meant, say so in the README
 //! and write the fixtures again with `SLUICE_BLESS=1 cargo test --test
 //! checkpoint_fixture`.
+//!
+//! The same resume is the check after damage: the last checkpoint's state
+//! file truncated, overwritten or deleted, and a checkpoint directory on a
+//! disk that fills up mid-run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -294,4 +298,78 @@ fn a_damaged_last_checkpoint_is_passed_over_for_the_one_before() {
             );
         }
     }
+}
+
+/// Unmounts a tmpfs when dropped, whatever the test did.
+struct Mounted(PathBuf);
+
+impl Mounted {
+    /// A tmpfs of `size` at `dir`, or `None` where only root may mount one.
+    fn tmpfs(dir: &Path, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(dir).expect("a mount point");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| Self(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The highest checkpoint in `ck` with a manifest.
+fn latest_checkpoint(ck: &Path) -> Option<u64> {
+    std::fs::read_dir(ck)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("_manifest.json").exists())
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("chk-")?.parse().ok())
+        .max()
+}
+
+/// A checkpoint directory whose disk fills up mid-run: the query stops with
+/// the disk's error, what it committed stays whole, and once there is room
+/// again the same command resumes from the last checkpoint that was written
+/// whole, to exactly the batch result. Needs a small tmpfs, which only root
+/// can mount: the test says on stderr when it cannot run.
+#[test]
+fn a_full_checkpoint_disk_stops_the_query_and_the_last_whole_checkpoint_resumes() {
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let dir = tmp.path();
+    let ck = dir.join("ck");
+    let Some(_disk) = Mounted::tmpfs(&ck, "4m") else {
+        eprintln!("a_full_checkpoint_disk_...: cannot mount a tmpfs here (not root); not run");
+        return;
+    };
+    let fixture = &FIXTURES[0];
+    let child = sluice(dir, "csv", &CHECKPOINTED, &script(fixture))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the sluice binary starts");
+    let start = std::time::Instant::now();
+    while latest_checkpoint(&ck) < Some(2) && start.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Fill the disk: the next checkpoint cannot be written.
+    let filler = ck.join("filler");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&filler).expect("a filler file");
+        let chunk = vec![0u8; 64 * 1024];
+        while file.write_all(&chunk).and_then(|()| file.sync_data()).is_ok() {}
+    }
+    let out = child.wait_with_output().expect("the run");
+    let err = stderr(&out);
+    assert!(!out.status.success(), "the run stops on the full disk: {err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    std::fs::remove_file(&filler).expect("room again");
+    let last = latest_checkpoint(&ck).expect("the checkpoints before the disk filled");
+    resume(dir, fixture, last);
 }
