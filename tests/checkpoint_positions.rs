@@ -426,3 +426,77 @@ fn a_checkpoint_without_byte_offsets_resumes_by_row_count_and_the_next_one_has_t
     let (third, _) = Run::until(&dir, &follow_sql(&file), 2);
     assert_eq!(third, [55, 56]);
 }
+
+/// Whether a checkpoint in `ck` holds a source that had taken `rows` rows.
+fn checkpoint_with_rows(ck: &Path, rows: u64) -> bool {
+    let Ok(entries) = std::fs::read_dir(ck) else {
+        return false;
+    };
+    entries.filter_map(|e| e.ok()).any(|e| {
+        std::fs::read_to_string(e.path().join("_manifest.json"))
+            .is_ok_and(|m| m.contains(&format!("\"rows\": {rows},")))
+    })
+}
+
+/// stdin cannot be read again, so a checkpointed query over it says what a
+/// restart recovers (the state) and what it cannot (rows after the last
+/// checkpoint); killed and run again on the rest of the input, it goes on
+/// from its state with what stdin then gives, passing none of it over.
+#[test]
+fn stdin_is_checkpointed_with_a_notice_and_a_restart_goes_on_with_what_it_gives_then() {
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let dir = tmp.path();
+    let sql = "CREATE TABLE t (v BIGINT) WITH ('connector' = 'stdin', 'format' = 'json'); \
+               SET 'checkpoint.interval' = '100 ms'; SELECT count(*) AS n, sum(v) AS total FROM t";
+    let values = |r: std::ops::Range<i64>| -> String { r.map(|v| format!("{{\"v\": {v}}}\n")).collect() };
+    let sluice = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        command
+            .current_dir(dir)
+            .args(["--format", "json", "--checkpoint-dir", "ck", "-e", sql])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+    let mut first = sluice().spawn().expect("the sluice binary starts");
+    let mut input = first.stdin.take().expect("stdin");
+    input
+        .write_all(values(1..101).as_bytes())
+        .expect("the first rows");
+    input.flush().expect("flushed");
+    let start = Instant::now();
+    while !checkpoint_with_rows(&dir.join("ck"), 100) && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.kill().expect("kill -9");
+    let first = first.wait_with_output().expect("the killed run");
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        err.contains("reads stdin, which cannot be read again") && err.contains("give them again"),
+        "{err}"
+    );
+    assert!(
+        checkpoint_with_rows(&dir.join("ck"), 100),
+        "a checkpoint of the first 100 rows"
+    );
+
+    let mut second = sluice().spawn().expect("the sluice binary starts");
+    let mut input = second.stdin.take().expect("stdin");
+    input.write_all(values(101..151).as_bytes()).expect("the rest");
+    drop(input);
+    let second = second.wait_with_output().expect("the second run");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{err}");
+    assert!(
+        err.contains("resumed from checkpoint")
+            && err.contains("t: stdin, from what it gives now (100 rows read before)"),
+        "{err}"
+    );
+    let out = String::from_utf8_lossy(&second.stdout);
+    let last = out.lines().last().expect("the running total");
+    assert!(
+        last.contains("\"n\":150") && last.contains("\"total\":11325"),
+        "every row of both runs counted once: {out}"
+    );
+}

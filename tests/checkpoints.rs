@@ -314,22 +314,6 @@ fn a_checkpoint_of_another_query_is_refused_with_the_way_out() {
 }
 
 #[test]
-fn stdin_cannot_be_checkpointed() {
-    let (_tmp, dir) = temp();
-    let out = run(
-        &dir,
-        &["--checkpoint-dir", "ck"],
-        "CREATE TABLE t (v BIGINT) WITH ('connector' = 'stdin', 'format' = 'json'); SELECT v FROM t",
-    );
-    assert!(!out.status.success());
-    let err = stderr(&out);
-    assert!(
-        err.contains("reads stdin") && err.contains("without --checkpoint-dir"),
-        "{err}"
-    );
-}
-
-#[test]
 fn a_checkpoint_without_its_manifest_is_passed_over() {
     let (_tmp, dir) = temp();
     let args = CHECKPOINTED;

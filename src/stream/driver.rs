@@ -317,11 +317,13 @@ async fn run(
                 } else {
                     turn += 1;
                     let next = next_as_they_come(&mut inputs, turn);
-                    match tick {
+                    // A checkpoint falls due while the sources are quiet too.
+                    let wait = [tick, checkpointer.as_ref().map(Checkpointer::due_in)].into_iter().flatten().min();
+                    match wait {
                         None => next.await,
                         // Quiet sources: one's watermark again (each in turn), so
                         // that operators on the clock (`sluice.emit.interval`) emit
-                        // what waits.
+                        // what waits, and the checkpoint due below is taken.
                         Some(every) => match tokio::time::timeout(every, next).await {
                             Ok(next) => next,
                             Err(_) => (0..inputs.len())

@@ -109,7 +109,11 @@ impl Source {
         checkpointed: bool,
     ) -> Result<Self> {
         let (rows_before, watermark_before) = resume.map_or((0, NO_WATERMARK), |p| (p.rows, p.watermark));
-        let mut to_skip = rows_before;
+        // stdin gives new rows after a restart: none is passed over.
+        let mut to_skip = match Self::replayable(&spec) {
+            true => rows_before,
+            false => 0,
+        };
         let follow = spec.provider.downcast_ref::<FollowTable>();
         let mut notices = Vec::new();
         let mut start = Vec::new();

@@ -74,12 +74,20 @@ impl Checkpointer {
         let Some(dir) = &options.dir else {
             return Ok(None);
         };
-        if let Some(stdin) = graph.sources.iter().find(|s| !Source::replayable(s)) {
-            return plan_err!(
-                "checkpoints: table '{}' reads stdin, which cannot be read again after a restart; read a file ('connector' = 'file', or 'follow' = 'true' for one that grows) or run without --checkpoint-dir",
+        // stdin cannot be read again: a restart restores the state and goes
+        // on with what stdin gives then, and the user is told so.
+        let mut notices: Vec<String> = graph
+            .sources
+            .iter()
+            .filter(|s| !Source::replayable(s))
+            .map(|stdin| format!(
+                "checkpoints: table '{}' reads stdin, which cannot be read again: a restart restores the state \
+                 and the other sources' positions from the last checkpoint, then reads stdin from what it gives \
+                 then; rows stdin gave after the last checkpoint are in no checkpoint, so give them again (or \
+                 read a file: 'connector' = 'file', with 'follow' = 'true' for one that grows)",
                 stdin.table
-            );
-        }
+            ))
+            .collect();
         // An operator that cannot save its state says so now, not at the
         // first checkpoint.
         graph.snapshot()?;
@@ -87,7 +95,7 @@ impl Checkpointer {
         let fingerprint = fingerprint(&plan_text);
         let store = CheckpointStore::open(state, dir).await?;
         let (latest, unusable) = store.latest().await?;
-        let mut notices: Vec<String> = unusable;
+        notices.extend(unusable);
         let mut checkpointer = Self {
             store,
             state: state.clone(),
@@ -153,8 +161,15 @@ impl Checkpointer {
         let positions: Vec<String> = manifest
             .sources
             .iter()
-            .map(|s| match s.ended {
+            .zip(&graph.sources)
+            .map(|(s, spec)| match s.ended {
                 true => format!("{}: read to its end", s.table),
+                false if !Source::replayable(spec) => {
+                    format!(
+                        "{}: stdin, from what it gives now ({} rows read before)",
+                        s.table, s.rows
+                    )
+                }
                 false => format!("{}: from row {}{}", s.table, s.rows + 1, file_offsets(&s.files)),
             })
             .collect();
@@ -178,6 +193,19 @@ impl Checkpointer {
     /// passed and it is written (or failed, which the next one reports).
     pub fn due(&self) -> bool {
         self.last.elapsed() >= self.interval && self.writing.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// How long until [`Self::due`] may turn true, for a driver waiting on
+    /// quiet sources (a checkpoint falls due without rows too: the rows
+    /// before a lull are then committed and checkpointed). While the last
+    /// checkpoint is still written, a short while: it is polled.
+    pub fn due_in(&self) -> std::time::Duration {
+        const WHILE_WRITING: std::time::Duration = std::time::Duration::from_millis(10);
+        let left = self.interval.saturating_sub(self.last.elapsed());
+        match self.writing.as_ref().is_none_or(JoinHandle::is_finished) {
+            true => left,
+            false => left.max(WHILE_WRITING),
+        }
     }
 
     /// Take a checkpoint of `graph` with its sources at `positions`: a
