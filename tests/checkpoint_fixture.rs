@@ -13,6 +13,8 @@
 //! file truncated, overwritten or deleted, and a checkpoint directory on a
 //! disk that fills up mid-run.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -323,16 +325,6 @@ impl Drop for Mounted {
     }
 }
 
-/// The highest checkpoint in `ck` with a manifest.
-fn latest_checkpoint(ck: &Path) -> Option<u64> {
-    std::fs::read_dir(ck)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("_manifest.json").exists())
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix("chk-")?.parse().ok())
-        .max()
-}
-
 /// A checkpoint directory whose disk fills up mid-run: the query stops with
 /// the disk's error, what it committed stays whole, and once there is room
 /// again the same command resumes from the last checkpoint that was written
@@ -354,7 +346,7 @@ fn a_full_checkpoint_disk_stops_the_query_and_the_last_whole_checkpoint_resumes(
         .spawn()
         .expect("the sluice binary starts");
     let start = std::time::Instant::now();
-    while latest_checkpoint(&ck) < Some(2) && start.elapsed() < std::time::Duration::from_secs(30) {
+    while common::latest_checkpoint(&ck) < Some(2) && start.elapsed() < std::time::Duration::from_secs(30) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     // Fill the disk: the next checkpoint cannot be written.
@@ -370,6 +362,6 @@ fn a_full_checkpoint_disk_stops_the_query_and_the_last_whole_checkpoint_resumes(
     assert!(!out.status.success(), "the run stops on the full disk: {err}");
     assert!(err.contains("No space left on device"), "{err}");
     std::fs::remove_file(&filler).expect("room again");
-    let last = latest_checkpoint(&ck).expect("the checkpoints before the disk filled");
+    let last = common::latest_checkpoint(&ck).expect("the checkpoints before the disk filled");
     resume(dir, fixture, last);
 }

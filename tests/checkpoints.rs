@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{latest_checkpoint, wait_until};
+
 /// 12,000 orders over 120 s of event time, 3,000 a second of wall-clock
 /// time in batches of 500 (so a run takes 4 s and can be killed midway),
 /// five keys.
@@ -26,14 +28,7 @@ const PER_SECOND: &str = "SELECT window_start, k, count(*) AS n, sum(amount) AS 
      GROUP BY window_start, window_end, k";
 
 fn command(dir: &Path, args: &[&str], sql: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    command
-        .current_dir(dir)
-        .args(["--format", "csv"])
-        .args(args)
-        .args(["-e", sql])
-        .stdin(Stdio::null());
-    command
+    common::sluice(dir, args, sql)
 }
 
 fn run(dir: &Path, args: &[&str], sql: &str) -> Output {
@@ -81,22 +76,9 @@ fn written_rows(dir: &Path) -> Vec<String> {
     sorted_rows(&text)
 }
 
-/// The highest checkpoint with a manifest in `dir`.
-fn latest_checkpoint(dir: &Path) -> Option<u64> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("_manifest.json").exists())
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix("chk-")?.parse().ok())
-        .max()
-}
-
 /// Wait until a checkpoint later than `after` is complete, or `limit`.
 fn wait_for_checkpoint(dir: &Path, after: Option<u64>, limit: Duration) {
-    let start = Instant::now();
-    while latest_checkpoint(dir) <= after && start.elapsed() < limit {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(limit, || latest_checkpoint(dir) > after);
 }
 
 /// `got` holds exactly `want`'s rows; else the counts and the first rows
@@ -242,11 +224,7 @@ fn sigterm_takes_a_last_checkpoint_that_the_next_run_resumes_from() {
     let child = spawn(&dir, &CHECKPOINTED, &insert_sql());
     wait_for_checkpoint(&ck, None, Duration::from_secs(20));
     let before = latest_checkpoint(&ck);
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
+    common::signal(&child, "TERM");
     let out = child.wait_with_output().expect("the stopped run");
     assert!(stderr(&out).contains("stopped by SIGTERM"), "{}", stderr(&out));
     let last = latest_checkpoint(&ck);
@@ -441,14 +419,6 @@ fn parts(out: &Path) -> usize {
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "csv"))
         .count()
-}
-
-/// Wait until `done`, or `limit`.
-fn wait_until(limit: Duration, done: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !done() && start.elapsed() < limit {
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

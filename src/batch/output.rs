@@ -88,7 +88,7 @@ pub async fn copy(ctx: &SessionContext, copy: &CopyTo) -> Result<SendableRecordB
             .await?;
         let batches: Vec<RecordBatch> = stream.try_collect().await?;
         let replace = (!append).then_some(extension.as_str());
-        staging.commit("0", replace).await?;
+        staging.commit("0", replace, None).await?;
         Ok::<_, DataFusionError>(batches)
     }
     .await;

@@ -402,6 +402,10 @@ async fn check_http_file_exists(state: &dyn Session, path: &str) -> Result<()> {
     }
 }
 
+/// The change column an updating query's changelog carries first, as the
+/// file sink writes it (the stream's `CHANGE_COLUMN`).
+const CHANGE_COLUMN: &str = "op";
+
 /// Compare the declared columns with what the files hold.
 ///
 /// CSV columns are matched by position (the reader ignores header names), so
@@ -411,7 +415,17 @@ async fn check_http_file_exists(state: &dyn Session, path: &str) -> Result<()> {
 /// (Int32 read as Int64 is fine, Utf8 as Int64 is not).
 fn check_declared_schema(declared: &Schema, file: &Schema, path: &str, format: FileFormat) -> Result<()> {
     if format == FileFormat::Csv {
-        if declared.fields().len() != file.fields().len() {
+        // Files an updating `INSERT INTO` the table wrote hold its changelog:
+        // `op` first, then the declared columns. The query's restart (after a
+        // crash, from its checkpoint) creates the table again over them.
+        let changelog = file.fields().len() == declared.fields().len() + 1
+            && file.fields().first().is_some_and(|f| f.name() == CHANGE_COLUMN)
+            && declared
+                .fields()
+                .first()
+                .is_none_or(|d| !d.name().eq_ignore_ascii_case(CHANGE_COLUMN));
+        let columns = &file.fields()[usize::from(changelog)..];
+        if declared.fields().len() != columns.len() {
             return plan_err!(
                 "file '{path}' has {} columns ({}) but the table declares {}: declare every column, in file order",
                 file.fields().len(),
@@ -419,13 +433,13 @@ fn check_declared_schema(declared: &Schema, file: &Schema, path: &str, format: F
                 declared.fields().len()
             );
         }
-        for (i, (d, f)) in declared.fields().iter().zip(file.fields()).enumerate() {
+        for (i, (d, f)) in declared.fields().iter().zip(columns).enumerate() {
+            let number = i + 1 + usize::from(changelog);
             // Without a header DataFusion names columns column_1, column_2, ...
-            let generated = f.name() == &format!("column_{}", i + 1);
+            let generated = f.name() == &format!("column_{number}");
             if !generated && !d.name().eq_ignore_ascii_case(f.name()) {
                 return plan_err!(
-                    "column {} of file '{path}' is '{}' in its header but the table declares '{}' there: declare columns in file order, or set 'csv.header' = 'false'",
-                    i + 1,
+                    "column {number} of file '{path}' is '{}' in its header but the table declares '{}' there: declare columns in file order, or set 'csv.header' = 'false'",
                     f.name(),
                     d.name()
                 );
@@ -497,6 +511,28 @@ mod tests {
                 .map(|(n, t)| Field::new(*n, t.clone(), true))
                 .collect::<Vec<_>>(),
         )
+    }
+
+    #[test]
+    fn a_csv_changelog_an_updating_insert_wrote_matches_its_columns_after_op() {
+        // The files of `INSERT INTO t SELECT k, count(*) AS n ... GROUP BY k`.
+        let file = schema(&[
+            ("op", DataType::Utf8),
+            ("k", DataType::Int64),
+            ("n", DataType::Int64),
+        ]);
+        let declared = schema(&[("k", DataType::Int64), ("n", DataType::Int64)]);
+        check_declared_schema(&declared, &file, "t/", FileFormat::Csv).expect("the restarted query's table");
+        let other = schema(&[("k", DataType::Int64), ("total", DataType::Int64)]);
+        let err = check_declared_schema(&other, &file, "t/", FileFormat::Csv).expect_err("another column");
+        assert!(err.to_string().contains("column 3 of file 't/' is 'n'"), "{err}");
+        let short = schema(&[("k", DataType::Int64)]);
+        let err = check_declared_schema(&short, &file, "t/", FileFormat::Csv).expect_err("count");
+        assert!(
+            err.to_string()
+                .contains("has 3 columns (op, k, n) but the table declares 1"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use futures::{StreamExt, TryStreamExt};
-use object_store::path::Path;
+use object_store::path::{Path, PathPart};
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::write_errors::{Recorder, recorder_for};
@@ -63,10 +63,6 @@ pub struct Staging {
     shown: String,
     /// The errors of the store the writes go to.
     recorder: Recorder,
-    /// Committed files are named after their part, so that the directory's
-    /// files in path order are the parts in the order they were committed
-    /// (a changelog read back applies its changes in order).
-    ordered: bool,
 }
 
 impl Staging {
@@ -92,17 +88,9 @@ impl Staging {
             single_file,
             shown: url.as_str().to_string(),
             recorder,
-            ordered: false,
         };
         staging.clean_stale(&parent, &name).await?;
         Ok(staging)
-    }
-
-    /// Name committed files after their part ([`Staging::ordered`]'s field),
-    /// for parts whose names sort in the order they are committed.
-    pub fn ordered(mut self) -> Self {
-        self.ordered = true;
-        self
     }
 
     /// The URL a writer writes part `part` to: a directory, or for a single
@@ -130,12 +118,13 @@ impl Staging {
 
     /// Make part `part`'s files visible: rename the single file over the
     /// target, or move each file into the target directory (after deleting
-    /// the directory's files of `extension` when `replace`).
-    pub async fn commit(&self, part: &str, replace: Option<&str>) -> Result<()> {
+    /// the directory's files of `extension` when `replace`), each file's
+    /// name led by `order` when given (see [`Self::renames`]).
+    pub async fn commit(&self, part: &str, replace: Option<&str>, order: Option<&str>) -> Result<()> {
         if let Some(extension) = replace.filter(|_| !self.single_file) {
             self.delete_outputs(extension).await?;
         }
-        for (from, to) in self.renames(part).await? {
+        for (from, to) in self.renames(part, order).await? {
             self.store
                 .rename(&from, &to)
                 .await
@@ -146,7 +135,13 @@ impl Staging {
 
     /// The renames that make part `part` visible: the single file over the
     /// target, or each staged file to its place in the target directory.
-    async fn renames(&self, part: &str) -> Result<Vec<(Path, Path)>> {
+    /// DataFusion's writers name files at random (`<16 random
+    /// characters>_0.csv`), so the parts of a continuous query, committed
+    /// one after the other, would list in no order, and a changelog read
+    /// back in path order would apply its changes out of order; with
+    /// `order` (the same width in every part, counting up), a file's name
+    /// starts with it and path order is commit order.
+    async fn renames(&self, part: &str, order: Option<&str>) -> Result<Vec<(Path, Path)>> {
         let dir = self.root.clone().join(part);
         if self.single_file {
             let from = dir.join(self.target.filename().unwrap_or("output"));
@@ -161,23 +156,26 @@ impl Staging {
         Ok(staged
             .into_iter()
             .filter_map(|object| {
-                let relative: Vec<_> = object.location.prefix_match(&dir)?.collect();
-                let (file, dirs) = relative.split_last()?;
-                let file = match self.ordered {
-                    true => format!("{part}-{}", file.as_ref()),
-                    false => file.as_ref().to_string(),
-                };
-                let to = dirs.iter().fold(self.target.clone(), |p, d| p.join(d.as_ref()));
-                Some((object.location, to.join(file)))
+                let mut relative: Vec<PathPart> = object.location.prefix_match(&dir)?.collect();
+                // The name is DataFusion's (letters, digits, `_`, `.`): led
+                // by `order`, it is still a part as it is.
+                if let (Some(order), Some(name)) = (order, relative.last_mut()) {
+                    *name = PathPart::from(format!("{order}-{}", name.as_ref()));
+                }
+                let to = relative
+                    .into_iter()
+                    .fold(self.target.clone(), |p, part| p.join(part));
+                Some((object.location, to))
             })
             .collect())
     }
 
     /// Part `part`'s renames as a checkpoint records them, to be done once
-    /// the checkpoint is complete (by this run, or by the next after a crash).
-    pub async fn pending_commits(&self, part: &str) -> Result<Vec<PendingCommit>> {
+    /// the checkpoint is complete (by this run, or by the next after a crash);
+    /// `order` as for [`Self::commit`].
+    pub async fn pending_commits(&self, part: &str, order: Option<&str>) -> Result<Vec<PendingCommit>> {
         Ok(self
-            .renames(part)
+            .renames(part, order)
             .await?
             .into_iter()
             .map(|(from, to)| PendingCommit::new(self.store_url.as_str(), &from, &to))
@@ -432,23 +430,6 @@ impl FileTarget {
     ) -> Result<u64> {
         let options = self.table.options();
         let schema = self.table.schema();
-        // An ordered part is one file: DataFusion's writer would otherwise
-        // deal its batches round robin to several files (and start a new one
-        // after many rows), which a reader reads one after the other, out of
-        // the order the rows came in.
-        let mut one_file;
-        let state = if staging.ordered {
-            one_file = state.clone();
-            let config = one_file.config_mut().options_mut();
-            config.set("datafusion.execution.minimum_parallel_output_files", "1")?;
-            config.set(
-                "datafusion.execution.soft_max_rows_per_output_file",
-                &usize::MAX.to_string(),
-            )?;
-            &one_file
-        } else {
-            state
-        };
         let counted = Arc::new(AtomicU64::new(0));
         let input = counting(input, Arc::clone(&schema), Arc::clone(&counted));
         let input = if self.single_file && !replace && staging.store.head(&staging.target).await.is_ok() {
@@ -499,7 +480,7 @@ impl FileTarget {
         // format's is what its writer names files with.
         let extension = options.format.get_ext();
         let replace = (replace && !self.single_file).then_some(extension.as_str());
-        staging.commit(part, replace).await?;
+        staging.commit(part, replace, None).await?;
         Ok(counted.load(Ordering::Relaxed))
     }
 }
@@ -624,7 +605,7 @@ mod tests {
         std::fs::create_dir_all(local.parent().expect("parent")).expect("mkdir");
         std::fs::write(&local, "new\n").expect("write");
         assert_eq!(std::fs::read_to_string(&target).expect("read"), "old\n");
-        staging.commit("0", None).await.expect("commit");
+        staging.commit("0", None, None).await.expect("commit");
         staging.finish().await.expect("finish");
         assert_eq!(std::fs::read_to_string(&target).expect("read"), "new\n");
         let names: Vec<_> = std::fs::read_dir(dir.path())
@@ -648,11 +629,66 @@ mod tests {
         let local = std::path::PathBuf::from(part.get_url().path());
         std::fs::create_dir_all(local.join("k=1")).expect("mkdir");
         std::fs::write(local.join("k=1").join("b.csv"), "new\n").expect("write");
-        staging.commit("0", Some("csv")).await.expect("commit");
+        staging.commit("0", Some("csv"), None).await.expect("commit");
         staging.finish().await.expect("finish");
         let mut names: Vec<_> = walk(dir.path());
         names.sort();
         assert_eq!(names, vec!["k=1/b.csv", "notes.txt"]);
+    }
+
+    #[tokio::test]
+    async fn parts_committed_in_order_list_in_that_order() {
+        // DataFusion names a part's files at random: without the order in
+        // front, parts committed one after the other list in any order.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ctx = SessionContext::new();
+        let state = ctx.state();
+        let staging = Staging::begin(&state, &url(dir.path(), true), false)
+            .await
+            .expect("begin");
+        for (part, random) in [("0", "zz9_0.csv"), ("1", "Ab1_0.csv"), ("2", "mm5_0.csv")] {
+            let local = std::path::PathBuf::from(staging.part_url(part).expect("url").get_url().path());
+            std::fs::create_dir_all(local.join("k=1")).expect("mkdir");
+            std::fs::write(local.join("k=1").join(random), part).expect("write");
+        }
+        // A checkpoint records its renames, done later (here, by a restart).
+        let pending = staging
+            .pending_commits("1", Some("part-0000000009"))
+            .await
+            .expect("pending");
+        assert_eq!(pending.len(), 1);
+        assert!(
+            pending[0].to.ends_with("k=1/part-0000000009-Ab1_0.csv"),
+            "{pending:?}"
+        );
+        staging
+            .commit("0", None, Some("part-0000000008"))
+            .await
+            .expect("commit");
+        staging
+            .commit("1", None, Some("part-0000000009"))
+            .await
+            .expect("commit");
+        staging
+            .commit("2", None, Some("part-0000000010"))
+            .await
+            .expect("commit");
+        staging.finish().await.expect("finish");
+        let mut names = walk(dir.path());
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "k=1/part-0000000008-zz9_0.csv",
+                "k=1/part-0000000009-Ab1_0.csv",
+                "k=1/part-0000000010-mm5_0.csv"
+            ]
+        );
+        let contents: Vec<String> = names
+            .iter()
+            .map(|n| std::fs::read_to_string(dir.path().join(n)).expect("read"))
+            .collect();
+        assert_eq!(contents, ["0", "1", "2"], "path order is commit order");
     }
 
     fn walk(dir: &std::path::Path) -> Vec<String> {

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use arrow::array::{RecordBatch, UInt64Array};
 use arrow::datatypes::SchemaRef;
+use datafusion::common::config::ConfigNonZeroUsize;
 use datafusion::common::exec_datafusion_err;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
@@ -49,16 +50,15 @@ pub async fn execute(
     count_schema: SchemaRef,
 ) -> Result<SendableRecordBatchStream> {
     target.check()?;
-    let staging = Staging::begin(state, &target.url, target.single_file)
-        .await?
-        .ordered();
+    let staging = Staging::begin(state, &target.url, target.single_file).await?;
     let sink = RollingSink {
-        state: state.clone(),
+        state: one_file_a_part(state)?,
         target,
         staging,
         parts: 0,
         written: 0,
         exactly_once,
+        started_ms: chrono::Utc::now().timestamp_millis(),
     };
     let result_schema = Arc::clone(&count_schema);
     let result = futures::stream::once(async move {
@@ -69,6 +69,18 @@ pub async fn execute(
         )?)
     });
     Ok(Box::pin(RecordBatchStreamAdapter::new(result_schema, result)))
+}
+
+/// `state` writing each part as one file: DataFusion's writers otherwise
+/// deal a stream's batches out to 4 files in turn (and start another file
+/// after 50 M rows), so a part read back in path order would not be in the
+/// order it came, which a changelog needs.
+fn one_file_a_part(state: &SessionState) -> Result<SessionState> {
+    let mut state = state.clone();
+    let execution = &mut state.config_mut().options_mut().execution;
+    execution.minimum_parallel_output_files = ConfigNonZeroUsize::try_new(1)?;
+    execution.soft_max_rows_per_output_file = ConfigNonZeroUsize::try_new(usize::MAX)?;
+    Ok(state)
 }
 
 struct RollingSink {
@@ -82,11 +94,16 @@ struct RollingSink {
     /// Parts are made visible by checkpoints only; a stop or an error
     /// leaves the open part out (the restart writes its rows again).
     exactly_once: bool,
+    /// When the sink started (ms since the epoch): without checkpoints it
+    /// leads the names of its parts' files, so that a rerun's sort after.
+    started_ms: i64,
 }
 
 /// A part being written: its rows go through `sender` to a writer task.
 struct Part {
     name: String,
+    /// Its number in this run (from 0).
+    number: u64,
     sender: mpsc::Sender<Result<RecordBatch>>,
     writer: JoinHandle<Result<u64>>,
 }
@@ -124,7 +141,7 @@ impl RollingSink {
                     }
                     Some(Ok(Output::Barrier(barrier))) => {
                         let staged = match part.take() {
-                            Some(p) => self.stage(p).await,
+                            Some(p) => self.stage(p, barrier.id).await,
                             None => Ok(vec![]),
                         };
                         let failed = staged.is_err();
@@ -174,39 +191,47 @@ impl RollingSink {
         let batches =
             futures::stream::unfold(receiver, |mut r| async move { r.recv().await.map(|b| (b, r)) });
         let input: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(schema, batches));
-        // Named by when it started (and its number in this run), so the
-        // table's files sort in the order they were committed, across
-        // restarts too.
-        let started_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        let name = format!("part-{started_ms:013}-{:06}", self.parts);
+        let number = self.parts;
+        let name = format!("part-{number}");
         self.parts += 1;
         let state = self.state.clone();
         let target = self.target.clone();
         let staging = self.staging.clone();
-        let commit = !self.exactly_once;
         let part_name = name.clone();
+        // Committed by `commit` or a checkpoint, in order.
         let writer = tokio::spawn(async move {
             target
-                .write_part(&state, &staging, &part_name, input, false, commit)
+                .write_part(&state, &staging, &part_name, input, false, false)
                 .await
         });
-        Ok(Part { name, sender, writer })
+        Ok(Part {
+            name,
+            number,
+            sender,
+            writer,
+        })
     }
 
-    /// Finish writing a part and make it visible.
+    /// Finish writing a part and make it visible, its files' names led by
+    /// the sink's start and the part's number (`part-1764700000000-000003-`),
+    /// so that the directory lists the parts in the order they came.
     async fn commit(&mut self, part: Part) -> Result<()> {
+        let name = part.name.clone();
+        let order = format!("part-{:013}-{:06}", self.started_ms, part.number);
         self.written += self.finish_part(part).await?;
-        Ok(())
+        self.staging.commit(&name, None, Some(&order)).await
     }
 
-    /// Finish writing a part into staging, for a checkpoint to make visible:
-    /// the renames that will.
-    async fn stage(&mut self, part: Part) -> Result<Vec<PendingCommit>> {
+    /// Finish writing a part into staging, for checkpoint `id` to make
+    /// visible: the renames that will, its files' names led by the
+    /// checkpoint's number (`part-0000000012-`), which counts up across
+    /// restarts, so that the directory lists the parts in commit order.
+    async fn stage(&mut self, part: Part, id: u64) -> Result<Vec<PendingCommit>> {
         let name = part.name.clone();
         self.written += self.finish_part(part).await?;
-        self.staging.pending_commits(&name).await
+        self.staging
+            .pending_commits(&name, Some(&format!("part-{id:010}")))
+            .await
     }
 
     async fn finish_part(&mut self, part: Part) -> Result<u64> {

@@ -97,3 +97,43 @@ pub fn s3_env(server: &Server) -> Vec<(&'static str, String)> {
         ("AWS_ALLOW_HTTP", "true".to_string()),
     ]
 }
+
+/// The `sluice` binary run in `dir` with CSV output, `args` and the SQL
+/// `sql`, stdin closed.
+pub fn sluice(dir: &std::path::Path, args: &[&str], sql: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command
+        .current_dir(dir)
+        .args(["--format", "csv"])
+        .args(args)
+        .args(["-e", sql])
+        .stdin(Stdio::null());
+    command
+}
+
+/// The highest checkpoint with a manifest in the checkpoint directory `dir`.
+pub fn latest_checkpoint(dir: &std::path::Path) -> Option<u64> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("_manifest.json").exists())
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("chk-")?.parse().ok())
+        .max()
+}
+
+/// Wait until `done`, or `limit`, polling.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() && start.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Send `child` the signal `name` (`TERM`, `INT`), as `kill -NAME` does.
+pub fn signal(child: &Child, name: &str) {
+    let sent = Command::new("kill")
+        .args([format!("-{name}"), child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill -{name} {}", child.id());
+}
