@@ -23,7 +23,9 @@ events, auctions 3, persons 1), and the generator's own cost: the rate of a stat
 query that reads only persons is not flattered.
 
 Environment: SLUICE (the binary; default $HOME/.cache/sluice-release/release/sluice), SLUICE_BENCH_ONLY=q5,q7
-(a comma-separated list of queries).
+(a comma-separated list of queries), SLUICE_BENCH_CHECKPOINTS=1s (also time each query again with
+--checkpoint-dir and SET 'checkpoint.interval' to that value, the two runs one after the other; the table then
+says how much longer the checkpointed run took, how many checkpoints it wrote and what the last one wrote).
 """
 
 import os
@@ -38,6 +40,7 @@ QUERIES = os.path.join(ROOT, "..", "shared", "conformance", "nexmark", "queries"
 SLUICE = os.environ.get("SLUICE", os.path.expanduser("~/.cache/sluice-release/release/sluice"))
 EVENTS = int(os.environ.get("SLUICE_NEXMARK_EVENTS", "10000000"))
 ONLY = [q for q in os.environ.get("SLUICE_BENCH_ONLY", "").split(",") if q]
+CHECKPOINTS = os.environ.get("SLUICE_BENCH_CHECKPOINTS", "")
 
 # DESIGN.md "Bars": the best published per-core figure (Feldera, 16 workers), events/s.
 ANCHORS = {"q0": 436e3, "q4": 265e3, "q5": 412e3, "q7": 196e3, "q9": 57e3, "q16": 51e3, "q18": 85e3,
@@ -94,8 +97,8 @@ def tables_read(sql):
     return sorted(t for t in SHARE if re.search(rf"(FROM|JOIN|TABLE|,)\s+{t}\b", sql, re.I))
 
 
-def run(args, script):
-    """Seconds of one run of sluice on a script file, or the error."""
+def run(args, script, stderr=None):
+    """Seconds of one run of sluice on a script file, or the error; its stderr into the list `stderr` if given."""
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
         f.write(script)
     try:
@@ -104,6 +107,8 @@ def run(args, script):
         seconds = time.monotonic() - started
     finally:
         os.unlink(f.name)
+    if stderr is not None:
+        stderr.append(done.stderr)
     if done.returncode != 0:
         return None, (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1]
     return seconds, done.stdout
@@ -115,8 +120,10 @@ def main():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"machine: {os.cpu_count()} cores ({cpu}); binary: {SLUICE} "
           f"({time.strftime('%F %T', time.localtime(os.path.getmtime(SLUICE)))}); one core per run (taskset -c 0)")
-    print("| query | events | seconds | events/s | x anchor | rows generated/s | generator alone, rows/s | path |")
-    print("|---|---|---|---|---|---|---|---|")
+    extra = f" with checkpoints every {CHECKPOINTS} |" if CHECKPOINTS else ""
+    print("| query | events | seconds | events/s | x anchor | rows generated/s | generator alone, rows/s | path |"
+          + extra)
+    print("|---|---|---|---|---|---|---|---|" + ("---|" if CHECKPOINTS else ""))
     names = sorted((f[:-4] for f in os.listdir(QUERIES) if re.fullmatch(r"q\d+\.sql", f)), key=lambda n: int(n[1:]))
     generator_rate = {}
     for name in names:
@@ -157,7 +164,20 @@ def main():
         anchor = f"{rate / ANCHORS[name]:.1f}" if name in ANCHORS else ""
         print(f"| {name} | {events / 1e6:.0f} M | {seconds:.2f} | {rate / 1e6:.2f} M | {anchor} | "
               f"{rows / seconds / 1e6:.2f} M ({'+'.join(tables)}) | {generator_rate[key] / 1e6:.2f} M | "
-              f"{', '.join(joins) + ' of two streams' if joins else 'one stream'} |")
+              f"{', '.join(joins) + ' of two streams' if joins else 'one stream'} |"
+              + (f" {checkpointed(script, seconds)} |" if CHECKPOINTS else ""))
+
+
+def checkpointed(script, seconds):
+    """The same script run with checkpoints every CHECKPOINTS: its time against `seconds`, and its last checkpoint."""
+    with tempfile.TemporaryDirectory() as ck:
+        stderr = []
+        with_ck, out = run(["--mode", "continuous", "--checkpoint-dir", os.path.join(ck, "ck")],
+                           f"SET 'checkpoint.interval' = '{CHECKPOINTS}';\n" + script, stderr)
+    if with_ck is None:
+        return f"failed: {out}"
+    last = next((l for l in reversed(stderr[0].splitlines()) if l.startswith("Last checkpoint")), "no checkpoint")
+    return f"{with_ck:.2f} s ({with_ck / seconds:.2f}x); {last}"
 
 
 if __name__ == "__main__":
