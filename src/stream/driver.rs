@@ -341,6 +341,9 @@ async fn run(
         let (i, events) = match next {
             Next::Events(i, events) => (i, events),
             Next::Done => {
+                metrics
+                    .state_rows
+                    .store(graph.state_rows() as u64, Ordering::Relaxed);
                 metrics.publish_operators(graph.operator_stats());
                 // The last checkpoint says the query finished, so a rerun
                 // does not emit its tail again.
@@ -400,15 +403,17 @@ async fn run(
         let table = input.table.clone();
         let watermark = inputs.iter().map(|i| i.watermark).min().unwrap_or(NO_WATERMARK);
         metrics.watermark.store(watermark, Ordering::Relaxed);
-        metrics
-            .state_rows
-            .store(graph.state_rows() as u64, Ordering::Relaxed);
         if let Ok(events) = &result {
             metrics.rows_out.fetch_add(data_rows(events), Ordering::Relaxed);
         }
-        // Operators' counters, for `--metrics`: a few times a second, and
-        // once more when the query ends (below).
+        // Operators' counters and the state's rows, for `--metrics`: a few
+        // times a second, and once more when the query ends (below). Not
+        // after every batch: an operator may count its state by walking it
+        // (a Top-N's keys: a fifth of q18's time when read per batch).
         if published.elapsed() >= OPERATOR_METRICS_EVERY || graph.is_finished() {
+            metrics
+                .state_rows
+                .store(graph.state_rows() as u64, Ordering::Relaxed);
             metrics.publish_operators(graph.operator_stats());
             published = std::time::Instant::now();
         }
