@@ -190,21 +190,6 @@ fn apply_changelog(lines: &[String]) -> Vec<String> {
     table
 }
 
-/// `got` and `want` (both sorted) are equal; else the counts and the first
-/// rows that differ.
-fn assert_same_rows(name: &str, got: &[String], want: &[String]) {
-    if got == want {
-        return;
-    }
-    let extra: Vec<&String> = got.iter().filter(|r| !want.contains(r)).take(3).collect();
-    let missing: Vec<&String> = want.iter().filter(|r| !got.contains(r)).take(3).collect();
-    panic!(
-        "{name}: {} rows, {} in the batch result; not in it: {extra:?}; missing: {missing:?}",
-        got.len(),
-        want.len()
-    );
-}
-
 /// Write a fixture again: a run that dies after its third checkpoint's
 /// manifest, its checkpoint directory and output kept.
 fn bless(fixture: &Fixture) {
@@ -243,9 +228,9 @@ fn resume(dir: &Path, fixture: &Fixture, from: u64) -> String {
         assert!(!before.is_empty(), "{name}: the fixture holds committed output");
         let mut rows = lines;
         rows.sort();
-        assert_same_rows(name, &rows, &batch_rows(dir, fixture, "csv"));
+        common::assert_same_multiset(name, &rows, &batch_rows(dir, fixture, "csv"));
     } else {
-        assert_same_rows(name, &apply_changelog(&lines), &batch_rows(dir, fixture, "json"));
+        common::assert_same_multiset(name, &apply_changelog(&lines), &batch_rows(dir, fixture, "json"));
     }
     err
 }

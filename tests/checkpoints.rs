@@ -81,23 +81,6 @@ fn wait_for_checkpoint(dir: &Path, after: Option<u64>, limit: Duration) {
     wait_until(limit, || latest_checkpoint(dir) > after);
 }
 
-/// `got` holds exactly `want`'s rows; else the counts and the first rows
-/// that differ (not two lists of hundreds of rows).
-fn assert_same_rows(got: &[String], want: &[String]) {
-    if got == want {
-        return;
-    }
-    let extra: Vec<&String> = got.iter().filter(|r| !want.contains(r)).take(3).collect();
-    let missing: Vec<&String> = want.iter().filter(|r| !got.contains(r)).take(3).collect();
-    let mut seen = std::collections::HashSet::new();
-    let twice: Vec<&String> = got.iter().filter(|r| !seen.insert(*r)).take(3).collect();
-    panic!(
-        "{} rows written, {} in the batch result; not in it: {extra:?}; missing: {missing:?}; twice: {twice:?}",
-        got.len(),
-        want.len()
-    );
-}
-
 /// The arguments of a checkpointed continuous run.
 const CHECKPOINTED: [&str; 4] = ["--mode", "continuous", "--checkpoint-dir", "ck"];
 
@@ -184,12 +167,20 @@ fn a_file_sink_killed_twice_and_resumed_holds_exactly_the_batch_result() {
         stderr(&out)
     );
     assert_eq!(resumed, 1);
-    assert_same_rows(&written_rows(&dir.join("out")), &want);
+    common::assert_same_multiset(
+        "the file sink against the batch result",
+        &written_rows(&dir.join("out")),
+        &want,
+    );
     // Run once more: the query had finished, so nothing is written again.
     let again = run(&dir, &args, &insert_sql());
     ok(&again);
     assert!(stderr(&again).contains("had finished"), "{}", stderr(&again));
-    assert_same_rows(&written_rows(&dir.join("out")), &want);
+    common::assert_same_multiset(
+        "the file sink against the batch result",
+        &written_rows(&dir.join("out")),
+        &want,
+    );
 }
 
 #[test]
@@ -213,7 +204,11 @@ fn a_crash_before_or_after_a_manifest_neither_loses_nor_repeats_rows() {
         "{}",
         stderr(&out)
     );
-    assert_same_rows(&written_rows(&dir.join("out")), &want);
+    common::assert_same_multiset(
+        "the file sink against the batch result",
+        &written_rows(&dir.join("out")),
+        &want,
+    );
 }
 
 #[test]
@@ -237,7 +232,11 @@ fn sigterm_takes_a_last_checkpoint_that_the_next_run_resumes_from() {
         "{}",
         stderr(&out)
     );
-    assert_same_rows(&written_rows(&dir.join("out")), &want);
+    common::assert_same_multiset(
+        "the file sink against the batch result",
+        &written_rows(&dir.join("out")),
+        &want,
+    );
 }
 
 #[test]
@@ -256,7 +255,7 @@ fn a_printed_query_resumed_after_a_kill_prints_at_least_every_row() {
     got.extend(sorted_rows(&ok(&second)));
     got.sort();
     got.dedup();
-    assert_same_rows(&got, &want);
+    common::assert_same_multiset("the file sink against the batch result", &got, &want);
     assert!(
         sorted_rows(&ok(&second)).len() < want.len(),
         "the second run resumed, not restarted"
@@ -368,7 +367,11 @@ fn incremental_checkpoints_of_open_windows_killed_and_resumed_hold_exactly_the_b
         "{}",
         stderr(&out)
     );
-    assert_same_rows(&written_rows(&dir.join("out")), &want);
+    common::assert_same_multiset(
+        "the file sink against the batch result",
+        &written_rows(&dir.join("out")),
+        &want,
+    );
 }
 
 #[test]
@@ -399,7 +402,11 @@ fn a_crash_while_a_checkpoint_is_written_in_the_background_resumes_from_the_one_
         "{}",
         stderr(&out)
     );
-    assert_same_rows(&written_rows(&dir.join("out")), &want);
+    common::assert_same_multiset(
+        "the file sink against the batch result",
+        &written_rows(&dir.join("out")),
+        &want,
+    );
 }
 
 /// A checkpointed continuous run of `sql` with its checkpoints in `url`
@@ -432,7 +439,11 @@ fn a_query_checkpointed_to_s3_killed_and_resumed_writes_what_an_uninterrupted_ru
         .expect("the sluice binary runs");
     ok(&out);
     let want = written_rows(&dir.join("whole"));
-    assert_same_rows(&want, &batch_result(&dir));
+    common::assert_same_multiset(
+        "the file sink against the batch result",
+        &want,
+        &batch_result(&dir),
+    );
     // Killed with SIGKILL once a checkpoint of the run is complete (a part
     // it covers is visible), twice; the second run resumes.
     let sql = insert_sql();
@@ -466,7 +477,11 @@ fn a_query_checkpointed_to_s3_killed_and_resumed_writes_what_an_uninterrupted_ru
         "{}",
         stderr(&out)
     );
-    assert_same_rows(&written_rows(&out_dir), &want);
+    common::assert_same_multiset(
+        "the file sink against the batch result",
+        &written_rows(&out_dir),
+        &want,
+    );
 }
 
 #[test]

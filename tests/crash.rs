@@ -17,7 +17,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -401,41 +401,6 @@ fn sorted(mut rows: Vec<String>) -> Vec<String> {
     rows
 }
 
-/// `got` and `want` hold the same rows as often; else how many, and the
-/// first rows lost and repeated.
-fn assert_same_multiset(what: &str, got: &[String], want: &[String]) {
-    let count = |rows: &[String]| {
-        let mut counts: HashMap<String, i64> = HashMap::new();
-        for row in rows {
-            *counts.entry(row.clone()).or_default() += 1;
-        }
-        counts
-    };
-    let (got_counts, want_counts) = (count(got), count(want));
-    let mut lost: Vec<&String> = want_counts
-        .iter()
-        .filter(|(r, n)| got_counts.get(*r).copied().unwrap_or(0) < **n)
-        .map(|(r, _)| r)
-        .collect();
-    let mut extra: Vec<&String> = got_counts
-        .iter()
-        .filter(|(r, n)| want_counts.get(*r).copied().unwrap_or(0) < **n)
-        .map(|(r, _)| r)
-        .collect();
-    lost.sort();
-    extra.sort();
-    assert!(
-        lost.is_empty() && extra.is_empty(),
-        "{what}: {} rows, {} wanted; {} lost (first {:?}), {} extra or repeated (first {:?})",
-        got.len(),
-        want.len(),
-        lost.len(),
-        lost.iter().take(3).collect::<Vec<_>>(),
-        extra.len(),
-        extra.iter().take(3).collect::<Vec<_>>(),
-    );
-}
-
 /// Apply a changelog (`op,k,...` lines, in order) to a table keyed by its
 /// first column after `op`: `+I` of a key not there, `-U`/`-D` of exactly
 /// the row there, `+U` of a key its `-U` just took out. A change applied
@@ -593,9 +558,9 @@ fn queries_killed_with_sigkill_at_random_moments_commit_what_an_uninterrupted_ru
         let got = committed(shape, &dir.join(format!("out-{}", shape.name)));
         let want = committed(shape, &dir.join(format!("reference-{}", shape.name)));
         assert!(!want.is_empty(), "{context}: the reference run wrote rows");
-        assert_same_multiset(&format!("{context}, killed against uninterrupted"), &got, &want);
+        common::assert_same_multiset(&format!("{context}, killed against uninterrupted"), &got, &want);
         let batch = batch_result(dir, seed, shape);
-        assert_same_multiset(&format!("{context}, uninterrupted against batch"), &want, &batch);
+        common::assert_same_multiset(&format!("{context}, uninterrupted against batch"), &want, &batch);
     }
     eprintln!("the crash test took {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -26,6 +26,7 @@ use super::exact_json::ExactJsonTable;
 use super::json_integers::IntegerColumns;
 use super::locate::BadRowLocator;
 use super::{Options, column_names, object_stores};
+use crate::stream::changelog::CHANGE_COLUMN;
 
 /// The file formats the connector reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -401,10 +402,6 @@ async fn check_http_file_exists(state: &dyn Session, path: &str) -> Result<()> {
         Err(e) => Err(object_stores::explain_error(path, e.into())),
     }
 }
-
-/// The change column an updating query's changelog carries first, as the
-/// file sink writes it (the stream's `CHANGE_COLUMN`).
-const CHANGE_COLUMN: &str = "op";
 
 /// Compare the declared columns with what the files hold.
 ///

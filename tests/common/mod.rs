@@ -137,3 +137,38 @@ pub fn signal(child: &Child, name: &str) {
         .expect("kill runs");
     assert!(sent.success(), "kill -{name} {}", child.id());
 }
+
+/// `got` and `want` hold the same rows as often; else how many, and the
+/// first rows lost and repeated.
+pub fn assert_same_multiset(what: &str, got: &[String], want: &[String]) {
+    let count = |rows: &[String]| {
+        let mut counts: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+        for row in rows {
+            *counts.entry(row.clone()).or_default() += 1;
+        }
+        counts
+    };
+    let (got_counts, want_counts) = (count(got), count(want));
+    let mut lost: Vec<&String> = want_counts
+        .iter()
+        .filter(|(r, n)| got_counts.get(*r).copied().unwrap_or(0) < **n)
+        .map(|(r, _)| r)
+        .collect();
+    let mut extra: Vec<&String> = got_counts
+        .iter()
+        .filter(|(r, n)| want_counts.get(*r).copied().unwrap_or(0) < **n)
+        .map(|(r, _)| r)
+        .collect();
+    lost.sort();
+    extra.sort();
+    assert!(
+        lost.is_empty() && extra.is_empty(),
+        "{what}: {} rows, {} wanted; {} lost (first {:?}), {} extra or repeated (first {:?})",
+        got.len(),
+        want.len(),
+        lost.len(),
+        lost.iter().take(3).collect::<Vec<_>>(),
+        extra.len(),
+        extra.iter().take(3).collect::<Vec<_>>(),
+    );
+}

@@ -192,7 +192,12 @@ impl Checkpointer {
     /// Whether a checkpoint is due: the interval since the last one has
     /// passed and it is written (or failed, which the next one reports).
     pub fn due(&self) -> bool {
-        self.last.elapsed() >= self.interval && self.writing.as_ref().is_none_or(JoinHandle::is_finished)
+        self.last.elapsed() >= self.interval && self.last_written()
+    }
+
+    /// The last checkpoint's background write is over (or there is none).
+    fn last_written(&self) -> bool {
+        self.writing.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
     /// How long until [`Self::due`] may turn true, for a driver waiting on
@@ -202,7 +207,7 @@ impl Checkpointer {
     pub fn due_in(&self) -> std::time::Duration {
         const WHILE_WRITING: std::time::Duration = std::time::Duration::from_millis(10);
         let left = self.interval.saturating_sub(self.last.elapsed());
-        match self.writing.as_ref().is_none_or(JoinHandle::is_finished) {
+        match self.last_written() {
             true => left,
             false => left.max(WHILE_WRITING),
         }
